@@ -1,0 +1,116 @@
+use crate::{HookError, HookPattern, HookPoint};
+
+/// One hook point the model offers, with its shape for batch 1 and the default (text-only) prompt.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct HookInfo {
+    pub name: HookPoint,
+    /// Shape at batch size 1 with a text-only prompt; prompt-length axes grow with box prompts.
+    pub shape: Vec<usize>,
+    /// What the tensor is, in a few words (layout included).
+    pub doc: String,
+}
+
+/// Every hook point a model offers for its config, in forward order. Published by the model crate;
+/// used to validate names, expand patterns and suggest the nearest names on a typo.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct HookRegistry {
+    pub points: Vec<HookInfo>,
+}
+
+impl HookRegistry {
+    pub fn push(&mut self, name: impl AsRef<str>, shape: impl Into<Vec<usize>>, doc: impl Into<String>) {
+        let name = name.as_ref().parse().unwrap_or_else(|e| panic!("model registered a bad hook name: {e}"));
+        self.points.push(HookInfo { name, shape: shape.into(), doc: doc.into() });
+    }
+
+    pub fn get(&self, name: &str) -> Option<&HookInfo> {
+        self.points.iter().find(|p| p.name.as_str() == name)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Parse and check one exact name.
+    pub fn point(&self, name: &str) -> Result<HookPoint, HookError> {
+        let p: HookPoint = name.parse()?;
+        if self.contains(name) {
+            Ok(p)
+        } else {
+            Err(HookError::Unknown { name: name.to_string(), nearest: self.nearest(name, 3) })
+        }
+    }
+
+    /// Every registered point a pattern matches, in forward order; an error when none does.
+    pub fn expand(&self, pattern: &HookPattern) -> Result<Vec<HookPoint>, HookError> {
+        let hits: Vec<HookPoint> =
+            self.points.iter().filter(|p| pattern.matches(p.name.as_str())).map(|p| p.name.clone()).collect();
+        if hits.is_empty() {
+            let nearest = self.nearest(pattern.as_str(), 3);
+            return Err(if pattern.is_exact() {
+                HookError::Unknown { name: pattern.to_string(), nearest }
+            } else {
+                HookError::NoMatch { pattern: pattern.to_string(), nearest }
+            });
+        }
+        Ok(hits)
+    }
+
+    /// The `k` registered names closest to `query` (edit distance over the text, ties in forward order).
+    pub fn nearest(&self, query: &str, k: usize) -> Vec<String> {
+        nearest_names(self.points.iter().map(|p| p.name.as_str()), query, k)
+    }
+}
+
+/// The `k` candidates closest to `query` by Levenshtein distance (stable for ties).
+pub fn nearest_names<'a>(candidates: impl Iterator<Item = &'a str>, query: &str, k: usize) -> Vec<String> {
+    let mut scored: Vec<(usize, usize, &str)> =
+        candidates.enumerate().map(|(i, c)| (levenshtein(query, c), i, c)).collect();
+    scored.sort();
+    scored.into_iter().take(k).map(|(_, _, c)| c.to_string()).collect()
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for i in 1..=a.len() {
+        cur[0] = i;
+        for j in 1..=b.len() {
+            let sub = prev[j - 1] + usize::from(a[i - 1] != b[j - 1]);
+            cur[j] = sub.min(prev[j] + 1).min(cur[j - 1] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg() -> HookRegistry {
+        let mut r = HookRegistry::default();
+        for i in 0..3 {
+            r.push(format!("decoder.layers.{i}.q0"), vec![1, 32], "q0");
+            r.push(format!("decoder.layers.{i}.queries"), vec![1, 8, 32], "queries");
+        }
+        r
+    }
+
+    #[test]
+    fn unknown_name_suggests_close_match() {
+        let err = reg().point("decoder.layers.1.qo").unwrap_err().to_string();
+        assert!(err.contains("decoder.layers.1.q0"), "{err}");
+    }
+
+    #[test]
+    fn pattern_expands_in_order_and_empty_match_errors() {
+        let r = reg();
+        let hits = r.expand(&"decoder.layers.*.q0".parse().unwrap()).unwrap();
+        assert_eq!(hits.len(), 3);
+        assert_eq!(hits[2].as_str(), "decoder.layers.2.q0");
+        let err = r.expand(&"decoder.layers.*.q1".parse().unwrap()).unwrap_err().to_string();
+        assert!(err.contains("matches no hook point") && err.contains("q0"), "{err}");
+    }
+}

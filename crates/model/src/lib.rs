@@ -1,0 +1,16 @@
+//! sam3lab-model: SAM3's image-grounding path in burn, numerically equal to Meta's reference.
+//!
+//! Image + noun-phrase (and optional box) prompt → boxes, scores, masks and the presence logit, with
+//! every parameter under its ORIGINAL checkpoint name (the module tree mirrors the PyTorch one, so
+//! `backbone.vision_backbone.trunk.blocks.3.attn.qkv.weight` is exactly that field path). Every
+//! intermediate the research post looks at is a named hook point (see `sam3lab-hooks`); hook tensors
+//! use the reference's layout with the batch axis moved first. CPU (flex) by default, GPU behind the
+//! `wgpu`/`cuda` features: the device is chosen at run time.
+
+pub mod config;
+pub mod error;
+pub mod nn;
+
+pub use config::Sam3Config;
+pub use error::{ModelError, Result};
+pub use sam3lab_hooks as hooks;

@@ -1,0 +1,163 @@
+//! Attention with `torch.nn.MultiheadAttention` semantics and hook points for every head.
+//!
+//! Per design doc §3, the output projection splits over heads:
+//! `out = Σ_h o_h · W_oᵀ[:, h·d:(h+1)·d] + b_o`. When a hook asks for `{module}.head.{h}` or
+//! `{module}.attn_weights`, attention runs the explicit path (scores → softmax → per-head
+//! contributions, each a hook point, then summed with the shared bias); otherwise it uses burn's
+//! fused attention kernel, so unused head hooks cost nothing.
+
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::prelude::*;
+use burn::tensor::Bool;
+use burn::tensor::activation::softmax;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use sam3lab_hooks::Hooks;
+
+use super::linear;
+
+/// `nn.MultiheadAttention` parameters under their torch names: `in_proj_weight` `[3E, E]` (rows
+/// q | k | v, torch layout), `in_proj_bias` `[3E]`, `out_proj` (a Linear).
+#[derive(Module, Debug)]
+pub struct MultiheadAttention {
+    pub in_proj_weight: Param<Tensor<2>>,
+    pub in_proj_bias: Param<Tensor<1>>,
+    pub out_proj: Linear,
+    pub num_heads: usize,
+}
+
+impl MultiheadAttention {
+    pub fn new(d: usize, num_heads: usize, device: &Device) -> Self {
+        let bound = (1.0 / d as f64).sqrt();
+        let w = Tensor::<2>::random([3 * d, d], burn::tensor::Distribution::Uniform(-bound, bound), device);
+        Self {
+            in_proj_weight: Param::from_tensor(w),
+            in_proj_bias: Param::from_tensor(Tensor::zeros([3 * d], device)),
+            out_proj: linear(d, d, device),
+            num_heads,
+        }
+    }
+
+    pub fn d_model(&self) -> usize {
+        self.in_proj_weight.dims()[1]
+    }
+
+    /// Project with block `i` (0 = q, 1 = k, 2 = v) of the fused in-projection.
+    fn project(&self, x: Tensor<3>, i: usize) -> Tensor<3> {
+        let e = self.d_model();
+        let w = self.in_proj_weight.val().slice([i * e..(i + 1) * e]).transpose();
+        let b = self.in_proj_bias.val().slice([i * e..(i + 1) * e]);
+        burn::tensor::module::linear(x, w, Some(b))
+    }
+
+    /// Batch-first attention: `query` `(B, Lq, E)`, `key`/`value` `(B, Lk, E)`;
+    /// `key_padding_mask` `(B, Lk)` true = padding (ignored key); `attn_bias` `(B, H, Lq, Lk)` added to
+    /// the logits (the decoder's boxRPB). Taps `{name}.attn_weights`, `{name}.head.{h}` (on demand)
+    /// and `{name}.out`. Returns `(B, Lq, E)`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(
+        &self,
+        name: &str,
+        query: Tensor<3>,
+        key: Tensor<3>,
+        value: Tensor<3>,
+        key_padding_mask: Option<Tensor<2, Bool>>,
+        attn_bias: Option<Tensor<4>>,
+        causal: bool,
+        hooks: &mut Hooks,
+    ) -> Tensor<3> {
+        let h = self.num_heads;
+        let q = split_heads(self.project(query, 0), h);
+        let k = split_heads(self.project(key, 1), h);
+        let v = split_heads(self.project(value, 2), h);
+        let mask = key_padding_mask.map(|m| {
+            let [b, lk] = m.dims();
+            let lq = q.dims()[2];
+            m.reshape([b, 1, 1, lk]).expand([b, h, lq, lk])
+        });
+        attention_core(
+            name,
+            q,
+            k,
+            v,
+            mask,
+            attn_bias,
+            causal,
+            &self.out_proj.weight.val(),
+            self.out_proj.bias.as_ref().map(|b| b.val()),
+            hooks,
+        )
+    }
+}
+
+/// `(B, L, H·d)` → `(B, H, L, d)`.
+pub fn split_heads(x: Tensor<3>, h: usize) -> Tensor<4> {
+    let [b, l, e] = x.dims();
+    x.reshape([b, l, h, e / h]).swap_dims(1, 2)
+}
+
+/// `(B, H, L, d)` → `(B, L, H·d)`.
+pub fn merge_heads(x: Tensor<4>) -> Tensor<3> {
+    let [b, h, l, d] = x.dims();
+    x.swap_dims(1, 2).reshape([b, l, h * d])
+}
+
+/// Scaled dot-product attention over already-projected heads plus the output projection, with hooks.
+///
+/// `q` `(B,H,Lq,d)`, `k`/`v` `(B,H,Lk,d)`; `mask` `(B,H,Lq,Lk)` true = masked; `bias` additive;
+/// `out_w` is the output projection in burn layout `[H·d, E]` (`Linear::weight`), `out_b` its bias.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_core(
+    name: &str,
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    mask: Option<Tensor<4, Bool>>,
+    bias: Option<Tensor<4>>,
+    causal: bool,
+    out_w: &Tensor<2>,
+    out_b: Option<Tensor<1>>,
+    hooks: &mut Hooks,
+) -> Tensor<3> {
+    let [_, heads, _, d] = q.dims();
+    let explicit = hooks.is_active()
+        && (hooks.wants(&format!("{name}.attn_weights"))
+            || (0..heads).any(|i| hooks.wants(&format!("{name}.head.{i}"))));
+    let out = if !explicit {
+        let o = attention(q, k, v, mask, bias, AttentionModuleOptions { scale: None, softcap: None, is_causal: causal });
+        burn::tensor::module::linear(merge_heads(o), out_w.clone(), out_b)
+    } else {
+        let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (d as f64).sqrt());
+        if let Some(b) = bias {
+            scores = scores + b;
+        }
+        if causal {
+            let [b, h, lq, lk] = scores.dims();
+            let tri = Tensor::<2, Bool>::tril_mask([lq, lk], 0, &scores.device());
+            scores = scores.mask_fill(tri.reshape([1, 1, lq, lk]).expand([b, h, lq, lk]), f32::NEG_INFINITY);
+        }
+        if let Some(m) = mask {
+            scores = scores.mask_fill(m, f32::NEG_INFINITY);
+        }
+        let weights = hooks.tap_named(&format!("{name}.attn_weights"), softmax(scores, 3));
+        let o = weights.matmul(v); // (B,H,Lq,d)
+        let [b, _, lq, _] = o.dims();
+        let mut sum: Option<Tensor<3>> = None;
+        for i in 0..heads {
+            let o_h = o.clone().slice([0..b, i..i + 1]).reshape([b, lq, d]);
+            let w_h = out_w.clone().slice([i * d..(i + 1) * d]).unsqueeze::<3>();
+            let contrib = hooks.tap_named(&format!("{name}.head.{i}"), o_h.matmul(w_h));
+            sum = Some(match sum {
+                None => contrib,
+                Some(s) => s + contrib,
+            });
+        }
+        let sum = sum.expect("at least one head");
+        match out_b {
+            Some(bias) => sum + bias.unsqueeze::<3>(),
+            None => sum,
+        }
+    };
+    hooks.tap(|| format!("{name}.out"), out)
+}

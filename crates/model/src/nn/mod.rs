@@ -1,0 +1,48 @@
+//! Building blocks shared by every SAM3 module: torch-semantics multi-head attention with per-head
+//! hook points, the reference's `MLP` (a ReLU stack), LayerNorm/Linear constructors.
+
+pub mod attention;
+
+use burn::module::Module;
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+pub use attention::{MultiheadAttention, attention_core};
+
+/// LayerNorm with SAM3's eps (1e-5 everywhere).
+pub fn layer_norm(d: usize, device: &Device) -> LayerNorm {
+    LayerNormConfig::new(d).with_epsilon(1e-5).init(device)
+}
+
+pub fn linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
+    LinearConfig::new(d_in, d_out).init(device)
+}
+
+/// The reference `MLP(input_dim, hidden_dim, output_dim, num_layers)`: `layers.{i}` Linears with ReLU
+/// between them (none after the last).
+#[derive(Module, Debug)]
+pub struct Mlp {
+    pub layers: Vec<Linear>,
+}
+
+impl Mlp {
+    pub fn new(d_in: usize, hidden: usize, d_out: usize, num_layers: usize, device: &Device) -> Self {
+        let mut dims = vec![d_in];
+        dims.extend(std::iter::repeat_n(hidden, num_layers - 1));
+        dims.push(d_out);
+        let layers = dims.windows(2).map(|w| linear(w[0], w[1], device)).collect();
+        Self { layers }
+    }
+
+    pub fn forward<const D: usize>(&self, mut x: Tensor<D>) -> Tensor<D> {
+        let n = self.layers.len();
+        for (i, l) in self.layers.iter().enumerate() {
+            x = l.forward(x);
+            if i + 1 < n {
+                x = relu(x);
+            }
+        }
+        x
+    }
+}

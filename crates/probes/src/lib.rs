@@ -1,0 +1,1 @@
+//! sam3lab-probes (placeholder)

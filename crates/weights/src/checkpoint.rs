@@ -1,0 +1,488 @@
+//! Opening a checkpoint without loading it: a memory-mapped safetensors file (zero copy) or a
+//! `.pt`/`.pth` file through burn's pickle-free `PytorchReader` (tensors read one at a time).
+//! Keys are normalised to the image detector's names (see [`normalize_key`]).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use memmap2::Mmap;
+use safetensors::SafeTensors;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::dtype::{self, Dtype, elem_size, is_float};
+use crate::error::{Result, WeightsError, nearest_names};
+
+/// What identifies a checkpoint in every result file: the path as given and the sha256 of its bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointId {
+    pub path: String,
+    pub sha256: String,
+}
+
+/// How a raw key maps to the detector's parameter namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyClass {
+    /// An image-detector tensor, under this name (no `detector.` prefix).
+    Keep(String),
+    /// A tensor the image path does not use (the reason is shown by `weights ls`).
+    Skip(&'static str),
+}
+
+/// Normalise a state-dict key: strip `detector.`; skip the video tracker (`tracker.*`), the tracker's
+/// neck copy (`backbone.vision_backbone.sam2_convs.*`) and the RoPE buffers (`*.attn.freqs_cis`,
+/// complex64, recomputed by the model).
+pub fn normalize_key(raw: &str) -> KeyClass {
+    if raw.starts_with("tracker.") {
+        return KeyClass::Skip("video tracker");
+    }
+    let name = raw.strip_prefix("detector.").unwrap_or(raw);
+    if name.starts_with("backbone.vision_backbone.sam2_convs.") {
+        KeyClass::Skip("tracker neck (sam2_convs)")
+    } else if name.ends_with(".attn.freqs_cis") {
+        KeyClass::Skip("RoPE buffer (freqs_cis)")
+    } else {
+        KeyClass::Keep(name.to_string())
+    }
+}
+
+/// On-disk container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Safetensors,
+    Pytorch,
+}
+
+/// One tensor of a checkpoint: metadata plus where its bytes are.
+#[derive(Clone)]
+pub struct TensorEntry {
+    /// Normalised name (no `detector.` prefix); for a skipped entry, the stored name.
+    pub name: String,
+    /// Key as stored (for `.pt`, after removing a `{"model": …}` wrapper's `model.` prefix).
+    pub stored_name: String,
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    /// `Some(reason)` when [`normalize_key`] skips it.
+    pub skipped: Option<&'static str>,
+    loc: Loc,
+}
+
+#[derive(Clone)]
+enum Loc {
+    /// Absolute byte range in the mapped file.
+    Mapped(Range<usize>),
+    Pickled(burn::store::pytorch_reader::Tensor),
+}
+
+impl TensorEntry {
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn byte_len(&self) -> usize {
+        match &self.loc {
+            Loc::Mapped(r) => r.len(),
+            Loc::Pickled(t) => t.byte_len(),
+        }
+    }
+    pub fn is_float(&self) -> bool {
+        is_float(self.dtype)
+    }
+}
+
+impl std::fmt::Debug for TensorEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TensorEntry")
+            .field("name", &self.name)
+            .field("dtype", &self.dtype)
+            .field("shape", &self.shape)
+            .finish()
+    }
+}
+
+/// An opened checkpoint. Holds only metadata and a mapping; tensor bytes are borrowed from the page
+/// cache (safetensors) or read on request (`.pt`).
+pub struct Checkpoint {
+    path: PathBuf,
+    format: Format,
+    mmap: Option<Mmap>,
+    /// Every entry in file order (kept and skipped).
+    entries: Vec<TensorEntry>,
+    /// Normalised name → index into `entries`, kept entries only.
+    index: HashMap<String, usize>,
+    /// Kept entries sorted by name.
+    sorted: Vec<usize>,
+    metadata: Option<HashMap<String, String>>,
+    sha256: OnceLock<String>,
+}
+
+const PAGE: usize = 4096;
+
+impl Checkpoint {
+    /// Open a checkpoint, sniffing the container from its first bytes (ZIP, pickle or TAR → PyTorch,
+    /// else safetensors). Parses only the header.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let mut file = File::open(&path).map_err(|e| WeightsError::io(&path, e))?;
+        let len = file.metadata().map_err(|e| WeightsError::io(&path, e))?.len();
+        let mut head = [0u8; 512];
+        let mut got = 0;
+        while got < head.len() {
+            match file.read(&mut head[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) => return Err(WeightsError::io(&path, e)),
+            }
+        }
+        let head = &head[..got];
+        let is_zip = head.starts_with(b"PK\x03\x04");
+        let is_pickle = head.first() == Some(&0x80);
+        let is_tar = head.len() >= 262 && &head[257..262] == b"ustar";
+        if is_zip || is_pickle || is_tar {
+            Self::open_pytorch(path)
+        } else {
+            Self::open_safetensors(path, file, len)
+        }
+    }
+
+    fn open_safetensors(path: PathBuf, file: File, len: u64) -> Result<Self> {
+        if len < 8 {
+            return Err(WeightsError::Format {
+                path,
+                reason: format!("{len} bytes is too short for a safetensors header"),
+            });
+        }
+        // SAFETY: the file is opened read-only; a concurrent writer would be a user error, as with
+        // every mmap-based reader (torch, safetensors). We never hand out references past `self`.
+        let mmap = unsafe { Mmap::map(&file) }.map_err(|e| WeightsError::io(&path, e))?;
+        let (n, meta) = match SafeTensors::read_metadata(&mmap) {
+            Ok(x) => x,
+            Err(e) => return Err(explain_safetensors_error(&path, &mmap, e)),
+        };
+        let data_start = 8 + n;
+        let mut infos: Vec<(String, safetensors::tensor::TensorInfo)> =
+            meta.tensors().into_iter().map(|(k, v)| (k, v.clone())).collect();
+        infos.sort_by_key(|(_, i)| i.data_offsets);
+        let entries = infos
+            .into_iter()
+            .map(|(raw, info)| {
+                let (s, e) = info.data_offsets;
+                make_entry(raw.clone(), raw, info.dtype, info.shape, Loc::Mapped(data_start + s..data_start + e))
+            })
+            .collect();
+        let metadata = meta.metadata().clone();
+        Self::build(path, Format::Safetensors, Some(mmap), entries, metadata)
+    }
+
+    fn open_pytorch(path: PathBuf) -> Result<Self> {
+        let reader = burn::store::pytorch_reader::PytorchReader::new(&path).map_err(|e| {
+            let msg = e.to_string();
+            let hint = if msg.contains("Complex") {
+                " (complex tensors such as SAM3's `attn.freqs_cis` buffers cannot be read by burn's \
+                 PyTorch reader; convert the checkpoint to safetensors without them, see the README)"
+            } else {
+                ""
+            };
+            WeightsError::Format {
+                path: path.clone(),
+                reason: format!("PyTorch reader: {msg}{hint}"),
+            }
+        })?;
+        let tensors = reader.into_tensors();
+        // A `{"model": state_dict}` wrapper flattens to `model.`-prefixed keys: strip it when every
+        // key has it (SAM3's own keys never start with `model.`).
+        let wrapped = !tensors.is_empty() && tensors.keys().all(|k| k.starts_with("model."));
+        let mut entries: Vec<TensorEntry> = tensors
+            .into_iter()
+            .map(|(key, t)| {
+                let stored = if wrapped { key["model.".len()..].to_string() } else { key };
+                let dtype = dtype::from_pytorch(t.dtype());
+                let shape = t.shape().to_vec();
+                make_entry(stored.clone(), stored, dtype, shape, Loc::Pickled(t))
+            })
+            .collect();
+        // No file order for pickled tensors: use name order (what the surgery writer emits).
+        entries.sort_by(|a, b| a.stored_name.cmp(&b.stored_name));
+        Self::build(path, Format::Pytorch, None, entries, None)
+    }
+
+    fn build(
+        path: PathBuf,
+        format: Format,
+        mmap: Option<Mmap>,
+        entries: Vec<TensorEntry>,
+        metadata: Option<HashMap<String, String>>,
+    ) -> Result<Self> {
+        let mut index = HashMap::with_capacity(entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            if e.skipped.is_some() {
+                continue;
+            }
+            if let Some(&j) = index.get(&e.name) {
+                let first: &TensorEntry = &entries[j];
+                return Err(WeightsError::DuplicateKey {
+                    path,
+                    name: e.name.clone(),
+                    first: first.stored_name.clone(),
+                    second: e.stored_name.clone(),
+                });
+            }
+            index.insert(e.name.clone(), i);
+        }
+        let mut sorted: Vec<usize> = index.values().copied().collect();
+        sorted.sort_by(|&a, &b| entries[a].name.cmp(&entries[b].name));
+        Ok(Self {
+            path,
+            format,
+            mmap,
+            entries,
+            index,
+            sorted,
+            metadata,
+            sha256: OnceLock::new(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn format(&self) -> Format {
+        self.format
+    }
+    /// The safetensors `__metadata__` map, if any.
+    pub fn metadata(&self) -> Option<&HashMap<String, String>> {
+        self.metadata.as_ref()
+    }
+    /// Kept (image-detector) tensors, sorted by normalised name.
+    pub fn tensors(&self) -> impl Iterator<Item = &TensorEntry> {
+        self.sorted.iter().map(|&i| &self.entries[i])
+    }
+    /// Every stored tensor in file order, skipped ones included (for writing a complete copy).
+    pub fn all_entries(&self) -> &[TensorEntry] {
+        &self.entries
+    }
+    /// Number of kept tensors.
+    pub fn len(&self) -> usize {
+        self.sorted.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.sorted.is_empty()
+    }
+    /// Look a tensor up by name, with or without the `detector.` prefix.
+    pub fn get(&self, name: &str) -> Option<&TensorEntry> {
+        let name = name.strip_prefix("detector.").unwrap_or(name);
+        self.index.get(name).map(|&i| &self.entries[i])
+    }
+    /// Like [`get`](Self::get), but a missing name is an error listing the nearest names.
+    pub fn require(&self, name: &str) -> Result<&TensorEntry> {
+        self.get(name).ok_or_else(|| WeightsError::MissingParam {
+            path: self.path.clone(),
+            name: name.to_string(),
+            nearest: nearest_names(name, self.tensors().map(|e| e.name.as_str()), 3),
+        })
+    }
+
+    /// Bytes of elements `elems` of a tensor: borrowed from the mapping (zero copy), or read from a
+    /// `.pt` file (the whole tensor is read, then sliced; callers ask for whole `.pt` tensors).
+    pub fn bytes(&self, entry: &TensorEntry, elems: Range<usize>) -> Result<Cow<'_, [u8]>> {
+        let size = elem_size(entry.dtype).ok_or_else(|| self.tensor_err(entry, "sub-byte dtype cannot be sliced"))?;
+        let (a, b) = (elems.start * size, elems.end * size);
+        match &entry.loc {
+            Loc::Mapped(r) => {
+                let mmap = self.mmap.as_ref().expect("mapped entry has a mapping");
+                Ok(Cow::Borrowed(&mmap[r.start + a..r.start + b]))
+            }
+            Loc::Pickled(t) => {
+                let mut data = t.read().map_err(|e| self.tensor_err(entry, &e.to_string()))?;
+                if data.len() != entry.byte_len() {
+                    return Err(self.tensor_err(entry, "storage shorter than its shape"));
+                }
+                if a == 0 && b == data.len() {
+                    Ok(Cow::Owned(data))
+                } else {
+                    data.truncate(b);
+                    data.drain(..a);
+                    Ok(Cow::Owned(data))
+                }
+            }
+        }
+    }
+
+    /// Every byte of a tensor, whatever its dtype (for copying it into another file).
+    pub fn raw_bytes(&self, entry: &TensorEntry) -> Result<Cow<'_, [u8]>> {
+        match &entry.loc {
+            Loc::Mapped(r) => Ok(Cow::Borrowed(&self.mmap.as_ref().expect("mapping")[r.clone()])),
+            Loc::Pickled(t) => Ok(Cow::Owned(t.read().map_err(|e| self.tensor_err(entry, &e.to_string()))?)),
+        }
+    }
+
+    /// Decode a whole float tensor to f32 (small tensors: surgery slices, tests).
+    pub fn read_f32(&self, name: &str) -> Result<Vec<f32>> {
+        let entry = self.require(name)?;
+        if !entry.is_float() {
+            return Err(self.tensor_err(entry, &format!("dtype {:?} is not a float type", entry.dtype)));
+        }
+        let bytes = self.bytes(entry, 0..entry.numel())?;
+        let mut out = vec![0f32; entry.numel()];
+        dtype::decode_f32(&bytes, entry.dtype, &mut out);
+        Ok(out)
+    }
+
+    /// Decode a whole float tensor to f64.
+    pub fn read_f64(&self, name: &str) -> Result<Vec<f64>> {
+        let entry = self.require(name)?;
+        if !entry.is_float() {
+            return Err(self.tensor_err(entry, &format!("dtype {:?} is not a float type", entry.dtype)));
+        }
+        let bytes = self.bytes(entry, 0..entry.numel())?;
+        let mut out = vec![0f64; entry.numel()];
+        dtype::decode_f64(&bytes, entry.dtype, &mut out);
+        Ok(out)
+    }
+
+    /// Prefault a mapped range before reading it (one syscall instead of one fault per 64 KiB).
+    pub(crate) fn populate(&self, entry: &TensorEntry, elems: Range<usize>) {
+        if let (Some(r), Some(size)) = (self.mapped_range(entry, &elems), elem_size(entry.dtype)) {
+            let _ = size;
+            #[cfg(target_os = "linux")]
+            if let Some(m) = &self.mmap {
+                let _ = m.advise_range(memmap2::Advice::PopulateRead, r.start, r.len());
+            }
+            #[cfg(not(target_os = "linux"))]
+            let _ = r;
+        }
+    }
+
+    /// Drop the pages of a processed range from this process's resident set (they stay in the page
+    /// cache). This is what keeps resident memory at the size of the tensors in flight instead of the
+    /// whole file: a read-only shared mapping refaults identical data if the range is read again.
+    pub(crate) fn release(&self, entry: &TensorEntry, elems: Range<usize>) {
+        if let (Some(r), Some(m)) = (self.mapped_range(entry, &elems), &self.mmap) {
+            let start = r.start.div_ceil(PAGE) * PAGE;
+            let end = r.end / PAGE * PAGE;
+            if end > start {
+                // SAFETY: the mapping is MAP_SHARED and read-only, so MADV_DONTNEED discards nothing but
+                // our page-table entries; any later access (by us or another thread) refaults the same
+                // file bytes. No reference into the range becomes dangling.
+                let _ = unsafe {
+                    m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+                };
+            }
+        }
+    }
+
+    fn mapped_range(&self, entry: &TensorEntry, elems: &Range<usize>) -> Option<Range<usize>> {
+        let size = elem_size(entry.dtype)?;
+        match &entry.loc {
+            Loc::Mapped(r) => Some(r.start + elems.start * size..r.start + elems.end * size),
+            Loc::Pickled(_) => None,
+        }
+    }
+
+    pub(crate) fn is_mapped(&self, entry: &TensorEntry) -> bool {
+        matches!(entry.loc, Loc::Mapped(_))
+    }
+
+    pub(crate) fn tensor_err(&self, entry: &TensorEntry, reason: &str) -> WeightsError {
+        WeightsError::Tensor {
+            path: self.path.clone(),
+            name: entry.name.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// sha256 of the file's bytes, streamed once per process and kept in memory (never on disk).
+    pub fn sha256(&self) -> Result<&str> {
+        if let Some(s) = self.sha256.get() {
+            return Ok(s);
+        }
+        let s = sha256_file(&self.path)?;
+        Ok(self.sha256.get_or_init(|| s))
+    }
+
+    /// Path (as given) and sha256.
+    pub fn id(&self) -> Result<CheckpointId> {
+        Ok(CheckpointId {
+            path: self.path.display().to_string(),
+            sha256: self.sha256()?.to_string(),
+        })
+    }
+}
+
+/// Stream a file through sha256 with a 1 MiB buffer (reads from the page cache; no mapping, so the
+/// hash does not add to resident memory).
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = File::open(path).map_err(|e| WeightsError::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| WeightsError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+fn make_entry(name: String, stored: String, dtype: Dtype, shape: Vec<usize>, loc: Loc) -> TensorEntry {
+    let (name, skipped) = match normalize_key(&name) {
+        KeyClass::Keep(n) => (n, None),
+        KeyClass::Skip(why) => (stored.clone(), Some(why)),
+    };
+    TensorEntry {
+        name,
+        stored_name: stored,
+        dtype,
+        shape,
+        skipped,
+        loc,
+    }
+}
+
+/// Turn safetensors' terse errors into ones that name the file and, for truncation, the tensor.
+fn explain_safetensors_error(path: &Path, buf: &[u8], err: safetensors::SafeTensorError) -> WeightsError {
+    use safetensors::SafeTensorError as E;
+    let path = path.to_path_buf();
+    let n = u64::from_le_bytes(buf[..8].try_into().expect("len checked")) as usize;
+    match err {
+        E::MetadataIncompleteBuffer => {
+            // Header parsed; find the first tensor whose data runs past the end of the file.
+            let data_len = buf.len().saturating_sub(8 + n);
+            let header: HashMap<String, serde_json::Value> =
+                serde_json::from_slice(&buf[8..8 + n]).unwrap_or_default();
+            let mut ends: Vec<(usize, &String)> = header
+                .iter()
+                .filter_map(|(k, v)| Some((v.get("data_offsets")?.get(1)?.as_u64()? as usize, k)))
+                .collect();
+            ends.sort();
+            let declared = ends.last().map_or(0, |e| e.0);
+            let reason = match ends.iter().find(|(end, _)| *end > data_len) {
+                Some((end, name)) => format!(
+                    "the header declares {declared} data bytes but the file holds {data_len}; \
+                     tensor '{name}' ends at data byte {end}"
+                ),
+                None => format!(
+                    "the header declares {declared} data bytes but the file holds {data_len} (trailing bytes)"
+                ),
+            };
+            WeightsError::Truncated { path, reason }
+        }
+        E::InvalidHeaderLength | E::HeaderTooLarge if 8 + n > buf.len() || n > 100_000_000 => WeightsError::Format {
+            path,
+            reason: format!(
+                "not a safetensors file (its first 8 bytes give a header length of {n} bytes, the file has {}) \
+                 and not a PyTorch checkpoint (no ZIP/pickle/TAR signature)",
+                buf.len()
+            ),
+        },
+        other => WeightsError::Format {
+            path,
+            reason: format!("invalid safetensors header: {other}"),
+        },
+    }
+}

@@ -1,0 +1,374 @@
+//! `weights cosines`: directions of one parameter's movement under several trajectories (Table 7.1)
+//! and their projection onto the break/orthogonal plane (Fig. 8.1).
+//!
+//! Everything is derived from one streamed Gram matrix of the delta vectors (f64), so a parameter of
+//! any size is read once per checkpoint and never held as more than one block of deltas.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{Checkpoint, CheckpointId};
+use crate::diff::short;
+use crate::dtype::decode_f64;
+use crate::error::{Result, WeightsError};
+use crate::output::{HeatmapTable, csv_field, fmt_opt, write_atomic, write_json};
+
+/// One trajectory's row of `cosines.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrajectoryReport {
+    pub label: String,
+    pub from: CheckpointId,
+    pub to: CheckpointId,
+    /// ‖TO[param] − FROM[param]‖₂.
+    pub delta_norm: f64,
+    /// delta_norm / ‖param in base‖ (`null` if the base value is all zeros).
+    pub rel_base: Option<f64>,
+}
+
+/// One arrow of Fig. 8.1, in units of ‖param in base‖.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProjectedPoint {
+    pub label: String,
+    pub origin: [f64; 2],
+    pub tip: [f64; 2],
+}
+
+/// The Fig. 8.1 plane: x along Δ_axis, y along the part of Δ_toward orthogonal to it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Projection {
+    pub axis: String,
+    pub toward: String,
+    pub points: Vec<ProjectedPoint>,
+}
+
+/// Everything `cosines.json` holds (schema in `notes/heatmap-schema.md`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CosinesReport {
+    pub param: String,
+    pub numel: u64,
+    pub base: CheckpointId,
+    /// ‖param in base‖₂ (the unit of `rel_base` and of the projection).
+    pub base_norm: f64,
+    pub trajectories: Vec<TrajectoryReport>,
+    /// cos(Δ_s, Δ_t) in trajectory order; `null` where a delta is zero.
+    pub cosine: Vec<Vec<Option<f64>>>,
+    pub projection: Projection,
+}
+
+/// A trajectory over opened checkpoints.
+pub struct Trajectory<'a> {
+    pub label: String,
+    pub from: &'a Checkpoint,
+    pub to: &'a Checkpoint,
+}
+
+enum Origin {
+    Base,
+    /// Starts at another trajectory's tip.
+    Chain(usize),
+    /// Placed at proj(FROM − base): index of that extra vector in the Gram matrix.
+    Direct(usize),
+}
+
+/// Compute the report. `axis`/`toward` default to the first trajectory and to the trajectory with
+/// the largest component orthogonal to the axis.
+pub fn cosines(
+    param: &str,
+    base: &Checkpoint,
+    trajs: &[Trajectory<'_>],
+    axis: Option<&str>,
+    toward: Option<&str>,
+) -> Result<CosinesReport> {
+    if trajs.is_empty() {
+        return Err(WeightsError::Usage("give at least one trajectory (--traj LABEL=FROM:TO)".into()));
+    }
+    let find = |label: &str, flag: &str| -> Result<usize> {
+        trajs.iter().position(|t| t.label == label).ok_or_else(|| {
+            WeightsError::Usage(format!(
+                "{flag} '{label}' is not a trajectory label; labels: {}",
+                trajs.iter().map(|t| t.label.as_str()).collect::<Vec<_>>().join(", ")
+            ))
+        })
+    };
+    let axis_idx = axis.map(|a| find(a, "--axis")).transpose()?.unwrap_or(0);
+    let toward_idx = toward.map(|a| find(a, "--toward")).transpose()?;
+    if toward_idx == Some(axis_idx) {
+        return Err(WeightsError::Usage(format!(
+            "--toward must differ from --axis ('{}')",
+            trajs[axis_idx].label
+        )));
+    }
+
+    // Distinct checkpoints (by identity of the opened file), base first.
+    let mut ckpts: Vec<&Checkpoint> = vec![base];
+    let mut slot = |c: &Checkpoint| -> usize {
+        match ckpts.iter().position(|k| std::ptr::eq(*k, c)) {
+            Some(i) => i,
+            None => {
+                ckpts.push(c);
+                ckpts.len() - 1
+            }
+        }
+    };
+    let ends: Vec<(usize, usize)> = trajs.iter().map(|t| (slot(t.from), slot(t.to))).collect();
+    let ckpts = ckpts;
+
+    // The parameter must exist, be a float, and have the base's shape everywhere.
+    let base_entry = base.require(param)?;
+    let name = base_entry.name.clone();
+    let mut entries = Vec::with_capacity(ckpts.len());
+    for c in &ckpts {
+        let e = c.require(&name)?;
+        if e.shape != base_entry.shape {
+            return Err(WeightsError::ShapeMismatch {
+                name: name.clone(),
+                a_path: base.path().to_path_buf(),
+                a_shape: base_entry.shape.clone(),
+                b_path: c.path().to_path_buf(),
+                b_shape: e.shape.clone(),
+            });
+        }
+        if !e.is_float() {
+            return Err(c.tensor_err(e, &format!("dtype {:?} is not a float type", e.dtype)));
+        }
+        entries.push(e);
+    }
+
+    // Identities (hashed in parallel), then origins: chains are matched by sha256.
+    std::thread::scope(|s| -> Result<()> {
+        let hs: Vec<_> = ckpts.iter().map(|c| s.spawn(move || c.sha256().map(|_| ()))).collect();
+        hs.into_iter().try_for_each(|h| h.join().expect("hash thread panicked"))
+    })?;
+    let sha = |i: usize| ckpts[i].sha256().expect("hashed above").to_string();
+    let mut extra: Vec<usize> = Vec::new(); // checkpoint slot of each Direct origin's FROM
+    let origins: Vec<Origin> = (0..trajs.len())
+        .map(|t| {
+            let from_sha = sha(ends[t].0);
+            if from_sha == sha(0) {
+                return Origin::Base;
+            }
+            // Start at the tip of the trajectory that ends where this one starts, unless following
+            // such links loops back (then place the start directly, like an unrelated FROM).
+            let ends_at = |want: &str, not: usize| (0..trajs.len()).find(|&s| s != not && sha(ends[s].1) == want);
+            let mut seen = vec![t];
+            let mut cur = t;
+            let cyclic = loop {
+                let want = sha(ends[cur].0);
+                if want == sha(0) {
+                    break false;
+                }
+                match ends_at(&want, cur) {
+                    None => break false,
+                    Some(s) if seen.contains(&s) => break true,
+                    Some(s) => {
+                        seen.push(s);
+                        cur = s;
+                    }
+                }
+            };
+            match ends_at(&from_sha, t) {
+                Some(s) if !cyclic => Origin::Chain(s),
+                _ => {
+                    extra.push(ends[t].0);
+                    Origin::Direct(trajs.len() + extra.len() - 1)
+                }
+            }
+        })
+        .collect();
+
+    // Stream the parameter: vectors 0..T are the deltas, T.. the Direct origins' FROM − base.
+    let n = base_entry.numel();
+    let bytes: Vec<_> = ckpts
+        .iter()
+        .zip(&entries)
+        .map(|(c, e)| c.bytes(e, 0..n))
+        .collect::<Result<_>>()?;
+    let nv = trajs.len() + extra.len();
+    let mut gram = vec![vec![0f64; nv]; nv];
+    let mut base_sq = 0f64;
+    const B: usize = 4096;
+    let mut dec = vec![vec![0f64; B]; ckpts.len()];
+    let mut vecs = vec![vec![0f64; B]; nv];
+    let mut start = 0;
+    while start < n {
+        let len = B.min(n - start);
+        for (k, (e, by)) in entries.iter().zip(&bytes).enumerate() {
+            let size = crate::dtype::elem_size(e.dtype).expect("float");
+            decode_f64(&by[start * size..(start + len) * size], e.dtype, &mut dec[k][..len]);
+        }
+        base_sq += dec[0][..len].iter().map(|x| x * x).sum::<f64>();
+        for (t, &(f, to)) in ends.iter().enumerate() {
+            for i in 0..len {
+                vecs[t][i] = dec[to][i] - dec[f][i];
+            }
+        }
+        for (j, &f) in extra.iter().enumerate() {
+            for i in 0..len {
+                vecs[trajs.len() + j][i] = dec[f][i] - dec[0][i];
+            }
+        }
+        for a in 0..nv {
+            for b in a..nv {
+                let dot: f64 = vecs[a][..len].iter().zip(&vecs[b][..len]).map(|(x, y)| x * y).sum();
+                gram[a][b] += dot;
+            }
+        }
+        start += len;
+    }
+    for a in 0..nv {
+        for b in 0..a {
+            gram[a][b] = gram[b][a];
+        }
+    }
+    drop(bytes);
+
+    let base_norm = base_sq.sqrt();
+    let norms: Vec<f64> = (0..trajs.len()).map(|t| gram[t][t].sqrt()).collect();
+    let cosine = (0..trajs.len())
+        .map(|s| {
+            (0..trajs.len())
+                .map(|t| {
+                    (norms[s] > 0.0 && norms[t] > 0.0).then(|| (gram[s][t] / (norms[s] * norms[t])).clamp(-1.0, 1.0))
+                })
+                .collect()
+        })
+        .collect();
+
+    // Projection plane.
+    let a = axis_idx;
+    let gaa = gram[a][a];
+    if gaa <= 0.0 {
+        return Err(WeightsError::Usage(format!(
+            "axis trajectory '{}' does not move '{name}' (Δ = 0); choose another --axis",
+            trajs[a].label
+        )));
+    }
+    let orth_sq = |b: usize| gram[b][b] - gram[a][b] * gram[a][b] / gaa;
+    let toward_idx = toward_idx.unwrap_or_else(|| {
+        (0..trajs.len())
+            .filter(|&t| t != a)
+            .max_by(|&x, &y| orth_sq(x).total_cmp(&orth_sq(y)))
+            .unwrap_or(a)
+    });
+    let b = toward_idx;
+    let w_sq = orth_sq(b);
+    let degenerate = b == a || w_sq <= 1e-12 * gram[b][b];
+    if degenerate {
+        eprintln!(
+            "note: '{}' has no component orthogonal to '{}' on '{name}'; the projection is one-dimensional (y = 0)",
+            trajs[b].label, trajs[a].label
+        );
+    }
+    let unit = if base_norm > 0.0 {
+        base_norm
+    } else {
+        eprintln!("note: '{name}' is all zeros in the base checkpoint; the projection is in absolute units");
+        1.0
+    };
+    let proj = |v: usize| -> [f64; 2] {
+        let x = gram[v][a] / gaa.sqrt();
+        let y = if degenerate { 0.0 } else { (gram[v][b] - gram[v][a] * gram[a][b] / gaa) / w_sq.sqrt() };
+        [x / unit, y / unit]
+    };
+    fn tip_of(t: usize, origins: &[Origin], proj: &dyn Fn(usize) -> [f64; 2]) -> ([f64; 2], [f64; 2]) {
+        let origin = match origins[t] {
+            Origin::Base => [0.0, 0.0],
+            Origin::Chain(s) => tip_of(s, origins, proj).1,
+            Origin::Direct(v) => proj(v),
+        };
+        let d = proj(t);
+        (origin, [origin[0] + d[0], origin[1] + d[1]])
+    }
+    let points = (0..trajs.len())
+        .map(|t| {
+            let (origin, tip) = tip_of(t, &origins, &proj);
+            ProjectedPoint { label: trajs[t].label.clone(), origin, tip }
+        })
+        .collect();
+
+    let trajectories = trajs
+        .iter()
+        .zip(&norms)
+        .map(|(t, &dn)| {
+            Ok(TrajectoryReport {
+                label: t.label.clone(),
+                from: t.from.id()?,
+                to: t.to.id()?,
+                delta_norm: dn,
+                rel_base: (base_norm > 0.0).then(|| dn / base_norm),
+            })
+        })
+        .collect::<Result<_>>()?;
+
+    Ok(CosinesReport {
+        param: name,
+        numel: n as u64,
+        base: base.id()?,
+        base_norm,
+        trajectories,
+        cosine,
+        projection: Projection {
+            axis: trajs[a].label.clone(),
+            toward: trajs[b].label.clone(),
+            points,
+        },
+    })
+}
+
+/// The cosine matrix as a heatmap (rows = cols = trajectory labels).
+pub fn cosine_table(r: &CosinesReport) -> HeatmapTable {
+    let labels: Vec<String> = r.trajectories.iter().map(|t| t.label.clone()).collect();
+    HeatmapTable {
+        title: format!("Pairwise cosine of weight-delta directions on {} ({}-d)", r.param, r.numel),
+        source: format!(
+            "sam3lab weights cosines: base={} (sha256 {}); {}",
+            r.base.path,
+            short(&r.base.sha256),
+            r.trajectories
+                .iter()
+                .map(|t| format!("{} = {} − {}", t.label, t.to.path, t.from.path))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        rows: labels.clone(),
+        cols: labels,
+        values: r.cosine.clone(),
+    }
+}
+
+/// `cosines.csv`: label, delta_norm, rel_base, then cos to every trajectory.
+pub fn cosines_csv(r: &CosinesReport) -> String {
+    let mut s = format!(
+        "# sam3lab weights cosines; param={}; base={} sha256={}\n",
+        r.param, r.base.path, r.base.sha256
+    );
+    s.push_str("label,from,to,delta_norm,rel_base");
+    for t in &r.trajectories {
+        s.push_str(&format!(",cos_{}", csv_field(&t.label)));
+    }
+    s.push('\n');
+    for (t, row) in r.trajectories.iter().zip(&r.cosine) {
+        s.push_str(&format!(
+            "{},{},{},{},{}",
+            csv_field(&t.label),
+            csv_field(&t.from.path),
+            csv_field(&t.to.path),
+            t.delta_norm,
+            fmt_opt(t.rel_base)
+        ));
+        for c in row {
+            s.push(',');
+            s.push_str(&fmt_opt(*c));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// Write `cosines.json`, `cosine_table.json` and `cosines.csv` into `dir`.
+pub fn write_report(dir: &Path, r: &CosinesReport) -> Result<()> {
+    write_json(&dir.join("cosines.json"), r)?;
+    write_json(&dir.join("cosine_table.json"), &cosine_table(r))?;
+    write_atomic(&dir.join("cosines.csv"), cosines_csv(r).as_bytes())
+}

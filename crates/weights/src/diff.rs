@@ -1,0 +1,347 @@
+//! `weights diff`: per-tensor ‖base‖, ‖Δ‖ and rel_change, per-group summaries, Table 6.1.
+
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use indicatif::ProgressBar;
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{Checkpoint, CheckpointId, TensorEntry};
+use crate::error::{Result, WeightsError};
+use crate::groups::{GroupRule, Groups};
+use crate::kernel::pair_sums;
+use crate::output::{HeatmapTable, csv_field, fmt_opt, write_atomic, write_json};
+
+/// Elements per work item when both tensors are memory-mapped (4 MiB of f32): small enough to
+/// balance threads and bound resident memory, large enough that scheduling costs nothing.
+pub const CHUNK_ELEMS: usize = 1 << 20;
+
+/// One tensor's row of `diff.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TensorDiff {
+    pub name: String,
+    pub numel: u64,
+    /// ‖base‖_F.
+    pub base_norm: f64,
+    /// ‖other − base‖_F.
+    pub delta_norm: f64,
+    /// delta_norm / base_norm; 0 when both are 0; `null` when only the base is 0.
+    pub rel_change: Option<f64>,
+}
+
+/// One module group's row of `diff.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupDiff {
+    pub group: String,
+    /// Parameters in the group.
+    pub numel: u64,
+    /// Tensors in the group.
+    pub tensors: usize,
+    /// Σ numel·rel_change / Σ numel over the group's tensors with a defined rel_change.
+    pub rel_change_weighted: Option<f64>,
+    /// √(Σ‖Δ‖²) / √(Σ‖base‖²) over the group: the group as one flat vector.
+    pub rel_change_aggregate: Option<f64>,
+}
+
+/// Everything `diff.json` holds for one BASE → OTHER pair.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DiffReport {
+    pub base: CheckpointId,
+    pub other: CheckpointId,
+    /// The column label of this pair in Table 6.1.
+    pub label: String,
+    /// The group definitions used.
+    pub group_rules: Vec<GroupRule>,
+    /// Sorted by name.
+    pub tensors: Vec<TensorDiff>,
+    /// In `group_rules` order.
+    pub groups: Vec<GroupDiff>,
+}
+
+/// Raw sums for one tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorSums {
+    pub name: String,
+    pub numel: u64,
+    pub base_sq: f64,
+    pub delta_sq: f64,
+}
+
+/// Check that two checkpoints hold the same float tensors with the same shapes; returns the pairs
+/// to compare, sorted by name. Non-float tensors present in both are left out (with a note).
+pub fn matched_tensors<'a>(base: &'a Checkpoint, other: &'a Checkpoint) -> Result<Vec<(&'a TensorEntry, &'a TensorEntry)>> {
+    let missing = |has: &Checkpoint, lacks: &Checkpoint| -> Option<WeightsError> {
+        let names: Vec<String> = has.tensors().filter(|e| lacks.get(&e.name).is_none()).map(|e| e.name.clone()).collect();
+        (!names.is_empty()).then(|| WeightsError::MissingKeys {
+            has_path: has.path().to_path_buf(),
+            lacks_path: lacks.path().to_path_buf(),
+            missing_count: names.len(),
+            missing: names,
+        })
+    };
+    if let Some(e) = missing(base, other).or_else(|| missing(other, base)) {
+        return Err(e);
+    }
+    let mut pairs = Vec::with_capacity(base.len());
+    for b in base.tensors() {
+        let o = other.get(&b.name).expect("key sets checked");
+        if b.shape != o.shape {
+            return Err(WeightsError::ShapeMismatch {
+                name: b.name.clone(),
+                a_path: base.path().to_path_buf(),
+                a_shape: b.shape.clone(),
+                b_path: other.path().to_path_buf(),
+                b_shape: o.shape.clone(),
+            });
+        }
+        match (b.is_float(), o.is_float()) {
+            (true, true) => pairs.push((b, o)),
+            (false, false) => eprintln!("note: '{}' has dtype {:?}; not a float tensor, left out of the diff", b.name, b.dtype),
+            _ => {
+                return Err(WeightsError::Tensor {
+                    path: other.path().to_path_buf(),
+                    name: b.name.clone(),
+                    reason: format!("dtype {:?} cannot be compared with {:?} in {}", o.dtype, b.dtype, base.path().display()),
+                });
+            }
+        }
+    }
+    Ok(pairs)
+}
+
+struct Item {
+    pair: usize,
+    elems: Range<usize>,
+}
+
+/// Σ base² and Σ Δ² for every matched tensor, streamed: threads take chunks of tensors from a shared
+/// counter, each chunk's pages are dropped from the resident set once summed. Results are combined
+/// per tensor in chunk order, so they do not depend on thread timing. Both files' sha256 are
+/// computed alongside (on their own threads) so the identity costs no extra pass later.
+pub fn tensor_sums(base: &Checkpoint, other: &Checkpoint, progress: &ProgressBar) -> Result<Vec<TensorSums>> {
+    let pairs = matched_tensors(base, other)?;
+    let mut items = Vec::new();
+    for (i, (b, o)) in pairs.iter().enumerate() {
+        let n = b.numel();
+        let chunk = if base.is_mapped(b) && other.is_mapped(o) { CHUNK_ELEMS } else { n.max(1) };
+        let mut s = 0;
+        while s < n {
+            items.push(Item { pair: i, elems: s..(s + chunk).min(n) });
+            s += chunk;
+        }
+    }
+    progress.set_length(pairs.iter().map(|(b, o)| (b.byte_len() + o.byte_len()) as u64).sum());
+    let results: Mutex<Vec<(f64, f64)>> = Mutex::new(vec![(0.0, 0.0); items.len()]);
+    let next = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(items.len().max(1));
+    let worker = || -> Result<()> {
+        let mut local = Vec::new();
+        loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(k) else { break };
+            let (b, o) = pairs[item.pair];
+            base.populate(b, item.elems.clone());
+            other.populate(o, item.elems.clone());
+            let bb = base.bytes(b, item.elems.clone())?;
+            let ob = other.bytes(o, item.elems.clone())?;
+            local.push((k, pair_sums(&bb, b.dtype, &ob, o.dtype)));
+            progress.inc((bb.len() + ob.len()) as u64);
+            drop((bb, ob));
+            base.release(b, item.elems.clone());
+            other.release(o, item.elems.clone());
+        }
+        let mut r = results.lock().expect("no panics while locked");
+        for (k, v) in local {
+            r[k] = v;
+        }
+        Ok(())
+    };
+    std::thread::scope(|s| -> Result<()> {
+        let hashes = [s.spawn(|| base.sha256().map(|_| ())), s.spawn(|| other.sha256().map(|_| ()))];
+        let workers: Vec<_> = (0..threads).map(|_| s.spawn(worker)).collect();
+        for w in workers {
+            w.join().expect("diff worker panicked")?;
+        }
+        for h in hashes {
+            h.join().expect("hash thread panicked")?;
+        }
+        Ok(())
+    })?;
+    let results = results.into_inner().expect("not poisoned");
+    let mut sums: Vec<TensorSums> = pairs
+        .iter()
+        .map(|(b, _)| TensorSums { name: b.name.clone(), numel: b.numel() as u64, base_sq: 0.0, delta_sq: 0.0 })
+        .collect();
+    for (item, (sb, sd)) in items.iter().zip(results) {
+        sums[item.pair].base_sq += sb;
+        sums[item.pair].delta_sq += sd;
+    }
+    Ok(sums)
+}
+
+/// rel_change from squared norms: 0 when both are 0, undefined when only the base is 0.
+pub fn rel_change(base_sq: f64, delta_sq: f64) -> Option<f64> {
+    if base_sq > 0.0 {
+        Some(delta_sq.sqrt() / base_sq.sqrt())
+    } else if delta_sq == 0.0 {
+        Some(0.0)
+    } else {
+        None
+    }
+}
+
+/// Per-tensor rows and per-group summaries from the sums.
+pub fn summarize(sums: &[TensorSums], groups: &Groups) -> (Vec<TensorDiff>, Vec<GroupDiff>) {
+    let tensors: Vec<TensorDiff> = sums
+        .iter()
+        .map(|s| TensorDiff {
+            name: s.name.clone(),
+            numel: s.numel,
+            base_norm: s.base_sq.sqrt(),
+            delta_norm: s.delta_sq.sqrt(),
+            rel_change: rel_change(s.base_sq, s.delta_sq),
+        })
+        .collect();
+    #[derive(Default, Clone)]
+    struct Acc {
+        numel: u64,
+        tensors: usize,
+        weighted: f64,
+        weight: f64,
+        base_sq: f64,
+        delta_sq: f64,
+    }
+    let mut acc = vec![Acc::default(); groups.rules().len()];
+    for (s, t) in sums.iter().zip(&tensors) {
+        for g in groups.matching(&s.name) {
+            let a = &mut acc[g];
+            a.numel += s.numel;
+            a.tensors += 1;
+            a.base_sq += s.base_sq;
+            a.delta_sq += s.delta_sq;
+            if let Some(r) = t.rel_change {
+                a.weighted += s.numel as f64 * r;
+                a.weight += s.numel as f64;
+            }
+        }
+    }
+    let group_rows = groups
+        .rules()
+        .iter()
+        .zip(acc)
+        .map(|(rule, a)| GroupDiff {
+            group: rule.group.clone(),
+            numel: a.numel,
+            tensors: a.tensors,
+            rel_change_weighted: (a.weight > 0.0).then(|| a.weighted / a.weight),
+            rel_change_aggregate: if a.tensors == 0 { None } else { rel_change(a.base_sq, a.delta_sq) },
+        })
+        .collect();
+    (tensors, group_rows)
+}
+
+/// Diff one pair end to end.
+pub fn diff(base: &Checkpoint, other: &Checkpoint, groups: &Groups, label: &str, progress: &ProgressBar) -> Result<DiffReport> {
+    let sums = tensor_sums(base, other, progress)?;
+    let (tensors, group_rows) = summarize(&sums, groups);
+    for g in group_rows.iter().filter(|g| g.tensors == 0) {
+        eprintln!("note: group '{}' matches no tensor of {}", g.group, base.path().display());
+    }
+    Ok(DiffReport {
+        base: base.id()?,
+        other: other.id()?,
+        label: label.to_string(),
+        group_rules: groups.rules().to_vec(),
+        tensors,
+        groups: group_rows,
+    })
+}
+
+fn identity_line(r: &DiffReport) -> String {
+    format!(
+        "# sam3lab weights diff; label={}; base={} sha256={}; other={} sha256={}\n",
+        r.label, r.base.path, r.base.sha256, r.other.path, r.other.sha256
+    )
+}
+
+/// `tensors.csv`: name, numel, base_norm, delta_norm, rel_change (after one `#` identity line).
+pub fn tensors_csv(r: &DiffReport) -> String {
+    let mut s = identity_line(r);
+    s.push_str("name,numel,base_norm,delta_norm,rel_change\n");
+    for t in &r.tensors {
+        s.push_str(&format!(
+            "{},{},{},{},{}\n",
+            csv_field(&t.name),
+            t.numel,
+            t.base_norm,
+            t.delta_norm,
+            fmt_opt(t.rel_change)
+        ));
+    }
+    s
+}
+
+/// `groups.csv`: group, numel, tensors, rel_change_weighted, rel_change_aggregate.
+pub fn groups_csv(r: &DiffReport) -> String {
+    let mut s = identity_line(r);
+    s.push_str("group,numel,tensors,rel_change_weighted,rel_change_aggregate\n");
+    for g in &r.groups {
+        s.push_str(&format!(
+            "{},{},{},{},{}\n",
+            csv_field(&g.group),
+            g.numel,
+            g.tensors,
+            fmt_opt(g.rel_change_weighted),
+            fmt_opt(g.rel_change_aggregate)
+        ));
+    }
+    s
+}
+
+/// Write `diff.json`, `tensors.csv`, `groups.csv` into `dir`.
+pub fn write_report(dir: &Path, r: &DiffReport) -> Result<()> {
+    write_json(&dir.join("diff.json"), r)?;
+    write_atomic(&dir.join("tensors.csv"), tensors_csv(r).as_bytes())?;
+    write_atomic(&dir.join("groups.csv"), groups_csv(r).as_bytes())
+}
+
+/// Table 6.1: groups × recipes of `rel_change_weighted` (rows in group-rule order, columns in
+/// report order).
+pub fn table(reports: &[DiffReport]) -> HeatmapTable {
+    let rows: Vec<String> = reports
+        .first()
+        .map(|r| r.groups.iter().map(|g| g.group.clone()).collect())
+        .unwrap_or_default();
+    let values = rows
+        .iter()
+        .enumerate()
+        .map(|(i, _)| reports.iter().map(|r| r.groups[i].rel_change_weighted).collect())
+        .collect();
+    let source = reports
+        .iter()
+        .map(|r| {
+            format!(
+                "{} = {} (sha256 {}) − {} (sha256 {})",
+                r.label,
+                r.other.path,
+                short(&r.other.sha256),
+                r.base.path,
+                short(&r.base.sha256)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    HeatmapTable {
+        title: "Weighted mean rel_change per module group (each recipe vs its start)".into(),
+        source: format!("sam3lab weights diff: {source}"),
+        rows,
+        cols: reports.iter().map(|r| r.label.clone()).collect(),
+        values,
+    }
+}
+
+pub(crate) fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
+}

@@ -1,0 +1,114 @@
+//! Result files: the heatmap table shared with the figures crate, atomic writes, CSV helpers.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, WeightsError};
+
+/// A labelled matrix the figures crate renders as a heatmap (Table 6.1 groups × recipes, the
+/// Table 7.1 cosine matrix). Schema documented in `notes/heatmap-schema.md`:
+/// `values[r][c]` is the cell of `rows[r]` × `cols[c]`; `null` = undefined (draw blank, not 0).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeatmapTable {
+    /// Human title of the plot.
+    pub title: String,
+    /// Provenance: the tool and checkpoint identities, or the post's table for published numbers.
+    pub source: String,
+    /// Row labels, in display order.
+    pub rows: Vec<String>,
+    /// Column labels, in display order.
+    pub cols: Vec<String>,
+    /// `rows.len()` lists of `cols.len()` cells.
+    pub values: Vec<Vec<Option<f64>>>,
+}
+
+impl HeatmapTable {
+    /// Check the shape invariant (every row has one value per column).
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.values.len() != self.rows.len() {
+            return Err(format!("{} value rows for {} row labels", self.values.len(), self.rows.len()));
+        }
+        for (r, row) in self.values.iter().enumerate() {
+            if row.len() != self.cols.len() {
+                return Err(format!(
+                    "row '{}' has {} values for {} columns",
+                    self.rows[r],
+                    row.len(),
+                    self.cols.len()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// CSV: first column the row label, then one column per `cols` entry; empty cell for null.
+    pub fn to_csv(&self, corner: &str) -> String {
+        let mut s = format!("# {}\n# source: {}\n", self.title, self.source);
+        s.push_str(&csv_field(corner));
+        for c in &self.cols {
+            s.push(',');
+            s.push_str(&csv_field(c));
+        }
+        s.push('\n');
+        for (r, row) in self.rows.iter().zip(&self.values) {
+            s.push_str(&csv_field(r));
+            for v in row {
+                s.push(',');
+                s.push_str(&fmt_opt(*v));
+            }
+            s.push('\n');
+        }
+        s
+    }
+}
+
+/// Shortest round-trip formatting (deterministic), empty for `None`.
+pub fn fmt_opt(v: Option<f64>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_default()
+}
+
+/// Quote a CSV field when needed.
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Write `bytes` to `path` via a temporary file in the same directory and a rename, so a reader
+/// never sees a partial file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(|e| WeightsError::io(dir, e))?;
+    let tmp = tmp_path(path);
+    let res = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(WeightsError::io(path, e));
+    }
+    Ok(())
+}
+
+/// Pretty JSON with a trailing newline, written atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut s = serde_json::to_string_pretty(value).expect("serialisable");
+    s.push('\n');
+    write_atomic(path, s.as_bytes())
+}
+
+/// `dir/.name.tmp-PID` next to the target.
+pub(crate) fn tmp_path(path: &Path) -> std::path::PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}

@@ -64,8 +64,8 @@ pub fn recipe_color(label: &str, index: usize) -> RGBColor {
     match name {
         "frozen_te" => AMBER,
         "lvis_replay" => TEAL,
-        "lvis_replay_n100" => OLIVE,
-        "lvis_replay_neg" => SLATE,
+        "lvis_replay_n100" => SLATE,
+        "lvis_replay_neg" => OLIVE,
         "presence_only" => PLUM,
         "recovery" => BRICK,
         _ => categorical(index),
@@ -88,7 +88,8 @@ pub fn text(size: f64, color: RGBColor) -> TextStyle<'static> {
 }
 
 pub fn bold(size: f64, color: RGBColor) -> TextStyle<'static> {
-    (FAMILY, size).into_font().style(FontStyle::Bold).color(&color)
+    // `FontDesc::style` keeps the already-loaded face, so the bold face must be named up front.
+    (FAMILY, size, FontStyle::Bold).into_font().color(&color)
 }
 
 /// Width and height in pixels of `s` in the regular face at `size` (fonts must be registered).
@@ -97,9 +98,8 @@ pub fn text_size(s: &str, size: f64) -> (u32, u32) {
 }
 
 pub fn bold_text_size(s: &str, size: f64) -> (u32, u32) {
-    (FAMILY, size)
+    (FAMILY, size, FontStyle::Bold)
         .into_font()
-        .style(FontStyle::Bold)
         .box_size(s)
         .unwrap_or((s.chars().count() as u32 * size as u32 / 2, size as u32))
 }

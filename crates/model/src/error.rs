@@ -22,6 +22,8 @@ pub enum ModelError {
     Tokenizer(String),
     #[error("prompt: {0}")]
     Prompt(String),
+    #[error("device: {0}")]
+    Device(String),
     #[error("fixture {path}: {why}")]
     Fixture { path: String, why: String },
     #[error(transparent)]

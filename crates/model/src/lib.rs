@@ -10,6 +10,25 @@
 pub mod config;
 pub mod error;
 pub mod nn;
+// Backbone, loading, inputs, parity (M1).
+pub mod backbone;
+pub mod checkpoint;
+pub mod device;
+pub mod neck;
+pub mod params;
+pub mod parity;
+pub mod preprocess;
+pub mod text;
+pub mod tokenizer;
+pub mod vit;
+// Heads (M2).
+pub mod decoder;
+pub mod fusion;
+pub mod geometry;
+pub mod heads;
+pub mod postprocess;
+pub mod scoring;
+pub mod seg;
 
 pub use config::Sam3Config;
 pub use error::{ModelError, Result};

@@ -123,8 +123,9 @@ pub struct Checkpoint {
 const PAGE: usize = 4096;
 
 impl Checkpoint {
-    /// Open a checkpoint, sniffing the container from its first bytes (ZIP, pickle or TAR → PyTorch,
-    /// else safetensors). Parses only the header.
+    /// Open a checkpoint, sniffing the container from its first bytes (a `{` at byte 8 → safetensors;
+    /// else ZIP, pickle or TAR → PyTorch; else safetensors, which then explains what is wrong).
+    /// Parses only the header.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let mut file = File::open(&path).map_err(|e| WeightsError::io(&path, e))?;
@@ -139,10 +140,13 @@ impl Checkpoint {
             }
         }
         let head = &head[..got];
+        // A safetensors file has its JSON header at byte 8 (its length prefix may itself start with
+        // 0x80, the pickle PROTO opcode, so that one is checked first).
+        let is_safetensors = head.get(8) == Some(&b'{');
         let is_zip = head.starts_with(b"PK\x03\x04");
         let is_pickle = head.first() == Some(&0x80);
         let is_tar = head.len() >= 262 && &head[257..262] == b"ustar";
-        if is_zip || is_pickle || is_tar {
+        if !is_safetensors && (is_zip || is_pickle || is_tar) {
             Self::open_pytorch(path)
         } else {
             Self::open_safetensors(path, file, len)
@@ -346,15 +350,12 @@ impl Checkpoint {
 
     /// Prefault a mapped range before reading it (one syscall instead of one fault per 64 KiB).
     pub(crate) fn populate(&self, entry: &TensorEntry, elems: Range<usize>) {
-        if let (Some(r), Some(size)) = (self.mapped_range(entry, &elems), elem_size(entry.dtype)) {
-            let _ = size;
-            #[cfg(target_os = "linux")]
-            if let Some(m) = &self.mmap {
-                let _ = m.advise_range(memmap2::Advice::PopulateRead, r.start, r.len());
-            }
-            #[cfg(not(target_os = "linux"))]
-            let _ = r;
+        #[cfg(target_os = "linux")]
+        if let (Some(r), Some(m)) = (self.mapped_range(entry, &elems), &self.mmap) {
+            let _ = m.advise_range(memmap2::Advice::PopulateRead, r.start, r.len());
         }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (entry, elems);
     }
 
     /// Drop the pages of a processed range from this process's resident set (they stay in the page
@@ -380,6 +381,14 @@ impl Checkpoint {
         match &entry.loc {
             Loc::Mapped(r) => Some(r.start + elems.start * size..r.start + elems.end * size),
             Loc::Pickled(_) => None,
+        }
+    }
+
+    /// Drop a whole tensor's pages from the resident set once it has been consumed (see
+    /// [`release`](Self::release)); a no-op for `.pt` tensors.
+    pub fn release_entry(&self, entry: &TensorEntry) {
+        if let Some(size) = elem_size(entry.dtype) {
+            self.release(entry, 0..entry.byte_len() / size);
         }
     }
 

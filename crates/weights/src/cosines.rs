@@ -73,10 +73,10 @@ enum Origin {
 
 /// Compute the report. `axis`/`toward` default to the first trajectory and to the trajectory with
 /// the largest component orthogonal to the axis.
-pub fn cosines(
+pub fn cosines<'a>(
     param: &str,
-    base: &Checkpoint,
-    trajs: &[Trajectory<'_>],
+    base: &'a Checkpoint,
+    trajs: &[Trajectory<'a>],
     axis: Option<&str>,
     toward: Option<&str>,
 ) -> Result<CosinesReport> {
@@ -102,16 +102,17 @@ pub fn cosines(
 
     // Distinct checkpoints (by identity of the opened file), base first.
     let mut ckpts: Vec<&Checkpoint> = vec![base];
-    let mut slot = |c: &Checkpoint| -> usize {
-        match ckpts.iter().position(|k| std::ptr::eq(*k, c)) {
+    let mut ends: Vec<(usize, usize)> = Vec::with_capacity(trajs.len());
+    for t in trajs {
+        let mut slot = |c: &'a Checkpoint| match ckpts.iter().position(|k| std::ptr::eq(*k, c)) {
             Some(i) => i,
             None => {
                 ckpts.push(c);
                 ckpts.len() - 1
             }
-        }
-    };
-    let ends: Vec<(usize, usize)> = trajs.iter().map(|t| (slot(t.from), slot(t.to))).collect();
+        };
+        ends.push((slot(t.from), slot(t.to)));
+    }
     let ckpts = ckpts;
 
     // The parameter must exist, be a float, and have the base's shape everywhere.

@@ -21,7 +21,7 @@ pub fn dtype_name(dtype: Dtype) -> String {
 
 /// Decode `out.len()` little-endian elements of a float `dtype` from `bytes` into f32.
 /// F64 is rounded to f32 (only the streaming diff kernel uses this path).
-pub(crate) fn decode_f32(bytes: &[u8], dtype: Dtype, out: &mut [f32]) {
+pub fn decode_f32(bytes: &[u8], dtype: Dtype, out: &mut [f32]) {
     match dtype {
         Dtype::F32 => {
             for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
@@ -48,7 +48,7 @@ pub(crate) fn decode_f32(bytes: &[u8], dtype: Dtype, out: &mut [f32]) {
 }
 
 /// Decode into f64 (exact for every float type).
-pub(crate) fn decode_f64(bytes: &[u8], dtype: Dtype, out: &mut [f64]) {
+pub fn decode_f64(bytes: &[u8], dtype: Dtype, out: &mut [f64]) {
     match dtype {
         Dtype::F64 => {
             for (o, c) in out.iter_mut().zip(bytes.chunks_exact(8)) {
@@ -75,7 +75,7 @@ pub(crate) fn decode_f64(bytes: &[u8], dtype: Dtype, out: &mut [f64]) {
 }
 
 /// Encode f64 values to little-endian bytes of a float `dtype` (round to nearest).
-pub(crate) fn encode_f64(values: &[f64], dtype: Dtype, out: &mut Vec<u8>) {
+pub fn encode_f64(values: &[f64], dtype: Dtype, out: &mut Vec<u8>) {
     for &v in values {
         match dtype {
             Dtype::F64 => out.extend_from_slice(&v.to_le_bytes()),

@@ -233,16 +233,16 @@ pub fn arrow<DB: DrawingBackend>(root: &Area<DB>, from: Px, to: Px, color: RGBCo
 
 /// Axis-aligned pixel rectangle: (left, top, right, bottom).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Rect(pub i32, pub i32, pub i32, pub i32);
+pub struct PxRect(pub i32, pub i32, pub i32, pub i32);
 
-impl Rect {
-    pub fn around((x, y): Px, r: i32) -> Rect {
-        Rect(x - r, y - r, x + r, y + r)
+impl PxRect {
+    pub fn around((x, y): Px, r: i32) -> PxRect {
+        PxRect(x - r, y - r, x + r, y + r)
     }
-    fn overlaps(&self, o: &Rect) -> bool {
+    fn overlaps(&self, o: &PxRect) -> bool {
         self.0 < o.2 && o.0 < self.2 && self.1 < o.3 && o.1 < self.3
     }
-    fn inside(&self, o: &Rect) -> bool {
+    fn inside(&self, o: &PxRect) -> bool {
         self.0 >= o.0 && self.1 >= o.1 && self.2 <= o.2 && self.3 <= o.3
     }
 }
@@ -251,8 +251,8 @@ impl Rect {
 /// growing distances and takes the first that stays inside `bounds` and overlaps nothing placed so
 /// far (labels and registered obstacles such as markers).
 pub struct LabelPlacer {
-    pub bounds: Rect,
-    pub taken: Vec<Rect>,
+    pub bounds: PxRect,
+    pub taken: Vec<PxRect>,
 }
 
 pub struct Placed {
@@ -264,12 +264,23 @@ pub struct Placed {
 }
 
 impl LabelPlacer {
-    pub fn new(bounds: Rect) -> Self {
+    pub fn new(bounds: PxRect) -> Self {
         LabelPlacer { bounds, taken: Vec::new() }
     }
 
-    pub fn obstacle(&mut self, r: Rect) {
+    pub fn obstacle(&mut self, r: PxRect) {
         self.taken.push(r);
+    }
+
+    /// Marks a straight segment (an arrow or a line) as an obstacle, sampled every few pixels.
+    pub fn segment(&mut self, a: Px, b: Px, half_width: i32) {
+        let (dx, dy) = ((b.0 - a.0) as f64, (b.1 - a.1) as f64);
+        let n = ((dx * dx + dy * dy).sqrt() / 6.0).ceil().max(1.0) as i32;
+        for k in 0..=n {
+            let t = k as f64 / n as f64;
+            let p = ((a.0 as f64 + dx * t).round() as i32, (a.1 as f64 + dy * t).round() as i32);
+            self.taken.push(PxRect::around(p, half_width));
+        }
     }
 
     pub fn place(&mut self, anchor: Px, text: &str, size: f64) -> Placed {
@@ -278,7 +289,7 @@ impl LabelPlacer {
         // Directions: E, W, NE, SE, NW, SW, N, S (as box offsets from the anchor).
         let dirs: [(i32, i32); 8] = [(1, 0), (-1, 0), (1, -1), (1, 1), (-1, -1), (-1, 1), (0, -1), (0, 1)];
         let mut first_inside = None;
-        for r in [12, 22, 36, 54, 78, 108, 140] {
+        for r in [14, 24, 38, 56, 80, 110, 145, 185] {
             for (dx, dy) in dirs {
                 let left = match dx {
                     1 => anchor.0 + r,
@@ -290,20 +301,20 @@ impl LabelPlacer {
                     -1 => anchor.1 - r - h,
                     _ => anchor.1 - h / 2,
                 };
-                let rect = Rect(left, top, left + w, top + h);
+                let rect = PxRect(left, top, left + w, top + h);
                 if !rect.inside(&self.bounds) {
                     continue;
                 }
                 first_inside.get_or_insert((rect, r));
                 if self.taken.iter().all(|t| !t.overlaps(&rect)) {
                     self.taken.push(rect);
-                    return Placed { at: (left, top), size: (w, h), far: r > 36 };
+                    return Placed { at: (left, top), size: (w, h), far: r > 14 };
                 }
             }
         }
-        let (rect, r) = first_inside.unwrap_or((Rect(anchor.0 + 8, anchor.1 - h / 2, anchor.0 + 8 + w, anchor.1 + h / 2), 12));
+        let (rect, r) = first_inside.unwrap_or((PxRect(anchor.0 + 8, anchor.1 - h / 2, anchor.0 + 8 + w, anchor.1 + h / 2), 12));
         self.taken.push(rect);
-        Placed { at: (rect.0, rect.1), size: (w, h), far: r > 36 }
+        Placed { at: (rect.0, rect.1), size: (w, h), far: r > 14 }
     }
 }
 
@@ -363,4 +374,11 @@ pub fn spread_1d(ys: &[i32], gap: i32, lo: i32, hi: i32) -> Vec<i32> {
         next = out[i];
     }
     out
+}
+
+/// Shortest decimal form up to 3 digits, as the post prints values (41.3, 87.85, 2.9).
+pub fn fmt_short(v: f64) -> String {
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if let Some(rest) = s.strip_prefix('-') { format!("−{rest}") } else { s.to_string() }
 }

@@ -216,13 +216,20 @@ impl DriftSteps {
             }
             mesh.draw().map_err(de(fig))?;
             // Reference lines, and their values just outside the right edge.
-            let mut label_ys = Vec::new();
+            let mut label_ys: Vec<(Px, RGBColor, f64)> = Vec::new();
+            let (xr, _) = chart.plotting_area().get_pixel_range();
+            let data_per_px = (self.x_range[1] - self.x_range[0]) / (xr.end - xr.start).max(1) as f64;
             for r in &panel.references {
                 let k = refs.iter().position(|c| c == &r.checkpoint).unwrap_or(0);
                 let color = style::recipe_color(&r.checkpoint, k + 1);
+                // Lines that coincide (lvis_replay and lvis_replay_neg on watch prompts) get their
+                // dots out of phase so both colours stay visible.
+                let y_px = chart.backend_coord(&(self.x_range[0], r.value)).1;
+                let same = label_ys.iter().filter(|(p, _, _)| (p.1 - y_px).abs() <= 2).count();
+                let x_start = self.x_range[0] + (same as f64 * 4.5) * data_per_px;
                 chart
                     .draw_series(DashedLineSeries::new(
-                        vec![(self.x_range[0], r.value), (self.x_range[1], r.value)],
+                        vec![(x_start, r.value), (self.x_range[1], r.value)],
                         3,
                         6,
                         color.stroke_width(3),

@@ -105,9 +105,9 @@ impl Heatmap {
         let cell_w = MIN_CELL_W.max(widest_header + 18).max(widest_value + 24);
         let bar_block = 40 + BAR_W + 12 + style::text_size("−0.000", style::TICK).0 as i32;
         let grid_w = cell_w * t.cols.len() as i32;
-        let title_w = style::bold_text_size(&t.title, style::TITLE).0 as i32;
+        // The title wraps to the body's width rather than widening the canvas.
         let body_w = MARGIN + label_w + grid_w + bar_block + MARGIN;
-        let w = body_w.max((title_w + 2 * MARGIN).min(1400)).max(640) as u32;
+        let w = body_w.max(900) as u32;
         let title_h = title_height(&t.title, None, w);
         let col_title_h = if t.col_title.is_some() { line_height(style::LABEL) + 6 } else { 0 };
         let header_h = header_lines as i32 * line_height(style::TICK) + 10;

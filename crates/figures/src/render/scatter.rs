@@ -141,13 +141,14 @@ impl ScatterPlot {
             .map_err(de(fig))?;
         // Trend line clipped to the plotting range.
         let seg = clip_line(&self.fit, x0, x1, y0, y1);
+        let (xr, yr) = chart.plotting_area().get_pixel_range();
+        let mut placer = LabelPlacer::new(PxRect(xr.start + 4, yr.start + 4, xr.end - 4, yr.end - 4));
         if let Some((a, b)) = seg {
             chart.draw_series(LineSeries::new(vec![a, b], AMBER_DARK.stroke_width(3))).map_err(de(fig))?;
+            placer.segment(chart.backend_coord(&a), chart.backend_coord(&b), 3);
         }
-        let (xr, yr) = chart.plotting_area().get_pixel_range();
-        let mut placer = LabelPlacer::new(Rect(xr.start + 4, yr.start + 4, xr.end - 4, yr.end - 4));
         for p in &self.points {
-            placer.obstacle(Rect::around(chart.backend_coord(&(p.x, p.y)), 12));
+            placer.obstacle(PxRect::around(chart.backend_coord(&(p.x, p.y)), 12));
         }
         // Off-trend gaps first so markers draw over them.
         for r in &self.residuals {
@@ -159,6 +160,7 @@ impl ScatterPlot {
             chart
                 .draw_series(DashedLineSeries::new(vec![(p.x, ty), (p.x, p.y)], 3, 6, OFF.stroke_width(2)))
                 .map_err(de(fig))?;
+            placer.segment(chart.backend_coord(&(p.x, ty)), chart.backend_coord(&(p.x, p.y)), 3);
             let mid = chart.backend_coord(&(p.x, (ty + p.y) / 2.0));
             let txt = format!("{} pp vs trend", fmt_num(r.residual, 1, true));
             let placed = placer.place(mid, &txt, style::SMALL);
@@ -180,7 +182,7 @@ impl ScatterPlot {
         }
         for p in &self.points {
             let c = chart.backend_coord(&(p.x, p.y));
-            let txt = format!("{} ({}, {})", p.label, fmt_num(p.x, 3, false), fmt_num(p.y, if p.y.fract() == 0.0 { 0 } else { 2 }, false));
+            let txt = format!("{} ({}, {})", p.label, fmt_num(p.x, 3, false), fmt_short(p.y));
             let placed = placer.place(c, &txt, style::SMALL);
             let color = if p.role == PointRole::OffTrend { OFF } else { INK };
             draw_placed(root, &placed, c, &txt, &style::text(style::SMALL, color), fig)?;

@@ -2,6 +2,8 @@
 //! hook points, the reference's `MLP` (a ReLU stack), LayerNorm/Linear constructors.
 
 pub mod attention;
+pub mod box_embed;
+pub mod pos2d;
 
 use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};

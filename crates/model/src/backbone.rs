@@ -1,0 +1,175 @@
+//! SAM3's backbone (`backbone.*`): the vision trunk + neck with their sine position maps, and the
+//! text encoder. Field names are the reference attribute names, so the burn parameter paths are the
+//! checkpoint keys (without the leading `backbone.`).
+
+use burn::module::Module;
+use burn::prelude::*;
+use burn::tensor::Int;
+use sam3lab_hooks::{HookRegistry, Hooks};
+
+use crate::Sam3Config;
+use crate::config::PositionEncodingConfig;
+use crate::neck::NeckLevel;
+use crate::nn::pos2d::sine_pos_2d;
+use crate::text::{LanguageBackbone, TextOutput};
+use crate::vit::Vit;
+
+/// `Sam3DualViTDetNeck` without the tracker's `sam2_convs`.
+#[derive(Module, Debug)]
+pub struct VisionBackbone {
+    pub trunk: Vit,
+    pub convs: Vec<NeckLevel>,
+    /// Levels dropped from the end (`scalp`; SAM3: 1, the 0.5× level).
+    pub scalp: usize,
+    #[module(skip)]
+    pub position_encoding: PositionEncodingConfig,
+}
+
+/// `SAM3VLBackbone`.
+#[derive(Module, Debug)]
+pub struct Backbone {
+    pub vision_backbone: VisionBackbone,
+    pub language_backbone: LanguageBackbone,
+}
+
+/// What the vision backbone hands the rest of the model (the reference's `backbone_fpn` and
+/// `vision_pos_enc`, after `scalp`).
+#[derive(Clone, Debug)]
+pub struct VisionOutput {
+    /// Feature levels, finest first: `(B, d, 4g, 4g)`, `(B, d, 2g, 2g)`, `(B, d, g, g)` for SAM3.
+    /// The last one is `vision_features`, the fusion encoder's input.
+    pub fpn: Vec<Tensor<4>>,
+    /// The sine position map of each level, `(1, d, h, w)` (broadcast over the batch).
+    pub pos: Vec<Tensor<4>>,
+}
+
+/// Reference options this port does not implement, as one message (`None` = supported).
+pub fn check_supported(cfg: &Sam3Config) -> Result<(), String> {
+    let mut errs = Vec::new();
+    if let Err(e) = crate::vit::check_supported(&cfg.vit) {
+        errs.push(e);
+    }
+    if let Err(e) = crate::neck::check_supported(&cfg.neck.scale_factors) {
+        errs.push(e);
+    }
+    if cfg.neck.scalp >= cfg.neck.scale_factors.len() {
+        errs.push(format!("neck.scalp {} drops every level", cfg.neck.scalp));
+    }
+    if !cfg.position_encoding.normalize {
+        errs.push("position_encoding.normalize = false is not supported".into());
+    }
+    if cfg.image_size != cfg.vit.img_size {
+        errs.push(format!("image_size {} differs from vit.img_size {}", cfg.image_size, cfg.vit.img_size));
+    }
+    if errs.is_empty() { Ok(()) } else { Err(errs.join("; ")) }
+}
+
+impl Backbone {
+    pub fn new(cfg: &Sam3Config, device: &Device) -> Self {
+        let c = cfg.vit.embed_dim;
+        Self {
+            vision_backbone: VisionBackbone {
+                trunk: Vit::new(&cfg.vit, device),
+                convs: cfg.neck.scale_factors.iter().map(|&s| NeckLevel::new(s, c, cfg.d_model, device)).collect(),
+                scalp: cfg.neck.scalp,
+                position_encoding: cfg.position_encoding.clone(),
+            },
+            language_backbone: LanguageBackbone::new(&cfg.text, cfg.d_model, device),
+        }
+    }
+
+    /// `pixel_values` `(B, 3, S, S)` (normalised to [-1, 1]) → feature pyramid + position maps.
+    pub fn forward_image(&self, pixel_values: Tensor<4>, hooks: &mut Hooks) -> VisionOutput {
+        self.vision_backbone.forward(pixel_values, hooks)
+    }
+
+    /// Token ids `(B, L)` → text features (see [`LanguageBackbone::forward`]).
+    pub fn forward_text(&self, input_ids: Tensor<2, Int>, hooks: &mut Hooks) -> TextOutput {
+        self.language_backbone.forward(input_ids, hooks)
+    }
+}
+
+impl VisionBackbone {
+    pub fn forward(&self, pixel_values: Tensor<4>, hooks: &mut Hooks) -> VisionOutput {
+        let device = pixel_values.device();
+        let pixel_values = hooks.tap(|| "image".into(), pixel_values);
+        let x = self.trunk.forward(pixel_values, hooks);
+        let kept = self.convs.len() - self.scalp;
+        let mut fpn = Vec::with_capacity(kept);
+        let mut pos = Vec::with_capacity(kept);
+        for (i, level) in self.convs.iter().enumerate() {
+            if i >= kept {
+                // Dropped by `scalp`: computed only for a hook.
+                if hooks.wants(&format!("neck.fpn.{i}")) {
+                    hooks.tap(|| format!("neck.fpn.{i}"), level.forward(x.clone()));
+                }
+                continue;
+            }
+            let y = hooks.tap(|| format!("neck.fpn.{i}"), level.forward(x.clone()));
+            let [_, _, h, w] = y.dims();
+            pos.push(sine_pos_2d(h, w, &self.position_encoding, &device));
+            fpn.push(y);
+        }
+        VisionOutput { fpn, pos }
+    }
+}
+
+/// Register every backbone hook point with its batch-1 shape (for `HookRegistry`).
+pub fn register_hooks(cfg: &Sam3Config, reg: &mut HookRegistry) {
+    let v = &cfg.vit;
+    let (s, g, c) = (cfg.image_size, cfg.grid(), v.embed_dim);
+    let nh = v.num_heads;
+    reg.push("image", [1, 3, s, s], "pixel values entering the trunk (B,3,S,S), normalised to [-1,1]");
+    reg.push("trunk.patch_embed", [1, g, g, c], "patch embedding (B,g,g,C), channels-last, no bias");
+    reg.push("trunk.embed", [1, g, g, c], "patch embedding + tiled abs pos, before ln_pre (B,g,g,C)");
+    reg.push("trunk.ln_pre", [1, g, g, c], "after ln_pre (B,g,g,C)");
+    let last = *v.global_att_blocks.last().unwrap_or(&0);
+    for i in 0..v.depth {
+        let global = v.global_att_blocks.contains(&i);
+        let (bw, n) = if global {
+            (1, g * g)
+        } else {
+            let nw = g.div_ceil(v.window_size);
+            (nw * nw, v.window_size * v.window_size)
+        };
+        let b = format!("trunk.blocks.{i}");
+        let kind = if global { "global" } else { "window" };
+        let tail = if i > last { "; after the last global block: computed only when hooked" } else { "" };
+        reg.push(format!("{b}.attn.freqs_cis"), [n, c / nh / 2, 2], format!("RoPE table (N,hd/2,2) = (cos,sin), {kind} block"));
+        for h in 0..nh {
+            reg.push(format!("{b}.attn.head.{h}"), [bw, n, c], format!("head {h}'s contribution to attn.out (no bias), {kind} layout (B·nW,N,C)"));
+        }
+        reg.push(format!("{b}.attn.attn_weights"), [bw, nh, n, n], format!("softmax attention (B·nW,H,N,N), {kind}"));
+        reg.push(format!("{b}.attn.out"), [bw, n, c], format!("attention output after proj, {kind} layout (B·nW,N,C){tail}"));
+        reg.push(format!("{b}.mlp.out"), [1, g, g, c], format!("MLP output before the residual add (B,g,g,C){tail}"));
+        reg.push(b, [1, g, g, c], format!("block output (B,g,g,C){tail}"));
+    }
+    reg.push("trunk.out", [1, c, g, g], "trunk output = last global block (B,C,g,g)");
+    for (i, &sc) in cfg.neck.scale_factors.iter().enumerate() {
+        let h = (g as f64 * sc) as usize;
+        let dropped = i + cfg.neck.scalp >= cfg.neck.scale_factors.len();
+        let doc = if dropped {
+            format!("neck level {i} (scale {sc}) (B,d,h,w): dropped by the model, computed only when hooked")
+        } else {
+            format!("neck level {i} (scale {sc}) (B,d,h,w)")
+        };
+        reg.push(format!("neck.fpn.{i}"), [1, cfg.d_model, h, h], doc);
+    }
+    let t = &cfg.text;
+    let (l, w) = (t.context_length, t.width);
+    reg.push("text.input_ids", [1, l], "token ids (B,L) as float (read-only)");
+    reg.push("text.token_embedding", [1, l, w], "token embedding lookup, before + positional (B,L,W)");
+    for i in 0..t.layers {
+        let b = format!("text.blocks.{i}");
+        for h in 0..t.heads {
+            reg.push(format!("{b}.attn.head.{h}"), [1, l, w], format!("head {h}'s contribution to attn.out (no bias) (B,L,W)"));
+        }
+        reg.push(format!("{b}.attn.attn_weights"), [1, t.heads, l, l], "causal softmax attention (B,H,L,L)");
+        reg.push(format!("{b}.attn.out"), [1, l, w], "attention output after out_proj (B,L,W)");
+        reg.push(format!("{b}.mlp.out"), [1, l, w], "MLP output before the residual add (B,L,W)");
+        reg.push(b, [1, l, w], "block output (B,L,W)");
+    }
+    reg.push("text.ln_final", [1, l, w], "after ln_final (B,L,W)");
+    reg.push("text.out", [1, l, cfg.d_model], "resizer output = language_features, batch-first (B,L,d)");
+    reg.push("text.padding_mask", [1, l], "1 = padding (token id 0) (B,L) (read-only)");
+}

@@ -1,0 +1,142 @@
+//! The fusion encoder (`transformer.encoder`, reference `TransformerEncoderFusion`) and the pre-norm
+//! encoder layer it shares with the geometry encoder (`TransformerEncoderLayer`).
+//!
+//! Per layer (pre-norm): `x += SA(q=k=LN1(x)[+pos], v=LN1(x))`, `x += CA(q=LN2(x), k=memory[+pos],
+//! v=memory)`, `x += FFN(LN3(x))`. The fusion encoder adds the image position map to the self-attention
+//! queries/keys and cross-attends to the prompt (with its padding mask, no position); the geometry
+//! encoder does the opposite (no position in self-attention, image position on the cross-attention keys).
+//! There is no final norm and the prompt is not updated.
+
+use burn::module::Module;
+use burn::nn::{LayerNorm, Linear};
+use burn::prelude::*;
+use burn::tensor::Bool;
+use burn::tensor::activation::relu;
+use sam3lab_hooks::Hooks;
+
+use crate::Sam3Config;
+use crate::nn::{MultiheadAttention, layer_norm, linear};
+
+/// Reference `TransformerEncoderLayer` (pre-norm path) under its torch field names.
+#[derive(Module, Debug)]
+pub struct EncoderLayer {
+    pub self_attn: MultiheadAttention,
+    /// Cross-attention (torch `cross_attn_image`): to the prompt in fusion, to the image in geometry.
+    pub cross_attn_image: MultiheadAttention,
+    pub linear1: Linear,
+    pub linear2: Linear,
+    pub norm1: LayerNorm,
+    pub norm2: LayerNorm,
+    pub norm3: LayerNorm,
+}
+
+/// Where the layer adds position encodings and which masks it uses.
+pub struct LayerInputs<'a> {
+    /// Added to the self-attention queries and keys (fusion: the image position map).
+    pub self_pos: Option<&'a Tensor<3>>,
+    /// Key padding mask of the self-attention (geometry: the prompt-token mask).
+    pub self_kpm: Option<&'a Tensor<2, Bool>>,
+    /// Cross-attention memory `(B, M, d)`.
+    pub memory: &'a Tensor<3>,
+    /// Added to the cross-attention keys (geometry: the image position map).
+    pub memory_pos: Option<&'a Tensor<3>>,
+    /// Key padding mask over the memory (fusion: the prompt mask).
+    pub memory_kpm: Option<&'a Tensor<2, Bool>>,
+}
+
+impl EncoderLayer {
+    pub fn new(d: usize, heads: usize, ffn: usize, device: &Device) -> Self {
+        Self {
+            self_attn: MultiheadAttention::new(d, heads, device),
+            cross_attn_image: MultiheadAttention::new(d, heads, device),
+            linear1: linear(d, ffn, device),
+            linear2: linear(ffn, d, device),
+            norm1: layer_norm(d, device),
+            norm2: layer_norm(d, device),
+            norm3: layer_norm(d, device),
+        }
+    }
+
+    /// `x` `(B, S, d)` → `(B, S, d)`. `name` is the layer's hook prefix (`fusion.layers.3`); the
+    /// attentions are `{name}.self_attn` / `{name}.cross_attn`, the FFN output `{name}.ffn.out`.
+    pub fn forward(&self, name: &str, x: Tensor<3>, inp: &LayerInputs<'_>, hooks: &mut Hooks) -> Tensor<3> {
+        let a = self.norm1.forward(x.clone());
+        let qk = match inp.self_pos {
+            Some(p) => a.clone() + p.clone(),
+            None => a.clone(),
+        };
+        let sa = self.self_attn.forward(
+            &format!("{name}.self_attn"),
+            qk.clone(),
+            qk,
+            a,
+            inp.self_kpm.cloned(),
+            None,
+            false,
+            hooks,
+        );
+        let x = x + sa;
+        let b = self.norm2.forward(x.clone());
+        let k = match inp.memory_pos {
+            Some(p) => inp.memory.clone() + p.clone(),
+            None => inp.memory.clone(),
+        };
+        let ca = self.cross_attn_image.forward(
+            &format!("{name}.cross_attn"),
+            b,
+            k,
+            inp.memory.clone(),
+            inp.memory_kpm.cloned(),
+            None,
+            false,
+            hooks,
+        );
+        let x = x + ca;
+        let c = self.norm3.forward(x.clone());
+        let f = self.linear2.forward(relu(self.linear1.forward(c)));
+        let f = hooks.tap(|| format!("{name}.ffn.out"), f);
+        x + f
+    }
+}
+
+/// `transformer.encoder`: image tokens attend to themselves (with position) and to the prompt.
+#[derive(Module, Debug)]
+pub struct FusionEncoder {
+    pub layers: Vec<EncoderLayer>,
+}
+
+impl FusionEncoder {
+    pub fn new(cfg: &Sam3Config, device: &Device) -> Self {
+        let f = &cfg.fusion;
+        Self {
+            layers: (0..f.num_layers)
+                .map(|_| EncoderLayer::new(cfg.d_model, f.num_heads, f.dim_feedforward, device))
+                .collect(),
+        }
+    }
+
+    /// `img` `(B, HW, d)` (the 1× level, row-major), `pos` its sine map `(B, HW, d)`, `prompt` `(B, P, d)`
+    /// with `prompt_mask` `(B, P)` (true = padding) → memory `(B, HW, d)`.
+    pub fn forward(
+        &self,
+        img: Tensor<3>,
+        pos: &Tensor<3>,
+        prompt: &Tensor<3>,
+        prompt_mask: &Tensor<2, Bool>,
+        hooks: &mut Hooks,
+    ) -> Tensor<3> {
+        let inp = LayerInputs {
+            self_pos: Some(pos),
+            self_kpm: None,
+            memory: prompt,
+            memory_pos: None,
+            memory_kpm: Some(prompt_mask),
+        };
+        let mut x = img;
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(&format!("fusion.layers.{i}"), x, &inp, hooks);
+            x = hooks.tap(|| format!("fusion.layers.{i}"), x);
+        }
+        hooks.tap(|| "fusion.memory".to_string(), x)
+    }
+}

@@ -1,0 +1,201 @@
+//! Everything after the backbone, as one pipeline: prompt assembly (text + geometry), fusion encoder,
+//! decoder, scoring and segmentation head → [`GroundingOutput`].
+//!
+//! The heads take [`ImageFeatures`] (computed once per image) and [`TextFeatures`] (once per phrase),
+//! so any number of prompts can be grounded against one encoded image. [`Heads`] borrows the four
+//! head modules, so the same code serves [`crate::Sam3`] and the backbone-free [`Sam3Heads`] used to
+//! test the heads against a fixture's expected backbone outputs.
+
+use burn::module::Module;
+use burn::prelude::*;
+use burn::tensor::Bool;
+use burn::tensor::activation::sigmoid;
+use sam3lab_hooks::Hooks;
+
+use crate::decoder::{Decoder, cxcywh_to_xyxy};
+use crate::fusion::FusionEncoder;
+use crate::geometry::{GeometryEncoder, GeometryPrompt};
+use crate::scoring::DotProductScoring;
+use crate::seg::SegmentationHead;
+use crate::{ModelError, Sam3Config};
+
+/// Image features from the backbone: the neck levels and their sine position maps.
+#[derive(Clone, Debug)]
+pub struct ImageFeatures {
+    /// `[4×, 2×, 1×]` levels, each `(B, d, h, w)` (reference `backbone_fpn`).
+    pub fpn: Vec<Tensor<4>>,
+    /// Sine position maps of the same levels (reference `vision_pos_enc`), batch 1 or B; only the 1×
+    /// one is used.
+    pub pos: Vec<Tensor<4>>,
+}
+
+impl ImageFeatures {
+    pub fn batch(&self) -> usize {
+        self.fpn[0].dims()[0]
+    }
+}
+
+/// Text features from the language backbone.
+#[derive(Clone, Debug)]
+pub struct TextFeatures {
+    /// `(B, L, d)` = `text.out` (resizer output) batch-first.
+    pub feats: Tensor<3>,
+    /// `(B, L)`, true = padding (token id 0).
+    pub padding_mask: Tensor<2, Bool>,
+}
+
+/// Raw model outputs of one grounding call (batch-first; last decoder layer).
+#[derive(Clone, Debug)]
+pub struct GroundingOutput {
+    /// `(B, Q, 1)` dot-product score logits (clamped ±12, presence NOT folded in).
+    pub pred_logits: Tensor<3>,
+    /// `(B, Q, 4)` cxcywh in [0,1] of the squashed model input.
+    pub pred_boxes: Tensor<3>,
+    /// `(B, Q, 4)` xyxy in [0,1].
+    pub pred_boxes_xyxy: Tensor<3>,
+    /// `(B, Q, H4, W4)` mask logits at 4× the token grid.
+    pub pred_masks: Tensor<4>,
+    /// `(B, 1, H4, W4)` semantic logits.
+    pub semantic_seg: Tensor<4>,
+    /// `(B, 1)` presence logit of the last layer (unclamped).
+    pub presence_logit: Tensor<2>,
+    /// `(B, Q)` = σ(pred_logits)·σ(presence_logit).
+    pub scores: Tensor<2>,
+}
+
+/// `transformer` = fusion encoder + decoder, under torch names.
+#[derive(Module, Debug)]
+pub struct Transformer {
+    pub encoder: FusionEncoder,
+    pub decoder: Decoder,
+}
+
+impl Transformer {
+    pub fn new(cfg: &Sam3Config, device: &Device) -> Self {
+        Self { encoder: FusionEncoder::new(cfg, device), decoder: Decoder::new(cfg, device) }
+    }
+}
+
+/// The heads without the backbone, under the same top-level names as [`crate::Sam3`] (so a full
+/// checkpoint loads into it with the backbone keys left unused). For head-only tests and tools.
+#[derive(Module, Debug)]
+pub struct Sam3Heads {
+    pub geometry_encoder: GeometryEncoder,
+    pub transformer: Transformer,
+    pub dot_prod_scoring: DotProductScoring,
+    pub segmentation_head: SegmentationHead,
+}
+
+impl Sam3Heads {
+    pub fn new(cfg: &Sam3Config, device: &Device) -> Self {
+        Self {
+            geometry_encoder: GeometryEncoder::new(cfg, device),
+            transformer: Transformer::new(cfg, device),
+            dot_prod_scoring: DotProductScoring::new(cfg, device),
+            segmentation_head: SegmentationHead::new(cfg, device),
+        }
+    }
+
+    pub fn heads<'a>(&'a self, cfg: &'a Sam3Config) -> Heads<'a> {
+        Heads {
+            geometry_encoder: &self.geometry_encoder,
+            transformer: &self.transformer,
+            dot_prod_scoring: &self.dot_prod_scoring,
+            segmentation_head: &self.segmentation_head,
+            cfg,
+        }
+    }
+}
+
+/// Borrowed head modules plus the config: the grounding pipeline.
+pub struct Heads<'a> {
+    pub geometry_encoder: &'a GeometryEncoder,
+    pub transformer: &'a Transformer,
+    pub dot_prod_scoring: &'a DotProductScoring,
+    pub segmentation_head: &'a SegmentationHead,
+    pub cfg: &'a Sam3Config,
+}
+
+impl Heads<'_> {
+    /// Ground one prompt (text + geometry) against encoded image features. Batch sizes of image and
+    /// text must agree; the geometric prompt applies to every batch element.
+    pub fn ground(
+        &self,
+        image: &ImageFeatures,
+        text: &TextFeatures,
+        geometry: &GeometryPrompt,
+        hooks: &mut Hooks,
+    ) -> Result<GroundingOutput, ModelError> {
+        geometry.validate()?;
+        let cfg = self.cfg;
+        if image.fpn.len() != 3 || image.pos.len() != image.fpn.len() {
+            return Err(ModelError::Prompt(format!(
+                "image features must have 3 levels with position maps (got {} levels, {} maps)",
+                image.fpn.len(),
+                image.pos.len()
+            )));
+        }
+        let [b, d, h, w] = image.fpn[2].dims();
+        let [bt, _, dt] = text.feats.dims();
+        if bt != b || dt != d || d != cfg.d_model {
+            return Err(ModelError::Prompt(format!(
+                "batch/width mismatch: image features (B={b}, d={d}), text features (B={bt}, d={dt}), config d_model {}",
+                cfg.d_model
+            )));
+        }
+        // Seq-flatten the 1× level and its position map: (B, d, h, w) → (B, HW, d), row-major.
+        // The position map may come with batch 1 (it does not depend on the image): broadcast it.
+        let img = image.fpn[2].clone().reshape([b, d, h * w]).swap_dims(1, 2);
+        let pos = image.pos[2].clone().expand([b, d, h, w]).reshape([b, d, h * w]).swap_dims(1, 2);
+        let pos = hooks.tap(|| "fusion.pos_embed".into(), pos);
+
+        // Prompt = [text (L), geometry (boxes…, CLS)].
+        let (geo, geo_mask) = self.geometry_encoder.forward(geometry, &img, &pos, (h, w), cfg, hooks)?;
+        let prompt = hooks.tap(|| "prompt.feats".into(), Tensor::cat(vec![text.feats.clone(), geo], 1));
+        let prompt_mask = tap_mask(hooks, "prompt.padding_mask", Tensor::cat(vec![text.padding_mask.clone(), geo_mask], 1));
+
+        let memory = self.transformer.encoder.forward(img, &pos, &prompt, &prompt_mask, hooks);
+        let dec = self.transformer.decoder.forward(&memory, &pos, (h, w), &prompt, &prompt_mask, hooks);
+
+        let g = self.dot_prod_scoring.prompt_vector(&prompt, &prompt_mask, hooks);
+        let n = dec.hs.len();
+        let mut pred_logits = None;
+        for (i, hs) in dec.hs.iter().enumerate() {
+            // Only the last layer's logits feed the outputs; earlier ones only when a hook wants them.
+            if i + 1 == n || hooks.wants(&format!("decoder.layers.{i}.pred_logits")) {
+                let l = self.dot_prod_scoring.logits(hs.clone(), &g);
+                let l = hooks.tap(|| format!("decoder.layers.{i}.pred_logits"), l);
+                if i + 1 == n {
+                    pred_logits = Some(l);
+                }
+            }
+        }
+        let pred_logits = hooks.tap(|| "pred_logits".into(), pred_logits.expect("at least one decoder layer"));
+        let pred_boxes = hooks.tap(|| "pred_boxes".into(), dec.pred_boxes[n - 1].clone());
+        let pred_boxes_xyxy = hooks.tap(|| "pred_boxes_xyxy".into(), cxcywh_to_xyxy(pred_boxes.clone()));
+        let presence_logit = hooks.tap(|| "presence_logit".into(), dec.presence_logits[n - 1].clone());
+
+        let hs_last = dec.hs[n - 1].clone();
+        drop(dec);
+        let seg = self.segmentation_head.forward(&image.fpn, &memory, &prompt, &prompt_mask, hs_last, hooks);
+        let pred_masks = hooks.tap(|| "pred_masks".into(), seg.pred_masks);
+        let semantic_seg = hooks.tap(|| "semantic_seg".into(), seg.semantic_seg);
+
+        let [_, q, _] = pred_logits.dims();
+        let scores = sigmoid(pred_logits.clone().reshape([b, q])) * sigmoid(presence_logit.clone());
+        let scores = hooks.tap(|| "scores".into(), scores);
+        if let Some(e) = hooks.take_error() {
+            return Err(e.into());
+        }
+        Ok(GroundingOutput { pred_logits, pred_boxes, pred_boxes_xyxy, pred_masks, semantic_seg, presence_logit, scores })
+    }
+}
+
+/// Tap a boolean mask as float 0/1 (1 = padding); an edited value is thresholded back at 0.5.
+pub fn tap_mask(hooks: &mut Hooks, name: &str, mask: Tensor<2, Bool>) -> Tensor<2, Bool> {
+    if !hooks.wants(name) {
+        return mask;
+    }
+    let f = hooks.tap_named(name, mask.clone().float());
+    if hooks.edits(name) { f.greater_elem(0.5) } else { mask }
+}

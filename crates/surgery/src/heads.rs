@@ -1,0 +1,245 @@
+//! Attention heads by their hook-API names, the checkpoint keys behind them, and how many heads each
+//! module has (from a fixture `config.json` or SAM3's defaults).
+
+use std::ops::Range;
+use std::path::Path;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, SurgeryError};
+
+/// Which stack a module belongs to (they differ in head count).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    /// ViT trunk: fused `qkv` / `proj`.
+    Vit,
+    /// Text encoder: `nn.MultiheadAttention` (`in_proj_*`, `out_proj`).
+    Text,
+    Geometry,
+    Fusion,
+    Decoder,
+    /// Segmentation head's prompt cross-attention.
+    Seg,
+}
+
+/// Heads per attention module, per family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadCounts {
+    pub vit: usize,
+    pub text: usize,
+    pub geometry: usize,
+    pub fusion: usize,
+    pub decoder: usize,
+    pub seg: usize,
+}
+
+impl Default for HeadCounts {
+    /// The released SAM3: ViT 16 heads, text 16, every d_model = 256 module 8.
+    fn default() -> Self {
+        Self { vit: 16, text: 16, geometry: 8, fusion: 8, decoder: 8, seg: 8 }
+    }
+}
+
+impl HeadCounts {
+    pub fn get(&self, f: Family) -> usize {
+        match f {
+            Family::Vit => self.vit,
+            Family::Text => self.text,
+            Family::Geometry => self.geometry,
+            Family::Fusion => self.fusion,
+            Family::Decoder => self.decoder,
+            Family::Seg => self.seg,
+        }
+    }
+
+    /// From a fixture-style `config.json`: its `model` section (or the top level when there is none)
+    /// with `vit.num_heads`, `text.heads`, `{geometry,fusion,decoder}.num_heads` and
+    /// `seg_head.cross_attend_prompt_heads`.
+    pub fn from_config(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| SurgeryError::Config {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| SurgeryError::Config {
+            path: path.display().to_string(),
+            reason: format!("not JSON: {e}"),
+        })?;
+        let model = json.get("model").unwrap_or(&json);
+        let field = |a: &str, b: &str| -> Result<usize> {
+            model
+                .get(a)
+                .and_then(|s| s.get(b))
+                .and_then(serde_json::Value::as_u64)
+                .filter(|&n| n > 0)
+                .map(|n| n as usize)
+                .ok_or_else(|| SurgeryError::Config {
+                    path: path.display().to_string(),
+                    reason: format!("missing positive integer model.{a}.{b}"),
+                })
+        };
+        Ok(Self {
+            vit: field("vit", "num_heads")?,
+            text: field("text", "heads")?,
+            geometry: field("geometry", "num_heads")?,
+            fusion: field("fusion", "num_heads")?,
+            decoder: field("decoder", "num_heads")?,
+            seg: field("seg_head", "cross_attend_prompt_heads")?,
+        })
+    }
+}
+
+/// An attention module's three weight tensors that carry per-head slices. The output bias is shared
+/// by all heads and never touched.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttnKeys {
+    /// Hook-API module name, e.g. `decoder.layers.4.ca_text`.
+    pub module: String,
+    pub family: Family,
+    /// `[3C, D_in]`: rows are [q | k | v] blocks of width C.
+    pub in_weight: String,
+    /// `[3C]`.
+    pub in_bias: String,
+    /// `[D_out, C]`: column block h·hd..(h+1)·hd is head h.
+    pub out_weight: String,
+}
+
+/// One head: its module's keys and its index.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadRef {
+    /// Canonical hook name, e.g. `decoder.layers.4.ca_text.head.0`.
+    pub name: String,
+    pub keys: AttnKeys,
+    pub head: usize,
+}
+
+/// The hook-name patterns of attention heads (shown in errors).
+pub const HEAD_PATTERNS: &[&str] = &[
+    "trunk.blocks.{i}.attn.head.{h}",
+    "text.blocks.{i}.attn.head.{h}",
+    "geometry.layers.{i}.{self_attn,cross_attn}.head.{h}",
+    "fusion.layers.{i}.{self_attn,cross_attn}.head.{h}",
+    "decoder.layers.{i}.{self_attn,ca_text,ca_image}.head.{h}",
+    "seg.prompt_cross_attn.head.{h}",
+];
+
+/// Map an attention module's hook name (`decoder.layers.4.ca_text`, `trunk.blocks.3.attn`,
+/// `seg.prompt_cross_attn`, …) to its checkpoint keys (normalised, no `detector.` prefix).
+pub fn module_keys(module: &str) -> Result<AttnKeys> {
+    let re = Regex::new(
+        r"^(?:(trunk|text)\.blocks\.(\d+)\.attn|(geometry|fusion)\.layers\.(\d+)\.(self_attn|cross_attn)|decoder\.layers\.(\d+)\.(self_attn|ca_text|ca_image)|seg\.prompt_cross_attn)$",
+    )
+    .expect("static regex");
+    let c = re.captures(module).ok_or_else(|| unknown(module))?;
+    let mha = |prefix: String, family: Family| AttnKeys {
+        module: module.to_string(),
+        family,
+        in_weight: format!("{prefix}.in_proj_weight"),
+        in_bias: format!("{prefix}.in_proj_bias"),
+        out_weight: format!("{prefix}.out_proj.weight"),
+    };
+    let keys = if let Some(stack) = c.get(1) {
+        let i = &c[2];
+        if stack.as_str() == "trunk" {
+            let p = format!("backbone.vision_backbone.trunk.blocks.{i}.attn");
+            AttnKeys {
+                module: module.to_string(),
+                family: Family::Vit,
+                in_weight: format!("{p}.qkv.weight"),
+                in_bias: format!("{p}.qkv.bias"),
+                out_weight: format!("{p}.proj.weight"),
+            }
+        } else {
+            mha(format!("backbone.language_backbone.encoder.transformer.resblocks.{i}.attn"), Family::Text)
+        }
+    } else if let Some(stack) = c.get(3) {
+        let (i, kind) = (&c[4], &c[5]);
+        let sub = if kind == "self_attn" { "self_attn" } else { "cross_attn_image" };
+        if stack.as_str() == "geometry" {
+            mha(format!("geometry_encoder.encode.{i}.{sub}"), Family::Geometry)
+        } else {
+            mha(format!("transformer.encoder.layers.{i}.{sub}"), Family::Fusion)
+        }
+    } else if let Some(i) = c.get(6) {
+        let sub = match &c[7] {
+            "ca_image" => "cross_attn",
+            other => other,
+        };
+        mha(format!("transformer.decoder.layers.{}.{sub}", i.as_str()), Family::Decoder)
+    } else {
+        mha("segmentation_head.cross_attend_prompt".into(), Family::Seg)
+    };
+    Ok(keys)
+}
+
+/// Map a head's hook name (`decoder.layers.4.ca_text.head.0`) to its module's keys and index.
+pub fn head_ref(name: &str) -> Result<HeadRef> {
+    let (module, head) = name
+        .rsplit_once(".head.")
+        .and_then(|(m, h)| Some((m, h.parse::<usize>().ok()?)))
+        .ok_or_else(|| unknown(name))?;
+    let keys = module_keys(module).map_err(|_| unknown(name))?;
+    Ok(HeadRef { name: format!("{module}.head.{head}"), keys, head })
+}
+
+fn unknown(name: &str) -> SurgeryError {
+    let shapes: Vec<String> = HEAD_PATTERNS.iter().map(|p| p.to_string()).collect();
+    // Nearest pattern by edit distance against the name with its numbers replaced by {i}/{h}.
+    let generic = Regex::new(r"\d+").expect("static").replace_all(name, "{i}").to_string();
+    let nearest = sam3lab_weights::nearest_names(&generic, HEAD_PATTERNS.iter().copied(), 1);
+    SurgeryError::UnknownHead { name: name.to_string(), nearest: nearest.into_iter().next(), patterns: shapes }
+}
+
+/// Flat element ranges of head `head` (of `num_heads`) inside a module with embedding width `c`:
+/// the in-projection's rows in each of the q, k, v blocks (weight `[3c, d_in]`, bias `[3c]`) and the
+/// out-projection's columns (weight `[d_out, c]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeadRanges {
+    pub in_weight: Vec<Range<usize>>,
+    pub in_bias: Vec<Range<usize>>,
+    pub out_weight: Vec<Range<usize>>,
+}
+
+pub fn head_ranges(c: usize, d_in: usize, d_out: usize, num_heads: usize, head: usize) -> HeadRanges {
+    let hd = c / num_heads;
+    let rows = (0..3).map(|blk| blk * c + head * hd..blk * c + (head + 1) * hd);
+    HeadRanges {
+        in_weight: rows.clone().map(|r| r.start * d_in..r.end * d_in).collect(),
+        in_bias: rows.collect(),
+        out_weight: (0..d_out).map(|r| r * c + head * hd..r * c + (head + 1) * hd).collect(),
+    }
+}
+
+/// Check the three shapes against the layout and the head count; returns (c, d_in, d_out).
+pub fn check_shapes(
+    keys: &AttnKeys,
+    in_w: &[usize],
+    in_b: &[usize],
+    out_w: &[usize],
+    num_heads: usize,
+) -> Result<(usize, usize, usize)> {
+    let bad = |reason: String| SurgeryError::Layout { module: keys.module.clone(), reason };
+    let [rows, d_in] = in_w else {
+        return Err(bad(format!("'{}' has shape {in_w:?}, expected [3C, D_in]", keys.in_weight)));
+    };
+    if rows % 3 != 0 {
+        return Err(bad(format!("'{}' has {rows} rows, not a multiple of 3 (q|k|v)", keys.in_weight)));
+    }
+    let c = rows / 3;
+    if in_b != [3 * c] {
+        return Err(bad(format!("'{}' has shape {in_b:?}, expected [{}]", keys.in_bias, 3 * c)));
+    }
+    let [d_out, oc] = out_w else {
+        return Err(bad(format!("'{}' has shape {out_w:?}, expected [D_out, {c}]", keys.out_weight)));
+    };
+    if *oc != c {
+        return Err(bad(format!("'{}' has {oc} columns, expected {c} (= in-projection rows / 3)", keys.out_weight)));
+    }
+    if num_heads == 0 || c % num_heads != 0 {
+        return Err(bad(format!(
+            "width {c} is not divisible by {num_heads} heads (check --config)"
+        )));
+    }
+    Ok((c, *d_in, *d_out))
+}

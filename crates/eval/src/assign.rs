@@ -7,17 +7,33 @@
 /// `cost` is row-major `rows × cols` with finite entries. Returns `(row, col)` pairs sorted by row.
 pub fn linear_sum_assignment(cost: &[f64], rows: usize, cols: usize) -> Vec<(usize, usize)> {
     assert_eq!(cost.len(), rows * cols, "cost matrix must be rows*cols");
-    assert!(cost.iter().all(|c| c.is_finite()), "cost matrix entries must be finite");
+    assert!(
+        cost.iter().all(|c| c.is_finite()),
+        "cost matrix entries must be finite"
+    );
     if rows == 0 || cols == 0 {
         return Vec::new();
     }
     // Like scipy: solve a wide problem (rows ≤ cols), transposing a tall one.
     let transpose = cols < rows;
-    let (nr, nc) = if transpose { (cols, rows) } else { (rows, cols) };
-    let at = |i: usize, j: usize| if transpose { cost[j * cols + i] } else { cost[i * cols + j] };
+    let (nr, nc) = if transpose {
+        (cols, rows)
+    } else {
+        (rows, cols)
+    };
+    let at = |i: usize, j: usize| {
+        if transpose {
+            cost[j * cols + i]
+        } else {
+            cost[i * cols + j]
+        }
+    };
     // scipy shifts the matrix to be non-negative before solving.
     let min = cost.iter().copied().fold(f64::INFINITY, f64::min);
-    let c: Vec<f64> = (0..nr).flat_map(|i| (0..nc).map(move |j| (i, j))).map(|(i, j)| at(i, j) - min).collect();
+    let c: Vec<f64> = (0..nr)
+        .flat_map(|i| (0..nc).map(move |j| (i, j)))
+        .map(|(i, j)| at(i, j) - min)
+        .collect();
 
     const NONE: usize = usize::MAX;
     let mut u = vec![0.0f64; nr];
@@ -92,8 +108,11 @@ pub fn linear_sum_assignment(cost: &[f64], rows: usize, cols: usize) -> Vec<(usi
         }
     }
 
-    let mut pairs: Vec<(usize, usize)> =
-        if transpose { (0..nr).map(|i| (col4row[i], i)).collect() } else { (0..nr).map(|i| (i, col4row[i])).collect() };
+    let mut pairs: Vec<(usize, usize)> = if transpose {
+        (0..nr).map(|i| (col4row[i], i)).collect()
+    } else {
+        (0..nr).map(|i| (i, col4row[i])).collect()
+    };
     pairs.sort_unstable();
     pairs
 }
@@ -105,7 +124,13 @@ mod tests {
 
     fn brute_force_min(cost: &[f64], rows: usize, cols: usize) -> f64 {
         // Enumerate injective maps from the smaller side into the larger one.
-        fn rec(k: usize, small: usize, large: usize, used: &mut Vec<bool>, f: &dyn Fn(usize, usize) -> f64) -> f64 {
+        fn rec(
+            k: usize,
+            small: usize,
+            large: usize,
+            used: &mut Vec<bool>,
+            f: &dyn Fn(usize, usize) -> f64,
+        ) -> f64 {
             if k == small {
                 return 0.0;
             }
@@ -120,9 +145,13 @@ mod tests {
             best
         }
         if rows <= cols {
-            rec(0, rows, cols, &mut vec![false; cols], &|i, j| cost[i * cols + j])
+            rec(0, rows, cols, &mut vec![false; cols], &|i, j| {
+                cost[i * cols + j]
+            })
         } else {
-            rec(0, cols, rows, &mut vec![false; rows], &|j, i| cost[i * cols + j])
+            rec(0, cols, rows, &mut vec![false; rows], &|j, i| {
+                cost[i * cols + j]
+            })
         }
     }
 
@@ -135,7 +164,13 @@ mod tests {
             // Half the trials draw from a coarse grid to create many ties.
             let coarse = trial % 2 == 0;
             let cost: Vec<f64> = (0..rows * cols)
-                .map(|_| if coarse { rng.random_range(0..4) as f64 * -0.25 } else { -rng.random::<f64>() })
+                .map(|_| {
+                    if coarse {
+                        rng.random_range(0..4) as f64 * -0.25
+                    } else {
+                        -rng.random::<f64>()
+                    }
+                })
                 .collect();
             let pairs = linear_sum_assignment(&cost, rows, cols);
             assert_eq!(pairs.len(), rows.min(cols));
@@ -148,13 +183,19 @@ mod tests {
             }
             let total: f64 = pairs.iter().map(|&(r, c)| cost[r * cols + c]).sum();
             let best = brute_force_min(&cost, rows, cols);
-            assert!((total - best).abs() < 1e-12, "trial {trial}: {total} vs optimum {best} for {rows}x{cols}");
+            assert!(
+                (total - best).abs() < 1e-12,
+                "trial {trial}: {total} vs optimum {best} for {rows}x{cols}"
+            );
         }
     }
 
     #[test]
     fn constant_matrix_gives_identity() {
-        assert_eq!(linear_sum_assignment(&[1.0; 9], 3, 3), vec![(0, 0), (1, 1), (2, 2)]);
+        assert_eq!(
+            linear_sum_assignment(&[1.0; 9], 3, 3),
+            vec![(0, 0), (1, 1), (2, 2)]
+        );
         assert_eq!(linear_sum_assignment(&[0.0; 6], 3, 2), vec![(0, 0), (1, 1)]);
     }
 }

@@ -62,7 +62,13 @@ pub struct EntryEval {
 
 /// Evaluate one entry from the IoU matrix of its kept predictions (rows) against its non-crowd
 /// ground-truth instances (columns), row-major `num_dt × num_gt`.
-pub fn evaluate_entry(image_id: i64, gt_index: usize, ious: &[f64], num_dt: usize, num_gt: usize) -> EntryEval {
+pub fn evaluate_entry(
+    image_id: i64,
+    gt_index: usize,
+    ious: &[f64],
+    num_dt: usize,
+    num_gt: usize,
+) -> EntryEval {
     assert_eq!(ious.len(), num_dt * num_gt);
     let base = EntryEval {
         image_id,
@@ -80,7 +86,11 @@ pub fn evaluate_entry(image_id: i64, gt_index: usize, ious: &[f64], num_dt: usiz
     if num_dt == 0 {
         return EntryEval {
             image_level: ImageLevel::FalseNegative,
-            counts: Some(Counts { tp: [0; NUM_THRESHOLDS], fp: [0; NUM_THRESHOLDS], fn_: [num_gt as i64; NUM_THRESHOLDS] }),
+            counts: Some(Counts {
+                tp: [0; NUM_THRESHOLDS],
+                fp: [0; NUM_THRESHOLDS],
+                fn_: [num_gt as i64; NUM_THRESHOLDS],
+            }),
             local_f1: Some([0.0; NUM_THRESHOLDS]),
             local_positive_f1: Some([0.0; NUM_THRESHOLDS]),
             ..base
@@ -88,9 +98,16 @@ pub fn evaluate_entry(image_id: i64, gt_index: usize, ious: &[f64], num_dt: usiz
     }
     // Maximum-IoU one-to-one matching: minimise the negated IoU, as the reference does.
     let neg: Vec<f64> = ious.iter().map(|v| -v).collect();
-    let matched: Vec<f64> = linear_sum_assignment(&neg, num_dt, num_gt).iter().map(|&(d, g)| ious[d * num_gt + g]).collect();
+    let matched: Vec<f64> = linear_sum_assignment(&neg, num_dt, num_gt)
+        .iter()
+        .map(|&(d, g)| ious[d * num_gt + g])
+        .collect();
     let thresholds = iou_thresholds();
-    let mut counts = Counts { tp: [0; NUM_THRESHOLDS], fp: [0; NUM_THRESHOLDS], fn_: [0; NUM_THRESHOLDS] };
+    let mut counts = Counts {
+        tp: [0; NUM_THRESHOLDS],
+        fp: [0; NUM_THRESHOLDS],
+        fn_: [0; NUM_THRESHOLDS],
+    };
     let mut f1 = [0.0; NUM_THRESHOLDS];
     for (t, &thr) in thresholds.iter().enumerate() {
         let tp = matched.iter().filter(|&&m| m >= thr).count() as i64;
@@ -104,7 +121,11 @@ pub fn evaluate_entry(image_id: i64, gt_index: usize, ious: &[f64], num_dt: usiz
         f1[t] = 2.0 * precision * recall / (precision + recall + 1e-4);
     }
     EntryEval {
-        image_level: if num_gt > 0 { ImageLevel::TruePositive } else { ImageLevel::FalsePositive },
+        image_level: if num_gt > 0 {
+            ImageLevel::TruePositive
+        } else {
+            ImageLevel::FalsePositive
+        },
         counts: Some(counts),
         local_f1: Some(f1),
         local_positive_f1: if num_gt > 0 { Some(f1) } else { None },
@@ -204,8 +225,8 @@ pub fn accumulate(entries: &[EntryEval]) -> Accumulated {
             a.fn_[t] += c.fn_[t];
         }
         if let Some(f) = &e.local_positive_f1 {
-            for t in 0..NUM_THRESHOLDS {
-                a.positive_local_f1_sum[t] += f[t];
+            for (t, &v) in f.iter().enumerate() {
+                a.positive_local_f1_sum[t] += v;
                 a.positive_fp[t] += c.fp[t];
             }
             if e.num_dt > 0 {
@@ -280,10 +301,17 @@ fn summarize_curve(curve: &[f64; NUM_THRESHOLDS], at: Option<f64>) -> f64 {
     let thresholds = iou_thresholds();
     let picked: Vec<f64> = match at {
         None => curve.to_vec(),
-        Some(thr) => (0..NUM_THRESHOLDS).filter(|&t| thresholds[t] == thr).map(|t| curve[t]).collect(),
+        Some(thr) => (0..NUM_THRESHOLDS)
+            .filter(|&t| thresholds[t] == thr)
+            .map(|t| curve[t])
+            .collect(),
     };
     let kept: Vec<f64> = picked.into_iter().filter(|v| *v > -1.0).collect();
-    if kept.is_empty() { -1.0 } else { np_mean(&kept) }
+    if kept.is_empty() {
+        -1.0
+    } else {
+        np_mean(&kept)
+    }
 }
 
 /// The reference's output, in `CGF1_METRICS` order: `(name, value)` where name is
@@ -307,14 +335,20 @@ pub fn summary(curves: &Curves, iou_type: &str) -> Vec<(String, f64)> {
     ];
     let mut out = Vec::new();
     for (name, c) in threshold_metrics {
-        out.push((format!("cgF1_eval_{iou_type}_{name}"), summarize_curve(c, None)));
+        out.push((
+            format!("cgF1_eval_{iou_type}_{name}"),
+            summarize_curve(c, None),
+        ));
     }
     for (name, v) in image_level {
         out.push((format!("cgF1_eval_{iou_type}_{name}"), v));
     }
     for (thr, label) in [(0.5, "0.5"), (0.75, "0.75")] {
         for (name, c) in threshold_metrics {
-            out.push((format!("cgF1_eval_{iou_type}_{name}@{label}"), summarize_curve(c, Some(thr))));
+            out.push((
+                format!("cgF1_eval_{iou_type}_{name}@{label}"),
+                summarize_curve(c, Some(thr)),
+            ));
         }
     }
     out
@@ -327,7 +361,18 @@ mod tests {
     #[test]
     fn thresholds_match_numpy_linspace() {
         // Values printed by numpy 2.4: np.linspace(.5, .95, 10).tolist()
-        let expected = [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.8999999999999999, 0.95];
+        let expected = [
+            0.5,
+            0.55,
+            0.6,
+            0.65,
+            0.7,
+            0.75,
+            0.8,
+            0.85,
+            0.8999999999999999,
+            0.95,
+        ];
         assert_eq!(iou_thresholds(), expected);
     }
 

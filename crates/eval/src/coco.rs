@@ -31,7 +31,11 @@ pub struct GtImage {
     /// 0/1 or a boolean in the files; only exhaustive entries are scored.
     #[serde(deserialize_with = "truthy")]
     pub is_instance_exhaustive: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "truthy_opt")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "truthy_opt"
+    )]
     pub is_pixel_exhaustive: Option<bool>,
 }
 
@@ -92,13 +96,18 @@ pub enum RleCounts {
 impl Segmentation {
     /// A compressed-RLE segmentation of `rle` (what pycocotools' `encode` returns, as text).
     pub fn from_rle(rle: &Rle) -> Segmentation {
-        Segmentation::Rle { size: [rle.height, rle.width], counts: RleCounts::Compressed(rle.to_compressed()) }
+        Segmentation::Rle {
+            size: [rle.height, rle.width],
+            counts: RleCounts::Compressed(rle.to_compressed()),
+        }
     }
 
     /// Decode, checking the RLE against the size of the image it belongs to.
     pub fn decode(&self, height: u32, width: u32) -> std::result::Result<Rle, String> {
         match self {
-            Segmentation::Polygons(_) => Err("polygon segmentations are not supported; convert them to RLE".into()),
+            Segmentation::Polygons(_) => {
+                Err("polygon segmentations are not supported; convert them to RLE".into())
+            }
             Segmentation::Rle { size, counts } => {
                 if size[0] != height || size[1] != width {
                     return Err(format!(
@@ -139,12 +148,20 @@ pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>> {
 
 /// Parse a ground-truth file.
 pub fn parse_gt(path: &Path, bytes: &[u8]) -> Result<GtDataset> {
-    serde_json::from_slice(bytes).map_err(|source| EvalError::Json { path: path.to_path_buf(), what: "SA-Co/Gold ground-truth", source })
+    serde_json::from_slice(bytes).map_err(|source| EvalError::Json {
+        path: path.to_path_buf(),
+        what: "SA-Co/Gold ground-truth",
+        source,
+    })
 }
 
 /// Parse a COCO results file (a JSON list of predictions).
 pub fn parse_predictions(path: &Path, bytes: &[u8]) -> Result<Vec<Prediction>> {
-    serde_json::from_slice(bytes).map_err(|source| EvalError::Json { path: path.to_path_buf(), what: "COCO results (a list of {image_id, segmentation, score})", source })
+    serde_json::from_slice(bytes).map_err(|source| EvalError::Json {
+        path: path.to_path_buf(),
+        what: "COCO results (a list of {image_id, segmentation, score})",
+        source,
+    })
 }
 
 pub fn load_gt(path: &Path) -> Result<GtDataset> {
@@ -157,5 +174,6 @@ pub fn load_predictions(path: &Path) -> Result<Vec<Prediction>> {
 
 /// A `[x, y, w, h]` box from a JSON list, checking its length.
 pub(crate) fn bbox4(b: &[f64]) -> std::result::Result<[f64; 4], String> {
-    <[f64; 4]>::try_from(b).map_err(|_| format!("bbox must have 4 numbers [x, y, w, h], found {}", b.len()))
+    <[f64; 4]>::try_from(b)
+        .map_err(|_| format!("bbox must have 4 numbers [x, y, w, h], found {}", b.len()))
 }

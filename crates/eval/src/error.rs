@@ -5,13 +5,23 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}: not a valid {what} JSON file: {source}", path.display())]
-    Json { path: PathBuf, what: &'static str, source: serde_json::Error },
+    Json {
+        path: PathBuf,
+        what: &'static str,
+        source: serde_json::Error,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error("model failed on image {file_name}: {source:#}")]
-    Model { file_name: String, source: anyhow::Error },
+    Model {
+        file_name: String,
+        source: anyhow::Error,
+    },
 }
 
 impl EvalError {
@@ -19,7 +29,10 @@ impl EvalError {
         EvalError::Invalid(msg.into())
     }
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        EvalError::Io { path: path.to_path_buf(), source }
+        EvalError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }
 

@@ -92,7 +92,11 @@ fn round5(x: f64) -> f64 {
 }
 
 /// Read finished entries of an earlier run; truncate a torn last line.
-fn resume(path: &Path, header: &PartialHeader, known: &HashMap<i64, usize>) -> Result<HashMap<i64, Vec<Prediction>>> {
+fn resume(
+    path: &Path,
+    header: &PartialHeader,
+    known: &HashMap<i64, usize>,
+) -> Result<HashMap<i64, Vec<Prediction>>> {
     let bytes = coco::read_bytes(path)?;
     let mut done = HashMap::new();
     let mut good_len = 0usize;
@@ -105,12 +109,22 @@ fn resume(path: &Path, header: &PartialHeader, known: &HashMap<i64, usize>) -> R
         let line = &bytes[pos..pos + nl];
         line_no += 1;
         if line_no == 1 {
-            let found: PartialHeader = serde_json::from_slice(line)
-                .map_err(|e| EvalError::invalid(format!("{}: line 1 is not a progress header ({e}); delete the file to start over", path.display())))?;
+            let found: PartialHeader = serde_json::from_slice(line).map_err(|e| {
+                EvalError::invalid(format!(
+                    "{}: line 1 is not a progress header ({e}); delete the file to start over",
+                    path.display()
+                ))
+            })?;
             if &found != header {
                 return Err(EvalError::invalid(format!(
                     "{}: progress was recorded for a different run (ground truth sha256 {}, model {:?}, threshold {}); this run has sha256 {}, model {:?}, threshold {}. Delete the file to start over",
-                    path.display(), found.gt_sha256, found.model, found.threshold, header.gt_sha256, header.model, header.threshold
+                    path.display(),
+                    found.gt_sha256,
+                    found.model,
+                    found.threshold,
+                    header.gt_sha256,
+                    header.model,
+                    header.threshold
                 )));
             }
         } else {
@@ -118,7 +132,12 @@ fn resume(path: &Path, header: &PartialHeader, known: &HashMap<i64, usize>) -> R
                 Ok(e) => e,
                 // A damaged final line can only come from an interruption: redo that entry.
                 Err(_) if pos + nl + 1 == bytes.len() => break,
-                Err(e) => return Err(EvalError::invalid(format!("{}: line {line_no} is damaged ({e}); delete the file to start over", path.display()))),
+                Err(e) => {
+                    return Err(EvalError::invalid(format!(
+                        "{}: line {line_no} is damaged ({e}); delete the file to start over",
+                        path.display()
+                    )));
+                }
             };
             if !known.contains_key(&entry.image_id) {
                 return Err(EvalError::invalid(format!(
@@ -128,7 +147,11 @@ fn resume(path: &Path, header: &PartialHeader, known: &HashMap<i64, usize>) -> R
                 )));
             }
             if done.insert(entry.image_id, entry.predictions).is_some() {
-                return Err(EvalError::invalid(format!("{}: image_id {} recorded twice", path.display(), entry.image_id)));
+                return Err(EvalError::invalid(format!(
+                    "{}: image_id {} recorded twice",
+                    path.display(),
+                    entry.image_id
+                )));
             }
         }
         pos += nl + 1;
@@ -138,14 +161,25 @@ fn resume(path: &Path, header: &PartialHeader, known: &HashMap<i64, usize>) -> R
         good_len = 0; // not even a header: start over
     }
     if good_len < bytes.len() {
-        let f = std::fs::OpenOptions::new().write(true).open(path).map_err(|e| EvalError::io(path, e))?;
-        f.set_len(good_len as u64).map_err(|e| EvalError::io(path, e))?;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| EvalError::io(path, e))?;
+        f.set_len(good_len as u64)
+            .map_err(|e| EvalError::io(path, e))?;
     }
     Ok(done)
 }
 
 /// Turn the model's detections for one entry into COCO predictions.
-fn to_predictions(image_id: i64, dets: &[Detection], h: u32, w: u32, threshold: f64, at: &dyn Fn() -> String) -> Result<Vec<Prediction>> {
+fn to_predictions(
+    image_id: i64,
+    dets: &[Detection],
+    h: u32,
+    w: u32,
+    threshold: f64,
+    at: &dyn Fn() -> String,
+) -> Result<Vec<Prediction>> {
     let mut out = Vec::new();
     for (k, d) in dets.iter().enumerate() {
         if d.mask.dimensions() != (w, h) {
@@ -157,7 +191,10 @@ fn to_predictions(image_id: i64, dets: &[Detection], h: u32, w: u32, threshold: 
             )));
         }
         if !d.score.is_finite() {
-            return Err(EvalError::invalid(format!("{}: detection {k} has a non-finite score", at())));
+            return Err(EvalError::invalid(format!(
+                "{}: detection {k} has a non-finite score",
+                at()
+            )));
         }
         if d.score <= threshold {
             continue;
@@ -165,7 +202,12 @@ fn to_predictions(image_id: i64, dets: &[Detection], h: u32, w: u32, threshold: 
         let rle = Rle::from_row_major(h, w, d.mask.as_raw());
         let bbox = d.bbox.unwrap_or_else(|| {
             let b = rle.to_bbox();
-            [b[0] / w as f64, b[1] / h as f64, b[2] / w as f64, b[3] / h as f64]
+            [
+                b[0] / w as f64,
+                b[1] / h as f64,
+                b[2] / w as f64,
+                b[3] / h as f64,
+            ]
         });
         out.push(Prediction {
             image_id,
@@ -189,15 +231,23 @@ where
     let gt_sha256 = sha256_hex(&gt_bytes);
     let gt_name = cfg.gt_path.display().to_string();
 
-    let selected: Vec<usize> = (0..gt.images.len()).filter(|&i| !cfg.only_exhaustive || gt.images[i].is_instance_exhaustive).collect();
+    let selected: Vec<usize> = (0..gt.images.len())
+        .filter(|&i| !cfg.only_exhaustive || gt.images[i].is_instance_exhaustive)
+        .collect();
     let mut known: HashMap<i64, usize> = HashMap::new();
     for &i in &selected {
         let img = &gt.images[i];
         if known.insert(img.id, i).is_some() {
-            return Err(EvalError::invalid(format!("{gt_name}: image id {} appears more than once in images[]", img.id)));
+            return Err(EvalError::invalid(format!(
+                "{gt_name}: image id {} appears more than once in images[]",
+                img.id
+            )));
         }
         if img.text_input.as_deref().is_none_or(str::is_empty) {
-            return Err(EvalError::invalid(format!("{gt_name}: entry id {} has no text_input (noun phrase)", img.id)));
+            return Err(EvalError::invalid(format!(
+                "{gt_name}: entry id {} has no text_input (noun phrase)",
+                img.id
+            )));
         }
     }
     // Entries grouped by image file, files in order of first appearance.
@@ -219,33 +269,63 @@ where
         threshold: cfg.threshold,
     };
     let partial = partial_path(&cfg.out);
-    let mut done = if partial.exists() { resume(&partial, &header, &known)? } else { HashMap::new() };
+    let mut done = if partial.exists() {
+        resume(&partial, &header, &known)?
+    } else {
+        HashMap::new()
+    };
     let resumed_entries = done.len();
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&partial).map_err(|e| EvalError::io(&partial, e))?;
-    if file.metadata().map_err(|e| EvalError::io(&partial, e))?.len() == 0 {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&partial)
+        .map_err(|e| EvalError::io(&partial, e))?;
+    if file
+        .metadata()
+        .map_err(|e| EvalError::io(&partial, e))?
+        .len()
+        == 0
+    {
         let mut line = serde_json::to_vec(&header).expect("header serialises");
         line.push(b'\n');
-        file.write_all(&line).map_err(|e| EvalError::io(&partial, e))?;
+        file.write_all(&line)
+            .map_err(|e| EvalError::io(&partial, e))?;
         file.sync_data().map_err(|e| EvalError::io(&partial, e))?;
     }
 
-    let bar = if cfg.progress { ProgressBar::with_draw_target(Some(selected.len() as u64), ProgressDrawTarget::stderr()) } else { ProgressBar::hidden() };
+    let bar = if cfg.progress {
+        ProgressBar::with_draw_target(Some(selected.len() as u64), ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
-        ProgressStyle::with_template("{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} entries (eta {eta})")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} entries (eta {eta})",
+        )
+        .expect("valid template"),
     );
     bar.set_message("predict");
     bar.set_position(resumed_entries as u64);
 
     let mut model_calls = 0usize;
     for (file_name, idxs) in &groups {
-        let todo: Vec<usize> = idxs.iter().copied().filter(|i| !done.contains_key(&gt.images[*i].id)).collect();
+        let todo: Vec<usize> = idxs
+            .iter()
+            .copied()
+            .filter(|i| !done.contains_key(&gt.images[*i].id))
+            .collect();
         if todo.is_empty() {
             continue;
         }
         let path = cfg.images_dir.join(file_name);
         let image = image::open(&path)
-            .map_err(|e| EvalError::invalid(format!("{}: cannot read image for entry id {}: {e}", path.display(), gt.images[todo[0]].id)))?
+            .map_err(|e| {
+                EvalError::invalid(format!(
+                    "{}: cannot read image for entry id {}: {e}",
+                    path.display(),
+                    gt.images[todo[0]].id
+                ))
+            })?
             .to_rgb8();
         let (w, h) = image.dimensions();
         for &i in &todo {
@@ -260,8 +340,14 @@ where
                 )));
             }
         }
-        let phrases: Vec<String> = todo.iter().map(|&i| gt.images[i].text_input.clone().expect("checked")).collect();
-        let dets = model(&image, &phrases).map_err(|source| EvalError::Model { file_name: file_name.clone(), source })?;
+        let phrases: Vec<String> = todo
+            .iter()
+            .map(|&i| gt.images[i].text_input.clone().expect("checked"))
+            .collect();
+        let dets = model(&image, &phrases).map_err(|source| EvalError::Model {
+            file_name: file_name.clone(),
+            source,
+        })?;
         model_calls += 1;
         if dets.len() != phrases.len() {
             return Err(EvalError::invalid(format!(
@@ -273,11 +359,22 @@ where
         let mut buf = BufWriter::new(&mut file);
         for (&i, d) in todo.iter().zip(&dets) {
             let e = &gt.images[i];
-            let at = || format!("{file_name} / {:?} (entry id {})", e.text_input.as_deref().unwrap_or(""), e.id);
+            let at = || {
+                format!(
+                    "{file_name} / {:?} (entry id {})",
+                    e.text_input.as_deref().unwrap_or(""),
+                    e.id
+                )
+            };
             let preds = to_predictions(e.id, d, h, w, cfg.threshold, &at)?;
-            let mut line = serde_json::to_vec(&PartialEntry { image_id: e.id, predictions: preds.clone() }).expect("entry serialises");
+            let mut line = serde_json::to_vec(&PartialEntry {
+                image_id: e.id,
+                predictions: preds.clone(),
+            })
+            .expect("entry serialises");
             line.push(b'\n');
-            buf.write_all(&line).map_err(|e| EvalError::io(&partial, e))?;
+            buf.write_all(&line)
+                .map_err(|e| EvalError::io(&partial, e))?;
             done.insert(e.id, preds);
         }
         buf.flush().map_err(|e| EvalError::io(&partial, e))?;
@@ -311,7 +408,16 @@ where
         "pred_sha256": sha256_hex(text.as_bytes()),
         "sam3lab_version": env!("CARGO_PKG_VERSION"),
     });
-    write_atomic(&meta_path(&cfg.out), format!("{}\n", serde_json::to_string_pretty(&meta).expect("meta")).as_bytes())?;
+    write_atomic(
+        &meta_path(&cfg.out),
+        format!("{}\n", serde_json::to_string_pretty(&meta).expect("meta")).as_bytes(),
+    )?;
     std::fs::remove_file(&partial).map_err(|e| EvalError::io(&partial, e))?;
-    Ok(PredictSummary { entries: selected.len(), images: groups.len(), resumed_entries, model_calls, predictions: count })
+    Ok(PredictSummary {
+        entries: selected.len(),
+        images: groups.len(),
+        resumed_entries,
+        model_calls,
+        predictions: count,
+    })
 }

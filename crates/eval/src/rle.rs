@@ -26,7 +26,11 @@ impl Rle {
                 "RLE counts cover {total} pixels but size {height}x{width} has {expected}"
             ));
         }
-        Ok(Rle { height, width, counts })
+        Ok(Rle {
+            height,
+            width,
+            counts,
+        })
     }
 
     /// Encode a row-major mask (`mask[y * width + x]`, non-zero = inside), as `pycocotools.mask.encode`
@@ -34,11 +38,21 @@ impl Rle {
     pub fn from_row_major(height: u32, width: u32, mask: &[u8]) -> Rle {
         let (h, w) = (height as usize, width as usize);
         assert_eq!(mask.len(), h * w, "mask length must be height*width");
-        Rle::from_column_major_iter(height, width, (0..w).flat_map(|x| (0..h).map(move |y| (x, y))).map(|(x, y)| mask[y * w + x] != 0))
+        Rle::from_column_major_iter(
+            height,
+            width,
+            (0..w)
+                .flat_map(|x| (0..h).map(move |y| (x, y)))
+                .map(|(x, y)| mask[y * w + x] != 0),
+        )
     }
 
     /// Encode pixels given in column-major order.
-    pub fn from_column_major_iter(height: u32, width: u32, bits: impl Iterator<Item = bool>) -> Rle {
+    pub fn from_column_major_iter(
+        height: u32,
+        width: u32,
+        bits: impl Iterator<Item = bool>,
+    ) -> Rle {
         // Same run convention as pycocotools' rleEncode: first run counts 0s, a run is closed on every
         // value change, and the last run is always written (so an empty image gives `[0]`).
         let mut counts = Vec::new();
@@ -53,7 +67,11 @@ impl Rle {
             run += 1;
         }
         counts.push(run);
-        Rle { height, width, counts }
+        Rle {
+            height,
+            width,
+            counts,
+        }
     }
 
     /// Decode into a row-major mask of 0/1 bytes.
@@ -76,7 +94,12 @@ impl Rle {
 
     /// Number of foreground pixels (`pycocotools.mask.area`).
     pub fn area(&self) -> u64 {
-        self.counts.iter().skip(1).step_by(2).map(|&c| c as u64).sum()
+        self.counts
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .map(|&c| c as u64)
+            .sum()
     }
 
     /// Bounding box `[x, y, w, h]` in pixels, as `pycocotools.mask.toBbox` computes it — including its
@@ -108,7 +131,12 @@ impl Rle {
             ys = ys.min(y);
             ye = ye.max(y);
         }
-        [xs as f64, ys as f64, (xe as f64 - xs as f64) + 1.0, (ye as f64 - ys as f64) + 1.0]
+        [
+            xs as f64,
+            ys as f64,
+            (xe as f64 - xs as f64) + 1.0,
+            (ye as f64 - ys as f64) + 1.0,
+        ]
     }
 
     /// pycocotools' compressed `counts` string.
@@ -152,7 +180,9 @@ impl Rle {
                     ));
                 }
                 if k >= 12 {
-                    return Err(format!("compressed RLE has an over-long number ending at byte {p}"));
+                    return Err(format!(
+                        "compressed RLE has an over-long number ending at byte {p}"
+                    ));
                 }
                 let c = (b - 48) as i64;
                 x |= (c & 0x1f) << (5 * k);
@@ -174,7 +204,9 @@ impl Rle {
                 x += out[m - 2] as i64;
             }
             if x < 0 || x > u32::MAX as i64 {
-                return Err(format!("compressed RLE decodes to an invalid run length {x} (run {m})"));
+                return Err(format!(
+                    "compressed RLE decodes to an invalid run length {x} (run {m})"
+                ));
             }
             out.push(x as u32);
         }
@@ -183,9 +215,17 @@ impl Rle {
 
     /// Union of masks of one size (`pycocotools.mask.merge(..., intersect=False)` semantics).
     pub fn union(height: u32, width: u32, masks: &[&Rle]) -> Rle {
-        let mut acc = Rle { height, width, counts: vec![height * width] };
+        let mut acc = Rle {
+            height,
+            width,
+            counts: vec![height * width],
+        };
         for m in masks {
-            assert_eq!((m.height, m.width), (height, width), "union of masks of different sizes");
+            assert_eq!(
+                (m.height, m.width),
+                (height, width),
+                "union of masks of different sizes"
+            );
             let mut bits: Vec<(u64, bool)> = Vec::new();
             walk_runs(&acc, m, |len, a, b| bits.push((len, a || b)));
             let mut counts = Vec::new();
@@ -200,7 +240,11 @@ impl Rle {
                 run += len;
             }
             counts.push(run as u32);
-            acc = Rle { height, width, counts };
+            acc = Rle {
+                height,
+                width,
+                counts,
+            };
         }
         acc
     }
@@ -314,17 +358,29 @@ mod tests {
     #[test]
     fn compressed_string_hand_cases() {
         // Small counts are single characters '0' + c (no continuation, no sign bit when c < 16).
-        let r = Rle { height: 3, width: 2, counts: vec![1, 1, 1, 2, 1] };
+        let r = Rle {
+            height: 3,
+            width: 2,
+            counts: vec![1, 1, 1, 2, 1],
+        };
         // counts[3] is written as 2 - counts[1] = 1, counts[4] as 1 - counts[2] = 0.
         assert_eq!(r.to_compressed(), "11110");
         assert_eq!(Rle::from_compressed(3, 2, "11110").unwrap(), r);
         // 16 needs two groups: its low 5 bits have the sign bit (0x10) set, so a continuation group
         // follows: (16 | 0x20) + 48 = '`', then 0 -> '0'.
-        let r = Rle { height: 4, width: 8, counts: vec![16, 16] };
+        let r = Rle {
+            height: 4,
+            width: 8,
+            counts: vec![16, 16],
+        };
         assert_eq!(r.to_compressed(), "`0`0");
         assert_eq!(Rle::from_compressed(4, 8, "`0`0").unwrap(), r);
         // A negative delta: counts[3] = 1 after counts[1] = 5 -> -4 -> 0x1c -> 'L'.
-        let r = Rle { height: 12, width: 1, counts: vec![1, 5, 1, 1, 4] };
+        let r = Rle {
+            height: 12,
+            width: 1,
+            counts: vec![1, 5, 1, 1, 4],
+        };
         let s = r.to_compressed();
         assert_eq!(s, "151L3");
         assert_eq!(Rle::from_compressed(12, 1, &s).unwrap(), r);
@@ -332,9 +388,21 @@ mod tests {
 
     #[test]
     fn compressed_string_errors() {
-        assert!(Rle::from_compressed(2, 2, "1 1").unwrap_err().contains("invalid character"));
-        assert!(Rle::from_compressed(2, 2, "12").unwrap_err().contains("cover 3 pixels"));
-        assert!(Rle::from_compressed(2, 2, "h").unwrap_err().contains("ends in the middle"));
+        assert!(
+            Rle::from_compressed(2, 2, "1 1")
+                .unwrap_err()
+                .contains("invalid character")
+        );
+        assert!(
+            Rle::from_compressed(2, 2, "12")
+                .unwrap_err()
+                .contains("cover 3 pixels")
+        );
+        assert!(
+            Rle::from_compressed(2, 2, "h")
+                .unwrap_err()
+                .contains("ends in the middle")
+        );
     }
 
     #[test]
@@ -355,7 +423,10 @@ mod tests {
 
     #[test]
     fn bbox_iou_hand_cases() {
-        assert_eq!(bbox_iou(&[0.0, 0.0, 2.0, 2.0], &[1.0, 1.0, 2.0, 2.0]), 1.0 / 7.0);
+        assert_eq!(
+            bbox_iou(&[0.0, 0.0, 2.0, 2.0], &[1.0, 1.0, 2.0, 2.0]),
+            1.0 / 7.0
+        );
         assert_eq!(bbox_iou(&[0.0, 0.0, 1.0, 1.0], &[1.0, 0.0, 1.0, 1.0]), 0.0); // touching
         assert_eq!(bbox_iou(&[0.0, 0.0, 2.0, 2.0], &[0.0, 0.0, 2.0, 2.0]), 1.0);
     }

@@ -30,7 +30,9 @@ impl std::str::FromStr for IouType {
         match s {
             "segm" => Ok(IouType::Segm),
             "bbox" => Ok(IouType::Bbox),
-            other => Err(format!("unknown IoU type {other:?}; expected \"segm\" or \"bbox\"")),
+            other => Err(format!(
+                "unknown IoU type {other:?}; expected \"segm\" or \"bbox\""
+            )),
         }
     }
 }
@@ -44,7 +46,10 @@ pub struct ScoreOptions {
 
 impl Default for ScoreOptions {
     fn default() -> Self {
-        ScoreOptions { iou_type: IouType::Segm, score_threshold: 0.5 }
+        ScoreOptions {
+            iou_type: IouType::Segm,
+            score_threshold: 0.5,
+        }
     }
 }
 
@@ -103,11 +108,25 @@ struct PreparedGt {
     cat_ranks: HashMap<i64, usize>,
 }
 
-fn prepare_gt(name: &str, gt: &GtDataset, iou_type: IouType, warnings: &mut Vec<String>) -> Result<PreparedGt> {
+fn prepare_gt(
+    name: &str,
+    gt: &GtDataset,
+    iou_type: IouType,
+    warnings: &mut Vec<String>,
+) -> Result<PreparedGt> {
     let mut images = HashMap::with_capacity(gt.images.len());
     for (i, img) in gt.images.iter().enumerate() {
-        if images.insert(img.id, (i, img.height, img.width, img.is_instance_exhaustive)).is_some() {
-            return Err(EvalError::invalid(format!("{name}: image id {} appears more than once in images[]", img.id)));
+        if images
+            .insert(
+                img.id,
+                (i, img.height, img.width, img.is_instance_exhaustive),
+            )
+            .is_some()
+        {
+            return Err(EvalError::invalid(format!(
+                "{name}: image id {} appears more than once in images[]",
+                img.id
+            )));
         }
     }
     if gt.categories.is_empty() {
@@ -118,7 +137,8 @@ fn prepare_gt(name: &str, gt: &GtDataset, iou_type: IouType, warnings: &mut Vec<
     let mut cat_ids: Vec<i64> = gt.categories.iter().map(|c| c.id).collect();
     cat_ids.sort_unstable();
     cat_ids.dedup();
-    let cat_ranks: HashMap<i64, usize> = cat_ids.iter().enumerate().map(|(r, &id)| (id, r)).collect();
+    let cat_ranks: HashMap<i64, usize> =
+        cat_ids.iter().enumerate().map(|(r, &id)| (id, r)).collect();
 
     let mut instances: Vec<Vec<Instance>> = (0..gt.images.len()).map(|_| Vec::new()).collect();
     let mut ann_ids = HashSet::new();
@@ -128,10 +148,16 @@ fn prepare_gt(name: &str, gt: &GtDataset, iou_type: IouType, warnings: &mut Vec<
         if let Some(id) = ann.id
             && !ann_ids.insert(id)
         {
-            return Err(EvalError::invalid(format!("{}: annotation id {id} appears more than once", at())));
+            return Err(EvalError::invalid(format!(
+                "{}: annotation id {id} appears more than once",
+                at()
+            )));
         }
         let Some(&(idx, h, w, _)) = images.get(&ann.image_id) else {
-            return Err(EvalError::invalid(format!("{}: image_id is not in images[]", at())));
+            return Err(EvalError::invalid(format!(
+                "{}: image_id is not in images[]",
+                at()
+            )));
         };
         let cat_rank = match ann.category_id {
             None => Some(0),
@@ -141,7 +167,10 @@ fn prepare_gt(name: &str, gt: &GtDataset, iou_type: IouType, warnings: &mut Vec<
             unlisted += 1;
         }
         let rle = match &ann.segmentation {
-            Some(s) => Some(s.decode(h, w).map_err(|e| EvalError::invalid(format!("{}: segmentation: {e}", at())))?),
+            Some(s) => Some(
+                s.decode(h, w)
+                    .map_err(|e| EvalError::invalid(format!("{}: segmentation: {e}", at())))?,
+            ),
             None => None,
         };
         let bbox = match &ann.bbox {
@@ -150,21 +179,36 @@ fn prepare_gt(name: &str, gt: &GtDataset, iou_type: IouType, warnings: &mut Vec<
         };
         match iou_type {
             IouType::Segm if rle.is_none() => {
-                return Err(EvalError::invalid(format!("{}: no segmentation (needed for --iou segm)", at())));
+                return Err(EvalError::invalid(format!(
+                    "{}: no segmentation (needed for --iou segm)",
+                    at()
+                )));
             }
             IouType::Bbox if bbox.is_none() => {
-                return Err(EvalError::invalid(format!("{}: no bbox (needed for --iou bbox)", at())));
+                return Err(EvalError::invalid(format!(
+                    "{}: no bbox (needed for --iou bbox)",
+                    at()
+                )));
             }
             _ => {}
         }
-        instances[idx].push(Instance { rle, bbox, cat_rank, crowd: ann.iscrowd });
+        instances[idx].push(Instance {
+            rle,
+            bbox,
+            cat_rank,
+            crowd: ann.iscrowd,
+        });
     }
     if unlisted > 0 {
         warnings.push(format!(
             "{name}: {unlisted} annotation(s) have a category_id not in categories[]; ignored, as the reference evaluator does"
         ));
     }
-    Ok(PreparedGt { images, instances, cat_ranks })
+    Ok(PreparedGt {
+        images,
+        instances,
+        cat_ranks,
+    })
 }
 
 struct PreparedPred {
@@ -176,19 +220,35 @@ struct PreparedPred {
 
 /// Score `preds` against `gts` (the first one defines the entries; more than one = oracle setting).
 /// `gt_names`/`pred_name` only label error messages.
-pub fn score(gts: &[GtDataset], gt_names: &[String], preds: &[Prediction], pred_name: &str, opts: &ScoreOptions) -> Result<ScoreReport> {
+pub fn score(
+    gts: &[GtDataset],
+    gt_names: &[String],
+    preds: &[Prediction],
+    pred_name: &str,
+    opts: &ScoreOptions,
+) -> Result<ScoreReport> {
     if gts.is_empty() {
-        return Err(EvalError::invalid("at least one ground-truth file is needed"));
+        return Err(EvalError::invalid(
+            "at least one ground-truth file is needed",
+        ));
     }
     assert_eq!(gts.len(), gt_names.len());
     let mut warnings = Vec::new();
-    let prepared: Vec<PreparedGt> =
-        gts.iter().zip(gt_names).map(|(g, n)| prepare_gt(n, g, opts.iou_type, &mut warnings)).collect::<Result<_>>()?;
+    let prepared: Vec<PreparedGt> = gts
+        .iter()
+        .zip(gt_names)
+        .map(|(g, n)| prepare_gt(n, g, opts.iou_type, &mut warnings))
+        .collect::<Result<_>>()?;
 
     // Entries: exhaustive in the first GT and not non-exhaustive in any other (reference __init__).
     let mut excluded_by_others = HashSet::new();
     for gt in &gts[1..] {
-        excluded_by_others.extend(gt.images.iter().filter(|i| !i.is_instance_exhaustive).map(|i| i.id));
+        excluded_by_others.extend(
+            gt.images
+                .iter()
+                .filter(|i| !i.is_instance_exhaustive)
+                .map(|i| i.id),
+        );
     }
     let first = &gts[0];
     let eval_ids: Vec<i64> = first
@@ -199,7 +259,10 @@ pub fn score(gts: &[GtDataset], gt_names: &[String], preds: &[Prediction], pred_
         .collect();
     let num_excluded = first.images.len() - eval_ids.len();
     if eval_ids.is_empty() {
-        return Err(EvalError::invalid(format!("{}: no instance-exhaustive entry to score", gt_names[0])));
+        return Err(EvalError::invalid(format!(
+            "{}: no instance-exhaustive entry to score",
+            gt_names[0]
+        )));
     }
     for (k, p) in prepared.iter().enumerate().skip(1) {
         for &id in &eval_ids {
@@ -228,30 +291,53 @@ pub fn score(gts: &[GtDataset], gt_names: &[String], preds: &[Prediction], pred_
     for (k, p) in preds.iter().enumerate() {
         let at = || format!("{pred_name}: prediction [{k}] (image_id {})", p.image_id);
         let Some(&(_, h, w, _)) = prepared[0].images.get(&p.image_id) else {
-            return Err(EvalError::invalid(format!("{}: image_id is not an entry of {}", at(), gt_names[0])));
+            return Err(EvalError::invalid(format!(
+                "{}: image_id is not an entry of {}",
+                at(),
+                gt_names[0]
+            )));
         };
         if !p.score.is_finite() {
-            return Err(EvalError::invalid(format!("{}: score is not a finite number", at())));
+            return Err(EvalError::invalid(format!(
+                "{}: score is not a finite number",
+                at()
+            )));
         }
         let rle = match &p.segmentation {
-            Some(s) => Some(s.decode(h, w).map_err(|e| EvalError::invalid(format!("{}: segmentation: {e}", at())))?),
+            Some(s) => Some(
+                s.decode(h, w)
+                    .map_err(|e| EvalError::invalid(format!("{}: segmentation: {e}", at())))?,
+            ),
             None => None,
         };
         // The reference's loadRes: a given bbox is used as is, otherwise it is derived from the mask.
         let bbox = match (&p.bbox, &rle) {
             (Some(b), _) => bbox4(b).map_err(|e| EvalError::invalid(format!("{}: {e}", at())))?,
             (None, Some(r)) => r.to_bbox(),
-            (None, None) => return Err(EvalError::invalid(format!("{}: has neither segmentation nor bbox", at()))),
+            (None, None) => {
+                return Err(EvalError::invalid(format!(
+                    "{}: has neither segmentation nor bbox",
+                    at()
+                )));
+            }
         };
         if opts.iou_type == IouType::Segm && rle.is_none() {
-            return Err(EvalError::invalid(format!("{}: no segmentation (needed for --iou segm)", at())));
+            return Err(EvalError::invalid(format!(
+                "{}: no segmentation (needed for --iou segm)",
+                at()
+            )));
         }
         if let Some(c) = p.category_id
             && !prepared[0].cat_ranks.contains_key(&c)
         {
             unlisted_preds += 1;
         }
-        by_entry.entry(p.image_id).or_default().push(PreparedPred { category_id: p.category_id, rle, bbox, score: p.score });
+        by_entry.entry(p.image_id).or_default().push(PreparedPred {
+            category_id: p.category_id,
+            rle,
+            bbox,
+            score: p.score,
+        });
     }
     if unlisted_preds > 0 {
         warnings.push(format!(
@@ -293,27 +379,47 @@ pub fn score(gts: &[GtDataset], gt_names: &[String], preds: &[Prediction], pred_
 
 /// Instances (non-crowd, listed category) and kept predictions of one entry as the reference sees
 /// them: grouped by category in ascending id order, file order within a category.
-fn entry_sets<'a>(id: i64, gt: &'a PreparedGt, preds: &'a [PreparedPred], threshold: f64) -> (Vec<&'a Instance>, Vec<&'a PreparedPred>) {
+fn entry_sets<'a>(
+    id: i64,
+    gt: &'a PreparedGt,
+    preds: &'a [PreparedPred],
+    threshold: f64,
+) -> (Vec<&'a Instance>, Vec<&'a PreparedPred>) {
     let (idx, ..) = gt.images[&id];
-    let mut inst: Vec<&Instance> = gt.instances[idx].iter().filter(|i| i.cat_rank.is_some() && !i.crowd).collect();
+    let mut inst: Vec<&Instance> = gt.instances[idx]
+        .iter()
+        .filter(|i| i.cat_rank.is_some() && !i.crowd)
+        .collect();
     inst.sort_by_key(|i| i.cat_rank);
     let rank = |p: &PreparedPred| match p.category_id {
         None => Some(0),
         Some(c) => gt.cat_ranks.get(&c).copied(),
     };
-    let mut dts: Vec<(usize, &PreparedPred)> =
-        preds.iter().filter(|p| p.score >= threshold).filter_map(|p| rank(p).map(|r| (r, p))).collect();
+    let mut dts: Vec<(usize, &PreparedPred)> = preds
+        .iter()
+        .filter(|p| p.score >= threshold)
+        .filter_map(|p| rank(p).map(|r| (r, p)))
+        .collect();
     dts.sort_by_key(|(r, _)| *r);
     (inst, dts.into_iter().map(|(_, p)| p).collect())
 }
 
-fn evaluate_against(id: i64, k: usize, gt: &PreparedGt, preds: &[PreparedPred], opts: &ScoreOptions) -> Result<EntryEval> {
+fn evaluate_against(
+    id: i64,
+    k: usize,
+    gt: &PreparedGt,
+    preds: &[PreparedPred],
+    opts: &ScoreOptions,
+) -> Result<EntryEval> {
     let (inst, dts) = entry_sets(id, gt, preds, opts.score_threshold);
     let mut ious = Vec::with_capacity(dts.len() * inst.len());
     for d in &dts {
         for g in &inst {
             ious.push(match opts.iou_type {
-                IouType::Segm => rle::mask_iou(d.rle.as_ref().expect("checked"), g.rle.as_ref().expect("checked"))?,
+                IouType::Segm => rle::mask_iou(
+                    d.rle.as_ref().expect("checked"),
+                    g.rle.as_ref().expect("checked"),
+                )?,
                 IouType::Bbox => rle::bbox_iou(&d.bbox, &g.bbox.expect("checked")),
             });
         }
@@ -329,15 +435,22 @@ fn post_metrics(
     opts: &ScoreOptions,
 ) -> Option<PostMetrics> {
     let empty = Vec::new();
-    let (mut neg, mut neg_ok, mut pos, mut pos_sum, mut all_sum) = (0usize, 0usize, 0usize, 0.0f64, 0.0f64);
+    let (mut neg, mut neg_ok, mut pos, mut pos_sum, mut all_sum) =
+        (0usize, 0usize, 0usize, 0.0f64, 0.0f64);
     for (e, &id) in entries.iter().zip(eval_ids) {
         let gt = &prepared[e.gt_index];
-        let (inst, dts) = entry_sets(id, gt, by_entry.get(&id).unwrap_or(&empty), opts.score_threshold);
+        let (inst, dts) = entry_sets(
+            id,
+            gt,
+            by_entry.get(&id).unwrap_or(&empty),
+            opts.score_threshold,
+        );
         let (_, h, w, _) = gt.images[&id];
         let gt_masks: Option<Vec<&Rle>> = inst.iter().map(|i| i.rle.as_ref()).collect();
         let dt_masks: Option<Vec<&Rle>> = dts.iter().map(|d| d.rle.as_ref()).collect();
         let (gt_masks, dt_masks) = (gt_masks?, dt_masks?);
-        let (i, u) = rle::intersection_union(&Rle::union(h, w, &dt_masks), &Rle::union(h, w, &gt_masks));
+        let (i, u) =
+            rle::intersection_union(&Rle::union(h, w, &dt_masks), &Rle::union(h, w, &gt_masks));
         let iou = if u == 0 { 1.0 } else { i as f64 / u as f64 };
         all_sum += iou;
         if inst.is_empty() {

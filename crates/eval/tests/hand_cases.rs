@@ -4,8 +4,8 @@
 
 use sam3lab_eval::cgf1::ImageLevel;
 use sam3lab_eval::{
-    Category, EvalError, GtAnnotation, GtDataset, GtImage, IouType, Prediction, Rle, ScoreOptions, Segmentation, score,
-    score_files,
+    Category, EvalError, GtAnnotation, GtDataset, GtImage, IouType, Prediction, Rle, ScoreOptions,
+    Segmentation, score, score_files,
 };
 
 const H: u32 = 10;
@@ -47,11 +47,24 @@ fn ann(image_id: i64, m: &Rle) -> GtAnnotation {
 }
 
 fn pred(image_id: i64, m: &Rle, score: f64) -> Prediction {
-    Prediction { image_id, category_id: Some(1), segmentation: Some(Segmentation::from_rle(m)), bbox: None, score }
+    Prediction {
+        image_id,
+        category_id: Some(1),
+        segmentation: Some(Segmentation::from_rle(m)),
+        bbox: None,
+        score,
+    }
 }
 
 fn gt(images: Vec<GtImage>, annotations: Vec<GtAnnotation>) -> GtDataset {
-    GtDataset { images, annotations, categories: vec![Category { id: 1, name: Some("object".into()) }] }
+    GtDataset {
+        images,
+        annotations,
+        categories: vec![Category {
+            id: 1,
+            name: Some("object".into()),
+        }],
+    }
 }
 
 fn names(n: usize) -> Vec<String> {
@@ -59,7 +72,10 @@ fn names(n: usize) -> Vec<String> {
 }
 
 fn segm() -> ScoreOptions {
-    ScoreOptions { iou_type: IouType::Segm, score_threshold: 0.5 }
+    ScoreOptions {
+        iou_type: IouType::Segm,
+        score_threshold: 0.5,
+    }
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -80,7 +96,13 @@ fn combined() -> (GtDataset, Vec<Prediction>) {
     let b = rect(5, 6, 0, 5);
     let g = gt(
         (1..=6).map(|i| image(i, i != 5)).collect(),
-        vec![ann(2, &rect(2, 4, 2, 4)), ann(2, &rect(7, 9, 7, 9)), ann(4, &a), ann(4, &b), ann(5, &rect(0, 2, 0, 2))],
+        vec![
+            ann(2, &rect(2, 4, 2, 4)),
+            ann(2, &rect(7, 9, 7, 9)),
+            ann(4, &a),
+            ann(4, &b),
+            ann(5, &rect(0, 2, 0, 2)),
+        ],
     );
     let p = vec![
         pred(2, &rect(2, 4, 2, 4), 0.49999),
@@ -99,10 +121,22 @@ fn every_branch_and_the_accumulation() {
     let (g, p) = combined();
     let r = score(&[g], &names(1), &p, "pred.json", &segm()).unwrap();
     assert_eq!(r.num_excluded, 1);
-    assert_eq!(r.entries.iter().map(|e| e.image_id).collect::<Vec<_>>(), vec![1, 2, 3, 4, 6]);
+    assert_eq!(
+        r.entries.iter().map(|e| e.image_id).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 6]
+    );
     let levels: Vec<ImageLevel> = r.entries.iter().map(|e| e.image_level).collect();
     use ImageLevel::*;
-    assert_eq!(levels, vec![TrueNegative, FalseNegative, FalsePositive, TruePositive, TrueNegative]);
+    assert_eq!(
+        levels,
+        vec![
+            TrueNegative,
+            FalseNegative,
+            FalsePositive,
+            TruePositive,
+            TrueNegative
+        ]
+    );
 
     // Entry 4: TP = 2 while t <= 0.6, 1 while t <= 0.8 (0.8 itself counts: IoU 8/10 == threshold 0.8),
     // 0 above.
@@ -156,13 +190,33 @@ fn every_branch_and_the_accumulation() {
         }
         if t == 0 || t == 5 {
             let at = if t == 0 { "@0.5" } else { "@0.75" };
-            let keys = ["cgF1", "precision", "recall", "F1", "positive_macro_F1", "positive_micro_F1", "positive_micro_precision"];
+            let keys = [
+                "cgF1",
+                "precision",
+                "recall",
+                "F1",
+                "positive_macro_F1",
+                "positive_micro_F1",
+                "positive_micro_precision",
+            ];
             for (k, v) in keys.iter().zip(vals) {
-                assert!(close(m(&format!("{k}{at}")), v), "{k}{at}: {} vs {v}", m(&format!("{k}{at}")));
+                assert!(
+                    close(m(&format!("{k}{at}")), v),
+                    "{k}{at}: {} vs {v}",
+                    m(&format!("{k}{at}"))
+                );
             }
         }
     }
-    let keys = ["cgF1", "precision", "recall", "F1", "positive_macro_F1", "positive_micro_F1", "positive_micro_precision"];
+    let keys = [
+        "cgF1",
+        "precision",
+        "recall",
+        "F1",
+        "positive_macro_F1",
+        "positive_micro_F1",
+        "positive_micro_precision",
+    ];
     for (k, s) in keys.iter().zip(sums) {
         assert!(close(m(k), s / 10.0), "{k}: {} vs {}", m(k), s / 10.0);
     }
@@ -174,7 +228,10 @@ fn every_branch_and_the_accumulation() {
     let post = r.post.as_ref().unwrap();
     assert!(close(post.neg_correct.unwrap(), 2.0 / 3.0));
     assert!(close(post.pos_mean_iou.unwrap(), (0.0 + 11.0 / 19.0) / 2.0));
-    assert!(close(post.mean_mask_iou.unwrap(), (1.0 + 0.0 + 0.0 + 11.0 / 19.0 + 1.0) / 5.0));
+    assert!(close(
+        post.mean_mask_iou.unwrap(),
+        (1.0 + 0.0 + 0.0 + 11.0 / 19.0 + 1.0) / 5.0
+    ));
     assert_eq!((r.num_positive, r.num_negative), (2, 3));
 }
 
@@ -190,7 +247,10 @@ fn only_true_negatives_give_the_reference_minus_one_for_macro_f1() {
     assert_eq!(m("IL_MCC"), 0.0);
     assert_eq!(m("IL_FPR"), 0.0);
     let post = r.post.unwrap();
-    assert_eq!((post.neg_correct, post.pos_mean_iou, post.mean_mask_iou), (Some(1.0), None, Some(1.0)));
+    assert_eq!(
+        (post.neg_correct, post.pos_mean_iou, post.mean_mask_iou),
+        (Some(1.0), None, Some(1.0))
+    );
 }
 
 #[test]
@@ -222,14 +282,28 @@ fn oracle_choice_between_two_ground_truths() {
         (1..=7).map(|i| image(i, i != 6)).collect(),
         vec![ann(1, &m2), ann(2, &m2), ann(4, &m), ann(5, &m), ann(6, &m)],
     );
-    let p = vec![pred(1, &m, 0.9), pred(2, &m2, 0.9), pred(5, &m, 0.9), pred(6, &rect(7, 9, 7, 9), 0.9)];
+    let p = vec![
+        pred(1, &m, 0.9),
+        pred(2, &m2, 0.9),
+        pred(5, &m, 0.9),
+        pred(6, &rect(7, 9, 7, 9), 0.9),
+    ];
     let r = score(&[ga, gb], &names(2), &p, "pred.json", &segm()).unwrap();
     let chosen: Vec<(i64, usize)> = r.entries.iter().map(|e| (e.image_id, e.gt_index)).collect();
     assert_eq!(chosen, vec![(1, 0), (2, 1), (3, 1), (4, 0), (5, 0)]);
     assert_eq!(r.num_excluded, 2);
     use ImageLevel::*;
     let levels: Vec<ImageLevel> = r.entries.iter().map(|e| e.image_level).collect();
-    assert_eq!(levels, vec![TruePositive, TruePositive, TrueNegative, TrueNegative, TruePositive]);
+    assert_eq!(
+        levels,
+        vec![
+            TruePositive,
+            TruePositive,
+            TrueNegative,
+            TrueNegative,
+            TruePositive
+        ]
+    );
     // Every chosen positive entry is a perfect match: TP = 3 at every threshold.
     assert_eq!(r.accumulated.tp, [3; 10]);
     assert_eq!(r.accumulated.fp, [0; 10]);
@@ -251,8 +325,11 @@ fn bbox_iou_uses_the_mask_box_when_the_prediction_has_none() {
     a.bbox = Some(vec![0.0, 0.0, 4.0, 4.0]);
     let g = gt(vec![image(1, true)], vec![a]);
     let p = vec![pred(1, &rect(0, 2, 0, 4), 0.8)];
-    let opts = ScoreOptions { iou_type: IouType::Bbox, score_threshold: 0.5 };
-    let r = score(&[g.clone()], &names(1), &p, "pred.json", &opts).unwrap();
+    let opts = ScoreOptions {
+        iou_type: IouType::Bbox,
+        score_threshold: 0.5,
+    };
+    let r = score(std::slice::from_ref(&g), &names(1), &p, "pred.json", &opts).unwrap();
     assert_eq!(r.accumulated.tp, [1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     assert_eq!(r.metrics[0].0, "cgF1_eval_bbox_cgF1");
     // A given bbox wins over the mask.
@@ -291,7 +368,10 @@ fn malformed_json_is_a_clear_error() {
     let bad_gt = dir.path().join("bad_gt.json");
     std::fs::write(&bad_gt, b"{\"images\": [{\"id\": 1}]}").unwrap();
     let msg = err_text(score_files(&[bad_gt.as_path()], &bad, &segm()).unwrap_err());
-    assert!(msg.contains("bad_gt.json") && msg.contains("file_name"), "{msg}");
+    assert!(
+        msg.contains("bad_gt.json") && msg.contains("file_name"),
+        "{msg}"
+    );
     let missing = dir.path().join("nope.json");
     let msg = err_text(score_files(&[missing.as_path()], &bad, &segm()).unwrap_err());
     assert!(msg.contains("nope.json"), "{msg}");
@@ -302,7 +382,12 @@ fn prediction_for_unknown_entry_is_an_error() {
     let (g, mut p) = combined();
     p.push(pred(42, &rect(0, 1, 0, 1), 0.9));
     let msg = err_text(score(&[g], &names(1), &p, "pred.json", &segm()).unwrap_err());
-    assert!(msg.contains("prediction [7]") && msg.contains("image_id 42") && msg.contains("not an entry"), "{msg}");
+    assert!(
+        msg.contains("prediction [7]")
+            && msg.contains("image_id 42")
+            && msg.contains("not an entry"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -310,12 +395,27 @@ fn rle_size_disagreeing_with_the_image_is_an_error() {
     let (g, mut p) = combined();
     let wrong = Rle::from_row_major(5, 20, &[0; 100]);
     p.push(pred(4, &wrong, 0.9));
-    let msg = err_text(score(&[g.clone()], &names(1), &p, "pred.json", &segm()).unwrap_err());
-    assert!(msg.contains("image_id 4") && msg.contains("RLE size is 5x20") && msg.contains("10x10"), "{msg}");
+    let msg = err_text(
+        score(
+            std::slice::from_ref(&g),
+            &names(1),
+            &p,
+            "pred.json",
+            &segm(),
+        )
+        .unwrap_err(),
+    );
+    assert!(
+        msg.contains("image_id 4") && msg.contains("RLE size is 5x20") && msg.contains("10x10"),
+        "{msg}"
+    );
     let mut g2 = g;
     g2.annotations.push(ann(1, &wrong));
     let msg = err_text(score(&[g2], &names(1), &[], "pred.json", &segm()).unwrap_err());
-    assert!(msg.contains("gt0.json") && msg.contains("annotations[5]") && msg.contains("RLE size"), "{msg}");
+    assert!(
+        msg.contains("gt0.json") && msg.contains("annotations[5]") && msg.contains("RLE size"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -323,13 +423,36 @@ fn other_malformed_inputs_are_errors() {
     let (g, p) = combined();
     // RLE counts not covering the image.
     let mut p2 = p.clone();
-    p2[0].segmentation = Some(Segmentation::Rle { size: [H, W], counts: sam3lab_eval::RleCounts::Uncompressed(vec![5, 5]) });
-    let msg = err_text(score(&[g.clone()], &names(1), &p2, "pred.json", &segm()).unwrap_err());
+    p2[0].segmentation = Some(Segmentation::Rle {
+        size: [H, W],
+        counts: sam3lab_eval::RleCounts::Uncompressed(vec![5, 5]),
+    });
+    let msg = err_text(
+        score(
+            std::slice::from_ref(&g),
+            &names(1),
+            &p2,
+            "pred.json",
+            &segm(),
+        )
+        .unwrap_err(),
+    );
     assert!(msg.contains("cover 10 pixels"), "{msg}");
     // Polygons.
     let mut p3 = p.clone();
-    p3[0].segmentation = Some(Segmentation::Polygons(vec![vec![0.0, 0.0, 1.0, 0.0, 1.0, 1.0]]));
-    let msg = err_text(score(&[g.clone()], &names(1), &p3, "pred.json", &segm()).unwrap_err());
+    p3[0].segmentation = Some(Segmentation::Polygons(vec![vec![
+        0.0, 0.0, 1.0, 0.0, 1.0, 1.0,
+    ]]));
+    let msg = err_text(
+        score(
+            std::slice::from_ref(&g),
+            &names(1),
+            &p3,
+            "pred.json",
+            &segm(),
+        )
+        .unwrap_err(),
+    );
     assert!(msg.contains("polygon"), "{msg}");
     // Duplicate entry ids.
     let mut g4 = g.clone();
@@ -340,12 +463,18 @@ fn other_malformed_inputs_are_errors() {
     let mut g5 = g.clone();
     g5.images.retain(|i| i.id != 6);
     let msg = err_text(score(&[g.clone(), g5], &names(2), &p, "pred.json", &segm()).unwrap_err());
-    assert!(msg.contains("gt1.json") && msg.contains("entry id 6"), "{msg}");
+    assert!(
+        msg.contains("gt1.json") && msg.contains("entry id 6"),
+        "{msg}"
+    );
     // Annotation pointing at no entry.
     let mut g6 = g;
     g6.annotations.push(ann(99, &rect(0, 1, 0, 1)));
     let msg = err_text(score(&[g6], &names(1), &p, "pred.json", &segm()).unwrap_err());
-    assert!(msg.contains("image_id 99") && msg.contains("not in images"), "{msg}");
+    assert!(
+        msg.contains("image_id 99") && msg.contains("not in images"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -362,6 +491,11 @@ fn gt_and_predictions_round_trip_through_json() {
         "categories":[{"id":1}]}"#;
     let g3: GtDataset = serde_json::from_str(text).unwrap();
     assert!(g3.images[0].is_instance_exhaustive);
-    let rle = g3.annotations[0].segmentation.as_ref().unwrap().decode(2, 2).unwrap();
+    let rle = g3.annotations[0]
+        .segmentation
+        .as_ref()
+        .unwrap()
+        .decode(2, 2)
+        .unwrap();
     assert_eq!(rle.to_row_major(), vec![0, 1, 1, 0]);
 }

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use image::{GrayImage, RgbImage};
 use sam3lab_eval::predict::{meta_path, partial_path};
 use sam3lab_eval::{
-    Category, Detection, GtAnnotation, GtDataset, GtImage, PredictConfig, Prediction, Rle, ScoreOptions, Segmentation,
-    predict, score_files,
+    Category, Detection, GtAnnotation, GtDataset, GtImage, PredictConfig, Prediction, Rle,
+    ScoreOptions, Segmentation, predict, score_files,
 };
 
 const W: u32 = 12;
@@ -16,7 +16,9 @@ const H: u32 = 8;
 /// The fake model's mask for a phrase: a rectangle depending on the phrase length.
 fn phrase_mask(phrase: &str) -> GrayImage {
     let n = phrase.len() as u32;
-    GrayImage::from_fn(W, H, |x, y| image::Luma([((x < 2 + n % 8) && (y < 1 + n % 6)) as u8 * 255]))
+    GrayImage::from_fn(W, H, |x, y| {
+        image::Luma([((x < 2 + n % 8) && (y < 1 + n % 6)) as u8 * 255])
+    })
 }
 
 fn mask_rle(m: &GrayImage) -> Rle {
@@ -29,9 +31,17 @@ fn setup(dir: &Path) -> PathBuf {
     let imgs = dir.join("images");
     std::fs::create_dir_all(imgs.join("sub")).unwrap();
     for f in ["a.png", "b.png", "sub/c.png"] {
-        RgbImage::from_pixel(W, H, image::Rgb([10, 20, 30])).save(imgs.join(f)).unwrap();
+        RgbImage::from_pixel(W, H, image::Rgb([10, 20, 30]))
+            .save(imgs.join(f))
+            .unwrap();
     }
-    let entries = [(1, "a.png", "cat", true), (2, "a.png", "dog", true), (3, "b.png", "horse", true), (4, "b.png", "bird", false), (5, "sub/c.png", "sheep", true)];
+    let entries = [
+        (1, "a.png", "cat", true),
+        (2, "a.png", "dog", true),
+        (3, "b.png", "horse", true),
+        (4, "b.png", "bird", false),
+        (5, "sub/c.png", "sheep", true),
+    ];
     let images = entries
         .iter()
         .map(|&(id, f, np, ex)| GtImage {
@@ -60,7 +70,11 @@ fn setup(dir: &Path) -> PathBuf {
             }
         })
         .collect();
-    let gt = GtDataset { images, annotations, categories: vec![Category { id: 1, name: None }] };
+    let gt = GtDataset {
+        images,
+        annotations,
+        categories: vec![Category { id: 1, name: None }],
+    };
     let path = dir.join("gt.json");
     std::fs::write(&path, serde_json::to_vec(&gt).unwrap()).unwrap();
     path
@@ -74,8 +88,16 @@ fn fake(_img: &RgbImage, phrases: &[String]) -> anyhow::Result<Vec<Vec<Detection
         .map(|p| {
             let score = if p == "dog" { 0.3 } else { 0.912345678 };
             vec![
-                Detection { score, mask: phrase_mask(p), bbox: None },
-                Detection { score: 0.1, mask: phrase_mask("x"), bbox: None },
+                Detection {
+                    score,
+                    mask: phrase_mask(p),
+                    bbox: None,
+                },
+                Detection {
+                    score: 0.1,
+                    mask: phrase_mask("x"),
+                    bbox: None,
+                },
             ]
         })
         .collect())
@@ -104,19 +126,47 @@ fn writes_predictions_one_model_call_per_image() {
         fake(img, phrases)
     })
     .unwrap();
-    assert_eq!(calls, vec![vec!["cat".to_string(), "dog".into()], vec!["horse".into(), "bird".into()], vec!["sheep".into()]]);
-    assert_eq!((summary.entries, summary.images, summary.model_calls, summary.resumed_entries), (5, 3, 3, 0));
+    assert_eq!(
+        calls,
+        vec![
+            vec!["cat".to_string(), "dog".into()],
+            vec!["horse".into(), "bird".into()],
+            vec!["sheep".into()]
+        ]
+    );
+    assert_eq!(
+        (
+            summary.entries,
+            summary.images,
+            summary.model_calls,
+            summary.resumed_entries
+        ),
+        (5, 3, 3, 0)
+    );
     assert_eq!(summary.predictions, 5, "one per phrase above 0.25");
     assert!(!partial_path(&cfg.out).exists());
     assert!(meta_path(&cfg.out).exists());
 
     let preds: Vec<Prediction> = serde_json::from_slice(&std::fs::read(&cfg.out).unwrap()).unwrap();
-    assert_eq!(preds.iter().map(|p| p.image_id).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+    assert_eq!(
+        preds.iter().map(|p| p.image_id).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5]
+    );
     assert_eq!(preds[0].score, 0.91235); // rounded to 5 decimals like SAM3's writer
-    let rle = preds[0].segmentation.as_ref().unwrap().decode(H, W).unwrap();
+    let rle = preds[0]
+        .segmentation
+        .as_ref()
+        .unwrap()
+        .decode(H, W)
+        .unwrap();
     assert_eq!(rle, mask_rle(&phrase_mask("cat")));
     // Box from the mask, normalised: "cat" covers x < 5, y < 4.
-    assert_eq!(preds[0].bbox.as_deref(), Some(&[0.0, 0.0, 5.0 / 12.0, 0.5].map(|v: f64| format!("{v:.5}").parse::<f64>().unwrap())[..]));
+    assert_eq!(
+        preds[0].bbox.as_deref(),
+        Some(
+            &[0.0, 0.0, 5.0 / 12.0, 0.5].map(|v: f64| format!("{v:.5}").parse::<f64>().unwrap())[..]
+        )
+    );
 
     // End to end: the fake model reproduces the instances and refuses "dog" at the 0.5 threshold.
     let (report, _, _) = score_files(&[gt.as_path()], &cfg.out, &ScoreOptions::default()).unwrap();
@@ -142,13 +192,24 @@ fn resumes_after_interruption_with_identical_output() {
     let mut n = 0;
     let err = predict(&cfg, |img, phrases| {
         n += 1;
-        if n == 2 { anyhow::bail!("out of memory (simulated)") } else { fake(img, phrases) }
+        if n == 2 {
+            anyhow::bail!("out of memory (simulated)")
+        } else {
+            fake(img, phrases)
+        }
     })
     .unwrap_err();
-    assert!(err.to_string().contains("b.png") && err.to_string().contains("simulated"), "{err}");
+    assert!(
+        err.to_string().contains("b.png") && err.to_string().contains("simulated"),
+        "{err}"
+    );
     assert!(!cfg.out.exists(), "no final file after an interruption");
     let partial = std::fs::read_to_string(partial_path(&cfg.out)).unwrap();
-    assert_eq!(partial.lines().count(), 3, "header + entries 1 and 2:\n{partial}");
+    assert_eq!(
+        partial.lines().count(),
+        3,
+        "header + entries 1 and 2:\n{partial}"
+    );
 
     // Simulate a kill in the middle of writing the next line.
     let mut torn = partial.clone();
@@ -161,9 +222,19 @@ fn resumes_after_interruption_with_identical_output() {
         fake(img, phrases)
     })
     .unwrap();
-    assert_eq!(calls, vec![vec!["horse".to_string(), "bird".into()], vec!["sheep".into()]]);
+    assert_eq!(
+        calls,
+        vec![
+            vec!["horse".to_string(), "bird".into()],
+            vec!["sheep".into()]
+        ]
+    );
     assert_eq!(summary.resumed_entries, 2);
-    assert_eq!(std::fs::read(&cfg.out).unwrap(), clean, "resumed output equals the uninterrupted one");
+    assert_eq!(
+        std::fs::read(&cfg.out).unwrap(),
+        clean,
+        "resumed output equals the uninterrupted one"
+    );
 }
 
 #[test]
@@ -175,7 +246,10 @@ fn resume_with_other_settings_is_refused() {
     let mut other = cfg.clone();
     other.threshold = 0.5;
     let msg = predict(&other, fake).unwrap_err().to_string();
-    assert!(msg.contains("different run") && msg.contains("partial.jsonl"), "{msg}");
+    assert!(
+        msg.contains("different run") && msg.contains("partial.jsonl"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -183,14 +257,32 @@ fn bad_model_output_and_bad_images_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let gt = setup(dir.path());
     let cfg = config(dir.path(), &gt);
-    let msg = predict(&cfg, |_, _| Ok(vec![vec![]])).unwrap_err().to_string();
-    assert!(msg.contains("1 detection lists for 2 noun phrases"), "{msg}");
-    std::fs::remove_file(partial_path(&cfg.out)).unwrap();
-
-    let msg = predict(&cfg, |_, p| Ok(p.iter().map(|_| vec![Detection { score: 0.9, mask: GrayImage::new(3, 3), bbox: None }]).collect()))
+    let msg = predict(&cfg, |_, _| Ok(vec![vec![]]))
         .unwrap_err()
         .to_string();
-    assert!(msg.contains("3x3") && msg.contains("12x8") && msg.contains("\"cat\""), "{msg}");
+    assert!(
+        msg.contains("1 detection lists for 2 noun phrases"),
+        "{msg}"
+    );
+    std::fs::remove_file(partial_path(&cfg.out)).unwrap();
+
+    let msg = predict(&cfg, |_, p| {
+        Ok(p.iter()
+            .map(|_| {
+                vec![Detection {
+                    score: 0.9,
+                    mask: GrayImage::new(3, 3),
+                    bbox: None,
+                }]
+            })
+            .collect())
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        msg.contains("3x3") && msg.contains("12x8") && msg.contains("\"cat\""),
+        "{msg}"
+    );
     std::fs::remove_file(partial_path(&cfg.out)).unwrap();
 
     std::fs::remove_file(dir.path().join("images/sub/c.png")).unwrap();
@@ -198,7 +290,9 @@ fn bad_model_output_and_bad_images_are_clear_errors() {
     assert!(msg.contains("c.png") && msg.contains("entry id 5"), "{msg}");
     std::fs::remove_file(partial_path(&cfg.out)).unwrap();
 
-    RgbImage::new(5, 5).save(dir.path().join("images/sub/c.png")).unwrap();
+    RgbImage::new(5, 5)
+        .save(dir.path().join("images/sub/c.png"))
+        .unwrap();
     let msg = predict(&cfg, fake).unwrap_err().to_string();
     assert!(msg.contains("5x5") && msg.contains("entry id 5"), "{msg}");
 }

@@ -7,8 +7,8 @@ use std::path::Path;
 use crate::error::{FigureError, Result};
 use crate::names::{group_label, point_label};
 use crate::schema::{
-    CosinesReport, DiffReport, DriftTable, GateScatter, HeatmapTable, PointRole, Projection, Scale, ScaleKind,
-    ScatterPoint,
+    CosinesReport, DiffReport, DriftTable, GateScatter, HeatmapTable, PointRole, Projection, Scale,
+    ScaleKind, ScatterPoint,
 };
 
 /// Checkpoints × (point, group) cells, two-line column headers "point\ngroup".
@@ -24,13 +24,29 @@ pub fn drift_heatmap(t: &DriftTable, title: &str, source: &str) -> HeatmapTable 
     HeatmapTable {
         title: title.to_string(),
         source: source.to_string(),
-        rows: t.rows.iter().map(|r| r.label.clone().unwrap_or_else(|| r.checkpoint.clone())).collect(),
+        rows: t
+            .rows
+            .iter()
+            .map(|r| r.label.clone().unwrap_or_else(|| r.checkpoint.clone()))
+            .collect(),
         cols,
-        values: t.rows.iter().map(|r| keys.iter().map(|(p, g)| t.value(&r.checkpoint, p, g)).collect()).collect(),
+        values: t
+            .rows
+            .iter()
+            .map(|r| {
+                keys.iter()
+                    .map(|(p, g)| t.value(&r.checkpoint, p, g))
+                    .collect()
+            })
+            .collect(),
         scale: None,
         decimals: Some(3),
         row_title: Some("checkpoint".into()),
-        col_title: Some(format!("{} vs {}, by point and prompt group", crate::render::drift_steps::metric_label(&t.metric), t.reference.as_deref().unwrap_or("base"))),
+        col_title: Some(format!(
+            "{} vs {}, by point and prompt group",
+            crate::render::drift_steps::metric_label(&t.metric),
+            t.reference.as_deref().unwrap_or("base")
+        )),
     }
 }
 
@@ -52,18 +68,39 @@ pub fn diff_heatmap(diffs: &[DiffReport], input: &str) -> Result<HeatmapTable> {
         .iter()
         .map(|d| {
             d.label.clone().unwrap_or_else(|| {
-                Path::new(&d.other.path).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or(d.other.path.clone())
+                Path::new(&d.other.path)
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or(d.other.path.clone())
             })
         })
         .collect();
     let values = rows
         .iter()
-        .map(|g| diffs.iter().map(|d| d.groups.iter().find(|x| &x.group == g).and_then(|x| x.rel_change_weighted)).collect())
+        .map(|g| {
+            diffs
+                .iter()
+                .map(|d| {
+                    d.groups
+                        .iter()
+                        .find(|x| &x.group == g)
+                        .and_then(|x| x.rel_change_weighted)
+                })
+                .collect()
+        })
         .collect();
     let source = diffs
         .iter()
         .zip(&cols)
-        .map(|(d, c)| format!("{c}: {} (sha256 {}) vs {} (sha256 {})", d.other.path, short(&d.other.sha256), d.base.path, short(&d.base.sha256)))
+        .map(|(d, c)| {
+            format!(
+                "{c}: {} (sha256 {}) vs {} (sha256 {})",
+                d.other.path,
+                short(&d.other.sha256),
+                d.base.path,
+                short(&d.base.sha256)
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ");
     Ok(HeatmapTable {
@@ -87,16 +124,31 @@ fn short(sha: &str) -> &str {
 pub fn cosines_heatmap(c: &CosinesReport, input: &str) -> Result<HeatmapTable> {
     let n = c.trajectories.len();
     if c.cosine.len() != n || c.cosine.iter().any(|r| r.len() != n) {
-        return Err(FigureError::invalid(input, format!("`cosine` must be {n}×{n} (one row and column per trajectory)")));
+        return Err(FigureError::invalid(
+            input,
+            format!("`cosine` must be {n}×{n} (one row and column per trajectory)"),
+        ));
     }
-    let base = c.base.as_ref().map(|b| format!(" relative to {} (sha256 {})", b.path, short(&b.sha256))).unwrap_or_default();
+    let base = c
+        .base
+        .as_ref()
+        .map(|b| format!(" relative to {} (sha256 {})", b.path, short(&b.sha256)))
+        .unwrap_or_default();
     Ok(HeatmapTable {
         title: format!("Cosines of weight-delta directions on {}", c.param),
         source: format!("sam3lab weights cosines{base}"),
-        rows: c.trajectories.iter().map(|t| format!("{}   (‖Δ‖ {:.2})", t.label, t.rel_base)).collect(),
+        rows: c
+            .trajectories
+            .iter()
+            .map(|t| format!("{}   (‖Δ‖ {:.2})", t.label, t.rel_base))
+            .collect(),
         cols: c.trajectories.iter().map(|t| t.label.clone()).collect(),
         values: c.cosine.clone(),
-        scale: Some(Scale { kind: ScaleKind::Diverging, min: -1.0, max: 1.0 }),
+        scale: Some(Scale {
+            kind: ScaleKind::Diverging,
+            min: -1.0,
+            max: 1.0,
+        }),
         decimals: Some(2),
         row_title: Some("trajectory (‖Δ‖ rel base)".into()),
         col_title: None,
@@ -104,7 +156,9 @@ pub fn cosines_heatmap(c: &CosinesReport, input: &str) -> Result<HeatmapTable> {
 }
 
 pub fn projection_of(c: &CosinesReport, input: &str) -> Result<Projection> {
-    c.projection.clone().ok_or_else(|| FigureError::invalid(input, "cosines.json has no `projection` object"))
+    c.projection
+        .clone()
+        .ok_or_else(|| FigureError::invalid(input, "cosines.json has no `projection` object"))
 }
 
 /// Which recipes fit the trend and which are marked off it.
@@ -119,7 +173,14 @@ impl Default for ScatterRoles {
     /// frozen_te, the broken starting point rather than a repair recipe, is drawn as a reference.
     fn default() -> Self {
         ScatterRoles {
-            fit: ["lvis_replay", "lvis_replay_n100", "recovery@2000", "lvis_replay_neg"].map(String::from).to_vec(),
+            fit: [
+                "lvis_replay",
+                "lvis_replay_n100",
+                "recovery@2000",
+                "lvis_replay_neg",
+            ]
+            .map(String::from)
+            .to_vec(),
             off_trend: vec!["presence_only".into()],
         }
     }
@@ -142,19 +203,31 @@ pub fn gate_scatter(
     t.require_group(group, input)?;
     for l in roles.fit.iter().chain(&roles.off_trend) {
         if t.value(l, point, group).is_none() {
-            return Err(FigureError::invalid(input, format!("`{l}` has no drift value at {point}/{group}")));
+            return Err(FigureError::invalid(
+                input,
+                format!("`{l}` has no drift value at {point}/{group}"),
+            ));
         }
         if !neg_correct.contains_key(l) {
             let have: Vec<String> = neg_correct.keys().cloned().collect();
             return Err(FigureError::invalid(
                 input,
-                format!("`{l}` has no neg_correct value (have {}){}", have.join(", "), crate::schema::did_you_mean(l, &have)),
+                format!(
+                    "`{l}` has no neg_correct value (have {}){}",
+                    have.join(", "),
+                    crate::schema::did_you_mean(l, &have)
+                ),
             ));
         }
     }
     let mut points = Vec::new();
     for r in &t.rows {
-        let (Some(x), Some(&y)) = (t.value(&r.checkpoint, point, group), neg_correct.get(&r.checkpoint)) else { continue };
+        let (Some(x), Some(&y)) = (
+            t.value(&r.checkpoint, point, group),
+            neg_correct.get(&r.checkpoint),
+        ) else {
+            continue;
+        };
         let role = if roles.fit.contains(&r.checkpoint) {
             PointRole::Fit
         } else if roles.off_trend.contains(&r.checkpoint) {
@@ -162,10 +235,19 @@ pub fn gate_scatter(
         } else {
             PointRole::Reference
         };
-        points.push(ScatterPoint { label: r.checkpoint.clone(), x, y, role });
+        points.push(ScatterPoint {
+            label: r.checkpoint.clone(),
+            x,
+            y,
+            role,
+        });
     }
     Ok(GateScatter {
-        x_label: format!("rel_Δ of {} activations vs base ({} prompts)", point_label(point), group_label(group)),
+        x_label: format!(
+            "rel_Δ of {} activations vs base ({} prompts)",
+            point_label(point),
+            group_label(group)
+        ),
         y_label: "SA-Co neg_correct (%)".into(),
         points,
         source: Some(source.to_string()),

@@ -25,13 +25,19 @@ pub struct CsvRow {
 
 impl CsvTable {
     pub fn read(path: &Path) -> Result<CsvTable> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| FigureError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|cause| FigureError::Read {
+            path: path.to_path_buf(),
+            cause,
+        })?;
         CsvTable::parse(path, &text)
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<CsvTable> {
-        let err = |line: usize, msg: String| FigureError::Csv { path: path.to_path_buf(), line, msg };
+        let err = |line: usize, msg: String| FigureError::Csv {
+            path: path.to_path_buf(),
+            line,
+            msg,
+        };
         let mut meta = Vec::new();
         let mut header: Option<Vec<String>> = None;
         let mut rows = Vec::new();
@@ -63,21 +69,35 @@ impl CsvTable {
                     if cells.len() != h.len() {
                         return Err(err(
                             line,
-                            format!("{} fields, but the header has {} ({})", cells.len(), h.len(), h.join(",")),
+                            format!(
+                                "{} fields, but the header has {} ({})",
+                                cells.len(),
+                                h.len(),
+                                h.join(",")
+                            ),
                         ));
                     }
                     rows.push(CsvRow { line, cells });
                 }
             }
         }
-        let header = header.ok_or_else(|| err(text.lines().count().max(1), "no header row".into()))?;
-        Ok(CsvTable { path: path.to_path_buf(), meta, header, rows })
+        let header =
+            header.ok_or_else(|| err(text.lines().count().max(1), "no header row".into()))?;
+        Ok(CsvTable {
+            path: path.to_path_buf(),
+            meta,
+            header,
+            rows,
+        })
     }
 
     /// The value of a `# key: value` line (key compared case-insensitively).
     pub fn meta(&self, key: &str) -> Option<&str> {
         let key = key.to_lowercase();
-        self.meta.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str())
+        self.meta
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The `# source:` line, required for published data.
@@ -90,11 +110,14 @@ impl CsvTable {
     }
 
     pub fn column(&self, name: &str) -> Result<usize> {
-        self.header.iter().position(|h| h == name).ok_or_else(|| FigureError::MissingColumn {
-            path: self.path.clone(),
-            column: name.to_string(),
-            present: self.header.join(", "),
-        })
+        self.header
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| FigureError::MissingColumn {
+                path: self.path.clone(),
+                column: name.to_string(),
+                present: self.header.join(", "),
+            })
     }
 
     pub fn str<'a>(&'a self, row: &'a CsvRow, column: &str) -> Result<&'a str> {
@@ -116,11 +139,13 @@ impl CsvTable {
         if cell.is_empty() {
             return Ok(None);
         }
-        parse_number(cell).map(Some).ok_or_else(|| FigureError::Csv {
-            path: self.path.clone(),
-            line: row.line,
-            msg: format!("column `{column}`: `{cell}` is not a number"),
-        })
+        parse_number(cell)
+            .map(Some)
+            .ok_or_else(|| FigureError::Csv {
+                path: self.path.clone(),
+                line: row.line,
+                msg: format!("column `{column}`: `{cell}` is not a number"),
+            })
     }
 }
 
@@ -194,14 +219,21 @@ mod tests {
 
     #[test]
     fn errors_name_file_line_and_column() {
-        let e = CsvTable::parse(Path::new("d/t.csv"), "a,b\n1,2,3\n").unwrap_err().to_string();
+        let e = CsvTable::parse(Path::new("d/t.csv"), "a,b\n1,2,3\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("d/t.csv:2:"), "{e}");
         let t = CsvTable::parse(Path::new("d/t.csv"), "a,b\n1,zz\n").unwrap();
         let e = t.f64(&t.rows[0], "b").unwrap_err().to_string();
         assert!(e.contains("d/t.csv:2") && e.contains("`zz`"), "{e}");
         let e = t.f64(&t.rows[0], "c").unwrap_err().to_string();
-        assert!(e.contains("missing column `c`") && e.contains("a, b"), "{e}");
-        let e = CsvTable::parse(Path::new("q.csv"), "a\n\"open\n").unwrap_err().to_string();
+        assert!(
+            e.contains("missing column `c`") && e.contains("a, b"),
+            "{e}"
+        );
+        let e = CsvTable::parse(Path::new("q.csv"), "a\n\"open\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unterminated"), "{e}");
     }
 }

@@ -4,16 +4,36 @@ use std::path::PathBuf;
 /// file (or input) at fault so the CLI can print it as is.
 #[derive(Debug, thiserror::Error)]
 pub enum FigureError {
-    #[error("{path}: cannot read: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}: cannot write: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
-    #[error("{path}: not valid JSON for {what}: {source}")]
-    Json { path: PathBuf, what: &'static str, source: serde_json::Error },
+    // The cause is printed inline and deliberately not a `source()`, so the CLI's `{:#}` chain does
+    // not print it twice.
+    #[error("{path}: cannot read: {cause}")]
+    Read {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("{path}: cannot write: {cause}")]
+    Write {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("{path}: not valid JSON for {what}: {cause}")]
+    Json {
+        path: PathBuf,
+        what: &'static str,
+        cause: serde_json::Error,
+    },
     #[error("{path}:{line}: {msg}")]
-    Csv { path: PathBuf, line: usize, msg: String },
+    Csv {
+        path: PathBuf,
+        line: usize,
+        msg: String,
+    },
     #[error("{path}: missing column `{column}` (columns present: {present})")]
-    MissingColumn { path: PathBuf, column: String, present: String },
+    MissingColumn {
+        path: PathBuf,
+        column: String,
+        present: String,
+    },
     #[error("{input}: {msg}")]
     Invalid { input: String, msg: String },
     #[error("cannot register the embedded font: {0}")]
@@ -25,7 +45,10 @@ pub enum FigureError {
 impl FigureError {
     /// Shorthand for a semantic problem in an input (unknown label, ragged matrix, …).
     pub fn invalid(input: impl std::fmt::Display, msg: impl Into<String>) -> Self {
-        FigureError::Invalid { input: input.to_string(), msg: msg.into() }
+        FigureError::Invalid {
+            input: input.to_string(),
+            msg: msg.into(),
+        }
     }
 }
 

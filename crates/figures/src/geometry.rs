@@ -32,7 +32,12 @@ pub struct CosineRow {
 ///
 /// A trajectory whose FROM is another trajectory's TO starts at that trajectory's tip (recovery is
 /// drawn from frozen_te's tip); all others start at the origin (base).
-pub fn projection_from_cosines(rows: &[CosineRow], axis: &str, toward: &str, input: &str) -> Result<Projection> {
+pub fn projection_from_cosines(
+    rows: &[CosineRow],
+    axis: &str,
+    toward: &str,
+    input: &str,
+) -> Result<Projection> {
     let find = |label: &str| {
         rows.iter().find(|r| r.label == label).ok_or_else(|| {
             let names: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
@@ -52,7 +57,10 @@ pub fn projection_from_cosines(rows: &[CosineRow], axis: &str, toward: &str, inp
     if (c - p.cos_axis).abs() > 0.011 {
         return Err(FigureError::invalid(
             input,
-            format!("cos({axis}, {toward}) is {} in `{axis}`'s row but {} in `{toward}`'s row", c, p.cos_axis),
+            format!(
+                "cos({axis}, {toward}) is {} in `{axis}`'s row but {} in `{toward}`'s row",
+                c, p.cos_axis
+            ),
         ));
     }
     let s = (1.0 - c * c).sqrt();
@@ -62,8 +70,15 @@ pub fn projection_from_cosines(rows: &[CosineRow], axis: &str, toward: &str, inp
             format!("`{axis}` and `{toward}` are parallel (cos {c}); they do not span a plane"),
         ));
     }
-    let delta: Vec<[f64; 2]> =
-        rows.iter().map(|r| [r.rel_base * r.cos_axis, r.rel_base * (r.cos_toward - c * r.cos_axis) / s]).collect();
+    let delta: Vec<[f64; 2]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.rel_base * r.cos_axis,
+                r.rel_base * (r.cos_toward - c * r.cos_axis) / s,
+            ]
+        })
+        .collect();
     let mut points = Vec::with_capacity(rows.len());
     for (i, r) in rows.iter().enumerate() {
         let origin = chain_origin(rows, &delta, i, input)?;
@@ -73,7 +88,11 @@ pub fn projection_from_cosines(rows: &[CosineRow], axis: &str, toward: &str, inp
             tip: [origin[0] + delta[i][0], origin[1] + delta[i][1]],
         });
     }
-    Ok(Projection { axis: axis.into(), toward: toward.into(), points })
+    Ok(Projection {
+        axis: axis.into(),
+        toward: toward.into(),
+        points,
+    })
 }
 
 /// Tip of the chain of trajectories ending at row `i`'s FROM (origin when nothing ends there).
@@ -89,12 +108,22 @@ fn chain_origin(rows: &[CosineRow], delta: &[[f64; 2]], i: usize, input: &str) -
             }
         }
     }
-    Err(FigureError::invalid(input, format!("trajectory `{}` starts in a cycle of FROM/TO labels", rows[i].label)))
+    Err(FigureError::invalid(
+        input,
+        format!(
+            "trajectory `{}` starts in a cycle of FROM/TO labels",
+            rows[i].label
+        ),
+    ))
 }
 
 /// ‖(x, y)‖ / r: how much of a trajectory's length lies in the projection plane (1 = all of it).
 pub fn in_plane_fraction(dx: f64, dy: f64, rel_base: f64) -> f64 {
-    if rel_base == 0.0 { 1.0 } else { (dx * dx + dy * dy).sqrt() / rel_base }
+    if rel_base == 0.0 {
+        1.0
+    } else {
+        (dx * dx + dy * dy).sqrt() / rel_base
+    }
 }
 
 /// Ordinary least squares y = intercept + slope·x.
@@ -126,8 +155,17 @@ pub fn least_squares(xs: &[f64], ys: &[f64]) -> Option<LinearFit> {
         return None;
     }
     let slope = sxy / sxx;
-    let r_squared = if syy == 0.0 { 1.0 } else { sxy * sxy / (sxx * syy) };
-    Some(LinearFit { slope, intercept: my - slope * mx, r_squared, n })
+    let r_squared = if syy == 0.0 {
+        1.0
+    } else {
+        sxy * sxy / (sxx * syy)
+    };
+    Some(LinearFit {
+        slope,
+        intercept: my - slope * mx,
+        r_squared,
+        n,
+    })
 }
 
 #[cfg(test)]
@@ -135,7 +173,14 @@ mod tests {
     use super::*;
 
     fn row(label: &str, from: &str, to: &str, r: f64, a: f64, b: f64) -> CosineRow {
-        CosineRow { label: label.into(), from: from.into(), to: to.into(), rel_base: r, cos_axis: a, cos_toward: b }
+        CosineRow {
+            label: label.into(),
+            from: from.into(),
+            to: to.into(),
+            rel_base: r,
+            cos_axis: a,
+            cos_toward: b,
+        }
     }
 
     /// Build explicit 3-D vectors, compute their norms/cosines, and check the derived 2-D
@@ -152,7 +197,14 @@ mod tests {
         let rows = vec![
             row("f", "base", "f", norm(&f) / base_norm, 1.0, cos(&f, &p)),
             row("p", "base", "p", norm(&p) / base_norm, cos(&p, &f), 1.0),
-            row("v", "base", "v", norm(&v) / base_norm, cos(&v, &f), cos(&v, &p)),
+            row(
+                "v",
+                "base",
+                "v",
+                norm(&v) / base_norm,
+                cos(&v, &f),
+                cos(&v, &p),
+            ),
         ];
         let proj = projection_from_cosines(&rows, "f", "p", "t").unwrap();
         let e1: Vec<f64> = f.iter().map(|x| x / norm(&f)).collect();
@@ -163,7 +215,10 @@ mod tests {
         for (vec, pt) in [f, p, v].iter().zip(&proj.points) {
             let x = (vec[0] * e1[0] + vec[1] * e1[1] + vec[2] * e1[2]) / base_norm;
             let y = dot(vec, &w) / base_norm;
-            assert!((pt.tip[0] - x).abs() < 1e-12 && (pt.tip[1] - y).abs() < 1e-12, "{pt:?} vs ({x}, {y})");
+            assert!(
+                (pt.tip[0] - x).abs() < 1e-12 && (pt.tip[1] - y).abs() < 1e-12,
+                "{pt:?} vs ({x}, {y})"
+            );
             assert_eq!(pt.origin, [0.0, 0.0]);
         }
     }
@@ -178,17 +233,28 @@ mod tests {
         let proj = projection_from_cosines(&rows, "a", "b", "t").unwrap();
         assert_eq!(proj.points[2].origin, [1.0, 0.0]);
         assert_eq!(proj.points[2].tip, [1.5, 0.0]);
-        let par = vec![row("a", "base", "A", 1.0, 1.0, 1.0), row("b", "base", "B", 1.0, 1.0, 1.0)];
-        let e = projection_from_cosines(&par, "a", "b", "in.csv").unwrap_err().to_string();
+        let par = vec![
+            row("a", "base", "A", 1.0, 1.0, 1.0),
+            row("b", "base", "B", 1.0, 1.0, 1.0),
+        ];
+        let e = projection_from_cosines(&par, "a", "b", "in.csv")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("parallel") && e.starts_with("in.csv"), "{e}");
-        let e = projection_from_cosines(&rows, "a", "bb", "in.csv").unwrap_err().to_string();
+        let e = projection_from_cosines(&rows, "a", "bb", "in.csv")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("did you mean `b`"), "{e}");
     }
 
     #[test]
     fn least_squares_exact_line_and_known_data() {
         let f = least_squares(&[0.0, 1.0, 2.0], &[1.0, 3.0, 5.0]).unwrap();
-        assert!((f.slope - 2.0).abs() < 1e-12 && (f.intercept - 1.0).abs() < 1e-12 && (f.r_squared - 1.0).abs() < 1e-12);
+        assert!(
+            (f.slope - 2.0).abs() < 1e-12
+                && (f.intercept - 1.0).abs() < 1e-12
+                && (f.r_squared - 1.0).abs() < 1e-12
+        );
         // x = 1..4, y = 2, 4, 5, 4, by hand: x̄ = 2.5, ȳ = 3.75, Sxx = 5, Sxy = 3.5, Syy = 4.75
         // ⇒ slope 0.7, intercept 2.0, r² = 3.5² / (5 · 4.75) = 12.25 / 23.75.
         let f = least_squares(&[1.0, 2.0, 3.0, 4.0], &[2.0, 4.0, 5.0, 4.0]).unwrap();

@@ -8,7 +8,9 @@ pub fn point_label(point: &str) -> String {
         ["encoder", "layers", i] => format!("fusion[{i}]"),
         ["decoder", "layers", i] => format!("decoder[{i}]"),
         ["decoder", "layers", i, "q0"] => format!("decoder[{i}].q0"),
-        ["decoder", "layers", i, "out", "mean"] | ["decoder", "layers", i, "mean"] => format!("decoder[{i}] mean"),
+        ["decoder", "layers", i, "out", "mean"] | ["decoder", "layers", i, "mean"] => {
+            format!("decoder[{i}] mean")
+        }
         _ => point.to_string(),
     }
 }

@@ -11,15 +11,42 @@ use crate::schema::{DriftRow, DriftTable, HeatmapTable, Scale, ScaleKind};
 
 /// Every file in `data/post02/`, with the table it transcribes.
 pub const FILES: &[(&str, &str)] = &[
-    ("table1_1_saco_base_vs_ft.csv", "Table 1.1: SA-Co/Gold, base SAM3 vs the frozen-TE watch FT"),
-    ("table3_1_all_recipes.csv", "Table 3.1: every recipe on watch, LVIS-val and SA-Co/Gold"),
-    ("table4_1_replay_vs_recovery.csv", "Table 4.1: the same LVIS data in two timing regimes"),
-    ("table5_1_presence_only_trajectory.csv", "Table 5.1 (§5): presence_only training trajectory"),
-    ("table5_2_presence_only_endpoint.csv", "Table 5.2: presence_only endpoint vs the data-side recipes"),
-    ("table6_rel_delta.csv", "§6 rel_Δ table (titled \"Table 5.1\" in §6): activation drift vs base"),
-    ("table6_1_weight_movement.csv", "Table 6.1: weighted mean rel_change per module group"),
-    ("table7_1_bias_cosines.csv", "Table 7.1: presence_token_out_norm.bias delta norms and cosines"),
-    ("table8_1_interventions.csv", "Table 8.1: training-free interventions and neg_correct"),
+    (
+        "table1_1_saco_base_vs_ft.csv",
+        "Table 1.1: SA-Co/Gold, base SAM3 vs the frozen-TE watch FT",
+    ),
+    (
+        "table3_1_all_recipes.csv",
+        "Table 3.1: every recipe on watch, LVIS-val and SA-Co/Gold",
+    ),
+    (
+        "table4_1_replay_vs_recovery.csv",
+        "Table 4.1: the same LVIS data in two timing regimes",
+    ),
+    (
+        "table5_1_presence_only_trajectory.csv",
+        "Table 5.1 (§5): presence_only training trajectory",
+    ),
+    (
+        "table5_2_presence_only_endpoint.csv",
+        "Table 5.2: presence_only endpoint vs the data-side recipes",
+    ),
+    (
+        "table6_rel_delta.csv",
+        "§6 rel_Δ table (titled \"Table 5.1\" in §6): activation drift vs base",
+    ),
+    (
+        "table6_1_weight_movement.csv",
+        "Table 6.1: weighted mean rel_change per module group",
+    ),
+    (
+        "table7_1_bias_cosines.csv",
+        "Table 7.1: presence_token_out_norm.bias delta norms and cosines",
+    ),
+    (
+        "table8_1_interventions.csv",
+        "Table 8.1: training-free interventions and neg_correct",
+    ),
 ];
 
 pub const DRIFT: &str = "table6_rel_delta.csv";
@@ -49,7 +76,10 @@ pub fn load_drift_csv(path: &Path) -> Result<DriftTable> {
         return Err(FigureError::Csv {
             path: path.to_path_buf(),
             line: 1,
-            msg: format!("no POINT:GROUP columns (e.g. `encoder.layers.4:lvis`); header is {}", t.header.join(",")),
+            msg: format!(
+                "no POINT:GROUP columns (e.g. `encoder.layers.4:lvis`); header is {}",
+                t.header.join(",")
+            ),
         });
     }
     let mut points: Vec<String> = Vec::new();
@@ -68,10 +98,21 @@ pub fn load_drift_csv(path: &Path) -> Result<DriftTable> {
         let mut values: BTreeMap<String, BTreeMap<String, Option<f64>>> = BTreeMap::new();
         for (i, p, g) in &cells {
             let v = t.opt_f64(row, &t.header[*i])?;
-            values.entry(p.to_string()).or_default().insert(g.to_string(), v);
+            values
+                .entry(p.to_string())
+                .or_default()
+                .insert(g.to_string(), v);
         }
-        let label = if has_label { Some(t.str(row, "published_label")?.to_string()) } else { None };
-        rows.push(DriftRow { checkpoint: t.str(row, "checkpoint")?.to_string(), label, values });
+        let label = if has_label {
+            Some(t.str(row, "published_label")?.to_string())
+        } else {
+            None
+        };
+        rows.push(DriftRow {
+            checkpoint: t.str(row, "checkpoint")?.to_string(),
+            label,
+            values,
+        });
     }
     let sha = crate::render::SourceRef::of(path)?.sha256;
     let table = DriftTable {
@@ -90,19 +131,36 @@ pub fn load_drift_csv(path: &Path) -> Result<DriftTable> {
 pub fn load_weight_movement_csv(path: &Path) -> Result<HeatmapTable> {
     let t = CsvTable::read(path)?;
     t.column("group")?;
-    let label_col = if t.header.iter().any(|h| h == "published_label") { "published_label" } else { "group" };
-    let cols: Vec<&String> = t.header.iter().filter(|h| *h != "group" && *h != "published_label").collect();
+    let label_col = if t.header.iter().any(|h| h == "published_label") {
+        "published_label"
+    } else {
+        "group"
+    };
+    let cols: Vec<&String> = t
+        .header
+        .iter()
+        .filter(|h| *h != "group" && *h != "published_label")
+        .collect();
     if cols.is_empty() {
-        return Err(FigureError::Csv { path: path.to_path_buf(), line: 1, msg: "no recipe columns after `group`".into() });
+        return Err(FigureError::Csv {
+            path: path.to_path_buf(),
+            line: 1,
+            msg: "no recipe columns after `group`".into(),
+        });
     }
     let mut rows = Vec::new();
     let mut values = Vec::new();
     for row in &t.rows {
         rows.push(t.str(row, label_col)?.to_string());
-        values.push(cols.iter().map(|c| t.opt_f64(row, c)).collect::<Result<Vec<_>>>()?);
+        values.push(
+            cols.iter()
+                .map(|c| t.opt_f64(row, c))
+                .collect::<Result<Vec<_>>>()?,
+        );
     }
     Ok(HeatmapTable {
-        title: "Table 6.1 — weighted mean rel_change per module group, each recipe vs its start".into(),
+        title: "Table 6.1 — weighted mean rel_change per module group, each recipe vs its start"
+            .into(),
         source: source_line(&t)?,
         rows,
         cols: cols.iter().map(|c| c.replacen('-', "\n− ", 1)).collect(),
@@ -146,8 +204,11 @@ impl PublishedCosines {
                 msg: "no `# param: NAME` header line naming the parameter".into(),
             })?
             .to_string();
-        let references: Vec<String> =
-            t.header.iter().filter_map(|h| h.strip_prefix("cos_to_").map(str::to_string)).collect();
+        let references: Vec<String> = t
+            .header
+            .iter()
+            .filter_map(|h| h.strip_prefix("cos_to_").map(str::to_string))
+            .collect();
         if references.len() < 2 {
             return Err(FigureError::Csv {
                 path: path.to_path_buf(),
@@ -167,10 +228,18 @@ impl PublishedCosines {
                 to: t.str(row, "to")?.to_string(),
                 published_label,
                 rel_base: t.f64(row, "delta_norm_rel_base")?,
-                cos: references.iter().map(|r| t.f64(row, &format!("cos_to_{r}"))).collect::<Result<_>>()?,
+                cos: references
+                    .iter()
+                    .map(|r| t.f64(row, &format!("cos_to_{r}")))
+                    .collect::<Result<_>>()?,
             });
         }
-        Ok(PublishedCosines { param, source: source_line(&t)?, references, rows })
+        Ok(PublishedCosines {
+            param,
+            source: source_line(&t)?,
+            references,
+            rows,
+        })
     }
 
     /// Rows for [`crate::geometry::projection_from_cosines`], with cosines to `axis` and `toward`.
@@ -181,7 +250,11 @@ impl PublishedCosines {
                     input,
                     format!(
                         "no `cos_to_{l}` column (have {}){}",
-                        self.references.iter().map(|r| format!("cos_to_{r}")).collect::<Vec<_>>().join(", "),
+                        self.references
+                            .iter()
+                            .map(|r| format!("cos_to_{r}"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
                         crate::schema::did_you_mean(l, &self.references)
                     ),
                 )
@@ -205,15 +278,38 @@ impl PublishedCosines {
     /// The cosine columns as a diverging heatmap; row labels carry ‖Δ‖ rel base.
     pub fn heatmap(&self) -> HeatmapTable {
         let delta = |label: &str| {
-            self.rows.iter().find(|r| r.label == label).map(|r| format!("{} − {}", r.to, r.from)).unwrap_or(label.to_string())
+            self.rows
+                .iter()
+                .find(|r| r.label == label)
+                .map(|r| format!("{} − {}", r.to, r.from))
+                .unwrap_or(label.to_string())
         };
         HeatmapTable {
-            title: format!("Table 7.1 — cosines of weight-delta directions on {}", self.param),
+            title: format!(
+                "Table 7.1 — cosines of weight-delta directions on {}",
+                self.param
+            ),
             source: self.source.clone(),
-            rows: self.rows.iter().map(|r| format!("{} − {}   (‖Δ‖ {:.2})", r.to, r.from, r.rel_base)).collect(),
-            cols: self.references.iter().map(|r| format!("cos to\n{}", delta(r))).collect(),
-            values: self.rows.iter().map(|r| r.cos.iter().map(|c| Some(*c)).collect()).collect(),
-            scale: Some(Scale { kind: ScaleKind::Diverging, min: -1.0, max: 1.0 }),
+            rows: self
+                .rows
+                .iter()
+                .map(|r| format!("{} − {}   (‖Δ‖ {:.2})", r.to, r.from, r.rel_base))
+                .collect(),
+            cols: self
+                .references
+                .iter()
+                .map(|r| format!("cos to\n{}", delta(r)))
+                .collect(),
+            values: self
+                .rows
+                .iter()
+                .map(|r| r.cos.iter().map(|c| Some(*c)).collect())
+                .collect(),
+            scale: Some(Scale {
+                kind: ScaleKind::Diverging,
+                min: -1.0,
+                max: 1.0,
+            }),
             decimals: Some(2),
             row_title: Some("trajectory (‖Δ‖ rel base)".into()),
             col_title: None,

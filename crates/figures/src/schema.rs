@@ -65,12 +65,19 @@ pub struct Scale {
 impl HeatmapTable {
     pub fn validate(&self, input: &str) -> Result<()> {
         if self.rows.is_empty() || self.cols.is_empty() {
-            return Err(FigureError::invalid(input, "heatmap needs at least one row and one column"));
+            return Err(FigureError::invalid(
+                input,
+                "heatmap needs at least one row and one column",
+            ));
         }
         if self.values.len() != self.rows.len() {
             return Err(FigureError::invalid(
                 input,
-                format!("`values` has {} rows but `rows` names {}", self.values.len(), self.rows.len()),
+                format!(
+                    "`values` has {} rows but `rows` names {}",
+                    self.values.len(),
+                    self.rows.len()
+                ),
             ));
         }
         for (r, row) in self.values.iter().enumerate() {
@@ -86,13 +93,19 @@ impl HeatmapTable {
                 ));
             }
             if let Some(v) = row.iter().flatten().find(|v| !v.is_finite()) {
-                return Err(FigureError::invalid(input, format!("row `{}` holds a non-finite value {v}", self.rows[r])));
+                return Err(FigureError::invalid(
+                    input,
+                    format!("row `{}` holds a non-finite value {v}", self.rows[r]),
+                ));
             }
         }
         if let Some(s) = self.scale
             && !(s.min.is_finite() && s.max.is_finite() && s.max > s.min)
         {
-            return Err(FigureError::invalid(input, format!("scale needs min < max, got {} .. {}", s.min, s.max)));
+            return Err(FigureError::invalid(
+                input,
+                format!("scale needs min < max, got {} .. {}", s.min, s.max),
+            ));
         }
         Ok(())
     }
@@ -149,7 +162,10 @@ impl Projection {
         }
         for p in &self.points {
             if p.origin.iter().chain(&p.tip).any(|v| !v.is_finite()) {
-                return Err(FigureError::invalid(input, format!("projection point `{}` is not finite", p.label)));
+                return Err(FigureError::invalid(
+                    input,
+                    format!("projection point `{}` is not finite", p.label),
+                ));
             }
         }
         Ok(())
@@ -221,12 +237,18 @@ pub struct DriftRow {
 impl DriftTable {
     pub fn validate(&self, input: &str) -> Result<()> {
         if self.points.is_empty() || self.groups.is_empty() || self.rows.is_empty() {
-            return Err(FigureError::invalid(input, "drift table needs non-empty `points`, `groups` and `rows`"));
+            return Err(FigureError::invalid(
+                input,
+                "drift table needs non-empty `points`, `groups` and `rows`",
+            ));
         }
         let mut seen = std::collections::BTreeSet::new();
         for row in &self.rows {
             if !seen.insert(row.checkpoint.as_str()) {
-                return Err(FigureError::invalid(input, format!("checkpoint `{}` appears twice", row.checkpoint)));
+                return Err(FigureError::invalid(
+                    input,
+                    format!("checkpoint `{}` appears twice", row.checkpoint),
+                ));
             }
             for (point, by_group) in &row.values {
                 if !self.points.contains(point) {
@@ -271,7 +293,12 @@ impl DriftTable {
     }
 
     pub fn value(&self, checkpoint: &str, point: &str, group: &str) -> Option<f64> {
-        self.row(checkpoint)?.values.get(point)?.get(group).copied().flatten()
+        self.row(checkpoint)?
+            .values
+            .get(point)?
+            .get(group)
+            .copied()
+            .flatten()
     }
 
     /// Checks that `point` is one of the table's points, naming the nearest one otherwise.
@@ -281,7 +308,11 @@ impl DriftTable {
         } else {
             Err(FigureError::invalid(
                 input,
-                format!("no point `{point}` (points: {}){}", self.points.join(", "), did_you_mean(point, &self.points)),
+                format!(
+                    "no point `{point}` (points: {}){}",
+                    self.points.join(", "),
+                    did_you_mean(point, &self.points)
+                ),
             ))
         }
     }
@@ -292,7 +323,11 @@ impl DriftTable {
         } else {
             Err(FigureError::invalid(
                 input,
-                format!("no group `{group}` (groups: {}){}", self.groups.join(", "), did_you_mean(group, &self.groups)),
+                format!(
+                    "no group `{group}` (groups: {}){}",
+                    self.groups.join(", "),
+                    did_you_mean(group, &self.groups)
+                ),
             ))
         }
     }
@@ -335,13 +370,21 @@ pub enum SeriesRole {
 impl PresenceBars {
     pub fn validate(&self, input: &str) -> Result<()> {
         if self.prompts.is_empty() || self.series.is_empty() {
-            return Err(FigureError::invalid(input, "needs at least one prompt and one series"));
+            return Err(FigureError::invalid(
+                input,
+                "needs at least one prompt and one series",
+            ));
         }
         for s in &self.series {
             if s.values.len() != self.prompts.len() {
                 return Err(FigureError::invalid(
                     input,
-                    format!("series `{}` has {} values for {} prompts", s.label, s.values.len(), self.prompts.len()),
+                    format!(
+                        "series `{}` has {} values for {} prompts",
+                        s.label,
+                        s.values.len(),
+                        self.prompts.len()
+                    ),
                 ));
             }
             if let Some(v) = s.values.iter().find(|v| !(0.0..=1.0).contains(*v)) {
@@ -354,7 +397,10 @@ impl PresenceBars {
         if let Some(t) = self.threshold
             && !(0.0..=1.0).contains(&t)
         {
-            return Err(FigureError::invalid(input, format!("threshold {t} is outside [0, 1]")));
+            return Err(FigureError::invalid(
+                input,
+                format!("threshold {t} is outside [0, 1]"),
+            ));
         }
         Ok(())
     }
@@ -392,11 +438,27 @@ pub enum PointRole {
 
 impl GateScatter {
     pub fn validate(&self, input: &str) -> Result<()> {
-        if self.points.iter().filter(|p| p.role == PointRole::Fit).count() < 2 {
-            return Err(FigureError::invalid(input, "the trend needs at least two points with role `fit`"));
+        if self
+            .points
+            .iter()
+            .filter(|p| p.role == PointRole::Fit)
+            .count()
+            < 2
+        {
+            return Err(FigureError::invalid(
+                input,
+                "the trend needs at least two points with role `fit`",
+            ));
         }
-        if let Some(p) = self.points.iter().find(|p| !(p.x.is_finite() && p.y.is_finite())) {
-            return Err(FigureError::invalid(input, format!("point `{}` is not finite", p.label)));
+        if let Some(p) = self
+            .points
+            .iter()
+            .find(|p| !(p.x.is_finite() && p.y.is_finite()))
+        {
+            return Err(FigureError::invalid(
+                input,
+                format!("point `{}` is not finite", p.label),
+            ));
         }
         Ok(())
     }
@@ -419,7 +481,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+            cur.push(
+                (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
         }
         prev = cur;
     }
@@ -428,6 +494,13 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// Reads and parses a JSON file into `T`, naming the file and the expected shape on error.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &'static str) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|source| FigureError::Read { path: path.to_path_buf(), source })?;
-    serde_json::from_str(&text).map_err(|source| FigureError::Json { path: path.to_path_buf(), what, source })
+    let text = std::fs::read_to_string(path).map_err(|cause| FigureError::Read {
+        path: path.to_path_buf(),
+        cause,
+    })?;
+    serde_json::from_str(&text).map_err(|cause| FigureError::Json {
+        path: path.to_path_buf(),
+        what,
+        cause,
+    })
 }

@@ -19,7 +19,8 @@ static BOLD: &[u8] = include_bytes!("../assets/DejaVuSans-Bold.ttf");
 pub fn ensure_fonts() -> Result<()> {
     static DONE: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     DONE.get_or_init(|| {
-        register_font(FAMILY, FontStyle::Normal, REGULAR).map_err(|_| "DejaVuSans.ttf".to_string())?;
+        register_font(FAMILY, FontStyle::Normal, REGULAR)
+            .map_err(|_| "DejaVuSans.ttf".to_string())?;
         register_font(FAMILY, FontStyle::Bold, BOLD).map_err(|_| "DejaVuSans-Bold.ttf".to_string())
     })
     .clone()
@@ -94,7 +95,10 @@ pub fn bold(size: f64, color: RGBColor) -> TextStyle<'static> {
 
 /// Width and height in pixels of `s` in the regular face at `size` (fonts must be registered).
 pub fn text_size(s: &str, size: f64) -> (u32, u32) {
-    (FAMILY, size).into_font().box_size(s).unwrap_or((s.chars().count() as u32 * size as u32 / 2, size as u32))
+    (FAMILY, size)
+        .into_font()
+        .box_size(s)
+        .unwrap_or((s.chars().count() as u32 * size as u32 / 2, size as u32))
 }
 
 pub fn bold_text_size(s: &str, size: f64) -> (u32, u32) {
@@ -124,12 +128,20 @@ pub fn text_on(fill: RGBColor) -> RGBColor {
 pub fn sequential(t: f64) -> RGBColor {
     let light = RGBColor(0xFA, 0xF5, 0xE9);
     let dark = RGBColor(0x6B, 0x3E, 0x0A);
-    if t <= 0.55 { mix(light, AMBER, t / 0.55) } else { mix(AMBER, dark, (t - 0.55) / 0.45) }
+    if t <= 0.55 {
+        mix(light, AMBER, t / 0.55)
+    } else {
+        mix(AMBER, dark, (t - 0.55) / 0.45)
+    }
 }
 
 /// Diverging ramp for signed values (cosines): slate blue ← light → amber/brown, `t` in [-1, 1].
 pub fn diverging(t: f64) -> RGBColor {
     let light = RGBColor(0xFA, 0xF5, 0xE9);
     let neg = RGBColor(0x2F, 0x5D, 0x8A);
-    if t < 0.0 { mix(light, neg, -t) } else { sequential(0.85 * t) }
+    if t < 0.0 {
+        mix(light, neg, -t)
+    } else {
+        sequential(0.85 * t)
+    }
 }

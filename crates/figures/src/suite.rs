@@ -10,10 +10,13 @@ use crate::geometry::{in_plane_fraction, projection_from_cosines};
 use crate::published::{self, PublishedCosines};
 use crate::render::projection::DerivedArrow;
 use crate::render::{
-    DriftSteps, Heatmap, Plot, PresenceBarsPlot, ProjectionPlot, ScatterPlot, SourceRef, Written, write_figure,
-    drift_steps::DriftStepsOptions,
+    DriftSteps, Heatmap, Plot, PresenceBarsPlot, ProjectionPlot, ScatterPlot, SourceRef, Written,
+    drift_steps::DriftStepsOptions, write_figure,
 };
-use crate::schema::{CosinesReport, DiffReport, DriftTable, GateScatter, HeatmapTable, PresenceBars, Projection, read_json};
+use crate::schema::{
+    CosinesReport, DiffReport, DriftTable, GateScatter, HeatmapTable, PresenceBars, Projection,
+    read_json,
+};
 
 pub const FIG61: &str = "fig6_1_recovery_drift";
 pub const FIG62: &str = "fig6_2_gate_input_vs_refusal";
@@ -25,7 +28,12 @@ pub const HEAT_COSINES: &str = "table7_1_bias_cosines_heatmap";
 /// Every figure of the post that its published numbers determine, in `out_dir`.
 pub fn render_published(data_dir: &Path, out_dir: &Path) -> Result<Vec<Written>> {
     let f = |name: &str| data_dir.join(name);
-    let src = |paths: &[&PathBuf]| paths.iter().map(|p| SourceRef::of(p)).collect::<Result<Vec<_>>>();
+    let src = |paths: &[&PathBuf]| {
+        paths
+            .iter()
+            .map(|p| SourceRef::of(p))
+            .collect::<Result<Vec<_>>>()
+    };
     let mut written = Vec::new();
 
     let drift_path = f(published::DRIFT);
@@ -33,8 +41,18 @@ pub fn render_published(data_dir: &Path, out_dir: &Path) -> Result<Vec<Written>>
     let drift_src = published::source_line(&crate::csv::CsvTable::read(&drift_path)?)?;
     let drift_name = drift_path.display().to_string();
 
-    let steps = DriftSteps::from_table(&drift, &DriftStepsOptions::default(), &drift_name, &drift_src)?;
-    written.push(write_figure(&Plot::DriftSteps(steps), out_dir, FIG61, &src(&[&drift_path])?)?);
+    let steps = DriftSteps::from_table(
+        &drift,
+        &DriftStepsOptions::default(),
+        &drift_name,
+        &drift_src,
+    )?;
+    written.push(write_figure(
+        &Plot::DriftSteps(steps),
+        out_dir,
+        FIG61,
+        &src(&[&drift_path])?,
+    )?);
 
     let (recipes, endpoint) = (f(published::RECIPES), f(published::ENDPOINT));
     let neg = published::load_neg_correct(&[&recipes, &endpoint])?;
@@ -53,8 +71,17 @@ pub fn render_published(data_dir: &Path, out_dir: &Path) -> Result<Vec<Written>>
         &drift_name,
         &scatter_src,
     )?;
-    let plot = ScatterPlot::new(&scatter, "Cleaning the gate's input vs retraining the gate itself", &drift_name)?;
-    written.push(write_figure(&Plot::Scatter(plot), out_dir, FIG62, &src(&[&drift_path, &recipes, &endpoint])?)?);
+    let plot = ScatterPlot::new(
+        &scatter,
+        "Cleaning the gate's input vs retraining the gate itself",
+        &drift_name,
+    )?;
+    written.push(write_figure(
+        &Plot::Scatter(plot),
+        out_dir,
+        FIG62,
+        &src(&[&drift_path, &recipes, &endpoint])?,
+    )?);
 
     let cos_path = f(published::COSINES);
     let cos = PublishedCosines::load(&cos_path)?;
@@ -67,25 +94,62 @@ pub fn render_published(data_dir: &Path, out_dir: &Path) -> Result<Vec<Written>>
         .zip(&projection.points)
         .map(|(r, p)| {
             let (dx, dy) = (p.tip[0] - p.origin[0], p.tip[1] - p.origin[1]);
-            DerivedArrow { input: r.clone(), dx, dy, in_plane_fraction: in_plane_fraction(dx, dy, r.rel_base) }
+            DerivedArrow {
+                input: r.clone(),
+                dx,
+                dy,
+                in_plane_fraction: in_plane_fraction(dx, dy, r.rel_base),
+            }
         })
         .collect();
     let fig81_src = format!(
         "{} — coordinates derived from the published ‖Δ‖ and cosines: x = r·cos(Δ, F), y = r·(cos(Δ, P) − c·cos(Δ, F)) / √(1 − c²), c = cos(F, P).",
         cos.source
     );
-    let plot = ProjectionPlot::new(&projection, Some(&cos.param), Some(derivation), &cos_name, &fig81_src)?;
-    written.push(write_figure(&Plot::Projection(plot), out_dir, FIG81, &src(&[&cos_path])?)?);
+    let rel: Vec<(String, f64)> = rows.iter().map(|r| (r.label.clone(), r.rel_base)).collect();
+    let plot = ProjectionPlot::new(
+        &projection,
+        Some(&cos.param),
+        Some(derivation),
+        &rel,
+        &cos_name,
+        &fig81_src,
+    )?;
+    written.push(write_figure(
+        &Plot::Projection(plot),
+        out_dir,
+        FIG81,
+        &src(&[&cos_path])?,
+    )?);
 
-    let heat = convert::drift_heatmap(&drift, "§6 rel_Δ vs base — activation drift per checkpoint (lower = closer to base)", &drift_src);
-    written.push(write_figure(&Plot::Heatmap(Heatmap::new(heat, &drift_name)?), out_dir, HEAT_DRIFT, &src(&[&drift_path])?)?);
+    let heat = convert::drift_heatmap(
+        &drift,
+        "§6 rel_Δ vs base — activation drift per checkpoint (lower = closer to base)",
+        &drift_src,
+    );
+    written.push(write_figure(
+        &Plot::Heatmap(Heatmap::new(heat, &drift_name)?),
+        out_dir,
+        HEAT_DRIFT,
+        &src(&[&drift_path])?,
+    )?);
 
     let wm_path = f(published::WEIGHT_MOVEMENT);
     let wm = published::load_weight_movement_csv(&wm_path)?;
     let wm_name = wm_path.display().to_string();
-    written.push(write_figure(&Plot::Heatmap(Heatmap::new(wm, &wm_name)?), out_dir, HEAT_WEIGHTS, &src(&[&wm_path])?)?);
+    written.push(write_figure(
+        &Plot::Heatmap(Heatmap::new(wm, &wm_name)?),
+        out_dir,
+        HEAT_WEIGHTS,
+        &src(&[&wm_path])?,
+    )?);
 
-    written.push(write_figure(&Plot::Heatmap(Heatmap::new(cos.heatmap(), &cos_name)?), out_dir, HEAT_COSINES, &src(&[&cos_path])?)?);
+    written.push(write_figure(
+        &Plot::Heatmap(Heatmap::new(cos.heatmap(), &cos_name)?),
+        out_dir,
+        HEAT_COSINES,
+        &src(&[&cos_path])?,
+    )?);
     Ok(written)
 }
 
@@ -132,33 +196,57 @@ pub struct LiveOptions {
 
 /// The top-level keys of a JSON object, to tell the accepted input shapes apart.
 fn shape(path: &Path) -> Result<serde_json::Value> {
-    read_json::<serde_json::Value>(path, "any JSON")
+    read_json::<serde_json::Value>(path, "any input")
 }
 
 fn has(v: &serde_json::Value, keys: &[&str]) -> bool {
     keys.iter().all(|k| v.get(k).is_some())
 }
 
-fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value, path: &Path, what: &'static str) -> Result<T> {
-    serde_json::from_value(v).map_err(|source| FigureError::Json { path: path.to_path_buf(), what, source })
+fn parse<T: serde::de::DeserializeOwned>(
+    v: serde_json::Value,
+    path: &Path,
+    what: &'static str,
+) -> Result<T> {
+    serde_json::from_value(v).map_err(|cause| FigureError::Json {
+        path: path.to_path_buf(),
+        what,
+        cause,
+    })
 }
 
 /// Renders one figure of `kind` from the JSON in `from`.
-pub fn render_from_file(kind: Kind, from: &Path, opts: &LiveOptions, out_dir: &Path) -> Result<Written> {
+pub fn render_from_file(
+    kind: Kind,
+    from: &Path,
+    opts: &LiveOptions,
+    out_dir: &Path,
+) -> Result<Written> {
     let input = from.display().to_string();
     let v = shape(from)?;
     let mut sources = vec![SourceRef::of(from)?];
     let stem = opts.name.clone().unwrap_or_else(|| {
-        format!("{}_{}", kind.name(), from.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default())
+        format!(
+            "{}_{}",
+            kind.name(),
+            from.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        )
     });
     let source = format!("Source: {input} (sha256 {})", &sources[0].sha256[..12]);
     let plot = match kind {
         Kind::Heatmap => {
             let mut table: HeatmapTable = if v.is_array() {
-                let diffs: Vec<DiffReport> = parse(v, from, "a list of `weights diff` reports (diff.json)")?;
+                let diffs: Vec<DiffReport> =
+                    parse(v, from, "a list of `weights diff` reports (diff.json)")?;
                 convert::diff_heatmap(&diffs, &input)?
             } else if has(&v, &["rows", "cols", "values"]) {
-                parse(v, from, "a heatmap table {title, source, rows, cols, values}")?
+                parse(
+                    v,
+                    from,
+                    "a heatmap table {title, source, rows, cols, values}",
+                )?
             } else if has(&v, &["trajectories", "cosine"]) {
                 let c: CosinesReport = parse(v, from, "`weights cosines` output (cosines.json)")?;
                 convert::cosines_heatmap(&c, &input)?
@@ -186,7 +274,8 @@ pub fn render_from_file(kind: Kind, from: &Path, opts: &LiveOptions, out_dir: &P
             Plot::Heatmap(Heatmap::new(table, &input)?)
         }
         Kind::Fig11 => {
-            let mut bars: PresenceBars = parse(v, from, "presence bars {prompts, series, threshold}")?;
+            let mut bars: PresenceBars =
+                parse(v, from, "presence bars {prompts, series, threshold}")?;
             if opts.title.is_some() {
                 bars.title = opts.title.clone();
             }
@@ -218,7 +307,8 @@ pub fn render_from_file(kind: Kind, from: &Path, opts: &LiveOptions, out_dir: &P
                 let nc = opts.neg_correct.as_ref().ok_or_else(|| {
                     FigureError::invalid(&input, "a drift table needs --neg-correct FILE (JSON {checkpoint: percent}) for fig62")
                 })?;
-                let neg: BTreeMap<String, f64> = read_json(nc, "a JSON object {checkpoint: neg_correct percent}")?;
+                let neg: BTreeMap<String, f64> =
+                    read_json(nc, "a JSON object {checkpoint: neg_correct percent}")?;
                 sources.push(SourceRef::of(nc)?);
                 let mut roles = ScatterRoles::default();
                 if let Some(f) = &opts.fit {
@@ -232,17 +322,36 @@ pub fn render_from_file(kind: Kind, from: &Path, opts: &LiveOptions, out_dir: &P
                 let src = format!("{source}; neg_correct from {}", nc.display());
                 convert::gate_scatter(&t, &point, &group, &neg, &roles, &input, &src)?
             };
-            let title = opts.title.clone().unwrap_or("Gate input drift vs refusal".into());
+            let title = opts
+                .title
+                .clone()
+                .unwrap_or("Gate input drift vs refusal".into());
             Plot::Scatter(ScatterPlot::new(&scatter, &title, &input)?)
         }
         Kind::Fig81 => {
-            let (projection, param): (Projection, Option<String>) = if has(&v, &["trajectories", "cosine"]) {
-                let c: CosinesReport = parse(v, from, "`weights cosines` output (cosines.json)")?;
-                (convert::projection_of(&c, &input)?, Some(c.param))
-            } else {
-                (parse(v, from, "a projection {axis, toward, points: [{label, origin, tip}]}")?, None)
-            };
-            let mut plot = ProjectionPlot::new(&projection, param.as_deref(), None, &input, &source)?;
+            let (projection, param, rel): (Projection, Option<String>, Vec<(String, f64)>) =
+                if has(&v, &["trajectories", "cosine"]) {
+                    let c: CosinesReport =
+                        parse(v, from, "`weights cosines` output (cosines.json)")?;
+                    let rel = c
+                        .trajectories
+                        .iter()
+                        .map(|t| (t.label.clone(), t.rel_base))
+                        .collect();
+                    (convert::projection_of(&c, &input)?, Some(c.param), rel)
+                } else {
+                    (
+                        parse(
+                            v,
+                            from,
+                            "a projection {axis, toward, points: [{label, origin, tip}]}",
+                        )?,
+                        None,
+                        vec![],
+                    )
+                };
+            let mut plot =
+                ProjectionPlot::new(&projection, param.as_deref(), None, &rel, &input, &source)?;
             if let Some(t) = &opts.title {
                 plot.title = t.clone();
             }

@@ -398,7 +398,7 @@ fn hf_rules() -> &'static [(Regex, &'static str)] {
             (r"^vision_encoder\.backbone\.layer_norm\.".into(), format!("{vb}trunk.ln_pre.")),
             (r"^vision_encoder\.backbone\.layers\.(\d+)\.layer_norm1\.".into(), format!("{vb}trunk.blocks.$1.norm1.")),
             (r"^vision_encoder\.backbone\.layers\.(\d+)\.layer_norm2\.".into(), format!("{vb}trunk.blocks.$1.norm2.")),
-            (r"^vision_encoder\.backbone\.layers\.(\d+)\.attention\.([qkv])_proj\.".into(), format!("{vb}trunk.blocks.$1.attn.qkv.$2_part.")),
+            (r"^vision_encoder\.backbone\.layers\.(\d+)\.attention\.([qkv])_proj\.".into(), format!("{vb}trunk.blocks.$1.attn.qkv.${{2}}_part.")),
             (r"^vision_encoder\.backbone\.layers\.(\d+)\.attention\.qkv\.".into(), format!("{vb}trunk.blocks.$1.attn.qkv.")),
             (r"^vision_encoder\.backbone\.layers\.(\d+)\.attention\.o_proj\.".into(), format!("{vb}trunk.blocks.$1.attn.proj.")),
             (r"^vision_encoder\.backbone\.layers\.(\d+)\.mlp\.".into(), format!("{vb}trunk.blocks.$1.mlp.")),

@@ -27,9 +27,15 @@ pub mod fusion;
 pub mod geometry;
 pub mod heads;
 pub mod postprocess;
+pub mod predict;
+pub mod sam3;
 pub mod scoring;
 pub mod seg;
 
 pub use config::Sam3Config;
+pub use geometry::{BoxPrompt, GeometryPrompt, PointPrompt};
+pub use heads::{GroundingOutput, ImageFeatures, TextFeatures};
+pub use postprocess::{Detection, Detections, postprocess};
+pub use sam3::{LoadInfo, Sam3, hook_registry};
 pub use error::{ModelError, Result};
 pub use sam3lab_hooks as hooks;

@@ -99,8 +99,12 @@ impl Tokenizer {
             })
             .collect::<Result<_, _>>()?;
         let byte_encoder = bytes_to_unicode();
-        let mut vocab: Vec<String> = byte_encoder.iter().map(|c| c.to_string()).collect();
-        vocab.extend(byte_encoder.iter().map(|c| format!("{c}</w>")));
+        // The reference's vocabulary starts with `bytes_to_unicode().values()` in ITS insertion
+        // order: the printable bytes first, then the remapped ones.
+        let mut base: Vec<char> = byte_encoder.to_vec();
+        base.sort_by_key(|c| (*c as u32) > 255);
+        let mut vocab: Vec<String> = base.iter().map(|c| c.to_string()).collect();
+        vocab.extend(base.iter().map(|c| format!("{c}</w>")));
         vocab.extend(merges.iter().map(|(a, b)| format!("{a}{b}")));
         vocab.push(SOT_TEXT.into());
         vocab.push(EOT_TEXT.into());

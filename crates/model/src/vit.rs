@@ -320,13 +320,13 @@ mod tests {
         let (win, pad) = window_partition(x, 2);
         assert_eq!(win.dims(), [4, 4, 1]);
         assert_eq!(pad, (4, 4));
-        let w0 = win.clone().slice([0..1]).into_data().to_vec::<f32>().unwrap();
+        let w0 = win.clone().slice([0..1]).into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(w0, vec![0., 1., 3., 4.]);
         // last window = bottom-right: [8, pad, pad, pad]
-        let w3 = win.clone().slice([3..4]).into_data().to_vec::<f32>().unwrap();
+        let w3 = win.clone().slice([3..4]).into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(w3, vec![8., 0., 0., 0.]);
         let back = window_unpartition(win, 2, pad, (3, 3), 1);
-        assert_eq!(back.into_data().to_vec::<f32>().unwrap(), v);
+        assert_eq!(back.into_data().try_to_vec::<f32>().unwrap(), v);
     }
 
     /// Hand-derived RoPE table: hd=8 → 2 freqs per axis, f = [1, θ^-0.5]; token 3 of a 2×2 grid is
@@ -350,7 +350,7 @@ mod tests {
         let x = t4(vec![1.0, 2.0, 3.0, 4.0], [1, 1, 1, 4]);
         let cos = t4(vec![0.0f32.cos(), 1.0f32.cos()], [1, 1, 1, 2]);
         let sin = t4(vec![0.0f32.sin(), 1.0f32.sin()], [1, 1, 1, 2]);
-        let y = apply_rope(x, &cos, &sin).into_data().to_vec::<f32>().unwrap();
+        let y = apply_rope(x, &cos, &sin).into_data().try_to_vec::<f32>().unwrap();
         let (c, s) = (1.0f32.cos(), 1.0f32.sin());
         let want = [1.0, 2.0, 3.0 * c - 4.0 * s, 3.0 * s + 4.0 * c];
         for (a, b) in y.iter().zip(want) {

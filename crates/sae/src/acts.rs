@@ -168,10 +168,9 @@ impl ActivationSet {
         }
         if let Some(i) = set.rows.iter().position(|v| !v.is_finite()) {
             let (fi, _) = set.row_owner(i / set.d);
-            return Err(SaeError::Shape {
+            return Err(SaeError::Data {
                 path: set.files[fi].path.clone(),
                 point: point.to_string(),
-                found: vec![],
                 why: format!("non-finite value {} at row {}", set.rows[i], i / set.d - set.files[fi].row_start),
             });
         }

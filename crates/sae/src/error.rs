@@ -10,6 +10,8 @@ pub enum SaeError {
     Cache { path: String, source: sam3lab_hooks::HookError },
     #[error("activation cache {path}: point `{point}` has shape {found:?}: {why}")]
     Shape { path: String, point: String, found: Vec<usize>, why: String },
+    #[error("activation cache {path}: point `{point}`: {why}")]
+    Data { path: String, point: String, why: String },
     #[error("activation source `{source_arg}`: {why}")]
     Source { source_arg: String, why: String },
     #[error("activation cache {path}: manifest `extra.{key}`: {why}")]

@@ -20,9 +20,12 @@ pub enum Activation {
     Topk { k: usize },
 }
 
-/// Pre-activations: (x − b_dec)·W_enc + b_enc for rows x (n × d) → n × m.
+/// Pre-activations: (x − b_dec)·W_enc + b_enc for rows x (n × d) → n × m, computed as
+/// x·W_enc + (b_enc − b_dec·W_enc) so that training never needs the n × d input gradient
+/// (b_dec's gradient through the encoder becomes a 1 × m by m × d product).
 pub(crate) fn pre_acts(x: Tensor<2>, w_enc: Tensor<2>, b_enc: Tensor<1>, b_dec: Tensor<1>) -> Tensor<2> {
-    (x - b_dec.unsqueeze_dim::<2>(0)).matmul(w_enc) + b_enc.unsqueeze_dim::<2>(0)
+    let shift = b_enc.unsqueeze_dim::<2>(0) - b_dec.unsqueeze_dim::<2>(0).matmul(w_enc.clone());
+    x.matmul(w_enc) + shift
 }
 
 /// Apply the activation. For TopK the threshold is computed on detached values: selection is not

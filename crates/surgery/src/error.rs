@@ -6,7 +6,7 @@ pub enum SurgeryError {
     Weights(#[from] sam3lab_weights::WeightsError),
     #[error(
         "unknown head '{name}'{}; head names look like: {}",
-        nearest.as_ref().map(|n| format!(" (nearest pattern: {n})")).unwrap_or_default(),
+        nearest.as_ref().map(|n| format!(" (did you mean {n}?)")).unwrap_or_default(),
         patterns.join(", ")
     )]
     UnknownHead { name: String, nearest: Option<String>, patterns: Vec<String> },

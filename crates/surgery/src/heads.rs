@@ -185,9 +185,24 @@ pub fn head_ref(name: &str) -> Result<HeadRef> {
 
 fn unknown(name: &str) -> SurgeryError {
     let shapes: Vec<String> = HEAD_PATTERNS.iter().map(|p| p.to_string()).collect();
-    // Nearest pattern by edit distance against the name with its numbers replaced by {i}/{h}.
-    let generic = Regex::new(r"\d+").expect("static").replace_all(name, "{i}").to_string();
-    let nearest = sam3lab_weights::nearest_names(&generic, HEAD_PATTERNS.iter().copied(), 1);
+    // Suggest a concrete valid name: every head form, filled with the numbers the user typed.
+    let nums: Vec<&str> = Regex::new(r"\d+").expect("static").find_iter(name).map(|m| m.as_str()).collect();
+    let i = nums.first().copied().unwrap_or("0");
+    let h = nums.last().copied().unwrap_or("0");
+    let candidates: Vec<String> = [
+        format!("trunk.blocks.{i}.attn.head.{h}"),
+        format!("text.blocks.{i}.attn.head.{h}"),
+        format!("geometry.layers.{i}.self_attn.head.{h}"),
+        format!("geometry.layers.{i}.cross_attn.head.{h}"),
+        format!("fusion.layers.{i}.self_attn.head.{h}"),
+        format!("fusion.layers.{i}.cross_attn.head.{h}"),
+        format!("decoder.layers.{i}.self_attn.head.{h}"),
+        format!("decoder.layers.{i}.ca_text.head.{h}"),
+        format!("decoder.layers.{i}.ca_image.head.{h}"),
+        format!("seg.prompt_cross_attn.head.{h}"),
+    ]
+    .into();
+    let nearest = sam3lab_weights::nearest_names(name, candidates.iter().map(String::as_str), 1);
     SurgeryError::UnknownHead { name: name.to_string(), nearest: nearest.into_iter().next(), patterns: shapes }
 }
 
@@ -242,4 +257,76 @@ pub fn check_shapes(
         )));
     }
     Ok((c, *d_in, *d_out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_head_name_maps_to_its_checkpoint_keys() {
+        let cases = [
+            ("trunk.blocks.7.attn.head.3", "backbone.vision_backbone.trunk.blocks.7.attn.qkv.weight", "backbone.vision_backbone.trunk.blocks.7.attn.qkv.bias", "backbone.vision_backbone.trunk.blocks.7.attn.proj.weight", Family::Vit),
+            ("text.blocks.23.attn.head.15", "backbone.language_backbone.encoder.transformer.resblocks.23.attn.in_proj_weight", "backbone.language_backbone.encoder.transformer.resblocks.23.attn.in_proj_bias", "backbone.language_backbone.encoder.transformer.resblocks.23.attn.out_proj.weight", Family::Text),
+            ("geometry.layers.2.self_attn.head.0", "geometry_encoder.encode.2.self_attn.in_proj_weight", "geometry_encoder.encode.2.self_attn.in_proj_bias", "geometry_encoder.encode.2.self_attn.out_proj.weight", Family::Geometry),
+            ("geometry.layers.0.cross_attn.head.1", "geometry_encoder.encode.0.cross_attn_image.in_proj_weight", "geometry_encoder.encode.0.cross_attn_image.in_proj_bias", "geometry_encoder.encode.0.cross_attn_image.out_proj.weight", Family::Geometry),
+            ("fusion.layers.5.self_attn.head.7", "transformer.encoder.layers.5.self_attn.in_proj_weight", "transformer.encoder.layers.5.self_attn.in_proj_bias", "transformer.encoder.layers.5.self_attn.out_proj.weight", Family::Fusion),
+            ("fusion.layers.1.cross_attn.head.2", "transformer.encoder.layers.1.cross_attn_image.in_proj_weight", "transformer.encoder.layers.1.cross_attn_image.in_proj_bias", "transformer.encoder.layers.1.cross_attn_image.out_proj.weight", Family::Fusion),
+            ("decoder.layers.0.self_attn.head.1", "transformer.decoder.layers.0.self_attn.in_proj_weight", "transformer.decoder.layers.0.self_attn.in_proj_bias", "transformer.decoder.layers.0.self_attn.out_proj.weight", Family::Decoder),
+            ("decoder.layers.4.ca_text.head.0", "transformer.decoder.layers.4.ca_text.in_proj_weight", "transformer.decoder.layers.4.ca_text.in_proj_bias", "transformer.decoder.layers.4.ca_text.out_proj.weight", Family::Decoder),
+            ("decoder.layers.5.ca_image.head.6", "transformer.decoder.layers.5.cross_attn.in_proj_weight", "transformer.decoder.layers.5.cross_attn.in_proj_bias", "transformer.decoder.layers.5.cross_attn.out_proj.weight", Family::Decoder),
+            ("seg.prompt_cross_attn.head.4", "segmentation_head.cross_attend_prompt.in_proj_weight", "segmentation_head.cross_attend_prompt.in_proj_bias", "segmentation_head.cross_attend_prompt.out_proj.weight", Family::Seg),
+        ];
+        for (name, w, b, o, fam) in cases {
+            let h = head_ref(name).unwrap();
+            assert_eq!(h.name, name);
+            assert_eq!((h.keys.in_weight.as_str(), h.keys.in_bias.as_str(), h.keys.out_weight.as_str()), (w, b, o), "{name}");
+            assert_eq!(h.keys.family, fam, "{name}");
+            assert_eq!(h.head, name.rsplit('.').next().unwrap().parse::<usize>().unwrap());
+            assert_eq!(h.keys.module, name.rsplit_once(".head.").unwrap().0);
+        }
+    }
+
+    #[test]
+    fn unknown_head_names_are_refused_with_the_nearest_pattern() {
+        for bad in [
+            "decoder.layers.4.ca_txt.head.0",
+            "decoder.layers.4.ca_text",
+            "decoder.layers.4.ca_text.head.x",
+            "encoder.layers.1.self_attn.head.0",
+            "trunk.blocks.1.attn.head.",
+            "",
+        ] {
+            let err = head_ref(bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("unknown head '{bad}'")), "{err}");
+            assert!(err.contains("decoder.layers.{i}.{self_attn,ca_text,ca_image}.head.{h}"), "{err}");
+        }
+        let err = head_ref("decoder.layers.4.ca_txt.head.0").unwrap_err().to_string();
+        assert!(err.contains("did you mean decoder.layers.4.ca_text.head.0?"), "{err}");
+    }
+
+    /// Width 8, 2 heads (hd 4), d_in 3, d_out 5: head 1 owns rows 4..8, 12..16, 20..24 of the
+    /// in-projection and columns 4..8 of the out-projection, written out by hand.
+    #[test]
+    fn head_ranges_match_a_hand_layout() {
+        let r = head_ranges(8, 3, 5, 2, 1);
+        assert_eq!(r.in_bias, vec![4..8, 12..16, 20..24]);
+        assert_eq!(r.in_weight, vec![12..24, 36..48, 60..72]);
+        assert_eq!(r.out_weight, vec![4..8, 12..16, 20..24, 28..32, 36..40]);
+        let r0 = head_ranges(8, 3, 5, 2, 0);
+        assert_eq!(r0.in_bias, vec![0..4, 8..12, 16..20]);
+    }
+
+    #[test]
+    fn head_counts_come_from_the_fixture_config() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fixtures/sam3-tiny/config.json");
+        let c = HeadCounts::from_config(&path).unwrap();
+        assert_eq!(c, HeadCounts { vit: 2, text: 2, geometry: 4, fusion: 4, decoder: 4, seg: 4 });
+        assert_eq!(HeadCounts::default(), HeadCounts { vit: 16, text: 16, geometry: 8, fusion: 8, decoder: 8, seg: 8 });
+        let dir = std::env::temp_dir().join(format!("sam3lab-surgery-cfg-{}", std::process::id()));
+        std::fs::write(&dir, r#"{"model": {"vit": {"num_heads": 2}}}"#).unwrap();
+        let err = HeadCounts::from_config(&dir).unwrap_err().to_string();
+        std::fs::remove_file(&dir).unwrap();
+        assert!(err.contains("model.text.heads"), "{err}");
+    }
 }

@@ -348,6 +348,51 @@ impl Checkpoint {
         Ok(out)
     }
 
+    /// The whole mapped file (safetensors only).
+    pub(crate) fn mapped(&self) -> Option<&[u8]> {
+        self.mmap.as_deref()
+    }
+
+    /// Byte range of elements `elems` of a mapped tensor, in file offsets.
+    pub(crate) fn byte_range(&self, entry: &TensorEntry, elems: Range<usize>) -> Option<Range<usize>> {
+        self.mapped_range(entry, &elems)
+    }
+
+    /// Prefault file bytes `r` of the mapping.
+    pub(crate) fn populate_bytes(&self, r: Range<usize>) {
+        #[cfg(target_os = "linux")]
+        if let Some(m) = &self.mmap {
+            let _ = m.advise_range(memmap2::Advice::PopulateRead, r.start, r.len());
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = r;
+    }
+
+    /// Drop file bytes `r` (whole pages inside it) from the resident set.
+    ///
+    /// The mapping is MAP_SHARED and read-only, so MADV_DONTNEED discards nothing but our page-table
+    /// entries; any later access (by us or another thread) refaults the same file bytes from the page
+    /// cache, and no reference into the range becomes dangling.
+    pub(crate) fn release_bytes(&self, r: Range<usize>) {
+        if let Some(m) = &self.mmap {
+            let start = r.start.div_ceil(PAGE) * PAGE;
+            let end = r.end / PAGE * PAGE;
+            if end > start {
+                // SAFETY: see above — a read-only shared mapping refaults identical bytes.
+                let _ = unsafe { m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start) };
+            }
+        }
+    }
+
+    pub(crate) fn has_sha256(&self) -> bool {
+        self.sha256.get().is_some()
+    }
+
+    /// Record a sha256 computed elsewhere (by the diff's pipelined hashing of the mapping).
+    pub(crate) fn set_sha256(&self, s: String) {
+        let _ = self.sha256.set(s);
+    }
+
     /// Prefault a mapped range before reading it (one syscall instead of one fault per 64 KiB).
     pub(crate) fn populate(&self, entry: &TensorEntry, elems: Range<usize>) {
         #[cfg(target_os = "linux")]
@@ -362,17 +407,8 @@ impl Checkpoint {
     /// cache). This is what keeps resident memory at the size of the tensors in flight instead of the
     /// whole file: a read-only shared mapping refaults identical data if the range is read again.
     pub(crate) fn release(&self, entry: &TensorEntry, elems: Range<usize>) {
-        if let (Some(r), Some(m)) = (self.mapped_range(entry, &elems), &self.mmap) {
-            let start = r.start.div_ceil(PAGE) * PAGE;
-            let end = r.end / PAGE * PAGE;
-            if end > start {
-                // SAFETY: the mapping is MAP_SHARED and read-only, so MADV_DONTNEED discards nothing but
-                // our page-table entries; any later access (by us or another thread) refaults the same
-                // file bytes. No reference into the range becomes dangling.
-                let _ = unsafe {
-                    m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
-                };
-            }
+        if let Some(r) = self.mapped_range(entry, &elems) {
+            self.release_bytes(r);
         }
     }
 

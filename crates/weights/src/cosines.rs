@@ -373,3 +373,29 @@ pub fn write_report(dir: &Path, r: &CosinesReport) -> Result<()> {
     write_json(&dir.join("cosine_table.json"), &cosine_table(r))?;
     write_atomic(&dir.join("cosines.csv"), cosines_csv(r).as_bytes())
 }
+
+/// `weights cosines`: open each distinct checkpoint once, compute, write the three files into `out`.
+pub fn run(
+    param: &str,
+    base: &Path,
+    trajs: &[crate::TrajSpec],
+    axis: Option<&str>,
+    toward: Option<&str>,
+    out: &Path,
+) -> Result<CosinesReport> {
+    let mut opened = crate::spec::Opened::new();
+    let b = opened.open(base)?;
+    let idx: Vec<(usize, usize)> = trajs
+        .iter()
+        .map(|t| Ok((t.from.as_deref().map(|f| opened.open(f)).transpose()?.unwrap_or(b), opened.open(&t.to)?)))
+        .collect::<Result<_>>()?;
+    let c = &opened.checkpoints;
+    let list: Vec<Trajectory> = trajs
+        .iter()
+        .zip(&idx)
+        .map(|(t, &(f, o))| Trajectory { label: t.label.clone(), from: &c[f], to: &c[o] })
+        .collect();
+    let r = cosines(param, &c[b], &list, axis, toward)?;
+    write_report(out, &r)?;
+    Ok(r)
+}

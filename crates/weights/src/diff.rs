@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::checkpoint::{Checkpoint, CheckpointId, TensorEntry};
 use crate::error::{Result, WeightsError};
@@ -14,9 +15,9 @@ use crate::groups::{GroupRule, Groups};
 use crate::kernel::pair_sums;
 use crate::output::{HeatmapTable, csv_field, fmt_opt, write_atomic, write_json};
 
-/// Elements per work item when both tensors are memory-mapped (4 MiB of f32): small enough to
+/// Elements per work item when both tensors are memory-mapped (2 MiB of f32): small enough to
 /// balance threads and bound resident memory, large enough that scheduling costs nothing.
-pub const CHUNK_ELEMS: usize = 1 << 20;
+pub const CHUNK_ELEMS: usize = 1 << 19;
 
 /// One tensor's row of `diff.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -118,54 +119,143 @@ struct Item {
 
 /// Σ base² and Σ Δ² for every matched tensor, streamed: threads take chunks of tensors from a shared
 /// counter, each chunk's pages are dropped from the resident set once summed. Results are combined
-/// per tensor in chunk order, so they do not depend on thread timing. Both files' sha256 are
-/// computed alongside (on their own threads) so the identity costs no extra pass later.
+/// per tensor in element order, so they do not depend on thread timing. Both files' sha256 (their
+/// identity in every result file) are computed in the same pass, pipelined with the sums.
 pub fn tensor_sums(base: &Checkpoint, other: &Checkpoint, progress: &ProgressBar) -> Result<Vec<TensorSums>> {
+    sums_impl(base, other, progress, true)
+}
+
+/// [`tensor_sums`] without computing the files' sha256 (for the benchmark's breakdown only: every
+/// result file needs the identity).
+pub fn tensor_sums_unhashed(base: &Checkpoint, other: &Checkpoint, progress: &ProgressBar) -> Result<Vec<TensorSums>> {
+    sums_impl(base, other, progress, false)
+}
+
+fn sums_impl(base: &Checkpoint, other: &Checkpoint, progress: &ProgressBar, hash: bool) -> Result<Vec<TensorSums>> {
     let pairs = matched_tensors(base, other)?;
+    let mapped = pairs.iter().all(|(b, o)| base.is_mapped(b) && other.is_mapped(o));
     let mut items = Vec::new();
-    for (i, (b, o)) in pairs.iter().enumerate() {
+    for (i, (b, _)) in pairs.iter().enumerate() {
         let n = b.numel();
-        let chunk = if base.is_mapped(b) && other.is_mapped(o) { CHUNK_ELEMS } else { n.max(1) };
+        let chunk = if mapped { CHUNK_ELEMS } else { n.max(1) };
         let mut s = 0;
         while s < n {
             items.push(Item { pair: i, elems: s..(s + chunk).min(n) });
             s += chunk;
         }
     }
+    // Byte ranges each item reads (mapped files): items run in base-file order, and an item is
+    // "ready" for the pipelined hashers once both files are hashed past its ranges.
+    let end_of = |it: &Item| -> (usize, usize) {
+        let (b, o) = pairs[it.pair];
+        let eb = base.byte_range(b, it.elems.clone()).map_or(0, |r| r.end);
+        let eo = other.byte_range(o, it.elems.clone()).map_or(0, |r| r.end);
+        (eb, eo)
+    };
+    if mapped {
+        items.sort_by_key(|it| base.byte_range(pairs[it.pair].0, it.elems.clone()).map_or(0, |r| r.start));
+    }
+    let need: Vec<(usize, usize)> = items.iter().map(end_of).collect();
     progress.set_length(pairs.iter().map(|(b, o)| (b.byte_len() + o.byte_len()) as u64).sum());
+
     let results: Mutex<Vec<(f64, f64)>> = Mutex::new(vec![(0.0, 0.0); items.len()]);
     let next = AtomicUsize::new(0);
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(items.len().max(1));
-    let worker = || -> Result<()> {
-        let mut local = Vec::new();
+    let hashed = [AtomicUsize::new(0), AtomicUsize::new(0)];
+    let run_item = |k: usize| -> Result<(f64, f64)> {
+        let item = &items[k];
+        let (b, o) = pairs[item.pair];
+        base.populate(b, item.elems.clone());
+        other.populate(o, item.elems.clone());
+        let bb = base.bytes(b, item.elems.clone())?;
+        let ob = other.bytes(o, item.elems.clone())?;
+        let r = pair_sums(&bb, b.dtype, &ob, o.dtype);
+        progress.inc((bb.len() + ob.len()) as u64);
+        drop((bb, ob));
+        base.release(b, item.elems.clone());
+        other.release(o, item.elems.clone());
+        Ok(r)
+    };
+    // Claim items in order; when `gated`, stop at the first one the hashers have not both passed.
+    let drain = |local: &mut Vec<(usize, (f64, f64))>, gated: bool| -> Result<()> {
         loop {
-            let k = next.fetch_add(1, Ordering::Relaxed);
-            let Some(item) = items.get(k) else { break };
-            let (b, o) = pairs[item.pair];
-            base.populate(b, item.elems.clone());
-            other.populate(o, item.elems.clone());
-            let bb = base.bytes(b, item.elems.clone())?;
-            let ob = other.bytes(o, item.elems.clone())?;
-            local.push((k, pair_sums(&bb, b.dtype, &ob, o.dtype)));
-            progress.inc((bb.len() + ob.len()) as u64);
-            drop((bb, ob));
-            base.release(b, item.elems.clone());
-            other.release(o, item.elems.clone());
+            let k = next.load(Ordering::Acquire);
+            if k >= items.len() {
+                return Ok(());
+            }
+            if gated {
+                let (eb, eo) = need[k];
+                if eb > hashed[0].load(Ordering::Acquire) || eo > hashed[1].load(Ordering::Acquire) {
+                    return Ok(());
+                }
+            }
+            if next.compare_exchange(k, k + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                local.push((k, run_item(k)?));
+            }
         }
+    };
+    let store = |local: Vec<(usize, (f64, f64))>| {
         let mut r = results.lock().expect("no panics while locked");
         for (k, v) in local {
             r[k] = v;
         }
+    };
+    // Pipelined hashing (both files mapped): one thread per file hashes it front to back straight
+    // from the mapping and, between chunks, sums whatever items both hashers have passed, while
+    // those bytes are still in cache. sha256 is sequential, so these two streams set the pace; the
+    // diff rides along almost for free. Pages behind both hashers are dropped from the resident set.
+    let hasher = |f: usize, ck: &Checkpoint| -> Result<()> {
+        const CH: usize = 2 << 20;
+        let data = ck.mapped().expect("pipelined only when mapped");
+        let mut h = Sha256::new();
+        let mut local = Vec::new();
+        let (mut pos, mut released) = (0usize, 0usize);
+        while pos < data.len() {
+            let end = (pos + CH).min(data.len());
+            ck.populate_bytes(pos..end);
+            h.update(&data[pos..end]);
+            pos = end;
+            hashed[f].store(pos, Ordering::Release);
+            drain(&mut local, true)?;
+            let behind = hashed[0].load(Ordering::Acquire).min(hashed[1].load(Ordering::Acquire)).min(pos).saturating_sub(2 * CH);
+            if behind > released {
+                ck.release_bytes(released..behind);
+                released = behind;
+            }
+        }
+        ck.set_sha256(hex::encode(h.finalize()));
+        hashed[f].store(usize::MAX, Ordering::Release);
+        drain(&mut local, false)?;
+        ck.release_bytes(released..data.len());
+        store(local);
         Ok(())
     };
+    let worker = || -> Result<()> {
+        let mut local = Vec::new();
+        drain(&mut local, false)?;
+        store(local);
+        Ok(())
+    };
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let hash = hash && !(base.has_sha256() && other.has_sha256());
     std::thread::scope(|s| -> Result<()> {
-        let hashes = [s.spawn(|| base.sha256().map(|_| ())), s.spawn(|| other.sha256().map(|_| ()))];
-        let workers: Vec<_> = (0..threads).map(|_| s.spawn(worker)).collect();
-        for w in workers {
-            w.join().expect("diff worker panicked")?;
+        let mut handles = Vec::new();
+        if hash && mapped {
+            handles.push(s.spawn(|| hasher(0, base)));
+            handles.push(s.spawn(|| hasher(1, other)));
+            for _ in 2..threads {
+                handles.push(s.spawn(worker));
+            }
+        } else {
+            if hash {
+                handles.push(s.spawn(|| base.sha256().map(|_| ())));
+                handles.push(s.spawn(|| other.sha256().map(|_| ())));
+            }
+            for _ in 0..threads.min(items.len()).max(1) {
+                handles.push(s.spawn(worker));
+            }
         }
-        for h in hashes {
-            h.join().expect("hash thread panicked")?;
+        for h in handles {
+            h.join().expect("diff thread panicked")?;
         }
         Ok(())
     })?;
@@ -174,9 +264,13 @@ pub fn tensor_sums(base: &Checkpoint, other: &Checkpoint, progress: &ProgressBar
         .iter()
         .map(|(b, _)| TensorSums { name: b.name.clone(), numel: b.numel() as u64, base_sq: 0.0, delta_sq: 0.0 })
         .collect();
-    for (item, (sb, sd)) in items.iter().zip(results) {
-        sums[item.pair].base_sq += sb;
-        sums[item.pair].delta_sq += sd;
+    // Combine per tensor in element order, whatever order the threads ran the items in.
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&k| (items[k].pair, items[k].elems.start));
+    for k in order {
+        let (sb, sd) = results[k];
+        sums[items[k].pair].base_sq += sb;
+        sums[items[k].pair].delta_sq += sd;
     }
     Ok(sums)
 }
@@ -344,4 +438,36 @@ pub fn table(reports: &[DiffReport]) -> HeatmapTable {
 
 pub(crate) fn short(sha: &str) -> &str {
     &sha[..sha.len().min(12)]
+}
+
+/// `weights diff BASE OTHER…`: one diff per trajectory (FROM defaults to `base`). With one
+/// trajectory the files go straight into `out`; with several, each into `out/LABEL/`. Always writes
+/// `out/table.json` (a [`HeatmapTable`]) and `out/table.csv` (Table 6.1 layout).
+pub fn run(base: &Path, trajs: &[crate::TrajSpec], groups: &Groups, out: &Path, progress: &ProgressBar) -> Result<Vec<DiffReport>> {
+    if trajs.is_empty() {
+        return Err(WeightsError::Usage("give at least one OTHER checkpoint".into()));
+    }
+    let mut opened = crate::spec::Opened::new();
+    let b = opened.open(base)?;
+    let pairs: Vec<(usize, usize)> = trajs
+        .iter()
+        .map(|t| Ok((t.from.as_deref().map(|f| opened.open(f)).transpose()?.unwrap_or(b), opened.open(&t.to)?)))
+        .collect::<Result<_>>()?;
+    // Check every pair before the long work, so a bad key set fails in milliseconds.
+    for &(f, t) in &pairs {
+        matched_tensors(&opened.checkpoints[f], &opened.checkpoints[t])?;
+    }
+    let mut reports = Vec::with_capacity(trajs.len());
+    for (t, &(f, o)) in trajs.iter().zip(&pairs) {
+        progress.set_message(t.label.clone());
+        progress.set_position(0);
+        let r = diff(&opened.checkpoints[f], &opened.checkpoints[o], groups, &t.label, progress)?;
+        let dir = if trajs.len() == 1 { out.to_path_buf() } else { out.join(&t.label) };
+        write_report(&dir, &r)?;
+        reports.push(r);
+    }
+    let table = table(&reports);
+    write_json(&out.join("table.json"), &table)?;
+    write_atomic(&out.join("table.csv"), table.to_csv("group").as_bytes())?;
+    Ok(reports)
 }

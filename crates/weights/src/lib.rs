@@ -18,6 +18,7 @@ mod error;
 mod groups;
 pub mod kernel;
 mod output;
+pub mod spec;
 pub mod synth;
 mod writer;
 
@@ -27,4 +28,5 @@ pub use diff::{DiffReport, GroupDiff, TensorDiff, TensorSums};
 pub use error::{Result, WeightsError, edit_distance, nearest_names};
 pub use groups::{DEFAULT_GROUPS, GroupRule, Groups};
 pub use output::{HeatmapTable, write_atomic, write_json};
+pub use spec::{TrajSpec, parse_traj, parse_trajs};
 pub use writer::{SafetensorsWriter, TensorHeader, header_bytes};

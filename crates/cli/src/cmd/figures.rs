@@ -93,8 +93,17 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         vec![suite::render_from_file(kind, from, &opts, &args.out)?]
     };
     for w in &written {
-        println!("{}  {}  {}", w.png.display(), w.svg.display(), w.json.display());
+        println!(
+            "{}  {}  {}",
+            w.png.display(),
+            w.svg.display(),
+            w.json.display()
+        );
     }
-    eprintln!("wrote {} figure(s) to {}", written.len(), args.out.display());
+    eprintln!(
+        "wrote {} figure(s) to {}",
+        written.len(),
+        args.out.display()
+    );
     Ok(0)
 }

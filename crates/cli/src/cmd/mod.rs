@@ -1,6 +1,8 @@
 //! One module per subcommand. Each exposes `Args` (clap) and `run(Args) -> anyhow::Result<u8>`
 //! returning the exit code (0 ok, 1 a check failed); an `Err` exits 2.
 pub mod bench;
+pub mod bench_forward;
+pub mod bench_model;
 pub mod eval;
 pub mod figures;
 pub mod hooks;

@@ -1,11 +1,252 @@
-//! `sam3lab sae` (not implemented yet).
+//! `sam3lab sae`: train sparse autoencoders on cached activations, evaluate them per checkpoint,
+//! and rank their features by the change in negative-vs-positive firing between two checkpoints.
+//! The logic lives in `sam3lab-sae`; this file parses arguments and reports.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use sam3lab_sae::{Sparsity, TrainConfig, evaluate_sets, load_sets, rank, read_pairs, train_and_save};
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
+    #[command(subcommand)]
+    cmd: Cmd,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<u8> {
-    anyhow::bail!("`sam3lab sae` is not implemented yet")
+#[derive(Subcommand)]
+enum Cmd {
+    /// Train an SAE (ReLU + L1 or TopK) on one or more activation sources.
+    Train(TrainArgs),
+    /// Metrics (MSE, explained variance, L0, dead features) of an SAE on each checkpoint's activations.
+    Eval(EvalArgs),
+    /// Fire rates on negatives/positives per checkpoint; features ranked by their change between two checkpoints.
+    Rank(RankArgs),
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// `[LABEL=]SOURCE`: a cache file, a directory of caches, or a list file (.jsonl / text). Repeatable.
+    #[arg(long, required = true, num_args = 1..)]
+    acts: Vec<String>,
+    /// Hook point to read (e.g. decoder.layers.5.q0).
+    #[arg(long)]
+    point: String,
+    /// Axis of the point's tensor holding the features (default: the last).
+    #[arg(long)]
+    feature_axis: Option<usize>,
+    /// Number of features m.
+    #[arg(long)]
+    width: usize,
+    /// ReLU + L1 with this coefficient (in normalised units).
+    #[arg(long, conflicts_with = "topk", required_unless_present = "topk")]
+    l1: Option<f64>,
+    /// TopK: keep the K largest pre-activations per row.
+    #[arg(long)]
+    topk: Option<usize>,
+    #[arg(long, default_value_t = 2000)]
+    steps: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 1024)]
+    batch: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Ramp the L1 coefficient from 0 over this many steps.
+    #[arg(long, default_value_t = 0)]
+    l1_warmup: usize,
+    /// Train on raw activations (default: scale so the mean squared norm is d; folded back at save).
+    #[arg(long)]
+    no_normalize: bool,
+    /// Do not project out the decoder gradient along each direction (renormalisation still happens every step).
+    #[arg(long)]
+    no_project_grad: bool,
+    /// Steps per logged window (default: steps/100, at least 1).
+    #[arg(long)]
+    log_every: Option<usize>,
+    /// Output directory (sae.safetensors + sae.json).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    #[arg(long)]
+    sae: PathBuf,
+    /// `LABEL=SOURCE`, one per checkpoint. Repeatable.
+    #[arg(long, required = true, num_args = 1..)]
+    acts: Vec<String>,
+    /// Hook point (default: the one the SAE was trained on).
+    #[arg(long)]
+    point: Option<String>,
+    #[arg(long)]
+    feature_axis: Option<usize>,
+    /// Write the metrics JSON here (default: print it).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct RankArgs {
+    #[arg(long)]
+    sae: PathBuf,
+    /// `LABEL=SOURCE`, one per checkpoint. Repeatable.
+    #[arg(long, required = true, num_args = 1..)]
+    acts: Vec<String>,
+    /// Pairs JSONL ({"image","prompt","label"}); caches point into it with `extra.pair`.
+    #[arg(long)]
+    pairs: Option<PathBuf>,
+    /// Checkpoint label the change is measured from (default: the first of exactly two).
+    #[arg(long)]
+    from: Option<String>,
+    /// Checkpoint label the change is measured to (default: the second of exactly two).
+    #[arg(long)]
+    to: Option<String>,
+    #[arg(long)]
+    point: Option<String>,
+    #[arg(long)]
+    feature_axis: Option<usize>,
+    /// How many top features to print.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// Output directory (rank.json + rank.csv).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    match args.cmd {
+        Cmd::Train(a) => train(a),
+        Cmd::Eval(a) => eval(a),
+        Cmd::Rank(a) => rank_cmd(a),
+    }
+}
+
+fn train(a: TrainArgs) -> anyhow::Result<u8> {
+    let sparsity = match (a.l1, a.topk) {
+        (Some(coeff), None) => Sparsity::L1 { coeff },
+        (None, Some(k)) => Sparsity::Topk { k },
+        _ => anyhow::bail!("give exactly one of --l1 C or --topk K"),
+    };
+    let mut cfg = TrainConfig::new(a.width, sparsity);
+    cfg.steps = a.steps;
+    cfg.lr = a.lr;
+    cfg.batch = a.batch;
+    cfg.seed = a.seed;
+    cfg.l1_warmup_steps = a.l1_warmup;
+    cfg.normalize = !a.no_normalize;
+    cfg.project_decoder_grad = !a.no_project_grad;
+    cfg.log_every = a.log_every.unwrap_or((a.steps / 100).max(1));
+
+    let sets = load_sets(&a.acts, &a.point, a.feature_axis, false)?;
+    let rows: usize = sets.iter().map(|s| s.set.n_rows()).sum();
+    let d = sets[0].set.d;
+    eprintln!("sae train: {rows} rows of d = {d} at {} from {} source(s); m = {}, {sparsity:?}", a.point, sets.len(), a.width);
+
+    let bar = ProgressBar::new(cfg.steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} steps  {msg}  [{elapsed_precise}<{eta_precise}]")
+            .expect("valid template"),
+    );
+    let t0 = Instant::now();
+    let mut train_secs = 0.0;
+    let mut progress = |step: usize, loss: f64| {
+        bar.set_position(step as u64);
+        train_secs = t0.elapsed().as_secs_f64();
+        if step % 10 == 0 || step == 1 {
+            bar.set_message(format!("loss {loss:.4}"));
+        }
+    };
+    // Training time (to the last step's callback) excludes loading and the final evaluation.
+    let meta = train_and_save(&sets, &a.point, a.feature_axis, &cfg, &a.out, &mut progress)
+        .with_context(|| format!("training the SAE into {}", a.out.display()))?;
+    bar.finish_and_clear();
+    let batch = meta.effective_batch.unwrap_or(cfg.batch);
+    println!(
+        "trained {} steps × {batch} rows in {train_secs:.2} s: {:.0} rows/s (evaluation and save: {:.2} s more)",
+        cfg.steps,
+        (cfg.steps * batch) as f64 / train_secs.max(1e-9),
+        t0.elapsed().as_secs_f64() - train_secs
+    );
+    if let Some(last) = meta.log.last() {
+        println!("last window (normalised units): loss {:.5} recon {:.5} l1 {:.4} l0 {:.2}", last.loss, last.recon, last.l1, last.l0);
+    }
+    for (label, m) in &meta.metrics {
+        println!(
+            "{label}: rows {} mse {:.6e} explained_variance {} l0 {:.2} dead {}/{} ({:.1} %)",
+            m.rows,
+            m.mse,
+            m.explained_variance.map(|v| format!("{v:.4}")).unwrap_or("null".into()),
+            m.l0,
+            m.dead_features,
+            meta.width,
+            100.0 * m.dead_fraction
+        );
+    }
+    println!("wrote {}/sae.safetensors and sae.json (weights sha256 {})", a.out.display(), meta.weights_sha256);
+    Ok(0)
+}
+
+fn eval(a: EvalArgs) -> anyhow::Result<u8> {
+    let (sae, meta) = sam3lab_sae::io::load(&a.sae, &burn::prelude::Device::flex())?;
+    let point = a.point.unwrap_or_else(|| meta.point.clone());
+    let sets = load_sets(&a.acts, &point, a.feature_axis.or(meta.feature_axis), true)?;
+    let metrics = evaluate_sets(&sae, &sets)?;
+    let report = serde_json::json!({
+        "tool": "sam3lab sae eval",
+        "sam3lab_version": env!("CARGO_PKG_VERSION"),
+        "sae": { "dir": a.sae.display().to_string(), "weights_sha256": meta.weights_sha256, "point": point,
+                 "d_in": meta.d_in, "width": meta.width, "activation": meta.activation },
+        "sources": sets.iter().map(|s| sam3lab_sae::io::SourceRecord::of(s.label.as_deref(), &s.set)).collect::<Vec<_>>(),
+        "metrics": metrics,
+    });
+    let text = format!("{}\n", serde_json::to_string_pretty(&report)?);
+    match a.out {
+        Some(p) => {
+            sam3lab_sae::io::write_atomic(&p, text.as_bytes())?;
+            for (label, m) in &metrics {
+                println!(
+                    "{label}: rows {} mse {:.6e} explained_variance {} l0 {:.2} dead {:.1} %",
+                    m.rows,
+                    m.mse,
+                    m.explained_variance.map(|v| format!("{v:.4}")).unwrap_or("null".into()),
+                    m.l0,
+                    100.0 * m.dead_fraction
+                );
+            }
+            println!("wrote {}", p.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(0)
+}
+
+fn rank_cmd(a: RankArgs) -> anyhow::Result<u8> {
+    let (sae, meta) = sam3lab_sae::io::load(&a.sae, &burn::prelude::Device::flex())?;
+    let point = a.point.unwrap_or_else(|| meta.point.clone());
+    let sets = load_sets(&a.acts, &point, a.feature_axis.or(meta.feature_axis), true)?;
+    let pairs = match &a.pairs {
+        Some(p) => Some(read_pairs(p)?),
+        None => None,
+    };
+    let pairs_arg = a.pairs.as_deref().zip(pairs.as_ref()).map(|(p, (v, sha))| (p, v.as_slice(), sha.as_str()));
+    let report = rank(&sae, &meta, &a.sae, &sets, pairs_arg, a.from.as_deref(), a.to.as_deref())?;
+    report.write(&a.out)?;
+    println!("score = {}", report.score);
+    print!("{:>4} {:>7} {:>8}", "rank", "feature", "score");
+    for c in &report.checkpoints {
+        print!("  {:>22}", format!("{} neg/pos", c.label));
+    }
+    println!();
+    for f in report.features.iter().take(a.top) {
+        print!("{:>4} {:>7} {:>8.4}", f.rank, f.feature, f.score);
+        for r in &f.rates {
+            print!("  {:>22}", format!("{:.3}/{:.3}", r.fire_neg, r.fire_pos));
+        }
+        println!();
+    }
+    println!("wrote {0}/rank.json and {0}/rank.csv", a.out.display());
+    Ok(0)
 }

@@ -31,7 +31,11 @@ impl Default for DriftStepsOptions {
         DriftStepsOptions {
             point: "encoder.layers.4".into(),
             run: "recovery".into(),
-            references: vec!["frozen_te".into(), "lvis_replay".into(), "lvis_replay_neg".into()],
+            references: vec![
+                "frozen_te".into(),
+                "lvis_replay".into(),
+                "lvis_replay_neg".into(),
+            ],
             groups: None,
         }
     }
@@ -69,21 +73,35 @@ const PANEL_H: i32 = 500;
 const WIDTH: u32 = 1560;
 
 impl DriftSteps {
-    pub fn from_table(t: &DriftTable, opts: &DriftStepsOptions, input: &str, source: &str) -> Result<DriftSteps> {
+    pub fn from_table(
+        t: &DriftTable,
+        opts: &DriftStepsOptions,
+        input: &str,
+        source: &str,
+    ) -> Result<DriftSteps> {
         t.validate(input)?;
         t.require_point(&opts.point, input)?;
         let groups = opts.groups.clone().unwrap_or_else(|| t.groups.clone());
         for g in &groups {
             t.require_group(g, input)?;
         }
-        let mut steps: Vec<(u64, &str)> =
-            t.rows.iter().filter_map(|r| checkpoint_step(&r.checkpoint, &opts.run).map(|s| (s, r.checkpoint.as_str()))).collect();
+        let mut steps: Vec<(u64, &str)> = t
+            .rows
+            .iter()
+            .filter_map(|r| {
+                checkpoint_step(&r.checkpoint, &opts.run).map(|s| (s, r.checkpoint.as_str()))
+            })
+            .collect();
         steps.sort();
         if steps.is_empty() {
             let have: Vec<&str> = t.rows.iter().map(|r| r.checkpoint.as_str()).collect();
             return Err(FigureError::invalid(
                 input,
-                format!("no checkpoints named `{}@STEP` (checkpoints: {})", opts.run, have.join(", ")),
+                format!(
+                    "no checkpoints named `{}@STEP` (checkpoints: {})",
+                    opts.run,
+                    have.join(", ")
+                ),
             ));
         }
         for r in &opts.references {
@@ -102,7 +120,13 @@ impl DriftSteps {
         let mut panels = Vec::new();
         let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
         for g in &groups {
-            let mut p = StepPanel { group: g.clone(), steps: vec![], checkpoints: vec![], values: vec![], references: vec![] };
+            let mut p = StepPanel {
+                group: g.clone(),
+                steps: vec![],
+                checkpoints: vec![],
+                values: vec![],
+                references: vec![],
+            };
             for (s, ck) in &steps {
                 if let Some(v) = t.value(ck, &opts.point, g) {
                     p.steps.push(*s);
@@ -112,7 +136,10 @@ impl DriftSteps {
             }
             for r in &opts.references {
                 if let Some(v) = t.value(r, &opts.point, g) {
-                    p.references.push(ReferenceLine { checkpoint: r.clone(), value: v });
+                    p.references.push(ReferenceLine {
+                        checkpoint: r.clone(),
+                        value: v,
+                    });
                 }
             }
             for v in p.values.iter().chain(p.references.iter().map(|r| &r.value)) {
@@ -122,14 +149,21 @@ impl DriftSteps {
             panels.push(p);
         }
         if !lo.is_finite() {
-            return Err(FigureError::invalid(input, format!("no values at `{}` for the `{}` steps", opts.point, opts.run)));
+            return Err(FigureError::invalid(
+                input,
+                format!("no values at `{}` for the `{}` steps", opts.point, opts.run),
+            ));
         }
         let (ylo, yhi) = nice_range(lo, hi, 0.08, 0.025);
         let max_step = steps.last().map(|s| s.0).unwrap_or(1) as f64;
         let xhi = (max_step * 1.05 / 100.0).ceil() * 100.0;
         let pl = point_label(&opts.point);
         Ok(DriftSteps {
-            title: format!("{pl} {} during {} training", metric_label(&t.metric), opts.run),
+            title: format!(
+                "{pl} {} during {} training",
+                metric_label(&t.metric),
+                opts.run
+            ),
             subtitle: format!(
                 "Per-step {} of {pl} activations vs {} by prompt group; solid = the {} checkpoints, dotted = reference checkpoints.",
                 metric_label(&t.metric),
@@ -159,10 +193,23 @@ impl DriftSteps {
     }
 
     fn legend(&self) -> Vec<LegendItem> {
-        let mut items =
-            vec![LegendItem { label: format!("{} @ step", self.run), swatch: Swatch::Line { color: self.curve_color(), dotted: false, width: 4 } }];
+        let mut items = vec![LegendItem {
+            label: format!("{} @ step", self.run),
+            swatch: Swatch::Line {
+                color: self.curve_color(),
+                dotted: false,
+                width: 4,
+            },
+        }];
         for (i, r) in self.references().iter().enumerate() {
-            items.push(LegendItem { label: r.clone(), swatch: Swatch::Line { color: style::recipe_color(r, i + 1), dotted: true, width: 3 } });
+            items.push(LegendItem {
+                label: r.clone(),
+                swatch: Swatch::Line {
+                    color: style::recipe_color(r, i + 1),
+                    dotted: true,
+                    width: 3,
+                },
+            });
         }
         items
     }
@@ -184,21 +231,36 @@ impl DriftSteps {
         root.fill(&style::PAPER).map_err(de(fig))?;
         let top = draw_title(root, &self.title, Some(&self.subtitle), fig)?;
         let (w, _) = root.dim_in_pixel();
-        let body = root.clone().shrink((MARGIN, top), (w as i32 - 2 * MARGIN, PANEL_H));
+        let body = root
+            .clone()
+            .shrink((MARGIN, top), (w as i32 - 2 * MARGIN, PANEL_H));
         let n = self.panels.len().max(1);
         let panel_areas = body.split_evenly((1, n));
         let refs = self.references();
         let ylabel = format!("{} vs base", metric_label(&self.metric));
         for (i, (panel, area)) in self.panels.iter().zip(panel_areas.iter()).enumerate() {
-            put_text(area, &group_label(&panel.group), ((area.dim_in_pixel().0 as i32) / 2 + 20, 0), &style::bold(style::LABEL, INK), HPos::Center, VPos::Top, fig)?;
-            let area = area.clone().shrink((0, 34), (area.dim_in_pixel().0, PANEL_H - 34));
+            put_text(
+                area,
+                &group_label(&panel.group),
+                ((area.dim_in_pixel().0 as i32) / 2 + 20, 0),
+                &style::bold(style::LABEL, INK),
+                HPos::Center,
+                VPos::Top,
+                fig,
+            )?;
+            let area = area
+                .clone()
+                .shrink((0, 34), (area.dim_in_pixel().0, PANEL_H - 34));
             let mut chart = ChartBuilder::on(&area)
                 .margin_right(72)
                 .margin_left(4)
                 .margin_top(6)
                 .x_label_area_size(58)
                 .y_label_area_size(if i == 0 { 92 } else { 64 })
-                .build_cartesian_2d(self.x_range[0]..self.x_range[1], self.y_range[0]..self.y_range[1])
+                .build_cartesian_2d(
+                    self.x_range[0]..self.x_range[1],
+                    self.y_range[0]..self.y_range[1],
+                )
                 .map_err(de(fig))?;
             let mut mesh = chart.configure_mesh();
             mesh.light_line_style(style::GRID.mix(0.0))
@@ -218,14 +280,18 @@ impl DriftSteps {
             // Reference lines, and their values just outside the right edge.
             let mut label_ys: Vec<(Px, RGBColor, f64)> = Vec::new();
             let (xr, _) = chart.plotting_area().get_pixel_range();
-            let data_per_px = (self.x_range[1] - self.x_range[0]) / (xr.end - xr.start).max(1) as f64;
+            let data_per_px =
+                (self.x_range[1] - self.x_range[0]) / (xr.end - xr.start).max(1) as f64;
             for r in &panel.references {
                 let k = refs.iter().position(|c| c == &r.checkpoint).unwrap_or(0);
                 let color = style::recipe_color(&r.checkpoint, k + 1);
                 // Lines that coincide (lvis_replay and lvis_replay_neg on watch prompts) get their
                 // dots out of phase so both colours stay visible.
                 let y_px = chart.backend_coord(&(self.x_range[0], r.value)).1;
-                let same = label_ys.iter().filter(|(p, _, _)| (p.1 - y_px).abs() <= 2).count();
+                let same = label_ys
+                    .iter()
+                    .filter(|(p, _, _)| (p.1 - y_px).abs() <= 2)
+                    .count();
                 let x_start = self.x_range[0] + (same as f64 * 4.5) * data_per_px;
                 chart
                     .draw_series(DashedLineSeries::new(
@@ -235,7 +301,11 @@ impl DriftSteps {
                         color.stroke_width(3),
                     ))
                     .map_err(de(fig))?;
-                label_ys.push((chart.backend_coord(&(self.x_range[1], r.value)), color, r.value));
+                label_ys.push((
+                    chart.backend_coord(&(self.x_range[1], r.value)),
+                    color,
+                    r.value,
+                ));
             }
             let (yr_lo, yr_hi) = {
                 let (_, yr) = chart.plotting_area().get_pixel_range();
@@ -244,17 +314,45 @@ impl DriftSteps {
             let ys: Vec<i32> = label_ys.iter().map(|(p, _, _)| p.1).collect();
             let spread = spread_1d(&ys, line_height(style::SMALL), yr_lo + 8, yr_hi - 8);
             for ((p, color, v), y) in label_ys.iter().zip(spread) {
-                put_text(root, &fmt_num(*v, 3, false), (p.0 + 8, y), &style::bold(style::SMALL, *color), HPos::Left, VPos::Center, fig)?;
+                put_text(
+                    root,
+                    &fmt_num(*v, 3, false),
+                    (p.0 + 8, y),
+                    &style::bold(style::SMALL, *color),
+                    HPos::Left,
+                    VPos::Center,
+                    fig,
+                )?;
             }
             // The run's curve on top.
-            let pts: Vec<(f64, f64)> = panel.steps.iter().zip(&panel.values).map(|(s, v)| (*s as f64, *v)).collect();
+            let pts: Vec<(f64, f64)> = panel
+                .steps
+                .iter()
+                .zip(&panel.values)
+                .map(|(s, v)| (*s as f64, *v))
+                .collect();
             let cc = self.curve_color();
-            chart.draw_series(LineSeries::new(pts.clone(), cc.stroke_width(4))).map_err(de(fig))?;
-            chart.draw_series(pts.iter().map(|p| Circle::new(*p, 7, cc.filled()))).map_err(de(fig))?;
-            chart.draw_series(pts.iter().map(|p| Circle::new(*p, 7, style::PAPER.stroke_width(2)))).map_err(de(fig))?;
+            chart
+                .draw_series(LineSeries::new(pts.clone(), cc.stroke_width(4)))
+                .map_err(de(fig))?;
+            chart
+                .draw_series(pts.iter().map(|p| Circle::new(*p, 7, cc.filled())))
+                .map_err(de(fig))?;
+            chart
+                .draw_series(
+                    pts.iter()
+                        .map(|p| Circle::new(*p, 7, style::PAPER.stroke_width(2))),
+                )
+                .map_err(de(fig))?;
         }
         let ly = top + PANEL_H + 16;
-        draw_legend(root, &self.legend(), (MARGIN + 20, ly), w as i32 - 2 * MARGIN, fig)?;
+        draw_legend(
+            root,
+            &self.legend(),
+            (MARGIN + 20, ly),
+            w as i32 - 2 * MARGIN,
+            fig,
+        )?;
         draw_footer(root, &self.source, fig)
     }
 }

@@ -106,7 +106,10 @@ impl Plot {
             h,
             image::ExtendedColorType::Rgb8,
         )
-        .map_err(|e| FigureError::Draw { figure: fig.into(), msg: format!("PNG encoding: {e}") })?;
+        .map_err(|e| FigureError::Draw {
+            figure: fig.into(),
+            msg: format!("PNG encoding: {e}"),
+        })?;
         Ok(png)
     }
 
@@ -133,8 +136,14 @@ pub struct SourceRef {
 
 impl SourceRef {
     pub fn of(path: &Path) -> Result<SourceRef> {
-        let bytes = std::fs::read(path).map_err(|source| FigureError::Read { path: path.to_path_buf(), source })?;
-        Ok(SourceRef { path: path.display().to_string(), sha256: hex::encode(Sha256::digest(&bytes)) })
+        let bytes = std::fs::read(path).map_err(|cause| FigureError::Read {
+            path: path.to_path_buf(),
+            cause,
+        })?;
+        Ok(SourceRef {
+            path: path.display().to_string(),
+            sha256: hex::encode(Sha256::digest(&bytes)),
+        })
     }
 }
 
@@ -162,8 +171,16 @@ pub struct Written {
 
 /// Renders `plot` to `OUT/STEM.{png,svg,json}`. Each file is written to a temporary file in
 /// `out_dir` and renamed into place, so a failure never leaves a partial figure behind.
-pub fn write_figure(plot: &Plot, out_dir: &Path, stem: &str, sources: &[SourceRef]) -> Result<Written> {
-    std::fs::create_dir_all(out_dir).map_err(|source| FigureError::Write { path: out_dir.to_path_buf(), source })?;
+pub fn write_figure(
+    plot: &Plot,
+    out_dir: &Path,
+    stem: &str,
+    sources: &[SourceRef],
+) -> Result<Written> {
+    std::fs::create_dir_all(out_dir).map_err(|cause| FigureError::Write {
+        path: out_dir.to_path_buf(),
+        cause,
+    })?;
     // Render everything before touching the output directory's files.
     let png = plot.render_png(stem)?;
     let svg = plot.render_svg(stem)?;
@@ -194,8 +211,14 @@ pub fn write_figure(plot: &Plot, out_dir: &Path, stem: &str, sources: &[SourceRe
 
 /// Writes `bytes` to a temporary file next to `path`, then renames it over `path`.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let werr = |source| FigureError::Write { path: path.to_path_buf(), source };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let werr = |cause| FigureError::Write {
+        path: path.to_path_buf(),
+        cause,
+    };
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(werr)?;
     tmp.write_all(bytes).map_err(werr)?;
     tmp.as_file().sync_all().map_err(werr)?;
@@ -203,7 +226,9 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(werr)?;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(werr)?;
     }
     tmp.persist(path).map_err(|e| werr(e.error))?;
     Ok(())

@@ -39,7 +39,10 @@ impl PresenceBarsPlot {
             None => format!("presence_logit_dec.sigmoid() on {n} prompts."),
         };
         Ok(PresenceBarsPlot {
-            title: bars.title.clone().unwrap_or_else(|| "The presence gate, prompt by prompt".into()),
+            title: bars
+                .title
+                .clone()
+                .unwrap_or_else(|| "The presence gate, prompt by prompt".into()),
             subtitle,
             prompts: bars.prompts.clone(),
             series: bars.series.clone(),
@@ -57,7 +60,10 @@ impl PresenceBarsPlot {
         match role {
             Some(SeriesRole::Finetune) => (AMBER, style::AMBER_DARK),
             Some(SeriesRole::Base) => (PARCHMENT, PARCHMENT_EDGE),
-            None => (style::categorical(i), style::mix(style::categorical(i), INK, 0.3)),
+            None => (
+                style::categorical(i),
+                style::mix(style::categorical(i), INK, 0.3),
+            ),
         }
     }
 
@@ -65,7 +71,10 @@ impl PresenceBarsPlot {
         (0..self.series.len())
             .map(|i| {
                 let (fill, edge) = self.fill(i);
-                LegendItem { label: self.series[i].label.clone(), swatch: Swatch::Block { fill, edge } }
+                LegendItem {
+                    label: self.series[i].label.clone(),
+                    swatch: Swatch::Block { fill, edge },
+                }
             })
             .collect()
     }
@@ -79,7 +88,12 @@ impl PresenceBarsPlot {
     }
 
     fn label_w(&self) -> i32 {
-        self.prompts.iter().map(|p| style::text_size(p, style::TICK).0 as i32).max().unwrap_or(0) + 24
+        self.prompts
+            .iter()
+            .map(|p| style::text_size(p, style::TICK).0 as i32)
+            .max()
+            .unwrap_or(0)
+            + 24
     }
 
     pub fn size(&self) -> (u32, u32) {
@@ -96,7 +110,9 @@ impl PresenceBarsPlot {
         let top = draw_title(root, &self.title, Some(&self.subtitle), fig)?;
         let (w, _) = root.dim_in_pixel();
         let n = self.prompts.len() as f64;
-        let area = root.clone().shrink((MARGIN, top), (w as i32 - 2 * MARGIN, self.chart_h()));
+        let area = root
+            .clone()
+            .shrink((MARGIN, top), (w as i32 - 2 * MARGIN, self.chart_h()));
         let mut chart = ChartBuilder::on(&area)
             .margin_top(M_TOP)
             .margin_right(70)
@@ -120,19 +136,35 @@ impl PresenceBarsPlot {
             .map_err(de(fig))?;
         let gh = self.group_h();
         let (_, yr) = chart.plotting_area().get_pixel_range();
-        let (px0, px1) = (chart.backend_coord(&(0.0, 0.0)).0, chart.backend_coord(&(1.0, 0.0)).0);
+        let (px0, px1) = (
+            chart.backend_coord(&(0.0, 0.0)).0,
+            chart.backend_coord(&(1.0, 0.0)).0,
+        );
         let x_at = |v: f64| px0 + ((px1 - px0) as f64 * v).round() as i32;
         for (k, prompt) in self.prompts.iter().enumerate() {
             let gtop = yr.start + k as i32 * gh + GROUP_GAP / 2;
             let mid = gtop + self.series.len() as i32 * BAR_H / 2;
-            put_text(root, prompt, (x_at(0.0) - 12, mid), &style::text(style::TICK, INK), HPos::Right, VPos::Center, fig)?;
+            put_text(
+                root,
+                prompt,
+                (x_at(0.0) - 12, mid),
+                &style::text(style::TICK, INK),
+                HPos::Right,
+                VPos::Center,
+                fig,
+            )?;
             for (i, s) in self.series.iter().enumerate() {
                 let (fill, edge) = self.fill(i);
                 let v = s.values[k];
                 let y = gtop + i as i32 * BAR_H;
-                let r = [(x_at(0.0), y + 1), (x_at(v).max(x_at(0.0) + 1), y + BAR_H - 1)];
-                root.draw(&Rectangle::new(r, fill.filled())).map_err(de(fig))?;
-                root.draw(&Rectangle::new(r, edge.stroke_width(1))).map_err(de(fig))?;
+                let r = [
+                    (x_at(0.0), y + 1),
+                    (x_at(v).max(x_at(0.0) + 1), y + BAR_H - 1),
+                ];
+                root.draw(&Rectangle::new(r, fill.filled()))
+                    .map_err(de(fig))?;
+                root.draw(&Rectangle::new(r, edge.stroke_width(1)))
+                    .map_err(de(fig))?;
                 put_text(
                     root,
                     &format!("{v:.3}"),
@@ -146,12 +178,31 @@ impl PresenceBarsPlot {
         }
         if let Some(t) = self.threshold {
             chart
-                .draw_series(DashedLineSeries::new(vec![(t, 0.0), (t, n)], 3, 6, INK.stroke_width(2)))
+                .draw_series(DashedLineSeries::new(
+                    vec![(t, 0.0), (t, n)],
+                    3,
+                    6,
+                    INK.stroke_width(2),
+                ))
                 .map_err(de(fig))?;
-            put_text(root, &format!("{t} threshold"), (x_at(t), yr.start - 8), &style::bold(style::SMALL, INK), HPos::Center, VPos::Bottom, fig)?;
+            put_text(
+                root,
+                &format!("{t} threshold"),
+                (x_at(t), yr.start - 8),
+                &style::bold(style::SMALL, INK),
+                HPos::Center,
+                VPos::Bottom,
+                fig,
+            )?;
         }
         let ly = top + self.chart_h() + 12;
-        draw_legend(root, &self.legend(), (MARGIN + 20, ly), w as i32 - 2 * MARGIN, fig)?;
+        draw_legend(
+            root,
+            &self.legend(),
+            (MARGIN + 20, ly),
+            w as i32 - 2 * MARGIN,
+            fig,
+        )?;
         draw_footer(root, &self.source, fig)
     }
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::common::*;
 use crate::error::Result;
-use crate::geometry::CosineRow;
+use crate::geometry::{CosineRow, in_plane_fraction};
 use crate::schema::{Projection, ProjectionPoint};
 use crate::style::{self, INK, MUTED};
 
@@ -24,6 +24,9 @@ pub struct ProjectionPlot {
     /// arrow, the fraction of its length that lies in the plane.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub derivation: Option<Vec<DerivedArrow>>,
+    /// ‖tip − origin‖ / ‖Δ‖ per arrow where ‖Δ‖ (rel base) is known: the share of the delta that
+    /// lies in the plane. A short arrow with a low share moved mostly out of the plane.
+    pub in_plane_fraction: Vec<(String, f64)>,
     pub x_range: [f64; 2],
     pub y_range: [f64; 2],
     pub source: String,
@@ -50,10 +53,22 @@ impl ProjectionPlot {
         projection: &Projection,
         param: Option<&str>,
         derivation: Option<Vec<DerivedArrow>>,
+        rel_base: &[(String, f64)],
         input: &str,
         source: &str,
     ) -> Result<ProjectionPlot> {
         projection.validate(input)?;
+        let in_plane_fraction: Vec<(String, f64)> = projection
+            .points
+            .iter()
+            .filter_map(|p| {
+                let r = rel_base.iter().find(|(l, _)| l == &p.label)?.1;
+                Some((
+                    p.label.clone(),
+                    in_plane_fraction(p.tip[0] - p.origin[0], p.tip[1] - p.origin[1], r),
+                ))
+            })
+            .collect();
         let (mut xlo, mut xhi, mut ylo, mut yhi) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
         for p in &projection.points {
             for q in [p.origin, p.tip] {
@@ -75,10 +90,23 @@ impl ProjectionPlot {
         y0 = cy - upp * ph / 2.0;
         y1 = cy + upp * ph / 2.0;
         let what = param.map(|p| format!(" of {p}")).unwrap_or_default();
+        let share = if in_plane_fraction.is_empty() {
+            String::new()
+        } else {
+            let parts: Vec<String> = in_plane_fraction
+                .iter()
+                .map(|(l, f)| format!("{l} {:.0} %", 100.0 * f))
+                .collect();
+            format!(
+                " Share of each ‖Δ‖ lying in this plane: {}.",
+                parts.join(", ")
+            )
+        };
         Ok(ProjectionPlot {
-            title: "Weight deltas projected to 2-D: same parameter, very different directions".into(),
+            title: "Weight deltas projected to 2-D: same parameter, very different directions"
+                .into(),
             subtitle: format!(
-                "Arrows are Δ = TO − FROM{what}. x: along {} (unit vector); y: along the part of {} orthogonal to it. Units: ‖param in base‖; equal scale on both axes.",
+                "Arrows are Δ = TO − FROM{what}. x: along {} (unit vector); y: along the part of {} orthogonal to it. Units: ‖param in base‖; equal scale on both axes.{share}",
                 projection.axis, projection.toward
             ),
             param: param.map(str::to_string),
@@ -86,6 +114,7 @@ impl ProjectionPlot {
             toward: projection.toward.clone(),
             points: projection.points.clone(),
             derivation,
+            in_plane_fraction,
             x_range: [x0, x1],
             y_range: [y0, y1],
             source: source.to_string(),
@@ -93,7 +122,10 @@ impl ProjectionPlot {
     }
 
     pub fn size(&self) -> (u32, u32) {
-        let h = title_height(&self.title, Some(&self.subtitle), WIDTH) + CHART_H + 8 + footer_height(&self.source, WIDTH);
+        let h = title_height(&self.title, Some(&self.subtitle), WIDTH)
+            + CHART_H
+            + 8
+            + footer_height(&self.source, WIDTH);
         (WIDTH, h as u32)
     }
 
@@ -101,7 +133,9 @@ impl ProjectionPlot {
         root.fill(&style::PAPER).map_err(de(fig))?;
         let top = draw_title(root, &self.title, Some(&self.subtitle), fig)?;
         let (w, _) = root.dim_in_pixel();
-        let area = root.clone().shrink((MARGIN, top), (w as i32 - 2 * MARGIN, CHART_H));
+        let area = root
+            .clone()
+            .shrink((MARGIN, top), (w as i32 - 2 * MARGIN, CHART_H));
         let [x0, x1] = self.x_range;
         let [y0, y1] = self.y_range;
         let mut chart = ChartBuilder::on(&area)
@@ -127,10 +161,21 @@ impl ProjectionPlot {
             .draw()
             .map_err(de(fig))?;
         // Axes through base.
-        chart.draw_series(LineSeries::new(vec![(x0, 0.0), (x1, 0.0)], MUTED.stroke_width(2))).map_err(de(fig))?;
-        chart.draw_series(LineSeries::new(vec![(0.0, y0), (0.0, y1)], MUTED.stroke_width(2))).map_err(de(fig))?;
+        chart
+            .draw_series(LineSeries::new(
+                vec![(x0, 0.0), (x1, 0.0)],
+                MUTED.stroke_width(2),
+            ))
+            .map_err(de(fig))?;
+        chart
+            .draw_series(LineSeries::new(
+                vec![(0.0, y0), (0.0, y1)],
+                MUTED.stroke_width(2),
+            ))
+            .map_err(de(fig))?;
         let (xr, yr) = chart.plotting_area().get_pixel_range();
-        let mut placer = LabelPlacer::new(PxRect(xr.start + 4, yr.start + 4, xr.end - 4, yr.end - 4));
+        let mut placer =
+            LabelPlacer::new(PxRect(xr.start + 4, yr.start + 4, xr.end - 4, yr.end - 4));
         let px = |q: [f64; 2]| chart.backend_coord(&(q[0], q[1]));
         let o = px([0.0, 0.0]);
         placer.segment(px([x0, 0.0]), px([x1, 0.0]), 3);
@@ -143,23 +188,49 @@ impl ProjectionPlot {
         for (i, p) in self.points.iter().enumerate() {
             let color = style::recipe_color(&p.label, i);
             if p.origin != [0.0, 0.0] {
-                root.draw(&Circle::new(px(p.origin), 5, color.filled())).map_err(de(fig))?;
+                root.draw(&Circle::new(px(p.origin), 5, color.filled()))
+                    .map_err(de(fig))?;
             }
             arrow(root, px(p.origin), px(p.tip), color, 4, fig)?;
         }
-        root.draw(&Circle::new(o, 9, style::PARCHMENT.filled())).map_err(de(fig))?;
-        root.draw(&Circle::new(o, 9, style::PARCHMENT_EDGE.stroke_width(2))).map_err(de(fig))?;
+        root.draw(&Circle::new(o, 9, style::PARCHMENT.filled()))
+            .map_err(de(fig))?;
+        root.draw(&Circle::new(o, 9, style::PARCHMENT_EDGE.stroke_width(2)))
+            .map_err(de(fig))?;
         let placed = placer.place(o, "base SAM3", style::TICK);
-        draw_placed(root, &placed, o, "base SAM3", &style::text(style::TICK, MUTED), fig)?;
+        draw_placed(
+            root,
+            &placed,
+            o,
+            "base SAM3",
+            &style::text(style::TICK, MUTED),
+            fig,
+        )?;
         for (i, p) in self.points.iter().enumerate() {
             let color = style::recipe_color(&p.label, i);
             let dx = p.tip[0] - p.origin[0];
             let dy = p.tip[1] - p.origin[1];
-            let from = if p.origin == [0.0, 0.0] { String::new() } else { " (from tip)".into() };
-            let txt = format!("{}{from}  Δ = ({}, {})", p.label, fmt_num(dx, 2, true), fmt_num(dy, 2, true));
+            let from = if p.origin == [0.0, 0.0] {
+                String::new()
+            } else {
+                " (from tip)".into()
+            };
+            let txt = format!(
+                "{}{from}  Δ = ({}, {})",
+                p.label,
+                fmt_num(dx, 2, true),
+                fmt_num(dy, 2, true)
+            );
             let t = px(p.tip);
             let placed = placer.place(t, &txt, style::TICK);
-            draw_placed(root, &placed, t, &txt, &style::bold(style::TICK, darker(color)), fig)?;
+            draw_placed(
+                root,
+                &placed,
+                t,
+                &txt,
+                &style::bold(style::TICK, darker(color)),
+                fig,
+            )?;
         }
         draw_footer(root, &self.source, fig)
     }

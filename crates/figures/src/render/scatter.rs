@@ -42,23 +42,52 @@ const OFF: RGBColor = style::PLUM;
 impl ScatterPlot {
     pub fn new(input_data: &GateScatter, title: &str, input: &str) -> Result<ScatterPlot> {
         input_data.validate(input)?;
-        let fit_pts: Vec<&ScatterPoint> = input_data.points.iter().filter(|p| p.role == PointRole::Fit).collect();
+        let fit_pts: Vec<&ScatterPoint> = input_data
+            .points
+            .iter()
+            .filter(|p| p.role == PointRole::Fit)
+            .collect();
         let xs: Vec<f64> = fit_pts.iter().map(|p| p.x).collect();
         let ys: Vec<f64> = fit_pts.iter().map(|p| p.y).collect();
-        let fit = least_squares(&xs, &ys)
-            .ok_or_else(|| FigureError::invalid(input, "the `fit` points all have the same x; no trend line"))?;
+        let fit = least_squares(&xs, &ys).ok_or_else(|| {
+            FigureError::invalid(input, "the `fit` points all have the same x; no trend line")
+        })?;
         let residuals = input_data
             .points
             .iter()
             .filter(|p| p.role != PointRole::Fit)
-            .map(|p| Residual { label: p.label.clone(), trend_y: fit.at(p.x), residual: p.y - fit.at(p.x) })
+            .map(|p| Residual {
+                label: p.label.clone(),
+                trend_y: fit.at(p.x),
+                residual: p.y - fit.at(p.x),
+            })
             .collect();
-        let xlo = input_data.points.iter().map(|p| p.x).fold(f64::INFINITY, f64::min);
-        let xhi = input_data.points.iter().map(|p| p.x).fold(f64::NEG_INFINITY, f64::max);
-        let ylo = input_data.points.iter().map(|p| p.y).fold(f64::INFINITY, f64::min);
-        let yhi = input_data.points.iter().map(|p| p.y).fold(f64::NEG_INFINITY, f64::max);
+        let xlo = input_data
+            .points
+            .iter()
+            .map(|p| p.x)
+            .fold(f64::INFINITY, f64::min);
+        let xhi = input_data
+            .points
+            .iter()
+            .map(|p| p.x)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let ylo = input_data
+            .points
+            .iter()
+            .map(|p| p.y)
+            .fold(f64::INFINITY, f64::min);
+        let yhi = input_data
+            .points
+            .iter()
+            .map(|p| p.y)
+            .fold(f64::NEG_INFINITY, f64::max);
         let x_range = nice_range(xlo, xhi, 0.15, 0.02);
-        let y_range = if ylo >= 0.0 && yhi <= 100.0 { (0.0, 100.0) } else { nice_range(ylo, yhi, 0.08, 5.0) };
+        let y_range = if ylo >= 0.0 && yhi <= 100.0 {
+            (0.0, 100.0)
+        } else {
+            nice_range(ylo, yhi, 0.08, 5.0)
+        };
         Ok(ScatterPlot {
             title: title.to_string(),
             subtitle: format!(
@@ -85,18 +114,34 @@ impl ScatterPlot {
         let mut items = vec![
             LegendItem {
                 label: "data-side recipe (in the fit)".into(),
-                swatch: Swatch::Dot { color: AMBER, filled: true },
+                swatch: Swatch::Dot {
+                    color: AMBER,
+                    filled: true,
+                },
             },
             LegendItem {
                 label: "least-squares trend".into(),
-                swatch: Swatch::Line { color: AMBER_DARK, dotted: false, width: 3 },
+                swatch: Swatch::Line {
+                    color: AMBER_DARK,
+                    dotted: false,
+                    width: 3,
+                },
             },
         ];
         if self.points.iter().any(|p| p.role == PointRole::OffTrend) {
-            items.push(LegendItem { label: "off the trend (gate retrained)".into(), swatch: Swatch::Diamond { color: OFF } });
+            items.push(LegendItem {
+                label: "off the trend (gate retrained)".into(),
+                swatch: Swatch::Diamond { color: OFF },
+            });
         }
         if self.points.iter().any(|p| p.role == PointRole::Reference) {
-            items.push(LegendItem { label: "reference (not in the fit)".into(), swatch: Swatch::Dot { color: GREY, filled: false } });
+            items.push(LegendItem {
+                label: "reference (not in the fit)".into(),
+                swatch: Swatch::Dot {
+                    color: GREY,
+                    filled: false,
+                },
+            });
         }
         items
     }
@@ -114,7 +159,9 @@ impl ScatterPlot {
         root.fill(&style::PAPER).map_err(de(fig))?;
         let top = draw_title(root, &self.title, Some(&self.subtitle), fig)?;
         let (w, _) = root.dim_in_pixel();
-        let area = root.clone().shrink((MARGIN, top), (w as i32 - 2 * MARGIN, CHART_H));
+        let area = root
+            .clone()
+            .shrink((MARGIN, top), (w as i32 - 2 * MARGIN, CHART_H));
         let [x0, x1] = self.x_range;
         let [y0, y1] = self.y_range;
         let mut chart = ChartBuilder::on(&area)
@@ -142,9 +189,12 @@ impl ScatterPlot {
         // Trend line clipped to the plotting range.
         let seg = clip_line(&self.fit, x0, x1, y0, y1);
         let (xr, yr) = chart.plotting_area().get_pixel_range();
-        let mut placer = LabelPlacer::new(PxRect(xr.start + 4, yr.start + 4, xr.end - 4, yr.end - 4));
+        let mut placer =
+            LabelPlacer::new(PxRect(xr.start + 4, yr.start + 4, xr.end - 4, yr.end - 4));
         if let Some((a, b)) = seg {
-            chart.draw_series(LineSeries::new(vec![a, b], AMBER_DARK.stroke_width(3))).map_err(de(fig))?;
+            chart
+                .draw_series(LineSeries::new(vec![a, b], AMBER_DARK.stroke_width(3)))
+                .map_err(de(fig))?;
             placer.segment(chart.backend_coord(&a), chart.backend_coord(&b), 3);
         }
         for p in &self.points {
@@ -152,49 +202,101 @@ impl ScatterPlot {
         }
         // Off-trend gaps first so markers draw over them.
         for r in &self.residuals {
-            let p = self.points.iter().find(|p| p.label == r.label).expect("residual of a point");
+            let p = self
+                .points
+                .iter()
+                .find(|p| p.label == r.label)
+                .expect("residual of a point");
             if p.role != PointRole::OffTrend {
                 continue;
             }
             let ty = r.trend_y.clamp(y0, y1);
             chart
-                .draw_series(DashedLineSeries::new(vec![(p.x, ty), (p.x, p.y)], 3, 6, OFF.stroke_width(2)))
+                .draw_series(DashedLineSeries::new(
+                    vec![(p.x, ty), (p.x, p.y)],
+                    3,
+                    6,
+                    OFF.stroke_width(2),
+                ))
                 .map_err(de(fig))?;
-            placer.segment(chart.backend_coord(&(p.x, ty)), chart.backend_coord(&(p.x, p.y)), 3);
+            placer.segment(
+                chart.backend_coord(&(p.x, ty)),
+                chart.backend_coord(&(p.x, p.y)),
+                3,
+            );
             let mid = chart.backend_coord(&(p.x, (ty + p.y) / 2.0));
             let txt = format!("{} pp vs trend", fmt_num(r.residual, 1, true));
             let placed = placer.place(mid, &txt, style::SMALL);
-            draw_placed(root, &placed, mid, &txt, &style::text(style::SMALL, OFF), fig)?;
+            draw_placed(
+                root,
+                &placed,
+                mid,
+                &txt,
+                &style::text(style::SMALL, OFF),
+                fig,
+            )?;
         }
         for p in &self.points {
             let c = chart.backend_coord(&(p.x, p.y));
             match p.role {
                 PointRole::Fit => {
-                    root.draw(&Circle::new(c, 9, AMBER.filled())).map_err(de(fig))?;
-                    root.draw(&Circle::new(c, 9, AMBER_DARK.stroke_width(2))).map_err(de(fig))?;
+                    root.draw(&Circle::new(c, 9, AMBER.filled()))
+                        .map_err(de(fig))?;
+                    root.draw(&Circle::new(c, 9, AMBER_DARK.stroke_width(2)))
+                        .map_err(de(fig))?;
                 }
                 PointRole::OffTrend => diamond(root, c, 13, OFF, fig)?,
                 PointRole::Reference => {
-                    root.draw(&Circle::new(c, 8, style::PAPER.filled())).map_err(de(fig))?;
-                    root.draw(&Circle::new(c, 8, GREY.stroke_width(3))).map_err(de(fig))?;
+                    root.draw(&Circle::new(c, 8, style::PAPER.filled()))
+                        .map_err(de(fig))?;
+                    root.draw(&Circle::new(c, 8, GREY.stroke_width(3)))
+                        .map_err(de(fig))?;
                 }
             }
         }
         for p in &self.points {
             let c = chart.backend_coord(&(p.x, p.y));
-            let txt = format!("{} ({}, {})", p.label, fmt_num(p.x, 3, false), fmt_short(p.y));
+            let txt = format!(
+                "{} ({}, {})",
+                p.label,
+                fmt_num(p.x, 3, false),
+                fmt_short(p.y)
+            );
             let placed = placer.place(c, &txt, style::SMALL);
-            let color = if p.role == PointRole::OffTrend { OFF } else { INK };
-            draw_placed(root, &placed, c, &txt, &style::text(style::SMALL, color), fig)?;
+            let color = if p.role == PointRole::OffTrend {
+                OFF
+            } else {
+                INK
+            };
+            draw_placed(
+                root,
+                &placed,
+                c,
+                &txt,
+                &style::text(style::SMALL, color),
+                fig,
+            )?;
         }
         let ly = top + CHART_H + 12;
-        draw_legend(root, &self.legend(), (MARGIN + 20, ly), w as i32 - 2 * MARGIN, fig)?;
+        draw_legend(
+            root,
+            &self.legend(),
+            (MARGIN + 20, ly),
+            w as i32 - 2 * MARGIN,
+            fig,
+        )?;
         draw_footer(root, &self.source, fig)
     }
 }
 
 /// The part of y = fit(x) for x in [x0, x1] that lies within [y0, y1].
-fn clip_line(fit: &LinearFit, x0: f64, x1: f64, y0: f64, y1: f64) -> Option<((f64, f64), (f64, f64))> {
+fn clip_line(
+    fit: &LinearFit,
+    x0: f64,
+    x1: f64,
+    y0: f64,
+    y1: f64,
+) -> Option<((f64, f64), (f64, f64))> {
     let (mut a, mut b) = (x0, x1);
     if fit.slope != 0.0 {
         let xa = (y0 - fit.intercept) / fit.slope;

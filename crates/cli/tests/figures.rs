@@ -209,3 +209,126 @@ fn bad_inputs_exit_2_naming_the_file() {
     ]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// Writes a small f32 safetensors checkpoint.
+fn write_ckpt(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)]) {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((n, s, _), b)| {
+            (
+                n.to_string(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+/// The three-command workflow on generated checkpoints: `weights diff` and `weights cosines`
+/// output plots as is, and each sidecar holds the producer's numbers.
+#[test]
+fn weights_outputs_plot_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let bias = "transformer.decoder.presence_token_out_norm.bias";
+    let base: Vec<f32> = vec![1.0, 0.5, -0.5, 0.25, 0.0, 0.1, 0.2, -0.3];
+    let add = |a: &[f32], d: [f32; 8]| a.iter().zip(d).map(|(x, y)| x + y).collect::<Vec<f32>>();
+    let ft = add(&base, [0.5, 0.2, 0.1, 0.0, 0.0, 0.0, 0.0, 0.1]);
+    let po = add(&base, [-0.3, 0.6, 0.2, 0.1, 0.0, 0.2, 0.0, 0.0]);
+    let rec = add(&ft, [0.2, -0.1, 0.0, 0.1, 0.0, 0.0, 0.05, 0.0]);
+    let w: Vec<f32> = (0..16).map(|i| 0.1 * i as f32).collect();
+    for (name, b, scale) in [
+        ("base", &base, 1.0f32),
+        ("ft", &ft, 1.1),
+        ("po", &po, 1.2),
+        ("rec", &rec, 1.05),
+    ] {
+        let w2: Vec<f32> = w.iter().map(|x| x * scale).collect();
+        write_ckpt(
+            &dir.path().join(format!("{name}.safetensors")),
+            &[
+                (bias, vec![8], b.clone()),
+                (
+                    "transformer.encoder.layers.0.linear1.weight",
+                    vec![4, 4],
+                    w2,
+                ),
+            ],
+        );
+    }
+    let (b, f, o, r) = (
+        p("base.safetensors"),
+        p("ft.safetensors"),
+        p("po.safetensors"),
+        p("rec.safetensors"),
+    );
+    let o1 = sam3lab(&[
+        "weights",
+        "diff",
+        &b,
+        &format!("frozen_te={f}"),
+        &format!("presence_only={o}"),
+        &format!("recovery={f}:{r}"),
+        "--out",
+        &p("diff"),
+    ]);
+    assert!(o1.status.success(), "{}", text(&o1));
+    let o2 = sam3lab(&[
+        "weights",
+        "cosines",
+        "--param",
+        bias,
+        "--base",
+        &b,
+        "--traj",
+        &format!("frozen_te={f}"),
+        "--traj",
+        &format!("presence_only={o}"),
+        "--traj",
+        &format!("recovery={f}:{r}"),
+        "--out",
+        &p("cos"),
+    ]);
+    assert!(o2.status.success(), "{}", text(&o2));
+    let read = |path: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let figs = p("figs");
+    for (from, kind, stem) in [
+        (p("diff/table.json"), "heatmap", "t61"),
+        (p("cos/cosine_table.json"), "heatmap", "t71"),
+        (p("cos/cosines.json"), "heatmap", "t71b"),
+        (p("cos/cosines.json"), "fig81", "f81"),
+    ] {
+        let o = sam3lab(&[
+            "figures", "--from", &from, "--kind", kind, "--name", stem, "--out", &figs,
+        ]);
+        assert!(o.status.success(), "{from} {kind}: {}", text(&o));
+    }
+    let side = |stem: &str| read(&format!("{figs}/{stem}.json"));
+    assert_eq!(
+        side("t61")["data"]["values"],
+        read(&p("diff/table.json"))["values"]
+    );
+    assert_eq!(
+        side("t71")["data"]["values"],
+        read(&p("cos/cosine_table.json"))["values"]
+    );
+    assert_eq!(
+        side("t71b")["data"]["values"],
+        read(&p("cos/cosines.json"))["cosine"]
+    );
+    assert_eq!(
+        side("f81")["data"]["points"],
+        read(&p("cos/cosines.json"))["projection"]["points"]
+    );
+    // recovery is drawn from frozen_te's tip.
+    let pts = side("f81")["data"]["points"].clone();
+    assert_eq!(pts[2]["origin"], pts[0]["tip"]);
+}

@@ -199,3 +199,21 @@ fn bad_inputs_exit_2_with_named_errors_and_no_output() {
     assert!(se.contains("d = 3") && se.contains("d = 4"), "{se}");
     assert!(!o.join("sae.json").exists() && !o.join("sae.safetensors").exists());
 }
+
+#[test]
+fn synth_train_match_recovers_planted_directions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path().to_str().unwrap().to_string();
+    let (code, so, se) = sam3lab(&["sae", "synth", "--d", "16", "--features", "16", "--rows", "3000", "--rows-per-file", "1000", "--active", "2", "--seed", "4", "--out", &t]);
+    assert_eq!(code, 0, "{so}{se}");
+    assert_eq!(std::fs::read_dir(format!("{t}/acts")).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "safetensors")).count(), 3);
+    let (code, so, se) = sam3lab(&["sae", "train", "--acts", &format!("{t}/acts"), "--point", P, "--width", "32", "--topk", "3", "--steps", "1500", "--lr", "3e-3", "--batch", "256", "--out", &format!("{t}/sae")]);
+    assert_eq!(code, 0, "{so}{se}");
+    let (code, so, _) = sam3lab(&["sae", "match", "--sae", &format!("{t}/sae"), "--directions", &format!("{t}/directions.safetensors"), "--require", "0.9"]);
+    assert_eq!(code, 0, "{so}");
+    assert!(so.contains("> 0.9: 16/16"), "{so}");
+    // the check can fail: nothing is matched at cos ≥ 0.999999
+    let (code, so, _) = sam3lab(&["sae", "match", "--sae", &format!("{t}/sae"), "--directions", &format!("{t}/directions.safetensors"), "--require", "0.999999"]);
+    assert_eq!(code, 1, "{so}");
+    assert!(so.contains("FAIL"), "{so}");
+}

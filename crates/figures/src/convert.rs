@@ -140,7 +140,10 @@ pub fn cosines_heatmap(c: &CosinesReport, input: &str) -> Result<HeatmapTable> {
         rows: c
             .trajectories
             .iter()
-            .map(|t| format!("{}   (‖Δ‖ {:.2})", t.label, t.rel_base))
+            .map(|t| match t.rel_base {
+                Some(r) => format!("{}   (‖Δ‖ {r:.2})", t.label),
+                None => format!("{}   (‖Δ‖ –)", t.label),
+            })
             .collect(),
         cols: c.trajectories.iter().map(|t| t.label.clone()).collect(),
         values: c.cosine.clone(),

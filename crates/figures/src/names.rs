@@ -1,16 +1,14 @@
 //! Display names: hook-point names and prompt-group keys as the post prints them.
 
-/// `encoder.layers.4` → `fusion[4]`, `decoder.layers.5.q0` → `decoder[5].q0`,
-/// `decoder.layers.5.out.mean` → `decoder[5] mean`; anything else is returned unchanged.
+/// `fusion.layers.4` → `fusion[4]`, `decoder.layers.5.q0` → `decoder[5].q0`,
+/// `decoder.layers.5.mean` → `decoder[5] mean`; anything else is returned unchanged.
 pub fn point_label(point: &str) -> String {
     let segs: Vec<&str> = point.split('.').collect();
     match segs.as_slice() {
-        ["encoder", "layers", i] => format!("fusion[{i}]"),
+        ["fusion", "layers", i] => format!("fusion[{i}]"),
         ["decoder", "layers", i] => format!("decoder[{i}]"),
         ["decoder", "layers", i, "q0"] => format!("decoder[{i}].q0"),
-        ["decoder", "layers", i, "out", "mean"] | ["decoder", "layers", i, "mean"] => {
-            format!("decoder[{i}] mean")
-        }
+        ["decoder", "layers", i, "mean"] => format!("decoder[{i}] mean"),
         _ => point.to_string(),
     }
 }
@@ -39,9 +37,9 @@ mod tests {
 
     #[test]
     fn labels() {
-        assert_eq!(point_label("encoder.layers.4"), "fusion[4]");
+        assert_eq!(point_label("fusion.layers.4"), "fusion[4]");
         assert_eq!(point_label("decoder.layers.5.q0"), "decoder[5].q0");
-        assert_eq!(point_label("decoder.layers.5.out.mean"), "decoder[5] mean");
+        assert_eq!(point_label("decoder.layers.5.mean"), "decoder[5] mean");
         assert_eq!(point_label("trunk.blocks.3"), "trunk.blocks.3");
         assert_eq!(group_label("saco"), "SA-Co");
         assert_eq!(checkpoint_step("recovery@1200", "recovery"), Some(1200));

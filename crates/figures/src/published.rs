@@ -77,7 +77,7 @@ pub fn load_drift_csv(path: &Path) -> Result<DriftTable> {
             path: path.to_path_buf(),
             line: 1,
             msg: format!(
-                "no POINT:GROUP columns (e.g. `encoder.layers.4:lvis`); header is {}",
+                "no POINT:GROUP columns (e.g. `fusion.layers.4:lvis`); header is {}",
                 t.header.join(",")
             ),
         });

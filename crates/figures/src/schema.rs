@@ -136,7 +136,8 @@ pub struct TrajectoryReport {
     pub to: Option<CheckpointRef>,
     #[serde(default)]
     pub delta_norm: Option<f64>,
-    pub rel_base: f64,
+    /// ‖Δ‖ / ‖param in base‖; `null` when the base value is all zeros.
+    pub rel_base: Option<f64>,
 }
 
 /// Fig. 8.1: arrows in the plane spanned by the unit `axis` trajectory and the part of the `toward`
@@ -200,10 +201,10 @@ pub struct GroupDiff {
 ///
 /// ```json
 /// {"metric": "rel_delta", "reference": "base",
-///  "points": ["encoder.layers.4", "decoder.layers.5.q0", "decoder.layers.5.out.mean"],
+///  "points": ["fusion.layers.4", "decoder.layers.5.q0", "decoder.layers.5.mean"],
 ///  "groups": ["watch", "lvis", "saco"],
 ///  "rows": [{"checkpoint": "recovery@1200", "label": "recovery @ step 1200",
-///            "values": {"encoder.layers.4": {"watch": 0.774, "lvis": 0.798, "saco": 0.783}}}],
+///            "values": {"fusion.layers.4": {"watch": 0.774, "lvis": 0.798, "saco": 0.783}}}],
 ///  "manifest": {"config": "…", "checkpoints": [{"label": "…", "path": "…", "sha256": "…"}]}}
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

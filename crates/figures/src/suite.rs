@@ -180,7 +180,7 @@ impl Kind {
 pub struct LiveOptions {
     /// Output file stem (default `KIND_INPUTSTEM`).
     pub name: Option<String>,
-    /// Drift point (fig61 default `encoder.layers.4`, fig62 default `decoder.layers.5.q0`).
+    /// Drift point (fig61 default `fusion.layers.4`, fig62 default `decoder.layers.5.q0`).
     pub point: Option<String>,
     /// Prompt group for fig62 (default `lvis`).
     pub group: Option<String>,
@@ -196,7 +196,7 @@ pub struct LiveOptions {
 
 /// The top-level keys of a JSON object, to tell the accepted input shapes apart.
 fn shape(path: &Path) -> Result<serde_json::Value> {
-    read_json::<serde_json::Value>(path, "any input")
+    read_json::<serde_json::Value>(path, "a figure input")
 }
 
 fn has(v: &serde_json::Value, keys: &[&str]) -> bool {
@@ -336,7 +336,7 @@ pub fn render_from_file(
                     let rel = c
                         .trajectories
                         .iter()
-                        .map(|t| (t.label.clone(), t.rel_base))
+                        .filter_map(|t| Some((t.label.clone(), t.rel_base?)))
                         .collect();
                     (convert::projection_of(&c, &input)?, Some(c.param), rel)
                 } else {

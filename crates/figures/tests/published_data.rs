@@ -171,9 +171,9 @@ fn drift_table_matches_the_post_and_loads_into_the_live_type() {
     assert_eq!(
         t.points,
         [
-            "encoder.layers.4",
+            "fusion.layers.4",
             "decoder.layers.5.q0",
-            "decoder.layers.5.out.mean"
+            "decoder.layers.5.mean"
         ]
     );
     assert_eq!(t.groups, ["watch", "lvis", "saco"]);
@@ -181,19 +181,19 @@ fn drift_table_matches_the_post_and_loads_into_the_live_type() {
     // From the prose of §6: "recovery@2000 0.903" (LVIS, fusion[4]), "0.809 → 0.804 → 0.798"
     // (steps 400, 800, 1200), frozen-TE 0.733 → recovery@2000 0.655 at decoder[5].q0 on LVIS.
     assert_eq!(
-        t.value("recovery@2000", "encoder.layers.4", "lvis"),
+        t.value("recovery@2000", "fusion.layers.4", "lvis"),
         Some(0.903)
     );
     assert_eq!(
-        t.value("recovery@400", "encoder.layers.4", "lvis"),
+        t.value("recovery@400", "fusion.layers.4", "lvis"),
         Some(0.809)
     );
     assert_eq!(
-        t.value("recovery@800", "encoder.layers.4", "lvis"),
+        t.value("recovery@800", "fusion.layers.4", "lvis"),
         Some(0.804)
     );
     assert_eq!(
-        t.value("recovery@1200", "encoder.layers.4", "lvis"),
+        t.value("recovery@1200", "fusion.layers.4", "lvis"),
         Some(0.798)
     );
     assert_eq!(
@@ -214,11 +214,11 @@ fn drift_table_matches_the_post_and_loads_into_the_live_type() {
         Some(0.755)
     );
     assert_eq!(
-        t.value("lvis_replay_neg", "decoder.layers.5.out.mean", "saco"),
+        t.value("lvis_replay_neg", "decoder.layers.5.mean", "saco"),
         Some(0.567)
     );
     assert_eq!(
-        t.value("lvis_replay_n100", "encoder.layers.4", "watch"),
+        t.value("lvis_replay_n100", "fusion.layers.4", "watch"),
         Some(0.843)
     );
     // The same data through JSON, as a live probe would write it, is the same table.

@@ -240,7 +240,7 @@ fn fig61_takes_steps_from_checkpoint_labels() {
     let e = DriftSteps::from_table(
         &drift,
         &DriftStepsOptions {
-            point: "encoder.layer.4".into(),
+            point: "fusion.layer.4".into(),
             ..Default::default()
         },
         "drift.json",
@@ -249,7 +249,7 @@ fn fig61_takes_steps_from_checkpoint_labels() {
     .unwrap_err()
     .to_string();
     assert!(
-        e.starts_with("drift.json") && e.contains("did you mean `encoder.layers.4`"),
+        e.starts_with("drift.json") && e.contains("did you mean `fusion.layers.4`"),
         "{e}"
     );
     let e = DriftSteps::from_table(
@@ -356,10 +356,10 @@ fn generated_drift() -> Value {
         .enumerate()
     {
         let v = 0.5 + 0.05 * i as f64;
-        rows.push(json!({"checkpoint": ck, "values": {"encoder.layers.4": {"g1": v, "g2": v + 0.01},
+        rows.push(json!({"checkpoint": ck, "values": {"fusion.layers.4": {"g1": v, "g2": v + 0.01},
                                                       "decoder.layers.5.q0": {"g1": 1.0 - v, "g2": null}}}));
     }
-    json!({"metric": "rel_delta", "reference": "base", "points": ["encoder.layers.4", "decoder.layers.5.q0"],
+    json!({"metric": "rel_delta", "reference": "base", "points": ["fusion.layers.4", "decoder.layers.5.q0"],
            "groups": ["g1", "g2"], "rows": rows, "manifest": {"config": "generated"}})
 }
 
@@ -498,7 +498,7 @@ fn bad_inputs_name_the_file() {
     );
     // A drift table naming a group it does not declare.
     let mut d = generated_drift();
-    d["rows"][0]["values"]["encoder.layers.4"]["g3"] = json!(0.1);
+    d["rows"][0]["values"]["fusion.layers.4"]["g3"] = json!(0.1);
     let drift = write_json(dir.path(), "drift.json", &d);
     let e = suite::render_from_file(Kind::Fig61, &drift, &opts("x"), &out)
         .unwrap_err()

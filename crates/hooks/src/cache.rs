@@ -7,6 +7,66 @@ use safetensors::tensor::{Dtype, TensorView};
 use crate::registry::nearest_names;
 use crate::{DynTensor, HookError};
 
+/// Which image a cache was computed from: the file path (or a description of a generated input)
+/// and the sha256 of the file's bytes (of the raw RGB bytes for a generated image).
+///
+/// Reads either this object or, from older manifests, a plain string (taken as the path).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(from = "ImageIdentityRepr")]
+pub struct ImageIdentity {
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum ImageIdentityRepr {
+    Full { path: String, #[serde(default)] sha256: String },
+    Text(String),
+}
+
+impl From<ImageIdentityRepr> for ImageIdentity {
+    fn from(r: ImageIdentityRepr) -> Self {
+        match r {
+            ImageIdentityRepr::Full { path, sha256 } => Self { path, sha256 },
+            ImageIdentityRepr::Text(path) => Self { path, sha256: String::new() },
+        }
+    }
+}
+
+impl ImageIdentity {
+    /// Path and sha256 of an image file's bytes.
+    pub fn from_file(path: &Path) -> Result<Self, HookError> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| HookError::CacheIo { path: path.display().to_string(), why: format!("cannot read the image: {e}") })?;
+        Ok(Self { path: path.display().to_string(), sha256: sha256_hex(&bytes) })
+    }
+
+    /// A generated or in-memory input: a description and the sha256 of its bytes.
+    pub fn from_bytes(description: &str, bytes: &[u8]) -> Self {
+        Self { path: description.to_string(), sha256: sha256_hex(bytes) }
+    }
+}
+
+/// A description only (no hash), e.g. for synthetic activations.
+impl From<&str> for ImageIdentity {
+    fn from(s: &str) -> Self {
+        Self { path: s.to_string(), sha256: String::new() }
+    }
+}
+
+impl From<String> for ImageIdentity {
+    fn from(s: String) -> Self {
+        Self { path: s, sha256: String::new() }
+    }
+}
+
+/// sha256 (lowercase hex) of some bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
 /// Where a cache came from: enough to reproduce it or to refuse mixing caches from different runs.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CacheManifest {
@@ -15,27 +75,53 @@ pub struct CacheManifest {
     /// The model config (as JSON) the forward ran with.
     pub config: serde_json::Value,
     /// Image identity: path and sha256 of its bytes (or a description for generated inputs).
-    pub image: String,
+    pub image: ImageIdentity,
     pub prompt: String,
-    /// The hook spec as (pattern, action) descriptions.
+    /// The hook spec as (pattern, action) descriptions, in spec order.
     pub hook_spec: Vec<(String, String)>,
     pub sam3lab_version: String,
+    /// The seed of whatever randomness produced the inputs; `None` when nothing was random (a
+    /// forward pass itself is deterministic).
     pub seed: Option<u64>,
     /// Free-form extra fields (probe name, box prompt, ...).
     #[serde(default)]
     pub extra: BTreeMap<String, serde_json::Value>,
 }
 
-/// Captured activations by hook name, in capture order of names (sorted for stable files).
+impl CacheManifest {
+    /// An empty manifest stamped with this build's sam3lab version.
+    pub fn new() -> Self {
+        Self { sam3lab_version: env!("CARGO_PKG_VERSION").to_string(), ..Self::default() }
+    }
+}
+
+/// Captured activations by hook name. Files list tensors sorted by name; the forward (capture)
+/// order is kept too ([`ActivationCache::names_in_capture_order`]) and saved with the file.
 #[derive(Clone, Debug, Default)]
 pub struct ActivationCache {
     tensors: BTreeMap<String, DynTensor>,
+    /// Names in first-capture order.
+    order: Vec<String>,
     pub manifest: CacheManifest,
 }
 
 impl ActivationCache {
+    /// Store `t` under `name` (a later capture of the same name replaces the value but keeps its
+    /// place in the capture order).
     pub fn insert(&mut self, name: &str, t: DynTensor) {
-        self.tensors.insert(name.to_string(), t);
+        if self.tensors.insert(name.to_string(), t).is_none() {
+            self.order.push(name.to_string());
+        }
+    }
+
+    /// Names in the order the forward first captured them (forward order).
+    pub fn names_in_capture_order(&self) -> impl Iterator<Item = &str> {
+        self.order.iter().map(|s| s.as_str())
+    }
+
+    /// Total size of the captured values in bytes (f32).
+    pub fn bytes(&self) -> usize {
+        self.tensors.values().map(|t| 4 * t.numel()).sum()
     }
 
     pub fn get(&self, name: &str) -> Result<&DynTensor, HookError> {
@@ -71,6 +157,7 @@ impl ActivationCache {
     }
 
     pub fn remove(&mut self, name: &str) -> Option<DynTensor> {
+        self.order.retain(|n| n != name);
         self.tensors.remove(name)
     }
 
@@ -78,6 +165,9 @@ impl ActivationCache {
     /// extension `.json` holding the manifest. Both are written to temporary names, then renamed.
     pub fn save(&self, path: &Path) -> Result<(), HookError> {
         let io = |why: String| HookError::CacheIo { path: path.display().to_string(), why };
+        if manifest_path(path) == path {
+            return Err(io("the cache file must not have the extension .json (its manifest is written there)".into()));
+        }
         let data: Vec<(String, Vec<u8>, Vec<usize>)> = self
             .tensors
             .iter()
@@ -90,6 +180,8 @@ impl ActivationCache {
         let manifest_json = serde_json::to_string_pretty(&self.manifest).map_err(|e| io(e.to_string()))?;
         let mut meta = std::collections::HashMap::new();
         meta.insert("sam3lab_manifest".to_string(), manifest_json.clone());
+        let order = serde_json::to_string(&self.order).map_err(|e| io(e.to_string()))?;
+        meta.insert("sam3lab_capture_order".to_string(), order);
         let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| io(e.to_string()))?;
         write_atomic(path, &bytes).map_err(|e| io(e.to_string()))?;
         write_atomic(&manifest_path(path), manifest_json.as_bytes()).map_err(|e| io(e.to_string()))?;
@@ -107,8 +199,18 @@ impl ActivationCache {
             None => CacheManifest::default(),
         };
         let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| io(format!("not a safetensors file: {e}")))?;
+        let order: Vec<String> = meta
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("sam3lab_capture_order"))
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default();
         let mut cache = ActivationCache { manifest, ..Default::default() };
-        for (name, view) in st.tensors() {
+        let mut views = st.tensors();
+        // Insert in the saved capture order, then anything the order list does not name.
+        let rank: std::collections::HashMap<&str, usize> = order.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+        views.sort_by_key(|(name, _)| (rank.get(name.as_str()).copied().unwrap_or(usize::MAX), name.clone()));
+        for (name, view) in views {
             if view.dtype() != Dtype::F32 {
                 return Err(io(format!("tensor `{name}` is {:?}, expected F32", view.dtype())));
             }
@@ -129,8 +231,11 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(".{}.tmp{}", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    let res = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
 }
 
 #[cfg(test)]
@@ -138,22 +243,54 @@ mod tests {
     use super::*;
 
     #[test]
-    fn save_load_round_trip_with_manifest() {
+    fn save_load_round_trip_with_manifest_and_capture_order() {
         let dev = Device::flex();
         let mut c = ActivationCache::default();
+        // Captured in forward order, which is not name order.
+        c.insert("trunk.out", DynTensor::from_vec(vec![0.5, 0.25], vec![2], &dev));
         c.insert("decoder.layers.1.q0", DynTensor::from_vec(vec![1.5, -2.0, 3.25], vec![1, 3], &dev));
+        c.insert("a.first_by_name", DynTensor::from_vec(vec![7.0], vec![1], &dev));
+        c.manifest = CacheManifest::new();
         c.manifest.prompt = "a red cat".into();
         c.manifest.seed = Some(7);
-        let dir = std::env::temp_dir().join(format!("sam3lab-cache-test-{}", std::process::id()));
-        let p = dir.join("c.safetensors");
+        c.manifest.image = ImageIdentity::from_bytes("generated", b"abc");
+        c.manifest.hook_spec = vec![("decoder.layers.*.q0".into(), "Capture".into())];
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.safetensors");
         c.save(&p).unwrap();
         let back = ActivationCache::load(&p, &dev).unwrap();
         assert_eq!(back.manifest, c.manifest);
+        assert_eq!(back.manifest.sam3lab_version, env!("CARGO_PKG_VERSION"));
+        // sha256("abc"), the FIPS 180-2 test vector.
+        assert_eq!(back.manifest.image.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert_eq!(back.get("decoder.layers.1.q0").unwrap().to_vec(), vec![1.5, -2.0, 3.25]);
         assert_eq!(back.get("decoder.layers.1.q0").unwrap().shape(), &[1, 3]);
+        let order: Vec<&str> = back.names_in_capture_order().collect();
+        assert_eq!(order, ["trunk.out", "decoder.layers.1.q0", "a.first_by_name"]);
+        assert_eq!(back.bytes(), 4 * 6);
         let err = back.get("decoder.layers.1.qo").unwrap_err().to_string();
         assert!(err.contains("decoder.layers.1.q0"), "{err}");
-        assert!(manifest_path(&p).exists());
-        std::fs::remove_dir_all(dir).ok();
+        // The sidecar manifest holds the same fields.
+        let side: CacheManifest = serde_json::from_slice(&std::fs::read(manifest_path(&p)).unwrap()).unwrap();
+        assert_eq!(side, c.manifest);
+        // A .json cache path would clobber its own manifest.
+        let err = c.save(&dir.path().join("c.json")).unwrap_err().to_string();
+        assert!(err.contains(".json"), "{err}");
+    }
+
+    #[test]
+    fn image_identity_reads_old_string_form_and_hashes_files() {
+        let m: CacheManifest = serde_json::from_value(serde_json::json!({
+            "checkpoint_sha256": "x", "config": null, "image": "planted features", "prompt": "",
+            "hook_spec": [], "sam3lab_version": "0", "seed": null
+        }))
+        .unwrap();
+        assert_eq!(m.image, ImageIdentity::from("planted features"));
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("img.bin");
+        std::fs::write(&f, b"abc").unwrap();
+        let id = ImageIdentity::from_file(&f).unwrap();
+        assert_eq!(id.sha256, ImageIdentity::from_bytes("", b"abc").sha256);
+        assert!(ImageIdentity::from_file(&dir.path().join("missing.png")).unwrap_err().to_string().contains("missing.png"));
     }
 }

@@ -1,6 +1,8 @@
+use std::collections::HashMap;
+
 use burn::prelude::*;
 
-use crate::{Action, ActivationCache, DynTensor, HookError, HookPoint, HookSpec};
+use crate::{Action, ActivationCache, DynTensor, HookError, HookPattern, HookPoint, HookRegistry, HookSpec};
 
 /// The run-time hook context a forward pass threads through every named point.
 ///
@@ -8,9 +10,20 @@ use crate::{Action, ActivationCache, DynTensor, HookError, HookPoint, HookSpec};
 /// with an empty spec never formats a string. Errors raised inside a tap (a replacement of the wrong
 /// shape, say) do not abort the forward mid-way: the first one is kept and [`Hooks::finish`] (or the
 /// model's `Result`-returning entry points) report it.
+///
+/// Matching cost: exact-name entries are found with one hash lookup per tap, wildcard entries are
+/// tested one by one (allocation-free), so a spec listing hundreds of exact names stays cheap.
 #[derive(Default)]
 pub struct Hooks {
     spec: HookSpec,
+    /// Exact-name entries: name → their indices in `spec` (ascending).
+    exact: HashMap<String, Vec<usize>>,
+    /// Indices of the entries with wildcards, ranges or alternations (ascending).
+    globs: Vec<usize>,
+    /// Taps each entry matched so far (see [`Hooks::unmatched`]).
+    hits: Vec<u64>,
+    /// Reused buffer of matching entry indices.
+    scratch: Vec<usize>,
     cache: ActivationCache,
     error: Option<HookError>,
 }
@@ -22,7 +35,24 @@ impl Hooks {
     }
 
     pub fn new(spec: HookSpec) -> Self {
-        Self { spec, ..Self::default() }
+        let mut exact: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut globs = Vec::new();
+        for (i, (p, _)) in spec.entries.iter().enumerate() {
+            if p.is_exact() {
+                exact.entry(p.as_str().to_string()).or_default().push(i);
+            } else {
+                globs.push(i);
+            }
+        }
+        let hits = vec![0; spec.entries.len()];
+        Self { spec, exact, globs, hits, ..Self::default() }
+    }
+
+    /// [`Hooks::new`] after checking every pattern against the model's registry: an unknown name or
+    /// a pattern that matches nothing is an error naming the nearest valid names.
+    pub fn validated(spec: HookSpec, registry: &HookRegistry) -> Result<Self, HookError> {
+        spec.validate(registry)?;
+        Ok(Self::new(spec))
     }
 
     /// Capture every point matching each pattern, nothing else.
@@ -46,12 +76,24 @@ impl Hooks {
     /// Does any entry match this exact name? (Used by the model to decide whether to compute
     /// optional values such as per-head contributions or attention maps.)
     pub fn wants(&self, name: &str) -> bool {
-        self.is_active() && self.spec.entries.iter().any(|(p, _)| p.matches(name))
+        self.is_active()
+            && (self.exact.contains_key(name) || self.globs.iter().any(|&i| self.spec.entries[i].0.matches(name)))
     }
 
     /// Does any entry that *edits* (anything but capture) match this name?
     pub fn edits(&self, name: &str) -> bool {
-        self.is_active() && self.spec.entries.iter().any(|(p, a)| a.edits() && p.matches(name))
+        if !self.is_active() {
+            return false;
+        }
+        let e = &self.spec.entries;
+        self.exact.get(name).is_some_and(|ix| ix.iter().any(|&i| e[i].1.edits()))
+            || self.globs.iter().any(|&i| e[i].1.edits() && e[i].0.matches(name))
+    }
+
+    /// The entries that have matched no tap so far, e.g. a pattern naming a point of a stage that
+    /// did not run, or (without [`Hooks::validated`]) a typo.
+    pub fn unmatched(&self) -> Vec<&HookPattern> {
+        self.spec.entries.iter().zip(&self.hits).filter(|(_, h)| **h == 0).map(|((p, _), _)| p).collect()
     }
 
     /// Pass `x` through the point named `name()`: apply every matching entry in order.
@@ -71,12 +113,28 @@ impl Hooks {
         self.tap_active(name, x)
     }
 
-    fn tap_active<const D: usize>(&mut self, name: &str, mut x: Tensor<D>) -> Tensor<D> {
-        // Index loop: entries are borrowed while the cache/error fields are written.
-        for i in 0..self.spec.entries.len() {
-            if !self.spec.entries[i].0.matches(name) {
-                continue;
+    /// Indices of the entries matching `name`, ascending (= spec order).
+    fn collect_matches(&self, name: &str, out: &mut Vec<usize>) {
+        let ex: &[usize] = self.exact.get(name).map(Vec::as_slice).unwrap_or(&[]);
+        let mut a = 0;
+        for &g in &self.globs {
+            if self.spec.entries[g].0.matches(name) {
+                while a < ex.len() && ex[a] < g {
+                    out.push(ex[a]);
+                    a += 1;
+                }
+                out.push(g);
             }
+        }
+        out.extend_from_slice(&ex[a..]);
+    }
+
+    fn tap_active<const D: usize>(&mut self, name: &str, mut x: Tensor<D>) -> Tensor<D> {
+        let mut idx = std::mem::take(&mut self.scratch);
+        idx.clear();
+        self.collect_matches(name, &mut idx);
+        for &i in &idx {
+            self.hits[i] += 1;
             let action = self.spec.entries[i].1.clone();
             match self.apply(name, &action, x.clone()) {
                 Ok(y) => x = y,
@@ -85,6 +143,7 @@ impl Hooks {
                 }
             }
         }
+        self.scratch = idx;
         x
     }
 
@@ -173,6 +232,7 @@ impl Hooks {
 mod tests {
     use super::*;
     use burn::tensor::TensorData;
+    use crate::HookRegistry;
 
     fn t(v: Vec<f32>, s: [usize; 2]) -> Tensor<2> {
         Tensor::from_data(TensorData::new(v, s), &Device::flex())
@@ -227,5 +287,46 @@ mod tests {
         assert_eq!(h.tap(|| "z".into(), x.clone()).to_data().try_to_vec::<f32>().unwrap(), vec![0.; 4]);
         assert_eq!(h.tap(|| "m".into(), x.clone()).to_data(), x.to_data());
         assert!(h.wants("z") && !h.wants("q") && h.edits("m"));
+    }
+
+    #[test]
+    fn exact_and_pattern_entries_interleave_in_spec_order_and_unmatched_is_reported() {
+        let dev = Device::flex();
+        let one = |v: f32| DynTensor::from_vec(vec![v, v], vec![2], &dev);
+        // exact, glob, exact, glob: (x + 1) * 2 + 3, then * 10
+        let spec = HookSpec::new()
+            .add("m.p", one(1.0), 1.0)
+            .unwrap()
+            .scale("m.*", 2.0)
+            .unwrap()
+            .add("m.p", one(3.0), 1.0)
+            .unwrap()
+            .scale("{m,n}.p", 10.0)
+            .unwrap()
+            .capture("m.never")
+            .unwrap();
+        let mut h = Hooks::new(spec);
+        let y = h.tap(|| "m.p".into(), t(vec![0., 1., 2., 3.], [2, 2]));
+        assert_eq!(y.to_data().try_to_vec::<f32>().unwrap(), vec![50., 70., 90., 110.]);
+        let y = h.tap(|| "m.q".into(), t(vec![1., 1., 1., 1.], [2, 2]));
+        assert_eq!(y.to_data().try_to_vec::<f32>().unwrap(), vec![2.; 4]);
+        let un: Vec<String> = h.unmatched().iter().map(|p| p.to_string()).collect();
+        assert_eq!(un, ["m.never"]);
+        assert!(h.edits("n.p") && h.edits("m.never") && !h.edits("q.r") && !h.wants("q.r"));
+    }
+
+    #[test]
+    fn validated_rejects_unknown_names_with_suggestions() {
+        let mut reg = HookRegistry::default();
+        reg.push("decoder.layers.0.q0", vec![1, 4], "q0");
+        reg.push("decoder.layers.1.q0", vec![1, 4], "q0");
+        assert!(Hooks::validated(HookSpec::new().capture("decoder.layers.*.q0").unwrap(), &reg).is_ok());
+        let e = Hooks::validated(HookSpec::new().capture("decoder.layers.1.qo").unwrap(), &reg).err().unwrap().to_string();
+        assert!(e.contains("unknown hook point") && e.contains("decoder.layers.1.q0"), "{e}");
+        let e = Hooks::validated(HookSpec::new().capture("decoder.layer.*.q0").unwrap(), &reg).err().unwrap().to_string();
+        assert!(e.contains("matches no hook point") && e.contains("decoder.layers.0.q0"), "{e}");
+        let spec = HookSpec::new().capture("decoder.layers.*.q0").unwrap().zero("decoder.layers.0.q0").unwrap();
+        assert_eq!(reg.capture_bytes(&spec), 2 * 4 * 4);
+        assert_eq!(reg.expand_spec(&spec).unwrap().len(), 2);
     }
 }

@@ -12,6 +12,7 @@
 //! Cost model: a forward with an empty spec pays one branch per tap and never builds a name; per-head
 //! contributions and attention maps are computed only when some entry asks for them.
 
+pub mod attribution;
 mod cache;
 mod ctx;
 mod error;
@@ -20,10 +21,11 @@ mod registry;
 mod spec;
 mod tensor;
 
-pub use cache::{ActivationCache, CacheManifest};
+pub use attribution::FrozenLayerNorm;
+pub use cache::{ActivationCache, CacheManifest, ImageIdentity, manifest_path, sha256_hex};
 pub use ctx::Hooks;
 pub use error::HookError;
 pub use point::{HookPattern, HookPoint};
-pub use registry::{HookInfo, HookRegistry};
+pub use registry::{HookInfo, HookRegistry, nearest_names};
 pub use spec::{Action, HookSpec, MapFn};
 pub use tensor::DynTensor;

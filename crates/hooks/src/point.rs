@@ -104,9 +104,20 @@ impl HookPattern {
         self.segs.iter().all(|s| matches!(s, Seg::Literal(_)))
     }
 
+    /// Does `name` match? Allocation-free for names of up to 16 segments (every SAM3 name), since
+    /// this runs at every tap of a hooked forward.
     pub fn matches(&self, name: &str) -> bool {
-        let parts: Vec<&str> = name.split('.').collect();
-        match_segs(&self.segs, &parts)
+        let mut buf = [""; 16];
+        let mut n = 0;
+        for part in name.split('.') {
+            if n == buf.len() {
+                let parts: Vec<&str> = name.split('.').collect();
+                return match_segs(&self.segs, &parts);
+            }
+            buf[n] = part;
+            n += 1;
+        }
+        match_segs(&self.segs, &buf[..n])
     }
 }
 

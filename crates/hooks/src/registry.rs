@@ -1,4 +1,4 @@
-use crate::{HookError, HookPattern, HookPoint};
+use crate::{Action, HookError, HookPattern, HookPoint, HookSpec};
 
 /// One hook point the model offers, with its shape for batch 1 and the default (text-only) prompt.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -54,6 +54,23 @@ impl HookRegistry {
             });
         }
         Ok(hits)
+    }
+
+    /// The registered points any entry of `spec` matches, in forward order, each once; an error
+    /// (with the nearest valid names) for the first pattern that matches nothing.
+    pub fn expand_spec(&self, spec: &HookSpec) -> Result<Vec<&HookInfo>, HookError> {
+        spec.validate(self)?;
+        Ok(self.points.iter().filter(|p| spec.entries().iter().any(|(pat, _)| pat.matches(p.name.as_str()))).collect())
+    }
+
+    /// Bytes (f32) the captures of `spec` hold after one forward at batch 1 with a text-only
+    /// prompt: an estimate to print before a large capture.
+    pub fn capture_bytes(&self, spec: &HookSpec) -> usize {
+        self.points
+            .iter()
+            .filter(|p| spec.entries().iter().any(|(pat, a)| matches!(a, Action::Capture) && pat.matches(p.name.as_str())))
+            .map(|p| 4 * p.shape.iter().product::<usize>())
+            .sum()
     }
 
     /// The `k` registered names closest to `query` (edit distance over the text, ties in forward order).

@@ -12,7 +12,10 @@ pub const DEVICE_NAMES: [&str; 4] = ["cpu", "flex", "wgpu", "cuda"];
 pub fn device_from_name(name: &str) -> Result<Device, ModelError> {
     let unknown = || ModelError::Device(format!("unknown device `{name}` (valid: {})", DEVICE_NAMES.join(", ")));
     match name.to_ascii_lowercase().as_str() {
-        "cpu" | "flex" => Ok(Device::flex()),
+        "cpu" | "flex" => {
+            tune_cpu_allocator();
+            Ok(Device::flex())
+        }
         "wgpu" => wgpu_device(),
         "cuda" => cuda_device(),
         _ => Err(unknown()),
@@ -35,6 +38,30 @@ fn cuda_device() -> Result<Device, ModelError> {
 #[cfg(not(feature = "cuda"))]
 fn cuda_device() -> Result<Device, ModelError> {
     Err(ModelError::Device("device `cuda` needs a build with `--features cuda`".into()))
+}
+
+/// Make glibc's malloc keep freed memory for reuse instead of returning every large block to the
+/// OS. By default each tensor over 32 MiB is a fresh `mmap`, so every large intermediate of the
+/// forward pays its page faults again (measured: an elementwise add over 98 MB took 2.4× longer).
+/// With mmap off and no trimming, the heap is reused across layers. Process-wide and idempotent;
+/// a no-op off glibc. Called by [`device_from_name`] for the CPU device.
+pub fn tune_cpu_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            unsafe extern "C" {
+                fn mallopt(param: i32, value: i32) -> i32;
+            }
+            const M_TRIM_THRESHOLD: i32 = -1;
+            const M_MMAP_MAX: i32 = -4;
+            // SAFETY: mallopt only changes allocator parameters; valid at any time.
+            unsafe {
+                mallopt(M_MMAP_MAX, 0);
+                mallopt(M_TRIM_THRESHOLD, i32::MAX);
+            }
+        });
+    }
 }
 
 /// Limit the CPU (flex) backend to `n` worker threads. flex parallelises with rayon's global pool,

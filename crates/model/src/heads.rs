@@ -22,7 +22,8 @@ use crate::{ModelError, Sam3Config};
 /// Image features from the backbone: the neck levels and their sine position maps.
 #[derive(Clone, Debug)]
 pub struct ImageFeatures {
-    /// `[4×, 2×, 1×]` levels, each `(B, d, h, w)` (reference `backbone_fpn`).
+    /// `[4×, 2×, 1×]` levels, each `(B, d, h, w)`, finest first (reference `backbone_fpn`); the last
+    /// one feeds the encoder and decoder, all of them the pixel decoder.
     pub fpn: Vec<Tensor<4>>,
     /// Sine position maps of the same levels (reference `vision_pos_enc`), batch 1 or B; only the 1×
     /// one is used.
@@ -128,14 +129,18 @@ impl Heads<'_> {
     ) -> Result<GroundingOutput, ModelError> {
         geometry.validate()?;
         let cfg = self.cfg;
-        if image.fpn.len() != 3 || image.pos.len() != image.fpn.len() {
+        let levels = image.fpn.len();
+        let convs = self.segmentation_head.pixel_decoder.conv_layers.len();
+        if levels == 0 || image.pos.len() != levels || levels - 1 > convs {
             return Err(ModelError::Prompt(format!(
-                "image features must have 3 levels with position maps (got {} levels, {} maps)",
-                image.fpn.len(),
-                image.pos.len()
+                "image features: {levels} levels with {} position maps; the pixel decoder takes 1 to {} levels \
+                 with one map each",
+                image.pos.len(),
+                convs + 1
             )));
         }
-        let [b, d, h, w] = image.fpn[2].dims();
+        let top = levels - 1; // the 1× level: fusion, geometry and decoder use it alone
+        let [b, d, h, w] = image.fpn[top].dims();
         let [bt, _, dt] = text.feats.dims();
         if bt != b || dt != d || d != cfg.d_model {
             return Err(ModelError::Prompt(format!(
@@ -145,8 +150,8 @@ impl Heads<'_> {
         }
         // Seq-flatten the 1× level and its position map: (B, d, h, w) → (B, HW, d), row-major.
         // The position map may come with batch 1 (it does not depend on the image): broadcast it.
-        let img = image.fpn[2].clone().reshape([b, d, h * w]).swap_dims(1, 2);
-        let pos = image.pos[2].clone().expand([b, d, h, w]).reshape([b, d, h * w]).swap_dims(1, 2);
+        let img = image.fpn[top].clone().reshape([b, d, h * w]).swap_dims(1, 2);
+        let pos = image.pos[top].clone().expand([b, d, h, w]).reshape([b, d, h * w]).swap_dims(1, 2);
         let pos = hooks.tap(|| "fusion.pos_embed".into(), pos);
 
         // Prompt = [text (L), geometry (boxes…, CLS)].

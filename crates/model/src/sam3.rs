@@ -175,7 +175,9 @@ pub fn register_head_hooks(cfg: &Sam3Config, reg: &mut HookRegistry) {
     let hw = g * g;
     let p = cfg.text.context_length + 1;
     let q = cfg.decoder.num_queries;
-    let (h4, s) = (4 * g, 1);
+    // Masks come out at the finest kept neck level (4× the token grid for SAM3).
+    let h4 = cfg.neck.scale_factors.first().map_or(g, |&sc| (g as f64 * sc) as usize);
+    let s = 1;
 
     reg.push("fusion.pos_embed", [1, hw, d], "sine position map of the 1× level, flattened (B,HW,d)");
     reg.push("geometry.tokens_in", [1, s, d], "norm(final_proj([boxes…, CLS])) entering the geometry layers (B,S,d)");

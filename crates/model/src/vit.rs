@@ -222,30 +222,36 @@ impl VitAttention {
         let [bw, n, c] = x.dims();
         let h = self.num_heads;
         let hd = c / h;
-        // (B', N, 3C) → (3, B', H, N, hd): q, k, v are then contiguous blocks.
-        let qkv = self.qkv.forward(x).reshape([bw, n, 3, h, hd]).permute([2, 0, 3, 1, 4]);
-        let part = |i: usize| qkv.clone().slice([i..i + 1]).reshape([bw, h, n, hd]);
-        let (q, k, v) = (part(0), part(1), part(2));
         let half = hd / 2;
-        let cos = rope.clone().slice([0..n, 0..half, 0..1]).reshape([1, 1, n, half]);
-        let sin = rope.slice([0..n, 0..half, 1..2]).reshape([1, 1, n, half]);
-        let q = apply_rope(q, &cos, &sin);
-        let k = apply_rope(k, &cos, &sin);
+        // (B', N, 3C) → (3, B', H, N, hd): q, k, v are contiguous blocks of the permuted view.
+        let qkv = self.qkv.forward(x).reshape([bw, n, 3, h, hd]).permute([2, 0, 3, 1, 4]);
+        // RoPE on q and k together (one copy out of the view, three elementwise passes).
+        let qk = qkv.clone().slice([0..2]).reshape([2, bw, h, n, half, 2]);
+        let (cos, sin) = rope_factors(rope, n, half);
+        let qk = apply_rope(qk, &cos, &sin).reshape([2, bw, h, n, hd]);
+        let q = qk.clone().slice([0..1]).reshape([bw, h, n, hd]);
+        let k = qk.slice([1..2]).reshape([bw, h, n, hd]);
+        let v = qkv.slice([2..3]).reshape([bw, h, n, hd]);
         attention_core(name, q, k, v, None, None, false, &self.proj.weight.val(), self.proj.bias.as_ref().map(|b| b.val()), hooks)
     }
 }
 
-/// Rotate channel pairs `(2j, 2j+1)` of each head as complex numbers by the table's angles
-/// (`view_as_complex(x) * freqs_cis`: re = a·cos − b·sin, im = a·sin + b·cos).
-fn apply_rope(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
-    let [b, h, n, hd] = x.dims();
-    let half = hd / 2;
-    let x = x.reshape([b, h, n, half, 2]);
-    let a = x.clone().slice([0..b, 0..h, 0..n, 0..half, 0..1]).reshape([b, h, n, half]);
-    let bb = x.slice([0..b, 0..h, 0..n, 0..half, 1..2]).reshape([b, h, n, half]);
-    let re = a.clone() * cos.clone() - bb.clone() * sin.clone();
-    let im = a * sin.clone() + bb * cos.clone();
-    Tensor::stack::<5>(vec![re, im], 4).reshape([b, h, n, hd])
+/// From the `(N, hd/2, 2)` = (cos, sin) table, the factors `(1,1,1,N,hd/2,2)` of
+/// `out = x·[cos, cos] + swap(x)·[−sin, sin]` per channel pair.
+fn rope_factors(rope: Tensor<3>, n: usize, half: usize) -> (Tensor<6>, Tensor<6>) {
+    let cos = rope.clone().slice([0..n, 0..half, 0..1]);
+    let sin = rope.slice([0..n, 0..half, 1..2]);
+    let cos2 = Tensor::cat(vec![cos.clone(), cos], 2).reshape([1, 1, 1, n, half, 2]);
+    let sin2 = Tensor::cat(vec![sin.clone().neg(), sin], 2).reshape([1, 1, 1, n, half, 2]);
+    (cos2, sin2)
+}
+
+/// Rotate channel pairs `(a, b)` = `(x[2j], x[2j+1])` as complex numbers by the table's angles
+/// (`view_as_complex(x) * freqs_cis`): re = a·cos − b·sin, im = b·cos + a·sin. `x` is
+/// `(…, N, hd/2, 2)`; the pair swap is a zero-copy flip of the last axis.
+fn apply_rope(x: Tensor<6>, cos: &Tensor<6>, sin: &Tensor<6>) -> Tensor<6> {
+    let swapped = x.clone().flip([5]);
+    x * cos.clone() + swapped * sin.clone()
 }
 
 /// The reference `compute_axial_cis` as a real table `(N, hd/2, 2)` = (cos, sin), N = end_x·end_y,
@@ -347,9 +353,13 @@ mod tests {
     /// RoPE on a single pair equals the complex product.
     #[test]
     fn rope_rotates_pairs() {
-        let x = t4(vec![1.0, 2.0, 3.0, 4.0], [1, 1, 1, 4]);
-        let cos = t4(vec![0.0f32.cos(), 1.0f32.cos()], [1, 1, 1, 2]);
-        let sin = t4(vec![0.0f32.sin(), 1.0f32.sin()], [1, 1, 1, 2]);
+        let dev = Device::flex();
+        let x = Tensor::<6>::from_data(TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0], [1, 1, 1, 1, 2, 2]), &dev);
+        let table = Tensor::<3>::from_data(
+            TensorData::new(vec![0.0f32.cos(), 0.0f32.sin(), 1.0f32.cos(), 1.0f32.sin()], [1, 2, 2]),
+            &dev,
+        );
+        let (cos, sin) = rope_factors(table, 1, 2);
         let y = apply_rope(x, &cos, &sin).into_data().try_to_vec::<f32>().unwrap();
         let (c, s) = (1.0f32.cos(), 1.0f32.sin());
         let want = [1.0, 2.0, 3.0 * c - 4.0 * s, 3.0 * s + 4.0 * c];

@@ -1,1 +1,27 @@
-//! sam3lab-probes (placeholder)
+//! sam3lab-probes: the research post's activation probes on SAM3 as library functions, plus the
+//! input and provenance plumbing they share.
+//!
+//! This crate owns: reading probe inputs (image directories or lists, `GROUP=FILE` prompt lists,
+//! JSONL (image, prompt, label) pair files) with errors naming the file and line; the manifest every
+//! output carries (checkpoint sha256s, hook points, images, prompts, seed, version) and atomic
+//! JSON/CSV writing; and the probes themselves — activation drift vs a reference (§6, [`drift`]),
+//! per-head contribution ranking and the layer-level cosine probe (§9, [`heads`]), causal patching
+//! with the q0-vs-whole-layer lockstep comparison (§9, [`patch`]), per-forward activation caches for
+//! the SAE ([`capture`]), and retraining one named sub-module with everything else frozen (§5,
+//! [`retrain`], with the burn-path ↔ checkpoint-name mapping in [`params`]). Steering sweeps live in
+//! `sam3lab-steering`, SAEs in `sam3lab-sae`. Every probe encodes an image once per checkpoint and a
+//! prompt once per checkpoint.
+
+pub mod capture;
+pub mod demo;
+pub mod drift;
+mod error;
+pub mod heads;
+pub mod inputs;
+pub mod manifest;
+pub mod model;
+pub mod params;
+pub mod patch;
+pub mod retrain;
+
+pub use error::{ProbeError, Result};

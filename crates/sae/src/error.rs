@@ -26,7 +26,7 @@ pub enum SaeError {
     SaeFile { path: String, why: String },
     #[error("invalid SAE configuration: {0}")]
     Config(String),
-    #[error("activations have d = {found} but the SAE expects d = {expected} ({what})")]
+    #[error("{what}: activations have d = {found}, expected d = {expected}")]
     Width { what: String, expected: usize, found: usize },
 }
 

@@ -5,8 +5,8 @@
 //! in [`metrics`]), the on-disk SAE format ([`io`]: a directory with `sae.safetensors` + `sae.json`),
 //! and the feature ranking of the post's §9 ([`rank`]: fire rates on negative vs positive pairs per
 //! checkpoint, ranked by their change between two checkpoints). Inputs are hook caches from
-//! `sam3lab-hooks`, gathered into an [`ActivationSet`] by the contract in [`acts`]. Same seed and
-//! inputs → byte-identical SAE files.
+//! `sam3lab-hooks`, gathered into an [`ActivationSet`] by the contract in [`acts`]; [`synth`] writes
+//! planted-feature caches to check recovery. Same seed and inputs → byte-identical SAE files.
 //!
 //! Normalisation: training rows are scaled by s = sqrt(d / mean‖x‖²) (so mean‖x‖² = d, making the L1
 //! coefficient and learning rate comparable across hook points). Because f = act(W_enc(x − b_dec) + b_enc)
@@ -21,6 +21,7 @@ mod model;
 pub mod pipeline;
 pub mod rank;
 mod rng;
+pub mod synth;
 pub mod train;
 
 pub use acts::{ActivationSet, CacheFile, PairLabel, split_labeled};

@@ -38,11 +38,28 @@ pub(crate) fn activate(pre: Tensor<2>, act: Activation) -> Tensor<2> {
             if k >= m {
                 return relu(pre);
             }
-            let thr = pre.clone().detach().topk(k, 1).min_dim(1); // n × 1: the K-th largest per row
+            let thr = kth_largest(&pre, k); // n × 1, not differentiated
             let drop = pre.clone().lower(thr.expand([n, m]));
             relu(pre.mask_fill(drop, 0.0))
         }
     }
+}
+
+/// The K-th largest value of each row (n × 1), by a linear-time selection on the host. burn's
+/// `topk` sorts; on the CPU backend this took TopK training at d = 256, m = 1024, batch 4096 from
+/// ~13–14k to ~17–22k rows/s with identical weights.
+fn kth_largest(pre: &Tensor<2>, k: usize) -> Tensor<2> {
+    let [n, m] = pre.dims();
+    let vals = host(&pre.clone().inner());
+    let mut row = vec![0f32; m];
+    let thr: Vec<f32> = vals
+        .chunks_exact(m)
+        .map(|r| {
+            row.copy_from_slice(r);
+            *row.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a)).1
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(thr, [n, 1]), &pre.device())
 }
 
 pub(crate) fn decode_with(f: Tensor<2>, w_dec: Tensor<2>, b_dec: Tensor<1>) -> Tensor<2> {

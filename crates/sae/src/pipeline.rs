@@ -83,7 +83,7 @@ pub fn evaluate_sets(sae: &Sae, sets: &[LabeledSet]) -> Result<BTreeMap<String, 
 
 pub fn check_width(sae: &Sae, s: &LabeledSet) -> Result<()> {
     if s.set.d != sae.d_in() {
-        return Err(SaeError::Width { what: format!("source `{}` at point {}", s.set.source, s.set.point), expected: sae.d_in(), found: s.set.d });
+        return Err(SaeError::Width { what: format!("source `{}` at point {} (the SAE reads d = {})", s.set.source, s.set.point, sae.d_in()), expected: sae.d_in(), found: s.set.d });
     }
     Ok(())
 }

@@ -38,7 +38,14 @@ pub struct HeadCounts {
 impl Default for HeadCounts {
     /// The released SAM3: ViT 16 heads, text 16, every d_model = 256 module 8.
     fn default() -> Self {
-        Self { vit: 16, text: 16, geometry: 8, fusion: 8, decoder: 8, seg: 8 }
+        Self {
+            vit: 16,
+            text: 16,
+            geometry: 8,
+            fusion: 8,
+            decoder: 8,
+            seg: 8,
+        }
     }
 }
 
@@ -62,10 +69,11 @@ impl HeadCounts {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| SurgeryError::Config {
-            path: path.display().to_string(),
-            reason: format!("not JSON: {e}"),
-        })?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| SurgeryError::Config {
+                path: path.display().to_string(),
+                reason: format!("not JSON: {e}"),
+            })?;
         let model = json.get("model").unwrap_or(&json);
         let field = |a: &str, b: &str| -> Result<usize> {
             model
@@ -151,22 +159,38 @@ pub fn module_keys(module: &str) -> Result<AttnKeys> {
                 out_weight: format!("{p}.proj.weight"),
             }
         } else {
-            mha(format!("backbone.language_backbone.encoder.transformer.resblocks.{i}.attn"), Family::Text)
+            mha(
+                format!("backbone.language_backbone.encoder.transformer.resblocks.{i}.attn"),
+                Family::Text,
+            )
         }
     } else if let Some(stack) = c.get(3) {
         let (i, kind) = (&c[4], &c[5]);
-        let sub = if kind == "self_attn" { "self_attn" } else { "cross_attn_image" };
-        if stack.as_str() == "geometry" {
-            mha(format!("geometry_encoder.encode.{i}.{sub}"), Family::Geometry)
+        let sub = if kind == "self_attn" {
+            "self_attn"
         } else {
-            mha(format!("transformer.encoder.layers.{i}.{sub}"), Family::Fusion)
+            "cross_attn_image"
+        };
+        if stack.as_str() == "geometry" {
+            mha(
+                format!("geometry_encoder.encode.{i}.{sub}"),
+                Family::Geometry,
+            )
+        } else {
+            mha(
+                format!("transformer.encoder.layers.{i}.{sub}"),
+                Family::Fusion,
+            )
         }
     } else if let Some(i) = c.get(6) {
         let sub = match &c[7] {
             "ca_image" => "cross_attn",
             other => other,
         };
-        mha(format!("transformer.decoder.layers.{}.{sub}", i.as_str()), Family::Decoder)
+        mha(
+            format!("transformer.decoder.layers.{}.{sub}", i.as_str()),
+            Family::Decoder,
+        )
     } else {
         mha("segmentation_head.cross_attend_prompt".into(), Family::Seg)
     };
@@ -180,13 +204,21 @@ pub fn head_ref(name: &str) -> Result<HeadRef> {
         .and_then(|(m, h)| Some((m, h.parse::<usize>().ok()?)))
         .ok_or_else(|| unknown(name))?;
     let keys = module_keys(module).map_err(|_| unknown(name))?;
-    Ok(HeadRef { name: format!("{module}.head.{head}"), keys, head })
+    Ok(HeadRef {
+        name: format!("{module}.head.{head}"),
+        keys,
+        head,
+    })
 }
 
 fn unknown(name: &str) -> SurgeryError {
     let shapes: Vec<String> = HEAD_PATTERNS.iter().map(|p| p.to_string()).collect();
     // Suggest a concrete valid name: every head form, filled with the numbers the user typed.
-    let nums: Vec<&str> = Regex::new(r"\d+").expect("static").find_iter(name).map(|m| m.as_str()).collect();
+    let nums: Vec<&str> = Regex::new(r"\d+")
+        .expect("static")
+        .find_iter(name)
+        .map(|m| m.as_str())
+        .collect();
     let i = nums.first().copied().unwrap_or("0");
     let h = nums.last().copied().unwrap_or("0");
     let candidates: Vec<String> = [
@@ -203,7 +235,11 @@ fn unknown(name: &str) -> SurgeryError {
     ]
     .into();
     let nearest = sam3lab_weights::nearest_names(name, candidates.iter().map(String::as_str), 1);
-    SurgeryError::UnknownHead { name: name.to_string(), nearest: nearest.into_iter().next(), patterns: shapes }
+    SurgeryError::UnknownHead {
+        name: name.to_string(),
+        nearest: nearest.into_iter().next(),
+        patterns: shapes,
+    }
 }
 
 /// Flat element ranges of head `head` (of `num_heads`) inside a module with embedding width `c`:
@@ -216,13 +252,21 @@ pub struct HeadRanges {
     pub out_weight: Vec<Range<usize>>,
 }
 
-pub fn head_ranges(c: usize, d_in: usize, d_out: usize, num_heads: usize, head: usize) -> HeadRanges {
+pub fn head_ranges(
+    c: usize,
+    d_in: usize,
+    d_out: usize,
+    num_heads: usize,
+    head: usize,
+) -> HeadRanges {
     let hd = c / num_heads;
     let rows = (0..3).map(|blk| blk * c + head * hd..blk * c + (head + 1) * hd);
     HeadRanges {
         in_weight: rows.clone().map(|r| r.start * d_in..r.end * d_in).collect(),
         in_bias: rows.collect(),
-        out_weight: (0..d_out).map(|r| r * c + head * hd..r * c + (head + 1) * hd).collect(),
+        out_weight: (0..d_out)
+            .map(|r| r * c + head * hd..r * c + (head + 1) * hd)
+            .collect(),
     }
 }
 
@@ -234,22 +278,41 @@ pub fn check_shapes(
     out_w: &[usize],
     num_heads: usize,
 ) -> Result<(usize, usize, usize)> {
-    let bad = |reason: String| SurgeryError::Layout { module: keys.module.clone(), reason };
+    let bad = |reason: String| SurgeryError::Layout {
+        module: keys.module.clone(),
+        reason,
+    };
     let [rows, d_in] = in_w else {
-        return Err(bad(format!("'{}' has shape {in_w:?}, expected [3C, D_in]", keys.in_weight)));
+        return Err(bad(format!(
+            "'{}' has shape {in_w:?}, expected [3C, D_in]",
+            keys.in_weight
+        )));
     };
     if rows % 3 != 0 {
-        return Err(bad(format!("'{}' has {rows} rows, not a multiple of 3 (q|k|v)", keys.in_weight)));
+        return Err(bad(format!(
+            "'{}' has {rows} rows, not a multiple of 3 (q|k|v)",
+            keys.in_weight
+        )));
     }
     let c = rows / 3;
     if in_b != [3 * c] {
-        return Err(bad(format!("'{}' has shape {in_b:?}, expected [{}]", keys.in_bias, 3 * c)));
+        return Err(bad(format!(
+            "'{}' has shape {in_b:?}, expected [{}]",
+            keys.in_bias,
+            3 * c
+        )));
     }
     let [d_out, oc] = out_w else {
-        return Err(bad(format!("'{}' has shape {out_w:?}, expected [D_out, {c}]", keys.out_weight)));
+        return Err(bad(format!(
+            "'{}' has shape {out_w:?}, expected [D_out, {c}]",
+            keys.out_weight
+        )));
     };
     if *oc != c {
-        return Err(bad(format!("'{}' has {oc} columns, expected {c} (= in-projection rows / 3)", keys.out_weight)));
+        return Err(bad(format!(
+            "'{}' has {oc} columns, expected {c} (= in-projection rows / 3)",
+            keys.out_weight
+        )));
     }
     if num_heads == 0 || c % num_heads != 0 {
         return Err(bad(format!(
@@ -266,23 +329,94 @@ mod tests {
     #[test]
     fn every_head_name_maps_to_its_checkpoint_keys() {
         let cases = [
-            ("trunk.blocks.7.attn.head.3", "backbone.vision_backbone.trunk.blocks.7.attn.qkv.weight", "backbone.vision_backbone.trunk.blocks.7.attn.qkv.bias", "backbone.vision_backbone.trunk.blocks.7.attn.proj.weight", Family::Vit),
-            ("text.blocks.23.attn.head.15", "backbone.language_backbone.encoder.transformer.resblocks.23.attn.in_proj_weight", "backbone.language_backbone.encoder.transformer.resblocks.23.attn.in_proj_bias", "backbone.language_backbone.encoder.transformer.resblocks.23.attn.out_proj.weight", Family::Text),
-            ("geometry.layers.2.self_attn.head.0", "geometry_encoder.encode.2.self_attn.in_proj_weight", "geometry_encoder.encode.2.self_attn.in_proj_bias", "geometry_encoder.encode.2.self_attn.out_proj.weight", Family::Geometry),
-            ("geometry.layers.0.cross_attn.head.1", "geometry_encoder.encode.0.cross_attn_image.in_proj_weight", "geometry_encoder.encode.0.cross_attn_image.in_proj_bias", "geometry_encoder.encode.0.cross_attn_image.out_proj.weight", Family::Geometry),
-            ("fusion.layers.5.self_attn.head.7", "transformer.encoder.layers.5.self_attn.in_proj_weight", "transformer.encoder.layers.5.self_attn.in_proj_bias", "transformer.encoder.layers.5.self_attn.out_proj.weight", Family::Fusion),
-            ("fusion.layers.1.cross_attn.head.2", "transformer.encoder.layers.1.cross_attn_image.in_proj_weight", "transformer.encoder.layers.1.cross_attn_image.in_proj_bias", "transformer.encoder.layers.1.cross_attn_image.out_proj.weight", Family::Fusion),
-            ("decoder.layers.0.self_attn.head.1", "transformer.decoder.layers.0.self_attn.in_proj_weight", "transformer.decoder.layers.0.self_attn.in_proj_bias", "transformer.decoder.layers.0.self_attn.out_proj.weight", Family::Decoder),
-            ("decoder.layers.4.ca_text.head.0", "transformer.decoder.layers.4.ca_text.in_proj_weight", "transformer.decoder.layers.4.ca_text.in_proj_bias", "transformer.decoder.layers.4.ca_text.out_proj.weight", Family::Decoder),
-            ("decoder.layers.5.ca_image.head.6", "transformer.decoder.layers.5.cross_attn.in_proj_weight", "transformer.decoder.layers.5.cross_attn.in_proj_bias", "transformer.decoder.layers.5.cross_attn.out_proj.weight", Family::Decoder),
-            ("seg.prompt_cross_attn.head.4", "segmentation_head.cross_attend_prompt.in_proj_weight", "segmentation_head.cross_attend_prompt.in_proj_bias", "segmentation_head.cross_attend_prompt.out_proj.weight", Family::Seg),
+            (
+                "trunk.blocks.7.attn.head.3",
+                "backbone.vision_backbone.trunk.blocks.7.attn.qkv.weight",
+                "backbone.vision_backbone.trunk.blocks.7.attn.qkv.bias",
+                "backbone.vision_backbone.trunk.blocks.7.attn.proj.weight",
+                Family::Vit,
+            ),
+            (
+                "text.blocks.23.attn.head.15",
+                "backbone.language_backbone.encoder.transformer.resblocks.23.attn.in_proj_weight",
+                "backbone.language_backbone.encoder.transformer.resblocks.23.attn.in_proj_bias",
+                "backbone.language_backbone.encoder.transformer.resblocks.23.attn.out_proj.weight",
+                Family::Text,
+            ),
+            (
+                "geometry.layers.2.self_attn.head.0",
+                "geometry_encoder.encode.2.self_attn.in_proj_weight",
+                "geometry_encoder.encode.2.self_attn.in_proj_bias",
+                "geometry_encoder.encode.2.self_attn.out_proj.weight",
+                Family::Geometry,
+            ),
+            (
+                "geometry.layers.0.cross_attn.head.1",
+                "geometry_encoder.encode.0.cross_attn_image.in_proj_weight",
+                "geometry_encoder.encode.0.cross_attn_image.in_proj_bias",
+                "geometry_encoder.encode.0.cross_attn_image.out_proj.weight",
+                Family::Geometry,
+            ),
+            (
+                "fusion.layers.5.self_attn.head.7",
+                "transformer.encoder.layers.5.self_attn.in_proj_weight",
+                "transformer.encoder.layers.5.self_attn.in_proj_bias",
+                "transformer.encoder.layers.5.self_attn.out_proj.weight",
+                Family::Fusion,
+            ),
+            (
+                "fusion.layers.1.cross_attn.head.2",
+                "transformer.encoder.layers.1.cross_attn_image.in_proj_weight",
+                "transformer.encoder.layers.1.cross_attn_image.in_proj_bias",
+                "transformer.encoder.layers.1.cross_attn_image.out_proj.weight",
+                Family::Fusion,
+            ),
+            (
+                "decoder.layers.0.self_attn.head.1",
+                "transformer.decoder.layers.0.self_attn.in_proj_weight",
+                "transformer.decoder.layers.0.self_attn.in_proj_bias",
+                "transformer.decoder.layers.0.self_attn.out_proj.weight",
+                Family::Decoder,
+            ),
+            (
+                "decoder.layers.4.ca_text.head.0",
+                "transformer.decoder.layers.4.ca_text.in_proj_weight",
+                "transformer.decoder.layers.4.ca_text.in_proj_bias",
+                "transformer.decoder.layers.4.ca_text.out_proj.weight",
+                Family::Decoder,
+            ),
+            (
+                "decoder.layers.5.ca_image.head.6",
+                "transformer.decoder.layers.5.cross_attn.in_proj_weight",
+                "transformer.decoder.layers.5.cross_attn.in_proj_bias",
+                "transformer.decoder.layers.5.cross_attn.out_proj.weight",
+                Family::Decoder,
+            ),
+            (
+                "seg.prompt_cross_attn.head.4",
+                "segmentation_head.cross_attend_prompt.in_proj_weight",
+                "segmentation_head.cross_attend_prompt.in_proj_bias",
+                "segmentation_head.cross_attend_prompt.out_proj.weight",
+                Family::Seg,
+            ),
         ];
         for (name, w, b, o, fam) in cases {
             let h = head_ref(name).unwrap();
             assert_eq!(h.name, name);
-            assert_eq!((h.keys.in_weight.as_str(), h.keys.in_bias.as_str(), h.keys.out_weight.as_str()), (w, b, o), "{name}");
+            assert_eq!(
+                (
+                    h.keys.in_weight.as_str(),
+                    h.keys.in_bias.as_str(),
+                    h.keys.out_weight.as_str()
+                ),
+                (w, b, o),
+                "{name}"
+            );
             assert_eq!(h.keys.family, fam, "{name}");
-            assert_eq!(h.head, name.rsplit('.').next().unwrap().parse::<usize>().unwrap());
+            assert_eq!(
+                h.head,
+                name.rsplit('.').next().unwrap().parse::<usize>().unwrap()
+            );
             assert_eq!(h.keys.module, name.rsplit_once(".head.").unwrap().0);
         }
     }
@@ -299,10 +433,18 @@ mod tests {
         ] {
             let err = head_ref(bad).unwrap_err().to_string();
             assert!(err.contains(&format!("unknown head '{bad}'")), "{err}");
-            assert!(err.contains("decoder.layers.{i}.{self_attn,ca_text,ca_image}.head.{h}"), "{err}");
+            assert!(
+                err.contains("decoder.layers.{i}.{self_attn,ca_text,ca_image}.head.{h}"),
+                "{err}"
+            );
         }
-        let err = head_ref("decoder.layers.4.ca_txt.head.0").unwrap_err().to_string();
-        assert!(err.contains("did you mean decoder.layers.4.ca_text.head.0?"), "{err}");
+        let err = head_ref("decoder.layers.4.ca_txt.head.0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("did you mean decoder.layers.4.ca_text.head.0?"),
+            "{err}"
+        );
     }
 
     /// Width 8, 2 heads (hd 4), d_in 3, d_out 5: head 1 owns rows 4..8, 12..16, 20..24 of the
@@ -319,10 +461,31 @@ mod tests {
 
     #[test]
     fn head_counts_come_from_the_fixture_config() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fixtures/sam3-tiny/config.json");
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fixtures/sam3-tiny/config.json");
         let c = HeadCounts::from_config(&path).unwrap();
-        assert_eq!(c, HeadCounts { vit: 2, text: 2, geometry: 4, fusion: 4, decoder: 4, seg: 4 });
-        assert_eq!(HeadCounts::default(), HeadCounts { vit: 16, text: 16, geometry: 8, fusion: 8, decoder: 8, seg: 8 });
+        assert_eq!(
+            c,
+            HeadCounts {
+                vit: 2,
+                text: 2,
+                geometry: 4,
+                fusion: 4,
+                decoder: 4,
+                seg: 4
+            }
+        );
+        assert_eq!(
+            HeadCounts::default(),
+            HeadCounts {
+                vit: 16,
+                text: 16,
+                geometry: 8,
+                fusion: 8,
+                decoder: 8,
+                seg: 8
+            }
+        );
         let dir = std::env::temp_dir().join(format!("sam3lab-surgery-cfg-{}", std::process::id()));
         std::fs::write(&dir, r#"{"model": {"vit": {"num_heads": 2}}}"#).unwrap();
         let err = HeadCounts::from_config(&dir).unwrap_err().to_string();

@@ -15,6 +15,9 @@ mod patch;
 mod surgery;
 
 pub use error::{Result, SurgeryError};
-pub use heads::{AttnKeys, Family, HEAD_PATTERNS, HeadCounts, HeadRanges, HeadRef, check_shapes, head_ranges, head_ref, module_keys};
+pub use heads::{
+    AttnKeys, Family, HEAD_PATTERNS, HeadCounts, HeadRanges, HeadRef, check_shapes, head_ranges,
+    head_ref, module_keys,
+};
 pub use patch::{F32Tensor, blend, head_slices, patch_heads};
 pub use surgery::{HeadChange, Manifest, SliceChange, SurgeryRequest, manifest_path, surgery};

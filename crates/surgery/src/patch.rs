@@ -27,7 +27,11 @@ pub fn blend(into: f64, donor: f64, alpha: f64) -> f64 {
 }
 
 /// Per-tensor flat element ranges one head owns, keyed by checkpoint key.
-pub fn head_slices(head: &HeadRef, counts: &HeadCounts, shape_of: impl Fn(&str) -> Option<Vec<usize>>) -> Result<Vec<(String, Vec<Range<usize>>)>> {
+pub fn head_slices(
+    head: &HeadRef,
+    counts: &HeadCounts,
+    shape_of: impl Fn(&str) -> Option<Vec<usize>>,
+) -> Result<Vec<(String, Vec<Range<usize>>)>> {
     let k = &head.keys;
     let num_heads = counts.get(k.family);
     if head.head >= num_heads {
@@ -46,7 +50,13 @@ pub fn head_slices(head: &HeadRef, counts: &HeadCounts, shape_of: impl Fn(&str) 
             present: vec![],
         })
     };
-    let (c, d_in, d_out) = check_shapes(k, &get(&k.in_weight)?, &get(&k.in_bias)?, &get(&k.out_weight)?, num_heads)?;
+    let (c, d_in, d_out) = check_shapes(
+        k,
+        &get(&k.in_weight)?,
+        &get(&k.in_bias)?,
+        &get(&k.out_weight)?,
+        num_heads,
+    )?;
     let r = head_ranges(c, d_in, d_out, num_heads, head.head);
     Ok(vec![
         (k.in_weight.clone(), r.in_weight),

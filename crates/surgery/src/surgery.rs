@@ -7,11 +7,14 @@ use std::path::{Path, PathBuf};
 
 use indicatif::ProgressBar;
 use sam3lab_weights::dtype::{decode_f64, elem_size, encode_f64};
-use sam3lab_weights::{Checkpoint, CheckpointId, SafetensorsWriter, TensorHeader, WeightsError, nearest_names, sha256_file};
+use sam3lab_weights::{
+    Checkpoint, CheckpointId, SafetensorsWriter, TensorHeader, WeightsError, nearest_names,
+    sha256_file,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SurgeryError};
-use crate::heads::{HeadCounts, head_ref, head_ranges};
+use crate::heads::{HeadCounts, head_ranges, head_ref};
 use crate::patch::blend;
 
 /// What to do.
@@ -68,7 +71,8 @@ pub struct Manifest {
     pub tensors_total: usize,
     /// Keys whose bytes differ from INTO's copy in principle (all touched keys, even at α = 0).
     pub tensors_touched: Vec<String>,
-    pub elements_changed: u64,
+    /// Elements inside the named heads' slices (re-encoded; unchanged in value where DONOR = INTO).
+    pub elements_rewritten: u64,
 }
 
 /// Default manifest path: `out` with its extension replaced by `manifest.json`.
@@ -86,10 +90,15 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// Run the surgery, write the checkpoint (atomically) and return the manifest (not yet written).
 pub fn surgery(req: &SurgeryRequest<'_>, progress: &ProgressBar) -> Result<Manifest> {
     if !req.alpha.is_finite() {
-        return Err(SurgeryError::Usage(format!("--alpha must be a finite number, got {}", req.alpha)));
+        return Err(SurgeryError::Usage(format!(
+            "--alpha must be a finite number, got {}",
+            req.alpha
+        )));
     }
     if req.heads.is_empty() {
-        return Err(SurgeryError::Usage("no heads given (--heads decoder.layers.4.ca_text.head.0,…)".into()));
+        return Err(SurgeryError::Usage(
+            "no heads given (--heads decoder.layers.4.ca_text.head.0,…)".into(),
+        ));
     }
     for input in [req.into, req.donor] {
         if same_file(req.out, input) {
@@ -114,11 +123,20 @@ pub fn surgery(req: &SurgeryRequest<'_>, progress: &ProgressBar) -> Result<Manif
         let k = &h.keys;
         let num_heads = req.counts.get(k.family);
         if h.head >= num_heads {
-            return Err(SurgeryError::HeadOutOfRange { name: h.name.clone(), module: k.module.clone(), head: h.head, num_heads });
+            return Err(SurgeryError::HeadOutOfRange {
+                name: h.name.clone(),
+                module: k.module.clone(),
+                head: h.head,
+                num_heads,
+            });
         }
         let mut shapes = Vec::new();
         for key in [&k.in_weight, &k.in_bias, &k.out_weight] {
-            fn lookup<'c>(c: &'c Checkpoint, key: &str, head: &str) -> Result<&'c sam3lab_weights::TensorEntry> {
+            fn lookup<'c>(
+                c: &'c Checkpoint,
+                key: &str,
+                head: &str,
+            ) -> Result<&'c sam3lab_weights::TensorEntry> {
                 c.get(key).ok_or_else(|| SurgeryError::MissingModule {
                     name: head.to_string(),
                     path: c.path().display().to_string(),
@@ -141,16 +159,23 @@ pub fn surgery(req: &SurgeryRequest<'_>, progress: &ProgressBar) -> Result<Manif
                 if !e.is_float() {
                     return Err(SurgeryError::Layout {
                         module: k.module.clone(),
-                        reason: format!("'{key}' in {} has dtype {:?}, not a float type", c.path().display(), e.dtype),
+                        reason: format!(
+                            "'{key}' in {} has dtype {:?}, not a float type",
+                            c.path().display(),
+                            e.dtype
+                        ),
                     });
                 }
             }
             shapes.push(a.shape.clone());
         }
-        let (c, d_in, d_out) = crate::heads::check_shapes(k, &shapes[0], &shapes[1], &shapes[2], num_heads)?;
+        let (c, d_in, d_out) =
+            crate::heads::check_shapes(k, &shapes[0], &shapes[1], &shapes[2], num_heads)?;
         let hd = c / num_heads;
         let r = head_ranges(c, d_in, d_out, num_heads, h.head);
-        let rows: Vec<[usize; 2]> = (0..3).map(|b| [b * c + h.head * hd, b * c + (h.head + 1) * hd]).collect();
+        let rows: Vec<[usize; 2]> = (0..3)
+            .map(|b| [b * c + h.head * hd, b * c + (h.head + 1) * hd])
+            .collect();
         let cols = vec![[h.head * hd, (h.head + 1) * hd]];
         let stored = |key: &str| into.get(key).expect("checked").stored_name.clone();
         let mut slices = Vec::new();
@@ -168,14 +193,24 @@ pub fn surgery(req: &SurgeryRequest<'_>, progress: &ProgressBar) -> Result<Manif
             });
             plan.entry(key.clone()).or_default().extend(ranges);
         }
-        changes.push(HeadChange { head: h.name.clone(), module: k.module.clone(), num_heads, head_dim: hd, slices });
+        changes.push(HeadChange {
+            head: h.name.clone(),
+            module: k.module.clone(),
+            num_heads,
+            head_dim: hd,
+            slices,
+        });
     }
 
     // Stream INTO → OUT.
     let entries = into.all_entries();
     let headers: Vec<TensorHeader> = entries
         .iter()
-        .map(|e| TensorHeader { name: e.stored_name.clone(), dtype: e.dtype, shape: e.shape.clone() })
+        .map(|e| TensorHeader {
+            name: e.stored_name.clone(),
+            dtype: e.dtype,
+            shape: e.shape.clone(),
+        })
         .collect();
     progress.set_length(entries.iter().map(|e| e.byte_len() as u64).sum());
     let mut w = SafetensorsWriter::create(req.out, &headers, into.metadata().cloned())?;
@@ -183,7 +218,11 @@ pub fn surgery(req: &SurgeryRequest<'_>, progress: &ProgressBar) -> Result<Manif
     let mut delta_sq: BTreeMap<(String, usize), f64> = BTreeMap::new();
     const PIECE: usize = 16 << 20;
     for e in entries {
-        let ranges = if e.skipped.is_none() { plan.get(&e.name) } else { None };
+        let ranges = if e.skipped.is_none() {
+            plan.get(&e.name)
+        } else {
+            None
+        };
         match ranges {
             None => {
                 let raw = into.raw_bytes(e)?;
@@ -235,29 +274,60 @@ pub fn surgery(req: &SurgeryRequest<'_>, progress: &ProgressBar) -> Result<Manif
         let k = &h.keys;
         let num_heads = hc.num_heads;
         let shape = |key: &str| into.get(key).expect("checked").shape.clone();
-        let (c, d_in, d_out) = crate::heads::check_shapes(k, &shape(&k.in_weight), &shape(&k.in_bias), &shape(&k.out_weight), num_heads)?;
+        let (c, d_in, d_out) = crate::heads::check_shapes(
+            k,
+            &shape(&k.in_weight),
+            &shape(&k.in_bias),
+            &shape(&k.out_weight),
+            num_heads,
+        )?;
         let r = head_ranges(c, d_in, d_out, num_heads, h.head);
-        for (slice, (key, ranges)) in hc.slices.iter_mut().zip([(&k.in_weight, r.in_weight), (&k.in_bias, r.in_bias), (&k.out_weight, r.out_weight)]) {
-            let sq: f64 = ranges.iter().map(|x| delta_sq.get(&(key.clone(), x.start)).copied().unwrap_or(0.0)).sum();
+        for (slice, (key, ranges)) in hc.slices.iter_mut().zip([
+            (&k.in_weight, r.in_weight),
+            (&k.in_bias, r.in_bias),
+            (&k.out_weight, r.out_weight),
+        ]) {
+            let sq: f64 = ranges
+                .iter()
+                .map(|x| {
+                    delta_sq
+                        .get(&(key.clone(), x.start))
+                        .copied()
+                        .unwrap_or(0.0)
+                })
+                .sum();
             slice.delta_norm = sq.sqrt();
         }
     }
     let config = match req.config {
-        Some(p) => Some(CheckpointId { path: p.display().to_string(), sha256: sha256_file(p)? }),
+        Some(p) => Some(CheckpointId {
+            path: p.display().to_string(),
+            sha256: sha256_file(p)?,
+        }),
         None => None,
     };
-    let elements_changed = changes.iter().flat_map(|h| &h.slices).map(|s| s.elements as u64).sum();
+    let elements_rewritten = changes
+        .iter()
+        .flat_map(|h| &h.slices)
+        .map(|s| s.elements as u64)
+        .sum();
     Ok(Manifest {
         tool: format!("sam3lab surgery {}", env!("CARGO_PKG_VERSION")),
         into: into.id()?,
         donor: donor.id()?,
-        output: CheckpointId { path: req.out.display().to_string(), sha256: out_sha },
+        output: CheckpointId {
+            path: req.out.display().to_string(),
+            sha256: out_sha,
+        },
         alpha: req.alpha,
         head_counts: req.counts,
         config,
         heads: changes,
         tensors_total: entries.len(),
-        tensors_touched: plan.keys().map(|k| into.get(k).expect("checked").stored_name.clone()).collect(),
-        elements_changed,
+        tensors_touched: plan
+            .keys()
+            .map(|k| into.get(k).expect("checked").stored_name.clone())
+            .collect(),
+        elements_rewritten,
     })
 }

@@ -23,8 +23,11 @@ impl Loaded {
         let len = f.metadata().map_err(|e| WeightsError::io(path, e))?.len() as usize;
         let mut words = vec![0f32; len.div_ceil(4)];
         // SAFETY: any byte pattern is a valid f32; the view covers exactly the allocation's bytes.
-        let bytes = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), words.len() * 4) };
-        f.read_exact(&mut bytes[..len]).map_err(|e| WeightsError::io(path, e))?;
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), words.len() * 4)
+        };
+        f.read_exact(&mut bytes[..len])
+            .map_err(|e| WeightsError::io(path, e))?;
         Ok(Self { words, len })
     }
 
@@ -38,7 +41,10 @@ impl Loaded {
 pub fn naive_diff(base: &Path, other: &Path) -> Result<Vec<TensorSums>> {
     let (b, o) = (Loaded::read(base)?, Loaded::read(other)?);
     let parse = |l: &Loaded, p: &Path| {
-        SafeTensors::read_metadata(l.bytes()).map_err(|e| WeightsError::Format { path: p.to_path_buf(), reason: e.to_string() })
+        SafeTensors::read_metadata(l.bytes()).map_err(|e| WeightsError::Format {
+            path: p.to_path_buf(),
+            reason: e.to_string(),
+        })
     };
     let ((nb, mb), (no, mo)) = (parse(&b, base)?, parse(&o, other)?);
     let mut names: Vec<_> = mb.tensors().into_keys().collect();
@@ -46,9 +52,13 @@ pub fn naive_diff(base: &Path, other: &Path) -> Result<Vec<TensorSums>> {
     let mut out = Vec::with_capacity(names.len());
     for name in names {
         let ib = mb.info(&name).expect("listed");
-        let io = mo.info(&name).ok_or_else(|| WeightsError::Usage(format!("{} lacks '{name}'", other.display())))?;
+        let io = mo
+            .info(&name)
+            .ok_or_else(|| WeightsError::Usage(format!("{} lacks '{name}'", other.display())))?;
         if ib.dtype != Dtype::F32 || io.dtype != Dtype::F32 || ib.shape != io.shape {
-            return Err(WeightsError::Usage(format!("baseline handles equal-shape f32 tensors only ('{name}')")));
+            return Err(WeightsError::Usage(format!(
+                "baseline handles equal-shape f32 tensors only ('{name}')"
+            )));
         }
         // The data section starts 8-byte aligned (header padded), so offsets/4 index the words.
         let xs = &b.words[(8 + nb + ib.data_offsets.0) / 4..(8 + nb + ib.data_offsets.1) / 4];
@@ -59,7 +69,12 @@ pub fn naive_diff(base: &Path, other: &Path) -> Result<Vec<TensorSums>> {
             sb += x * x;
             sd += (y - x) * (y - x);
         }
-        out.push(TensorSums { name, numel: xs.len() as u64, base_sq: sb, delta_sq: sd });
+        out.push(TensorSums {
+            name,
+            numel: xs.len() as u64,
+            base_sq: sb,
+            delta_sq: sd,
+        });
     }
     Ok(out)
 }

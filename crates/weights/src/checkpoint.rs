@@ -129,7 +129,10 @@ impl Checkpoint {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let mut file = File::open(&path).map_err(|e| WeightsError::io(&path, e))?;
-        let len = file.metadata().map_err(|e| WeightsError::io(&path, e))?.len();
+        let len = file
+            .metadata()
+            .map_err(|e| WeightsError::io(&path, e))?
+            .len();
         let mut head = [0u8; 512];
         let mut got = 0;
         while got < head.len() {
@@ -168,14 +171,23 @@ impl Checkpoint {
             Err(e) => return Err(explain_safetensors_error(&path, &mmap, e)),
         };
         let data_start = 8 + n;
-        let mut infos: Vec<(String, safetensors::tensor::TensorInfo)> =
-            meta.tensors().into_iter().map(|(k, v)| (k, v.clone())).collect();
+        let mut infos: Vec<(String, safetensors::tensor::TensorInfo)> = meta
+            .tensors()
+            .into_iter()
+            .map(|(k, v)| (k, v.clone()))
+            .collect();
         infos.sort_by_key(|(_, i)| i.data_offsets);
         let entries = infos
             .into_iter()
             .map(|(raw, info)| {
                 let (s, e) = info.data_offsets;
-                make_entry(raw.clone(), raw, info.dtype, info.shape, Loc::Mapped(data_start + s..data_start + e))
+                make_entry(
+                    raw.clone(),
+                    raw,
+                    info.dtype,
+                    info.shape,
+                    Loc::Mapped(data_start + s..data_start + e),
+                )
             })
             .collect();
         let metadata = meta.metadata().clone();
@@ -203,7 +215,11 @@ impl Checkpoint {
         let mut entries: Vec<TensorEntry> = tensors
             .into_iter()
             .map(|(key, t)| {
-                let stored = if wrapped { key["model.".len()..].to_string() } else { key };
+                let stored = if wrapped {
+                    key["model.".len()..].to_string()
+                } else {
+                    key
+                };
                 let dtype = dtype::from_pytorch(t.dtype());
                 let shape = t.shape().to_vec();
                 make_entry(stored.clone(), stored, dtype, shape, Loc::Pickled(t))
@@ -293,7 +309,8 @@ impl Checkpoint {
     /// Bytes of elements `elems` of a tensor: borrowed from the mapping (zero copy), or read from a
     /// `.pt` file (the whole tensor is read, then sliced; callers ask for whole `.pt` tensors).
     pub fn bytes(&self, entry: &TensorEntry, elems: Range<usize>) -> Result<Cow<'_, [u8]>> {
-        let size = elem_size(entry.dtype).ok_or_else(|| self.tensor_err(entry, "sub-byte dtype cannot be sliced"))?;
+        let size = elem_size(entry.dtype)
+            .ok_or_else(|| self.tensor_err(entry, "sub-byte dtype cannot be sliced"))?;
         let (a, b) = (elems.start * size, elems.end * size);
         match &entry.loc {
             Loc::Mapped(r) => {
@@ -301,7 +318,9 @@ impl Checkpoint {
                 Ok(Cow::Borrowed(&mmap[r.start + a..r.start + b]))
             }
             Loc::Pickled(t) => {
-                let mut data = t.read().map_err(|e| self.tensor_err(entry, &e.to_string()))?;
+                let mut data = t
+                    .read()
+                    .map_err(|e| self.tensor_err(entry, &e.to_string()))?;
                 if data.len() != entry.byte_len() {
                     return Err(self.tensor_err(entry, "storage shorter than its shape"));
                 }
@@ -319,8 +338,13 @@ impl Checkpoint {
     /// Every byte of a tensor, whatever its dtype (for copying it into another file).
     pub fn raw_bytes(&self, entry: &TensorEntry) -> Result<Cow<'_, [u8]>> {
         match &entry.loc {
-            Loc::Mapped(r) => Ok(Cow::Borrowed(&self.mmap.as_ref().expect("mapping")[r.clone()])),
-            Loc::Pickled(t) => Ok(Cow::Owned(t.read().map_err(|e| self.tensor_err(entry, &e.to_string()))?)),
+            Loc::Mapped(r) => Ok(Cow::Borrowed(
+                &self.mmap.as_ref().expect("mapping")[r.clone()],
+            )),
+            Loc::Pickled(t) => Ok(Cow::Owned(
+                t.read()
+                    .map_err(|e| self.tensor_err(entry, &e.to_string()))?,
+            )),
         }
     }
 
@@ -328,7 +352,10 @@ impl Checkpoint {
     pub fn read_f32(&self, name: &str) -> Result<Vec<f32>> {
         let entry = self.require(name)?;
         if !entry.is_float() {
-            return Err(self.tensor_err(entry, &format!("dtype {:?} is not a float type", entry.dtype)));
+            return Err(self.tensor_err(
+                entry,
+                &format!("dtype {:?} is not a float type", entry.dtype),
+            ));
         }
         let bytes = self.bytes(entry, 0..entry.numel())?;
         let mut out = vec![0f32; entry.numel()];
@@ -340,7 +367,10 @@ impl Checkpoint {
     pub fn read_f64(&self, name: &str) -> Result<Vec<f64>> {
         let entry = self.require(name)?;
         if !entry.is_float() {
-            return Err(self.tensor_err(entry, &format!("dtype {:?} is not a float type", entry.dtype)));
+            return Err(self.tensor_err(
+                entry,
+                &format!("dtype {:?} is not a float type", entry.dtype),
+            ));
         }
         let bytes = self.bytes(entry, 0..entry.numel())?;
         let mut out = vec![0f64; entry.numel()];
@@ -354,7 +384,11 @@ impl Checkpoint {
     }
 
     /// Byte range of elements `elems` of a mapped tensor, in file offsets.
-    pub(crate) fn byte_range(&self, entry: &TensorEntry, elems: Range<usize>) -> Option<Range<usize>> {
+    pub(crate) fn byte_range(
+        &self,
+        entry: &TensorEntry,
+        elems: Range<usize>,
+    ) -> Option<Range<usize>> {
         self.mapped_range(entry, &elems)
     }
 
@@ -379,7 +413,9 @@ impl Checkpoint {
             let end = r.end / PAGE * PAGE;
             if end > start {
                 // SAFETY: see above — a read-only shared mapping refaults identical bytes.
-                let _ = unsafe { m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start) };
+                let _ = unsafe {
+                    m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+                };
             }
         }
     }
@@ -474,7 +510,13 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-fn make_entry(name: String, stored: String, dtype: Dtype, shape: Vec<usize>, loc: Loc) -> TensorEntry {
+fn make_entry(
+    name: String,
+    stored: String,
+    dtype: Dtype,
+    shape: Vec<usize>,
+    loc: Loc,
+) -> TensorEntry {
     let (name, skipped) = match normalize_key(&name) {
         KeyClass::Keep(n) => (n, None),
         KeyClass::Skip(why) => (stored.clone(), Some(why)),
@@ -490,7 +532,11 @@ fn make_entry(name: String, stored: String, dtype: Dtype, shape: Vec<usize>, loc
 }
 
 /// Turn safetensors' terse errors into ones that name the file and, for truncation, the tensor.
-fn explain_safetensors_error(path: &Path, buf: &[u8], err: safetensors::SafeTensorError) -> WeightsError {
+fn explain_safetensors_error(
+    path: &Path,
+    buf: &[u8],
+    err: safetensors::SafeTensorError,
+) -> WeightsError {
     use safetensors::SafeTensorError as E;
     let path = path.to_path_buf();
     let n = u64::from_le_bytes(buf[..8].try_into().expect("len checked")) as usize;
@@ -517,14 +563,16 @@ fn explain_safetensors_error(path: &Path, buf: &[u8], err: safetensors::SafeTens
             };
             WeightsError::Truncated { path, reason }
         }
-        E::InvalidHeaderLength | E::HeaderTooLarge if 8 + n > buf.len() || n > 100_000_000 => WeightsError::Format {
-            path,
-            reason: format!(
-                "not a safetensors file (its first 8 bytes give a header length of {n} bytes, the file has {}) \
+        E::InvalidHeaderLength | E::HeaderTooLarge if 8 + n > buf.len() || n > 100_000_000 => {
+            WeightsError::Format {
+                path,
+                reason: format!(
+                    "not a safetensors file (its first 8 bytes give a header length of {n} bytes, the file has {}) \
                  and not a PyTorch checkpoint (no ZIP/pickle/TAR signature)",
-                buf.len()
-            ),
-        },
+                    buf.len()
+                ),
+            }
+        }
         other => WeightsError::Format {
             path,
             reason: format!("invalid safetensors header: {other}"),

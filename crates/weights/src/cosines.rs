@@ -81,13 +81,19 @@ pub fn cosines<'a>(
     toward: Option<&str>,
 ) -> Result<CosinesReport> {
     if trajs.is_empty() {
-        return Err(WeightsError::Usage("give at least one trajectory (--traj LABEL=FROM:TO)".into()));
+        return Err(WeightsError::Usage(
+            "give at least one trajectory (--traj LABEL=FROM:TO)".into(),
+        ));
     }
     let find = |label: &str, flag: &str| -> Result<usize> {
         trajs.iter().position(|t| t.label == label).ok_or_else(|| {
             WeightsError::Usage(format!(
                 "{flag} '{label}' is not a trajectory label; labels: {}",
-                trajs.iter().map(|t| t.label.as_str()).collect::<Vec<_>>().join(", ")
+                trajs
+                    .iter()
+                    .map(|t| t.label.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
         })
     };
@@ -138,8 +144,12 @@ pub fn cosines<'a>(
 
     // Identities (hashed in parallel), then origins: chains are matched by sha256.
     std::thread::scope(|s| -> Result<()> {
-        let hs: Vec<_> = ckpts.iter().map(|c| s.spawn(move || c.sha256().map(|_| ()))).collect();
-        hs.into_iter().try_for_each(|h| h.join().expect("hash thread panicked"))
+        let hs: Vec<_> = ckpts
+            .iter()
+            .map(|c| s.spawn(move || c.sha256().map(|_| ())))
+            .collect();
+        hs.into_iter()
+            .try_for_each(|h| h.join().expect("hash thread panicked"))
     })?;
     let sha = |i: usize| ckpts[i].sha256().expect("hashed above").to_string();
     let mut extra: Vec<usize> = Vec::new(); // checkpoint slot of each Direct origin's FROM
@@ -151,7 +161,9 @@ pub fn cosines<'a>(
             }
             // Start at the tip of the trajectory that ends where this one starts, unless following
             // such links loops back (then place the start directly, like an unrelated FROM).
-            let ends_at = |want: &str, not: usize| (0..trajs.len()).find(|&s| s != not && sha(ends[s].1) == want);
+            let ends_at = |want: &str, not: usize| {
+                (0..trajs.len()).find(|&s| s != not && sha(ends[s].1) == want)
+            };
             let mut seen = vec![t];
             let mut cur = t;
             let cyclic = loop {
@@ -196,7 +208,11 @@ pub fn cosines<'a>(
         let len = B.min(n - start);
         for (k, (e, by)) in entries.iter().zip(&bytes).enumerate() {
             let size = crate::dtype::elem_size(e.dtype).expect("float");
-            decode_f64(&by[start * size..(start + len) * size], e.dtype, &mut dec[k][..len]);
+            decode_f64(
+                &by[start * size..(start + len) * size],
+                e.dtype,
+                &mut dec[k][..len],
+            );
         }
         base_sq += dec[0][..len].iter().map(|x| x * x).sum::<f64>();
         for (t, &(f, to)) in ends.iter().enumerate() {
@@ -211,7 +227,11 @@ pub fn cosines<'a>(
         }
         for a in 0..nv {
             for b in a..nv {
-                let dot: f64 = vecs[a][..len].iter().zip(&vecs[b][..len]).map(|(x, y)| x * y).sum();
+                let dot: f64 = vecs[a][..len]
+                    .iter()
+                    .zip(&vecs[b][..len])
+                    .map(|(x, y)| x * y)
+                    .sum();
                 gram[a][b] += dot;
             }
         }
@@ -230,7 +250,8 @@ pub fn cosines<'a>(
         .map(|s| {
             (0..trajs.len())
                 .map(|t| {
-                    (norms[s] > 0.0 && norms[t] > 0.0).then(|| (gram[s][t] / (norms[s] * norms[t])).clamp(-1.0, 1.0))
+                    (norms[s] > 0.0 && norms[t] > 0.0)
+                        .then(|| (gram[s][t] / (norms[s] * norms[t])).clamp(-1.0, 1.0))
                 })
                 .collect()
         })
@@ -264,15 +285,25 @@ pub fn cosines<'a>(
     let unit = if base_norm > 0.0 {
         base_norm
     } else {
-        eprintln!("note: '{name}' is all zeros in the base checkpoint; the projection is in absolute units");
+        eprintln!(
+            "note: '{name}' is all zeros in the base checkpoint; the projection is in absolute units"
+        );
         1.0
     };
     let proj = |v: usize| -> [f64; 2] {
         let x = gram[v][a] / gaa.sqrt();
-        let y = if degenerate { 0.0 } else { (gram[v][b] - gram[v][a] * gram[a][b] / gaa) / w_sq.sqrt() };
+        let y = if degenerate {
+            0.0
+        } else {
+            (gram[v][b] - gram[v][a] * gram[a][b] / gaa) / w_sq.sqrt()
+        };
         [x / unit, y / unit]
     };
-    fn tip_of(t: usize, origins: &[Origin], proj: &dyn Fn(usize) -> [f64; 2]) -> ([f64; 2], [f64; 2]) {
+    fn tip_of(
+        t: usize,
+        origins: &[Origin],
+        proj: &dyn Fn(usize) -> [f64; 2],
+    ) -> ([f64; 2], [f64; 2]) {
         let origin = match origins[t] {
             Origin::Base => [0.0, 0.0],
             Origin::Chain(s) => tip_of(s, origins, proj).1,
@@ -284,7 +315,11 @@ pub fn cosines<'a>(
     let points = (0..trajs.len())
         .map(|t| {
             let (origin, tip) = tip_of(t, &origins, &proj);
-            ProjectedPoint { label: trajs[t].label.clone(), origin, tip }
+            ProjectedPoint {
+                label: trajs[t].label.clone(),
+                origin,
+                tip,
+            }
         })
         .collect();
 
@@ -321,7 +356,10 @@ pub fn cosines<'a>(
 pub fn cosine_table(r: &CosinesReport) -> HeatmapTable {
     let labels: Vec<String> = r.trajectories.iter().map(|t| t.label.clone()).collect();
     HeatmapTable {
-        title: format!("Pairwise cosine of weight-delta directions on {} ({}-d)", r.param, r.numel),
+        title: format!(
+            "Pairwise cosine of weight-delta directions on {} ({}-d)",
+            r.param, r.numel
+        ),
         source: format!(
             "sam3lab weights cosines: base={} (sha256 {}); {}",
             r.base.path,
@@ -387,13 +425,26 @@ pub fn run(
     let b = opened.open(base)?;
     let idx: Vec<(usize, usize)> = trajs
         .iter()
-        .map(|t| Ok((t.from.as_deref().map(|f| opened.open(f)).transpose()?.unwrap_or(b), opened.open(&t.to)?)))
+        .map(|t| {
+            Ok((
+                t.from
+                    .as_deref()
+                    .map(|f| opened.open(f))
+                    .transpose()?
+                    .unwrap_or(b),
+                opened.open(&t.to)?,
+            ))
+        })
         .collect::<Result<_>>()?;
     let c = &opened.checkpoints;
     let list: Vec<Trajectory> = trajs
         .iter()
         .zip(&idx)
-        .map(|(t, &(f, o))| Trajectory { label: t.label.clone(), from: &c[f], to: &c[o] })
+        .map(|(t, &(f, o))| Trajectory {
+            label: t.label.clone(),
+            from: &c[f],
+            to: &c[o],
+        })
         .collect();
     let r = cosines(param, &c[b], &list, axis, toward)?;
     write_report(out, &r)?;

@@ -72,9 +72,16 @@ pub struct TensorSums {
 
 /// Check that two checkpoints hold the same float tensors with the same shapes; returns the pairs
 /// to compare, sorted by name. Non-float tensors present in both are left out (with a note).
-pub fn matched_tensors<'a>(base: &'a Checkpoint, other: &'a Checkpoint) -> Result<Vec<(&'a TensorEntry, &'a TensorEntry)>> {
+pub fn matched_tensors<'a>(
+    base: &'a Checkpoint,
+    other: &'a Checkpoint,
+) -> Result<Vec<(&'a TensorEntry, &'a TensorEntry)>> {
     let missing = |has: &Checkpoint, lacks: &Checkpoint| -> Option<WeightsError> {
-        let names: Vec<String> = has.tensors().filter(|e| lacks.get(&e.name).is_none()).map(|e| e.name.clone()).collect();
+        let names: Vec<String> = has
+            .tensors()
+            .filter(|e| lacks.get(&e.name).is_none())
+            .map(|e| e.name.clone())
+            .collect();
         (!names.is_empty()).then(|| WeightsError::MissingKeys {
             has_path: has.path().to_path_buf(),
             lacks_path: lacks.path().to_path_buf(),
@@ -99,12 +106,20 @@ pub fn matched_tensors<'a>(base: &'a Checkpoint, other: &'a Checkpoint) -> Resul
         }
         match (b.is_float(), o.is_float()) {
             (true, true) => pairs.push((b, o)),
-            (false, false) => eprintln!("note: '{}' has dtype {:?}; not a float tensor, left out of the diff", b.name, b.dtype),
+            (false, false) => eprintln!(
+                "note: '{}' has dtype {:?}; not a float tensor, left out of the diff",
+                b.name, b.dtype
+            ),
             _ => {
                 return Err(WeightsError::Tensor {
                     path: other.path().to_path_buf(),
                     name: b.name.clone(),
-                    reason: format!("dtype {:?} cannot be compared with {:?} in {}", o.dtype, b.dtype, base.path().display()),
+                    reason: format!(
+                        "dtype {:?} cannot be compared with {:?} in {}",
+                        o.dtype,
+                        b.dtype,
+                        base.path().display()
+                    ),
                 });
             }
         }
@@ -121,26 +136,44 @@ struct Item {
 /// counter, each chunk's pages are dropped from the resident set once summed. Results are combined
 /// per tensor in element order, so they do not depend on thread timing. Both files' sha256 (their
 /// identity in every result file) are computed in the same pass, pipelined with the sums.
-pub fn tensor_sums(base: &Checkpoint, other: &Checkpoint, progress: &ProgressBar) -> Result<Vec<TensorSums>> {
+pub fn tensor_sums(
+    base: &Checkpoint,
+    other: &Checkpoint,
+    progress: &ProgressBar,
+) -> Result<Vec<TensorSums>> {
     sums_impl(base, other, progress, true)
 }
 
 /// [`tensor_sums`] without computing the files' sha256 (for the benchmark's breakdown only: every
 /// result file needs the identity).
-pub fn tensor_sums_unhashed(base: &Checkpoint, other: &Checkpoint, progress: &ProgressBar) -> Result<Vec<TensorSums>> {
+pub fn tensor_sums_unhashed(
+    base: &Checkpoint,
+    other: &Checkpoint,
+    progress: &ProgressBar,
+) -> Result<Vec<TensorSums>> {
     sums_impl(base, other, progress, false)
 }
 
-fn sums_impl(base: &Checkpoint, other: &Checkpoint, progress: &ProgressBar, hash: bool) -> Result<Vec<TensorSums>> {
+fn sums_impl(
+    base: &Checkpoint,
+    other: &Checkpoint,
+    progress: &ProgressBar,
+    hash: bool,
+) -> Result<Vec<TensorSums>> {
     let pairs = matched_tensors(base, other)?;
-    let mapped = pairs.iter().all(|(b, o)| base.is_mapped(b) && other.is_mapped(o));
+    let mapped = pairs
+        .iter()
+        .all(|(b, o)| base.is_mapped(b) && other.is_mapped(o));
     let mut items = Vec::new();
     for (i, (b, _)) in pairs.iter().enumerate() {
         let n = b.numel();
         let chunk = if mapped { CHUNK_ELEMS } else { n.max(1) };
         let mut s = 0;
         while s < n {
-            items.push(Item { pair: i, elems: s..(s + chunk).min(n) });
+            items.push(Item {
+                pair: i,
+                elems: s..(s + chunk).min(n),
+            });
             s += chunk;
         }
     }
@@ -153,10 +186,18 @@ fn sums_impl(base: &Checkpoint, other: &Checkpoint, progress: &ProgressBar, hash
         (eb, eo)
     };
     if mapped {
-        items.sort_by_key(|it| base.byte_range(pairs[it.pair].0, it.elems.clone()).map_or(0, |r| r.start));
+        items.sort_by_key(|it| {
+            base.byte_range(pairs[it.pair].0, it.elems.clone())
+                .map_or(0, |r| r.start)
+        });
     }
     let need: Vec<(usize, usize)> = items.iter().map(end_of).collect();
-    progress.set_length(pairs.iter().map(|(b, o)| (b.byte_len() + o.byte_len()) as u64).sum());
+    progress.set_length(
+        pairs
+            .iter()
+            .map(|(b, o)| (b.byte_len() + o.byte_len()) as u64)
+            .sum(),
+    );
 
     let results: Mutex<Vec<(f64, f64)>> = Mutex::new(vec![(0.0, 0.0); items.len()]);
     let next = AtomicUsize::new(0);
@@ -184,11 +225,15 @@ fn sums_impl(base: &Checkpoint, other: &Checkpoint, progress: &ProgressBar, hash
             }
             if gated {
                 let (eb, eo) = need[k];
-                if eb > hashed[0].load(Ordering::Acquire) || eo > hashed[1].load(Ordering::Acquire) {
+                if eb > hashed[0].load(Ordering::Acquire) || eo > hashed[1].load(Ordering::Acquire)
+                {
                     return Ok(());
                 }
             }
-            if next.compare_exchange(k, k + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            if next
+                .compare_exchange(k, k + 1, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
                 local.push((k, run_item(k)?));
             }
         }
@@ -202,30 +247,27 @@ fn sums_impl(base: &Checkpoint, other: &Checkpoint, progress: &ProgressBar, hash
     // Pipelined hashing (both files mapped): one thread per file hashes it front to back straight
     // from the mapping and, between chunks, sums whatever items both hashers have passed, while
     // those bytes are still in cache. sha256 is sequential, so these two streams set the pace; the
-    // diff rides along almost for free. Pages behind both hashers are dropped from the resident set.
+    // diff rides along almost for free.
     let hasher = |f: usize, ck: &Checkpoint| -> Result<()> {
         const CH: usize = 2 << 20;
         let data = ck.mapped().expect("pipelined only when mapped");
         let mut h = Sha256::new();
         let mut local = Vec::new();
-        let (mut pos, mut released) = (0usize, 0usize);
+        let mut pos = 0usize;
         while pos < data.len() {
             let end = (pos + CH).min(data.len());
             ck.populate_bytes(pos..end);
             h.update(&data[pos..end]);
+            hashed[f].store(end, Ordering::Release);
+            // Drop the chunk from our page tables at once: an item that reads it later refaults
+            // the same page-cache pages (still cache-hot) for the price of a page-table update.
+            ck.release_bytes(pos..end);
             pos = end;
-            hashed[f].store(pos, Ordering::Release);
             drain(&mut local, true)?;
-            let behind = hashed[0].load(Ordering::Acquire).min(hashed[1].load(Ordering::Acquire)).min(pos).saturating_sub(2 * CH);
-            if behind > released {
-                ck.release_bytes(released..behind);
-                released = behind;
-            }
         }
         ck.set_sha256(hex::encode(h.finalize()));
         hashed[f].store(usize::MAX, Ordering::Release);
         drain(&mut local, false)?;
-        ck.release_bytes(released..data.len());
         store(local);
         Ok(())
     };
@@ -262,7 +304,12 @@ fn sums_impl(base: &Checkpoint, other: &Checkpoint, progress: &ProgressBar, hash
     let results = results.into_inner().expect("not poisoned");
     let mut sums: Vec<TensorSums> = pairs
         .iter()
-        .map(|(b, _)| TensorSums { name: b.name.clone(), numel: b.numel() as u64, base_sq: 0.0, delta_sq: 0.0 })
+        .map(|(b, _)| TensorSums {
+            name: b.name.clone(),
+            numel: b.numel() as u64,
+            base_sq: 0.0,
+            delta_sq: 0.0,
+        })
         .collect();
     // Combine per tensor in element order, whatever order the threads ran the items in.
     let mut order: Vec<usize> = (0..items.len()).collect();
@@ -330,18 +377,32 @@ pub fn summarize(sums: &[TensorSums], groups: &Groups) -> (Vec<TensorDiff>, Vec<
             numel: a.numel,
             tensors: a.tensors,
             rel_change_weighted: (a.weight > 0.0).then(|| a.weighted / a.weight),
-            rel_change_aggregate: if a.tensors == 0 { None } else { rel_change(a.base_sq, a.delta_sq) },
+            rel_change_aggregate: if a.tensors == 0 {
+                None
+            } else {
+                rel_change(a.base_sq, a.delta_sq)
+            },
         })
         .collect();
     (tensors, group_rows)
 }
 
 /// Diff one pair end to end.
-pub fn diff(base: &Checkpoint, other: &Checkpoint, groups: &Groups, label: &str, progress: &ProgressBar) -> Result<DiffReport> {
+pub fn diff(
+    base: &Checkpoint,
+    other: &Checkpoint,
+    groups: &Groups,
+    label: &str,
+    progress: &ProgressBar,
+) -> Result<DiffReport> {
     let sums = tensor_sums(base, other, progress)?;
     let (tensors, group_rows) = summarize(&sums, groups);
     for g in group_rows.iter().filter(|g| g.tensors == 0) {
-        eprintln!("note: group '{}' matches no tensor of {}", g.group, base.path().display());
+        eprintln!(
+            "note: group '{}' matches no tensor of {}",
+            g.group,
+            base.path().display()
+        );
     }
     Ok(DiffReport {
         base: base.id()?,
@@ -411,7 +472,12 @@ pub fn table(reports: &[DiffReport]) -> HeatmapTable {
     let values = rows
         .iter()
         .enumerate()
-        .map(|(i, _)| reports.iter().map(|r| r.groups[i].rel_change_weighted).collect())
+        .map(|(i, _)| {
+            reports
+                .iter()
+                .map(|r| r.groups[i].rel_change_weighted)
+                .collect()
+        })
         .collect();
     let source = reports
         .iter()
@@ -443,15 +509,32 @@ pub(crate) fn short(sha: &str) -> &str {
 /// `weights diff BASE OTHER…`: one diff per trajectory (FROM defaults to `base`). With one
 /// trajectory the files go straight into `out`; with several, each into `out/LABEL/`. Always writes
 /// `out/table.json` (a [`HeatmapTable`]) and `out/table.csv` (Table 6.1 layout).
-pub fn run(base: &Path, trajs: &[crate::TrajSpec], groups: &Groups, out: &Path, progress: &ProgressBar) -> Result<Vec<DiffReport>> {
+pub fn run(
+    base: &Path,
+    trajs: &[crate::TrajSpec],
+    groups: &Groups,
+    out: &Path,
+    progress: &ProgressBar,
+) -> Result<Vec<DiffReport>> {
     if trajs.is_empty() {
-        return Err(WeightsError::Usage("give at least one OTHER checkpoint".into()));
+        return Err(WeightsError::Usage(
+            "give at least one OTHER checkpoint".into(),
+        ));
     }
     let mut opened = crate::spec::Opened::new();
     let b = opened.open(base)?;
     let pairs: Vec<(usize, usize)> = trajs
         .iter()
-        .map(|t| Ok((t.from.as_deref().map(|f| opened.open(f)).transpose()?.unwrap_or(b), opened.open(&t.to)?)))
+        .map(|t| {
+            Ok((
+                t.from
+                    .as_deref()
+                    .map(|f| opened.open(f))
+                    .transpose()?
+                    .unwrap_or(b),
+                opened.open(&t.to)?,
+            ))
+        })
         .collect::<Result<_>>()?;
     // Check every pair before the long work, so a bad key set fails in milliseconds.
     for &(f, t) in &pairs {
@@ -461,8 +544,18 @@ pub fn run(base: &Path, trajs: &[crate::TrajSpec], groups: &Groups, out: &Path, 
     for (t, &(f, o)) in trajs.iter().zip(&pairs) {
         progress.set_message(t.label.clone());
         progress.set_position(0);
-        let r = diff(&opened.checkpoints[f], &opened.checkpoints[o], groups, &t.label, progress)?;
-        let dir = if trajs.len() == 1 { out.to_path_buf() } else { out.join(&t.label) };
+        let r = diff(
+            &opened.checkpoints[f],
+            &opened.checkpoints[o],
+            groups,
+            &t.label,
+            progress,
+        )?;
+        let dir = if trajs.len() == 1 {
+            out.to_path_buf()
+        } else {
+            out.join(&t.label)
+        };
         write_report(&dir, &r)?;
         reports.push(r);
     }

@@ -36,9 +36,7 @@ pub enum WeightsError {
         name: String,
         nearest: Vec<String>,
     },
-    #[error(
-        "shape mismatch for '{name}': {a_path} has {a_shape:?}, {b_path} has {b_shape:?}"
-    )]
+    #[error("shape mismatch for '{name}': {a_path} has {a_shape:?}, {b_path} has {b_shape:?}")]
     ShapeMismatch {
         name: String,
         a_path: PathBuf,
@@ -74,7 +72,12 @@ fn suggest(nearest: &[String]) -> String {
 
 fn list(names: &[String]) -> String {
     const SHOWN: usize = 8;
-    let mut s = names.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    let mut s = names
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     if names.len() > SHOWN {
         s.push_str(&format!(", … ({} more)", names.len() - SHOWN));
     }
@@ -91,10 +94,18 @@ impl WeightsError {
 }
 
 /// Up to `k` candidates closest to `name` by edit distance (for "did you mean" messages).
-pub fn nearest_names<'a>(name: &str, candidates: impl Iterator<Item = &'a str>, k: usize) -> Vec<String> {
+pub fn nearest_names<'a>(
+    name: &str,
+    candidates: impl Iterator<Item = &'a str>,
+    k: usize,
+) -> Vec<String> {
     let mut scored: Vec<(usize, &str)> = candidates.map(|c| (edit_distance(name, c), c)).collect();
     scored.sort();
-    scored.into_iter().take(k).map(|(_, c)| c.to_string()).collect()
+    scored
+        .into_iter()
+        .take(k)
+        .map(|(_, c)| c.to_string())
+        .collect()
 }
 
 /// Levenshtein distance over bytes (names are ASCII).

@@ -23,14 +23,26 @@ pub const DEFAULT_GROUPS: &[(&str, &str)] = &[
     ("geometry_encoder", r"^geometry_encoder\."),
     ("fusion_encoder", r"^transformer\.encoder\."),
     ("transformer_decoder", r"^transformer\.decoder\."),
-    ("decoder_self_attn", r"^transformer\.decoder\.layers\.\d+\.(self_attn|norm2)\."),
-    ("decoder_ca_text", r"^transformer\.decoder\.layers\.\d+\.(ca_text|catext_norm)\."),
+    (
+        "decoder_self_attn",
+        r"^transformer\.decoder\.layers\.\d+\.(self_attn|norm2)\.",
+    ),
+    (
+        "decoder_ca_text",
+        r"^transformer\.decoder\.layers\.\d+\.(ca_text|catext_norm)\.",
+    ),
     ("dot_prod_scoring", r"^dot_prod_scoring\."),
     ("presence_head", r"^transformer\.decoder\.presence_token"),
     ("neck", r"^backbone\.vision_backbone\.convs\."),
     ("segmentation_head", r"^segmentation_head\."),
-    ("decoder_ca_image", r"^transformer\.decoder\.layers\.\d+\.(cross_attn|norm1)\."),
-    ("decoder_ffn", r"^transformer\.decoder\.layers\.\d+\.(linear[12]|norm3)\."),
+    (
+        "decoder_ca_image",
+        r"^transformer\.decoder\.layers\.\d+\.(cross_attn|norm1)\.",
+    ),
+    (
+        "decoder_ffn",
+        r"^transformer\.decoder\.layers\.\d+\.(linear[12]|norm3)\.",
+    ),
 ];
 
 /// Compiled group rules.
@@ -80,10 +92,11 @@ impl Groups {
     pub fn from_file(path: &std::path::Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| WeightsError::io(path, e))?;
         let origin = path.display().to_string();
-        let ordered: OrderedPairs = serde_json::from_str(&text).map_err(|e| WeightsError::Groups {
-            path: origin.clone(),
-            reason: format!("expected a JSON object of group name → regex string: {e}"),
-        })?;
+        let ordered: OrderedPairs =
+            serde_json::from_str(&text).map_err(|e| WeightsError::Groups {
+                path: origin.clone(),
+                reason: format!("expected a JSON object of group name → regex string: {e}"),
+            })?;
         let rules = ordered
             .0
             .into_iter()
@@ -118,7 +131,10 @@ impl<'de> Deserialize<'de> for OrderedPairs {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an object mapping group names to regex strings")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> std::result::Result<OrderedPairs, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> std::result::Result<OrderedPairs, A::Error> {
                 let mut v = Vec::new();
                 while let Some((k, r)) = m.next_entry::<String, String>()? {
                     v.push((k, r));

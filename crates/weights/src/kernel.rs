@@ -60,7 +60,8 @@ fn lanes_f32(b: &[f32], o: &[f32]) -> (f32, f32) {
 fn f32_pair(base: &[u8], other: &[u8]) -> (f64, f64) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
             // SAFETY: the CPU supports the features the function was compiled for (checked above).
             return unsafe { f32_pair_avx2(base, other) };
         }
@@ -119,8 +120,14 @@ mod tests {
     fn f32_fast_path_matches_f64_reference_and_generic_path() {
         // 5000 elements: 4 full blocks plus a remainder; values in a wide range.
         let n = 5000;
-        let b: Vec<f32> = (0..n).map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 1e-3).collect();
-        let o: Vec<f32> = b.iter().enumerate().map(|(i, x)| x + ((i % 13) as f32 - 6.0) * 1e-4).collect();
+        let b: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 1e-3)
+            .collect();
+        let o: Vec<f32> = b
+            .iter()
+            .enumerate()
+            .map(|(i, x)| x + ((i % 13) as f32 - 6.0) * 1e-4)
+            .collect();
         let (rb, rd) = b.iter().zip(&o).fold((0f64, 0f64), |(sb, sd), (&x, &y)| {
             let d = f64::from(y) - f64::from(x);
             (sb + f64::from(x) * f64::from(x), sd + d * d)
@@ -133,7 +140,10 @@ mod tests {
         ub.extend(bytes_f32(&b));
         let mut uo = vec![0u8];
         uo.extend(bytes_f32(&o));
-        assert_eq!(pair_sums(&ub[1..], Dtype::F32, &uo[1..], Dtype::F32), (fb, fd));
+        assert_eq!(
+            pair_sums(&ub[1..], Dtype::F32, &uo[1..], Dtype::F32),
+            (fb, fd)
+        );
         // The generic (mixed-dtype) path agrees with the fast path.
         let ob64: Vec<u8> = o.iter().flat_map(|x| f64::from(*x).to_le_bytes()).collect();
         let (gb, gd) = pair_sums(&bytes_f32(&b), Dtype::F32, &ob64, Dtype::F64);

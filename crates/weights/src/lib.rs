@@ -22,7 +22,9 @@ pub mod spec;
 pub mod synth;
 mod writer;
 
-pub use checkpoint::{Checkpoint, CheckpointId, Format, KeyClass, TensorEntry, normalize_key, sha256_file};
+pub use checkpoint::{
+    Checkpoint, CheckpointId, Format, KeyClass, TensorEntry, normalize_key, sha256_file,
+};
 pub use cosines::{CosinesReport, ProjectedPoint, Projection, Trajectory, TrajectoryReport};
 pub use diff::{DiffReport, GroupDiff, TensorDiff, TensorSums};
 pub use error::{Result, WeightsError, edit_distance, nearest_names};

@@ -28,7 +28,11 @@ impl HeatmapTable {
     /// Check the shape invariant (every row has one value per column).
     pub fn validate(&self) -> std::result::Result<(), String> {
         if self.values.len() != self.rows.len() {
-            return Err(format!("{} value rows for {} row labels", self.values.len(), self.rows.len()));
+            return Err(format!(
+                "{} value rows for {} row labels",
+                self.values.len(),
+                self.rows.len()
+            ));
         }
         for (r, row) in self.values.iter().enumerate() {
             if row.len() != self.cols.len() {
@@ -109,6 +113,9 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 
 /// `dir/.name.tmp-PID` next to the target.
 pub(crate) fn tmp_path(path: &Path) -> std::path::PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }

@@ -15,26 +15,52 @@ pub struct TrajSpec {
 }
 
 fn valid_label(l: &str) -> bool {
-    !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || "_-.+@".contains(c)) && l != "." && l != ".."
+    !l.is_empty()
+        && l.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.+@".contains(c))
+        && l != "."
+        && l != ".."
 }
 
 fn stem(p: &Path) -> String {
-    let s = p.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let s = p
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let s = s.split('.').next().unwrap_or("").to_string();
-    let s: String = s.chars().map(|c| if c.is_ascii_alphanumeric() || "_-+@".contains(c) { c } else { '_' }).collect();
+    let s: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_-+@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     if s.is_empty() { "ckpt".into() } else { s }
 }
 
 /// Parse one spec (see the module doc).
 pub fn parse_traj(spec: &str) -> Result<TrajSpec> {
-    let bad = |why: String| WeightsError::Usage(format!("trajectory '{spec}': {why} (expected PATH, LABEL=PATH or LABEL=FROM:TO)"));
+    let bad = |why: String| {
+        WeightsError::Usage(format!(
+            "trajectory '{spec}': {why} (expected PATH, LABEL=PATH or LABEL=FROM:TO)"
+        ))
+    };
     if Path::new(spec).is_file() {
-        return Ok(TrajSpec { label: stem(Path::new(spec)), from: None, to: spec.into() });
+        return Ok(TrajSpec {
+            label: stem(Path::new(spec)),
+            from: None,
+            to: spec.into(),
+        });
     }
     let (label, rest) = match spec.split_once('=') {
         Some((l, r)) => {
             if !valid_label(l) {
-                return Err(bad(format!("label '{l}' may use only letters, digits and _ - . + @")));
+                return Err(bad(format!(
+                    "label '{l}' may use only letters, digits and _ - . + @"
+                )));
             }
             (Some(l.to_string()), r)
         }
@@ -92,16 +118,46 @@ mod tests {
             std::fs::write(p, b"x").unwrap();
         }
         let (a_s, b_s) = (a.to_str().unwrap(), b.to_str().unwrap());
-        assert_eq!(parse_traj(a_s).unwrap(), TrajSpec { label: "frozen_te".into(), from: None, to: a.clone() });
-        assert_eq!(parse_traj(&format!("ft={a_s}")).unwrap(), TrajSpec { label: "ft".into(), from: None, to: a.clone() });
+        assert_eq!(
+            parse_traj(a_s).unwrap(),
+            TrajSpec {
+                label: "frozen_te".into(),
+                from: None,
+                to: a.clone()
+            }
+        );
+        assert_eq!(
+            parse_traj(&format!("ft={a_s}")).unwrap(),
+            TrajSpec {
+                label: "ft".into(),
+                from: None,
+                to: a.clone()
+            }
+        );
         assert_eq!(
             parse_traj(&format!("rec={a_s}:{b_s}")).unwrap(),
-            TrajSpec { label: "rec".into(), from: Some(a.clone()), to: b.clone() }
+            TrajSpec {
+                label: "rec".into(),
+                from: Some(a.clone()),
+                to: b.clone()
+            }
         );
         assert_eq!(parse_traj(odd.to_str().unwrap()).unwrap().to, odd);
-        assert!(parse_traj("bad label=x").unwrap_err().to_string().contains("label 'bad label'"));
-        assert!(parse_traj(&format!("r=/nope/x.safetensors:{b_s}")).unwrap_err().to_string().contains("/nope/x.safetensors"));
-        let dup = parse_trajs(&[a_s.to_string(), format!("frozen_te={b_s}")]).unwrap_err().to_string();
+        assert!(
+            parse_traj("bad label=x")
+                .unwrap_err()
+                .to_string()
+                .contains("label 'bad label'")
+        );
+        assert!(
+            parse_traj(&format!("r=/nope/x.safetensors:{b_s}"))
+                .unwrap_err()
+                .to_string()
+                .contains("/nope/x.safetensors")
+        );
+        let dup = parse_trajs(&[a_s.to_string(), format!("frozen_te={b_s}")])
+            .unwrap_err()
+            .to_string();
         assert!(dup.contains("'frozen_te' is used twice"), "{dup}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -115,7 +171,10 @@ pub struct Opened {
 
 impl Opened {
     pub fn new() -> Self {
-        Self { checkpoints: Vec::new(), keys: Vec::new() }
+        Self {
+            checkpoints: Vec::new(),
+            keys: Vec::new(),
+        }
     }
 
     /// Index of `path`'s checkpoint, opening it on first use.

@@ -46,7 +46,11 @@ pub fn sam3_layout() -> Vec<(String, Vec<usize>)> {
     let d = 256;
     // Vision trunk: ViT-L-ish, width 1024, 32 blocks, MLP 4736.
     let t = "backbone.vision_backbone.trunk";
-    push(&mut v, format!("{t}.patch_embed.proj.weight"), &[1024, 3, 14, 14]);
+    push(
+        &mut v,
+        format!("{t}.patch_embed.proj.weight"),
+        &[1024, 3, 14, 14],
+    );
     push(&mut v, format!("{t}.pos_embed"), &[1, 577, 1024]);
     norm(&mut v, &format!("{t}.ln_pre"), 1024);
     for i in 0..32 {
@@ -60,21 +64,44 @@ pub fn sam3_layout() -> Vec<(String, Vec<usize>)> {
     }
     // Neck.
     let c = "backbone.vision_backbone.convs";
-    conv(&mut v, &format!("{c}.0.dconv_2x2_0"), &[1024, 512, 2, 2], 512);
-    conv(&mut v, &format!("{c}.0.dconv_2x2_1"), &[512, 256, 2, 2], 256);
+    conv(
+        &mut v,
+        &format!("{c}.0.dconv_2x2_0"),
+        &[1024, 512, 2, 2],
+        512,
+    );
+    conv(
+        &mut v,
+        &format!("{c}.0.dconv_2x2_1"),
+        &[512, 256, 2, 2],
+        256,
+    );
     conv(&mut v, &format!("{c}.0.conv_1x1"), &[256, 256, 1, 1], 256);
     conv(&mut v, &format!("{c}.0.conv_3x3"), &[256, 256, 3, 3], 256);
     conv(&mut v, &format!("{c}.1.dconv_2x2"), &[1024, 512, 2, 2], 512);
     conv(&mut v, &format!("{c}.1.conv_1x1"), &[256, 512, 1, 1], 256);
     conv(&mut v, &format!("{c}.1.conv_3x3"), &[256, 256, 3, 3], 256);
     for k in 2..4 {
-        conv(&mut v, &format!("{c}.{k}.conv_1x1"), &[256, 1024, 1, 1], 256);
+        conv(
+            &mut v,
+            &format!("{c}.{k}.conv_1x1"),
+            &[256, 1024, 1, 1],
+            256,
+        );
         conv(&mut v, &format!("{c}.{k}.conv_3x3"), &[256, 256, 3, 3], 256);
     }
     // Text encoder.
     let l = "backbone.language_backbone";
-    push(&mut v, format!("{l}.encoder.token_embedding.weight"), &[49408, 1024]);
-    push(&mut v, format!("{l}.encoder.positional_embedding"), &[32, 1024]);
+    push(
+        &mut v,
+        format!("{l}.encoder.token_embedding.weight"),
+        &[49408, 1024],
+    );
+    push(
+        &mut v,
+        format!("{l}.encoder.positional_embedding"),
+        &[32, 1024],
+    );
     for i in 0..24 {
         let b = format!("{l}.encoder.transformer.resblocks.{i}");
         norm(&mut v, &format!("{b}.ln_1"), 1024);
@@ -151,10 +178,20 @@ pub fn sam3_layout() -> Vec<(String, Vec<usize>)> {
     norm(&mut v, &format!("{sh}.cross_attn_norm"), d);
     conv(&mut v, &format!("{sh}.instance_seg_head"), &[d, d, 1, 1], d);
     for k in 0..3 {
-        linear(&mut v, &format!("{sh}.mask_predictor.mask_embed.layers.{k}"), d, d);
+        linear(
+            &mut v,
+            &format!("{sh}.mask_predictor.mask_embed.layers.{k}"),
+            d,
+            d,
+        );
     }
     for k in 0..3 {
-        conv(&mut v, &format!("{sh}.pixel_decoder.conv_layers.{k}"), &[d, d, 3, 3], d);
+        conv(
+            &mut v,
+            &format!("{sh}.pixel_decoder.conv_layers.{k}"),
+            &[d, d, 3, 3],
+            d,
+        );
         norm(&mut v, &format!("{sh}.pixel_decoder.norms.{k}"), d);
     }
     conv(&mut v, &format!("{sh}.semantic_seg_head"), &[1, d, 1, 1], 1);
@@ -192,7 +229,11 @@ pub fn layout_with_params(params: u64) -> Vec<(String, Vec<usize>)> {
 fn headers(layout: &[(String, Vec<usize>)]) -> Vec<TensorHeader> {
     layout
         .iter()
-        .map(|(n, s)| TensorHeader { name: n.clone(), dtype: Dtype::F32, shape: s.clone() })
+        .map(|(n, s)| TensorHeader {
+            name: n.clone(),
+            dtype: Dtype::F32,
+            shape: s.clone(),
+        })
         .collect()
 }
 
@@ -206,7 +247,12 @@ pub fn file_size(layout: &[(String, Vec<usize>)]) -> Result<u64> {
 const PIECE: usize = 1 << 20;
 
 /// Write an f32 checkpoint of `layout` with values uniform in ±0.05 (seeded; same seed → same bytes).
-pub fn write_base(path: &Path, layout: &[(String, Vec<usize>)], seed: u64, progress: &ProgressBar) -> Result<()> {
+pub fn write_base(
+    path: &Path,
+    layout: &[(String, Vec<usize>)],
+    seed: u64,
+    progress: &ProgressBar,
+) -> Result<()> {
     let h = headers(layout);
     progress.set_length(h.iter().map(|t| t.byte_len() as u64).sum());
     let mut w = SafetensorsWriter::create(path, &h, None)?;
@@ -230,7 +276,13 @@ pub fn write_base(path: &Path, layout: &[(String, Vec<usize>)], seed: u64, progr
 }
 
 /// Write `base` + uniform noise of amplitude `noise` to `path` (same names, shapes, f32).
-pub fn write_perturbed(path: &Path, base: &Path, noise: f32, seed: u64, progress: &ProgressBar) -> Result<()> {
+pub fn write_perturbed(
+    path: &Path,
+    base: &Path,
+    noise: f32,
+    seed: u64,
+    progress: &ProgressBar,
+) -> Result<()> {
     let ck = Checkpoint::open(base)?;
     let entries: Vec<_> = ck.all_entries().to_vec();
     if let Some(e) = entries.iter().find(|e| e.dtype != Dtype::F32) {
@@ -238,7 +290,11 @@ pub fn write_perturbed(path: &Path, base: &Path, noise: f32, seed: u64, progress
     }
     let h: Vec<TensorHeader> = entries
         .iter()
-        .map(|e| TensorHeader { name: e.stored_name.clone(), dtype: e.dtype, shape: e.shape.clone() })
+        .map(|e| TensorHeader {
+            name: e.stored_name.clone(),
+            dtype: e.dtype,
+            shape: e.shape.clone(),
+        })
         .collect();
     progress.set_length(h.iter().map(|t| t.byte_len() as u64).sum());
     let mut w = SafetensorsWriter::create(path, &h, None)?;
@@ -252,7 +308,8 @@ pub fn write_perturbed(path: &Path, base: &Path, noise: f32, seed: u64, progress
             let src = ck.bytes(e, s..s + m)?;
             buf.clear();
             for c in src.chunks_exact(4) {
-                let x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]) + rng.random_range(-noise..noise);
+                let x =
+                    f32::from_le_bytes([c[0], c[1], c[2], c[3]]) + rng.random_range(-noise..noise);
                 buf.extend_from_slice(&x.to_le_bytes());
             }
             drop(src);
@@ -267,7 +324,9 @@ pub fn write_perturbed(path: &Path, base: &Path, noise: f32, seed: u64, progress
 
 /// Is `path` a file of exactly `size` bytes whose header equals the one `layout` produces?
 pub fn matches_layout(path: &Path, layout: &[(String, Vec<usize>)]) -> Result<bool> {
-    let Ok(meta) = std::fs::metadata(path) else { return Ok(false) };
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(false);
+    };
     if meta.len() != file_size(layout)? {
         return Ok(false);
     }
@@ -275,6 +334,7 @@ pub fn matches_layout(path: &Path, layout: &[(String, Vec<usize>)]) -> Result<bo
     let mut got = vec![0u8; want.len()];
     use std::io::Read;
     let mut f = std::fs::File::open(path).map_err(|e| WeightsError::io(path, e))?;
-    f.read_exact(&mut got).map_err(|e| WeightsError::io(path, e))?;
+    f.read_exact(&mut got)
+        .map_err(|e| WeightsError::io(path, e))?;
     Ok(got == want)
 }

@@ -39,7 +39,10 @@ pub struct SafetensorsWriter {
 }
 
 /// The exact header bytes (length prefix included) for these tensors, in this order.
-pub fn header_bytes(tensors: &[TensorHeader], metadata: Option<HashMap<String, String>>) -> Result<Vec<u8>> {
+pub fn header_bytes(
+    tensors: &[TensorHeader],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<Vec<u8>> {
     let mut offset = 0;
     let mut infos = Vec::with_capacity(tensors.len());
     for t in tensors {
@@ -67,7 +70,11 @@ pub fn header_bytes(tensors: &[TensorHeader], metadata: Option<HashMap<String, S
 }
 
 impl SafetensorsWriter {
-    pub fn create(path: &Path, tensors: &[TensorHeader], metadata: Option<HashMap<String, String>>) -> Result<Self> {
+    pub fn create(
+        path: &Path,
+        tensors: &[TensorHeader],
+        metadata: Option<HashMap<String, String>>,
+    ) -> Result<Self> {
         let header = header_bytes(tensors, metadata)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| WeightsError::io(dir, e))?;
@@ -79,7 +86,10 @@ impl SafetensorsWriter {
             tmp,
             file: Some(BufWriter::with_capacity(1 << 20, file)),
             hasher: Sha256::new(),
-            plan: tensors.iter().map(|t| (t.name.clone(), t.byte_len())).collect(),
+            plan: tensors
+                .iter()
+                .map(|t| (t.name.clone(), t.byte_len()))
+                .collect(),
             next: 0,
             filled: 0,
         };
@@ -90,16 +100,23 @@ impl SafetensorsWriter {
     fn put(&mut self, bytes: &[u8]) -> Result<()> {
         self.hasher.update(bytes);
         let f = self.file.as_mut().expect("open until finish");
-        f.write_all(bytes).map_err(|e| WeightsError::io(&self.tmp, e))
+        f.write_all(bytes)
+            .map_err(|e| WeightsError::io(&self.tmp, e))
     }
 
     /// Append bytes of tensor `name` (which must be the next one, or the current one unfinished).
     pub fn write(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
-        while self.next < self.plan.len() && self.plan[self.next].1 == 0 && self.plan[self.next].0 != name {
+        while self.next < self.plan.len()
+            && self.plan[self.next].1 == 0
+            && self.plan[self.next].0 != name
+        {
             self.next += 1; // empty tensors need no bytes
         }
         let Some((expect, len)) = self.plan.get(self.next).cloned() else {
-            return Err(WeightsError::Usage(format!("{}: '{name}' written past the last tensor", self.path.display())));
+            return Err(WeightsError::Usage(format!(
+                "{}: '{name}' written past the last tensor",
+                self.path.display()
+            )));
         };
         if expect != name {
             return Err(WeightsError::Usage(format!(
@@ -136,8 +153,11 @@ impl SafetensorsWriter {
             )));
         }
         let f = self.file.take().expect("open until finish");
-        let file = f.into_inner().map_err(|e| WeightsError::io(&self.tmp, e.into_error()))?;
-        file.sync_all().map_err(|e| WeightsError::io(&self.tmp, e))?;
+        let file = f
+            .into_inner()
+            .map_err(|e| WeightsError::io(&self.tmp, e.into_error()))?;
+        file.sync_all()
+            .map_err(|e| WeightsError::io(&self.tmp, e))?;
         drop(file);
         std::fs::rename(&self.tmp, &self.path).map_err(|e| WeightsError::io(&self.path, e))?;
         Ok(hex::encode(std::mem::take(&mut self.hasher).finalize()))

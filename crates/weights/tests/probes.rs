@@ -15,7 +15,10 @@ fn hidden() -> ProgressBar {
 
 fn scaled(ts: &[T], f: impl Fn(usize, f32) -> f32) -> Vec<T> {
     ts.iter()
-        .map(|x| T { values: x.values.iter().enumerate().map(|(i, v)| f(i, *v)).collect(), ..x.clone() })
+        .map(|x| T {
+            values: x.values.iter().enumerate().map(|(i, v)| f(i, *v)).collect(),
+            ..x.clone()
+        })
         .collect()
 }
 
@@ -82,28 +85,63 @@ fn sha256_bytes(b: &[u8]) -> String {
 fn group_weighting_matches_independent_computation() {
     let dir = tempfile::tempdir().unwrap();
     let base = vec![
-        t("transformer.decoder.layers.0.self_attn.in_proj_weight", &[24, 8], values(10, 192)),
-        t("transformer.decoder.layers.0.norm2.weight", &[8], values(11, 8)),
-        t("transformer.decoder.layers.1.ca_text.out_proj.weight", &[8, 8], values(12, 64)),
-        t("transformer.decoder.presence_token_out_norm.bias", &[8], values(13, 8)),
+        t(
+            "transformer.decoder.layers.0.self_attn.in_proj_weight",
+            &[24, 8],
+            values(10, 192),
+        ),
+        t(
+            "transformer.decoder.layers.0.norm2.weight",
+            &[8],
+            values(11, 8),
+        ),
+        t(
+            "transformer.decoder.layers.1.ca_text.out_proj.weight",
+            &[8, 8],
+            values(12, 64),
+        ),
+        t(
+            "transformer.decoder.presence_token_out_norm.bias",
+            &[8],
+            values(13, 8),
+        ),
         t("dot_prod_scoring.hs_proj.weight", &[8, 8], values(14, 64)),
-        t("backbone.vision_backbone.trunk.blocks.0.attn.qkv.weight", &[24, 8], values(15, 192)),
+        t(
+            "backbone.vision_backbone.trunk.blocks.0.attn.qkv.weight",
+            &[24, 8],
+            values(15, 192),
+        ),
     ];
     // Per-tensor factor 1 + c with c = 2^k - 1 exact: rel_change = |c| exactly.
     let factors = [2.0f32, 0.5, 4.0, -1.0, 0.25, 1.0];
     let other: Vec<T> = base
         .iter()
         .zip(factors)
-        .map(|(x, f)| T { values: x.values.iter().map(|v| v * f).collect(), ..x.clone() })
+        .map(|(x, f)| T {
+            values: x.values.iter().map(|v| v * f).collect(),
+            ..x.clone()
+        })
         .collect();
     write_st(&dir.path().join("b.safetensors"), &base, Dtype::F32);
     write_st(&dir.path().join("o.safetensors"), &other, Dtype::F32);
     let groups = Groups::new(
         vec![
-            GroupRule { group: "decoder".into(), regex: r"^transformer\.decoder\.".into() },
-            GroupRule { group: "self_attn".into(), regex: r"self_attn|norm2".into() },
-            GroupRule { group: "everything".into(), regex: ".".into() },
-            GroupRule { group: "nothing".into(), regex: "^zzz".into() },
+            GroupRule {
+                group: "decoder".into(),
+                regex: r"^transformer\.decoder\.".into(),
+            },
+            GroupRule {
+                group: "self_attn".into(),
+                regex: r"self_attn|norm2".into(),
+            },
+            GroupRule {
+                group: "everything".into(),
+                regex: ".".into(),
+            },
+            GroupRule {
+                group: "nothing".into(),
+                regex: "^zzz".into(),
+            },
         ],
         "test",
     )
@@ -123,18 +161,40 @@ fn group_weighting_matches_independent_computation() {
             sb += b2;
             sd += d2;
         }
-        (wn / w, (sd / sb).sqrt(), members.iter().map(|&i| base[i].values.len() as u64).sum::<u64>())
+        (
+            wn / w,
+            (sd / sb).sqrt(),
+            members
+                .iter()
+                .map(|&i| base[i].values.len() as u64)
+                .sum::<u64>(),
+        )
     };
-    for (g, members) in [("decoder", vec![0, 1, 2, 3]), ("self_attn", vec![0, 1]), ("everything", vec![0, 1, 2, 3, 4, 5])] {
+    for (g, members) in [
+        ("decoder", vec![0, 1, 2, 3]),
+        ("self_attn", vec![0, 1]),
+        ("everything", vec![0, 1, 2, 3, 4, 5]),
+    ] {
         let row = r.groups.iter().find(|x| x.group == g).unwrap();
         let (wm, agg, numel) = expect(&members);
         assert_eq!(row.tensors, members.len(), "{g}");
         assert_eq!(row.numel, numel, "{g}");
-        assert!(close(row.rel_change_weighted.unwrap(), wm, 1e-6), "{g}: {:?} vs {wm}", row.rel_change_weighted);
+        assert!(
+            close(row.rel_change_weighted.unwrap(), wm, 1e-6),
+            "{g}: {:?} vs {wm}",
+            row.rel_change_weighted
+        );
         assert!(close(row.rel_change_aggregate.unwrap(), agg, 1e-6), "{g}");
     }
     let none = r.groups.iter().find(|x| x.group == "nothing").unwrap();
-    assert_eq!((none.tensors, none.rel_change_weighted, none.rel_change_aggregate), (0, None, None));
+    assert_eq!(
+        (
+            none.tensors,
+            none.rel_change_weighted,
+            none.rel_change_aggregate
+        ),
+        (0, None, None)
+    );
 }
 
 /// The default groups reproduce the design doc's parameter counts on SAM3's real layout.
@@ -143,14 +203,28 @@ fn default_groups_cover_the_design_doc_counts() {
     use sam3lab_weights::TensorSums;
     use sam3lab_weights::synth::{SAM3_PARAMS, sam3_layout};
     let layout = sam3_layout();
-    let total: u64 = layout.iter().map(|(_, s)| s.iter().product::<usize>() as u64).sum();
+    let total: u64 = layout
+        .iter()
+        .map(|(_, s)| s.iter().product::<usize>() as u64)
+        .sum();
     assert_eq!(total, SAM3_PARAMS);
     let sums: Vec<TensorSums> = layout
         .iter()
-        .map(|(n, s)| TensorSums { name: n.clone(), numel: s.iter().product::<usize>() as u64, base_sq: 1.0, delta_sq: 0.0 })
+        .map(|(n, s)| TensorSums {
+            name: n.clone(),
+            numel: s.iter().product::<usize>() as u64,
+            base_sq: 1.0,
+            delta_sq: 0.0,
+        })
         .collect();
     let (_, groups) = summarize(&sums, &Groups::default_sam3());
-    let get = |g: &str| groups.iter().find(|x| x.group == g).map(|x| (x.numel, x.tensors)).unwrap();
+    let get = |g: &str| {
+        groups
+            .iter()
+            .find(|x| x.group == g)
+            .map(|x| (x.numel, x.tensors))
+            .unwrap()
+    };
     // Design doc §1.3 / §4 (counts verified there by instantiating the reference model).
     assert_eq!(get("vision_trunk"), (446_237_696, 388));
     assert_eq!(get("neck"), (7_802_112, 22));
@@ -169,7 +243,14 @@ fn default_groups_cover_the_design_doc_counts() {
 
 fn vecs(dir: &std::path::Path, name: &str, param: &str, v: &[f32]) -> std::path::PathBuf {
     let p = dir.join(name);
-    write_st(&p, &[t(param, &[v.len()], v.to_vec()), t("other.weight", &[2], vec![1.0, 2.0])], Dtype::F32);
+    write_st(
+        &p,
+        &[
+            t(param, &[v.len()], v.to_vec()),
+            t("other.weight", &[2], vec![1.0, 2.0]),
+        ],
+        Dtype::F32,
+    );
     p
 }
 
@@ -190,20 +271,64 @@ fn cosines_and_projection_match_hand_computation() {
     let a_to = add(&base_v, &[10.0, 0.0, 0.0, 0.0]);
     let base = Checkpoint::open(vecs(d, "base.safetensors", p, &base_v)).unwrap();
     let a = Checkpoint::open(vecs(d, "a.safetensors", p, &a_to)).unwrap();
-    let tw = Checkpoint::open(vecs(d, "t.safetensors", p, &add(&base_v, &[-5.0, 5.0, 0.0, 0.0]))).unwrap();
-    let c = Checkpoint::open(vecs(d, "c.safetensors", p, &add(&a_to, &[2.5, 0.0, 0.0, 7.0]))).unwrap();
-    let dd = Checkpoint::open(vecs(d, "d.safetensors", p, &add(&base_v, &[0.0, 0.0, 3.0, 0.0]))).unwrap();
+    let tw = Checkpoint::open(vecs(
+        d,
+        "t.safetensors",
+        p,
+        &add(&base_v, &[-5.0, 5.0, 0.0, 0.0]),
+    ))
+    .unwrap();
+    let c = Checkpoint::open(vecs(
+        d,
+        "c.safetensors",
+        p,
+        &add(&a_to, &[2.5, 0.0, 0.0, 7.0]),
+    ))
+    .unwrap();
+    let dd = Checkpoint::open(vecs(
+        d,
+        "d.safetensors",
+        p,
+        &add(&base_v, &[0.0, 0.0, 3.0, 0.0]),
+    ))
+    .unwrap();
     let x_v = add(&base_v, &[0.0, 2.5, 0.0, 0.0]);
     let x = Checkpoint::open(vecs(d, "x.safetensors", p, &x_v)).unwrap();
-    let e = Checkpoint::open(vecs(d, "e.safetensors", p, &add(&x_v, &[5.0, 0.0, 0.0, 0.0]))).unwrap();
+    let e = Checkpoint::open(vecs(
+        d,
+        "e.safetensors",
+        p,
+        &add(&x_v, &[5.0, 0.0, 0.0, 0.0]),
+    ))
+    .unwrap();
     // A second handle on A's file: chaining must go by content (sha256), not by which handle.
     let a2 = Checkpoint::open(d.join("a.safetensors")).unwrap();
     let trajs = vec![
-        Trajectory { label: "A".into(), from: &base, to: &a },
-        Trajectory { label: "T".into(), from: &base, to: &tw },
-        Trajectory { label: "C".into(), from: &a2, to: &c },
-        Trajectory { label: "D".into(), from: &base, to: &dd },
-        Trajectory { label: "E".into(), from: &x, to: &e },
+        Trajectory {
+            label: "A".into(),
+            from: &base,
+            to: &a,
+        },
+        Trajectory {
+            label: "T".into(),
+            from: &base,
+            to: &tw,
+        },
+        Trajectory {
+            label: "C".into(),
+            from: &a2,
+            to: &c,
+        },
+        Trajectory {
+            label: "D".into(),
+            from: &base,
+            to: &dd,
+        },
+        Trajectory {
+            label: "E".into(),
+            from: &x,
+            to: &e,
+        },
     ];
     let r = cosines(p, &base, &trajs, Some("A"), Some("T")).unwrap();
     assert_eq!(r.base_norm, 5.0);
@@ -212,8 +337,13 @@ fn cosines_and_projection_match_hand_computation() {
         assert!(close(tr.delta_norm, n, 1e-12), "{}", tr.label);
         assert!(close(tr.rel_base.unwrap(), n / 5.0, 1e-12), "{}", tr.label);
     }
-    let deltas: [[f64; 4]; 5] =
-        [[10.0, 0.0, 0.0, 0.0], [-5.0, 5.0, 0.0, 0.0], [2.5, 0.0, 0.0, 7.0], [0.0, 0.0, 3.0, 0.0], [5.0, 0.0, 0.0, 0.0]];
+    let deltas: [[f64; 4]; 5] = [
+        [10.0, 0.0, 0.0, 0.0],
+        [-5.0, 5.0, 0.0, 0.0],
+        [2.5, 0.0, 0.0, 7.0],
+        [0.0, 0.0, 3.0, 0.0],
+        [5.0, 0.0, 0.0, 0.0],
+    ];
     for s in 0..5 {
         for u in 0..5 {
             let dot: f64 = (0..4).map(|k| deltas[s][k] * deltas[u][k]).sum();
@@ -234,13 +364,26 @@ fn cosines_and_projection_match_hand_computation() {
     ];
     for (pt, (o, tip)) in pts.iter().zip(want) {
         for k in 0..2 {
-            assert!((pt.origin[k] - o[k]).abs() < 1e-12, "{} origin {:?}", pt.label, pt.origin);
-            assert!((pt.tip[k] - tip[k]).abs() < 1e-12, "{} tip {:?}", pt.label, pt.tip);
+            assert!(
+                (pt.origin[k] - o[k]).abs() < 1e-12,
+                "{} origin {:?}",
+                pt.label,
+                pt.origin
+            );
+            assert!(
+                (pt.tip[k] - tip[k]).abs() < 1e-12,
+                "{} tip {:?}",
+                pt.label,
+                pt.tip
+            );
         }
     }
     // Default toward = the largest component orthogonal to the axis: C (‖(0,0,0,7)‖ = 7).
     let r2 = cosines(p, &base, &trajs, None, None).unwrap();
-    assert_eq!((r2.projection.axis.as_str(), r2.projection.toward.as_str()), ("A", "C"));
+    assert_eq!(
+        (r2.projection.axis.as_str(), r2.projection.toward.as_str()),
+        ("A", "C")
+    );
     // With toward = C, T's y is its component along (0,0,0,1): 0; C's y is 7/5.
     assert!((r2.projection.points[2].tip[1] - 1.4).abs() < 1e-12);
     assert!(r2.projection.points[1].tip[1].abs() < 1e-12);
@@ -257,10 +400,19 @@ fn scalar_parameter_gives_plus_minus_one() {
     let cks: Vec<Checkpoint> = moves
         .iter()
         .enumerate()
-        .map(|(i, m)| Checkpoint::open(vecs(d, &format!("m{i}.safetensors"), p, &[0.37 + m])).unwrap())
+        .map(|(i, m)| {
+            Checkpoint::open(vecs(d, &format!("m{i}.safetensors"), p, &[0.37 + m])).unwrap()
+        })
         .collect();
-    let trajs: Vec<Trajectory> =
-        cks.iter().enumerate().map(|(i, c)| Trajectory { label: format!("t{i}"), from: &base, to: c }).collect();
+    let trajs: Vec<Trajectory> = cks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Trajectory {
+            label: format!("t{i}"),
+            from: &base,
+            to: c,
+        })
+        .collect();
     let r = cosines(p, &base, &trajs, None, None).unwrap();
     for s in 0..moves.len() {
         for u in 0..moves.len() {
@@ -276,9 +428,16 @@ fn scalar_parameter_gives_plus_minus_one() {
 fn f16_and_bf16_decode_exactly() {
     let dir = tempfile::tempdir().unwrap();
     // Multiples of 1/64 in (−2, 2) are exact in f16 and bf16 (≤ 8 significant bits).
-    let v: Vec<f32> = (0..300).map(|i| ((i * 37 % 251) as f32 - 125.0) / 64.0).collect();
+    let v: Vec<f32> = (0..300)
+        .map(|i| ((i * 37 % 251) as f32 - 125.0) / 64.0)
+        .collect();
     let ts = vec![t("x.weight", &[300], v.clone())];
-    for (name, dt) in [("f32", Dtype::F32), ("f16", Dtype::F16), ("bf16", Dtype::BF16), ("f64", Dtype::F64)] {
+    for (name, dt) in [
+        ("f32", Dtype::F32),
+        ("f16", Dtype::F16),
+        ("bf16", Dtype::BF16),
+        ("f64", Dtype::F64),
+    ] {
         write_st(&dir.path().join(format!("{name}.safetensors")), &ts, dt);
     }
     let f32c = Checkpoint::open(dir.path().join("f32.safetensors")).unwrap();
@@ -294,7 +453,10 @@ fn f16_and_bf16_decode_exactly() {
     let odd = vec![t("y", &[1], vec![1.0 + 1.0 / 4096.0])];
     write_st(&dir.path().join("odd.safetensors"), &odd, Dtype::BF16);
     let c = Checkpoint::open(dir.path().join("odd.safetensors")).unwrap();
-    assert_eq!(c.read_f32("y").unwrap(), vec![half::bf16::from_f32(1.0 + 1.0 / 4096.0).to_f32()]);
+    assert_eq!(
+        c.read_f32("y").unwrap(),
+        vec![half::bf16::from_f32(1.0 + 1.0 / 4096.0).to_f32()]
+    );
 }
 
 /// `detector.`-prefixed video checkpoints compare with plain image checkpoints; tracker keys,
@@ -304,12 +466,30 @@ fn detector_prefix_is_normalised_and_tracker_keys_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let plain = vec![
         t("transformer.decoder.norm.weight", &[4], values(1, 4)),
-        t("backbone.vision_backbone.trunk.blocks.0.attn.qkv.weight", &[6, 2], values(2, 12)),
+        t(
+            "backbone.vision_backbone.trunk.blocks.0.attn.qkv.weight",
+            &[6, 2],
+            values(2, 12),
+        ),
     ];
-    let mut video: Vec<T> = plain.iter().map(|x| T { name: format!("detector.{}", x.name), ..x.clone() }).collect();
+    let mut video: Vec<T> = plain
+        .iter()
+        .map(|x| T {
+            name: format!("detector.{}", x.name),
+            ..x.clone()
+        })
+        .collect();
     video.push(t("tracker.maskmem_tpos_enc", &[3], values(3, 3)));
-    video.push(t("detector.backbone.vision_backbone.sam2_convs.0.conv_1x1.weight", &[2], values(4, 2)));
-    video.push(t("detector.backbone.vision_backbone.trunk.blocks.0.attn.freqs_cis", &[2], values(5, 2)));
+    video.push(t(
+        "detector.backbone.vision_backbone.sam2_convs.0.conv_1x1.weight",
+        &[2],
+        values(4, 2),
+    ));
+    video.push(t(
+        "detector.backbone.vision_backbone.trunk.blocks.0.attn.freqs_cis",
+        &[2],
+        values(5, 2),
+    ));
     write_st(&dir.path().join("plain.safetensors"), &plain, Dtype::F32);
     write_st(&dir.path().join("video.safetensors"), &video, Dtype::F32);
     let p = Checkpoint::open(dir.path().join("plain.safetensors")).unwrap();
@@ -320,7 +500,13 @@ fn detector_prefix_is_normalised_and_tracker_keys_skipped() {
     assert!(v.get("transformer.decoder.norm.weight").is_some());
     let r = diff(&p, &v, &Groups::default_sam3(), "x", &hidden()).unwrap();
     let names: Vec<&str> = r.tensors.iter().map(|x| x.name.as_str()).collect();
-    assert_eq!(names, ["backbone.vision_backbone.trunk.blocks.0.attn.qkv.weight", "transformer.decoder.norm.weight"]);
+    assert_eq!(
+        names,
+        [
+            "backbone.vision_backbone.trunk.blocks.0.attn.qkv.weight",
+            "transformer.decoder.norm.weight"
+        ]
+    );
     assert!(r.tensors.iter().all(|x| x.delta_norm == 0.0));
 }
 
@@ -332,23 +518,48 @@ fn pytorch_checkpoint_reads_like_safetensors() {
         t("transformer.decoder.norm.weight", &[4], values(1, 4)),
         t("dot_prod_scoring.hs_proj.weight", &[3, 5], values(2, 15)),
     ];
-    let wrapped: Vec<T> = ts.iter().map(|x| T { name: format!("detector.{}", x.name), ..x.clone() }).collect();
+    let wrapped: Vec<T> = ts
+        .iter()
+        .map(|x| T {
+            name: format!("detector.{}", x.name),
+            ..x.clone()
+        })
+        .collect();
     write_pt(&dir.path().join("m.pt"), &wrapped, true);
     write_pt(&dir.path().join("plain.pt"), &ts, false);
-    write_st(&dir.path().join("m.safetensors"), &scaled(&ts, |_, v| v * 2.0), Dtype::F32);
+    write_st(
+        &dir.path().join("m.safetensors"),
+        &scaled(&ts, |_, v| v * 2.0),
+        Dtype::F32,
+    );
     for name in ["m.pt", "plain.pt"] {
         let pt = Checkpoint::open(dir.path().join(name)).unwrap();
         assert_eq!(pt.format(), sam3lab_weights::Format::Pytorch);
-        assert_eq!(pt.read_f32("dot_prod_scoring.hs_proj.weight").unwrap(), ts[1].values, "{name}");
+        assert_eq!(
+            pt.read_f32("dot_prod_scoring.hs_proj.weight").unwrap(),
+            ts[1].values,
+            "{name}"
+        );
         let st = Checkpoint::open(dir.path().join("m.safetensors")).unwrap();
         let r = diff(&pt, &st, &Groups::default_sam3(), "x", &hidden()).unwrap();
         for row in &r.tensors {
-            assert!(close(row.rel_change.unwrap(), 1.0, 1e-6), "{name} {}", row.name);
+            assert!(
+                close(row.rel_change.unwrap(), 1.0, 1e-6),
+                "{name} {}",
+                row.name
+            );
         }
     }
     let pt = Checkpoint::open(dir.path().join("m.pt")).unwrap();
-    let stored: Vec<&str> = pt.all_entries().iter().map(|e| e.stored_name.as_str()).collect();
-    assert!(stored.contains(&"detector.transformer.decoder.norm.weight"), "{stored:?}");
+    let stored: Vec<&str> = pt
+        .all_entries()
+        .iter()
+        .map(|e| e.stored_name.as_str())
+        .collect();
+    assert!(
+        stored.contains(&"detector.transformer.decoder.norm.weight"),
+        "{stored:?}"
+    );
 }
 
 #[test]
@@ -357,19 +568,39 @@ fn missing_parameter_names_the_file_and_nearest_names() {
     let p = "transformer.decoder.presence_token_out_norm.bias";
     let base = Checkpoint::open(vecs(dir.path(), "base.safetensors", p, &[1.0, 2.0])).unwrap();
     let o = Checkpoint::open(vecs(dir.path(), "o.safetensors", p, &[1.0, 3.0])).unwrap();
-    let trajs = vec![Trajectory { label: "a".into(), from: &base, to: &o }];
-    let err = cosines("transformer.decoder.presence_token_out_norm.bais", &base, &trajs, None, None).unwrap_err();
+    let trajs = vec![Trajectory {
+        label: "a".into(),
+        from: &base,
+        to: &o,
+    }];
+    let err = cosines(
+        "transformer.decoder.presence_token_out_norm.bais",
+        &base,
+        &trajs,
+        None,
+        None,
+    )
+    .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, WeightsError::MissingParam { .. }));
-    assert!(msg.contains("presence_token_out_norm.bais") && msg.contains("base.safetensors"), "{msg}");
+    assert!(
+        msg.contains("presence_token_out_norm.bais") && msg.contains("base.safetensors"),
+        "{msg}"
+    );
     assert!(msg.contains(&format!("nearest: {p}")), "{msg}");
 }
 
 #[test]
 fn mismatched_shapes_and_missing_keys_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let a = vec![t("x.weight", &[2, 3], values(1, 6)), t("y.bias", &[3], values(2, 3))];
-    let b = vec![t("x.weight", &[3, 2], values(1, 6)), t("y.bias", &[3], values(2, 3))];
+    let a = vec![
+        t("x.weight", &[2, 3], values(1, 6)),
+        t("y.bias", &[3], values(2, 3)),
+    ];
+    let b = vec![
+        t("x.weight", &[3, 2], values(1, 6)),
+        t("y.bias", &[3], values(2, 3)),
+    ];
     let c = vec![t("x.weight", &[2, 3], values(1, 6))];
     write_st(&dir.path().join("a.safetensors"), &a, Dtype::F32);
     write_st(&dir.path().join("b.safetensors"), &b, Dtype::F32);
@@ -380,20 +611,41 @@ fn mismatched_shapes_and_missing_keys_are_named() {
         Checkpoint::open(dir.path().join("c.safetensors")).unwrap(),
     );
     let msg = tensor_sums(&ca, &cb, &hidden()).unwrap_err().to_string();
-    assert!(msg.contains("x.weight") && msg.contains("[2, 3]") && msg.contains("[3, 2]"), "{msg}");
-    assert!(msg.contains("a.safetensors") && msg.contains("b.safetensors"), "{msg}");
+    assert!(
+        msg.contains("x.weight") && msg.contains("[2, 3]") && msg.contains("[3, 2]"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("a.safetensors") && msg.contains("b.safetensors"),
+        "{msg}"
+    );
     let msg = tensor_sums(&ca, &cc, &hidden()).unwrap_err().to_string();
-    assert!(msg.contains("y.bias") && msg.contains("c.safetensors"), "{msg}");
+    assert!(
+        msg.contains("y.bias") && msg.contains("c.safetensors"),
+        "{msg}"
+    );
     // Cosines: the parameter's shape differs in one trajectory's checkpoint.
-    let trajs = vec![Trajectory { label: "t".into(), from: &ca, to: &cb }];
-    let msg = cosines("x.weight", &ca, &trajs, None, None).unwrap_err().to_string();
-    assert!(msg.contains("shape mismatch for 'x.weight'") && msg.contains("b.safetensors"), "{msg}");
+    let trajs = vec![Trajectory {
+        label: "t".into(),
+        from: &ca,
+        to: &cb,
+    }];
+    let msg = cosines("x.weight", &ca, &trajs, None, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("shape mismatch for 'x.weight'") && msg.contains("b.safetensors"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn truncated_and_foreign_files_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let ts = vec![t("a.weight", &[100], values(1, 100)), t("z.weight", &[100], values(2, 100))];
+    let ts = vec![
+        t("a.weight", &[100], values(1, 100)),
+        t("z.weight", &[100], values(2, 100)),
+    ];
     let path = dir.path().join("full.safetensors");
     write_st(&path, &ts, Dtype::F32);
     let bytes = std::fs::read(&path).unwrap();
@@ -402,19 +654,48 @@ fn truncated_and_foreign_files_are_named() {
     let err = Checkpoint::open(&cut).err().unwrap();
     let msg = err.to_string();
     assert!(matches!(err, WeightsError::Truncated { .. }), "{msg}");
-    assert!(msg.contains("cut.safetensors") && msg.contains("z.weight"), "{msg}");
+    assert!(
+        msg.contains("cut.safetensors") && msg.contains("z.weight"),
+        "{msg}"
+    );
     // A text file is neither safetensors nor PyTorch.
     let txt = dir.path().join("notes.txt");
-    std::fs::write(&txt, "these are not weights, just some text that is long enough").unwrap();
+    std::fs::write(
+        &txt,
+        "these are not weights, just some text that is long enough",
+    )
+    .unwrap();
     let msg = Checkpoint::open(&txt).err().unwrap().to_string();
-    assert!(msg.contains("notes.txt") && msg.contains("not a safetensors file"), "{msg}");
+    assert!(
+        msg.contains("notes.txt") && msg.contains("not a safetensors file"),
+        "{msg}"
+    );
     // A file too short for a header, and a missing file.
     std::fs::write(dir.path().join("tiny"), b"abc").unwrap();
-    assert!(Checkpoint::open(dir.path().join("tiny")).err().unwrap().to_string().contains("tiny"));
-    assert!(Checkpoint::open(dir.path().join("nope.safetensors")).err().unwrap().to_string().contains("nope.safetensors"));
+    assert!(
+        Checkpoint::open(dir.path().join("tiny"))
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("tiny")
+    );
+    assert!(
+        Checkpoint::open(dir.path().join("nope.safetensors"))
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("nope.safetensors")
+    );
     // A corrupt .pt (ZIP signature, garbage after it) names the file.
-    std::fs::write(dir.path().join("bad.pt"), b"PK\x03\x04 garbage garbage garbage").unwrap();
-    let msg = Checkpoint::open(dir.path().join("bad.pt")).err().unwrap().to_string();
+    std::fs::write(
+        dir.path().join("bad.pt"),
+        b"PK\x03\x04 garbage garbage garbage",
+    )
+    .unwrap();
+    let msg = Checkpoint::open(dir.path().join("bad.pt"))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(msg.contains("bad.pt"), "{msg}");
 }
 
@@ -425,20 +706,37 @@ fn writer_round_trips_through_the_safetensors_crate() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("w.safetensors");
     let hs = vec![
-        TensorHeader { name: "b".into(), dtype: Dtype::F32, shape: vec![3] },
-        TensorHeader { name: "a".into(), dtype: Dtype::BF16, shape: vec![2, 2] },
-        TensorHeader { name: "e".into(), dtype: Dtype::F32, shape: vec![0] },
+        TensorHeader {
+            name: "b".into(),
+            dtype: Dtype::F32,
+            shape: vec![3],
+        },
+        TensorHeader {
+            name: "a".into(),
+            dtype: Dtype::BF16,
+            shape: vec![2, 2],
+        },
+        TensorHeader {
+            name: "e".into(),
+            dtype: Dtype::F32,
+            shape: vec![0],
+        },
     ];
     let mut w = SafetensorsWriter::create(&path, &hs, None).unwrap();
-    w.write("b", &common::encode(&[1.0, 2.0], Dtype::F32)).unwrap();
+    w.write("b", &common::encode(&[1.0, 2.0], Dtype::F32))
+        .unwrap();
     w.write("b", &common::encode(&[3.0], Dtype::F32)).unwrap();
-    w.write("a", &common::encode(&[1.0, -1.0, 0.5, 4.0], Dtype::BF16)).unwrap();
+    w.write("a", &common::encode(&[1.0, -1.0, 0.5, 4.0], Dtype::BF16))
+        .unwrap();
     assert!(w.write("zzz", &[0]).is_err());
     let sha = w.finish().unwrap();
     let bytes = std::fs::read(&path).unwrap();
     assert_eq!(sha, sha256_bytes(&bytes));
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    assert_eq!(st.tensor("b").unwrap().data(), common::encode(&[1.0, 2.0, 3.0], Dtype::F32));
+    assert_eq!(
+        st.tensor("b").unwrap().data(),
+        common::encode(&[1.0, 2.0, 3.0], Dtype::F32)
+    );
     assert_eq!(st.tensor("a").unwrap().dtype(), Dtype::BF16);
     // An unfinished writer leaves nothing behind.
     let path2 = dir.path().join("partial.safetensors");

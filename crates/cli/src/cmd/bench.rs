@@ -3,7 +3,7 @@
 //! One variant of [`Bench`] per case; each case is self-contained in its own function (add new cases
 //! the same way).
 
-use super::{bench_forward, bench_model};
+use super::{bench_forward, bench_hooks, bench_model};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,6 +22,9 @@ enum Bench {
     /// Checkpoint diff on two generated SAM3-sized f32 checkpoints (840,509,750 params, 3.36 GB
     /// each): the straightforward way (read both whole, loop tensors, f64 norms) vs `weights diff`.
     WeightsDiff(weights_diff::WeightsDiffArgs),
+    /// Hook cost: fixture forward with no hooks, an empty spec, one capture, capture-all without
+    /// heads, and capture-all, as ratios to no hooks.
+    Hooks(bench_hooks::HooksArgs),
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
@@ -30,6 +33,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Bench::Full(a) => bench_forward::run_full(a),
         Bench::Backbone(a) => bench_model::run_backbone(a),
         Bench::WeightsDiff(a) => weights_diff::run(a),
+        Bench::Hooks(a) => bench_hooks::run(a),
     }
 }
 

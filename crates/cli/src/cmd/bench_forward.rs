@@ -52,6 +52,9 @@ pub struct FullArgs {
     /// Seed of the random input image.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Also time each head stage separately (a second heads pass).
+    #[arg(long)]
+    profile_heads: bool,
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -88,6 +91,17 @@ pub fn memory() -> (Option<u64>, Option<u64>) {
         s.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()).map(|kb| kb * 1024)
     };
     (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// CPU seconds (user + system, all threads) this process has used so far (Linux `/proc/self/stat`,
+/// USER_HZ = 100). Compared with wall time it shows how many cores a run really got.
+pub fn cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the `(comm)` part; utime and stime are fields 14 and 15 (1-based).
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 fn gib(b: Option<u64>) -> f64 {
@@ -187,6 +201,7 @@ pub fn run_full(a: FullArgs) -> anyhow::Result<u8> {
 
     let mut none = Hooks::none();
     let pb = spinner("trunk + neck (1008×1008)");
+    let cpu0 = cpu_seconds();
     let t0 = Instant::now();
     let img = model.encode_image(pixels, &mut none);
     sync(&img.fpn[0]);
@@ -201,8 +216,10 @@ pub fn run_full(a: FullArgs) -> anyhow::Result<u8> {
     sync(&out.pred_masks);
     let t3 = Instant::now();
     pb.finish_and_clear();
-    drop((img, txt));
+    let cpu = cpu_seconds().zip(cpu0).map(|(a, b)| a - b);
     let (hwm, _) = memory();
+    let profile = if a.profile_heads { Some(profile_heads(&model, &img, &txt)) } else { None };
+    drop((img, txt));
 
     let secs = (t3 - t0).as_secs_f64();
     let peak = gib(hwm);
@@ -222,12 +239,81 @@ pub fn run_full(a: FullArgs) -> anyhow::Result<u8> {
         secs / a.reference_s,
         if secs <= a.reference_s { format!("{:.2}× faster", a.reference_s / secs) } else { format!("{:.2}× slower", secs / a.reference_s) }
     );
+    if let Some(c) = cpu {
+        println!("  CPU time of the forward {c:.1} s = {:.2} cores busy on average", c / secs);
+    }
     println!(
         "  peak RSS (VmHWM) {peak:.2} GiB vs reference {:.2} GiB: ratio {:.3}",
         a.reference_gib,
         peak / a.reference_gib
     );
+    if let Some(p) = profile {
+        let total: f64 = p.iter().map(|(_, t)| t).sum();
+        println!("  heads profile (second pass, s): {}", p.iter().map(|(k, t)| format!("{k} {t:.2}")).collect::<Vec<_>>().join(", "));
+        println!("  heads profile total {total:.2} s");
+    }
     Ok(if finite { 0 } else { 1 })
+}
+
+/// The heads pipeline of `Heads::ground` stage by stage (text-only prompt), with timings.
+fn profile_heads(model: &Sam3, img: &sam3lab_model::ImageFeatures, txt: &sam3lab_model::TextFeatures) -> Vec<(String, f64)> {
+    use burn::tensor::activation::relu;
+    use burn::tensor::module::interpolate;
+    use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+    let cfg = &model.config;
+    let mut h = Hooks::none();
+    let mut out = Vec::new();
+    let mut clock = Instant::now();
+    let mut lap = |name: &str, out: &mut Vec<(String, f64)>| {
+        out.push((name.to_string(), clock.elapsed().as_secs_f64()));
+        clock = Instant::now();
+    };
+    let [b, d, hh, ww] = img.fpn[2].dims();
+    let x = img.fpn[2].clone().reshape([b, d, hh * ww]).swap_dims(1, 2);
+    let pos = img.pos[2].clone().expand([b, d, hh, ww]).reshape([b, d, hh * ww]).swap_dims(1, 2);
+    let (geo, gm) = model
+        .geometry_encoder
+        .forward(&sam3lab_model::GeometryPrompt::default(), &x, &pos, (hh, ww), cfg, &mut h)
+        .expect("geometry");
+    sync(&geo);
+    lap("geometry", &mut out);
+    let prompt = Tensor::cat(vec![txt.feats.clone(), geo], 1);
+    let pm = Tensor::cat(vec![txt.padding_mask.clone(), gm], 1);
+    let memory = model.transformer.encoder.forward(x, &pos, &prompt, &pm, &mut h);
+    sync(&memory);
+    lap("fusion", &mut out);
+    let dec = model.transformer.decoder.forward(&memory, &pos, (hh, ww), &prompt, &pm, &mut h);
+    sync(dec.hs.last().unwrap());
+    lap("decoder", &mut out);
+    let g = model.dot_prod_scoring.prompt_vector(&prompt, &pm, &mut h);
+    sync(&model.dot_prod_scoring.logits(dec.hs.last().unwrap().clone(), &g));
+    lap("scoring", &mut out);
+    let seg = &model.segmentation_head;
+    let ca = seg.cross_attend_prompt.forward("p", seg.cross_attn_norm.forward(memory.clone()), prompt.clone(), prompt.clone(), Some(pm.clone()), None, false, &mut h);
+    let mut prev = (memory + ca).swap_dims(1, 2).reshape([b, d, hh, ww]);
+    sync(&prev);
+    lap("seg.prompt_cross_attn", &mut out);
+    for (k, feat) in img.fpn[..2].iter().rev().enumerate() {
+        let [_, _, fh, fw] = feat.dims();
+        let up = interpolate(prev, InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([fh, fw]));
+        let y = seg.pixel_decoder.conv_layers[k].forward(feat.clone() + up);
+        sync(&y);
+        lap(&format!("seg.conv3x3@{fh}"), &mut out);
+        prev = relu(seg.pixel_decoder.norms[k].forward(y));
+        sync(&prev);
+        lap(&format!("seg.groupnorm@{fh}"), &mut out);
+    }
+    let inst = seg.instance_seg_head.forward(prev.clone());
+    sync(&inst);
+    lap("seg.instance_head", &mut out);
+    let me = seg.mask_predictor.mask_embed.forward(dec.hs.last().unwrap().clone());
+    let [_, _, h4, w4] = inst.dims();
+    let q = me.dims()[1];
+    sync(&me.matmul(inst.reshape([b, d, h4 * w4])).reshape([b, q, h4, w4]));
+    lap("seg.masks", &mut out);
+    sync(&seg.semantic_seg_head.forward(prev));
+    lap("seg.semantic", &mut out);
+    out
 }
 
 fn count_params(m: &Sam3) -> usize {

@@ -15,7 +15,7 @@ use burn::tensor::{Int, TensorData};
 use sam3lab_model::Sam3Config;
 use sam3lab_model::backbone::Backbone;
 use sam3lab_model::checkpoint::load_into;
-use sam3lab_model::device::set_cpu_threads;
+use sam3lab_model::device::{device_from_name, set_cpu_threads};
 use sam3lab_model::hooks::Hooks;
 use sam3lab_model::params::param_shapes;
 use sam3lab_model::parity::Fixture;
@@ -33,6 +33,10 @@ pub struct BackboneArgs {
     /// CPU threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Instead of the fixture: the full-size backbone (`Sam3Config::sam3()`, random weights, a
+    /// 1008×1008 input), one timed forward, no capture-all baseline.
+    #[arg(long)]
+    full_size: bool,
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -100,7 +104,10 @@ pub fn run_backbone(a: BackboneArgs) -> anyhow::Result<u8> {
     if !set_cpu_threads(a.threads) {
         eprintln!("warning: RAYON_NUM_THREADS is already set to something else; it wins over --threads {}", a.threads);
     }
-    let device = Device::flex();
+    let device = device_from_name("cpu")?;
+    if a.full_size {
+        return run_full_size(&a, &device);
+    }
     let fx = Fixture::load(&a.fixture)?;
     let cfg = fx.config.clone();
     let mut model = Backbone::new(&cfg, &device);
@@ -156,5 +163,59 @@ pub fn run_backbone(a: BackboneArgs) -> anyhow::Result<u8> {
         achieved / gflops
     );
     println!("  baseline capture-all forward (explicit per-head attention): {ms_hooked:.3} ms; plain/hooked = {:.3}", ms / ms_hooked);
+    Ok(0)
+}
+
+/// `(VmHWM, VmRSS)` in GiB from `/proc/self/status` (Linux).
+fn memory_gib() -> (f64, f64) {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        s.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|kb| kb / (1024.0 * 1024.0))
+            .unwrap_or(f64::NAN)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+fn run_full_size(a: &BackboneArgs, device: &Device) -> anyhow::Result<u8> {
+    let cfg = Sam3Config::sam3();
+    let gflops = matmul_gflops(device);
+    let s = cfg.image_size;
+    let t = Instant::now();
+    let model = Backbone::new(&cfg, device);
+    let t_init = t.elapsed().as_secs_f64();
+    let pixels = Tensor::<4>::random([1, 3, s, s], burn::tensor::Distribution::Uniform(-1.0, 1.0), device);
+    let (ids, _) = sam3lab_model::tokenizer::Tokenizer::clip().encode("a red cat", cfg.text.context_length);
+    let ids = Tensor::<2, Int>::from_data(
+        TensorData::new(ids.iter().map(|&v| v as i64).collect::<Vec<_>>(), [1, cfg.text.context_length]),
+        device,
+    );
+    let pb = indicatif::ProgressBar::new_spinner();
+    pb.set_message("full-size backbone forward (1008×1008)");
+    pb.enable_steady_tick(std::time::Duration::from_millis(200));
+    let mut none = Hooks::none();
+    let s0 = Instant::now();
+    let v = model.forward_image(pixels, &mut none);
+    sync(&v.fpn[0]);
+    let s1 = Instant::now();
+    let tx = model.forward_text(ids, &mut none);
+    sync(&tx.features);
+    let s2 = Instant::now();
+    pb.finish_and_clear();
+    let (hwm, rss) = memory_gib();
+    let secs = (s2 - s0).as_secs_f64();
+    let flops = backbone_flops(&cfg);
+    println!("bench backbone --full-size: Sam3Config::sam3() backbone, random weights, 1×3×{s}×{s}, {} thread(s)", a.threads);
+    println!("  init {t_init:.1} s; trunk+neck {:.1} s, text {:.2} s; total {secs:.1} s", (s1 - s0).as_secs_f64(), (s2 - s1).as_secs_f64());
+    println!(
+        "  baseline 256³ f32 matmul {gflops:.1} GFLOP/s; backbone {:.0} GFLOP → {:.1} GFLOP/s = {:.3} of the matmul rate",
+        flops / 1e9,
+        flops / secs / 1e9,
+        flops / secs / 1e9 / gflops
+    );
+    println!("  peak RSS (VmHWM) {hwm:.2} GiB, RSS now {rss:.2} GiB");
     Ok(0)
 }

@@ -27,7 +27,7 @@ pub struct Args {
     /// Figure title for --from.
     #[arg(long, requires = "from")]
     title: Option<String>,
-    /// Drift point (fig61: default encoder.layers.4; fig62: default decoder.layers.5.q0).
+    /// Drift point (fig61: default fusion.layers.4; fig62: default decoder.layers.5.q0).
     #[arg(long, requires = "from")]
     point: Option<String>,
     /// Prompt group for fig62 (default lvis).

@@ -2,6 +2,7 @@
 //! returning the exit code (0 ok, 1 a check failed); an `Err` exits 2.
 pub mod bench;
 pub mod bench_forward;
+pub mod bench_hooks;
 pub mod bench_model;
 pub mod eval;
 pub mod figures;

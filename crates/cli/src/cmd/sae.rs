@@ -24,6 +24,48 @@ enum Cmd {
     Eval(EvalArgs),
     /// Fire rates on negatives/positives per checkpoint; features ranked by their change between two checkpoints.
     Rank(RankArgs),
+    /// Write planted-feature caches (sparse sums of known directions) to test an SAE configuration on.
+    Synth(SynthArgs),
+    /// Best decoder-feature cosine for each known direction (e.g. the planted ones of `sae synth`).
+    Match(MatchArgs),
+}
+
+#[derive(clap::Args)]
+struct SynthArgs {
+    #[arg(long)]
+    d: usize,
+    /// Number of planted directions.
+    #[arg(long)]
+    features: usize,
+    #[arg(long)]
+    rows: usize,
+    #[arg(long, default_value_t = 4096)]
+    rows_per_file: usize,
+    /// Mean number of active directions per row.
+    #[arg(long, default_value_t = 4.0)]
+    active: f64,
+    #[arg(long, default_value_t = 0.01)]
+    noise: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Hook point name to store the rows under.
+    #[arg(long, default_value = "decoder.layers.5.q0")]
+    point: String,
+    /// Output directory: acts/cNNNN.safetensors + directions.safetensors.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct MatchArgs {
+    #[arg(long)]
+    sae: PathBuf,
+    /// safetensors file with a `directions` tensor (K × d).
+    #[arg(long)]
+    directions: PathBuf,
+    /// Exit 1 unless every direction is matched with at least this cosine.
+    #[arg(long)]
+    require: Option<f64>,
 }
 
 #[derive(clap::Args)]
@@ -121,6 +163,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Cmd::Train(a) => train(a),
         Cmd::Eval(a) => eval(a),
         Cmd::Rank(a) => rank_cmd(a),
+        Cmd::Synth(a) => synth(a),
+        Cmd::Match(a) => match_cmd(a),
     }
 }
 
@@ -248,5 +292,55 @@ fn rank_cmd(a: RankArgs) -> anyhow::Result<u8> {
         println!();
     }
     println!("wrote {0}/rank.json and {0}/rank.csv", a.out.display());
+    Ok(0)
+}
+
+fn synth(a: SynthArgs) -> anyhow::Result<u8> {
+    let cfg = sam3lab_sae::synth::SynthConfig {
+        d: a.d,
+        features: a.features,
+        rows: a.rows,
+        rows_per_file: a.rows_per_file,
+        active: a.active,
+        noise: a.noise,
+        seed: a.seed,
+    };
+    sam3lab_sae::synth::write_planted(&a.out, &a.point, &cfg)?;
+    println!(
+        "wrote {} rows of d = {} ({} planted directions, ~{} active per row) to {}/acts/ and {}/{}",
+        a.rows,
+        a.d,
+        a.features,
+        a.active,
+        a.out.display(),
+        a.out.display(),
+        sam3lab_sae::synth::DIRECTIONS_FILE
+    );
+    Ok(0)
+}
+
+fn match_cmd(a: MatchArgs) -> anyhow::Result<u8> {
+    let (sae, _) = sam3lab_sae::io::load(&a.sae, &burn::prelude::Device::flex())?;
+    let (dirs, k, d) = sam3lab_sae::synth::read_directions(&a.directions)?;
+    let m = sam3lab_sae::synth::match_directions(&sae.to_weights(), &dirs, d)?;
+    let mut cos: Vec<f64> = m.iter().map(|x| x.1).collect();
+    cos.sort_by(f64::total_cmp);
+    let above = |t: f64| cos.iter().filter(|&&c| c > t).count();
+    println!(
+        "{k} directions: best-match cosine min {:.4} median {:.4} max {:.4}; > 0.9: {}/{k}, > 0.99: {}/{k}",
+        cos[0],
+        cos[k / 2],
+        cos[k - 1],
+        above(0.9),
+        above(0.99)
+    );
+    if let Some(r) = a.require {
+        let worst = m.iter().enumerate().min_by(|x, y| x.1.1.total_cmp(&y.1.1)).expect("k >= 1");
+        if worst.1.1 < r {
+            println!("FAIL: direction {} is matched only with cos {:.4} (feature {}) < {r}", worst.0, worst.1.1, worst.1.0);
+            return Ok(1);
+        }
+        println!("ok: every direction matched with cos ≥ {r}");
+    }
     Ok(0)
 }

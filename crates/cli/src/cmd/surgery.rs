@@ -41,9 +41,11 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     };
     let pb = ProgressBar::new(0);
     pb.set_style(
-        ProgressStyle::with_template("writing [{bar:40}] {bytes}/{total_bytes} {binary_bytes_per_sec}")
-            .expect("static template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "writing [{bar:40}] {bytes}/{total_bytes} {binary_bytes_per_sec}",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
     );
     let req = SurgeryRequest {
         into: &a.into,
@@ -59,17 +61,32 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     let mpath = a.manifest.clone().unwrap_or_else(|| manifest_path(&a.out));
     sam3lab_weights::write_json(&mpath, &m)?;
     for h in &m.heads {
-        let norms: Vec<String> = h.slices.iter().map(|s| format!("{:.4}", s.delta_norm)).collect();
-        println!("{:<40} {} heads × {} dims   ‖Δ‖ q/k/v rows, bias, out cols: {}", h.head, h.num_heads, h.head_dim, norms.join(", "));
+        let norms: Vec<String> = h
+            .slices
+            .iter()
+            .map(|s| format!("{:.4}", s.delta_norm))
+            .collect();
+        println!(
+            "{:<40} {} heads × {} dims   ‖Δ‖ q/k/v rows, bias, out cols: {}",
+            h.head,
+            h.num_heads,
+            h.head_dim,
+            norms.join(", ")
+        );
     }
     println!(
-        "α = {}: {} elements in {} tensors changed; {} of {} tensors copied unchanged",
+        "α = {}: {} elements in {} tensors set to (1 − α)·INTO + α·DONOR; the other {} of {} tensors copied unchanged",
         m.alpha,
-        m.elements_changed,
+        m.elements_rewritten,
         m.tensors_touched.len(),
         m.tensors_total - m.tensors_touched.len(),
         m.tensors_total
     );
-    println!("→ {} (sha256 {})\n→ {}", m.output.path, m.output.sha256, mpath.display());
+    println!(
+        "→ {} (sha256 {})\n→ {}",
+        m.output.path,
+        m.output.sha256,
+        mpath.display()
+    );
     Ok(0)
 }

@@ -90,9 +90,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
 fn progress() -> ProgressBar {
     let pb = ProgressBar::new(0);
     pb.set_style(
-        ProgressStyle::with_template("{msg:>12} [{bar:40}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}")
-            .expect("static template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg:>12} [{bar:40}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
     );
     pb
 }
@@ -123,19 +125,39 @@ fn run_diff(a: DiffArgs) -> anyhow::Result<u8> {
         }
         println!();
     }
-    println!("(weighted mean rel_change; {} tensors per pair) → {}", reports[0].tensors.len(), a.out.display());
+    println!(
+        "(weighted mean rel_change; {} tensors per pair) → {}",
+        reports[0].tensors.len(),
+        a.out.display()
+    );
     Ok(0)
 }
 
 fn run_cosines(a: CosinesArgs) -> anyhow::Result<u8> {
     let trajs = parse_trajs(&a.trajs)?;
-    let r = cosines::run(&a.param, &a.base, &trajs, a.axis.as_deref(), a.toward.as_deref(), &a.out)?;
+    let r = cosines::run(
+        &a.param,
+        &a.base,
+        &trajs,
+        a.axis.as_deref(),
+        a.toward.as_deref(),
+        &a.out,
+    )?;
     let p = &r.projection;
     let (ai, ti) = (
-        r.trajectories.iter().position(|t| t.label == p.axis).unwrap_or(0),
-        r.trajectories.iter().position(|t| t.label == p.toward).unwrap_or(0),
+        r.trajectories
+            .iter()
+            .position(|t| t.label == p.axis)
+            .unwrap_or(0),
+        r.trajectories
+            .iter()
+            .position(|t| t.label == p.toward)
+            .unwrap_or(0),
     );
-    println!("{} ({} elements), ‖base‖ = {:.6}", r.param, r.numel, r.base_norm);
+    println!(
+        "{} ({} elements), ‖base‖ = {:.6}",
+        r.param, r.numel, r.base_norm
+    );
     println!(
         "{:<18} {:>10} {:>12} {:>12}   {:>22} → {:<22}",
         "trajectory",
@@ -175,10 +197,20 @@ fn run_ls(a: LsArgs) -> anyhow::Result<u8> {
     }
     if a.all {
         for e in c.all_entries().iter().filter(|e| e.skipped.is_some()) {
-            println!("{}\t{:?}\t{:?}\tskipped: {}", e.stored_name, e.dtype, e.shape, e.skipped.unwrap_or(""));
+            println!(
+                "{}\t{:?}\t{:?}\tskipped: {}",
+                e.stored_name,
+                e.dtype,
+                e.shape,
+                e.skipped.unwrap_or("")
+            );
         }
     }
-    eprintln!("{} tensors, {params} parameters ({:?})", c.len(), c.format());
+    eprintln!(
+        "{} tensors, {params} parameters ({:?})",
+        c.len(),
+        c.format()
+    );
     if a.sha256 {
         println!("sha256\t{}", c.sha256()?);
     }

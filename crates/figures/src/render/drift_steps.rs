@@ -29,7 +29,7 @@ pub struct DriftStepsOptions {
 impl Default for DriftStepsOptions {
     fn default() -> Self {
         DriftStepsOptions {
-            point: "encoder.layers.4".into(),
+            point: "fusion.layers.4".into(),
             run: "recovery".into(),
             references: vec![
                 "frozen_te".into(),

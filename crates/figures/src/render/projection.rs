@@ -182,7 +182,7 @@ impl ProjectionPlot {
         placer.segment(px([0.0, y0]), px([0.0, y1]), 3);
         placer.obstacle(PxRect::around(o, 12));
         for p in &self.points {
-            placer.obstacle(PxRect::around(px(p.tip), 12));
+            placer.obstacle(PxRect::around(px(p.tip), 16));
             placer.segment(px(p.origin), px(p.tip), 5);
         }
         for (i, p) in self.points.iter().enumerate() {

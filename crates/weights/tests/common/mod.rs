@@ -18,15 +18,28 @@ pub struct T {
 
 pub fn t(name: &str, shape: &[usize], values: Vec<f32>) -> T {
     assert_eq!(shape.iter().product::<usize>(), values.len(), "{name}");
-    T { name: name.into(), shape: shape.to_vec(), values }
+    T {
+        name: name.into(),
+        shape: shape.to_vec(),
+        values,
+    }
 }
 
 pub fn encode(values: &[f32], dtype: Dtype) -> Vec<u8> {
     match dtype {
         Dtype::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        Dtype::F64 => values.iter().flat_map(|v| f64::from(*v).to_le_bytes()).collect(),
-        Dtype::F16 => values.iter().flat_map(|v| f16::from_f32(*v).to_bits().to_le_bytes()).collect(),
-        Dtype::BF16 => values.iter().flat_map(|v| bf16::from_f32(*v).to_bits().to_le_bytes()).collect(),
+        Dtype::F64 => values
+            .iter()
+            .flat_map(|v| f64::from(*v).to_le_bytes())
+            .collect(),
+        Dtype::F16 => values
+            .iter()
+            .flat_map(|v| f16::from_f32(*v).to_bits().to_le_bytes())
+            .collect(),
+        Dtype::BF16 => values
+            .iter()
+            .flat_map(|v| bf16::from_f32(*v).to_bits().to_le_bytes())
+            .collect(),
         other => panic!("{other:?}"),
     }
 }
@@ -36,7 +49,12 @@ pub fn write_st(path: &Path, tensors: &[T], dtype: Dtype) {
     let views: Vec<(String, TensorView)> = tensors
         .iter()
         .zip(&bytes)
-        .map(|(t, b)| (t.name.clone(), TensorView::new(dtype, t.shape.clone(), b).unwrap()))
+        .map(|(t, b)| {
+            (
+                t.name.clone(),
+                TensorView::new(dtype, t.shape.clone(), b).unwrap(),
+            )
+        })
         .collect();
     safetensors::serialize_to_file(views, None, path).unwrap();
 }

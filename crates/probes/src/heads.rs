@@ -1,0 +1,446 @@
+//! Per-head ranking (post §9, probe 2) and, on non-head points, the layer-level cosine probe
+//! (§9, probe 1).
+//!
+//! For every unit — an attention head's contribution `{module}.head.{h}` (its share of the attention
+//! output before the residual add, no bias), or any hook point — and every pair, take the slot the
+//! post reads (row 0 = the presence token q0 by default) under three checkpoints A, B and REF, and
+//! report over the pairs:
+//! - `delta_norm`: mean ‖c_B − c_A‖₂ (the ranking key, descending);
+//! - `cos_toward_ref`: mean over pairs of cos(c_B − c_A, c_REF − c_A) ("does B's shift point back
+//!   toward REF?"), pairs where either difference is zero left out;
+//! - `cos_toward_ref_pooled`: the cosine of the two differences summed over the pairs;
+//! - `mag_a`, `mag_b`, `mag_ref`: each checkpoint's mean ‖c‖₂.
+//!
+//! The three models run in lockstep (all loaded; each image encoded once per model), so memory is
+//! three models plus one pair's activations.
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use indicatif::ProgressBar;
+use sam3lab_figures::schema::{HeatmapTable, Scale, ScaleKind};
+use sam3lab_hooks::{DynTensor, HookError, HookPattern, HookSpec, Hooks};
+use serde::Serialize;
+
+use crate::error::{ProbeError, Result};
+use crate::inputs::{LabelFilter, Pairs, by_image, pair_image_records};
+use crate::manifest::{Csv, Manifest, PairsRecord, num, write_json};
+use crate::model::{self, CkptSpec, Stages, TextCache};
+
+/// Which part of a `(B, L, d)` point a unit is read at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Slot {
+    /// Row `r` of the sequence axis (`q0` = row 0, the decoder's presence token).
+    Row(usize),
+    /// The whole tensor, flattened.
+    All,
+}
+
+impl Slot {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "q0" => Ok(Slot::Row(0)),
+            "all" => Ok(Slot::All),
+            _ => s
+                .parse::<usize>()
+                .map(Slot::Row)
+                .map_err(|_| ProbeError::Usage(format!("--slot `{s}` must be q0, all or a row index"))),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Slot::Row(0) => "q0".into(),
+            Slot::Row(r) => format!("row {r}"),
+            Slot::All => "all".into(),
+        }
+    }
+
+    /// The slot's values (f64) of a batch-1 activation. A `(1, d)` point is read whole.
+    pub fn extract(&self, name: &str, t: &DynTensor) -> Result<Vec<f64>> {
+        let shape = t.shape();
+        if shape.first() != Some(&1) {
+            return Err(ProbeError::Usage(format!("`{name}` has shape {shape:?}; the probe reads batch 1")));
+        }
+        let v = t.to_vec();
+        let out: Vec<f32> = match (self, shape.len()) {
+            (_, 2) | (Slot::All, _) => v,
+            (Slot::Row(r), 3) => {
+                let (l, d) = (shape[1], shape[2]);
+                if *r >= l {
+                    return Err(ProbeError::Usage(format!("--slot row {r} is outside `{name}` (shape {shape:?})")));
+                }
+                v[r * d..(r + 1) * d].to_vec()
+            }
+            (Slot::Row(_), _) => {
+                return Err(ProbeError::Usage(format!(
+                    "--slot {} needs a (B, L, d) point, `{name}` has shape {shape:?}: use --slot all",
+                    self.describe()
+                )));
+            }
+        };
+        Ok(out.into_iter().map(f64::from).collect())
+    }
+}
+
+pub struct HeadsRequest {
+    pub a: CkptSpec,
+    pub b: CkptSpec,
+    pub reference: CkptSpec,
+    pub config: Option<PathBuf>,
+    pub pairs: Pairs,
+    /// Attention module pattern (`decoder.layers.3..5.ca_text` → its `.head.*` points), or any hook
+    /// name / pattern (each matching point is one unit).
+    pub module: String,
+    pub label: LabelFilter,
+    pub slot: Slot,
+    pub seed: u64,
+    pub device: Device,
+}
+
+/// One unit's numbers.
+#[derive(Clone, Debug, Serialize)]
+pub struct UnitStats {
+    /// 1-based rank by `delta_norm` (descending).
+    pub rank: usize,
+    /// The hook point, e.g. `decoder.layers.4.ca_text.head.0`.
+    pub unit: String,
+    /// The attention module (`decoder.layers.4.ca_text`) for a head, else the point itself.
+    pub module: String,
+    pub head: Option<usize>,
+    pub delta_norm: f64,
+    pub cos_toward_ref: Option<f64>,
+    pub cos_toward_ref_pooled: Option<f64>,
+    pub mag_a: f64,
+    pub mag_b: f64,
+    pub mag_ref: f64,
+    pub pairs: usize,
+    /// Pairs that entered `cos_toward_ref` (both differences non-zero).
+    pub cos_pairs: usize,
+}
+
+/// One (pair, unit) measurement.
+#[derive(Clone, Debug, Serialize)]
+pub struct PairUnit {
+    pub pair: usize,
+    pub label: String,
+    pub unit: String,
+    pub norm_a: f64,
+    pub norm_b: f64,
+    pub norm_ref: f64,
+    pub delta_norm: f64,
+    pub cos_toward_ref: Option<f64>,
+}
+
+#[derive(Serialize)]
+pub struct HeadsResult {
+    pub module: String,
+    pub slot: String,
+    pub label: String,
+    pub units: Vec<UnitStats>,
+    #[serde(skip)]
+    pub per_pair: Vec<PairUnit>,
+    pub manifest: Manifest,
+}
+
+fn norm(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// cos(a, b), `None` when either has zero length.
+pub fn cosine(a: &[f64], b: &[f64]) -> Option<f64> {
+    let (na, nb) = (norm(a), norm(b));
+    (na > 0.0 && nb > 0.0).then(|| (dot(a, b) / (na * nb)).clamp(-1.0, 1.0))
+}
+
+/// Split `x.head.3` into (`x`, 3).
+pub fn split_head(unit: &str) -> Option<(String, usize)> {
+    let (m, h) = unit.rsplit_once(".head.")?;
+    h.parse().ok().map(|h| (m.to_string(), h))
+}
+
+/// Units of a module pattern: its heads when it names attention modules, else the points it matches.
+pub fn resolve_units(registry: &sam3lab_hooks::HookRegistry, module: &str) -> Result<Vec<String>> {
+    let as_heads: Result<HookPattern, HookError> = format!("{module}.head.*").parse();
+    if let Ok(p) = as_heads
+        && let Ok(hits) = registry.expand(&p)
+    {
+        return Ok(hits.iter().map(|h| h.as_str().to_string()).collect());
+    }
+    model::resolve_points(registry, &[module.to_string()])
+}
+
+#[derive(Default, Clone)]
+struct Acc {
+    delta: f64,
+    cos: f64,
+    cos_n: usize,
+    sum_ba: Vec<f64>,
+    sum_ra: Vec<f64>,
+    mag: [f64; 3],
+    n: usize,
+}
+
+/// Run the head ranking.
+pub fn run(req: &HeadsRequest, progress: &ProgressBar) -> Result<HeadsResult> {
+    let selected = req.pairs.select(req.label)?;
+    let cfg = req.config.as_deref();
+    let models = [
+        model::load(&req.a, cfg, &req.device)?,
+        model::load(&req.b, cfg, &req.device)?,
+        model::load(&req.reference, cfg, &req.device)?,
+    ];
+    model::check_same_config(&models.iter().collect::<Vec<_>>())?;
+    let units = resolve_units(&models[0].registry, &req.module)?;
+    let stages = Stages::of(&units);
+    let mut accs = vec![Acc::default(); units.len()];
+    let mut per_pair = Vec::new();
+    let mut texts: [TextCache; 3] = Default::default();
+    progress.set_length(selected.len() as u64);
+    for (image, pairs) in by_image(&selected) {
+        let rgb = model::load_rgb(&image)?;
+        let encoded: Vec<_> = models.iter().map(|m| m.predictor.encode_image(&rgb, &mut Hooks::none())).collect();
+        for pair in pairs {
+            let mut caches = Vec::with_capacity(3);
+            for (k, m) in models.iter().enumerate() {
+                let mut spec = HookSpec::new();
+                for u in &units {
+                    spec = spec.capture(u)?;
+                }
+                let (_, cache) = model::forward(m, &rgb, &encoded[k], &mut texts[k], &pair.prompt, spec, stages)?;
+                caches.push(cache);
+            }
+            for (u, acc) in units.iter().zip(accs.iter_mut()) {
+                let [a, b, r] = [0, 1, 2].map(|k| caches[k].get(u).map_err(ProbeError::from).and_then(|t| req.slot.extract(u, t)));
+                let (a, b, r) = (a?, b?, r?);
+                let ba: Vec<f64> = b.iter().zip(&a).map(|(x, y)| x - y).collect();
+                let ra: Vec<f64> = r.iter().zip(&a).map(|(x, y)| x - y).collect();
+                if acc.sum_ba.is_empty() {
+                    acc.sum_ba = vec![0.0; ba.len()];
+                    acc.sum_ra = vec![0.0; ra.len()];
+                }
+                for (s, x) in acc.sum_ba.iter_mut().zip(&ba) {
+                    *s += x;
+                }
+                for (s, x) in acc.sum_ra.iter_mut().zip(&ra) {
+                    *s += x;
+                }
+                let dn = norm(&ba);
+                let cos = cosine(&ba, &ra);
+                acc.delta += dn;
+                if let Some(c) = cos {
+                    acc.cos += c;
+                    acc.cos_n += 1;
+                }
+                let mags = [norm(&a), norm(&b), norm(&r)];
+                for (m, x) in acc.mag.iter_mut().zip(mags) {
+                    *m += x;
+                }
+                acc.n += 1;
+                per_pair.push(PairUnit {
+                    pair: pair.index,
+                    label: pair.label.as_str().into(),
+                    unit: u.clone(),
+                    norm_a: mags[0],
+                    norm_b: mags[1],
+                    norm_ref: mags[2],
+                    delta_norm: dn,
+                    cos_toward_ref: cos,
+                });
+            }
+            progress.inc(1);
+        }
+    }
+
+    let mut stats: Vec<UnitStats> = units
+        .iter()
+        .zip(&accs)
+        .map(|(u, a)| {
+            let n = a.n as f64;
+            let (module, head) = match split_head(u) {
+                Some((m, h)) => (m, Some(h)),
+                None => (u.clone(), None),
+            };
+            UnitStats {
+                rank: 0,
+                unit: u.clone(),
+                module,
+                head,
+                delta_norm: a.delta / n,
+                cos_toward_ref: (a.cos_n > 0).then(|| a.cos / a.cos_n as f64),
+                cos_toward_ref_pooled: cosine(&a.sum_ba, &a.sum_ra),
+                mag_a: a.mag[0] / n,
+                mag_b: a.mag[1] / n,
+                mag_ref: a.mag[2] / n,
+                pairs: a.n,
+                cos_pairs: a.cos_n,
+            }
+        })
+        .collect();
+    // Stable: ties keep forward order.
+    stats.sort_by(|x, y| y.delta_norm.total_cmp(&x.delta_norm));
+    for (i, s) in stats.iter_mut().enumerate() {
+        s.rank = i + 1;
+    }
+
+    let mut manifest = Manifest::new("sam3lab probe heads", req.seed);
+    model::describe(&mut manifest, &models.iter().collect::<Vec<_>>(), cfg)?;
+    for (rec, role) in manifest.checkpoints.iter_mut().zip(["a", "b", "ref"]) {
+        rec.label = role.into();
+    }
+    manifest.points = units;
+    manifest.images = pair_image_records(&selected)?;
+    manifest.pairs = Some(PairsRecord::of(&req.pairs, selected.len()));
+    manifest.option("module", &req.module);
+    manifest.option("slot", req.slot.describe());
+    manifest.option("label", req.label.as_str());
+    manifest.notes = vec![
+        "a unit `M.head.h` is head h's contribution to attention M's output (before the residual add, out-projection bias excluded)".into(),
+        "delta_norm = mean over pairs of ‖c_b − c_a‖₂ at the slot; units are ranked by it (descending)".into(),
+        "cos_toward_ref = mean over pairs of cos(c_b − c_a, c_ref − c_a) (pairs with a zero difference left out); cos_toward_ref_pooled = cos(Σ(c_b − c_a), Σ(c_ref − c_a))".into(),
+        "mag_a / mag_b / mag_ref = mean ‖c‖₂ under each checkpoint".into(),
+    ];
+    Ok(HeadsResult {
+        module: req.module.clone(),
+        slot: req.slot.describe(),
+        label: req.label.as_str().into(),
+        units: stats,
+        per_pair,
+        manifest,
+    })
+}
+
+/// Heatmaps: for heads, modules × head index of `delta_norm` and of `cos_toward_ref`; for other
+/// units, units × metrics.
+pub fn heatmaps(r: &HeadsResult) -> Vec<(&'static str, HeatmapTable)> {
+    let source = format!(
+        "sam3lab probe heads; a={} b={} ref={}; {} pairs ({}), slot {}",
+        r.manifest.checkpoints.first().map(|c| c.sha256.get(..12).unwrap_or("")).unwrap_or(""),
+        r.manifest.checkpoints.get(1).map(|c| c.sha256.get(..12).unwrap_or("")).unwrap_or(""),
+        r.manifest.checkpoints.get(2).map(|c| c.sha256.get(..12).unwrap_or("")).unwrap_or(""),
+        r.units.first().map(|u| u.pairs).unwrap_or(0),
+        r.label,
+        r.slot
+    );
+    let all_heads = r.units.iter().all(|u| u.head.is_some());
+    if all_heads {
+        let mut modules: Vec<String> = Vec::new();
+        let mut nh = 0;
+        // Module order = forward order (the manifest's points are in forward order).
+        for p in &r.manifest.points {
+            let (m, h) = split_head(p).expect("all units are heads");
+            if !modules.contains(&m) {
+                modules.push(m);
+            }
+            nh = nh.max(h + 1);
+        }
+        let cols: Vec<String> = (0..nh).map(|h| format!("h{h}")).collect();
+        let grid = |f: &dyn Fn(&UnitStats) -> Option<f64>| -> Vec<Vec<Option<f64>>> {
+            modules
+                .iter()
+                .map(|m| {
+                    (0..nh)
+                        .map(|h| r.units.iter().find(|u| &u.module == m && u.head == Some(h)).and_then(f))
+                        .collect()
+                })
+                .collect()
+        };
+        vec![
+            (
+                "heads_delta_heatmap.json",
+                HeatmapTable {
+                    title: "Per-head ‖contrib_b − contrib_a‖₂ (mean over pairs)".into(),
+                    source: source.clone(),
+                    rows: modules.clone(),
+                    cols: cols.clone(),
+                    values: grid(&|u| Some(u.delta_norm)),
+                    scale: None,
+                    decimals: Some(3),
+                    row_title: Some("module".into()),
+                    col_title: Some("head".into()),
+                },
+            ),
+            (
+                "heads_cos_heatmap.json",
+                HeatmapTable {
+                    title: "Per-head cos(b − a, ref − a) (\"toward ref\")".into(),
+                    source,
+                    rows: modules,
+                    cols,
+                    values: grid(&|u| u.cos_toward_ref),
+                    scale: Some(Scale { kind: ScaleKind::Diverging, min: -1.0, max: 1.0 }),
+                    decimals: Some(2),
+                    row_title: Some("module".into()),
+                    col_title: Some("head".into()),
+                },
+            ),
+        ]
+    } else {
+        let units: Vec<&UnitStats> =
+            r.manifest.points.iter().filter_map(|p| r.units.iter().find(|u| &u.unit == p)).collect();
+        vec![(
+            "heads_heatmap.json",
+            HeatmapTable {
+                title: "Per-point shift b − a and its cosine toward ref − a".into(),
+                source,
+                rows: units.iter().map(|u| u.unit.clone()).collect(),
+                cols: ["‖b−a‖", "cos toward ref", "‖a‖", "‖b‖", "‖ref‖"].map(String::from).to_vec(),
+                values: units
+                    .iter()
+                    .map(|u| vec![Some(u.delta_norm), u.cos_toward_ref, Some(u.mag_a), Some(u.mag_b), Some(u.mag_ref)])
+                    .collect(),
+                scale: None,
+                decimals: Some(3),
+                row_title: Some("point".into()),
+                col_title: None,
+            },
+        )]
+    }
+}
+
+/// Write `heads.json`, `heads.csv`, `heads_pairs.csv`, the heatmaps and `manifest.json` into `out`.
+pub fn write(out: &Path, r: &HeadsResult) -> Result<()> {
+    write_json(&out.join("heads.json"), r)?;
+    let mut csv = Csv::new(&[
+        "rank", "unit", "module", "head", "delta_norm", "cos_toward_ref", "cos_toward_ref_pooled", "mag_a", "mag_b", "mag_ref", "pairs",
+    ]);
+    for u in &r.units {
+        csv.row([
+            u.rank.to_string(),
+            u.unit.clone(),
+            u.module.clone(),
+            u.head.map(|h| h.to_string()).unwrap_or_default(),
+            num(Some(u.delta_norm)),
+            num(u.cos_toward_ref),
+            num(u.cos_toward_ref_pooled),
+            num(Some(u.mag_a)),
+            num(Some(u.mag_b)),
+            num(Some(u.mag_ref)),
+            u.pairs.to_string(),
+        ]);
+    }
+    csv.write(&out.join("heads.csv"))?;
+    let mut pc = Csv::new(&["pair", "label", "unit", "norm_a", "norm_b", "norm_ref", "delta_norm", "cos_toward_ref"]);
+    for p in &r.per_pair {
+        pc.row([
+            p.pair.to_string(),
+            p.label.clone(),
+            p.unit.clone(),
+            num(Some(p.norm_a)),
+            num(Some(p.norm_b)),
+            num(Some(p.norm_ref)),
+            num(Some(p.delta_norm)),
+            num(p.cos_toward_ref),
+        ]);
+    }
+    pc.write(&out.join("heads_pairs.csv"))?;
+    for (name, t) in heatmaps(r) {
+        write_json(&out.join(name), &t)?;
+    }
+    write_json(&out.join("manifest.json"), &r.manifest)
+}

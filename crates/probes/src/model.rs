@@ -1,0 +1,229 @@
+//! Loading checkpoints for probes and running one (image, prompt) forward with hooks.
+//!
+//! Image features are computed once per (image, checkpoint) and prompts once per (prompt,
+//! checkpoint); a hooked forward re-encodes the image (or the prompt) only when one of its hook
+//! points lives in the image (or text) encoder.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use image::RgbImage;
+use sam3lab_hooks::{ActivationCache, HookPattern, HookRegistry, HookSpec, Hooks};
+use sam3lab_model::GroundingOutput;
+use sam3lab_model::predict::{EncodedImage, EncodedText, Predictor};
+
+use crate::error::{ProbeError, Result};
+use crate::inputs::is_label;
+use crate::manifest::{CheckpointRecord, FileRecord, Manifest};
+
+/// A checkpoint argument with its label or role.
+#[derive(Clone, Debug)]
+pub struct CkptSpec {
+    pub label: String,
+    pub path: PathBuf,
+}
+
+impl CkptSpec {
+    pub fn new(label: &str, path: impl Into<PathBuf>) -> Self {
+        Self { label: label.to_string(), path: path.into() }
+    }
+
+    /// Parse `LABEL=PATH` (the label must match `[A-Za-z0-9_.@+-]+`; `recovery@1200` marks step 1200
+    /// of run `recovery`).
+    pub fn parse_labeled(arg: &str) -> Result<Self> {
+        match arg.split_once('=') {
+            Some((l, p)) if is_label(l) && !p.is_empty() => Ok(Self::new(l, p)),
+            Some((l, _)) if !is_label(l) => {
+                Err(ProbeError::Usage(format!("checkpoint label `{l}` in `{arg}` must match [A-Za-z0-9_.@+-]+")))
+            }
+            _ => Err(ProbeError::Usage(format!("`{arg}` must be LABEL=CKPT (e.g. recovery@1200=ckpts/step1200.safetensors)"))),
+        }
+    }
+}
+
+/// A loaded checkpoint: the predictor, its identity and its hook registry.
+pub struct Loaded {
+    pub label: String,
+    pub predictor: Predictor,
+    pub record: CheckpointRecord,
+    pub registry: HookRegistry,
+    pub config: serde_json::Value,
+}
+
+/// Load a checkpoint (file or fixture directory) with an optional config override.
+pub fn load(spec: &CkptSpec, config: Option<&Path>, device: &Device) -> Result<Loaded> {
+    let predictor = Predictor::load(&spec.path, config, device)?;
+    let info = predictor.info.as_ref().expect("Predictor::load records its source");
+    let record = CheckpointRecord {
+        label: spec.label.clone(),
+        path: spec.path.display().to_string(),
+        weights: info.path.display().to_string(),
+        sha256: info.sha256.clone(),
+    };
+    let config_json = serde_json::to_value(&info.config).expect("config serialises");
+    let registry = sam3lab_model::hook_registry(&predictor.model.config);
+    Ok(Loaded { label: spec.label.clone(), predictor, record, registry, config: config_json })
+}
+
+/// Every checkpoint of one probe must share the model config (activations are compared shape for shape).
+pub fn check_same_config(models: &[&Loaded]) -> Result<()> {
+    if let Some(first) = models.first() {
+        for m in &models[1..] {
+            if m.config != first.config {
+                return Err(ProbeError::Usage(format!(
+                    "checkpoints `{}` ({}) and `{}` ({}) have different model configs; a probe compares checkpoints of one architecture",
+                    first.label, first.record.path, m.label, m.record.path
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fill a manifest's config, config file and checkpoints from loaded models.
+pub fn describe(manifest: &mut Manifest, models: &[&Loaded], config: Option<&Path>) -> Result<()> {
+    manifest.config = models.first().map(|m| m.config.clone()).unwrap_or_default();
+    manifest.config_file = config.map(FileRecord::of).transpose()?;
+    manifest.checkpoints = models.iter().map(|m| m.record.clone()).collect();
+    Ok(())
+}
+
+/// Expand hook names / patterns against a registry (in forward order per pattern, duplicates dropped).
+pub fn resolve_points(registry: &HookRegistry, patterns: &[String]) -> Result<Vec<String>> {
+    if patterns.is_empty() {
+        return Err(ProbeError::Usage("no hook points given".into()));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for p in patterns {
+        let pat: HookPattern = p.parse()?;
+        for hit in registry.expand(&pat)? {
+            let s = hit.as_str().to_string();
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Split a comma-separated list argument (`a,b , c`) into its non-empty parts.
+pub fn split_list(args: &[String]) -> Vec<String> {
+    args.iter().flat_map(|a| a.split(',')).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+}
+
+/// Is this hook point computed by the image encoder (trunk + neck)?
+pub fn is_image_point(p: &str) -> bool {
+    p == "image" || p.starts_with("trunk.") || p.starts_with("neck.")
+}
+
+/// Is this hook point computed by the text encoder?
+pub fn is_text_point(p: &str) -> bool {
+    p.starts_with("text.")
+}
+
+/// Which encoders a hook spec must run through.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stages {
+    pub image: bool,
+    pub text: bool,
+}
+
+impl Stages {
+    pub fn of(points: &[String]) -> Self {
+        Self { image: points.iter().any(|p| is_image_point(p)), text: points.iter().any(|p| is_text_point(p)) }
+    }
+}
+
+/// Per-checkpoint cache of encoded prompts (text features are small; prompts repeat across images).
+#[derive(Default)]
+pub struct TextCache {
+    map: HashMap<String, EncodedText>,
+}
+
+impl TextCache {
+    pub fn get(&mut self, model: &Loaded, prompt: &str) -> Result<EncodedText> {
+        if let Some(t) = self.map.get(prompt) {
+            return Ok(t.clone());
+        }
+        let t = model.predictor.encode_prompt(prompt, &mut Hooks::none())?;
+        self.map.insert(prompt.to_string(), t.clone());
+        Ok(t)
+    }
+}
+
+/// One forward of (image, prompt) with a hook spec. `encoded` is the image encoded without hooks
+/// (re-encoded with the hooks when `stages.image`); the prompt comes from `texts` unless
+/// `stages.text`. Returns the outputs and the captured activations (or the first hook error).
+pub fn forward(
+    model: &Loaded,
+    rgb: &RgbImage,
+    encoded: &EncodedImage,
+    texts: &mut TextCache,
+    prompt: &str,
+    spec: HookSpec,
+    stages: Stages,
+) -> Result<(GroundingOutput, ActivationCache)> {
+    let mut hooks = Hooks::new(spec);
+    let hooked_image;
+    let image = if stages.image {
+        hooked_image = model.predictor.encode_image(rgb, &mut hooks);
+        &hooked_image
+    } else {
+        encoded
+    };
+    let text = if stages.text { model.predictor.encode_prompt(prompt, &mut hooks)? } else { texts.get(model, prompt)? };
+    let out = model.predictor.ground(image, &text, &[], &mut hooks)?;
+    let cache = hooks.finish()?;
+    Ok((out, cache))
+}
+
+/// What a forward decided, as the post reads it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Outcome {
+    pub presence_logit: f32,
+    /// σ(presence_logit), the gate.
+    pub presence_sigma: f64,
+    /// Queries with score > threshold (the post-processing keep rule).
+    pub kept: usize,
+    pub max_score: f32,
+    /// Every query's score σ(pred_logit)·σ(presence).
+    #[serde(skip)]
+    pub scores: Vec<f32>,
+}
+
+pub fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Read the decision off a batch-1 output: kept = #(scores > threshold), exactly
+/// `sam3lab_model::postprocess`'s keep rule (without resizing masks).
+pub fn outcome(out: &GroundingOutput, threshold: f32) -> Outcome {
+    let scores = host(out.scores.clone());
+    let presence_logit = host(out.presence_logit.clone())[0];
+    let kept = scores.iter().filter(|&&s| s > threshold).count();
+    let max_score = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    Outcome { presence_logit, presence_sigma: sigmoid(presence_logit as f64), kept, max_score, scores }
+}
+
+/// A tensor's values on the host.
+pub fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 tensor data")
+}
+
+/// Check a detection threshold.
+pub fn check_threshold(t: f32) -> Result<()> {
+    if (0.0..=1.0).contains(&t) {
+        Ok(())
+    } else {
+        Err(ProbeError::Usage(format!("--threshold {t} is not in [0, 1]")))
+    }
+}
+
+/// Load an image for a probe (clear error naming the file).
+pub fn load_rgb(path: &Path) -> Result<RgbImage> {
+    Ok(sam3lab_model::preprocess::load_image(path)?)
+}
+
+/// The post's eval threshold on σ(pred_logit)·σ(presence) (`confidence_threshold`, §5).
+pub const DEFAULT_THRESHOLD: f32 = 0.3;

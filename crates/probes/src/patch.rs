@@ -1,0 +1,366 @@
+//! Causal patching (post §9, probe 3): run SOURCE, transplant the named hook points into TARGET's
+//! forward (replace), and read TARGET's decision before and after.
+//!
+//! Per pair: the presence sigmoid, the kept-detection count (score > threshold) and the top score,
+//! for SOURCE, TARGET before and TARGET after each patch condition; per condition: the fraction of
+//! TARGET's false positives on negative pairs (≥ 1 kept detection) that the patch silences (0 kept),
+//! also restricted to the negatives where SOURCE keeps nothing ("disagreeing" pairs, the post's 34),
+//! plus neg_correct / positive recall before and after.
+//!
+//! The lockstep caveat the post found is built in: besides the user's points, the probe patches
+//! `decoder.layers.{L}.q0` alone and the whole `decoder.layers.{L}.out` (both carry the presence
+//! token the presence head reads; the whole output also carries every cross-attention contribution),
+//! reported side by side.
+//!
+//! Every run of a pair (source, before, after) captures the same set of points, so all of them take
+//! the same computation path (per-head attention is computed explicitly when a head point is
+//! involved): patching a checkpoint into itself changes nothing, bit for bit.
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use indicatif::ProgressBar;
+use sam3lab_figures::schema::HeatmapTable;
+use sam3lab_hooks::{HookSpec, Hooks};
+use serde::Serialize;
+
+use crate::error::{ProbeError, Result};
+use crate::inputs::{Label, LabelFilter, Pairs, by_image, pair_image_records};
+use crate::manifest::{Csv, Manifest, PairsRecord, num, write_json};
+use crate::model::{self, CkptSpec, Outcome, Stages, TextCache};
+
+/// Which layer the q0-vs-whole-output comparison uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lockstep {
+    Off,
+    /// The last decoder layer (where the presence head reads q0).
+    Last,
+    Layer(usize),
+}
+
+pub struct PatchRequest {
+    pub source: CkptSpec,
+    pub target: CkptSpec,
+    pub config: Option<PathBuf>,
+    pub pairs: Pairs,
+    /// Hook names or patterns transplanted together (the `patch` condition).
+    pub points: Vec<String>,
+    pub lockstep: Lockstep,
+    pub threshold: f32,
+    pub label: LabelFilter,
+    pub seed: u64,
+    pub device: Device,
+}
+
+/// One set of points patched together.
+#[derive(Clone, Debug, Serialize)]
+pub struct Condition {
+    pub name: String,
+    pub points: Vec<String>,
+}
+
+/// A pair's outcomes.
+#[derive(Clone, Debug, Serialize)]
+pub struct PairPatch {
+    pub pair: usize,
+    pub image: String,
+    pub prompt: String,
+    pub label: Label,
+    pub source: Outcome,
+    pub before: Outcome,
+    /// One per condition, in condition order.
+    pub after: Vec<Outcome>,
+    /// ‖a_target − a_source‖ / ‖a_source‖ at each patched point (`None` when ‖a_source‖ = 0).
+    pub point_rel_diff: Vec<(String, Option<f64>)>,
+}
+
+/// One condition over the pairs.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConditionSummary {
+    pub name: String,
+    pub points: Vec<String>,
+    pub pairs: usize,
+    pub neg_pairs: usize,
+    pub pos_pairs: usize,
+    /// Negative pairs where TARGET keeps ≥ 1 detection before the patch.
+    pub target_false_positives: usize,
+    /// Of those, how many keep none after the patch.
+    pub silenced: usize,
+    pub silenced_fraction: Option<f64>,
+    /// Target false positives where SOURCE keeps nothing (the two checkpoints disagree).
+    pub disagreeing: usize,
+    pub silenced_disagreeing: usize,
+    pub silenced_fraction_disagreeing: Option<f64>,
+    /// Negative pairs without detections before the patch that get some after it.
+    pub new_false_positives: usize,
+    pub neg_correct_before: Option<f64>,
+    pub neg_correct_after: Option<f64>,
+    pub pos_recall_before: Option<f64>,
+    pub pos_recall_after: Option<f64>,
+    pub mean_presence_neg_before: Option<f64>,
+    pub mean_presence_neg_after: Option<f64>,
+    pub mean_presence_pos_before: Option<f64>,
+    pub mean_presence_pos_after: Option<f64>,
+    /// Mean |σ_after − σ_source|: how close the patch brings TARGET's gate to SOURCE's.
+    pub mean_abs_presence_gap_to_source: f64,
+}
+
+#[derive(Serialize)]
+pub struct PatchResult {
+    pub threshold: f32,
+    pub conditions: Vec<ConditionSummary>,
+    /// SOURCE's own neg_correct / recall on the same pairs, for reference.
+    pub source_neg_correct: Option<f64>,
+    pub source_pos_recall: Option<f64>,
+    pub pairs: Vec<PairPatch>,
+    pub manifest: Manifest,
+}
+
+fn mean(v: impl Iterator<Item = f64>) -> Option<f64> {
+    let (s, n) = v.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    (n > 0).then(|| s / n as f64)
+}
+
+fn frac(num: usize, den: usize) -> Option<f64> {
+    (den > 0).then(|| num as f64 / den as f64)
+}
+
+/// The conditions a request runs, with its points resolved.
+pub fn conditions(req: &PatchRequest, registry: &sam3lab_hooks::HookRegistry, num_layers: usize) -> Result<Vec<Condition>> {
+    let mut out = vec![Condition { name: "patch".into(), points: model::resolve_points(registry, &req.points)? }];
+    let layer = match req.lockstep {
+        Lockstep::Off => None,
+        Lockstep::Last => Some(num_layers - 1),
+        Lockstep::Layer(l) if l < num_layers => Some(l),
+        Lockstep::Layer(l) => {
+            return Err(ProbeError::Usage(format!("--lockstep-layer {l}: the decoder has layers 0..{}", num_layers - 1)));
+        }
+    };
+    if let Some(l) = layer {
+        out.push(Condition { name: format!("q0_only@{l}"), points: vec![format!("decoder.layers.{l}.q0")] });
+        out.push(Condition { name: format!("layer_out@{l}"), points: vec![format!("decoder.layers.{l}.out")] });
+    }
+    Ok(out)
+}
+
+/// Run the patching probe.
+pub fn run(req: &PatchRequest, progress: &ProgressBar) -> Result<PatchResult> {
+    model::check_threshold(req.threshold)?;
+    let selected = req.pairs.select(req.label)?;
+    let cfg = req.config.as_deref();
+    let source = model::load(&req.source, cfg, &req.device)?;
+    let target = model::load(&req.target, cfg, &req.device)?;
+    model::check_same_config(&[&source, &target])?;
+    let conds = conditions(req, &source.registry, source.predictor.model.config.decoder.num_layers)?;
+    let mut union: Vec<String> = Vec::new();
+    for c in &conds {
+        for p in &c.points {
+            if !union.contains(p) {
+                union.push(p.clone());
+            }
+        }
+    }
+    let stages = Stages::of(&union);
+    let capture_all = |mut spec: HookSpec| -> Result<HookSpec> {
+        for p in &union {
+            spec = spec.capture(p)?;
+        }
+        Ok(spec)
+    };
+    let (mut ts, mut tt) = (TextCache::default(), TextCache::default());
+    let mut results = Vec::new();
+    progress.set_length(selected.len() as u64);
+    for (image, pairs) in by_image(&selected) {
+        let rgb = model::load_rgb(&image)?;
+        let enc_s = source.predictor.encode_image(&rgb, &mut Hooks::none());
+        let enc_t = target.predictor.encode_image(&rgb, &mut Hooks::none());
+        for pair in pairs {
+            let (out_s, cache_s) =
+                model::forward(&source, &rgb, &enc_s, &mut ts, &pair.prompt, capture_all(HookSpec::new())?, stages)?;
+            let (out_b, cache_b) =
+                model::forward(&target, &rgb, &enc_t, &mut tt, &pair.prompt, capture_all(HookSpec::new())?, stages)?;
+            let mut after = Vec::with_capacity(conds.len());
+            for c in &conds {
+                let mut spec = HookSpec::new();
+                for p in &c.points {
+                    spec = spec.replace(p, cache_s.get(p)?.clone())?;
+                }
+                let (out_a, _) = model::forward(&target, &rgb, &enc_t, &mut tt, &pair.prompt, capture_all(spec)?, stages)?;
+                after.push(model::outcome(&out_a, req.threshold));
+            }
+            let mut point_rel_diff = Vec::new();
+            for p in &union {
+                let (s, t) = (cache_s.get(p)?.to_vec(), cache_b.get(p)?.to_vec());
+                let s2: f64 = s.iter().map(|&x| (x as f64).powi(2)).sum();
+                let d2: f64 = s.iter().zip(&t).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum();
+                point_rel_diff.push((p.clone(), (s2 > 0.0).then(|| (d2 / s2).sqrt())));
+            }
+            results.push(PairPatch {
+                pair: pair.index,
+                image: pair.image_raw.clone(),
+                prompt: pair.prompt.clone(),
+                label: pair.label,
+                source: model::outcome(&out_s, req.threshold),
+                before: model::outcome(&out_b, req.threshold),
+                after,
+                point_rel_diff,
+            });
+            progress.inc(1);
+        }
+    }
+    results.sort_by_key(|r| r.pair);
+
+    let neg: Vec<&PairPatch> = results.iter().filter(|r| r.label == Label::Neg).collect();
+    let pos: Vec<&PairPatch> = results.iter().filter(|r| r.label == Label::Pos).collect();
+    let summaries = conds
+        .iter()
+        .enumerate()
+        .map(|(k, c)| {
+            let fp: Vec<&&PairPatch> = neg.iter().filter(|r| r.before.kept > 0).collect();
+            let silenced = fp.iter().filter(|r| r.after[k].kept == 0).count();
+            let dis: Vec<&&&PairPatch> = fp.iter().filter(|r| r.source.kept == 0).collect();
+            let silenced_dis = dis.iter().filter(|r| r.after[k].kept == 0).count();
+            ConditionSummary {
+                name: c.name.clone(),
+                points: c.points.clone(),
+                pairs: results.len(),
+                neg_pairs: neg.len(),
+                pos_pairs: pos.len(),
+                target_false_positives: fp.len(),
+                silenced,
+                silenced_fraction: frac(silenced, fp.len()),
+                disagreeing: dis.len(),
+                silenced_disagreeing: silenced_dis,
+                silenced_fraction_disagreeing: frac(silenced_dis, dis.len()),
+                new_false_positives: neg.iter().filter(|r| r.before.kept == 0 && r.after[k].kept > 0).count(),
+                neg_correct_before: frac(neg.iter().filter(|r| r.before.kept == 0).count(), neg.len()),
+                neg_correct_after: frac(neg.iter().filter(|r| r.after[k].kept == 0).count(), neg.len()),
+                pos_recall_before: frac(pos.iter().filter(|r| r.before.kept > 0).count(), pos.len()),
+                pos_recall_after: frac(pos.iter().filter(|r| r.after[k].kept > 0).count(), pos.len()),
+                mean_presence_neg_before: mean(neg.iter().map(|r| r.before.presence_sigma)),
+                mean_presence_neg_after: mean(neg.iter().map(|r| r.after[k].presence_sigma)),
+                mean_presence_pos_before: mean(pos.iter().map(|r| r.before.presence_sigma)),
+                mean_presence_pos_after: mean(pos.iter().map(|r| r.after[k].presence_sigma)),
+                mean_abs_presence_gap_to_source: mean(
+                    results.iter().map(|r| (r.after[k].presence_sigma - r.source.presence_sigma).abs()),
+                )
+                .unwrap_or(0.0),
+            }
+        })
+        .collect();
+
+    let mut manifest = Manifest::new("sam3lab probe patch", req.seed);
+    model::describe(&mut manifest, &[&source, &target], cfg)?;
+    for (rec, role) in manifest.checkpoints.iter_mut().zip(["source", "target"]) {
+        rec.label = role.into();
+    }
+    manifest.points = union;
+    manifest.images = pair_image_records(&selected)?;
+    manifest.pairs = Some(PairsRecord::of(&req.pairs, selected.len()));
+    manifest.option("threshold", req.threshold);
+    manifest.option("label", req.label.as_str());
+    manifest.option("conditions", &conds);
+    manifest.notes = vec![
+        "kept = number of queries with σ(pred_logit)·σ(presence_logit) > threshold (the post-processing keep rule)".into(),
+        "a false positive is a negative pair with ≥ 1 kept detection; silenced_fraction = FPs with 0 kept after the patch / FPs before".into(),
+        "disagreeing = target FPs on negatives where the source keeps nothing".into(),
+        "source, before and after runs capture the same points so they share one computation path".into(),
+    ];
+    Ok(PatchResult {
+        threshold: req.threshold,
+        conditions: summaries,
+        source_neg_correct: frac(neg.iter().filter(|r| r.source.kept == 0).count(), neg.len()),
+        source_pos_recall: frac(pos.iter().filter(|r| r.source.kept > 0).count(), pos.len()),
+        pairs: results,
+        manifest,
+    })
+}
+
+/// Conditions × rates, for `sam3lab figures --kind heatmap`.
+pub fn heatmap(r: &PatchResult) -> HeatmapTable {
+    let cols = ["silenced FP", "silenced FP (disagreeing)", "neg_correct before", "neg_correct after", "pos recall before", "pos recall after"];
+    HeatmapTable {
+        title: "Causal patch: target false positives silenced, side by side per patched point set".into(),
+        source: format!(
+            "sam3lab probe patch; source {} → target {}; threshold {}",
+            r.manifest.checkpoints.first().map(|c| c.path.as_str()).unwrap_or(""),
+            r.manifest.checkpoints.get(1).map(|c| c.path.as_str()).unwrap_or(""),
+            r.threshold
+        ),
+        rows: r.conditions.iter().map(|c| format!("{} ({})", c.name, c.points.join(", "))).collect(),
+        cols: cols.map(String::from).to_vec(),
+        values: r
+            .conditions
+            .iter()
+            .map(|c| {
+                vec![
+                    c.silenced_fraction,
+                    c.silenced_fraction_disagreeing,
+                    c.neg_correct_before,
+                    c.neg_correct_after,
+                    c.pos_recall_before,
+                    c.pos_recall_after,
+                ]
+            })
+            .collect(),
+        scale: Some(sam3lab_figures::schema::Scale { kind: sam3lab_figures::schema::ScaleKind::Sequential, min: 0.0, max: 1.0 }),
+        decimals: Some(2),
+        row_title: Some("patched".into()),
+        col_title: None,
+    }
+}
+
+/// Write `patch.json`, `patch_summary.csv`, `patch_pairs.csv`, `patch_heatmap.json`, `manifest.json`.
+pub fn write(out: &Path, r: &PatchResult) -> Result<()> {
+    write_json(&out.join("patch.json"), r)?;
+    let mut s = Csv::new(&[
+        "condition", "points", "pairs", "neg_pairs", "target_false_positives", "silenced", "silenced_fraction", "disagreeing",
+        "silenced_disagreeing", "silenced_fraction_disagreeing", "new_false_positives", "neg_correct_before", "neg_correct_after",
+        "pos_recall_before", "pos_recall_after",
+    ]);
+    for c in &r.conditions {
+        s.row([
+            c.name.clone(),
+            c.points.join(" "),
+            c.pairs.to_string(),
+            c.neg_pairs.to_string(),
+            c.target_false_positives.to_string(),
+            c.silenced.to_string(),
+            num(c.silenced_fraction),
+            c.disagreeing.to_string(),
+            c.silenced_disagreeing.to_string(),
+            num(c.silenced_fraction_disagreeing),
+            c.new_false_positives.to_string(),
+            num(c.neg_correct_before),
+            num(c.neg_correct_after),
+            num(c.pos_recall_before),
+            num(c.pos_recall_after),
+        ]);
+    }
+    s.write(&out.join("patch_summary.csv"))?;
+    let mut p = Csv::new(&[
+        "pair", "label", "image", "prompt", "condition", "source_presence", "source_kept", "before_presence", "before_kept",
+        "after_presence", "after_kept", "after_max_score",
+    ]);
+    for pr in &r.pairs {
+        for (c, a) in r.conditions.iter().zip(&pr.after) {
+            p.row([
+                pr.pair.to_string(),
+                pr.label.as_str().into(),
+                pr.image.clone(),
+                pr.prompt.clone(),
+                c.name.clone(),
+                num(Some(pr.source.presence_sigma)),
+                pr.source.kept.to_string(),
+                num(Some(pr.before.presence_sigma)),
+                pr.before.kept.to_string(),
+                num(Some(a.presence_sigma)),
+                a.kept.to_string(),
+                format!("{}", a.max_score),
+            ]);
+        }
+    }
+    p.write(&out.join("patch_pairs.csv"))?;
+    write_json(&out.join("patch_heatmap.json"), &heatmap(r))?;
+    write_json(&out.join("manifest.json"), &r.manifest)
+}

@@ -223,13 +223,22 @@ pub fn register_head_hooks(cfg: &Sam3Config, reg: &mut HookRegistry) {
         reg.push(format!("{n}.hs_normed"), [1, q, d], "decoder norm(queries) (B,Q,d)");
         reg.push(format!("{n}.pred_boxes"), [1, q, 4], "refined boxes cxcywh (B,Q,4) = next layer's ref_boxes");
         reg.push(format!("{n}.pred_boxes_xyxy"), [1, q, 4], "refined boxes xyxy (B,Q,4) (read-only)");
-        reg.push(format!("{n}.presence_logit"), [1, 1], "presence logit of this layer, unclamped (B,1)");
+        let last = i + 1 == cfg.decoder.num_layers;
+        reg.push(format!("{n}.presence_logit"), [1, 1], if last {
+            "presence logit of this layer, unclamped (B,1); edits flow into presence_logit and scores"
+        } else {
+            "presence logit of this layer, unclamped (B,1); read-only: only the last layer's feeds the outputs"
+        });
     }
     reg.push("decoder.ref_boxes_all", [1, cfg.decoder.num_layers, q, 4], "reference boxes entering each layer (B,L,Q,4) (read-only)");
     reg.push("scoring.prompt_mlp", [1, p, d], "out_norm(prompt + MLP(prompt)) (B,P,d)");
     reg.push("scoring.pooled_prompt", [1, d], "mean of scoring.prompt_mlp over valid tokens (B,d)");
     for i in 0..cfg.decoder.num_layers {
-        reg.push(format!("decoder.layers.{i}.pred_logits"), [1, q, 1], "dot-product score logits of this layer, clamped ±12 (B,Q,1)");
+        reg.push(format!("decoder.layers.{i}.pred_logits"), [1, q, 1], if i + 1 == cfg.decoder.num_layers {
+            "dot-product score logits of this layer, clamped ±12 (B,Q,1); edits flow into pred_logits and scores"
+        } else {
+            "dot-product score logits of this layer, clamped ±12 (B,Q,1); read-only: only the last layer's feeds the outputs"
+        });
     }
     reg.push("pred_logits", [1, q, 1], "final score logits (B,Q,1), presence not included");
     reg.push("pred_boxes", [1, q, 4], "final boxes cxcywh in [0,1] (B,Q,4)");

@@ -278,3 +278,114 @@ fn hf_transformers_layout_loads_the_same_parameters() {
     let msg = load(&p).err().unwrap().to_string();
     assert!(msg.contains("hf.safetensors") && msg.contains("transformer.decoder.layers.0.self_attn.in_proj_weight"), "{msg}");
 }
+
+/// A minimal `torch.save` zip writer (protocol-2 pickle of `{"model": {key: tensor}}`, stored
+/// entries), enough for pickle-free readers; written here so the `.pt` path is tested without torch.
+fn write_torch_zip(path: &Path, tensors: &BTreeMap<String, (Vec<usize>, Vec<u8>)>) {
+    fn unicode(p: &mut Vec<u8>, s: &str) {
+        p.push(b'X');
+        p.extend((s.len() as u32).to_le_bytes());
+        p.extend(s.as_bytes());
+    }
+    fn int(p: &mut Vec<u8>, v: i64) {
+        p.push(b'J');
+        p.extend((v as i32).to_le_bytes());
+    }
+    let mut pkl = vec![0x80, 2, b'}'];
+    unicode(&mut pkl, "model");
+    pkl.extend(b"}(");
+    let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+    for (i, (k, (shape, bytes))) in tensors.iter().enumerate() {
+        unicode(&mut pkl, k);
+        pkl.extend(b"ctorch._utils\n_rebuild_tensor_v2\n((");
+        unicode(&mut pkl, "storage");
+        pkl.extend(b"ctorch\nFloatStorage\n");
+        unicode(&mut pkl, &i.to_string());
+        unicode(&mut pkl, "cpu");
+        int(&mut pkl, (bytes.len() / 4) as i64);
+        pkl.extend(b"tQ");
+        int(&mut pkl, 0);
+        pkl.push(b'(');
+        for &d in shape {
+            int(&mut pkl, d as i64);
+        }
+        pkl.extend(b"t(");
+        let mut stride = 1usize;
+        let mut strides = vec![0usize; shape.len()];
+        for j in (0..shape.len()).rev() {
+            strides[j] = stride;
+            stride *= shape[j];
+        }
+        for s in strides {
+            int(&mut pkl, s as i64);
+        }
+        pkl.extend(b"t\x89ccollections\nOrderedDict\n)RtR");
+        entries.push((format!("archive/data/{i}"), bytes.clone()));
+    }
+    pkl.extend(b"us.");
+    entries.insert(0, ("archive/data.pkl".into(), pkl));
+    entries.push(("archive/byteorder".into(), b"little".to_vec()));
+    entries.push(("archive/version".into(), b"3\n".to_vec()));
+
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    for (name, data) in &entries {
+        let mut crc = flate2::Crc::new();
+        crc.update(data);
+        let crc = crc.sum();
+        let offset = out.len() as u32;
+        let common = |v: &mut Vec<u8>| {
+            v.extend(20u16.to_le_bytes()); // version needed
+            v.extend(0u16.to_le_bytes()); // flags
+            v.extend(0u16.to_le_bytes()); // stored
+            v.extend(0u32.to_le_bytes()); // time, date
+            v.extend(crc.to_le_bytes());
+            v.extend((data.len() as u32).to_le_bytes());
+            v.extend((data.len() as u32).to_le_bytes());
+            v.extend((name.len() as u16).to_le_bytes());
+            v.extend(0u16.to_le_bytes()); // extra
+        };
+        out.extend(0x04034b50u32.to_le_bytes());
+        common(&mut out);
+        out.extend(name.as_bytes());
+        out.extend(data);
+        central.extend(0x02014b50u32.to_le_bytes());
+        central.extend(20u16.to_le_bytes()); // made by
+        common(&mut central);
+        central.extend([0u8; 6]); // comment len, disk, internal attr
+        central.extend(0u32.to_le_bytes()); // external attr
+        central.extend(offset.to_le_bytes());
+        central.extend(name.as_bytes());
+    }
+    let cd_offset = out.len() as u32;
+    out.extend(&central);
+    out.extend(0x06054b50u32.to_le_bytes());
+    out.extend([0u8; 4]);
+    out.extend((entries.len() as u16).to_le_bytes());
+    out.extend((entries.len() as u16).to_le_bytes());
+    out.extend((central.len() as u32).to_le_bytes());
+    out.extend(cd_offset.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn pytorch_zip_state_dict_wrapped_in_model_loads_the_same_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w: BTreeMap<String, (Vec<usize>, Vec<u8>)> =
+        weights().into_iter().map(|(k, v)| (format!("detector.{k}"), v)).collect();
+    w.insert("tracker.some.weight".into(), (vec![2], vec![0; 8]));
+    let p = dir.path().join("sam3_tiny.pt");
+    write_torch_zip(&p, &w);
+    let idx = read_index(&p).unwrap();
+    assert_eq!(idx.format, CheckpointFormat::Pytorch);
+    assert_eq!(idx.skipped, vec!["model.tracker.some.weight".to_string()]);
+    let reference = params(&load(&fixture().join("weights.safetensors")).unwrap());
+    assert_eq!(params(&load(&p).unwrap()), reference);
+
+    // the same errors as for safetensors
+    w.remove("detector.geometry_encoder.cls_embed.weight");
+    write_torch_zip(&p, &w);
+    let msg = load(&p).err().unwrap().to_string();
+    assert!(msg.contains("sam3_tiny.pt") && msg.contains("missing keys (1): geometry_encoder.cls_embed.weight"), "{msg}");
+}

@@ -370,7 +370,7 @@ pub fn heatmaps(r: &HeadsResult) -> Vec<(&'static str, HeatmapTable)> {
                 HeatmapTable {
                     title: "Per-head cos(b − a, ref − a) (\"toward ref\")".into(),
                     source,
-                    rows: modules,
+                    rows: modules.clone(),
                     cols,
                     values: grid(&|u| u.cos_toward_ref),
                     scale: Some(Scale { kind: ScaleKind::Diverging, min: -1.0, max: 1.0 }),

@@ -54,6 +54,11 @@ pub struct Loaded {
 /// Load a checkpoint (file or fixture directory) with an optional config override.
 pub fn load(spec: &CkptSpec, config: Option<&Path>, device: &Device) -> Result<Loaded> {
     let predictor = Predictor::load(&spec.path, config, device)?;
+    Ok(load_from_predictor(spec.clone(), predictor))
+}
+
+/// Wrap a predictor loaded from `spec` (its load info gives the identity).
+pub fn load_from_predictor(spec: CkptSpec, predictor: Predictor) -> Loaded {
     let info = predictor.info.as_ref().expect("Predictor::load records its source");
     let record = CheckpointRecord {
         label: spec.label.clone(),
@@ -63,7 +68,7 @@ pub fn load(spec: &CkptSpec, config: Option<&Path>, device: &Device) -> Result<L
     };
     let config_json = serde_json::to_value(&info.config).expect("config serialises");
     let registry = sam3lab_model::hook_registry(&predictor.model.config);
-    Ok(Loaded { label: spec.label.clone(), predictor, record, registry, config: config_json })
+    Loaded { label: spec.label, predictor, record, registry, config: config_json }
 }
 
 /// Every checkpoint of one probe must share the model config (activations are compared shape for shape).

@@ -1,1 +1,432 @@
-//! sam3lab-steering (placeholder)
+//! sam3lab-steering: activation steering on SAM3 (the post's §9 null intervention).
+//!
+//! This crate owns steering directions — read from a safetensors file, or the mean difference
+//! b − a of one hook point between two checkpoints over a pair file (the post's
+//! `replay_neg.q0 − replay.q0`) — and the α sweep: add α·direction at the point during the forward
+//! (`Action::Add`, so α = 0 is exactly the plain forward) and read, per α, neg_correct (fraction of
+//! negative pairs with no kept detection) and positive recall (fraction of positive pairs with at
+//! least one), plus the mean presence σ per label. Inputs, manifests and the forward helpers come
+//! from `sam3lab-probes`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use indicatif::ProgressBar;
+use sam3lab_figures::schema::{HeatmapTable, Scale, ScaleKind};
+use sam3lab_hooks::{DynTensor, HookSpec, Hooks};
+use sam3lab_probes::inputs::{Label, LabelFilter, Pairs, by_image, pair_image_records};
+use sam3lab_probes::manifest::{CheckpointRecord, Csv, FileRecord, Manifest, PairsRecord, num, write_atomic, write_json};
+use sam3lab_probes::model::{self, CkptSpec, Loaded, Outcome, Stages, TextCache};
+use sam3lab_probes::{ProbeError, Result};
+use serde::Serialize;
+
+/// Where the steering direction comes from.
+#[derive(Clone, Debug)]
+pub enum DirectionSource {
+    /// A safetensors file; `key` picks the tensor when it holds several.
+    File { path: PathBuf, key: Option<String> },
+    /// mean over pairs of (B's activation − A's activation) at the point.
+    MeanDiff { a: CkptSpec, b: CkptSpec },
+}
+
+impl DirectionSource {
+    /// `FILE.safetensors` or `mean-diff:CKPT_A,CKPT_B`.
+    pub fn parse(arg: &str, key: Option<String>) -> Result<Self> {
+        if let Some(rest) = arg.strip_prefix("mean-diff:") {
+            let Some((a, b)) = rest.split_once(',') else {
+                return Err(ProbeError::Usage(format!("--direction `{arg}`: expected mean-diff:CKPT_A,CKPT_B")));
+            };
+            if a.is_empty() || b.is_empty() {
+                return Err(ProbeError::Usage(format!("--direction `{arg}`: both checkpoints are needed")));
+            }
+            return Ok(Self::MeanDiff { a: CkptSpec::new("a", a), b: CkptSpec::new("b", b) });
+        }
+        Ok(Self::File { path: PathBuf::from(arg), key })
+    }
+}
+
+/// A direction ready to add.
+#[derive(Clone, Debug)]
+pub struct Direction {
+    /// `[d]` (broadcast over the point's other axes) or the point's batch-1 shape.
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+impl Direction {
+    pub fn norm(&self) -> f64 {
+        self.values.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt()
+    }
+}
+
+/// Provenance of a direction.
+#[derive(Clone, Debug, Serialize)]
+pub struct DirectionInfo {
+    /// `file` or `mean-diff`.
+    pub kind: String,
+    pub file: Option<FileRecord>,
+    pub key: Option<String>,
+    pub a: Option<CheckpointRecord>,
+    pub b: Option<CheckpointRecord>,
+    /// Pairs averaged (mean-diff) and their label filter.
+    pub pairs: Option<usize>,
+    pub label: Option<String>,
+    pub shape: Vec<usize>,
+    /// ‖direction‖₂ as read / computed (before `unit` scaling).
+    pub norm: f64,
+    /// Scaled to unit norm before the sweep.
+    pub unit: bool,
+}
+
+pub struct SteerRequest {
+    pub ckpt: CkptSpec,
+    pub config: Option<PathBuf>,
+    pub point: String,
+    pub direction: DirectionSource,
+    /// Pairs the mean difference averages over (default: negatives, as the post).
+    pub direction_label: LabelFilter,
+    /// Scale the direction to unit norm.
+    pub unit: bool,
+    /// α values; 0 is added when missing (the baseline).
+    pub alphas: Vec<f64>,
+    pub pairs: Pairs,
+    pub threshold: f32,
+    pub seed: u64,
+    pub device: Device,
+}
+
+/// One α over the pairs.
+#[derive(Clone, Debug, Serialize)]
+pub struct AlphaSummary {
+    pub alpha: f64,
+    /// Negative pairs with no kept detection / negative pairs.
+    pub neg_correct: Option<f64>,
+    /// Positive pairs with ≥ 1 kept detection / positive pairs.
+    pub pos_recall: Option<f64>,
+    pub neg_pairs: usize,
+    pub pos_pairs: usize,
+    pub mean_presence_neg: Option<f64>,
+    pub mean_presence_pos: Option<f64>,
+    pub mean_kept_neg: Option<f64>,
+    pub mean_kept_pos: Option<f64>,
+}
+
+/// One pair, one outcome per α (in `alphas` order).
+#[derive(Clone, Debug, Serialize)]
+pub struct PairSteer {
+    pub pair: usize,
+    pub image: String,
+    pub prompt: String,
+    pub label: Label,
+    pub outcomes: Vec<Outcome>,
+}
+
+#[derive(Serialize)]
+pub struct SteerResult {
+    pub point: String,
+    pub threshold: f32,
+    pub direction: DirectionInfo,
+    pub alphas: Vec<AlphaSummary>,
+    pub pairs: Vec<PairSteer>,
+    pub manifest: Manifest,
+    /// The direction actually added (after `unit` scaling).
+    #[serde(skip)]
+    pub added: Direction,
+}
+
+/// Read a direction tensor from a safetensors file (any float dtype).
+pub fn read_direction(path: &Path, key: Option<&str>) -> Result<(Direction, String)> {
+    let ck = sam3lab_weights::Checkpoint::open(path)?;
+    let names: Vec<String> = ck.tensors().map(|e| e.name.clone()).collect();
+    let name = match key {
+        Some(k) => k.to_string(),
+        None if names.len() == 1 => names[0].clone(),
+        None => {
+            return Err(ProbeError::input(
+                path,
+                None,
+                format!("holds {} tensors ({}); pick one with --direction-key", names.len(), names.join(", ")),
+            ));
+        }
+    };
+    let e = ck.require(&name)?;
+    let shape = e.shape.clone();
+    Ok((Direction { shape, values: ck.read_f32(&name)? }, name))
+}
+
+/// The batch-1 activation at `point` for each selected pair under `m`, summed into `acc`.
+fn mean_diff(
+    a: &Loaded,
+    b: &Loaded,
+    point: &str,
+    pairs: &[&sam3lab_probes::inputs::Pair],
+    progress: &ProgressBar,
+) -> Result<Direction> {
+    let stages = Stages::of(&[point.to_string()]);
+    let (mut ta, mut tb) = (TextCache::default(), TextCache::default());
+    let mut sum: Vec<f64> = Vec::new();
+    let mut shape = Vec::new();
+    for (image, ps) in by_image(pairs) {
+        let rgb = model::load_rgb(&image)?;
+        let (ea, eb) = (a.predictor.encode_image(&rgb, &mut Hooks::none()), b.predictor.encode_image(&rgb, &mut Hooks::none()));
+        for p in ps {
+            let (_, ca) = model::forward(a, &rgb, &ea, &mut ta, &p.prompt, HookSpec::new().capture(point)?, stages)?;
+            let (_, cb) = model::forward(b, &rgb, &eb, &mut tb, &p.prompt, HookSpec::new().capture(point)?, stages)?;
+            let (xa, xb) = (ca.get(point)?, cb.get(point)?);
+            if sum.is_empty() {
+                sum = vec![0.0; xa.numel()];
+                shape = xa.shape().to_vec();
+            }
+            for ((s, va), vb) in sum.iter_mut().zip(xa.to_vec()).zip(xb.to_vec()) {
+                *s += vb as f64 - va as f64;
+            }
+            progress.inc(1);
+        }
+    }
+    let n = pairs.len() as f64;
+    Ok(Direction { shape, values: sum.into_iter().map(|s| (s / n) as f32).collect() })
+}
+
+/// Check a direction fits the point: `[d]` (last axis) or the point's full shape.
+fn check_shape(dir: &Direction, point: &str, point_shape: &[usize]) -> Result<()> {
+    let d = *point_shape.last().unwrap_or(&0);
+    if dir.shape == point_shape || dir.shape == [d] {
+        Ok(())
+    } else {
+        Err(ProbeError::Usage(format!(
+            "the direction has shape {:?}; `{point}` needs [{d}] or {point_shape:?}",
+            dir.shape
+        )))
+    }
+}
+
+/// α values with 0 first (added when missing), duplicates removed, order otherwise kept.
+pub fn alphas_with_baseline(alphas: &[f64]) -> Result<Vec<f64>> {
+    if let Some(a) = alphas.iter().find(|a| !a.is_finite()) {
+        return Err(ProbeError::Usage(format!("α = {a} is not a finite number")));
+    }
+    let mut out = vec![0.0];
+    for &a in alphas {
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    Ok(out)
+}
+
+fn frac(n: usize, d: usize) -> Option<f64> {
+    (d > 0).then(|| n as f64 / d as f64)
+}
+
+fn mean(v: impl Iterator<Item = f64>) -> Option<f64> {
+    let (s, n) = v.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    (n > 0).then(|| s / n as f64)
+}
+
+/// Run the sweep. Writes nothing; see [`write`].
+pub fn run(req: &SteerRequest, progress: &ProgressBar) -> Result<SteerResult> {
+    model::check_threshold(req.threshold)?;
+    let alphas = alphas_with_baseline(&req.alphas)?;
+    let cfg = req.config.as_deref();
+    let all: Vec<&sam3lab_probes::inputs::Pair> = req.pairs.pairs.iter().collect();
+
+    // The direction first (its models are dropped before the swept one is loaded).
+    let (direction, mut info) = match &req.direction {
+        DirectionSource::File { path, key } => {
+            let (d, name) = read_direction(path, key.as_deref())?;
+            let info = DirectionInfo {
+                kind: "file".into(),
+                file: Some(FileRecord::of(path)?),
+                key: Some(name),
+                a: None,
+                b: None,
+                pairs: None,
+                label: None,
+                shape: d.shape.clone(),
+                norm: d.norm(),
+                unit: req.unit,
+            };
+            (d, info)
+        }
+        DirectionSource::MeanDiff { a, b } => {
+            let sel = req.pairs.select(req.direction_label)?;
+            let ma = model::load(a, cfg, &req.device)?;
+            let mb = model::load(b, cfg, &req.device)?;
+            model::check_same_config(&[&ma, &mb])?;
+            ma.registry.point(&req.point)?;
+            progress.set_length((sel.len() + alphas.len() * all.len()) as u64);
+            progress.set_message("mean difference");
+            let d = mean_diff(&ma, &mb, &req.point, &sel, progress)?;
+            let info = DirectionInfo {
+                kind: "mean-diff".into(),
+                file: None,
+                key: None,
+                a: Some(ma.record.clone()),
+                b: Some(mb.record.clone()),
+                pairs: Some(sel.len()),
+                label: Some(req.direction_label.as_str().into()),
+                shape: d.shape.clone(),
+                norm: d.norm(),
+                unit: req.unit,
+            };
+            (d, info)
+        }
+    };
+    let m = model::load(&req.ckpt, cfg, &req.device)?;
+    let point_info = m.registry.get(&req.point).ok_or_else(|| {
+        ProbeError::Hook(sam3lab_hooks::HookError::Unknown { name: req.point.clone(), nearest: m.registry.nearest(&req.point, 3) })
+    })?;
+    check_shape(&direction, &req.point, &point_info.shape)?;
+    let mut added = direction.clone();
+    if req.unit {
+        let n = direction.norm();
+        if n == 0.0 {
+            return Err(ProbeError::Usage("--unit: the direction has zero length".into()));
+        }
+        added.values = direction.values.iter().map(|&v| (v as f64 / n) as f32).collect();
+    }
+    info.shape = added.shape.clone();
+    let value = DynTensor::from_vec(added.values.clone(), added.shape.clone(), &req.device);
+
+    if matches!(req.direction, DirectionSource::File { .. }) {
+        progress.set_length((alphas.len() * all.len()) as u64);
+    }
+    progress.set_message("α sweep");
+    let stages = Stages::of(&[req.point.clone()]);
+    let mut texts = TextCache::default();
+    let mut rows: HashMap<usize, PairSteer> = HashMap::new();
+    for (image, ps) in by_image(&all) {
+        let rgb = model::load_rgb(&image)?;
+        let enc = m.predictor.encode_image(&rgb, &mut Hooks::none());
+        for p in ps {
+            let mut outcomes = Vec::with_capacity(alphas.len());
+            for &alpha in &alphas {
+                let spec = HookSpec::new().add(&req.point, value.clone(), alpha as f32)?;
+                let (out, _) = model::forward(&m, &rgb, &enc, &mut texts, &p.prompt, spec, stages)?;
+                outcomes.push(model::outcome(&out, req.threshold));
+                progress.inc(1);
+            }
+            rows.insert(p.index, PairSteer { pair: p.index, image: p.image_raw.clone(), prompt: p.prompt.clone(), label: p.label, outcomes });
+        }
+    }
+    let mut pairs: Vec<PairSteer> = rows.into_values().collect();
+    pairs.sort_by_key(|p| p.pair);
+    let summaries = alphas
+        .iter()
+        .enumerate()
+        .map(|(k, &alpha)| {
+            let neg: Vec<&Outcome> = pairs.iter().filter(|p| p.label == Label::Neg).map(|p| &p.outcomes[k]).collect();
+            let pos: Vec<&Outcome> = pairs.iter().filter(|p| p.label == Label::Pos).map(|p| &p.outcomes[k]).collect();
+            AlphaSummary {
+                alpha,
+                neg_correct: frac(neg.iter().filter(|o| o.kept == 0).count(), neg.len()),
+                pos_recall: frac(pos.iter().filter(|o| o.kept > 0).count(), pos.len()),
+                neg_pairs: neg.len(),
+                pos_pairs: pos.len(),
+                mean_presence_neg: mean(neg.iter().map(|o| o.presence_sigma)),
+                mean_presence_pos: mean(pos.iter().map(|o| o.presence_sigma)),
+                mean_kept_neg: mean(neg.iter().map(|o| o.kept as f64)),
+                mean_kept_pos: mean(pos.iter().map(|o| o.kept as f64)),
+            }
+        })
+        .collect();
+
+    let mut manifest = Manifest::new("sam3lab probe steer", req.seed);
+    model::describe(&mut manifest, &[&m], cfg)?;
+    manifest.checkpoints[0].label = "ckpt".into();
+    if let (Some(a), Some(b)) = (&info.a, &info.b) {
+        manifest.checkpoints.push(CheckpointRecord { label: "direction_a".into(), ..a.clone() });
+        manifest.checkpoints.push(CheckpointRecord { label: "direction_b".into(), ..b.clone() });
+    }
+    manifest.points = vec![req.point.clone()];
+    manifest.images = pair_image_records(&all)?;
+    manifest.pairs = Some(PairsRecord::of(&req.pairs, all.len()));
+    manifest.option("alphas", &alphas);
+    manifest.option("threshold", req.threshold);
+    manifest.option("direction", &info);
+    manifest.notes = vec![
+        "each forward adds α·direction at the point (a [d] direction broadcasts over the point's other axes); α = 0 is the plain forward".into(),
+        "neg_correct = negative pairs with 0 kept detections / negative pairs; pos_recall = positive pairs with ≥ 1 kept / positive pairs".into(),
+        "kept = queries with σ(pred_logit)·σ(presence_logit) > threshold".into(),
+    ];
+    Ok(SteerResult { point: req.point.clone(), threshold: req.threshold, direction: info, alphas: summaries, pairs, manifest, added })
+}
+
+/// Metrics × α, for `sam3lab figures --kind heatmap`.
+pub fn heatmap(r: &SteerResult) -> HeatmapTable {
+    let rows = ["neg_correct", "pos recall", "mean presence σ (neg)", "mean presence σ (pos)"];
+    HeatmapTable {
+        title: format!("Steering at {}: refusal and recall per α", r.point),
+        source: format!(
+            "sam3lab probe steer; ckpt {}; direction {} (‖d‖ = {:.4}); threshold {}",
+            r.manifest.checkpoints.first().map(|c| c.path.as_str()).unwrap_or(""),
+            r.direction.kind,
+            r.direction.norm,
+            r.threshold
+        ),
+        rows: rows.map(String::from).to_vec(),
+        cols: r.alphas.iter().map(|a| format!("α={}", a.alpha)).collect(),
+        values: vec![
+            r.alphas.iter().map(|a| a.neg_correct).collect(),
+            r.alphas.iter().map(|a| a.pos_recall).collect(),
+            r.alphas.iter().map(|a| a.mean_presence_neg).collect(),
+            r.alphas.iter().map(|a| a.mean_presence_pos).collect(),
+        ],
+        scale: Some(Scale { kind: ScaleKind::Sequential, min: 0.0, max: 1.0 }),
+        decimals: Some(3),
+        row_title: None,
+        col_title: Some("α".into()),
+    }
+}
+
+/// Write `steer.json`, `steer.csv`, `steer_pairs.csv`, `steer_heatmap.json`, `direction.safetensors`
+/// (the direction added, key = the point, reusable with `--direction`) and `manifest.json`.
+pub fn write(out: &Path, r: &SteerResult) -> Result<()> {
+    write_json(&out.join("steer.json"), r)?;
+    let mut csv = Csv::new(&[
+        "alpha", "neg_correct", "pos_recall", "neg_pairs", "pos_pairs", "mean_presence_neg", "mean_presence_pos", "mean_kept_neg", "mean_kept_pos",
+    ]);
+    for a in &r.alphas {
+        csv.row([
+            format!("{}", a.alpha),
+            num(a.neg_correct),
+            num(a.pos_recall),
+            a.neg_pairs.to_string(),
+            a.pos_pairs.to_string(),
+            num(a.mean_presence_neg),
+            num(a.mean_presence_pos),
+            num(a.mean_kept_neg),
+            num(a.mean_kept_pos),
+        ]);
+    }
+    csv.write(&out.join("steer.csv"))?;
+    let mut pc = Csv::new(&["pair", "label", "image", "prompt", "alpha", "presence_sigma", "kept", "max_score"]);
+    for p in &r.pairs {
+        for (a, o) in r.alphas.iter().zip(&p.outcomes) {
+            pc.row([
+                p.pair.to_string(),
+                p.label.as_str().into(),
+                p.image.clone(),
+                p.prompt.clone(),
+                format!("{}", a.alpha),
+                num(Some(o.presence_sigma)),
+                o.kept.to_string(),
+                format!("{}", o.max_score),
+            ]);
+        }
+    }
+    pc.write(&out.join("steer_pairs.csv"))?;
+    write_json(&out.join("steer_heatmap.json"), &heatmap(r))?;
+    let bytes: Vec<u8> = r.added.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, r.added.shape.clone(), &bytes)
+        .map_err(|e| ProbeError::Usage(format!("internal: direction tensor: {e}")))?;
+    let meta = HashMap::from([(
+        "sam3lab_direction".to_string(),
+        serde_json::to_string(&r.direction).expect("direction info serialises"),
+    )]);
+    let st = safetensors::serialize(vec![(r.point.clone(), view)], Some(meta))
+        .map_err(|e| ProbeError::Usage(format!("internal: direction file: {e}")))?;
+    write_atomic(&out.join("direction.safetensors"), &st)?;
+    write_json(&out.join("manifest.json"), &r.manifest)
+}

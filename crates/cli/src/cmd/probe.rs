@@ -1,11 +1,443 @@
-//! `sam3lab probe` (not implemented yet).
+//! `sam3lab probe`: the post's activation probes — `drift` (§6), `heads` (§9 per-head ranking and
+//! layer-level cosine), `patch` (§9 causal patching with the q0-vs-layer lockstep comparison),
+//! `steer` (§9 steering sweep), plus `capture` (per-pair caches for `sam3lab sae`) and
+//! `demo-inputs` (small generated inputs for trying the probes on the fixture). The work lives in
+//! `sam3lab-probes` and `sam3lab-steering`; every subcommand writes JSON/CSV with a manifest into
+//! `--out`, atomically.
+
+use std::path::PathBuf;
+
+use burn::prelude::Device;
+use indicatif::{ProgressBar, ProgressStyle};
+use sam3lab_probes::model::{CkptSpec, DEFAULT_THRESHOLD, split_list};
+use sam3lab_probes::{capture, demo, drift, heads, inputs, patch};
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
+    #[command(subcommand)]
+    cmd: Cmd,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<u8> {
-    anyhow::bail!("`sam3lab probe` is not implemented yet")
+#[derive(clap::Subcommand)]
+enum Cmd {
+    /// rel_Δ = ‖a_ckpt − a_base‖/‖a_base‖ per (image, prompt), averaged per prompt group, per hook
+    /// point: the §6 table (checkpoint × point × group).
+    ///
+    /// Writes drift.json (the figures' drift table: `sam3lab figures --from drift.json --kind
+    /// fig61|fig62|heatmap`), drift_pooled.json (per-prompt pooled reading), drift.csv,
+    /// drift_pairs.csv (every input) and manifest.json. One model in memory at a time; the base's
+    /// activations are spilled to disk per image (OUT/.spill, removed at the end).
+    Drift(DriftArgs),
+    /// Rank attention heads by mean ‖contrib_b − contrib_a‖₂ over pairs, with cos(b − a, ref − a)
+    /// ("toward ref") and each checkpoint's mean magnitude.
+    ///
+    /// --module names attention modules (their `.head.*` points are the units) or any hook points
+    /// (each point is a unit: `--module 'decoder.layers.*.q0'` is the post's layer-level cosine
+    /// probe). Writes heads.json, heads.csv, heads_pairs.csv, heatmap JSON and manifest.json.
+    Heads(HeadsArgs),
+    /// Transplant hook points from SOURCE into TARGET's forward and count the false positives on
+    /// negative pairs the patch silences; also patches decoder.layers.L.q0 alone and the whole
+    /// decoder.layers.L.out side by side (the lockstep caveat).
+    ///
+    /// Writes patch.json, patch_summary.csv, patch_pairs.csv, patch_heatmap.json, manifest.json.
+    Patch(PatchArgs),
+    /// Add α·direction at a hook point and report neg_correct and positive recall per α (α = 0, the
+    /// plain forward, is always included).
+    ///
+    /// Writes steer.json, steer.csv, steer_pairs.csv, steer_heatmap.json, direction.safetensors
+    /// (reusable with --direction) and manifest.json.
+    Steer(SteerArgs),
+    /// One activation cache per (checkpoint, pair) for `sam3lab sae train|rank --acts LABEL=OUT/LABEL`
+    /// (extra.pair / extra.label set per the SAE cache contract).
+    Capture(CaptureArgs),
+    /// Write small generated inputs (PNGs of coloured shapes, pairs.jsonl, images.txt, shapes.txt)
+    /// and optionally perturbed copies of a checkpoint, for trying the probes on the fixture.
+    DemoInputs(DemoArgs),
+}
+
+#[derive(clap::Args)]
+struct Common {
+    /// Model config JSON for every checkpoint (default: a fixture directory's config.json, else SAM3's).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// cpu (flex), wgpu or cuda (the latter two need a build with that feature).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Recorded in the manifest (these probes are deterministic; retrain's sampling uses it).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output directory (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+impl Common {
+    fn device(&self) -> anyhow::Result<Device> {
+        Ok(sam3lab_model::device::device_from_name(&self.device)?)
+    }
+}
+
+#[derive(clap::Args)]
+struct DriftArgs {
+    /// The reference checkpoint (file or fixture directory).
+    #[arg(long)]
+    base: PathBuf,
+    /// Label of the reference in the table.
+    #[arg(long, default_value = "base")]
+    base_label: String,
+    /// A checkpoint to compare, LABEL=CKPT (repeat; RUN@STEP labels give Fig 6.1's step axis).
+    #[arg(long = "ckpt", required = true, value_name = "LABEL=CKPT")]
+    ckpts: Vec<String>,
+    /// A directory of .png/.jpg images, or a list file (one path per line, relative to the file).
+    #[arg(long)]
+    images: PathBuf,
+    /// A prompt group, GROUP=FILE (one noun phrase per line, # comments); repeat.
+    #[arg(long = "prompts", required = true, value_name = "GROUP=FILE")]
+    prompts: Vec<String>,
+    /// Hook points (comma-separated or repeated; patterns allowed).
+    #[arg(long, value_delimiter = ',', default_value = "fusion.layers.4,decoder.layers.5.q0,decoder.layers.5.mean")]
+    points: Vec<String>,
+    /// Where the base's activations are spilled (default OUT/.spill).
+    #[arg(long)]
+    spill_dir: Option<PathBuf>,
+    /// Keep the spill directory.
+    #[arg(long)]
+    keep_spill: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(clap::Args)]
+struct HeadsArgs {
+    /// Checkpoint A (the start of the shift, e.g. lvis_replay).
+    #[arg(long)]
+    a: PathBuf,
+    /// Checkpoint B (e.g. lvis_replay_neg).
+    #[arg(long)]
+    b: PathBuf,
+    /// Reference checkpoint (e.g. base): "toward ref" = cos(b − a, ref − a).
+    #[arg(long = "ref")]
+    reference: PathBuf,
+    /// JSONL pair file {"image", "prompt", "label": "pos"|"neg"}.
+    #[arg(long)]
+    pairs: PathBuf,
+    /// Attention module pattern (its heads are ranked) or hook point pattern.
+    #[arg(long, default_value = "decoder.layers.3..5.ca_text")]
+    module: String,
+    /// Which pairs: neg, pos or all.
+    #[arg(long, default_value = "neg")]
+    label: String,
+    /// Row of the (B, L, d) contribution: q0 (row 0, the presence token), a row index, or all.
+    #[arg(long, default_value = "q0")]
+    slot: String,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(clap::Args)]
+struct PatchArgs {
+    /// Checkpoint the activations come from.
+    #[arg(long)]
+    source: PathBuf,
+    /// Checkpoint patched.
+    #[arg(long)]
+    target: PathBuf,
+    /// Hook points transplanted together (comma-separated or repeated; patterns allowed).
+    #[arg(long, value_delimiter = ',', required = true)]
+    points: Vec<String>,
+    #[arg(long)]
+    pairs: PathBuf,
+    /// Keep a query when σ(logit)·σ(presence) > threshold (the post's eval uses 0.3).
+    #[arg(long, default_value_t = DEFAULT_THRESHOLD)]
+    threshold: f32,
+    /// Decoder layer of the q0-alone vs whole-output comparison (default: the last).
+    #[arg(long)]
+    lockstep_layer: Option<usize>,
+    /// Skip the q0-alone vs whole-output comparison.
+    #[arg(long, conflicts_with = "lockstep_layer")]
+    no_lockstep: bool,
+    /// Which pairs: neg, pos or all.
+    #[arg(long, default_value = "all")]
+    label: String,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(clap::Args)]
+struct SteerArgs {
+    /// Checkpoint steered.
+    #[arg(long)]
+    ckpt: PathBuf,
+    /// Hook point the direction is added at.
+    #[arg(long, default_value = "decoder.layers.5.q0")]
+    point: String,
+    /// FILE.safetensors (a [d] or point-shaped tensor) or mean-diff:CKPT_A,CKPT_B (mean of b − a at
+    /// the point over the --direction-label pairs).
+    #[arg(long)]
+    direction: String,
+    /// Tensor name in the direction file when it holds several.
+    #[arg(long)]
+    direction_key: Option<String>,
+    /// Pairs the mean difference averages over: neg (the post), pos or all.
+    #[arg(long, default_value = "neg")]
+    direction_label: String,
+    /// Scale the direction to unit norm first.
+    #[arg(long)]
+    unit: bool,
+    /// α values (0 is added as the baseline).
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true, default_value = "0.5,1,1.5,2,3")]
+    alphas: Vec<f64>,
+    #[arg(long)]
+    pairs: PathBuf,
+    #[arg(long, default_value_t = DEFAULT_THRESHOLD)]
+    threshold: f32,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(clap::Args)]
+struct CaptureArgs {
+    /// LABEL=CKPT (repeat): one sub-directory of caches per label.
+    #[arg(long = "ckpt", required = true, value_name = "LABEL=CKPT")]
+    ckpts: Vec<String>,
+    #[arg(long)]
+    pairs: PathBuf,
+    /// Hook points captured (comma-separated or repeated; patterns allowed).
+    #[arg(long, value_delimiter = ',', default_value = "decoder.layers.5.q0")]
+    points: Vec<String>,
+    /// Which pairs: neg, pos or all.
+    #[arg(long, default_value = "all")]
+    label: String,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Number of images.
+    #[arg(long, default_value_t = 4)]
+    images: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Also write LABEL=CKPT + uniform noise as OUT/LABEL/ (weights.safetensors + config.json); repeat.
+    #[arg(long, value_name = "LABEL=CKPT")]
+    perturb: Vec<String>,
+    /// Noise amplitude of --perturb.
+    #[arg(long, default_value_t = 0.02)]
+    noise: f32,
+}
+
+/// A progress bar on stderr (indicatif draws nothing when stderr is not a terminal).
+pub fn bar(what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(0);
+    pb.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} forwards  {elapsed_precise} (eta {eta})")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+fn f(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.4}")).unwrap_or_else(|| "–".into())
+}
+
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    match args.cmd {
+        Cmd::Drift(a) => run_drift(a),
+        Cmd::Heads(a) => run_heads(a),
+        Cmd::Patch(a) => run_patch(a),
+        Cmd::Steer(a) => run_steer(a),
+        Cmd::Capture(a) => run_capture(a),
+        Cmd::DemoInputs(a) => run_demo(a),
+    }
+}
+
+fn run_drift(a: DriftArgs) -> anyhow::Result<u8> {
+    if !inputs::is_label(&a.base_label) {
+        anyhow::bail!("--base-label `{}` must match [A-Za-z0-9_.@+-]+", a.base_label);
+    }
+    let checkpoints = a.ckpts.iter().map(|c| CkptSpec::parse_labeled(c)).collect::<Result<Vec<_>, _>>()?;
+    let req = drift::DriftRequest {
+        base: CkptSpec::new(&a.base_label, &a.base),
+        checkpoints,
+        config: a.common.config.clone(),
+        images: inputs::read_images(&a.images)?,
+        groups: inputs::read_prompt_groups(&a.prompts)?,
+        points: split_list(&a.points),
+        seed: a.common.seed,
+        spill_dir: a.spill_dir.clone().unwrap_or_else(|| a.common.out.join(".spill")),
+        keep_spill: a.keep_spill,
+        device: a.common.device()?,
+    };
+    let pb = bar("drift");
+    let r = drift::run(&req, &pb)?;
+    pb.finish_and_clear();
+    drift::write(&a.common.out, &r)?;
+    println!("rel_Δ vs {} (mean over (image, prompt) per group):", req.base.label);
+    for row in &r.table.rows {
+        for p in &r.table.points {
+            let cells: Vec<String> = r
+                .table
+                .groups
+                .iter()
+                .map(|g| format!("{g} {}", f(row.values.get(p).and_then(|m| m.get(g)).copied().flatten())))
+                .collect();
+            println!("  {:<20} {:<28} {}", row.checkpoint, p, cells.join("  "));
+        }
+    }
+    println!("wrote {}/drift.json (+ drift_pooled.json, drift.csv, drift_pairs.csv, manifest.json)", a.common.out.display());
+    Ok(0)
+}
+
+fn run_heads(a: HeadsArgs) -> anyhow::Result<u8> {
+    let req = heads::HeadsRequest {
+        a: CkptSpec::new("a", &a.a),
+        b: CkptSpec::new("b", &a.b),
+        reference: CkptSpec::new("ref", &a.reference),
+        config: a.common.config.clone(),
+        pairs: inputs::read_pairs(&a.pairs)?,
+        module: a.module.clone(),
+        label: inputs::LabelFilter::parse(&a.label)?,
+        slot: heads::Slot::parse(&a.slot)?,
+        seed: a.common.seed,
+        device: a.common.device()?,
+    };
+    let pb = bar("heads");
+    let r = heads::run(&req, &pb)?;
+    pb.finish_and_clear();
+    heads::write(&a.common.out, &r)?;
+    println!("{:>4}  {:<40} {:>10} {:>9} {:>8} {:>8} {:>8}", "rank", "unit", "‖b−a‖", "cos→ref", "‖a‖", "‖b‖", "‖ref‖");
+    for u in &r.units {
+        println!(
+            "{:>4}  {:<40} {:>10.4} {:>9} {:>8.4} {:>8.4} {:>8.4}",
+            u.rank,
+            u.unit,
+            u.delta_norm,
+            f(u.cos_toward_ref),
+            u.mag_a,
+            u.mag_b,
+            u.mag_ref
+        );
+    }
+    println!("{} pairs ({}), slot {}; wrote {}/heads.json", r.units.first().map(|u| u.pairs).unwrap_or(0), r.label, r.slot, a.common.out.display());
+    Ok(0)
+}
+
+fn run_patch(a: PatchArgs) -> anyhow::Result<u8> {
+    let lockstep = match (a.no_lockstep, a.lockstep_layer) {
+        (true, _) => patch::Lockstep::Off,
+        (false, Some(l)) => patch::Lockstep::Layer(l),
+        (false, None) => patch::Lockstep::Last,
+    };
+    let req = patch::PatchRequest {
+        source: CkptSpec::new("source", &a.source),
+        target: CkptSpec::new("target", &a.target),
+        config: a.common.config.clone(),
+        pairs: inputs::read_pairs(&a.pairs)?,
+        points: split_list(&a.points),
+        lockstep,
+        threshold: a.threshold,
+        label: inputs::LabelFilter::parse(&a.label)?,
+        seed: a.common.seed,
+        device: a.common.device()?,
+    };
+    let pb = bar("patch");
+    let r = patch::run(&req, &pb)?;
+    pb.finish_and_clear();
+    patch::write(&a.common.out, &r)?;
+    println!(
+        "source: neg_correct {}  pos recall {}   (threshold {})",
+        f(r.source_neg_correct),
+        f(r.source_pos_recall),
+        r.threshold
+    );
+    for c in &r.conditions {
+        println!(
+            "{:<16} silenced {}/{} FP ({})  disagreeing {}/{} ({})  neg_correct {} → {}  pos recall {} → {}  [{}]",
+            c.name,
+            c.silenced,
+            c.target_false_positives,
+            f(c.silenced_fraction),
+            c.silenced_disagreeing,
+            c.disagreeing,
+            f(c.silenced_fraction_disagreeing),
+            f(c.neg_correct_before),
+            f(c.neg_correct_after),
+            f(c.pos_recall_before),
+            f(c.pos_recall_after),
+            c.points.join(", ")
+        );
+    }
+    println!("wrote {}/patch.json", a.common.out.display());
+    Ok(0)
+}
+
+fn run_steer(a: SteerArgs) -> anyhow::Result<u8> {
+    let req = sam3lab_steering::SteerRequest {
+        ckpt: CkptSpec::new("ckpt", &a.ckpt),
+        config: a.common.config.clone(),
+        point: a.point.clone(),
+        direction: sam3lab_steering::DirectionSource::parse(&a.direction, a.direction_key.clone())?,
+        direction_label: inputs::LabelFilter::parse(&a.direction_label)?,
+        unit: a.unit,
+        alphas: a.alphas.clone(),
+        pairs: inputs::read_pairs(&a.pairs)?,
+        threshold: a.threshold,
+        seed: a.common.seed,
+        device: a.common.device()?,
+    };
+    let pb = bar("steer");
+    let r = sam3lab_steering::run(&req, &pb)?;
+    pb.finish_and_clear();
+    sam3lab_steering::write(&a.common.out, &r)?;
+    println!("direction {} at {}: ‖d‖ = {:.4}{}", r.direction.kind, r.point, r.direction.norm, if r.direction.unit { " (scaled to 1)" } else { "" });
+    println!("{:>8} {:>12} {:>12} {:>14} {:>14}", "α", "neg_correct", "pos_recall", "σ̄ presence neg", "σ̄ presence pos");
+    for s in &r.alphas {
+        println!(
+            "{:>8} {:>12} {:>12} {:>14} {:>14}",
+            s.alpha,
+            f(s.neg_correct),
+            f(s.pos_recall),
+            f(s.mean_presence_neg),
+            f(s.mean_presence_pos)
+        );
+    }
+    println!("wrote {}/steer.json", a.common.out.display());
+    Ok(0)
+}
+
+fn run_capture(a: CaptureArgs) -> anyhow::Result<u8> {
+    let checkpoints = a.ckpts.iter().map(|c| CkptSpec::parse_labeled(c)).collect::<Result<Vec<_>, _>>()?;
+    let req = capture::CaptureRequest {
+        checkpoints,
+        config: a.common.config.clone(),
+        pairs: inputs::read_pairs(&a.pairs)?,
+        points: split_list(&a.points),
+        label: inputs::LabelFilter::parse(&a.label)?,
+        seed: a.common.seed,
+        device: a.common.device()?,
+    };
+    let pb = bar("capture");
+    let m = capture::run(&req, &a.common.out, &pb)?;
+    pb.finish_and_clear();
+    for c in &m.checkpoints {
+        println!("{}: {} caches in {}/{}", c.label, m.pairs.as_ref().map(|p| p.used).unwrap_or(0), a.common.out.display(), c.label);
+    }
+    Ok(0)
+}
+
+fn run_demo(a: DemoArgs) -> anyhow::Result<u8> {
+    let d = demo::write_demo_inputs(&a.out, a.images, a.seed)?;
+    println!("{} images, {}, {}, {}", d.images.len(), d.image_list.display(), d.pairs.display(), d.shapes.display());
+    for (k, p) in a.perturb.iter().enumerate() {
+        let spec = CkptSpec::parse_labeled(p)?;
+        let dir = demo::write_perturbed(&spec.path, &a.out.join(&spec.label), a.noise, a.seed.wrapping_add(1 + k as u64))?;
+        println!("{}: {} + U(±{}) → {}", spec.label, spec.path.display(), a.noise, dir.display());
+    }
+    Ok(0)
 }

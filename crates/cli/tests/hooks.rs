@@ -216,14 +216,15 @@ fn run_rejects_bad_names_and_inputs_before_writing_anything() {
     let dir = tempfile::tempdir().unwrap();
     let png = fixture_png(dir.path());
     let out = dir.path().join("out/c.safetensors");
-    let base = ["run", "--ckpt", s(&fixture()), "--image", s(&png), "--prompt", "a red cat"];
+    let (fx, json_out) = (fixture(), dir.path().join("c.json"));
+    let base = ["run", "--ckpt", s(&fx), "--image", s(&png), "--prompt", "a red cat"];
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--capture", "decoder.layers.1.qo", "--out", s(&out)], "decoder.layers.1.q0"),
         (vec!["--capture", "presence_logit", "decoder.layers.*.q1", "--out", s(&out)], "matches no hook point"),
         (vec!["--capture", "fusion.layers.9", "--out", s(&out)], "fusion.layers.1"),
         (vec!["--capture", "Bad-Name", "--out", s(&out)], "Bad-Name"),
         (vec!["--capture", "**", "--max-gib", "0.0001", "--out", s(&out)], "--max-gib"),
-        (vec!["--capture", "presence_logit", "--out", s(&dir.path().join("c.json"))], ".safetensors"),
+        (vec!["--capture", "presence_logit", "--out", s(&json_out)], ".safetensors"),
         (vec!["--capture", "presence_logit", "--box", "0.5,0.5,2,0.1", "--out", s(&out)], "--box"),
     ];
     for (extra, want) in cases {

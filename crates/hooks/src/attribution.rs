@@ -21,6 +21,19 @@
 //! the one LayerNorm it is frozen at (pushing further through the FFN and later norms is not linear),
 //! and it says how a head moved the normalised output *at this input*, not what would happen if the
 //! head were removed (σ would change: use a `zero` intervention on `….head.{h}` for that).
+//!
+//! Decoder layer `i`, self-attention (every input is a hook point; `norm2` comes from the model):
+//! ```text
+//! capture decoder.layers.{i}.{presence_in,in}, decoder.layers.{i}.self_attn.{out,head.*}
+//! x   = cat([presence_in, in], axis 1)                      // (B, 1+Q, d), row 0 = presence token
+//! r   = x + self_attn.out                                   // norm2's input
+//! ln  = FrozenLayerNorm::from_layer_norm(&model.transformer.decoder.layers[i].norm2, r, 1e-5)
+//! c_h = ln.push(self_attn.head.{h})                         // head h's share of norm2(r); row 0 → q0 path
+//! Σ_h ln.push(head.{h}) + ln.push(x) + ln.push(b_o) + ln.bias() == norm2(r)
+//! ```
+//! For `ca_text` (`catext_norm`) and `ca_image` (`norm1`) the sublayer input `x` is the previous
+//! norm's output, `layers[i].norm2.forward(r)` etc.; `crates/model/tests/hooks_api.rs` checks the
+//! identity above on the fixture.
 
 use burn::prelude::*;
 

@@ -283,7 +283,10 @@ mod tests {
     #[test]
     fn zero_and_map() {
         let x = t(vec![1., 2., 3., 4.], [2, 2]);
-        let mut h = Hooks::new(HookSpec::new().zero("z").unwrap().map("m", |_, v| v).unwrap());
+        let mut h = Hooks::new(
+            HookSpec::new().zero("z").unwrap().map("m", |_, v| v).unwrap().map("r", |_, v| v.map_values(|f| f.clamp_min(2.5))).unwrap(),
+        );
+        assert_eq!(h.tap(|| "r".into(), x.clone()).to_data().try_to_vec::<f32>().unwrap(), vec![2.5, 2.5, 3., 4.]);
         assert_eq!(h.tap(|| "z".into(), x.clone()).to_data().try_to_vec::<f32>().unwrap(), vec![0.; 4]);
         assert_eq!(h.tap(|| "m".into(), x.clone()).to_data(), x.to_data());
         assert!(h.wants("z") && !h.wants("q") && h.edits("m"));

@@ -54,6 +54,14 @@ impl DynTensor {
         Ok(self.flat.clone().reshape(dims))
     }
 
+    /// An element-wise function of the values, shape kept: handy inside [`crate::HookSpec::map`],
+    /// e.g. `|_, t| t.map_values(|v| v.clamp_min(0.0))`. Panics if `f` changes the element count.
+    pub fn map_values(&self, f: impl FnOnce(Tensor<1>) -> Tensor<1>) -> Self {
+        let flat = f(self.flat.clone());
+        assert_eq!(flat.dims()[0], self.numel(), "DynTensor::map_values: the function changed the element count");
+        Self { flat, shape: self.shape.clone() }
+    }
+
     /// The flat view (row-major).
     pub fn flat(&self) -> Tensor<1> {
         self.flat.clone()

@@ -43,7 +43,7 @@ pub struct VisionOutput {
     pub pos: Vec<Tensor<4>>,
 }
 
-/// Reference options this port does not implement, as one message (`None` = supported).
+/// Reference options this port does not implement, as one message (`Ok` = supported).
 pub fn check_supported(cfg: &Sam3Config) -> Result<(), String> {
     let mut errs = Vec::new();
     if let Err(e) = crate::vit::check_supported(&cfg.vit) {

@@ -318,9 +318,12 @@ pub fn load_into<M: ModuleSnapshot>(
             module.load_from(&mut store).map_err(|e| ckpt_err(path, format!("loading: {e}")))?
         }
         CheckpointFormat::HfSafetensors => {
-            let bytes = std::fs::read(path).map_err(|e| ModelError::Io { path: path.display().to_string(), source: e })?;
+            let file = std::fs::File::open(path).map_err(|e| ModelError::Io { path: path.display().to_string(), source: e })?;
+            // SAFETY: read-only map of a file we do not modify.
+            let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| ModelError::Io { path: path.display().to_string(), source: e })?;
             let raw = st_raw_index(path, &bytes)?;
             let plan = HfPlan::new(path, &raw)?;
+            // An in-memory copy under the reference names (HF files are renamed/re-concatenated).
             let converted = plan.build(path, &bytes)?;
             drop(bytes);
             let mut store = SafetensorsStore::from_bytes(Some(converted))

@@ -40,6 +40,15 @@ fn cuda_device() -> Result<Device, ModelError> {
     Err(ModelError::Device("device `cuda` needs a build with `--features cuda`".into()))
 }
 
+/// Worker threads of the CPU backend: `RAYON_NUM_THREADS` when set, else the available cores.
+pub fn cpu_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+}
+
 /// Make glibc's malloc keep freed memory for reuse instead of returning every large block to the
 /// OS. By default each tensor over 32 MiB is a fresh `mmap`, so every large intermediate of the
 /// forward pays its page faults again (measured: an elementwise add over 98 MB took 2.4× longer).

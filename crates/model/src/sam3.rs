@@ -190,7 +190,7 @@ pub fn register_head_hooks(cfg: &Sam3Config, reg: &mut HookRegistry) {
         reg.push(n, [1, s, d], "geometry layer output (B,S,d)");
     }
     reg.push("geometry.out", [1, s, d], "after encode_norm (B,S,d); S = boxes + 1 (CLS last)");
-    reg.push("geometry.padding_mask", [1, s], "1 = padding (B,S) (read-only)");
+    reg.push("geometry.padding_mask", [1, s], "1 = padding (B,S); editable (thresholded at 0.5), flows into prompt.padding_mask");
     reg.push("prompt.feats", [1, p, d], "prompt = [text (L), geometry (S)] (B,P,d)");
     reg.push("prompt.padding_mask", [1, p], "1 = padding (B,P); editable (thresholded at 0.5)");
 

@@ -191,7 +191,9 @@ impl Vit {
 
 fn wants_block(hooks: &Hooks, i: usize) -> bool {
     hooks.is_active()
-        && ["", ".attn.out", ".mlp.out"].iter().any(|s| hooks.wants(&format!("trunk.blocks.{i}{s}")))
+        && ["", ".attn.out", ".mlp.out", ".attn.attn_weights", ".attn.freqs_cis", ".attn.head.0"]
+            .iter()
+            .any(|s| hooks.wants(&format!("trunk.blocks.{i}{s}")))
 }
 
 impl VitBlock {
@@ -210,10 +212,39 @@ impl VitBlock {
             self.attn.forward(&name, y.reshape([b, h * w, c]), rope, hooks).reshape([b, h, w, c])
         };
         let x = x + y;
-        let m = self.mlp.fc2.forward(gelu(self.mlp.fc1.forward(self.norm2.forward(x.clone()))));
+        let m = self.mlp.fc2.forward(gelu_rows_parallel(self.mlp.fc1.forward(self.norm2.forward(x.clone()))));
         let m = hooks.tap(|| format!("trunk.blocks.{i}.mlp.out"), m);
         hooks.tap(|| format!("trunk.blocks.{i}"), x + m)
     }
+}
+
+/// Exact (erf) GELU. flex evaluates it serially element by element, which is a visible share of a
+/// full-size forward; for large CPU inference tensors the rows are split over the CPU threads
+/// (same values: the element-wise function is unchanged).
+fn gelu_rows_parallel<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let threads = crate::device::cpu_threads();
+    let dims = x.dims();
+    let n: usize = dims.iter().product();
+    let device = x.device();
+    if threads < 2 || n < (1 << 20) || device != Device::flex() || device.is_autodiff() {
+        return gelu(x);
+    }
+    let cols = dims[D - 1];
+    let rows = n / cols;
+    let x2 = x.reshape([rows, cols]);
+    let per = rows.div_ceil(threads);
+    let parts: Vec<Tensor<2>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| (t * per, ((t + 1) * per).min(rows)))
+            .filter(|(r0, r1)| r0 < r1)
+            .map(|(r0, r1)| {
+                let part = x2.clone().slice([r0..r1]);
+                s.spawn(move || gelu(part))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("gelu worker")).collect()
+    });
+    Tensor::cat(parts, 0).reshape(dims)
 }
 
 impl VitAttention {
@@ -348,6 +379,16 @@ mod tests {
         }
         // token 1 = (x=1, y=0): y pairs unrotated
         assert_eq!(&t[8 + 4..8 + 8], &[1.0, 0.0, 1.0, 0.0]);
+    }
+
+    /// The row-split GELU gives exactly the serial GELU's values (large enough to take the split).
+    #[test]
+    fn parallel_gelu_equals_gelu() {
+        let dev = Device::flex();
+        let x = Tensor::<3>::random([3, 401, 1000], burn::tensor::Distribution::Normal(0.0, 2.0), &dev);
+        let a = gelu_rows_parallel(x.clone()).into_data().try_to_vec::<f32>().unwrap();
+        let b = gelu(x).into_data().try_to_vec::<f32>().unwrap();
+        assert!(a == b, "row-split GELU differs");
     }
 
     /// RoPE on a single pair equals the complex product.

@@ -299,10 +299,12 @@ fn write_torch_zip(path: &Path, tensors: &BTreeMap<String, (Vec<usize>, Vec<u8>)
         unicode(&mut pkl, k);
         pkl.extend(b"ctorch._utils\n_rebuild_tensor_v2\n((");
         unicode(&mut pkl, "storage");
-        pkl.extend(b"ctorch\nFloatStorage\n");
+        // the RoPE buffers of the real sam3.pt are complex64
+        let complex = k.ends_with(".attn.freqs_cis");
+        pkl.extend(if complex { &b"ctorch\nComplexFloatStorage\n"[..] } else { &b"ctorch\nFloatStorage\n"[..] });
         unicode(&mut pkl, &i.to_string());
         unicode(&mut pkl, "cpu");
-        int(&mut pkl, (bytes.len() / 4) as i64);
+        int(&mut pkl, (bytes.len() / if complex { 8 } else { 4 }) as i64);
         pkl.extend(b"tQ");
         int(&mut pkl, 0);
         pkl.push(b'(');
@@ -388,4 +390,11 @@ fn pytorch_zip_state_dict_wrapped_in_model_loads_the_same_parameters() {
     write_torch_zip(&p, &w);
     let msg = load(&p).err().unwrap().to_string();
     assert!(msg.contains("sam3_tiny.pt") && msg.contains("missing keys (1): geometry_encoder.cls_embed.weight"), "{msg}");
+
+    // complex64 RoPE buffers (as in the released sam3.pt): burn's reader refuses them; the error
+    // names the file and gives the conversion to safetensors.
+    w.insert("detector.backbone.vision_backbone.trunk.blocks.0.attn.freqs_cis".into(), (vec![16, 16], vec![0; 16 * 16 * 8]));
+    write_torch_zip(&p, &w);
+    let msg = load(&p).err().unwrap().to_string();
+    assert!(msg.contains("sam3_tiny.pt") && msg.contains("complex") && msg.contains("save_file"), "{msg}");
 }

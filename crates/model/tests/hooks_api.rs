@@ -314,8 +314,13 @@ fn every_editable_point_changes_the_outputs_and_read_only_points_do_not() {
     for (k, p) in reg.points.iter().enumerate() {
         let name = p.name.as_str();
         let n: usize = p.shape.iter().product();
-        let v = DynTensor::from_vec(noise(n, k as u64), p.shape.clone(), &dev);
-        let (o, _) = run_at(&m, &inp, &feats, name, HookSpec::new().add(name, v, 1.0).unwrap());
+        // Masks are thresholded at 0.5 after an edit: flip every entry so the edit surely bites.
+        let spec = if name.ends_with("padding_mask") {
+            HookSpec::new().map(name, |_, t| t.map_values(|v| v.neg().add_scalar(1.0))).unwrap()
+        } else {
+            HookSpec::new().add(name, DynTensor::from_vec(noise(n, k as u64), p.shape.clone(), &dev), 1.0).unwrap()
+        };
+        let (o, _) = run_at(&m, &inp, &feats, name, spec);
         let base = if is_backbone(name) { &base_full } else { &base_heads };
         let changed = outputs(&o) != outputs(base);
         let read_only = ["read-only", "READ-ONLY", "no effect", "dropped by the model"].iter().any(|w| p.doc.contains(w));

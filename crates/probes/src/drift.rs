@@ -63,6 +63,7 @@ pub struct DriftPairValue {
     pub rel_delta: Option<f64>,
 }
 
+#[derive(Debug)]
 pub struct DriftResult {
     /// The §6 table (checkpoint × point × group), mean of per-(image, prompt) rel_Δ.
     pub table: DriftTable,

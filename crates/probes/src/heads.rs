@@ -133,7 +133,7 @@ pub struct PairUnit {
     pub cos_toward_ref: Option<f64>,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 pub struct HeadsResult {
     pub module: String,
     pub slot: String,

@@ -105,7 +105,7 @@ pub struct ConditionSummary {
     pub mean_abs_presence_gap_to_source: f64,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 pub struct PatchResult {
     pub threshold: f32,
     pub conditions: Vec<ConditionSummary>,

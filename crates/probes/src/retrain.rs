@@ -69,6 +69,32 @@ pub struct RetrainRequest {
     pub device: Device,
 }
 
+/// The optimisation settings shared by both modes.
+#[derive(Clone, Debug)]
+pub struct TrainSettings {
+    pub steps: usize,
+    pub lr: f64,
+    pub pos_weight: f64,
+    pub batch: usize,
+    pub seed: u64,
+    pub log_every: usize,
+    pub device: Device,
+}
+
+impl RetrainRequest {
+    pub fn settings(&self) -> TrainSettings {
+        TrainSettings {
+            steps: self.steps,
+            lr: self.lr,
+            pos_weight: self.pos_weight,
+            batch: self.batch,
+            seed: self.seed,
+            log_every: self.log_every,
+            device: self.device.clone(),
+        }
+    }
+}
+
 /// One row of the Table 5.1 trajectory (means over every pair of the class).
 #[derive(Clone, Debug, Serialize)]
 pub struct TrajectoryRow {
@@ -94,7 +120,7 @@ pub struct TrainedTensor {
 }
 
 /// What `sam3lab retrain` writes next to the checkpoint (`FILE.manifest.json`).
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 pub struct RetrainReport {
     pub manifest: Manifest,
     pub output: FileRecord,
@@ -224,6 +250,11 @@ pub struct PresenceHead {
 }
 
 impl PresenceHead {
+    /// A randomly initialised head of width `d` (SAM3: d = 256, 132 609 parameters with the token).
+    pub fn new(d: usize, device: &Device) -> Self {
+        Self { presence_token_out_norm: sam3lab_model::nn::layer_norm(d, device), presence_token_head: Mlp::new(d, d, 1, 3, device) }
+    }
+
     pub fn of(model: &Sam3) -> Self {
         let d = &model.transformer.decoder;
         Self { presence_token_out_norm: d.presence_token_out_norm.clone(), presence_token_head: d.presence_token_head.clone() }
@@ -301,7 +332,7 @@ pub fn run(req: &RetrainRequest, progress: &ProgressBar) -> Result<(RetrainRepor
         let q0 = capture_q0(&loaded, &req.pairs, progress)?;
         timing.prepare_s = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
-        let (values, traj) = train_cached(req, head, &trained, &q0, &labels, progress)?;
+        let (values, traj) = train_cached(&req.settings(), head, &trained, &q0, &labels, progress)?;
         timing.train_s = t1.elapsed().as_secs_f64();
         (trained, frozen, values, traj)
     } else {
@@ -392,12 +423,14 @@ fn adam() -> AdamConfig {
     AdamConfig::new().with_beta_1(0.9).with_beta_2(0.999).with_epsilon(1e-8)
 }
 
-fn log_step(step: usize, req: &RetrainRequest) -> bool {
+fn log_step(step: usize, req: &TrainSettings) -> bool {
     step == 0 || step % req.log_every == 0 || step == req.steps
 }
 
-fn train_cached(
-    req: &RetrainRequest,
+/// Train the presence head on captured q0 rows (`labels[i]` for row i); returns the trained values of
+/// the `trained` tensors (torch layout, original names under [`HEAD_PREFIX`]) and the trajectory.
+pub fn train_cached(
+    req: &TrainSettings,
     head: PresenceHead,
     trained: &BTreeSet<String>,
     q0: &[Vec<f32>],
@@ -622,7 +655,7 @@ fn train_full(
         }
         let grads = GradientsParams::from_grads(loss.backward(), &ad);
         ad = optim.step(req.lr, ad, grads);
-        if log_step(step, req) {
+        if log_step(step, &req.settings()) {
             let v = ad.valid();
             traj.push(eval(&v, step, &mut src)?);
         }

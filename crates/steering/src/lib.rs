@@ -122,7 +122,7 @@ pub struct PairSteer {
     pub outcomes: Vec<Outcome>,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 pub struct SteerResult {
     pub point: String,
     pub threshold: f32,

@@ -237,9 +237,10 @@ pub fn cosines<'a>(
         }
         start += len;
     }
-    for a in 0..nv {
-        for b in 0..a {
-            gram[a][b] = gram[b][a];
+    for a in 1..nv {
+        let (upper, lower) = gram.split_at_mut(a);
+        for (b, row) in upper.iter().enumerate() {
+            lower[0][b] = row[a];
         }
     }
     drop(bytes);

@@ -6,7 +6,7 @@ pub use safetensors::Dtype;
 /// Bytes per element, or `None` for sub-byte types (F4, F6), which are only ever copied raw.
 pub fn elem_size(dtype: Dtype) -> Option<usize> {
     let bits = dtype.bitsize();
-    (bits % 8 == 0).then_some(bits / 8)
+    bits.is_multiple_of(8).then_some(bits / 8)
 }
 
 /// Float types the probes can decode (everything else is copied raw or refused).

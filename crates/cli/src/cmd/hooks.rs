@@ -96,6 +96,7 @@ fn list(a: ListArgs) -> anyhow::Result<u8> {
     for p in &points {
         println!("{:<wn$}  {:<ws$}  {}", p.name.as_str(), shape(p), p.doc);
     }
-    println!("# {} points; capturing all of them holds {:.1} MiB (f32)", points.len(), bytes as f64 / (1 << 20) as f64);
+    let size = if bytes < 1 << 20 { format!("{:.1} KiB", bytes as f64 / 1024.0) } else { format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64) };
+    println!("# {} points; capturing all of them holds {size} (f32, batch 1)", points.len());
     Ok(0)
 }

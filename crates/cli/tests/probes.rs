@@ -1,0 +1,156 @@
+//! `sam3lab probe …` and `sam3lab retrain` end to end on the shipped fixture with generated inputs:
+//! every subcommand writes its files, the JSON renders through `sam3lab figures`, the same command
+//! twice gives the same bytes, and bad inputs exit 2 with the file / line / name at fault.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fixtures/sam3-tiny")
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sam3lab")).args(args).output().expect("run sam3lab")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = run(args);
+    assert!(o.status.success(), "{args:?} failed:\n{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn fails(args: &[&str]) -> String {
+    let o = run(args);
+    assert_eq!(o.status.code(), Some(2), "{args:?} should exit 2:\n{}", String::from_utf8_lossy(&o.stdout));
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn json(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+}
+
+/// Every file of a directory (not recursive): name → bytes.
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_probe_runs_on_the_fixture_and_plots() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let fx = s(&fixture());
+    ok(&["probe", "demo-inputs", "--out", &s(d), "--images", "2", "--perturb", &format!("pert={fx}"), "--perturb", &format!("pert2={fx}")]);
+    let pairs = s(&d.join("pairs.jsonl"));
+    let (pert, pert2) = (s(&d.join("pert")), s(&d.join("pert2")));
+    let lvis = s(&fixture().join("../../prompts/lvis.txt"));
+
+    // drift, twice: same bytes; renders as heatmap and Fig 6.1.
+    let drift = |out: &Path| {
+        ok(&[
+            "probe", "drift", "--base", &fx, "--ckpt", &format!("pert={pert}"), "--ckpt", &format!("recovery@100={pert2}"),
+            "--images", &s(&d.join("images.txt")), "--prompts", &format!("shapes={}", s(&d.join("shapes.txt"))),
+            "--prompts", &format!("lvis={lvis}"), "--points", "fusion.layers.1,decoder.layers.1.q0,decoder.layers.1.mean",
+            "--out", &s(out),
+        ])
+    };
+    let printed = drift(&d.join("drift1"));
+    assert!(printed.contains("recovery@100") && printed.contains("decoder.layers.1.q0"), "{printed}");
+    drift(&d.join("drift2"));
+    let (f1, f2) = (files(&d.join("drift1")), files(&d.join("drift2")));
+    assert_eq!(f1.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(), ["drift.csv", "drift.json", "drift_pairs.csv", "drift_pooled.json", "manifest.json"]);
+    assert!(f1 == f2, "same inputs and seed must give the same bytes");
+    assert!(!d.join("drift1/.spill").exists());
+    let table = json(&d.join("drift1/drift.json"));
+    assert_eq!(table["metric"], "rel_delta");
+    assert_eq!(table["rows"][1]["checkpoint"], "recovery@100");
+    assert_eq!(table["manifest"]["checkpoints"][0]["label"], "base");
+    assert_eq!(table["manifest"]["checkpoints"][0]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(table["manifest"]["images"].as_array().unwrap().len(), 2);
+    let figs = d.join("figs");
+    ok(&["figures", "--from", &s(&d.join("drift1/drift.json")), "--kind", "heatmap", "--out", &s(&figs)]);
+    ok(&[
+        "figures", "--from", &s(&d.join("drift1/drift.json")), "--kind", "fig61", "--point", "fusion.layers.1", "--references", "pert",
+        "--out", &s(&figs),
+    ]);
+
+    // heads (ranking + heatmaps that render), and the layer-level probe.
+    let printed = ok(&["probe", "heads", "--a", &fx, "--b", &pert, "--ref", &pert2, "--pairs", &pairs, "--module", "decoder.layers.0..1.ca_text", "--out", &s(&d.join("heads"))]);
+    assert!(printed.contains("decoder.layers.1.ca_text.head.3") || printed.contains("decoder.layers.0.ca_text.head.0"), "{printed}");
+    let h = json(&d.join("heads/heads.json"));
+    assert_eq!(h["units"].as_array().unwrap().len(), 8);
+    assert_eq!(h["units"][0]["rank"], 1);
+    for name in ["heads_delta_heatmap.json", "heads_cos_heatmap.json"] {
+        ok(&["figures", "--from", &s(&d.join("heads").join(name)), "--kind", "heatmap", "--out", &s(&figs)]);
+    }
+    ok(&["probe", "heads", "--a", &fx, "--b", &pert, "--ref", &pert2, "--pairs", &pairs, "--module", "decoder.layers.*.q0", "--label", "all", "--out", &s(&d.join("layers"))]);
+    assert_eq!(json(&d.join("layers/heads.json"))["units"].as_array().unwrap().len(), 2);
+
+    // patch: three conditions side by side.
+    ok(&["probe", "patch", "--source", &pert, "--target", &fx, "--points", "decoder.layers.1.out", "--pairs", &pairs, "--out", &s(&d.join("patch"))]);
+    let p = json(&d.join("patch/patch.json"));
+    let names: Vec<&str> = p["conditions"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["patch", "q0_only@1", "layer_out@1"]);
+    ok(&["figures", "--from", &s(&d.join("patch/patch_heatmap.json")), "--kind", "heatmap", "--out", &s(&figs)]);
+
+    // steer from a mean difference, then from the direction file it wrote.
+    ok(&[
+        "probe", "steer", "--ckpt", &fx, "--point", "decoder.layers.1.q0", "--direction", &format!("mean-diff:{fx},{pert}"), "--alphas", "1,2",
+        "--pairs", &pairs, "--out", &s(&d.join("steer")),
+    ]);
+    ok(&[
+        "probe", "steer", "--ckpt", &fx, "--point", "decoder.layers.1.q0", "--direction", &s(&d.join("steer/direction.safetensors")),
+        "--alphas", "1,2", "--pairs", &pairs, "--out", &s(&d.join("steer2")),
+    ]);
+    assert_eq!(std::fs::read(d.join("steer/steer.csv")).unwrap(), std::fs::read(d.join("steer2/steer.csv")).unwrap());
+    let st = json(&d.join("steer/steer.json"));
+    assert_eq!(st["alphas"][0]["alpha"], 0.0);
+    ok(&["figures", "--from", &s(&d.join("steer/steer_heatmap.json")), "--kind", "heatmap", "--out", &s(&figs)]);
+
+    // capture for the SAE: one cache per pair with extra.pair / extra.label.
+    ok(&["probe", "capture", "--ckpt", &format!("base={fx}"), "--pairs", &pairs, "--points", "decoder.layers.1.q0", "--out", &s(&d.join("caps"))]);
+    let m = json(&d.join("caps/base/pair_00001.json"));
+    assert_eq!((m["extra"]["pair"].as_u64(), m["extra"]["label"].as_str()), (Some(1), Some("neg")));
+    assert_eq!(std::fs::read_to_string(d.join("caps/base/list.jsonl")).unwrap().lines().count(), 8);
+
+    // retrain (cached): manifest + trajectory next to the checkpoint.
+    let out = d.join("ret/presence_only.safetensors");
+    let printed = ok(&["retrain", "--ckpt", &fx, "--cached", "--pairs", &pairs, "--steps", "30", "--lr", "1e-2", "--log-every", "10", "--out", &s(&out)]);
+    assert!(printed.contains("cached mode: 8 tensors"), "{printed}");
+    let r = json(&d.join("ret/presence_only.manifest.json"));
+    assert_eq!(r["trajectory"].as_array().unwrap().len(), 4);
+    assert_eq!(r["output"]["sha256"].as_str().unwrap().len(), 64);
+    let csv = std::fs::read_to_string(d.join("ret/presence_only.trajectory.csv")).unwrap();
+    assert!(csv.starts_with("step,pos_sigma,neg_sigma,pos_bce,neg_bce"), "{csv}");
+}
+
+#[test]
+fn bad_inputs_exit_2_naming_the_fault() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let fx = s(&fixture());
+    ok(&["probe", "demo-inputs", "--out", &s(d), "--images", "1"]);
+    let bad = d.join("bad.jsonl");
+    std::fs::write(&bad, "{\"image\": \"images/img_00.png\", \"prompt\": \"a cat\", \"label\": \"pos\"}\n{\"image\": \"images/img_00.png\", \"prompt\": \"a dog\", \"label\": \"yes\"}\n").unwrap();
+    let e = fails(&["probe", "patch", "--source", &fx, "--target", &fx, "--points", "decoder.layers.1.out", "--pairs", &s(&bad), "--out", &s(&d.join("o"))]);
+    assert!(e.contains("bad.jsonl:2") && e.contains("yes"), "{e}");
+    let e = fails(&["probe", "patch", "--source", &fx, "--target", &fx, "--points", "decoder.layers.1.oot", "--pairs", &s(&d.join("pairs.jsonl")), "--out", &s(&d.join("o"))]);
+    assert!(e.contains("decoder.layers.1.oot") && e.contains("decoder.layers.1.out"), "{e}");
+    let e = fails(&["probe", "drift", "--base", &fx, "--ckpt", &fx, "--images", &s(&d.join("images")), "--prompts", &format!("s={}", s(&d.join("shapes.txt"))), "--out", &s(&d.join("o"))]);
+    assert!(e.contains("LABEL=CKPT"), "{e}");
+    let e = fails(&["probe", "drift", "--base", &fx, "--ckpt", &format!("x={fx}"), "--images", &s(&d.join("images")), "--prompts", &format!("s={}", s(&d.join("missing.txt"))), "--out", &s(&d.join("o"))]);
+    assert!(e.contains("missing.txt"), "{e}");
+    let e = fails(&["retrain", "--ckpt", &fx, "--train", "nothing.matches*", "--pairs", &s(&d.join("pairs.jsonl")), "--steps", "1", "--out", &s(&d.join("r.safetensors"))]);
+    assert!(e.contains("nothing.matches*"), "{e}");
+    assert!(!d.join("r.safetensors").exists() && !d.join("o").exists(), "no partial output");
+}

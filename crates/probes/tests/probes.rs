@@ -1,0 +1,459 @@
+//! The probes on the fixture weights (`data/fixtures/sam3-tiny`) with small generated images, each
+//! checked against an independent computation: captured caches for drift, head contributions
+//! rebuilt from the checkpoint's weights and the attention maps for the head ranking, bit-identity
+//! for self-patching, the source's scores for patching the final outputs, and a reload of the written
+//! checkpoint for retraining.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use burn::prelude::Device;
+use indicatif::ProgressBar;
+use sam3lab_hooks::Hooks;
+use sam3lab_model::predict::Predictor;
+use sam3lab_probes::demo;
+use sam3lab_probes::drift::{self, DriftRequest};
+use sam3lab_probes::heads::{self, HeadsRequest, Slot};
+use sam3lab_probes::inputs::{self, Label, LabelFilter};
+use sam3lab_probes::model::{CkptSpec, sigmoid};
+use sam3lab_probes::patch::{self, Lockstep, PatchRequest};
+use sam3lab_probes::retrain::{self, RetrainRequest};
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fixtures/sam3-tiny")
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    inputs: demo::DemoInputs,
+    pert: PathBuf,
+    pert2: PathBuf,
+}
+
+fn setup(images: usize) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = demo::write_demo_inputs(dir.path(), images, 7).unwrap();
+    let pert = demo::write_perturbed(&fixture(), &dir.path().join("pert"), 0.02, 1).unwrap();
+    let pert2 = demo::write_perturbed(&fixture(), &dir.path().join("pert2"), 0.02, 2).unwrap();
+    Setup { dir, inputs, pert, pert2 }
+}
+
+fn dev() -> Device {
+    Device::flex()
+}
+
+fn hidden() -> ProgressBar {
+    ProgressBar::hidden()
+}
+
+fn write(path: &Path, text: &str) -> PathBuf {
+    std::fs::write(path, text).unwrap();
+    path.to_path_buf()
+}
+
+/// Every tensor of a safetensors file: name → (shape, raw bytes).
+fn tensors(path: &Path) -> BTreeMap<String, (Vec<usize>, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors().into_iter().map(|(k, v)| (k, (v.shape().to_vec(), v.data().to_vec()))).collect()
+}
+
+fn f32s(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+}
+
+fn close(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol * (1.0 + a.abs().max(b.abs()))
+}
+
+#[test]
+fn drift_of_self_is_zero_and_of_a_perturbed_copy_matches_captured_caches() {
+    let s = setup(2);
+    let g1 = write(&s.dir.path().join("g1.txt"), "# shapes\na red circle\na blue square\n");
+    let g2 = write(&s.dir.path().join("g2.txt"), "cat\na blue square\n"); // shared prompt across groups
+    let points = ["fusion.layers.1", "decoder.layers.1.q0", "decoder.layers.1.mean"].map(String::from).to_vec();
+    let req = DriftRequest {
+        base: CkptSpec::new("base", fixture()),
+        checkpoints: vec![CkptSpec::new("self", fixture()), CkptSpec::new("pert", &s.pert)],
+        config: None,
+        images: inputs::read_images(&s.dir.path().join("images")).unwrap(),
+        groups: inputs::read_prompt_groups(&[format!("shapes={}", g1.display()), format!("other={}", g2.display())]).unwrap(),
+        points: points.clone(),
+        seed: 0,
+        spill_dir: s.dir.path().join("spill"),
+        keep_spill: false,
+        device: dev(),
+    };
+    let r = drift::run(&req, &hidden()).unwrap();
+    assert!(!req.spill_dir.exists(), "the spill is removed");
+    for p in &points {
+        for g in ["shapes", "other"] {
+            assert_eq!(r.table.value("self", p, g), Some(0.0), "{p}/{g}");
+            assert_eq!(r.pooled.value("self", p, g), Some(0.0), "{p}/{g}");
+        }
+    }
+
+    // Independent: capture the three points for every (image, prompt) under both checkpoints.
+    let base = Predictor::load(&fixture(), None, &dev()).unwrap();
+    let pert = Predictor::load(&s.pert, None, &dev()).unwrap();
+    let capture = |m: &Predictor, img: &Path, prompt: &str| {
+        let enc = m.encode_image_file(img).unwrap();
+        let text = m.encode_prompt(prompt, &mut Hooks::none()).unwrap();
+        let mut hooks = Hooks::capture(&points.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
+        m.ground(&enc, &text, &[], &mut hooks).unwrap();
+        let c = hooks.finish().unwrap();
+        points.iter().map(|p| c.get(p).unwrap().to_vec()).collect::<Vec<_>>()
+    };
+    for (g, prompts) in [("shapes", vec!["a red circle", "a blue square"]), ("other", vec!["cat", "a blue square"])] {
+        for (k, p) in points.iter().enumerate() {
+            let (mut rel_sum, mut n) = (0.0, 0);
+            let mut pooled = 0.0;
+            for prompt in &prompts {
+                let (mut d2s, mut r2s) = (0.0, 0.0);
+                for img in &s.inputs.images {
+                    let a = &capture(&base, img, prompt)[k];
+                    let b = &capture(&pert, img, prompt)[k];
+                    let r2: f64 = a.iter().map(|&x| (x as f64).powi(2)).sum();
+                    let d2: f64 = a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum();
+                    rel_sum += (d2 / r2).sqrt();
+                    n += 1;
+                    d2s += d2;
+                    r2s += r2;
+                }
+                pooled += (d2s / r2s).sqrt();
+            }
+            let want = rel_sum / n as f64;
+            let got = r.table.value("pert", p, g).unwrap();
+            assert!(want > 0.01, "a perturbed copy drifts ({p}/{g}: {want})");
+            assert!(close(got, want, 1e-12), "{p}/{g}: probe {got} vs caches {want}");
+            let want_pooled = pooled / prompts.len() as f64;
+            let got_pooled = r.pooled.value("pert", p, g).unwrap();
+            assert!(close(got_pooled, want_pooled, 1e-12), "{p}/{g} pooled: {got_pooled} vs {want_pooled}");
+        }
+    }
+    // 2 checkpoints × 3 points × (2 + 2) (group, prompt) × 2 images per-input rows.
+    assert_eq!(r.pairs.len(), 2 * 3 * 4 * 2);
+    r.table.validate("drift").unwrap();
+}
+
+/// Head contributions of `decoder.layers.{i}.ca_text` at row 0, rebuilt from the checkpoint's
+/// weights, the captured attention map and the prompt it attends to; checks that the heads plus the
+/// out-projection bias give the captured attention output.
+fn direct_contributions(ckpt: &Path, pairs: &[inputs::Pair], layers: usize, heads: usize) -> Vec<Vec<Vec<f64>>> {
+    let w = tensors(&ckpt.join("weights.safetensors"));
+    let m = Predictor::load(ckpt, None, &dev()).unwrap();
+    let mut out = Vec::new(); // [pair][layer*heads + h] -> d-vector
+    for pair in pairs {
+        let enc = m.encode_image_file(&pair.image).unwrap();
+        let text = m.encode_prompt(&pair.prompt, &mut Hooks::none()).unwrap();
+        let mut hooks = Hooks::capture(&["prompt.feats", "decoder.layers.*.ca_text.attn_weights", "decoder.layers.*.ca_text.out"]).unwrap();
+        m.ground(&enc, &text, &[], &mut hooks).unwrap();
+        let c = hooks.finish().unwrap();
+        let prompt = c.get("prompt.feats").unwrap();
+        let (np, d) = (prompt.shape()[1], prompt.shape()[2]);
+        let pv = prompt.to_vec();
+        let dh = d / heads;
+        let mut units = Vec::new();
+        for i in 0..layers {
+            let key = |s: &str| format!("transformer.decoder.layers.{i}.ca_text.{s}");
+            let win = f32s(&w[&key("in_proj_weight")].1);
+            let bin = f32s(&w[&key("in_proj_bias")].1);
+            let wo = f32s(&w[&key("out_proj.weight")].1);
+            let bo = f32s(&w[&key("out_proj.bias")].1);
+            // V = prompt · W_vᵀ + b_v, rows 2d..3d of the in-projection.
+            let v: Vec<f64> = (0..np)
+                .flat_map(|k| {
+                    let (win, bin, pv) = (&win, &bin, &pv);
+                    (0..d).map(move |j| {
+                        bin[2 * d + j] as f64 + (0..d).map(|c| pv[k * d + c] as f64 * win[(2 * d + j) * d + c] as f64).sum::<f64>()
+                    })
+                })
+                .collect();
+            let attn = c.get(&format!("decoder.layers.{i}.ca_text.attn_weights")).unwrap();
+            let lq = attn.shape()[2];
+            let av = attn.to_vec();
+            let captured_out = c.get(&format!("decoder.layers.{i}.ca_text.out")).unwrap().to_vec();
+            let mut total = vec![0f64; lq * d];
+            for h in 0..heads {
+                let mut row0 = vec![0f64; d];
+                for q in 0..lq {
+                    let o: Vec<f64> = (0..dh)
+                        .map(|c2| (0..np).map(|k| av[((h * lq) + q) * np + k] as f64 * v[k * d + h * dh + c2]).sum())
+                        .collect();
+                    for j in 0..d {
+                        let x: f64 = (0..dh).map(|c2| o[c2] * wo[j * d + h * dh + c2] as f64).sum();
+                        total[q * d + j] += x;
+                        if q == 0 {
+                            row0[j] = x;
+                        }
+                    }
+                }
+                units.push(row0);
+            }
+            for q in 0..lq {
+                for j in 0..d {
+                    let want = total[q * d + j] + bo[j] as f64;
+                    let got = captured_out[q * d + j] as f64;
+                    assert!((want - got).abs() < 1e-4, "layer {i} row {q} dim {j}: heads + bias {want} vs .out {got}");
+                }
+            }
+        }
+        out.push(units);
+    }
+    out
+}
+
+#[test]
+fn head_ranking_agrees_with_contributions_computed_from_weights() {
+    let s = setup(2);
+    let pairs = inputs::read_pairs(&s.inputs.pairs).unwrap();
+    let req = HeadsRequest {
+        a: CkptSpec::new("a", fixture()),
+        b: CkptSpec::new("b", &s.pert),
+        reference: CkptSpec::new("ref", &s.pert2),
+        config: None,
+        pairs: pairs.clone(),
+        module: "decoder.layers.0..1.ca_text".into(),
+        label: LabelFilter::All,
+        slot: Slot::Row(0),
+        seed: 0,
+        device: dev(),
+    };
+    let r = heads::run(&req, &hidden()).unwrap();
+    let (layers, nh) = (2, 4);
+    assert_eq!(r.units.len(), layers * nh);
+    let a = direct_contributions(&fixture(), &pairs.pairs, layers, nh);
+    let b = direct_contributions(&s.pert, &pairs.pairs, layers, nh);
+    let c = direct_contributions(&s.pert2, &pairs.pairs, layers, nh);
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let mut direct: Vec<(String, f64, f64, f64)> = Vec::new(); // unit, delta, cos, |a|
+    for u in 0..layers * nh {
+        let (mut dn, mut cs, mut ma) = (0.0, 0.0, 0.0);
+        for p in 0..pairs.pairs.len() {
+            let ba: Vec<f64> = b[p][u].iter().zip(&a[p][u]).map(|(x, y)| x - y).collect();
+            let ra: Vec<f64> = c[p][u].iter().zip(&a[p][u]).map(|(x, y)| x - y).collect();
+            dn += norm(&ba);
+            cs += ba.iter().zip(&ra).map(|(x, y)| x * y).sum::<f64>() / (norm(&ba) * norm(&ra));
+            ma += norm(&a[p][u]);
+        }
+        let n = pairs.pairs.len() as f64;
+        direct.push((format!("decoder.layers.{}.ca_text.head.{}", u / nh, u % nh), dn / n, cs / n, ma / n));
+    }
+    for (unit, dn, cs, ma) in &direct {
+        let got = r.units.iter().find(|x| &x.unit == unit).unwrap();
+        assert!((got.delta_norm - dn).abs() < 1e-4, "{unit}: ‖b−a‖ {} vs direct {dn}", got.delta_norm);
+        assert!((got.cos_toward_ref.unwrap() - cs).abs() < 1e-4, "{unit}: cos {:?} vs direct {cs}", got.cos_toward_ref);
+        assert!((got.mag_a - ma).abs() < 1e-4, "{unit}: |a| {} vs direct {ma}", got.mag_a);
+    }
+    direct.sort_by(|x, y| y.1.total_cmp(&x.1));
+    let ranked: Vec<&str> = r.units.iter().map(|u| u.unit.as_str()).collect();
+    for (k, w) in direct.windows(2).enumerate() {
+        if w[0].1 - w[1].1 > 1e-4 {
+            assert_eq!(ranked[k], w[0].0, "rank {} (direct order {:?})", k + 1, direct);
+        }
+    }
+    assert!(direct[0].1 > direct[direct.len() - 1].1 + 1e-3, "the ranking is not degenerate");
+    assert_eq!(r.units[0].rank, 1);
+}
+
+#[test]
+fn patching_every_point_from_a_checkpoint_into_itself_changes_nothing() {
+    let s = setup(1);
+    let all: Vec<String> = sam3lab_model::hook_registry(&Predictor::load(&fixture(), None, &dev()).unwrap().model.config)
+        .points
+        .iter()
+        .map(|p| p.name.as_str().to_string())
+        .collect();
+    assert!(all.len() > 100, "{} points", all.len());
+    let req = PatchRequest {
+        source: CkptSpec::new("source", fixture()),
+        target: CkptSpec::new("target", fixture()),
+        config: None,
+        pairs: inputs::read_pairs(&s.inputs.pairs).unwrap(),
+        points: all,
+        lockstep: Lockstep::Last,
+        threshold: 0.0,
+        label: LabelFilter::All,
+        seed: 0,
+        device: dev(),
+    };
+    let r = patch::run(&req, &hidden()).unwrap();
+    assert_eq!(r.conditions.len(), 3);
+    assert_eq!(r.pairs.len(), 4);
+    for p in &r.pairs {
+        assert_eq!(p.source.scores, p.before.scores, "pair {}: same checkpoint, same scores", p.pair);
+        for (c, a) in r.conditions.iter().zip(&p.after) {
+            assert_eq!(a.scores, p.before.scores, "pair {} {}: scores changed", p.pair, c.name);
+            assert_eq!(a.presence_logit.to_bits(), p.before.presence_logit.to_bits(), "pair {} {}", p.pair, c.name);
+            assert_eq!(a.kept, p.before.kept);
+        }
+        assert!(p.point_rel_diff.iter().all(|(_, d)| d.unwrap_or(0.0) == 0.0));
+    }
+}
+
+#[test]
+fn patching_the_final_outputs_reproduces_the_source_scores() {
+    let s = setup(2);
+    let pairs = inputs::read_pairs(&s.inputs.pairs).unwrap();
+    for points in [vec!["pred_logits", "presence_logit"], vec!["scores"]] {
+        let req = PatchRequest {
+            source: CkptSpec::new("source", fixture()),
+            target: CkptSpec::new("target", &s.pert),
+            config: None,
+            pairs: pairs.clone(),
+            points: points.iter().map(|p| p.to_string()).collect(),
+            lockstep: Lockstep::Off,
+            threshold: 0.3,
+            label: LabelFilter::All,
+            seed: 0,
+            device: dev(),
+        };
+        let r = patch::run(&req, &hidden()).unwrap();
+        assert_eq!(r.conditions.len(), 1);
+        // The source's scores, independently: a plain forward of the source checkpoint.
+        let src = Predictor::load(&fixture(), None, &dev()).unwrap();
+        let mut differs = false;
+        for p in &r.pairs {
+            assert_eq!(p.after[0].scores, p.source.scores, "{points:?} pair {}", p.pair);
+            assert_eq!(p.after[0].kept, p.source.kept);
+            differs |= p.before.scores != p.source.scores;
+            let pair = &pairs.pairs[p.pair];
+            let enc = src.encode_image_file(&pair.image).unwrap();
+            let dets = src.segment(&enc, &pair.prompt, &[], 0.3, &mut Hooks::none()).unwrap();
+            assert!((dets.presence_prob as f64 - p.source.presence_sigma).abs() < 1e-6);
+            assert_eq!(dets.detections.len(), p.source.kept, "kept count = post-processing's");
+        }
+        assert!(differs, "the perturbed target scores differently before the patch");
+    }
+}
+
+#[test]
+fn patch_reports_silenced_false_positives_and_the_lockstep_pair() {
+    let s = setup(2);
+    let req = PatchRequest {
+        source: CkptSpec::new("source", &s.pert),
+        target: CkptSpec::new("target", fixture()),
+        config: None,
+        pairs: inputs::read_pairs(&s.inputs.pairs).unwrap(),
+        points: vec!["decoder.layers.1.out".into()],
+        lockstep: Lockstep::Last,
+        threshold: 0.3,
+        label: LabelFilter::All,
+        seed: 0,
+        device: dev(),
+    };
+    let r = patch::run(&req, &hidden()).unwrap();
+    let names: Vec<&str> = r.conditions.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["patch", "q0_only@1", "layer_out@1"]);
+    // Patching the whole last layer output is the same transplant as the user's point here.
+    for p in &r.pairs {
+        assert_eq!(p.after[0].scores, p.after[2].scores);
+    }
+    // The summary counts are the per-pair counts.
+    for (k, c) in r.conditions.iter().enumerate() {
+        let fp: Vec<_> = r.pairs.iter().filter(|p| p.label == Label::Neg && p.before.kept > 0).collect();
+        assert_eq!(c.target_false_positives, fp.len());
+        assert_eq!(c.silenced, fp.iter().filter(|p| p.after[k].kept == 0).count());
+    }
+    let e = patch::run(&PatchRequest { points: vec!["decoder.layers.1.oot".into()], ..req }, &hidden()).unwrap_err().to_string();
+    assert!(e.contains("decoder.layers.1.out"), "unknown point names the nearest: {e}");
+}
+
+fn retrain_req(s: &Setup, out: &Path, cached: bool, train: &[&str], steps: usize) -> RetrainRequest {
+    RetrainRequest {
+        ckpt: fixture(),
+        config: None,
+        train: train.iter().map(|t| t.to_string()).collect(),
+        pairs: inputs::read_pairs(&s.inputs.pairs).unwrap(),
+        steps,
+        lr: 1e-2,
+        pos_weight: 1.0,
+        batch: 8,
+        cached,
+        seed: 3,
+        log_every: 5,
+        max_cached_images: 64,
+        out: out.to_path_buf(),
+        device: dev(),
+    }
+}
+
+/// Keys whose bytes differ between the input and output checkpoints (all keys must be present in both).
+fn changed_keys(a: &Path, b: &Path) -> BTreeSet<String> {
+    let (x, y) = (tensors(a), tensors(b));
+    assert_eq!(x.keys().collect::<Vec<_>>(), y.keys().collect::<Vec<_>>(), "same tensors");
+    x.iter().filter(|(k, v)| y[*k] != **v).map(|(k, _)| k.clone()).collect()
+}
+
+/// Mean presence σ over positives and negatives with a checkpoint, by plain forwards.
+fn presence_means(ckpt: &Path, config: Option<&Path>, pairs: &inputs::Pairs) -> (f64, f64) {
+    let m = Predictor::load(ckpt, config, &dev()).unwrap();
+    let mut s = [(0.0, 0usize); 2];
+    for p in &pairs.pairs {
+        let enc = m.encode_image_file(&p.image).unwrap();
+        let d = m.segment(&enc, &p.prompt, &[], 0.5, &mut Hooks::none()).unwrap();
+        let k = usize::from(p.label == Label::Neg);
+        s[k].0 += sigmoid(d.presence_logit as f64);
+        s[k].1 += 1;
+    }
+    (s[0].0 / s[0].1 as f64, s[1].0 / s[1].1 as f64)
+}
+
+#[test]
+fn retraining_moves_only_the_named_tensors_and_lowers_the_bce() {
+    let s = setup(3);
+    let input = fixture().join("weights.safetensors");
+    let config = fixture().join("config.json");
+    let head: BTreeSet<String> = [
+        "presence_token_out_norm.weight",
+        "presence_token_out_norm.bias",
+        "presence_token_head.layers.0.weight",
+        "presence_token_head.layers.0.bias",
+        "presence_token_head.layers.1.weight",
+        "presence_token_head.layers.1.bias",
+        "presence_token_head.layers.2.weight",
+        "presence_token_head.layers.2.bias",
+    ]
+    .iter()
+    .map(|n| format!("transformer.decoder.{n}"))
+    .collect();
+
+    // Cached mode with the post's glob: the presence token matches but stays frozen.
+    let out_c = s.dir.path().join("cached.safetensors");
+    let (rc, _) = retrain::run(&retrain_req(&s, &out_c, true, &["transformer.decoder.presence_token*"], 60), &hidden()).unwrap();
+    assert_eq!(changed_keys(&input, &out_c), head);
+    assert_eq!(rc.frozen_by_cached_mode, vec!["transformer.decoder.presence_token.weight".to_string()]);
+    let (first, last) = (&rc.trajectory[0], rc.trajectory.last().unwrap());
+    assert_eq!((first.step, last.step), (0, 60));
+    assert!(last.balanced_loss < first.balanced_loss - 0.05, "BCE {} → {}", first.balanced_loss, last.balanced_loss);
+    // The written checkpoint is the trained one: its presence σ means equal the last trajectory row.
+    let pairs = inputs::read_pairs(&s.inputs.pairs).unwrap();
+    let (pos, neg) = presence_means(&out_c, Some(&config), &pairs);
+    assert!((pos - last.pos_sigma).abs() < 1e-5 && (neg - last.neg_sigma).abs() < 1e-5, "{pos} {neg} vs {last:?}");
+
+    // Same seed → same bytes.
+    let bytes = (std::fs::read(&out_c).unwrap(), std::fs::read(retrain::manifest_path(&out_c)).unwrap());
+    retrain::run(&retrain_req(&s, &out_c, true, &["transformer.decoder.presence_token*"], 60), &hidden()).unwrap();
+    assert!(std::fs::read(&out_c).unwrap() == bytes.0, "checkpoint bytes differ between two runs");
+    assert!(std::fs::read(retrain::manifest_path(&out_c)).unwrap() == bytes.1, "manifest bytes differ");
+
+    // Full mode: the presence token trains too; nothing else moves.
+    let out_f = s.dir.path().join("full.safetensors");
+    let (rf, _) = retrain::run(&retrain_req(&s, &out_f, false, &["transformer.decoder.presence_token*"], 10), &hidden()).unwrap();
+    let mut want = head.clone();
+    want.insert("transformer.decoder.presence_token.weight".into());
+    assert_eq!(changed_keys(&input, &out_f), want);
+    assert!(rf.trajectory.last().unwrap().balanced_loss < rf.trajectory[0].balanced_loss);
+    // Step 0 of the cached mode (head(norm(q0)) on captured q0) equals the full forward's.
+    for (a, b) in [(first.pos_sigma, rf.trajectory[0].pos_sigma), (first.neg_bce, rf.trajectory[0].neg_bce)] {
+        assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+    }
+
+    // A glob that matches nothing names the closest parameters; an unknown one in cached mode too.
+    let e = retrain::run(&retrain_req(&s, &out_f, false, &["transformer.decoder.presense_token*"], 1), &hidden())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("presense_token*") && e.contains("transformer.decoder.presence_token"), "{e}");
+    let e = retrain::run(&retrain_req(&s, &out_f, true, &["transformer.decoder.norm.*"], 1), &hidden()).unwrap_err().to_string();
+    assert!(e.contains("--cached"), "{e}");
+}

@@ -9,8 +9,8 @@
 # Real checkpoints (the post: lvis_replay_neg → lvis_replay, decoder[5]):
 #   SOURCE=… TARGET=… PAIRS=… POINTS=decoder.layers.5.out probes/patch.sh runs/
 source "$(dirname "$0")/common.sh"
-SOURCE="${SOURCE:-$INPUTS/pert}"
-TARGET="${TARGET:-$FIXTURE}"
+SOURCE="${SOURCE:-$FIXTURE}"
+TARGET="${TARGET:-$INPUTS/pert}"
 PAIRS="${PAIRS:-$INPUTS/pairs.jsonl}"
 POINTS="${POINTS:-decoder.layers.1.out}"
 "$SAM3LAB" probe patch --source "$SOURCE" --target "$TARGET" --points "$POINTS" --pairs "$PAIRS" --threshold 0.3 --out "$RESULTS/patch"

@@ -31,7 +31,9 @@ use crate::model::{self, CkptSpec, Stages, TextCache};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Slot {
-    /// Row `r` of the sequence axis (`q0` = row 0, the decoder's presence token).
+    /// Row 0 of a decoder point: the presence token (refused on other points).
+    Q0,
+    /// Row `r` of the sequence axis.
     Row(usize),
     /// The whole tensor, flattened.
     All,
@@ -40,7 +42,7 @@ pub enum Slot {
 impl Slot {
     pub fn parse(s: &str) -> Result<Self> {
         match s {
-            "q0" => Ok(Slot::Row(0)),
+            "q0" => Ok(Slot::Q0),
             "all" => Ok(Slot::All),
             _ => s
                 .parse::<usize>()
@@ -51,7 +53,7 @@ impl Slot {
 
     pub fn describe(&self) -> String {
         match self {
-            Slot::Row(0) => "q0".into(),
+            Slot::Q0 => "q0".into(),
             Slot::Row(r) => format!("row {r}"),
             Slot::All => "all".into(),
         }
@@ -63,17 +65,27 @@ impl Slot {
         if shape.first() != Some(&1) {
             return Err(ProbeError::Usage(format!("`{name}` has shape {shape:?}; the probe reads batch 1")));
         }
+        if *self == Slot::Q0 && !name.starts_with("decoder.layers.") {
+            return Err(ProbeError::Usage(format!(
+                "--slot q0 is the decoder's presence-token row; `{name}` is not a decoder point (use --slot 0 for its row 0, or --slot all)"
+            )));
+        }
         let v = t.to_vec();
-        let out: Vec<f32> = match (self, shape.len()) {
-            (_, 2) | (Slot::All, _) => v,
-            (Slot::Row(r), 3) => {
+        let row = match self {
+            Slot::Q0 => Some(0),
+            Slot::Row(r) => Some(*r),
+            Slot::All => None,
+        };
+        let out: Vec<f32> = match (row, shape.len()) {
+            (_, 2) | (None, _) => v,
+            (Some(r), 3) => {
                 let (l, d) = (shape[1], shape[2]);
-                if *r >= l {
+                if r >= l {
                     return Err(ProbeError::Usage(format!("--slot row {r} is outside `{name}` (shape {shape:?})")));
                 }
                 v[r * d..(r + 1) * d].to_vec()
             }
-            (Slot::Row(_), _) => {
+            (Some(_), _) => {
                 return Err(ProbeError::Usage(format!(
                     "--slot {} needs a (B, L, d) point, `{name}` has shape {shape:?}: use --slot all",
                     self.describe()

@@ -215,7 +215,7 @@ fn head_ranking_agrees_with_contributions_computed_from_weights() {
         pairs: pairs.clone(),
         module: "decoder.layers.0..1.ca_text".into(),
         label: LabelFilter::All,
-        slot: Slot::Row(0),
+        slot: Slot::Q0,
         seed: 0,
         device: dev(),
     };

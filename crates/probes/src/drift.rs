@@ -116,8 +116,16 @@ fn sweep(
     Ok(())
 }
 
-/// Run the drift probe.
+/// Run the drift probe. The spill directory is removed afterwards (also on error) unless `keep_spill`.
 pub fn run(req: &DriftRequest, progress: &ProgressBar) -> Result<DriftResult> {
+    let r = run_inner(req, progress);
+    if r.is_err() && !req.keep_spill && req.spill_dir.exists() {
+        let _ = std::fs::remove_dir_all(&req.spill_dir);
+    }
+    r
+}
+
+fn run_inner(req: &DriftRequest, progress: &ProgressBar) -> Result<DriftResult> {
     if req.checkpoints.is_empty() {
         return Err(ProbeError::Usage("give at least one --ckpt LABEL=CKPT to compare against --base".into()));
     }

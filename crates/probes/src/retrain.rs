@@ -41,7 +41,7 @@ use serde::Serialize;
 
 use crate::error::{ProbeError, Result};
 use crate::inputs::{Label, Pairs, by_image, pair_image_records};
-use crate::manifest::{CheckpointRecord, Csv, FileRecord, Manifest, PairsRecord, num, write_json};
+use crate::manifest::{Csv, FileRecord, Manifest, PairsRecord, num, write_json};
 use crate::model::{self, CkptSpec, Stages, TextCache};
 use crate::params::{self, Globs};
 
@@ -719,9 +719,4 @@ pub fn write_checkpoint(
     }
     let sha = w.finish()?;
     Ok((sha, info))
-}
-
-/// The input checkpoint's identity (for callers that only need it).
-pub fn input_record(r: &RetrainReport) -> Option<&CheckpointRecord> {
-    r.manifest.checkpoints.first()
 }

@@ -234,7 +234,7 @@ struct DemoArgs {
 pub fn bar(what: &str) -> ProgressBar {
     let pb = ProgressBar::new(0);
     pb.set_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} forwards  {elapsed_precise} (eta {eta})")
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len}  {elapsed_precise} (eta {eta})")
             .expect("static template")
             .progress_chars("=> "),
     );

@@ -8,7 +8,10 @@
 //!   renamed back, q/k/v re-concatenated into `in_proj_*` / the ViT `qkv`, the dropped cls row of
 //!   `pos_embed` restored (zeros: SAM3 never reads it) and `text_projection` transposed back;
 //! - PyTorch zip state dicts (`sam3.pt`), possibly wrapped in `{"model": …}` or
-//!   `{"state_dict": …}`, through burn's pickle-free reader;
+//!   `{"state_dict": …}`, through burn's pickle-free reader. Its complex storages (the complex64
+//!   RoPE tables of the released `sam3.pt`), which that reader refuses, are relabelled first
+//!   (`pt_complex`): the index then needs no copy, loading reads through a temporary relabelled copy
+//!   of the archive in the scratch directory (`TMPDIR`; one archive's size on disk, deleted after);
 //! - a fixture directory (`weights.safetensors` + `config.json`).
 //!
 //! Always skipped: `tracker.*`, `backbone.vision_backbone.sam2_convs.*` (the tracker's neck) and the
@@ -31,6 +34,8 @@ use safetensors::{Dtype, SafeTensors};
 use sha2::{Digest, Sha256};
 
 use crate::{ModelError, Sam3Config};
+
+mod pt_complex;
 
 /// The file layouts the loader recognises.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -172,9 +177,15 @@ fn st_dtype(d: Dtype) -> &'static str {
 
 /// Read a checkpoint's tensor index (names, shapes, dtypes) without loading the data.
 pub fn read_index(path: &Path) -> Result<CheckpointIndex, ModelError> {
+    read_index_with_scratch(path, &std::env::temp_dir())
+}
+
+/// [`read_index`] with the directory for the small temporary files a `.pt` with complex storages
+/// needs (the relabelled pickle, no tensor data).
+pub fn read_index_with_scratch(path: &Path, scratch: &Path) -> Result<CheckpointIndex, ModelError> {
     let head = sniff(path)?;
     if is_pytorch(&head) {
-        return read_index_pytorch(path);
+        return read_index_pytorch(path, pt_complex::probe(path, scratch)?.as_ref());
     }
     let file = std::fs::File::open(path).map_err(|e| ModelError::Io { path: path.display().to_string(), source: e })?;
     // SAFETY: read-only map of a file we do not modify.
@@ -233,14 +244,14 @@ fn normalise(raw: Vec<(String, Vec<usize>, String)>) -> (String, BTreeMap<String
     (prefix, tensors, skipped)
 }
 
-fn read_index_pytorch(path: &Path) -> Result<CheckpointIndex, ModelError> {
-    let reader = PytorchReader::new(path).map_err(|e| {
+/// The index of a `.pt`, parsed from `relabelled`'s pickle-only archive when the file has complex
+/// storages (same names and shapes; the complex64 RoPE tables read as F64 and are skipped).
+fn read_index_pytorch(path: &Path, relabelled: Option<&pt_complex::Relabelled>) -> Result<CheckpointIndex, ModelError> {
+    let reader = PytorchReader::new(relabelled.map_or(path, |r| r.index_path())).map_err(|e| {
         let msg = e.to_string();
         let hint = if msg.contains("Complex") {
-            " — the file holds complex tensors (the RoPE `freqs_cis` buffers of sam3.pt), which burn's PyTorch \
-             reader cannot parse; convert once with Python: `import torch, safetensors.torch as st; \
-             sd = torch.load('sam3.pt', map_location='cpu'); sd = sd.get('model', sd); \
-             st.save_file({k: v.contiguous() for k, v in sd.items() if not v.is_complex()}, 'sam3.safetensors')`"
+            " — a complex storage type other than complex64/complex128, which sam3lab cannot relabel \
+             (only the complex64 RoPE tables `*.attn.freqs_cis` of sam3.pt are expected)"
         } else {
             ""
         };
@@ -252,6 +263,13 @@ fn read_index_pytorch(path: &Path) -> Result<CheckpointIndex, ModelError> {
         return Err(ckpt_err(path, "PyTorch file holds no tensors"));
     }
     let (prefix, tensors, skipped) = normalise(raw);
+    // the relabelled (complex) tensors hold no real data: none may reach the module
+    if let Some(r) = relabelled {
+        let loaded: Vec<&str> = r.keys.iter().filter(|k| !skipped.contains(k)).map(String::as_str).collect();
+        if !loaded.is_empty() {
+            return Err(ckpt_err(path, format!("complex tensors where real ones are loaded: {}", loaded.join(", "))));
+        }
+    }
     Ok(CheckpointIndex { path: path.into(), format: CheckpointFormat::Pytorch, tensors, skipped, raw_prefix: prefix })
 }
 
@@ -294,14 +312,32 @@ pub fn check_index(index: &CheckpointIndex, expected: &[(String, Vec<usize>)], m
 /// Load a checkpoint into `module`, whose parameter paths are the reference keys with
 /// `module_prefix` removed (`""` for the whole model, `"backbone."` for a [`crate::backbone::Backbone`]).
 /// `expected` is the full key list ([`crate::params::param_shapes`]); it is checked first, so a
-/// wrong file never half-loads.
+/// wrong file never half-loads. A `.pt` with complex RoPE buffers is read through a temporary
+/// relabelled copy in the system temp directory (`TMPDIR`): see [`load_into_with_scratch`].
 pub fn load_into<M: ModuleSnapshot>(
     module: &mut M,
     path: &Path,
     expected: &[(String, Vec<usize>)],
     module_prefix: &str,
 ) -> Result<LoadReport, ModelError> {
-    let index = read_index(path)?;
+    load_into_with_scratch(module, path, expected, module_prefix, &std::env::temp_dir())
+}
+
+/// [`load_into`] with the directory for temporary files given. Only a `.pt` holding complex
+/// storages uses it: burn's reader cannot parse those, so the storage types are relabelled and the
+/// archive is copied once into `scratch` (as much free space as the checkpoint's size, 3.4 GB for
+/// `sam3.pt`); the copy is deleted when loading ends, also on error.
+pub fn load_into_with_scratch<M: ModuleSnapshot>(
+    module: &mut M,
+    path: &Path,
+    expected: &[(String, Vec<usize>)],
+    module_prefix: &str,
+    scratch: &Path,
+) -> Result<LoadReport, ModelError> {
+    let pytorch = is_pytorch(&sniff(path)?);
+    // probed once: the index and the load below use the same relabelling
+    let relabelled = if pytorch { pt_complex::probe(path, scratch)? } else { None };
+    let index = if pytorch { read_index_pytorch(path, relabelled.as_ref())? } else { read_index(path)? };
     check_index(&index, expected, module_prefix)?;
     let adapter = PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32));
     let remap = |raw_prefix: &str| {
@@ -334,7 +370,9 @@ pub fn load_into<M: ModuleSnapshot>(
             module.load_from(&mut store).map_err(|e| ckpt_err(path, format!("loading: {e}")))?
         }
         CheckpointFormat::Pytorch => {
-            let mut store = PytorchStore::from_file(path)
+            // complex storages: read through the relabelled copy, deleted when `copy` drops
+            let copy = relabelled.as_ref().map(|r| r.full_copy(path, scratch)).transpose()?;
+            let mut store = PytorchStore::from_file(copy.as_deref().unwrap_or(path))
                 .remap(remap(&index.raw_prefix)?)
                 .map_indices_contiguous(false)
                 .allow_partial(true)
@@ -343,6 +381,15 @@ pub fn load_into<M: ModuleSnapshot>(
             module.load_from(&mut store).map_err(|e| ckpt_err(path, format!("loading: {e}")))?
         }
     };
+    // tensors whose bytes could not be read: a damaged file (bad checksum, cut-off storage)
+    let unreadable: Vec<String> = result
+        .errors
+        .iter()
+        .filter_map(|e| matches!(e, burn::store::ApplyError::LoadError { .. }).then(|| format!("\n  {e}")))
+        .collect();
+    if !unreadable.is_empty() {
+        return Err(ckpt_err(path, format!("damaged: {} tensor(s) could not be read:{}", unreadable.len(), unreadable.concat())));
+    }
     if !result.errors.is_empty() || !result.missing.is_empty() {
         let mut why = String::from("the module and the checkpoint disagree after the key check (a model-code bug):");
         for e in &result.errors {

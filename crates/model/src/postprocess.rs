@@ -145,3 +145,46 @@ pub fn postprocess_batch(
     }
     Ok(all)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t<const D: usize>(v: Vec<f32>, s: [usize; D]) -> Tensor<D> {
+        Tensor::from_data(TensorData::new(v, s), &Device::flex())
+    }
+
+    /// Two queries: q0 (logit 2, box centred, mask logits +2) is kept; q1 (logit 0 → score σ(0)·σ(10) <
+    /// 0.5) is not. Hand-derived box in pixels for a 10×20 (h×w) image.
+    #[test]
+    fn keeps_above_threshold_and_maps_to_pixels() {
+        let pred_logits = t(vec![2.0, 0.0], [1, 2, 1]);
+        let presence_logit = t(vec![10.0], [1, 1]);
+        let scores = sigmoid(pred_logits.clone().reshape([1, 2])) * sigmoid(presence_logit.clone());
+        let pred_boxes = t(vec![0.5, 0.5, 0.5, 0.5, 0.1, 0.1, 0.1, 0.1], [1, 2, 4]);
+        let mut m = vec![2.0f32; 4];
+        m.extend([-2.0f32; 4]);
+        let out = GroundingOutput {
+            pred_logits,
+            pred_boxes_xyxy: cxcywh_to_xyxy(pred_boxes.clone()),
+            pred_boxes,
+            pred_masks: t(m, [1, 2, 2, 2]),
+            semantic_seg: t(vec![0.0; 4], [1, 1, 2, 2]),
+            presence_logit,
+            scores,
+        };
+        let d = postprocess(&out, (10, 20), 0.5).unwrap();
+        assert_eq!(d.detections.len(), 1);
+        let k = &d.detections[0];
+        assert_eq!(k.query, 0);
+        let want = 1.0 / (1.0 + (-2f32).exp()) / (1.0 + (-10f32).exp());
+        assert!((k.score - want).abs() < 1e-6);
+        assert_eq!(k.box_xyxy, [5.0, 2.5, 15.0, 7.5]);
+        assert_eq!((k.mask.height, k.mask.width, k.mask_area), (10, 20, 200));
+        assert!((d.presence_prob - 1.0 / (1.0 + (-10f32).exp())).abs() < 1e-6);
+        // threshold 0 keeps both; the second mask is empty
+        let d = postprocess(&out, (10, 20), 0.0).unwrap();
+        assert_eq!(d.detections.iter().map(|x| x.mask_area).collect::<Vec<_>>(), vec![200, 0]);
+        assert!(postprocess(&out, (10, 20), 1.5).is_err());
+    }
+}

@@ -2,7 +2,9 @@
 //! error naming the file and the culprit (missing key, unexpected key, wrong shape — all at once —,
 //! truncated file, non-safetensors file); the `detector.`-prefixed video layout with tracker keys,
 //! the HF-transformers layout (renamed, q/k/v split, cls row dropped, text projection transposed)
-//! and a fixture directory all load to exactly the same parameters as the plain file.
+//! and a fixture directory all load to exactly the same parameters as the plain file. A `.pt` with
+//! complex64 RoPE tables (as the released sam3.pt has) loads the source bytes through its relabelled
+//! temporary copy, which is always deleted; complex128 or non-RoPE complex tensors are refused by name.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,8 +14,9 @@ use burn::store::ModuleSnapshot;
 use regex::Regex;
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
-use sam3lab_model::checkpoint::{CheckpointFormat, read_index, resolve};
-use sam3lab_model::{ModelError, Sam3};
+use sam3lab_model::checkpoint::{CheckpointFormat, load_into_with_scratch, read_index, read_index_with_scratch, resolve};
+use sam3lab_model::params::param_shapes;
+use sam3lab_model::{ModelError, Sam3, Sam3Config};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fixtures/sam3-tiny")
@@ -279,9 +282,25 @@ fn hf_transformers_layout_loads_the_same_parameters() {
     assert!(msg.contains("hf.safetensors") && msg.contains("transformer.decoder.layers.0.self_attn.in_proj_weight"), "{msg}");
 }
 
-/// A minimal `torch.save` zip writer (protocol-2 pickle of `{"model": {key: tensor}}`, stored
-/// entries), enough for pickle-free readers; written here so the `.pt` path is tested without torch.
-fn write_torch_zip(path: &Path, tensors: &BTreeMap<String, (Vec<usize>, Vec<u8>)>) {
+/// The storage class a crafted `.pt` gives a tensor (shapes count complex elements).
+#[derive(Clone, Copy, PartialEq)]
+enum Storage {
+    Float,
+    Complex64,
+    Complex128,
+}
+
+/// As in the released sam3.pt: the RoPE tables are complex64, the rest float32.
+fn sam3_storages(key: &str) -> Storage {
+    if key.ends_with(".attn.freqs_cis") { Storage::Complex64 } else { Storage::Float }
+}
+
+/// A minimal `torch.save` zip writer (pickle of `{"model": {key: tensor}}`, stored entries),
+/// enough for pickle-free readers; written here so the `.pt` path is tested without torch. Like
+/// torch's pickler it memoizes each storage class on first use (BINPUT) and refers back to it
+/// (BINGET). The storage class is a protocol-2 `GLOBAL`, or with `protocol4` the
+/// `SHORT_BINUNICODE`×2 + `STACK_GLOBAL` form of newer protocols.
+fn write_torch_zip(path: &Path, tensors: &BTreeMap<String, (Vec<usize>, Vec<u8>)>, storage: impl Fn(&str) -> Storage, protocol4: bool) {
     fn unicode(p: &mut Vec<u8>, s: &str) {
         p.push(b'X');
         p.extend((s.len() as u32).to_le_bytes());
@@ -291,7 +310,8 @@ fn write_torch_zip(path: &Path, tensors: &BTreeMap<String, (Vec<usize>, Vec<u8>)
         p.push(b'J');
         p.extend((v as i32).to_le_bytes());
     }
-    let mut pkl = vec![0x80, 2, b'}'];
+    let mut pkl = vec![0x80, if protocol4 { 4 } else { 2 }, b'}'];
+    let mut memo: BTreeMap<&str, u8> = BTreeMap::new();
     unicode(&mut pkl, "model");
     pkl.extend(b"}(");
     let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
@@ -299,12 +319,30 @@ fn write_torch_zip(path: &Path, tensors: &BTreeMap<String, (Vec<usize>, Vec<u8>)
         unicode(&mut pkl, k);
         pkl.extend(b"ctorch._utils\n_rebuild_tensor_v2\n((");
         unicode(&mut pkl, "storage");
-        // the RoPE buffers of the real sam3.pt are complex64
-        let complex = k.ends_with(".attn.freqs_cis");
-        pkl.extend(if complex { &b"ctorch\nComplexFloatStorage\n"[..] } else { &b"ctorch\nFloatStorage\n"[..] });
+        let (class, esize) = match storage(k) {
+            Storage::Float => ("FloatStorage", 4),
+            Storage::Complex64 => ("ComplexFloatStorage", 8),
+            Storage::Complex128 => ("ComplexDoubleStorage", 16),
+        };
+        if let Some(&m) = memo.get(class) {
+            pkl.extend([b'h', m]);
+        } else {
+            if protocol4 {
+                pkl.extend([0x8c, 5]);
+                pkl.extend(b"torch");
+                pkl.extend([0x8c, class.len() as u8]);
+                pkl.extend(class.as_bytes());
+                pkl.push(0x93);
+            } else {
+                pkl.extend(format!("ctorch\n{class}\n").bytes());
+            }
+            let m = memo.len() as u8;
+            pkl.extend([b'q', m]);
+            memo.insert(class, m);
+        }
         unicode(&mut pkl, &i.to_string());
         unicode(&mut pkl, "cpu");
-        int(&mut pkl, (bytes.len() / if complex { 8 } else { 4 }) as i64);
+        int(&mut pkl, (bytes.len() / esize) as i64);
         pkl.extend(b"tQ");
         int(&mut pkl, 0);
         pkl.push(b'(');
@@ -378,7 +416,7 @@ fn pytorch_zip_state_dict_wrapped_in_model_loads_the_same_parameters() {
         weights().into_iter().map(|(k, v)| (format!("detector.{k}"), v)).collect();
     w.insert("tracker.some.weight".into(), (vec![2], vec![0; 8]));
     let p = dir.path().join("sam3_tiny.pt");
-    write_torch_zip(&p, &w);
+    write_torch_zip(&p, &w, sam3_storages, false);
     let idx = read_index(&p).unwrap();
     assert_eq!(idx.format, CheckpointFormat::Pytorch);
     assert_eq!(idx.skipped, vec!["model.tracker.some.weight".to_string()]);
@@ -387,14 +425,129 @@ fn pytorch_zip_state_dict_wrapped_in_model_loads_the_same_parameters() {
 
     // the same errors as for safetensors
     w.remove("detector.geometry_encoder.cls_embed.weight");
-    write_torch_zip(&p, &w);
+    write_torch_zip(&p, &w, sam3_storages, false);
     let msg = load(&p).err().unwrap().to_string();
     assert!(msg.contains("sam3_tiny.pt") && msg.contains("missing keys (1): geometry_encoder.cls_embed.weight"), "{msg}");
+}
 
-    // complex64 RoPE buffers (as in the released sam3.pt): burn's reader refuses them; the error
-    // names the file and gives the conversion to safetensors.
-    w.insert("detector.backbone.vision_backbone.trunk.blocks.0.attn.freqs_cis".into(), (vec![16, 16], vec![0; 16 * 16 * 8]));
-    write_torch_zip(&p, &w);
-    let msg = load(&p).err().unwrap().to_string();
-    assert!(msg.contains("sam3_tiny.pt") && msg.contains("complex") && msg.contains("save_file"), "{msg}");
+/// The fixture under `detector.` with complex64 RoPE tables in two blocks (as the released sam3.pt
+/// stores them; arbitrary bytes, never read) and a tracker key.
+fn sam3_like() -> BTreeMap<String, (Vec<usize>, Vec<u8>)> {
+    let mut w: BTreeMap<String, (Vec<usize>, Vec<u8>)> =
+        weights().into_iter().map(|(k, v)| (format!("detector.{k}"), v)).collect();
+    w.insert("tracker.some.weight".into(), (vec![2], vec![0; 8]));
+    for b in 0..2 {
+        let table: Vec<u8> = (0..16 * 16 * 8).map(|i| (i * 7 + b) as u8).collect();
+        w.insert(format!("detector.backbone.vision_backbone.trunk.blocks.{b}.attn.freqs_cis"), (vec![16, 16], table));
+    }
+    w
+}
+
+fn load_with_scratch(path: &Path, scratch: &Path) -> Result<Sam3, ModelError> {
+    let cfg = Sam3Config::from_file(&config())?;
+    let mut m = Sam3::new(&cfg, &Device::flex());
+    load_into_with_scratch(&mut m, path, &param_shapes(&cfg), "", scratch)?;
+    Ok(m)
+}
+
+/// Equal parameter sets, naming the differing keys rather than dumping the bytes.
+fn assert_same_params(got: &BTreeMap<String, Vec<u8>>, want: &BTreeMap<String, Vec<u8>>) {
+    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
+    let differ: Vec<&String> = got.iter().filter(|(k, b)| want[*k] != **b).map(|(k, _)| k).collect();
+    assert!(differ.is_empty(), "parameters differ from the reference: {differ:?}");
+}
+
+fn scratch_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect()
+}
+
+#[test]
+fn pytorch_zip_with_complex64_rope_tables_loads_the_source_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let w = sam3_like();
+    let source = weights();
+    let reference = params(&load(&fixture().join("weights.safetensors")).unwrap());
+    let freqs: Vec<String> =
+        (0..2).map(|b| format!("model.detector.backbone.vision_backbone.trunk.blocks.{b}.attn.freqs_cis")).collect();
+    // the storage class as a protocol-2 GLOBAL and as a protocol-4 STACK_GLOBAL
+    for protocol4 in [false, true] {
+        let p = dir.path().join(format!("sam3_complex_{protocol4}.pt"));
+        write_torch_zip(&p, &w, sam3_storages, protocol4);
+        let raw = std::fs::read(&p).unwrap();
+        let needle: &[u8] = if protocol4 { b"\x8c\x13ComplexFloatStorage" } else { b"ctorch\nComplexFloatStorage\n" };
+        assert!(raw.windows(needle.len()).any(|x| x == needle), "the crafted file must hold the complex class");
+
+        let idx = read_index_with_scratch(&p, scratch.path()).unwrap();
+        assert_eq!(idx.format, CheckpointFormat::Pytorch);
+        let mut skipped = idx.skipped.clone();
+        skipped.sort();
+        assert_eq!(skipped, [freqs.clone(), vec!["model.tracker.some.weight".to_string()]].concat());
+        assert_eq!(idx.tensors.len(), source.len());
+        assert!(idx.tensors.values().all(|e| e.dtype == "F32"), "{:?}", idx.tensors.values().next());
+        assert!(scratch_files(scratch.path()).is_empty(), "index files left behind");
+
+        // every parameter holds the source's bytes: the same as loading the fixture's safetensors
+        let m = load_with_scratch(&p, scratch.path()).unwrap();
+        assert_same_params(&params(&m), &reference);
+        assert!(scratch_files(scratch.path()).is_empty(), "relabelled copy left behind");
+        // the plain loader (system temp dir) does the same
+        assert_same_params(&params(&load(&p).unwrap()), &reference);
+    }
+}
+
+#[test]
+fn complex_tensors_that_are_not_rope_tables_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let p = dir.path().join("odd.pt");
+
+    // complex128 (no real type of its element size): refused, naming the key
+    let mut w = sam3_like();
+    let k128 = "detector.backbone.vision_backbone.trunk.blocks.1.attn.freqs_cis";
+    w.insert(k128.into(), (vec![16, 16], vec![1; 16 * 16 * 16]));
+    write_torch_zip(&p, &w, |k| if k == k128 { Storage::Complex128 } else { sam3_storages(k) }, false);
+    let msg = load_with_scratch(&p, scratch.path()).err().unwrap().to_string();
+    assert!(msg.contains("odd.pt") && msg.contains("complex128") && msg.contains(&format!("model.{k128}")), "{msg}");
+    assert!(!msg.contains("blocks.0"), "only the complex128 key is named: {msg}");
+    assert!(scratch_files(scratch.path()).is_empty());
+
+    // a complex64 tensor that is not a RoPE table: refused, naming it
+    let mut w = sam3_like();
+    let odd = "detector.geometry_encoder.phase";
+    w.insert(odd.into(), (vec![4], vec![0; 4 * 8]));
+    write_torch_zip(&p, &w, |k| if k == odd { Storage::Complex64 } else { sam3_storages(k) }, true);
+    let msg = load_with_scratch(&p, scratch.path()).err().unwrap().to_string();
+    assert!(msg.contains("odd.pt") && msg.contains("other than the RoPE tables") && msg.contains("model.detector.geometry_encoder.phase"), "{msg}");
+    assert!(!msg.contains("blocks.0"), "{msg}");
+    assert!(scratch_files(scratch.path()).is_empty());
+}
+
+#[test]
+fn broken_complex_pytorch_zips_give_the_readers_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let w = sam3_like();
+    let p = dir.path().join("sam3_complex.pt");
+    write_torch_zip(&p, &w, sam3_storages, false);
+    let good = std::fs::read(&p).unwrap();
+
+    // cut off: no zip directory, so no relabelling; the reader's own error
+    let cut = dir.path().join("cut.pt");
+    std::fs::write(&cut, &good[..good.len() * 2 / 3]).unwrap();
+    let msg = load_with_scratch(&cut, scratch.path()).err().unwrap().to_string();
+    assert!(msg.contains("cut.pt") && msg.contains("not a readable PyTorch checkpoint"), "{msg}");
+
+    // one flipped byte inside a storage: the copy keeps the CRC, the reader refuses the tensor, and
+    // the copy is deleted on that error too
+    let (_, (_, victim)) = weights().into_iter().max_by_key(|(_, (_, b))| b.len()).unwrap();
+    let at = good.windows(64).position(|x| x == &victim[..64]).expect("storage bytes in the file") + victim.len() / 2;
+    let mut bad = good.clone();
+    bad[at] ^= 0x5a;
+    let flipped = dir.path().join("flipped.pt");
+    std::fs::write(&flipped, &bad).unwrap();
+    let msg = load_with_scratch(&flipped, scratch.path()).err().unwrap().to_string();
+    eprintln!("MSG: {msg}");
+    assert!(msg.contains("flipped.pt") && msg.contains("damaged") && msg.contains("Invalid checksum"), "{msg}");
+    assert!(scratch_files(scratch.path()).is_empty(), "relabelled copy left behind after an error");
 }

@@ -227,3 +227,83 @@ fn random_init_is_finite() {
         assert!(v.iter().all(|x| x.is_finite()));
     }
 }
+
+/// A batch of two copies of the fixture input (with the box prompt) gives each element the batch-1 result.
+#[test]
+fn batch_of_two_equals_two_singles() {
+    let dev = Device::flex();
+    let m = model(&dev);
+    let inp = inputs(&dev);
+    let single = m.forward(inp.pixels.clone(), inp.ids.clone(), &[inp.bx], &mut Hooks::none()).unwrap();
+    let px2 = Tensor::cat(vec![inp.pixels.clone(), inp.pixels.clone()], 0);
+    let ids2 = Tensor::cat(vec![inp.ids.clone(), inp.ids.clone()], 0);
+    let pair = m.forward(px2, ids2, &[inp.bx], &mut Hooks::none()).unwrap();
+    for (name, a, b) in [
+        ("pred_logits", vals(single.pred_logits.clone()), vals(pair.pred_logits.clone())),
+        ("pred_boxes", vals(single.pred_boxes.clone()), vals(pair.pred_boxes.clone())),
+        ("pred_masks", vals(single.pred_masks.clone()), vals(pair.pred_masks.clone())),
+        ("presence_logit", vals(single.presence_logit.clone()), vals(pair.presence_logit.clone())),
+    ] {
+        assert_eq!(b.len(), 2 * a.len(), "{name}");
+        for half in [&b[..a.len()], &b[a.len()..]] {
+            let d = a.iter().zip(half).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            assert!(d < 1e-4, "{name}: batch element differs from the single run by {d}");
+        }
+    }
+}
+
+/// Another shape of model (3 heads everywhere, d_model 24, a 7×7 grid that is not a multiple of the
+/// window, 3 decoder and 2 geometry layers, 5 queries): random init runs with a box prompt, outputs
+/// are finite, and the registry matches what a capture-all forward produces.
+#[test]
+fn other_config_runs_and_registry_matches() {
+    let dev = Device::flex();
+    let mut cfg = Sam3Config::from_file(&fixture().join("config.json")).unwrap();
+    cfg.d_model = 24;
+    cfg.position_encoding.num_pos_feats = 24;
+    cfg.image_size = 98;
+    cfg.vit.img_size = 98;
+    cfg.vit.embed_dim = 48;
+    cfg.vit.num_heads = 3;
+    cfg.geometry.num_heads = 3;
+    cfg.geometry.num_layers = 2;
+    cfg.fusion.num_heads = 3;
+    cfg.decoder.num_heads = 3;
+    cfg.decoder.num_layers = 3;
+    cfg.decoder.num_queries = 5;
+    cfg.seg_head.cross_attend_prompt_heads = 3;
+    cfg.validate().unwrap();
+    let m = Sam3::new(&cfg, &dev);
+    let pixels = Tensor::<4>::random([1, 3, 98, 98], burn::tensor::Distribution::Uniform(-1.0, 1.0), &dev);
+    let ids = Tensor::<2, Int>::from_data(TensorData::new(vec![49406i64, 320, 736, 2368, 49407, 0, 0, 0], [1, 8]), &dev);
+    let boxes = [BoxPrompt::positive([0.4, 0.5, 0.3, 0.2]), BoxPrompt { cxcywh: [0.7, 0.2, 0.1, 0.1], positive: false }];
+    let mut hooks = Hooks::capture(&["**"]).unwrap();
+    let o = m.forward(pixels, ids, &boxes, &mut hooks).unwrap();
+    for v in outputs(&o) {
+        assert!(v.iter().all(|x| x.is_finite()));
+    }
+    assert_eq!(o.pred_masks.dims(), [1, 5, 28, 28]);
+    let cache = hooks.finish().unwrap();
+    let reg = hook_registry(&cfg);
+    // Text length 8 (not the context 16) and 2 boxes change the prompt axes; compare names only
+    // for those, names and shapes for the rest.
+    let prompt_axis = |n: &str| {
+        n.starts_with("geometry") || n.starts_with("prompt") || n.contains("cross_attn") || n.contains("ca_text")
+            || n.starts_with("scoring.prompt_mlp") || n.starts_with("text")
+    };
+    let mut problems = vec![];
+    for (name, t) in cache.iter() {
+        match reg.get(name) {
+            None => problems.push(format!("not registered: {name}")),
+            Some(i) if !prompt_axis(name) && i.shape != t.shape() => {
+                problems.push(format!("{name}: registry {:?}, captured {:?}", i.shape, t.shape()))
+            }
+            _ => {}
+        }
+    }
+    let missing: Vec<_> = reg.points.iter().filter(|p| !cache.contains(p.name.as_str())).map(|p| p.name.to_string()).collect();
+    assert!(missing.is_empty(), "never captured: {missing:?}");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert_eq!(cache.get("geometry.out").unwrap().shape(), &[1, 3, 24]);
+    assert_eq!(cache.get("prompt.feats").unwrap().shape(), &[1, 11, 24]);
+}

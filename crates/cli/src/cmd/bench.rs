@@ -78,6 +78,9 @@ mod weights_diff {
     struct ChildReport {
         method: DiffMethod,
         seconds: Vec<f64>,
+        /// CPU seconds (user + system, all threads) of each run: with other work on the machine,
+        /// wall time varies, the CPU cost does not.
+        cpu_seconds: Vec<f64>,
         peak_rss: u64,
         names: Vec<String>,
         rel: Vec<f64>,
@@ -134,11 +137,12 @@ mod weights_diff {
             let r: ChildReport = serde_json::from_slice(&out.stdout)?;
             let t = *r.seconds.last().expect("two runs");
             println!(
-                "  {:<18} run 1 {:>6.2} s, run 2 {:>6.2} s = {:>5.2} GB/s   peak resident {:>6.3} GB",
+                "  {:<18} run 1 {:>6.2} s, run 2 {:>6.2} s = {:>5.2} GB/s (CPU {:>5.2} s)   peak resident {:>6.3} GB",
                 name,
                 r.seconds[0],
                 t,
                 bytes as f64 / t / 1e9,
+                r.cpu_seconds.last().copied().unwrap_or(f64::NAN),
                 r.peak_rss as f64 / 1e9
             );
             reports.push(r);
@@ -199,18 +203,31 @@ mod weights_diff {
             })
         };
         let mut seconds = Vec::new();
+        let mut cpu_seconds = Vec::new();
         let mut sums = Vec::new();
         for _ in 0..2 {
-            let t = Instant::now();
+            let (t, c) = (Instant::now(), cpu_time());
             sums = once()?;
             seconds.push(t.elapsed().as_secs_f64());
+            cpu_seconds.push(cpu_time() - c);
         }
         Ok(ChildReport {
             method: m,
             seconds,
+            cpu_seconds,
             peak_rss: sam3lab_weights::bench::peak_rss_bytes().unwrap_or(0),
             names: sums.iter().map(|s| s.name.clone()).collect(),
             rel: sums.iter().map(|s| rel_change(s.base_sq, s.delta_sq).unwrap_or(f64::NAN)).collect(),
         })
+    }
+
+    /// User + system CPU seconds of this process so far (/proc/self/stat, clock ticks of 1/100 s).
+    fn cpu_time() -> f64 {
+        let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return f64::NAN };
+        // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+        let rest = stat.rsplit_once(')').map_or("", |x| x.1);
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+        (ticks(11) + ticks(12)) / 100.0
     }
 }

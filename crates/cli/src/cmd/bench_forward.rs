@@ -241,6 +241,13 @@ pub fn run_full(a: FullArgs) -> anyhow::Result<u8> {
     );
     if let Some(c) = cpu {
         println!("  CPU time of the forward {c:.1} s = {:.2} cores busy on average", c / secs);
+        if a.threads > 1 && c / secs < 0.75 * a.threads as f64 {
+            println!(
+                "  note: fewer than {} cores were busy: the machine is shared, or burn-flex was built without its \
+                 `rayon` feature (the workspace's burn features decide; then every op runs on one thread)",
+                a.threads
+            );
+        }
     }
     println!(
         "  peak RSS (VmHWM) {peak:.2} GiB vs reference {:.2} GiB: ratio {:.3}",

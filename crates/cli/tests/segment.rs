@@ -12,7 +12,10 @@ fn fixture() -> PathBuf {
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sam3lab")).args(args).output().expect("run sam3lab")
+    Command::new(env!("CARGO_BIN_EXE_sam3lab"))
+        .args(args)
+        .output()
+        .expect("run sam3lab")
 }
 
 fn s(p: &Path) -> &str {
@@ -27,7 +30,9 @@ fn read_f32(path: &Path) -> BTreeMap<String, (Vec<usize>, Vec<f32>, Vec<u8>)> {
         .map(|(k, v)| {
             let raw = v.data().to_vec();
             let f = if v.dtype() == safetensors::Dtype::F32 {
-                raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+                raw.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                    .collect()
             } else {
                 vec![]
             };
@@ -51,23 +56,50 @@ fn segment_reproduces_reference_post_processing() {
     let dir = tempfile::tempdir().unwrap();
     let png = fixture_png(dir.path());
     let out = dir.path().join("out");
-    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(fixture().join("config.json")).unwrap()).unwrap();
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture().join("config.json")).unwrap()).unwrap();
     let expected = read_f32(&fixture().join("expected.safetensors"));
-    let boxp: Vec<String> = cfg["box_prompt"]["cxcywh_normalized"].as_array().unwrap().iter().map(|v| v.to_string()).collect();
+    let boxp: Vec<String> = cfg["box_prompt"]["cxcywh_normalized"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
     let prompt = cfg["tokenizer"]["prompt"].as_str().unwrap().to_string(); // "a red cat"
     let prompt = prompt.as_str();
     // Threshold 0 keeps every query, so every reference box/score is compared.
     for (prefix, extra) in [("", vec![]), ("box_prompt.", vec!["--box".to_string(), boxp.join(",")])] {
         let fx = fixture();
-        let mut args = vec!["segment", "--ckpt", s(&fx), "--image", s(&png), "--prompt", prompt, "--threshold", "0"];
+        let mut args = vec![
+            "segment",
+            "--ckpt",
+            s(&fx),
+            "--image",
+            s(&png),
+            "--prompt",
+            prompt,
+            "--threshold",
+            "0",
+        ];
         args.extend(extra.iter().map(|x| x.as_str()));
         args.extend(["--out", s(&out)]);
         let o = run(&args);
         assert!(o.status.success(), "stderr: {}", String::from_utf8_lossy(&o.stderr));
-        let rep: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("detections.json")).unwrap()).unwrap();
+        let rep: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("detections.json")).unwrap()).unwrap();
 
-        let ids: Vec<u64> = rep["prompt_token_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
-        let want: Vec<u64> = cfg["tokenizer"]["input_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        let ids: Vec<u64> = rep["prompt_token_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        let want: Vec<u64> = cfg["tokenizer"]["input_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
         assert_eq!(ids, want, "token ids differ from the fixture's");
         let (_, scores, _) = &expected[&format!("{prefix}post.scores")];
         let (_, boxes, _) = &expected[&format!("{prefix}post.boxes_xyxy_px")];
@@ -76,17 +108,27 @@ fn segment_reproduces_reference_post_processing() {
         for d in dets {
             let q = d["query"].as_u64().unwrap() as usize;
             let sc = d["score"].as_f64().unwrap() as f32;
-            assert!((sc - scores[q]).abs() < 1e-4, "{prefix} query {q}: score {sc} vs {}", scores[q]);
+            assert!(
+                (sc - scores[q]).abs() < 1e-4,
+                "{prefix} query {q}: score {sc} vs {}",
+                scores[q]
+            );
             for (k, v) in d["box_xyxy"].as_array().unwrap().iter().enumerate() {
                 let (g, e) = (v.as_f64().unwrap() as f32, boxes[q * 4 + k]);
-                assert!((g - e).abs() < 1e-3 + 1e-3 * e.abs(), "{prefix} query {q} box[{k}]: {g} vs {e}");
+                assert!(
+                    (g - e).abs() < 1e-3 + 1e-3 * e.abs(),
+                    "{prefix} query {q} box[{k}]: {g} vs {e}"
+                );
             }
         }
         let (_, pl, _) = &expected[&format!("{prefix}decoder.presence_logit")];
         assert!((rep["presence_logit"].as_f64().unwrap() as f32 - pl[0]).abs() < 1e-4);
         let ck = sam3lab_model::checkpoint::sha256_file(&fixture().join("weights.safetensors")).unwrap();
         assert_eq!(rep["checkpoint"]["sha256"], ck);
-        assert_eq!(rep["image"]["sha256"], sam3lab_model::checkpoint::sha256_file(&png).unwrap());
+        assert_eq!(
+            rep["image"]["sha256"],
+            sam3lab_model::checkpoint::sha256_file(&png).unwrap()
+        );
         assert_eq!(rep["image"]["height"], 126);
         assert_eq!(rep["prompt"], prompt);
         assert_eq!(rep["threshold"], 0.0);
@@ -100,7 +142,19 @@ fn segment_is_deterministic_and_threshold_filters() {
     let dir = tempfile::tempdir().unwrap();
     let png = fixture_png(dir.path());
     let run_to = |out: &Path, thr: &str| {
-        let o = run(&["segment", "--ckpt", s(&fixture()), "--image", s(&png), "--prompt", "a cat", "--threshold", thr, "--out", s(out)]);
+        let o = run(&[
+            "segment",
+            "--ckpt",
+            s(&fixture()),
+            "--image",
+            s(&png),
+            "--prompt",
+            "a cat",
+            "--threshold",
+            thr,
+            "--out",
+            s(out),
+        ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         std::fs::read(out.join("detections.json")).unwrap()
     };
@@ -109,7 +163,12 @@ fn segment_is_deterministic_and_threshold_filters() {
     assert_eq!(a, b, "same inputs must give the same bytes");
     let all: serde_json::Value = serde_json::from_slice(&run_to(&dir.path().join("c"), "0")).unwrap();
     let some: serde_json::Value = serde_json::from_slice(&a).unwrap();
-    let above = all["detections"].as_array().unwrap().iter().filter(|d| d["score"].as_f64().unwrap() > 0.3).count();
+    let above = all["detections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["score"].as_f64().unwrap() > 0.3)
+        .count();
     assert_eq!(some["detections"].as_array().unwrap().len(), above);
 }
 
@@ -117,7 +176,10 @@ fn expect_fail(args: &[&str], needle: &str) {
     let o = run(args);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "args {args:?}: stderr {err}");
-    assert!(err.contains(needle), "args {args:?}: stderr should mention `{needle}`: {err}");
+    assert!(
+        err.contains(needle),
+        "args {args:?}: stderr should mention `{needle}`: {err}"
+    );
 }
 
 #[test]
@@ -127,7 +189,17 @@ fn bad_inputs_exit_2_with_clear_messages() {
     let fx = fixture();
     let out = dir.path().join("o");
     let base = |img: &str, prompt: &str| {
-        vec!["segment".to_string(), "--ckpt".into(), s(&fx).into(), "--image".into(), img.into(), "--prompt".into(), prompt.into(), "--out".into(), s(&out).into()]
+        vec![
+            "segment".to_string(),
+            "--ckpt".into(),
+            s(&fx).into(),
+            "--image".into(),
+            img.into(),
+            "--prompt".into(),
+            prompt.into(),
+            "--out".into(),
+            s(&out).into(),
+        ]
     };
     let call = |v: Vec<String>, extra: &[&str], needle: &str| {
         let mut a: Vec<&str> = v.iter().map(|x| x.as_str()).collect();
@@ -152,7 +224,17 @@ fn long_prompt_is_truncated_with_a_warning() {
     let png = fixture_png(dir.path());
     let out = dir.path().join("o");
     let long = "a very small red and white striped cat ".repeat(6);
-    let o = run(&["segment", "--ckpt", s(&fixture()), "--image", s(&png), "--prompt", &long, "--out", s(&out)]);
+    let o = run(&[
+        "segment",
+        "--ckpt",
+        s(&fixture()),
+        "--image",
+        s(&png),
+        "--prompt",
+        &long,
+        "--out",
+        s(&out),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("truncated"));
     let rep: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("detections.json")).unwrap()).unwrap();

@@ -90,6 +90,21 @@ fn ckpt_err(path: &Path, why: impl Into<String>) -> ModelError {
     ModelError::Checkpoint { path: path.display().to_string(), why: why.into() }
 }
 
+/// burn's PyTorch reader over a `.pt` file, through a relabelled temporary copy when the file holds
+/// complex64 RoPE storages (see `pt_complex`; those tensors then read as f64 and are meant to be
+/// skipped). Keep the returned guard alive until the last tensor read: dropping it deletes the copy.
+/// Used by tools that read `.pt` tensors without the model (the weight probes).
+pub fn open_pytorch(
+    path: &Path,
+    scratch: &Path,
+) -> Result<(burn::store::pytorch_reader::PytorchReader, Option<tempfile::TempPath>), ModelError> {
+    let relabelled = pt_complex::probe(path, scratch)?;
+    let copy = relabelled.as_ref().map(|r| r.full_copy(path, scratch)).transpose()?;
+    let reader = burn::store::pytorch_reader::PytorchReader::new(copy.as_deref().unwrap_or(path))
+        .map_err(|e| ckpt_err(path, format!("not a readable PyTorch checkpoint: {e}")))?;
+    Ok((reader, copy))
+}
+
 /// A file, or a fixture directory holding `weights.safetensors` (+ `config.json`).
 pub fn resolve(path: &Path) -> Result<ResolvedCheckpoint, ModelError> {
     if path.is_dir() {

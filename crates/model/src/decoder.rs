@@ -143,7 +143,9 @@ impl Decoder {
         let d = cfg.d_model;
         let c = &cfg.decoder;
         Self {
-            layers: (0..c.num_layers).map(|_| DecoderLayer::new(d, c.num_heads, c.dim_feedforward, device)).collect(),
+            layers: (0..c.num_layers)
+                .map(|_| DecoderLayer::new(d, c.num_heads, c.dim_feedforward, device))
+                .collect(),
             norm: layer_norm(d, device),
             bbox_embed: Mlp::new(d, d, 4, 3, device),
             query_embed: EmbeddingConfig::new(c.num_queries, d).init(device),
@@ -170,12 +172,18 @@ impl Decoder {
         let [b, _, d] = memory.dims();
         let q = self.query_embed.weight.dims()[0];
         let mut tgt = self.query_embed.weight.val().unsqueeze_dim::<3>(0).expand([b, q, d]);
-        let mut refb = sigmoid(self.reference_points.weight.val()).unsqueeze_dim::<3>(0).expand([b, q, 4]);
+        let mut refb = sigmoid(self.reference_points.weight.val())
+            .unsqueeze_dim::<3>(0)
+            .expand([b, q, 4]);
         let mut pres = self.presence_token.weight.val().unsqueeze_dim::<3>(0).expand([b, 1, d]);
         let memory_k = memory.clone() + pos.clone();
         let zeros_qp = Tensor::<3>::zeros([b, 1, d], &memory.device());
 
-        let mut out = DecoderOutput { hs: vec![], pred_boxes: vec![], presence_logits: vec![] };
+        let mut out = DecoderOutput {
+            hs: vec![],
+            pred_boxes: vec![],
+            presence_logits: vec![],
+        };
         let mut refs_in = Vec::new();
         for (i, layer) in self.layers.iter().enumerate() {
             tgt = hooks.tap(|| format!("decoder.layers.{i}.in"), tgt);
@@ -197,25 +205,41 @@ impl Decoder {
             let x = hooks.tap(|| format!("decoder.layers.{i}.out"), x);
             let q0 = x.clone().slice([0..b, 0..1]).reshape([b, d]);
             let q0 = hooks.tap(|| format!("decoder.layers.{i}.q0"), q0);
-            let queries = hooks.tap(|| format!("decoder.layers.{i}.queries"), x.clone().slice([0..b, 1..1 + q]));
+            let queries = hooks.tap(
+                || format!("decoder.layers.{i}.queries"),
+                x.clone().slice([0..b, 1..1 + q]),
+            );
             let mean_name = format!("decoder.layers.{i}.mean");
             if hooks.wants(&mean_name) {
                 // Read-only readout of the (possibly edited) layer output: its return value is dropped.
                 let edited = hooks.edits(&format!("decoder.layers.{i}.q0"))
                     || hooks.edits(&format!("decoder.layers.{i}.queries"));
-                let full = if edited { Tensor::cat(vec![q0.clone().unsqueeze_dim(1), queries.clone()], 1) } else { x };
+                let full = if edited {
+                    Tensor::cat(vec![q0.clone().unsqueeze_dim(1), queries.clone()], 1)
+                } else {
+                    x
+                };
                 let _ = hooks.tap_named(&mean_name, full.mean_dim(1).reshape([b, d]));
             }
             pres = q0.unsqueeze_dim(1);
             tgt = queries;
 
-            let hs = hooks.tap(|| format!("decoder.layers.{i}.hs_normed"), self.norm.forward(tgt.clone()));
+            let hs = hooks.tap(
+                || format!("decoder.layers.{i}.hs_normed"),
+                self.norm.forward(tgt.clone()),
+            );
             let new_ref = sigmoid(inverse_sigmoid(refb) + self.bbox_embed.forward(hs.clone()));
             let new_ref = hooks.tap(|| format!("decoder.layers.{i}.pred_boxes"), new_ref);
             if hooks.wants(&format!("decoder.layers.{i}.pred_boxes_xyxy")) {
-                let _ = hooks.tap(|| format!("decoder.layers.{i}.pred_boxes_xyxy"), cxcywh_to_xyxy(new_ref.clone()));
+                let _ = hooks.tap(
+                    || format!("decoder.layers.{i}.pred_boxes_xyxy"),
+                    cxcywh_to_xyxy(new_ref.clone()),
+                );
             }
-            let pl = self.presence_token_head.forward(self.presence_token_out_norm.forward(pres.clone())).reshape([b, 1]);
+            let pl = self
+                .presence_token_head
+                .forward(self.presence_token_out_norm.forward(pres.clone()))
+                .reshape([b, 1]);
             let pl = hooks.tap(|| format!("decoder.layers.{i}.presence_logit"), pl);
 
             out.hs.push(hs);
@@ -253,7 +277,12 @@ impl Decoder {
 /// `sign(8δ)·log2(|8δ|+1)/log2(8)`.
 fn log_scale(d: Tensor<4>) -> Tensor<4> {
     let d8 = d.mul_scalar(8.0);
-    d8.clone().sign() * d8.abs().add_scalar(1.0).log().div_scalar(std::f32::consts::LN_2).div_scalar(3.0)
+    d8.clone().sign()
+        * d8.abs()
+            .add_scalar(1.0)
+            .log()
+            .div_scalar(std::f32::consts::LN_2)
+            .div_scalar(3.0)
 }
 
 /// Reference `inverse_sigmoid(x, eps=1e-3)`: `x ← clamp(x, 0, 1)`, `log(max(x, eps) / max(1−x, eps))`.
@@ -288,8 +317,17 @@ mod tests {
     fn inverse_sigmoid_clamps_like_reference() {
         let dev = Device::flex();
         let x = Tensor::<1>::from_data(TensorData::new(vec![0.0f32, 0.5, 0.9, 1.0, 1.5, -0.2], [6]), &dev);
-        let v = inverse_sigmoid(x).into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
-        let e = [(1e-3f64 / 1.0).ln(), 0.0, (0.9f64 / (1.0 - 0.9f32 as f64)).ln(), (1.0f64 / 1e-3).ln()];
+        let v = inverse_sigmoid(x)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let e = [
+            (1e-3f64 / 1.0).ln(),
+            0.0,
+            (0.9f64 / (1.0 - 0.9f32 as f64)).ln(),
+            (1.0f64 / 1e-3).ln(),
+        ];
         for (a, b) in v.iter().zip(e) {
             assert!((*a as f64 - b).abs() < 1e-4, "{v:?}");
         }

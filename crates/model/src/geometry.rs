@@ -72,7 +72,10 @@ pub struct GeometryPrompt {
 
 impl GeometryPrompt {
     pub fn boxes(boxes: &[BoxPrompt]) -> Self {
-        Self { boxes: boxes.to_vec(), points: Vec::new() }
+        Self {
+            boxes: boxes.to_vec(),
+            points: Vec::new(),
+        }
     }
 
     pub fn validate(&self) -> Result<(), ModelError> {
@@ -123,7 +126,9 @@ impl GeometryEncoder {
             final_proj: linear(d, d, device),
             norm: layer_norm(d, device),
             img_pre_norm: layer_norm(d, device),
-            encode: (0..g.num_layers).map(|_| EncoderLayer::new(d, g.num_heads, g.dim_feedforward, device)).collect(),
+            encode: (0..g.num_layers)
+                .map(|_| EncoderLayer::new(d, g.num_heads, g.dim_feedforward, device))
+                .collect(),
             encode_norm: layer_norm(d, device),
         }
     }
@@ -157,7 +162,13 @@ impl GeometryEncoder {
         let x = self.norm.forward(self.final_proj.forward(embeds));
         let mut x = hooks.tap(|| "geometry.tokens_in".into(), x);
         // No padding anywhere (same prompt for every image): the masks would not change a value.
-        let inp = LayerInputs { self_pos: None, self_kpm: None, memory: img, memory_pos: Some(pos), memory_kpm: None };
+        let inp = LayerInputs {
+            self_pos: None,
+            self_kpm: None,
+            memory: img,
+            memory_pos: Some(pos),
+            memory_kpm: None,
+        };
         for (i, layer) in self.encode.iter().enumerate() {
             x = layer.forward(&format!("geometry.layers.{i}"), x, &inp, hooks);
             x = hooks.tap(|| format!("geometry.layers.{i}"), x);
@@ -168,7 +179,13 @@ impl GeometryEncoder {
     }
 
     /// `(B, n, d)` box embeddings (before `final_proj`).
-    fn encode_boxes(&self, boxes: &[BoxPrompt], img: &Tensor<3>, (h, w): (usize, usize), cfg: &Sam3Config) -> Tensor<3> {
+    fn encode_boxes(
+        &self,
+        boxes: &[BoxPrompt],
+        img: &Tensor<3>,
+        (h, w): (usize, usize),
+        cfg: &Sam3Config,
+    ) -> Tensor<3> {
         let [b, hw, d] = img.dims();
         let n = boxes.len();
         let device = img.device();
@@ -201,11 +218,19 @@ impl GeometryEncoder {
         let pooled = pooled.swap_dims(2, 3).reshape([b * n, d, r, r]);
         let pool = self.boxes_pool_project.forward(pooled).reshape([b, n, d]);
 
-        let pos = self.boxes_pos_enc_project.forward(encode_boxes(bt, &cfg.position_encoding));
+        let pos = self
+            .boxes_pos_enc_project
+            .forward(encode_boxes(bt, &cfg.position_encoding));
 
         let labels: Vec<i64> = boxes.iter().map(|bx| i64::from(bx.positive)).collect();
         let idx = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), &device);
-        let label = self.label_embed.weight.val().select(0, idx).reshape([1, n, d]).expand([b, n, d]);
+        let label = self
+            .label_embed
+            .weight
+            .val()
+            .select(0, idx)
+            .reshape([1, n, d])
+            .expand([b, n, d]);
 
         label + direct + pool + pos
     }
@@ -316,11 +341,17 @@ mod tests {
         let (h, w) = (9, 13);
         let feat: Vec<f32> = (0..h * w).map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0).collect();
         // A large box (2 samples per bin), a small one (< 1 cell, widened), one hanging off the edge.
-        for xyxy in [[0.5, 1.0, 12.9, 8.7], [3.2, 4.1, 3.6, 4.3], [-0.8, 6.0, 14.5, 9.6], [2.4, 2.8, 4.8, 6.0]] {
+        for xyxy in [
+            [0.5, 1.0, 12.9, 8.7],
+            [3.2, 4.1, 3.6, 4.3],
+            [-0.8, 6.0, 14.5, 9.6],
+            [2.4, 2.8, 4.8, 6.0],
+        ] {
             let r = 7;
             let wts = roi_align_weights(xyxy, h, w, r);
-            let via_weights: Vec<f32> =
-                (0..r * r).map(|o| (0..h * w).map(|i| wts[o * h * w + i] * feat[i]).sum()).collect();
+            let via_weights: Vec<f32> = (0..r * r)
+                .map(|o| (0..h * w).map(|i| wts[o * h * w + i] * feat[i]).sum())
+                .collect();
             let direct = roi_align_direct(&feat, h, w, xyxy, r);
             for (a, b) in via_weights.iter().zip(&direct) {
                 assert!((a - b).abs() < 1e-5, "box {xyxy:?}: {a} vs {b}");
@@ -341,11 +372,20 @@ mod tests {
     #[test]
     fn prompts_are_validated() {
         assert!(BoxPrompt::positive([0.5, 0.5, 0.2, 0.2]).validate().is_ok());
-        let e = BoxPrompt::positive([1.2, 0.5, 0.2, 0.2]).validate().unwrap_err().to_string();
+        let e = BoxPrompt::positive([1.2, 0.5, 0.2, 0.2])
+            .validate()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("[0, 1]"), "{e}");
         assert!(BoxPrompt::positive([0.5, 0.5, 0.0, 0.2]).validate().is_err());
         assert!(BoxPrompt::positive([0.5, f32::NAN, 0.1, 0.2]).validate().is_err());
-        let p = GeometryPrompt { boxes: vec![], points: vec![PointPrompt { xy: [0.1, 0.2], positive: true }] };
+        let p = GeometryPrompt {
+            boxes: vec![],
+            points: vec![PointPrompt {
+                xy: [0.1, 0.2],
+                positive: true,
+            }],
+        };
         let e = p.validate().unwrap_err().to_string();
         assert!(e.contains("point prompt"), "{e}");
     }

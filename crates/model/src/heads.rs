@@ -73,7 +73,10 @@ pub struct Transformer {
 
 impl Transformer {
     pub fn new(cfg: &Sam3Config, device: &Device) -> Self {
-        Self { encoder: FusionEncoder::new(cfg, device), decoder: Decoder::new(cfg, device) }
+        Self {
+            encoder: FusionEncoder::new(cfg, device),
+            decoder: Decoder::new(cfg, device),
+        }
     }
 }
 
@@ -151,19 +154,41 @@ impl Heads<'_> {
         // Seq-flatten the 1× level and its position map: (B, d, h, w) → (B, HW, d), row-major.
         // The position map may come with batch 1 (it does not depend on the image): broadcast it.
         let img = image.fpn[top].clone().reshape([b, d, h * w]).swap_dims(1, 2);
-        let pos = image.pos[top].clone().expand([b, d, h, w]).reshape([b, d, h * w]).swap_dims(1, 2);
+        let pos = image.pos[top]
+            .clone()
+            .expand([b, d, h, w])
+            .reshape([b, d, h * w])
+            .swap_dims(1, 2);
         let pos = hooks.tap(|| "fusion.pos_embed".into(), pos);
 
         // Prompt = [text (L), geometry (boxes…, CLS)].
-        let (geo, geo_mask) = self.geometry_encoder.forward(geometry, &img, &pos, (h, w), cfg, hooks)?;
+        let (geo, geo_mask) = self
+            .geometry_encoder
+            .forward(geometry, &img, &pos, (h, w), cfg, hooks)?;
         let prompt = hooks.tap(|| "prompt.feats".into(), Tensor::cat(vec![text.feats.clone(), geo], 1));
-        let prompt_mask = tap_mask(hooks, "prompt.padding_mask", Tensor::cat(vec![text.padding_mask.clone(), geo_mask], 1));
+        let prompt_mask = tap_mask(
+            hooks,
+            "prompt.padding_mask",
+            Tensor::cat(vec![text.padding_mask.clone(), geo_mask], 1),
+        );
 
-        let memory = self.transformer.encoder.forward(img, &pos, &prompt, &prompt_mask, hooks);
-        let dec = self.transformer.decoder.forward(&memory, &pos, (h, w), &prompt, &prompt_mask, hooks);
+        let memory = self
+            .transformer
+            .encoder
+            .forward(img, &pos, &prompt, &prompt_mask, hooks);
+        let dec = self
+            .transformer
+            .decoder
+            .forward(&memory, &pos, (h, w), &prompt, &prompt_mask, hooks);
 
         let g = self.dot_prod_scoring.prompt_vector(&prompt, &prompt_mask, hooks);
         let n = dec.hs.len();
+        if n == 0 {
+            return Err(ModelError::Config {
+                path: "<model config>".into(),
+                why: "decoder.num_layers must be at least 1".into(),
+            });
+        }
         let mut pred_logits = None;
         for (i, hs) in dec.hs.iter().enumerate() {
             // Only the last layer's logits feed the outputs; earlier ones only when a hook wants them.
@@ -175,14 +200,19 @@ impl Heads<'_> {
                 }
             }
         }
-        let pred_logits = hooks.tap(|| "pred_logits".into(), pred_logits.expect("at least one decoder layer"));
+        let pred_logits = hooks.tap(
+            || "pred_logits".into(),
+            pred_logits.expect("at least one decoder layer"),
+        );
         let pred_boxes = hooks.tap(|| "pred_boxes".into(), dec.pred_boxes[n - 1].clone());
         let pred_boxes_xyxy = hooks.tap(|| "pred_boxes_xyxy".into(), cxcywh_to_xyxy(pred_boxes.clone()));
         let presence_logit = hooks.tap(|| "presence_logit".into(), dec.presence_logits[n - 1].clone());
 
         let hs_last = dec.hs[n - 1].clone();
         drop(dec);
-        let seg = self.segmentation_head.forward(&image.fpn, &memory, &prompt, &prompt_mask, hs_last, hooks);
+        let seg = self
+            .segmentation_head
+            .forward(&image.fpn, &memory, &prompt, &prompt_mask, hs_last, hooks);
         let pred_masks = hooks.tap(|| "pred_masks".into(), seg.pred_masks);
         let semantic_seg = hooks.tap(|| "semantic_seg".into(), seg.semantic_seg);
 
@@ -192,7 +222,15 @@ impl Heads<'_> {
         if let Some(e) = hooks.take_error() {
             return Err(e.into());
         }
-        Ok(GroundingOutput { pred_logits, pred_boxes, pred_boxes_xyxy, pred_masks, semantic_seg, presence_logit, scores })
+        Ok(GroundingOutput {
+            pred_logits,
+            pred_boxes,
+            pred_boxes_xyxy,
+            pred_masks,
+            semantic_seg,
+            presence_logit,
+            scores,
+        })
     }
 }
 

@@ -67,7 +67,10 @@ pub struct Detections {
 /// `(B, Q, 4)` boxes xyxy in original pixels (`pred_boxes` → xyxy × (W, H, W, H)).
 pub fn boxes_xyxy_px(out: &GroundingOutput, (h, w): (usize, usize)) -> Tensor<3> {
     let device = out.pred_boxes.device();
-    let scale = Tensor::<1>::from_data(TensorData::new(vec![w as f32, h as f32, w as f32, h as f32], [4]), &device);
+    let scale = Tensor::<1>::from_data(
+        TensorData::new(vec![w as f32, h as f32, w as f32, h as f32], [4]),
+        &device,
+    );
     cxcywh_to_xyxy(out.pred_boxes.clone()) * scale.reshape([1, 1, 4])
 }
 
@@ -75,19 +78,26 @@ pub fn boxes_xyxy_px(out: &GroundingOutput, (h, w): (usize, usize)) -> Tensor<3>
 pub fn mask_probs(mask_logits: Tensor<4>, (h, w): (usize, usize)) -> Tensor<4> {
     sigmoid(interpolate(
         mask_logits,
-        InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false).with_output_size([h, w]),
+        InterpolateOptions::new(InterpolateMode::Bilinear)
+            .with_align_corners(false)
+            .with_output_size([h, w]),
     ))
 }
 
 fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 tensor data")
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32 tensor data")
 }
 
 /// Post-process a batch-1 output for an original image of `(height, width)`.
 pub fn postprocess(out: &GroundingOutput, image_hw: (usize, usize), threshold: f32) -> Result<Detections, ModelError> {
     let b = out.scores.dims()[0];
     if b != 1 {
-        return Err(ModelError::Prompt(format!("postprocess takes a batch of 1 (got {b}); use postprocess_batch")));
+        return Err(ModelError::Prompt(format!(
+            "postprocess takes a batch of 1 (got {b}); use postprocess_batch"
+        )));
     }
     Ok(postprocess_batch(out, &[image_hw], threshold)?.remove(0))
 }
@@ -100,7 +110,10 @@ pub fn postprocess_batch(
 ) -> Result<Vec<Detections>, ModelError> {
     let [b, q] = out.scores.dims();
     if image_hw.len() != b {
-        return Err(ModelError::Prompt(format!("{} image sizes for a batch of {b}", image_hw.len())));
+        return Err(ModelError::Prompt(format!(
+            "{} image sizes for a batch of {b}",
+            image_hw.len()
+        )));
     }
     if !(0.0..=1.0).contains(&threshold) {
         return Err(ModelError::Prompt(format!("threshold {threshold} is not in [0, 1]")));
@@ -119,12 +132,21 @@ pub fn postprocess_batch(
                 TensorData::new(keep.iter().map(|&k| k as i64).collect::<Vec<_>>(), [keep.len()]),
                 &device,
             );
-            let logits = out.pred_masks.clone().slice([bi..bi + 1]).reshape([q, mh, mw]).select(0, idx);
+            let logits = out
+                .pred_masks
+                .clone()
+                .slice([bi..bi + 1])
+                .reshape([q, mh, mw])
+                .select(0, idx);
             let probs = mask_probs(logits.reshape([keep.len(), 1, mh, mw]), (h, w));
             let probs = to_vec(probs);
             for (j, &k) in keep.iter().enumerate() {
                 let data: Vec<bool> = probs[j * h * w..(j + 1) * h * w].iter().map(|&p| p > 0.5).collect();
-                let mask = Mask { height: h, width: w, data };
+                let mask = Mask {
+                    height: h,
+                    width: w,
+                    data,
+                };
                 dets.push(Detection {
                     query: k,
                     score: scores[bi * q + k],
@@ -184,7 +206,10 @@ mod tests {
         assert!((d.presence_prob - 1.0 / (1.0 + (-10f32).exp())).abs() < 1e-6);
         // threshold 0 keeps both; the second mask is empty
         let d = postprocess(&out, (10, 20), 0.0).unwrap();
-        assert_eq!(d.detections.iter().map(|x| x.mask_area).collect::<Vec<_>>(), vec![200, 0]);
+        assert_eq!(
+            d.detections.iter().map(|x| x.mask_area).collect::<Vec<_>>(),
+            vec![200, 0]
+        );
         assert!(postprocess(&out, (10, 20), 1.5).is_err());
     }
 }

@@ -25,13 +25,13 @@ use burn::tensor::{Int, TensorData};
 use image::RgbImage;
 use sam3lab_hooks::Hooks;
 
+use crate::ModelError;
 use crate::geometry::BoxPrompt;
 use crate::heads::{GroundingOutput, ImageFeatures, TextFeatures};
 use crate::postprocess::{Detections, postprocess};
 use crate::preprocess::{load_image, preprocess};
 use crate::sam3::{LoadInfo, Sam3};
 use crate::tokenizer::Tokenizer;
-use crate::ModelError;
 
 /// An image encoded once: its features plus what post-processing needs.
 #[derive(Clone, Debug)]
@@ -64,18 +64,31 @@ impl Predictor {
     /// Load a checkpoint (file or fixture directory), see [`Sam3::load`].
     pub fn load(ckpt: &Path, config_override: Option<&Path>, device: &Device) -> Result<Self, ModelError> {
         let (model, info) = Sam3::load(ckpt, config_override, device)?;
-        Ok(Self { model, info: Some(info), tokenizer: Tokenizer::clip(), device: device.clone() })
+        Ok(Self {
+            model,
+            info: Some(info),
+            tokenizer: Tokenizer::clip(),
+            device: device.clone(),
+        })
     }
 
     pub fn from_model(model: Sam3, device: &Device) -> Self {
-        Self { model, info: None, tokenizer: Tokenizer::clip(), device: device.clone() }
+        Self {
+            model,
+            info: None,
+            tokenizer: Tokenizer::clip(),
+            device: device.clone(),
+        }
     }
 
     /// Preprocess (resize to the model resolution, normalise) and run trunk + neck.
     pub fn encode_image(&self, img: &RgbImage, hooks: &mut Hooks) -> EncodedImage {
         let pixels = preprocess(img, self.model.config.image_size, &self.device);
         let features = self.model.encode_image(pixels, hooks);
-        EncodedImage { features, image_hw: (img.height() as usize, img.width() as usize) }
+        EncodedImage {
+            features,
+            image_hw: (img.height() as usize, img.width() as usize),
+        }
     }
 
     /// [`Predictor::encode_image`] of a PNG/JPEG file (clear error for an unreadable or non-image file).
@@ -100,7 +113,12 @@ impl Predictor {
             &self.device,
         );
         let features = self.model.encode_text(t, hooks);
-        Ok(EncodedText { features, prompt: prompt.to_string(), ids, truncated })
+        Ok(EncodedText {
+            features,
+            prompt: prompt.to_string(),
+            ids,
+            truncated,
+        })
     }
 
     /// Raw model outputs for a phrase (+ boxes) against an encoded image.
@@ -130,8 +148,16 @@ impl Predictor {
 }
 
 /// Distinct overlay colours (cycled).
-const PALETTE: [[u8; 3]; 8] =
-    [[230, 25, 75], [60, 180, 75], [0, 130, 200], [245, 130, 48], [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60]];
+const PALETTE: [[u8; 3]; 8] = [
+    [230, 25, 75],
+    [60, 180, 75],
+    [0, 130, 200],
+    [245, 130, 48],
+    [145, 30, 180],
+    [70, 240, 240],
+    [240, 50, 230],
+    [210, 245, 60],
+];
 
 /// The original image with every kept mask blended in (45 % colour) and its box outlined.
 pub fn draw_overlay(img: &RgbImage, dets: &Detections) -> RgbImage {
@@ -179,17 +205,29 @@ pub fn draw_overlay(img: &RgbImage, dets: &Detections) -> RgbImage {
 pub fn png_bytes(img: &RgbImage) -> Result<Vec<u8>, ModelError> {
     let mut buf = std::io::Cursor::new(Vec::new());
     img.write_to(&mut buf, image::ImageFormat::Png)
-        .map_err(|e| ModelError::Image { path: "<overlay>".into(), why: format!("PNG encoding failed: {e}") })?;
+        .map_err(|e| ModelError::Image {
+            path: "<overlay>".into(),
+            why: format!("PNG encoding failed: {e}"),
+        })?;
     Ok(buf.into_inner())
 }
 
 /// Write `bytes` to `path` through a temporary file in the same directory and a rename, so a
 /// reader never sees a partial file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
-    let io = |e: std::io::Error| ModelError::Io { path: path.display().to_string(), source: e };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let io = |e: std::io::Error| ModelError::Io {
+        path: path.display().to_string(),
+        source: e,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     std::fs::write(&tmp, bytes).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(|e| {
@@ -201,11 +239,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
 /// Token ids for a phrase: empty/whitespace-only → error; `(ids, truncated)`.
 pub fn tokenize(tok: &Tokenizer, prompt: &str, context_length: usize) -> Result<(Vec<u32>, bool), ModelError> {
     if prompt.trim().is_empty() {
-        return Err(ModelError::Prompt("the text prompt is empty: give a noun phrase such as \"a red car\"".into()));
+        return Err(ModelError::Prompt(
+            "the text prompt is empty: give a noun phrase such as \"a red car\"".into(),
+        ));
     }
     let (ids, truncated) = tok.encode(prompt, context_length);
     if ids.iter().skip(1).take_while(|&&i| i != 0).count() <= 1 {
-        return Err(ModelError::Prompt(format!("the text prompt {prompt:?} has no tokens after cleaning")));
+        return Err(ModelError::Prompt(format!(
+            "the text prompt {prompt:?} has no tokens after cleaning"
+        )));
     }
     Ok((ids, truncated))
 }

@@ -43,7 +43,10 @@ impl DotProductScoring {
         let d = cfg.d_model;
         let hidden = cfg.scoring.prompt_mlp_hidden;
         Self {
-            prompt_mlp: PromptMlp { layers: vec![linear(d, hidden, device), linear(hidden, d, device)], out_norm: layer_norm(d, device) },
+            prompt_mlp: PromptMlp {
+                layers: vec![linear(d, hidden, device), linear(hidden, d, device)],
+                out_norm: layer_norm(d, device),
+            },
             prompt_proj: linear(d, d, device),
             hs_proj: linear(d, d, device),
             clamp_max_val: cfg.scoring.clamp_max_val,
@@ -65,7 +68,9 @@ impl DotProductScoring {
     pub fn logits(&self, hs: Tensor<3>, g: &Tensor<2>) -> Tensor<3> {
         let h = self.hs_proj.forward(hs);
         let [b, _, dp] = h.dims();
-        let s = h.matmul(g.clone().reshape([b, dp, 1])).mul_scalar((1.0 / (dp as f64).sqrt()) as f32);
+        let s = h
+            .matmul(g.clone().reshape([b, dp, 1]))
+            .mul_scalar((1.0 / (dp as f64).sqrt()) as f32);
         let c = self.clamp_max_val;
         s.clamp(-c, c)
     }

@@ -55,15 +55,25 @@ impl SegmentationHead {
     pub fn new(cfg: &Sam3Config, device: &Device) -> Self {
         let d = cfg.d_model;
         let s = &cfg.seg_head;
-        let conv3 = || Conv2dConfig::new([d, d], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device);
+        let conv3 = || {
+            Conv2dConfig::new([d, d], [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device)
+        };
         Self {
             pixel_decoder: PixelDecoder {
                 conv_layers: (0..s.num_upsampling_stages).map(|_| conv3()).collect(),
                 norms: (0..s.num_upsampling_stages)
-                    .map(|_| GroupNormConfig::new(s.groupnorm_groups, d).with_epsilon(1e-5).init(device))
+                    .map(|_| {
+                        GroupNormConfig::new(s.groupnorm_groups, d)
+                            .with_epsilon(1e-5)
+                            .init(device)
+                    })
                     .collect(),
             },
-            mask_predictor: MaskPredictor { mask_embed: Mlp::new(d, d, d, 3, device) },
+            mask_predictor: MaskPredictor {
+                mask_embed: Mlp::new(d, d, d, 3, device),
+            },
             cross_attend_prompt: MultiheadAttention::new(d, s.cross_attend_prompt_heads, device),
             cross_attn_norm: layer_norm(d, device),
             semantic_seg_head: Conv2dConfig::new([d, 1], [1, 1]).init(device),
@@ -101,17 +111,29 @@ impl SegmentationHead {
 
         for (k, feat) in fpn[..fpn.len() - 1].iter().rev().enumerate() {
             let [_, _, fh, fw] = feat.dims();
-            let up = interpolate(prev, InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([fh, fw]));
+            let up = interpolate(
+                prev,
+                InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([fh, fw]),
+            );
             let x = self.pixel_decoder.conv_layers[k].forward(feat.clone() + up);
             prev = relu(self.pixel_decoder.norms[k].forward(x));
         }
         let pixel = hooks.tap(|| "seg.pixel_embed".into(), prev);
-        let inst = hooks.tap(|| "seg.instance_embeds".into(), self.instance_seg_head.forward(pixel.clone()));
-        let me = hooks.tap(|| "seg.mask_embed".into(), self.mask_predictor.mask_embed.forward(hs_last));
+        let inst = hooks.tap(
+            || "seg.instance_embeds".into(),
+            self.instance_seg_head.forward(pixel.clone()),
+        );
+        let me = hooks.tap(
+            || "seg.mask_embed".into(),
+            self.mask_predictor.mask_embed.forward(hs_last),
+        );
         let [_, _, h4, w4] = inst.dims();
         let q = me.dims()[1];
         let pred_masks = me.matmul(inst.reshape([b, d, h4 * w4])).reshape([b, q, h4, w4]);
         let semantic_seg = self.semantic_seg_head.forward(pixel);
-        SegOutput { pred_masks, semantic_seg }
+        SegOutput {
+            pred_masks,
+            semantic_seg,
+        }
     }
 }

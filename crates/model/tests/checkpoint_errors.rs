@@ -547,7 +547,6 @@ fn broken_complex_pytorch_zips_give_the_readers_errors() {
     let flipped = dir.path().join("flipped.pt");
     std::fs::write(&flipped, &bad).unwrap();
     let msg = load_with_scratch(&flipped, scratch.path()).err().unwrap().to_string();
-    eprintln!("MSG: {msg}");
     assert!(msg.contains("flipped.pt") && msg.contains("damaged") && msg.contains("Invalid checksum"), "{msg}");
     assert!(scratch_files(scratch.path()).is_empty(), "relabelled copy left behind after an error");
 }

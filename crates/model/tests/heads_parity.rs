@@ -11,12 +11,12 @@ use burn::prelude::*;
 use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::{Bool, TensorData};
 use safetensors::{Dtype, SafeTensors};
+use sam3lab_model::Sam3Config;
 use sam3lab_model::geometry::{BoxPrompt, GeometryPrompt};
 use sam3lab_model::heads::{ImageFeatures, Sam3Heads, TextFeatures};
 use sam3lab_model::hooks::{ActivationCache, Hooks};
 use sam3lab_model::nn::pos2d::sine_pos_2d;
 use sam3lab_model::postprocess::{boxes_xyxy_px, mask_probs};
-use sam3lab_model::Sam3Config;
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fixtures/sam3-tiny")
@@ -36,12 +36,24 @@ fn read_all(path: &Path) -> BTreeMap<String, Arr> {
         .map(|(k, v)| {
             let d = v.data();
             let data: Vec<f32> = match v.dtype() {
-                Dtype::F32 => d.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
-                Dtype::I64 => d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+                Dtype::F32 => d
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                    .collect(),
+                Dtype::I64 => d
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32)
+                    .collect(),
                 Dtype::BOOL | Dtype::U8 => d.iter().map(|&b| b as f32).collect(),
                 other => panic!("{k}: unexpected dtype {other:?}"),
             };
-            (k, Arr { shape: v.shape().to_vec(), data })
+            (
+                k,
+                Arr {
+                    shape: v.shape().to_vec(),
+                    data,
+                },
+            )
         })
         .collect()
 }
@@ -67,7 +79,10 @@ fn to_hook_layout(a: &Arr, layout: &str, heads: usize) -> Arr {
         return Arr { shape, data: out };
     }
     if dims[0] == "B*nH" {
-        return Arr { shape: vec![s[0] / heads, heads, s[1], s[2]], data: a.data.clone() };
+        return Arr {
+            shape: vec![s[0] / heads, heads, s[1], s[2]],
+            data: a.data.clone(),
+        };
     }
     if dims == ["L", "Q", "B", "4"] {
         let (l, q, b) = (s[0], s[1], s[2]);
@@ -81,7 +96,10 @@ fn to_hook_layout(a: &Arr, layout: &str, heads: usize) -> Arr {
                 }
             }
         }
-        return Arr { shape: vec![b, l, q, 4], data: out };
+        return Arr {
+            shape: vec![b, l, q, 4],
+            data: out,
+        };
     }
     a.clone()
 }
@@ -92,7 +110,10 @@ fn tensor<const D: usize>(a: &Arr, dev: &Device) -> Tensor<D> {
 
 fn vals<const D: usize>(t: Tensor<D>) -> Arr {
     let shape = t.dims().to_vec();
-    Arr { shape, data: t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap() }
+    Arr {
+        shape,
+        data: t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap(),
+    }
 }
 
 struct Fixture {
@@ -106,7 +127,8 @@ struct Fixture {
 fn load_fixture() -> Fixture {
     let dir = fixture();
     let cfg = Sam3Config::from_file(&dir.join("config.json")).unwrap();
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
     let layouts = json["expected"]
         .as_object()
         .unwrap()
@@ -130,7 +152,11 @@ fn load_heads(cfg: &Sam3Config, dev: &Device) -> Sam3Heads {
         .with_from_adapter(PyTorchToBurnAdapter)
         .allow_partial(true);
     let r = heads.load_from(&mut store).unwrap();
-    assert!(r.missing.is_empty(), "head parameters missing from the checkpoint: {:?}", r.missing);
+    assert!(
+        r.missing.is_empty(),
+        "head parameters missing from the checkpoint: {:?}",
+        r.missing
+    );
     assert!(r.errors.is_empty(), "load errors: {:?}", r.errors);
     let stray: Vec<_> = r.unused.iter().filter(|k| !k.starts_with("backbone.")).collect();
     assert!(stray.is_empty(), "head keys the module did not take: {stray:?}");
@@ -139,7 +165,9 @@ fn load_heads(cfg: &Sam3Config, dev: &Device) -> Sam3Heads {
 
 fn features(fx: &Fixture, dev: &Device) -> (ImageFeatures, TextFeatures) {
     let cfg = &fx.cfg;
-    let fpn: Vec<Tensor<4>> = (0..3).map(|i| tensor(&fx.expected[&format!("neck.fpn.{i}")], dev)).collect();
+    let fpn: Vec<Tensor<4>> = (0..3)
+        .map(|i| tensor(&fx.expected[&format!("neck.fpn.{i}")], dev))
+        .collect();
     let pos = fpn
         .iter()
         .map(|f| {
@@ -150,7 +178,13 @@ fn features(fx: &Fixture, dev: &Device) -> (ImageFeatures, TextFeatures) {
     let text = to_hook_layout(&fx.expected["text.out"], &fx.layouts["text.out"], 0);
     let mask = &fx.expected["text.padding_mask"];
     let mask = Tensor::<2>::from_data(TensorData::new(mask.data.clone(), mask.shape.clone()), dev).greater_elem(0.5);
-    (ImageFeatures { fpn, pos }, TextFeatures { feats: tensor(&text, dev), padding_mask: mask })
+    (
+        ImageFeatures { fpn, pos },
+        TextFeatures {
+            feats: tensor(&text, dev),
+            padding_mask: mask,
+        },
+    )
 }
 
 /// Is this fixture key produced by the heads (not the backbone)?
@@ -186,7 +220,10 @@ fn compare(key: &str, got: &Arr, exp: &Arr, atol: f32, rtol: f32) -> Result<f32,
         }
     }
     if bad > 0 {
-        Err(format!("{key}: {bad}/{} values outside atol {atol} + rtol {rtol}; max |diff| {max_abs:e}", got.data.len()))
+        Err(format!(
+            "{key}: {bad}/{} values outside atol {atol} + rtol {rtol}; max |diff| {max_abs:e}",
+            got.data.len()
+        ))
     } else {
         Ok(max_abs)
     }
@@ -214,7 +251,10 @@ fn run_and_compare(fx: &Fixture, heads: &Sam3Heads, geo: &GeometryPrompt, prefix
             "post.boxes_xyxy_px" => vals(boxes_xyxy_px(&out, fx.raw_hw)),
             "post.mask_probs" => vals(mask_probs(out.pred_masks.clone(), fx.raw_hw)),
             _ => match cache.get(&hook_name(k)) {
-                Ok(t) => Arr { shape: t.shape().to_vec(), data: t.to_vec() },
+                Ok(t) => Arr {
+                    shape: t.shape().to_vec(),
+                    data: t.to_vec(),
+                },
                 Err(e) => {
                     failures.push(format!("{key}: not captured ({e})"));
                     continue;
@@ -242,9 +282,23 @@ fn heads_match_fixture_text_only_and_box_prompt() {
 
     let b = &fx.inputs["box_prompt_cxcywh"];
     let l = &fx.inputs["box_prompt_label"];
-    let bx = BoxPrompt { cxcywh: [b.data[0], b.data[1], b.data[2], b.data[3]], positive: l.data[0] > 0.5 };
-    failures.extend(run_and_compare(&fx, &heads, &GeometryPrompt::boxes(&[bx]), "box_prompt.", &dev));
-    assert!(failures.is_empty(), "{} keys failed:\n{}", failures.len(), failures.join("\n"));
+    let bx = BoxPrompt {
+        cxcywh: [b.data[0], b.data[1], b.data[2], b.data[3]],
+        positive: l.data[0] > 0.5,
+    };
+    failures.extend(run_and_compare(
+        &fx,
+        &heads,
+        &GeometryPrompt::boxes(&[bx]),
+        "box_prompt.",
+        &dev,
+    ));
+    assert!(
+        failures.is_empty(),
+        "{} keys failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// The padding mask really masks: a text-only prompt whose padding tokens are perturbed gives the
@@ -256,12 +310,26 @@ fn prompt_padding_is_ignored() {
     let heads = load_heads(&fx.cfg, &dev);
     let (img, text) = features(&fx, &dev);
     let mut none = Hooks::none();
-    let a = heads.heads(&fx.cfg).ground(&img, &text, &GeometryPrompt::default(), &mut none).unwrap();
+    let a = heads
+        .heads(&fx.cfg)
+        .ground(&img, &text, &GeometryPrompt::default(), &mut none)
+        .unwrap();
     let pad = text.padding_mask.clone().float().unsqueeze_dim::<3>(2);
-    let noisy = TextFeatures { feats: text.feats.clone() + pad.mul_scalar(3.0), padding_mask: text.padding_mask.clone() };
-    let b = heads.heads(&fx.cfg).ground(&img, &noisy, &GeometryPrompt::default(), &mut none).unwrap();
+    let noisy = TextFeatures {
+        feats: text.feats.clone() + pad.mul_scalar(3.0),
+        padding_mask: text.padding_mask.clone(),
+    };
+    let b = heads
+        .heads(&fx.cfg)
+        .ground(&img, &noisy, &GeometryPrompt::default(), &mut none)
+        .unwrap();
     let (x, y) = (vals(a.pred_logits), vals(b.pred_logits));
-    let m = x.data.iter().zip(&y.data).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+    let m = x
+        .data
+        .iter()
+        .zip(&y.data)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0f32, f32::max);
     assert!(m < 1e-5, "padding changed the logits by {m}");
     let _: Tensor<2, Bool> = text.padding_mask;
 }

@@ -24,8 +24,14 @@ fn read_all(path: &Path) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
         .map(|(k, v)| {
             let d = v.data();
             let data: Vec<f32> = match v.dtype() {
-                Dtype::F32 => d.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
-                Dtype::I64 => d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+                Dtype::F32 => d
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                    .collect(),
+                Dtype::I64 => d
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32)
+                    .collect(),
                 _ => d.iter().map(|&b| b as f32).collect(),
             };
             (k, (v.shape().to_vec(), data))
@@ -44,10 +50,20 @@ fn inputs(dev: &Device) -> Inputs {
     let (s, v) = &inp["pixel_values"];
     let pixels = Tensor::from_data(TensorData::new(v.clone(), s.clone()), dev);
     let (s, v) = &inp["input_ids"];
-    let ids = Tensor::<2, Int>::from_data(TensorData::new(v.iter().map(|&x| x as i64).collect::<Vec<_>>(), s.clone()), dev);
+    let ids = Tensor::<2, Int>::from_data(
+        TensorData::new(v.iter().map(|&x| x as i64).collect::<Vec<_>>(), s.clone()),
+        dev,
+    );
     let (_, b) = &inp["box_prompt_cxcywh"];
     let (_, l) = &inp["box_prompt_label"];
-    Inputs { pixels, ids, bx: BoxPrompt { cxcywh: [b[0], b[1], b[2], b[3]], positive: l[0] > 0.5 } }
+    Inputs {
+        pixels,
+        ids,
+        bx: BoxPrompt {
+            cxcywh: [b[0], b[1], b[2], b[3]],
+            positive: l[0] > 0.5,
+        },
+    }
 }
 
 fn model(dev: &Device) -> Sam3 {
@@ -70,7 +86,11 @@ fn outputs(o: &GroundingOutput) -> Vec<Vec<f32>> {
 }
 
 fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
-    a.iter().flatten().zip(b.iter().flatten()).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max)
+    a.iter()
+        .flatten()
+        .zip(b.iter().flatten())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
 }
 
 #[test]
@@ -80,7 +100,9 @@ fn encode_once_ground_many_equals_one_shot_forward() {
     let inp = inputs(&dev);
     let mut h = Hooks::none();
     let one_text = m.forward(inp.pixels.clone(), inp.ids.clone(), &[], &mut h).unwrap();
-    let one_box = m.forward(inp.pixels.clone(), inp.ids.clone(), &[inp.bx], &mut h).unwrap();
+    let one_box = m
+        .forward(inp.pixels.clone(), inp.ids.clone(), &[inp.bx], &mut h)
+        .unwrap();
 
     let img = m.encode_image(inp.pixels.clone(), &mut h);
     let txt = m.encode_text(inp.ids.clone(), &mut h);
@@ -88,10 +110,25 @@ fn encode_once_ground_many_equals_one_shot_forward() {
     let g_box = m.ground(&img, &txt, &[inp.bx], &mut h).unwrap();
     let g_text = m.ground(&img, &txt, &[], &mut h).unwrap();
     let g_box2 = m.ground(&img, &txt, &[inp.bx], &mut h).unwrap();
-    assert_eq!(outputs(&g_text), outputs(&one_text), "text-only: encode+ground differs from forward");
-    assert_eq!(outputs(&g_box), outputs(&one_box), "box prompt: encode+ground differs from forward");
-    assert_eq!(outputs(&g_box2), outputs(&g_box), "grounding twice gives different results");
-    assert!(max_diff(&outputs(&g_text), &outputs(&g_box)) > 1e-4, "the box prompt changed nothing");
+    assert_eq!(
+        outputs(&g_text),
+        outputs(&one_text),
+        "text-only: encode+ground differs from forward"
+    );
+    assert_eq!(
+        outputs(&g_box),
+        outputs(&one_box),
+        "box prompt: encode+ground differs from forward"
+    );
+    assert_eq!(
+        outputs(&g_box2),
+        outputs(&g_box),
+        "grounding twice gives different results"
+    );
+    assert!(
+        max_diff(&outputs(&g_text), &outputs(&g_box)) > 1e-4,
+        "the box prompt changed nothing"
+    );
 }
 
 #[test]
@@ -108,9 +145,11 @@ fn registry_lists_exactly_the_captured_points() {
     for (name, t) in cache.iter() {
         match reg.get(name) {
             None => problems.push(format!("captured but not registered: {name}")),
-            Some(info) if info.shape != t.shape() => {
-                problems.push(format!("{name}: registry shape {:?}, captured {:?}", info.shape, t.shape()))
-            }
+            Some(info) if info.shape != t.shape() => problems.push(format!(
+                "{name}: registry shape {:?}, captured {:?}",
+                info.shape,
+                t.shape()
+            )),
             Some(_) => {}
         }
     }
@@ -127,7 +166,13 @@ fn registry_lists_exactly_the_captured_points() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
-    for k in ["decoder.layers.1.q0", "decoder.layers.0.ca_image.head.3", "seg.prompt_cross_attn.out", "scores", "fusion.memory"] {
+    for k in [
+        "decoder.layers.1.q0",
+        "decoder.layers.0.ca_image.head.3",
+        "seg.prompt_cross_attn.out",
+        "scores",
+        "fusion.memory",
+    ] {
         assert!(reg.contains(k), "{k} missing");
     }
 }
@@ -140,27 +185,50 @@ fn q0_and_queries_edits_flow_downstream_mean_is_read_only() {
     let img = m.encode_image(inp.pixels, &mut Hooks::none());
     let txt = m.encode_text(inp.ids, &mut Hooks::none());
     let run = |spec: HookSpec| {
-        let mut h = Hooks::new(spec.capture("decoder.layers.1.presence_in").unwrap().capture("decoder.layers.1.in").unwrap());
+        let mut h = Hooks::new(
+            spec.capture("decoder.layers.1.presence_in")
+                .unwrap()
+                .capture("decoder.layers.1.in")
+                .unwrap(),
+        );
         let o = m.ground(&img, &txt, &[], &mut h).unwrap();
         (o, h.finish().unwrap())
     };
     let (base, base_c) = run(HookSpec::new());
 
     let (z, zc) = run(HookSpec::new().zero("decoder.layers.0.q0").unwrap());
-    assert!(vals(zc.tensor::<3>("decoder.layers.1.presence_in").unwrap()).iter().all(|&v| v == 0.0));
-    assert_eq!(vals(zc.tensor::<3>("decoder.layers.1.in").unwrap()), vals(base_c.tensor::<3>("decoder.layers.1.in").unwrap()));
-    assert_ne!(vals(z.presence_logit.clone()), vals(base.presence_logit.clone()), "zeroing q0 did not reach the presence logit");
+    assert!(
+        vals(zc.tensor::<3>("decoder.layers.1.presence_in").unwrap())
+            .iter()
+            .all(|&v| v == 0.0)
+    );
+    assert_eq!(
+        vals(zc.tensor::<3>("decoder.layers.1.in").unwrap()),
+        vals(base_c.tensor::<3>("decoder.layers.1.in").unwrap())
+    );
+    assert_ne!(
+        vals(z.presence_logit.clone()),
+        vals(base.presence_logit.clone()),
+        "zeroing q0 did not reach the presence logit"
+    );
 
     let (s, sc) = run(HookSpec::new().scale("decoder.layers.0.queries", 0.5).unwrap());
     let a = vals(sc.tensor::<3>("decoder.layers.1.in").unwrap());
     let b = vals(base_c.tensor::<3>("decoder.layers.1.in").unwrap());
     assert!(a.iter().zip(&b).all(|(x, y)| (x - 0.5 * y).abs() < 1e-6));
-    assert!(max_diff(&outputs(&s), &outputs(&base)) > 1e-4, "scaling queries changed nothing downstream");
+    assert!(
+        max_diff(&outputs(&s), &outputs(&base)) > 1e-4,
+        "scaling queries changed nothing downstream"
+    );
 
     // `.mean` is a readout: editing it changes nothing; after a q0 edit it reflects the edited output.
     let (r, _) = run(HookSpec::new().zero("decoder.layers.0.mean").unwrap());
     assert_eq!(outputs(&r), outputs(&base));
-    let spec = HookSpec::new().zero("decoder.layers.0.q0").unwrap().capture("decoder.layers.0.{out,mean}").unwrap();
+    let spec = HookSpec::new()
+        .zero("decoder.layers.0.q0")
+        .unwrap()
+        .capture("decoder.layers.0.{out,mean}")
+        .unwrap();
     let (_, c) = run(spec);
     let out = vals(c.tensor::<3>("decoder.layers.0.out").unwrap());
     let mean = vals(c.tensor::<2>("decoder.layers.0.mean").unwrap());
@@ -179,7 +247,9 @@ fn one_shot_forward_matches_fixture_outputs() {
     let inp = inputs(&dev);
     let exp = read_all(&fixture().join("expected.safetensors"));
     for (prefix, boxes) in [("", vec![]), ("box_prompt.", vec![inp.bx])] {
-        let o = m.forward(inp.pixels.clone(), inp.ids.clone(), &boxes, &mut Hooks::none()).unwrap();
+        let o = m
+            .forward(inp.pixels.clone(), inp.ids.clone(), &boxes, &mut Hooks::none())
+            .unwrap();
         for (key, got, atol) in [
             ("out.pred_logits", vals(o.pred_logits.clone()), 1e-4),
             ("out.pred_boxes", vals(o.pred_boxes.clone()), 1e-4),
@@ -203,15 +273,40 @@ fn bad_prompts_are_clear_errors() {
     let inp = inputs(&dev);
     let img = m.encode_image(inp.pixels.clone(), &mut Hooks::none());
     let txt = m.encode_text(inp.ids.clone(), &mut Hooks::none());
-    let e = m.ground(&img, &txt, &[BoxPrompt::positive([0.5, 0.5, 1.4, 0.2])], &mut Hooks::none()).unwrap_err();
+    let e = m
+        .ground(
+            &img,
+            &txt,
+            &[BoxPrompt::positive([0.5, 0.5, 1.4, 0.2])],
+            &mut Hooks::none(),
+        )
+        .unwrap_err();
     assert!(e.to_string().contains("[0, 1]"), "{e}");
-    let geo = GeometryPrompt { boxes: vec![], points: vec![PointPrompt { xy: [0.3, 0.3], positive: true }] };
+    let geo = GeometryPrompt {
+        boxes: vec![],
+        points: vec![PointPrompt {
+            xy: [0.3, 0.3],
+            positive: true,
+        }],
+    };
     let e = m.ground_geometry(&img, &txt, &geo, &mut Hooks::none()).unwrap_err();
     assert!(e.to_string().contains("point prompt"), "{e}");
-    let e = m.forward(inp.pixels.clone().slice([0..1, 0..2]), inp.ids.clone(), &[], &mut Hooks::none()).unwrap_err();
+    let e = m
+        .forward(
+            inp.pixels.clone().slice([0..1, 0..2]),
+            inp.ids.clone(),
+            &[],
+            &mut Hooks::none(),
+        )
+        .unwrap_err();
     assert!(e.to_string().contains("pixel_values"), "{e}");
     // A hook replacement of the wrong shape is reported by the Result, not a panic.
-    let bad = HookSpec::new().replace("decoder.layers.0.q0", DynTensor::from_vec(vec![0.0; 3], vec![1, 3], &dev)).unwrap();
+    let bad = HookSpec::new()
+        .replace(
+            "decoder.layers.0.q0",
+            DynTensor::from_vec(vec![0.0; 3], vec![1, 3], &dev),
+        )
+        .unwrap();
     let e = m.ground(&img, &txt, &[], &mut Hooks::new(bad)).unwrap_err();
     assert!(e.to_string().contains("decoder.layers.0.q0"), "{e}");
 }
@@ -234,15 +329,33 @@ fn batch_of_two_equals_two_singles() {
     let dev = Device::flex();
     let m = model(&dev);
     let inp = inputs(&dev);
-    let single = m.forward(inp.pixels.clone(), inp.ids.clone(), &[inp.bx], &mut Hooks::none()).unwrap();
+    let single = m
+        .forward(inp.pixels.clone(), inp.ids.clone(), &[inp.bx], &mut Hooks::none())
+        .unwrap();
     let px2 = Tensor::cat(vec![inp.pixels.clone(), inp.pixels.clone()], 0);
     let ids2 = Tensor::cat(vec![inp.ids.clone(), inp.ids.clone()], 0);
     let pair = m.forward(px2, ids2, &[inp.bx], &mut Hooks::none()).unwrap();
     for (name, a, b) in [
-        ("pred_logits", vals(single.pred_logits.clone()), vals(pair.pred_logits.clone())),
-        ("pred_boxes", vals(single.pred_boxes.clone()), vals(pair.pred_boxes.clone())),
-        ("pred_masks", vals(single.pred_masks.clone()), vals(pair.pred_masks.clone())),
-        ("presence_logit", vals(single.presence_logit.clone()), vals(pair.presence_logit.clone())),
+        (
+            "pred_logits",
+            vals(single.pred_logits.clone()),
+            vals(pair.pred_logits.clone()),
+        ),
+        (
+            "pred_boxes",
+            vals(single.pred_boxes.clone()),
+            vals(pair.pred_boxes.clone()),
+        ),
+        (
+            "pred_masks",
+            vals(single.pred_masks.clone()),
+            vals(pair.pred_masks.clone()),
+        ),
+        (
+            "presence_logit",
+            vals(single.presence_logit.clone()),
+            vals(pair.presence_logit.clone()),
+        ),
     ] {
         assert_eq!(b.len(), 2 * a.len(), "{name}");
         for half in [&b[..a.len()], &b[a.len()..]] {
@@ -275,8 +388,17 @@ fn other_config_runs_and_registry_matches() {
     cfg.validate().unwrap();
     let m = Sam3::new(&cfg, &dev);
     let pixels = Tensor::<4>::random([1, 3, 98, 98], burn::tensor::Distribution::Uniform(-1.0, 1.0), &dev);
-    let ids = Tensor::<2, Int>::from_data(TensorData::new(vec![49406i64, 320, 736, 2368, 49407, 0, 0, 0], [1, 8]), &dev);
-    let boxes = [BoxPrompt::positive([0.4, 0.5, 0.3, 0.2]), BoxPrompt { cxcywh: [0.7, 0.2, 0.1, 0.1], positive: false }];
+    let ids = Tensor::<2, Int>::from_data(
+        TensorData::new(vec![49406i64, 320, 736, 2368, 49407, 0, 0, 0], [1, 8]),
+        &dev,
+    );
+    let boxes = [
+        BoxPrompt::positive([0.4, 0.5, 0.3, 0.2]),
+        BoxPrompt {
+            cxcywh: [0.7, 0.2, 0.1, 0.1],
+            positive: false,
+        },
+    ];
     let mut hooks = Hooks::capture(&["**"]).unwrap();
     let o = m.forward(pixels, ids, &boxes, &mut hooks).unwrap();
     for v in outputs(&o) {
@@ -288,8 +410,12 @@ fn other_config_runs_and_registry_matches() {
     // Text length 8 (not the context 16) and 2 boxes change the prompt axes; compare names only
     // for those, names and shapes for the rest.
     let prompt_axis = |n: &str| {
-        n.starts_with("geometry") || n.starts_with("prompt") || n.contains("cross_attn") || n.contains("ca_text")
-            || n.starts_with("scoring.prompt_mlp") || n.starts_with("text")
+        n.starts_with("geometry")
+            || n.starts_with("prompt")
+            || n.contains("cross_attn")
+            || n.contains("ca_text")
+            || n.starts_with("scoring.prompt_mlp")
+            || n.starts_with("text")
     };
     let mut problems = vec![];
     for (name, t) in cache.iter() {
@@ -301,7 +427,12 @@ fn other_config_runs_and_registry_matches() {
             _ => {}
         }
     }
-    let missing: Vec<_> = reg.points.iter().filter(|p| !cache.contains(p.name.as_str())).map(|p| p.name.to_string()).collect();
+    let missing: Vec<_> = reg
+        .points
+        .iter()
+        .filter(|p| !cache.contains(p.name.as_str()))
+        .map(|p| p.name.to_string())
+        .collect();
     assert!(missing.is_empty(), "never captured: {missing:?}");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     assert_eq!(cache.get("geometry.out").unwrap().shape(), &[1, 3, 24]);

@@ -118,6 +118,9 @@ pub struct Checkpoint {
     sorted: Vec<usize>,
     metadata: Option<HashMap<String, String>>,
     sha256: OnceLock<String>,
+    /// A `.pt` read through a relabelled temporary copy (complex RoPE storages): kept alive while
+    /// tensors may still be read from it, deleted on drop.
+    _pt_copy: Option<tempfile::TempPath>,
 }
 
 const PAGE: usize = 4096;
@@ -195,19 +198,10 @@ impl Checkpoint {
     }
 
     fn open_pytorch(path: PathBuf) -> Result<Self> {
-        let reader = burn::store::pytorch_reader::PytorchReader::new(&path).map_err(|e| {
-            let msg = e.to_string();
-            let hint = if msg.contains("Complex") {
-                " (complex tensors such as SAM3's `attn.freqs_cis` buffers cannot be read by burn's \
-                 PyTorch reader; convert the checkpoint to safetensors without them, see the README)"
-            } else {
-                ""
-            };
-            WeightsError::Format {
-                path: path.clone(),
-                reason: format!("PyTorch reader: {msg}{hint}"),
-            }
-        })?;
+        // Through the model crate's opener: it relabels the complex64 RoPE storages of the released
+        // `sam3.pt` (skipped below) so burn's reader accepts the file.
+        let (reader, copy) = sam3lab_model::checkpoint::open_pytorch(&path, &std::env::temp_dir())
+            .map_err(|e| WeightsError::Format { path: path.clone(), reason: e.to_string() })?;
         let tensors = reader.into_tensors();
         // A `{"model": state_dict}` wrapper flattens to `model.`-prefixed keys: strip it when every
         // key has it (SAM3's own keys never start with `model.`).
@@ -227,7 +221,9 @@ impl Checkpoint {
             .collect();
         // No file order for pickled tensors: use name order (what the surgery writer emits).
         entries.sort_by(|a, b| a.stored_name.cmp(&b.stored_name));
-        Self::build(path, Format::Pytorch, None, entries, None)
+        let mut ckpt = Self::build(path, Format::Pytorch, None, entries, None)?;
+        ckpt._pt_copy = copy;
+        Ok(ckpt)
     }
 
     fn build(
@@ -264,6 +260,7 @@ impl Checkpoint {
             sorted,
             metadata,
             sha256: OnceLock::new(),
+            _pt_copy: None,
         })
     }
 

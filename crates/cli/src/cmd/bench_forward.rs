@@ -60,7 +60,11 @@ pub struct FullArgs {
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
 }
 
 /// Force completion of pending work (flex is eager; this also covers lazy backends).
@@ -88,7 +92,11 @@ fn matmul_gflops(device: &Device) -> f64 {
 pub fn memory() -> (Option<u64>, Option<u64>) {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let field = |name: &str| {
-        s.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()).map(|kb| kb * 1024)
+        s.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|kb| kb * 1024)
     };
     (field("VmHWM:"), field("VmRSS:"))
 }
@@ -110,7 +118,10 @@ fn gib(b: Option<u64>) -> f64 {
 
 pub fn run_forward(a: ForwardArgs) -> anyhow::Result<u8> {
     if !set_cpu_threads(a.threads) {
-        eprintln!("warning: RAYON_NUM_THREADS is already set to something else; it wins over --threads {}", a.threads);
+        eprintln!(
+            "warning: RAYON_NUM_THREADS is already set to something else; it wins over --threads {}",
+            a.threads
+        );
     }
     let device = Device::flex();
     let fx = Fixture::load(&a.fixture)?;
@@ -119,7 +130,10 @@ pub fn run_forward(a: ForwardArgs) -> anyhow::Result<u8> {
     let ids = fx.input("input_ids")?;
     let pixels = Tensor::<4>::from_data(TensorData::new(px.data.clone(), px.shape.clone()), &device);
     let ids = Tensor::<2, Int>::from_data(
-        TensorData::new(ids.data.iter().map(|&v| v as i64).collect::<Vec<_>>(), ids.shape.clone()),
+        TensorData::new(
+            ids.data.iter().map(|&v| v as i64).collect::<Vec<_>>(),
+            ids.shape.clone(),
+        ),
         &device,
     );
     let gflops = matmul_gflops(&device);
@@ -145,7 +159,13 @@ pub fn run_forward(a: ForwardArgs) -> anyhow::Result<u8> {
         }
     }
     let ms = median(&mut tot);
-    println!("bench forward: {} (weights sha256 {}…), {} thread(s), {} iterations", a.fixture.display(), &info.sha256[..12], a.threads, a.iters);
+    println!(
+        "bench forward: {} (weights sha256 {}…), {} thread(s), {} iterations",
+        a.fixture.display(),
+        &info.sha256[..12],
+        a.threads,
+        a.iters
+    );
     println!("  machine baseline: 256³ f32 matmul {gflops:.1} GFLOP/s");
     println!(
         "  stages (median ms): trunk+neck {:.2}, text {:.2}, heads {:.2}",
@@ -153,12 +173,19 @@ pub fn run_forward(a: ForwardArgs) -> anyhow::Result<u8> {
         median(&mut t_txt),
         median(&mut t_heads)
     );
-    println!("  whole forward: median {ms:.2} ms (min {:.2})", tot.first().copied().unwrap_or(f64::NAN));
+    println!(
+        "  whole forward: median {ms:.2} ms (min {:.2})",
+        tot.first().copied().unwrap_or(f64::NAN)
+    );
     println!(
         "  vs reference {:.1} ms: ratio ours/reference = {:.3} ({})",
         a.reference_ms,
         ms / a.reference_ms,
-        if ms <= a.reference_ms { format!("{:.2}× faster", a.reference_ms / ms) } else { format!("{:.2}× slower", ms / a.reference_ms) }
+        if ms <= a.reference_ms {
+            format!("{:.2}× faster", a.reference_ms / ms)
+        } else {
+            format!("{:.2}× slower", ms / a.reference_ms)
+        }
     );
     Ok(0)
 }
@@ -172,7 +199,10 @@ fn spinner(msg: &str) -> indicatif::ProgressBar {
 
 pub fn run_full(a: FullArgs) -> anyhow::Result<u8> {
     if !set_cpu_threads(a.threads) {
-        eprintln!("warning: RAYON_NUM_THREADS is already set to something else; it wins over --threads {}", a.threads);
+        eprintln!(
+            "warning: RAYON_NUM_THREADS is already set to something else; it wins over --threads {}",
+            a.threads
+        );
     }
     let device = Device::flex();
     let cfg = Sam3Config::sam3();
@@ -187,17 +217,25 @@ pub fn run_full(a: FullArgs) -> anyhow::Result<u8> {
     let (_, rss_model) = memory();
 
     // Deterministic pseudo-random image in [-1, 1] (an LCG, so the bytes do not depend on burn's RNG).
-    let mut state = a.seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = a
+        .seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let pixels: Vec<f32> = (0..3 * s * s)
         .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
         .collect();
     let pixels = Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, s, s]), &device);
     let ctx = cfg.text.context_length;
     let (ids, _) = sam3lab_model::predict::tokenize(sam3lab_model::tokenizer::Tokenizer::clip(), "a red cat", ctx)?;
-    let ids = Tensor::<2, Int>::from_data(TensorData::new(ids.iter().map(|&v| v as i64).collect::<Vec<_>>(), [1, ctx]), &device);
+    let ids = Tensor::<2, Int>::from_data(
+        TensorData::new(ids.iter().map(|&v| v as i64).collect::<Vec<_>>(), [1, ctx]),
+        &device,
+    );
 
     let mut none = Hooks::none();
     let pb = spinner("trunk + neck (1008×1008)");
@@ -218,13 +256,28 @@ pub fn run_full(a: FullArgs) -> anyhow::Result<u8> {
     pb.finish_and_clear();
     let cpu = cpu_seconds().zip(cpu0).map(|(a, b)| a - b);
     let (hwm, _) = memory();
-    let profile = if a.profile_heads { Some(profile_heads(&model, &img, &txt)) } else { None };
+    let profile = if a.profile_heads {
+        Some(profile_heads(&model, &img, &txt))
+    } else {
+        None
+    };
     drop((img, txt));
 
     let secs = (t3 - t0).as_secs_f64();
     let peak = gib(hwm);
-    let finite = out.scores.clone().into_data().convert::<f32>().try_to_vec::<f32>().map(|v| v.iter().all(|x| x.is_finite())).unwrap_or(false);
-    println!("bench full: Sam3Config::sam3() ({} params), random weights, 1×3×{s}×{s}, {} thread(s)", count_params(&model), a.threads);
+    let finite = out
+        .scores
+        .clone()
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map(|v| v.iter().all(|x| x.is_finite()))
+        .unwrap_or(false);
+    println!(
+        "bench full: Sam3Config::sam3() ({} params), random weights, 1×3×{s}×{s}, {} thread(s)",
+        count_params(&model),
+        a.threads
+    );
     println!("  machine baseline: 256³ f32 matmul {gflops:.1} GFLOP/s");
     println!("  init {t_init:.1} s; RSS after init {:.2} GiB", gib(rss_model));
     println!(
@@ -237,10 +290,17 @@ pub fn run_full(a: FullArgs) -> anyhow::Result<u8> {
         "  forward {secs:.1} s vs reference {:.0} s: ratio {:.3} ({})",
         a.reference_s,
         secs / a.reference_s,
-        if secs <= a.reference_s { format!("{:.2}× faster", a.reference_s / secs) } else { format!("{:.2}× slower", secs / a.reference_s) }
+        if secs <= a.reference_s {
+            format!("{:.2}× faster", a.reference_s / secs)
+        } else {
+            format!("{:.2}× slower", secs / a.reference_s)
+        }
     );
     if let Some(c) = cpu {
-        println!("  CPU time of the forward {c:.1} s = {:.2} cores busy on average", c / secs);
+        println!(
+            "  CPU time of the forward {c:.1} s = {:.2} cores busy on average",
+            c / secs
+        );
         if a.threads > 1 && c / secs < 0.75 * a.threads as f64 {
             println!(
                 "  note: fewer than {} cores were busy: the machine is shared, or burn-flex was built without its \
@@ -256,14 +316,24 @@ pub fn run_full(a: FullArgs) -> anyhow::Result<u8> {
     );
     if let Some(p) = profile {
         let total: f64 = p.iter().map(|(_, t)| t).sum();
-        println!("  heads profile (second pass, s): {}", p.iter().map(|(k, t)| format!("{k} {t:.2}")).collect::<Vec<_>>().join(", "));
+        println!(
+            "  heads profile (second pass, s): {}",
+            p.iter()
+                .map(|(k, t)| format!("{k} {t:.2}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         println!("  heads profile total {total:.2} s");
     }
     Ok(if finite { 0 } else { 1 })
 }
 
 /// The heads pipeline of `Heads::ground` stage by stage (text-only prompt), with timings.
-fn profile_heads(model: &Sam3, img: &sam3lab_model::ImageFeatures, txt: &sam3lab_model::TextFeatures) -> Vec<(String, f64)> {
+fn profile_heads(
+    model: &Sam3,
+    img: &sam3lab_model::ImageFeatures,
+    txt: &sam3lab_model::TextFeatures,
+) -> Vec<(String, f64)> {
     use burn::tensor::activation::relu;
     use burn::tensor::module::interpolate;
     use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
@@ -277,10 +347,21 @@ fn profile_heads(model: &Sam3, img: &sam3lab_model::ImageFeatures, txt: &sam3lab
     };
     let [b, d, hh, ww] = img.fpn[2].dims();
     let x = img.fpn[2].clone().reshape([b, d, hh * ww]).swap_dims(1, 2);
-    let pos = img.pos[2].clone().expand([b, d, hh, ww]).reshape([b, d, hh * ww]).swap_dims(1, 2);
+    let pos = img.pos[2]
+        .clone()
+        .expand([b, d, hh, ww])
+        .reshape([b, d, hh * ww])
+        .swap_dims(1, 2);
     let (geo, gm) = model
         .geometry_encoder
-        .forward(&sam3lab_model::GeometryPrompt::default(), &x, &pos, (hh, ww), cfg, &mut h)
+        .forward(
+            &sam3lab_model::GeometryPrompt::default(),
+            &x,
+            &pos,
+            (hh, ww),
+            cfg,
+            &mut h,
+        )
         .expect("geometry");
     sync(&geo);
     lap("geometry", &mut out);
@@ -289,20 +370,35 @@ fn profile_heads(model: &Sam3, img: &sam3lab_model::ImageFeatures, txt: &sam3lab
     let memory = model.transformer.encoder.forward(x, &pos, &prompt, &pm, &mut h);
     sync(&memory);
     lap("fusion", &mut out);
-    let dec = model.transformer.decoder.forward(&memory, &pos, (hh, ww), &prompt, &pm, &mut h);
+    let dec = model
+        .transformer
+        .decoder
+        .forward(&memory, &pos, (hh, ww), &prompt, &pm, &mut h);
     sync(dec.hs.last().unwrap());
     lap("decoder", &mut out);
     let g = model.dot_prod_scoring.prompt_vector(&prompt, &pm, &mut h);
     sync(&model.dot_prod_scoring.logits(dec.hs.last().unwrap().clone(), &g));
     lap("scoring", &mut out);
     let seg = &model.segmentation_head;
-    let ca = seg.cross_attend_prompt.forward("p", seg.cross_attn_norm.forward(memory.clone()), prompt.clone(), prompt.clone(), Some(pm.clone()), None, false, &mut h);
+    let ca = seg.cross_attend_prompt.forward(
+        "p",
+        seg.cross_attn_norm.forward(memory.clone()),
+        prompt.clone(),
+        prompt.clone(),
+        Some(pm.clone()),
+        None,
+        false,
+        &mut h,
+    );
     let mut prev = (memory + ca).swap_dims(1, 2).reshape([b, d, hh, ww]);
     sync(&prev);
     lap("seg.prompt_cross_attn", &mut out);
     for (k, feat) in img.fpn[..2].iter().rev().enumerate() {
         let [_, _, fh, fw] = feat.dims();
-        let up = interpolate(prev, InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([fh, fw]));
+        let up = interpolate(
+            prev,
+            InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([fh, fw]),
+        );
         let y = seg.pixel_decoder.conv_layers[k].forward(feat.clone() + up);
         sync(&y);
         lap(&format!("seg.conv3x3@{fh}"), &mut out);

@@ -52,11 +52,16 @@ pub struct Args {
 fn parse_floats<const N: usize>(flag: &str, s: &str) -> anyhow::Result<[f32; N]> {
     let parts: Vec<&str> = s.split(',').map(str::trim).collect();
     if parts.len() != N {
-        bail!("--{flag} `{s}`: expected {N} comma-separated numbers, got {}", parts.len());
+        bail!(
+            "--{flag} `{s}`: expected {N} comma-separated numbers, got {}",
+            parts.len()
+        );
     }
     let mut v = [0f32; N];
     for (slot, p) in v.iter_mut().zip(&parts) {
-        *slot = p.parse().with_context(|| format!("--{flag} `{s}`: `{p}` is not a number"))?;
+        *slot = p
+            .parse()
+            .with_context(|| format!("--{flag} `{s}`: `{p}` is not a number"))?;
     }
     Ok(v)
 }
@@ -66,7 +71,10 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let mut boxes = Vec::new();
     for (flag, list, positive) in [("box", &args.boxes, true), ("neg-box", &args.neg_boxes, false)] {
         for s in list {
-            let b = BoxPrompt { cxcywh: parse_floats::<4>(flag, s)?, positive };
+            let b = BoxPrompt {
+                cxcywh: parse_floats::<4>(flag, s)?,
+                positive,
+            };
             b.validate().with_context(|| format!("--{flag} `{s}`"))?;
             boxes.push(b);
         }
@@ -74,9 +82,18 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let points: Vec<PointPrompt> = args
         .points
         .iter()
-        .map(|s| Ok(PointPrompt { xy: parse_floats::<2>("point", s)?, positive: true }))
+        .map(|s| {
+            Ok(PointPrompt {
+                xy: parse_floats::<2>("point", s)?,
+                positive: true,
+            })
+        })
         .collect::<anyhow::Result<_>>()?;
-    GeometryPrompt { boxes: boxes.clone(), points }.validate()?;
+    GeometryPrompt {
+        boxes: boxes.clone(),
+        points,
+    }
+    .validate()?;
     if !(0.0..=1.0).contains(&args.threshold) {
         bail!("--threshold {} is not in [0, 1]", args.threshold);
     }
@@ -133,7 +150,10 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     );
     for d in &dets.detections {
         let [x0, y0, x1, y1] = d.box_xyxy;
-        println!("  query {:3}  score {:.4}  box [{x0:.1}, {y0:.1}, {x1:.1}, {y1:.1}]  mask {} px", d.query, d.score, d.mask_area);
+        println!(
+            "  query {:3}  score {:.4}  box [{x0:.1}, {y0:.1}, {x1:.1}, {y1:.1}]  mask {} px",
+            d.query, d.score, d.mask_area
+        );
     }
     Ok(0)
 }

@@ -81,6 +81,9 @@ pub(super) fn probe(path: &Path, scratch: &Path) -> Result<Option<Relabelled>, M
 
     let mut c64 = Vec::new();
     let mut c128 = Vec::new();
+    if a.len() != b.len() {
+        return Err(ckpt_err(path, format!("internal: {} vs {} tensors under two relabellings", a.len(), b.len())));
+    }
     for (key, ta) in a.tensors() {
         let Some(tb) = b.tensors().get(key) else {
             return Err(ckpt_err(path, format!("internal: tensor `{key}` is missing from the second relabelling")));
@@ -129,11 +132,10 @@ impl Relabelled {
 
     /// The whole archive with the relabelled pickle, in `scratch`; deleted when the result drops.
     pub fn full_copy(&self, path: &Path, scratch: &Path) -> Result<TempPath, ModelError> {
-        let Some((mut archive, root, _)) = open_pickle(path) else {
-            return Err(ckpt_err(path, "changed while it was being read (its zip directory no longer opens)"));
-        };
-        if root != self.root {
-            return Err(ckpt_err(path, "changed while it was being read (its data.pkl moved)"));
+        let changed = || ckpt_err(path, "changed while it was being read (its data.pkl differs from the one checked)");
+        let Some((mut archive, root, pickle)) = open_pickle(path) else { return Err(changed()) };
+        if root != self.root || relabel(&pickle, LABELS_A) != self.pickle {
+            return Err(changed());
         }
         write_copy(path, &mut archive, &root, &self.pickle, scratch, true)
     }

@@ -103,8 +103,10 @@ mod tests {
         let b = Tensor::<3>::from_data(TensorData::new(vec![0.1f32, 0.2, 0.3, 0.4], [1, 1, 4]), &dev);
         let v = vals(gen_sineembed_for_position(b, 4)); // 2 feats per coord, dim_t = [1, 1]
         let tau = 2.0 * std::f64::consts::PI;
-        let expect: Vec<f64> =
-            [0.2, 0.1, 0.3, 0.4].iter().flat_map(|c: &f64| [(c * tau).sin(), (c * tau).cos()]).collect();
+        let expect: Vec<f64> = [0.2, 0.1, 0.3, 0.4]
+            .iter()
+            .flat_map(|c: &f64| [(c * tau).sin(), (c * tau).cos()])
+            .collect();
         for (a, e) in v.iter().zip(&expect) {
             assert!((*a as f64 - e).abs() < 1e-6, "{v:?} vs {expect:?}");
         }

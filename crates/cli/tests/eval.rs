@@ -20,6 +20,12 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `eval score` of the three fixture ground truths and `pred.json` with `--iou iou` into `out`.
+fn score_abc(fx: &Path, iou: &str, out: &Path) -> Output {
+    let [a, b, c, p] = ["gt_a.json", "gt_b.json", "gt_c.json", "pred.json"].map(|n| fx.join(n));
+    run(&["eval", "score", "--gt", s(&a), "--gt", s(&b), "--gt", s(&c), "--pred", s(&p), "--iou", iou, "--out", s(out)])
+}
+
 #[test]
 fn score_reproduces_the_reference_and_writes_flat_json() {
     let dir = tempfile::tempdir().unwrap();
@@ -28,22 +34,7 @@ fn score_reproduces_the_reference_and_writes_flat_json() {
         serde_json::from_slice(&std::fs::read(fx.join("reference.json")).unwrap()).unwrap();
     for (run_name, iou) in [("abc_segm", "segm"), ("abc_bbox", "bbox")] {
         let out = dir.path().join(format!("{run_name}.json"));
-        let o = run(&[
-            "eval",
-            "score",
-            "--gt",
-            s(&fx.join("gt_a.json")),
-            "--gt",
-            s(&fx.join("gt_b.json")),
-            "--gt",
-            s(&fx.join("gt_c.json")),
-            "--pred",
-            s(&fx.join("pred.json")),
-            "--iou",
-            iou,
-            "--out",
-            s(&out),
-        ]);
+        let o = score_abc(&fx, iou, &out);
         let stdout = String::from_utf8_lossy(&o.stdout);
         assert_eq!(
             o.status.code(),
@@ -69,22 +60,7 @@ fn score_reproduces_the_reference_and_writes_flat_json() {
         assert!(got["neg_correct"].is_number());
         // Same inputs, same bytes.
         let out2 = dir.path().join("again.json");
-        let o2 = run(&[
-            "eval",
-            "score",
-            "--gt",
-            s(&fx.join("gt_a.json")),
-            "--gt",
-            s(&fx.join("gt_b.json")),
-            "--gt",
-            s(&fx.join("gt_c.json")),
-            "--pred",
-            s(&fx.join("pred.json")),
-            "--iou",
-            iou,
-            "--out",
-            s(&out2),
-        ]);
+        let o2 = score_abc(&fx, iou, &out2);
         assert_eq!(o2.status.code(), Some(0));
         assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&out2).unwrap());
     }

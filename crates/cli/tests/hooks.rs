@@ -4,22 +4,12 @@
 //! nearest valid points and leave no file behind.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use sam3lab_model::hooks::{ActivationCache, CacheManifest};
 
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fixtures/sam3-tiny")
-}
-
-fn sam3lab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sam3lab")).args(args).output().expect("run sam3lab")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+mod common;
+use common::{fixture, fixture_png, read_st, s, sam3lab};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -27,34 +17,6 @@ fn stdout(o: &Output) -> String {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// (shape, f32 values or empty, raw bytes) per tensor.
-fn read_st(path: &Path) -> BTreeMap<String, (Vec<usize>, Vec<f32>, Vec<u8>)> {
-    let bytes = std::fs::read(path).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    st.tensors()
-        .into_iter()
-        .map(|(k, v)| {
-            let raw = v.data().to_vec();
-            let f = if v.dtype() == safetensors::Dtype::F32 {
-                raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
-            } else {
-                vec![]
-            };
-            (k, (v.shape().to_vec(), f, raw))
-        })
-        .collect()
-}
-
-/// The fixture's raw image (uint8 H0×W0×3) as a PNG in `dir`.
-fn fixture_png(dir: &Path) -> PathBuf {
-    let inputs = read_st(&fixture().join("inputs.safetensors"));
-    let (shape, _, raw) = &inputs["image_uint8"];
-    let img = image::RgbImage::from_raw(shape[1] as u32, shape[0] as u32, raw.clone()).unwrap();
-    let p = dir.join("fixture.png");
-    img.save(&p).unwrap();
-    p
 }
 
 fn list_json(args: &[&str]) -> serde_json::Value {

@@ -3,53 +3,10 @@
 //! `detections.json` equal the reference's `post.*` values; the overlay has the image's size; bad
 //! inputs exit 2 with a message naming the problem.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fixtures/sam3-tiny")
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sam3lab"))
-        .args(args)
-        .output()
-        .expect("run sam3lab")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn read_f32(path: &Path) -> BTreeMap<String, (Vec<usize>, Vec<f32>, Vec<u8>)> {
-    let bytes = std::fs::read(path).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    st.tensors()
-        .into_iter()
-        .map(|(k, v)| {
-            let raw = v.data().to_vec();
-            let f = if v.dtype() == safetensors::Dtype::F32 {
-                raw.chunks_exact(4)
-                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                    .collect()
-            } else {
-                vec![]
-            };
-            (k, (v.shape().to_vec(), f, raw))
-        })
-        .collect()
-}
-
-/// The fixture's raw image (uint8 H0×W0×3) as a PNG in `dir`.
-fn fixture_png(dir: &Path) -> PathBuf {
-    let inputs = read_f32(&fixture().join("inputs.safetensors"));
-    let (shape, _, raw) = &inputs["image_uint8"];
-    let img = image::RgbImage::from_raw(shape[1] as u32, shape[0] as u32, raw.clone()).unwrap();
-    let p = dir.join("fixture.png");
-    img.save(&p).unwrap();
-    p
-}
+mod common;
+use common::{fixture, fixture_png, read_st, s, sam3lab};
 
 #[test]
 fn segment_reproduces_reference_post_processing() {
@@ -58,7 +15,7 @@ fn segment_reproduces_reference_post_processing() {
     let out = dir.path().join("out");
     let cfg: serde_json::Value =
         serde_json::from_slice(&std::fs::read(fixture().join("config.json")).unwrap()).unwrap();
-    let expected = read_f32(&fixture().join("expected.safetensors"));
+    let expected = read_st(&fixture().join("expected.safetensors"));
     let boxp: Vec<String> = cfg["box_prompt"]["cxcywh_normalized"]
         .as_array()
         .unwrap()
@@ -83,7 +40,7 @@ fn segment_reproduces_reference_post_processing() {
         ];
         args.extend(extra.iter().map(|x| x.as_str()));
         args.extend(["--out", s(&out)]);
-        let o = run(&args);
+        let o = sam3lab(&args);
         assert!(o.status.success(), "stderr: {}", String::from_utf8_lossy(&o.stderr));
         let rep: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join("detections.json")).unwrap()).unwrap();
@@ -142,7 +99,7 @@ fn segment_is_deterministic_and_threshold_filters() {
     let dir = tempfile::tempdir().unwrap();
     let png = fixture_png(dir.path());
     let run_to = |out: &Path, thr: &str| {
-        let o = run(&[
+        let o = sam3lab(&[
             "segment",
             "--ckpt",
             s(&fixture()),
@@ -173,7 +130,7 @@ fn segment_is_deterministic_and_threshold_filters() {
 }
 
 fn expect_fail(args: &[&str], needle: &str) {
-    let o = run(args);
+    let o = sam3lab(args);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "args {args:?}: stderr {err}");
     assert!(
@@ -224,7 +181,7 @@ fn long_prompt_is_truncated_with_a_warning() {
     let png = fixture_png(dir.path());
     let out = dir.path().join("o");
     let long = "a very small red and white striped cat ".repeat(6);
-    let o = run(&[
+    let o = sam3lab(&[
         "segment",
         "--ckpt",
         s(&fixture()),

@@ -356,6 +356,11 @@ fn err_text(e: EvalError) -> String {
     e.to_string()
 }
 
+/// The error text of scoring `preds` (as `pred.json`) against `gts` (named `gt0.json`, …).
+fn score_err(gts: &[GtDataset], preds: &[Prediction]) -> String {
+    err_text(score(gts, &names(gts.len()), preds, "pred.json", &segm()).unwrap_err())
+}
+
 #[test]
 fn malformed_json_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
@@ -381,7 +386,7 @@ fn malformed_json_is_a_clear_error() {
 fn prediction_for_unknown_entry_is_an_error() {
     let (g, mut p) = combined();
     p.push(pred(42, &rect(0, 1, 0, 1), 0.9));
-    let msg = err_text(score(&[g], &names(1), &p, "pred.json", &segm()).unwrap_err());
+    let msg = score_err(&[g], &p);
     assert!(
         msg.contains("prediction [7]")
             && msg.contains("image_id 42")
@@ -395,23 +400,14 @@ fn rle_size_disagreeing_with_the_image_is_an_error() {
     let (g, mut p) = combined();
     let wrong = Rle::from_row_major(5, 20, &[0; 100]);
     p.push(pred(4, &wrong, 0.9));
-    let msg = err_text(
-        score(
-            std::slice::from_ref(&g),
-            &names(1),
-            &p,
-            "pred.json",
-            &segm(),
-        )
-        .unwrap_err(),
-    );
+    let msg = score_err(std::slice::from_ref(&g), &p);
     assert!(
         msg.contains("image_id 4") && msg.contains("RLE size is 5x20") && msg.contains("10x10"),
         "{msg}"
     );
     let mut g2 = g;
     g2.annotations.push(ann(1, &wrong));
-    let msg = err_text(score(&[g2], &names(1), &[], "pred.json", &segm()).unwrap_err());
+    let msg = score_err(&[g2], &[]);
     assert!(
         msg.contains("gt0.json") && msg.contains("annotations[5]") && msg.contains("RLE size"),
         "{msg}"
@@ -427,42 +423,24 @@ fn other_malformed_inputs_are_errors() {
         size: [H, W],
         counts: sam3lab_eval::RleCounts::Uncompressed(vec![5, 5]),
     });
-    let msg = err_text(
-        score(
-            std::slice::from_ref(&g),
-            &names(1),
-            &p2,
-            "pred.json",
-            &segm(),
-        )
-        .unwrap_err(),
-    );
+    let msg = score_err(std::slice::from_ref(&g), &p2);
     assert!(msg.contains("cover 10 pixels"), "{msg}");
     // Polygons.
     let mut p3 = p.clone();
     p3[0].segmentation = Some(Segmentation::Polygons(vec![vec![
         0.0, 0.0, 1.0, 0.0, 1.0, 1.0,
     ]]));
-    let msg = err_text(
-        score(
-            std::slice::from_ref(&g),
-            &names(1),
-            &p3,
-            "pred.json",
-            &segm(),
-        )
-        .unwrap_err(),
-    );
+    let msg = score_err(std::slice::from_ref(&g), &p3);
     assert!(msg.contains("polygon"), "{msg}");
     // Duplicate entry ids.
     let mut g4 = g.clone();
     g4.images.push(image(3, true));
-    let msg = err_text(score(&[g4], &names(1), &p, "pred.json", &segm()).unwrap_err());
+    let msg = score_err(&[g4], &p);
     assert!(msg.contains("image id 3 appears more than once"), "{msg}");
     // An extra ground truth missing an entry.
     let mut g5 = g.clone();
     g5.images.retain(|i| i.id != 6);
-    let msg = err_text(score(&[g.clone(), g5], &names(2), &p, "pred.json", &segm()).unwrap_err());
+    let msg = score_err(&[g.clone(), g5], &p);
     assert!(
         msg.contains("gt1.json") && msg.contains("entry id 6"),
         "{msg}"
@@ -470,7 +448,7 @@ fn other_malformed_inputs_are_errors() {
     // Annotation pointing at no entry.
     let mut g6 = g;
     g6.annotations.push(ann(99, &rect(0, 1, 0, 1)));
-    let msg = err_text(score(&[g6], &names(1), &p, "pred.json", &segm()).unwrap_err());
+    let msg = score_err(&[g6], &p);
     assert!(
         msg.contains("image_id 99") && msg.contains("not in images"),
         "{msg}"

@@ -7,8 +7,7 @@ use std::path::Path;
 use crate::error::{FigureError, Result};
 use crate::names::{group_label, point_label};
 use crate::schema::{
-    CosinesReport, DiffReport, DriftTable, GateScatter, HeatmapTable, PointRole, Projection, Scale,
-    ScaleKind, ScatterPoint,
+    CosinesReport, DiffReport, DriftTable, GateScatter, HeatmapTable, PointRole, Projection, ScatterPoint,
 };
 
 /// Checkpoints × (point, group) cells, two-line column headers "point\ngroup".
@@ -134,28 +133,19 @@ pub fn cosines_heatmap(c: &CosinesReport, input: &str) -> Result<HeatmapTable> {
         .as_ref()
         .map(|b| format!(" relative to {} (sha256 {})", b.path, short(&b.sha256)))
         .unwrap_or_default();
-    Ok(HeatmapTable {
-        title: format!("Cosines of weight-delta directions on {}", c.param),
-        source: format!("sam3lab weights cosines{base}"),
-        rows: c
-            .trajectories
+    Ok(HeatmapTable::cosines(
+        format!("Cosines of weight-delta directions on {}", c.param),
+        format!("sam3lab weights cosines{base}"),
+        c.trajectories
             .iter()
             .map(|t| match t.rel_base {
                 Some(r) => format!("{}   (‖Δ‖ {r:.2})", t.label),
                 None => format!("{}   (‖Δ‖ –)", t.label),
             })
             .collect(),
-        cols: c.trajectories.iter().map(|t| t.label.clone()).collect(),
-        values: c.cosine.clone(),
-        scale: Some(Scale {
-            kind: ScaleKind::Diverging,
-            min: -1.0,
-            max: 1.0,
-        }),
-        decimals: Some(2),
-        row_title: Some("trajectory (‖Δ‖ rel base)".into()),
-        col_title: None,
-    })
+        c.trajectories.iter().map(|t| t.label.clone()).collect(),
+        c.cosine.clone(),
+    ))
 }
 
 pub fn projection_of(c: &CosinesReport, input: &str) -> Result<Projection> {

@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::csv::CsvTable;
 use crate::error::{FigureError, Result};
 use crate::geometry::CosineRow;
-use crate::schema::{DriftRow, DriftTable, HeatmapTable, Scale, ScaleKind};
+use crate::schema::{DriftRow, DriftTable, HeatmapTable};
 
 /// Every file in `data/post02/`, with the table it transcribes.
 pub const FILES: &[(&str, &str)] = &[
@@ -284,36 +284,16 @@ impl PublishedCosines {
                 .map(|r| format!("{} − {}", r.to, r.from))
                 .unwrap_or(label.to_string())
         };
-        HeatmapTable {
-            title: format!(
-                "Table 7.1 — cosines of weight-delta directions on {}",
-                self.param
-            ),
-            source: self.source.clone(),
-            rows: self
-                .rows
+        HeatmapTable::cosines(
+            format!("Table 7.1 — cosines of weight-delta directions on {}", self.param),
+            self.source.clone(),
+            self.rows
                 .iter()
                 .map(|r| format!("{} − {}   (‖Δ‖ {:.2})", r.to, r.from, r.rel_base))
                 .collect(),
-            cols: self
-                .references
-                .iter()
-                .map(|r| format!("cos to\n{}", delta(r)))
-                .collect(),
-            values: self
-                .rows
-                .iter()
-                .map(|r| r.cos.iter().map(|c| Some(*c)).collect())
-                .collect(),
-            scale: Some(Scale {
-                kind: ScaleKind::Diverging,
-                min: -1.0,
-                max: 1.0,
-            }),
-            decimals: Some(2),
-            row_title: Some("trajectory (‖Δ‖ rel base)".into()),
-            col_title: None,
-        }
+            self.references.iter().map(|r| format!("cos to\n{}", delta(r))).collect(),
+            self.rows.iter().map(|r| r.cos.iter().map(|c| Some(*c)).collect()).collect(),
+        )
     }
 }
 

@@ -63,6 +63,32 @@ pub struct Scale {
 }
 
 impl HeatmapTable {
+    /// A table of cosines between weight-delta directions, in the one style every such table uses:
+    /// diverging scale on [−1, 1], two decimals, rows titled by their ‖Δ‖ relative to the base.
+    pub fn cosines(
+        title: String,
+        source: String,
+        rows: Vec<String>,
+        cols: Vec<String>,
+        values: Vec<Vec<Option<f64>>>,
+    ) -> Self {
+        HeatmapTable {
+            title,
+            source,
+            rows,
+            cols,
+            values,
+            scale: Some(Scale {
+                kind: ScaleKind::Diverging,
+                min: -1.0,
+                max: 1.0,
+            }),
+            decimals: Some(2),
+            row_title: Some("trajectory (‖Δ‖ rel base)".into()),
+            col_title: None,
+        }
+    }
+
     pub fn validate(&self, input: &str) -> Result<()> {
         if self.rows.is_empty() || self.cols.is_empty() {
             return Err(FigureError::invalid(

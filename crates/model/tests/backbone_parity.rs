@@ -3,8 +3,6 @@
 //! a second, randomly initialised config with 3 heads, a grid that is not a multiple of the window
 //! and more layers runs with every hook shape equal to the registry.
 
-use std::path::{Path, PathBuf};
-
 use burn::prelude::*;
 use burn::tensor::{Int, TensorData};
 use sam3lab_model::backbone::{Backbone, register_hooks};
@@ -12,9 +10,8 @@ use sam3lab_model::hooks::{HookRegistry, Hooks};
 use sam3lab_model::parity::{Fixture, Status, compare_fixture, run_backbone};
 use sam3lab_model::{Sam3Config, params};
 
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fixtures/sam3-tiny")
-}
+mod common;
+use common::fixture;
 
 const BACKBONE: [&str; 3] = ["trunk.", "neck.", "text."];
 

@@ -18,9 +18,8 @@ use sam3lab_model::checkpoint::{CheckpointFormat, load_into_with_scratch, read_i
 use sam3lab_model::params::param_shapes;
 use sam3lab_model::{ModelError, Sam3, Sam3Config};
 
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fixtures/sam3-tiny")
-}
+mod common;
+use common::fixture;
 
 fn config() -> PathBuf {
     fixture().join("config.json")

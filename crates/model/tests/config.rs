@@ -2,16 +2,13 @@
 //! config (verified there by instantiating the reference), the fixture's `weights` section (the
 //! reference state_dict of fixture A), and the burn module tree itself.
 
-use std::path::{Path, PathBuf};
-
 use burn::prelude::*;
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot};
 use sam3lab_model::params::{PARAM_GROUPS, count_params, param_shapes};
 use sam3lab_model::{Sam3, Sam3Config};
 
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fixtures/sam3-tiny")
-}
+mod common;
+use common::fixture;
 
 #[test]
 fn sam3_parameter_counts_per_group_match_design_table() {

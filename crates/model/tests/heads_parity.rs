@@ -5,7 +5,7 @@
 //! probabilities atol 1e-3). This isolates head bugs from backbone bugs.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
@@ -18,9 +18,8 @@ use sam3lab_model::hooks::{ActivationCache, Hooks};
 use sam3lab_model::nn::pos2d::sine_pos_2d;
 use sam3lab_model::postprocess::{boxes_xyxy_px, mask_probs};
 
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fixtures/sam3-tiny")
-}
+mod common;
+use common::fixture;
 
 #[derive(Clone, Debug)]
 struct Arr {

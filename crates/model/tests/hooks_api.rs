@@ -6,61 +6,13 @@
 //! attention (for Σ heads), and hand-computed shapes of the released SAM3 config.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use burn::tensor::{Int, TensorData};
-use safetensors::{Dtype, SafeTensors};
 use sam3lab_model::hooks::{ActivationCache, DynTensor, FrozenLayerNorm, HookSpec, Hooks};
-use sam3lab_model::{BoxPrompt, GroundingOutput, ImageFeatures, Sam3, Sam3Config, TextFeatures, hook_registry};
+use sam3lab_model::{GroundingOutput, ImageFeatures, Sam3, Sam3Config, TextFeatures, hook_registry};
 
-type Host = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
-
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fixtures/sam3-tiny")
-}
-
-fn read_all(path: &Path) -> Host {
-    let bytes = std::fs::read(path).unwrap();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    st.tensors()
-        .into_iter()
-        .map(|(k, v)| {
-            let d = v.data();
-            let data: Vec<f32> = match v.dtype() {
-                Dtype::F32 => d.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
-                Dtype::I64 => d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
-                _ => d.iter().map(|&b| b as f32).collect(),
-            };
-            (k, (v.shape().to_vec(), data))
-        })
-        .collect()
-}
-
-struct Inputs {
-    pixels: Tensor<4>,
-    ids: Tensor<2, Int>,
-    bx: BoxPrompt,
-}
-
-fn inputs(dev: &Device) -> Inputs {
-    let inp = read_all(&fixture().join("inputs.safetensors"));
-    let (s, v) = &inp["pixel_values"];
-    let pixels = Tensor::from_data(TensorData::new(v.clone(), s.clone()), dev);
-    let (s, v) = &inp["input_ids"];
-    let ids = Tensor::<2, Int>::from_data(TensorData::new(v.iter().map(|&x| x as i64).collect::<Vec<_>>(), s.clone()), dev);
-    let (_, b) = &inp["box_prompt_cxcywh"];
-    let (_, l) = &inp["box_prompt_label"];
-    Inputs { pixels, ids, bx: BoxPrompt { cxcywh: [b[0], b[1], b[2], b[3]], positive: l[0] > 0.5 } }
-}
-
-fn model(dev: &Device) -> Sam3 {
-    Sam3::load(&fixture(), None, dev).unwrap().0
-}
-
-fn vals<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
-}
+mod common;
+use common::{Inputs, fixture, inputs, model, read_all, vals};
 
 fn outputs(o: &GroundingOutput) -> Vec<Vec<f32>> {
     vec![

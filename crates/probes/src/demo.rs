@@ -10,25 +10,11 @@ use indicatif::ProgressBar;
 
 use crate::error::{ProbeError, Result};
 use crate::manifest::write_atomic;
+use crate::rng::Rng;
 
 /// The shapes drawn, with the phrase that names each.
 pub const SHAPES: [(&str, [u8; 3]); 4] =
     [("a red circle", [220, 30, 40]), ("a blue square", [30, 60, 220]), ("a green stripe", [40, 190, 60]), ("a yellow triangle", [235, 210, 30])];
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn range(&mut self, lo: u32, hi: u32) -> u32 {
-        lo + (self.next() % u64::from(hi - lo)) as u32
-    }
-}
 
 /// What [`write_demo_inputs`] wrote.
 #[derive(Debug)]

@@ -23,5 +23,6 @@ pub mod model;
 pub mod params;
 pub mod patch;
 pub mod retrain;
+mod rng;
 
 pub use error::{ProbeError, Result};

@@ -44,6 +44,7 @@ use crate::inputs::{Label, Pairs, by_image, pair_image_records};
 use crate::manifest::{Csv, FileRecord, Manifest, PairsRecord, num, write_json};
 use crate::model::{self, CkptSpec, Stages, TextCache};
 use crate::params::{self, Globs};
+use crate::rng::Rng;
 
 /// The parameter prefix of the cached mode's trainable modules.
 pub const HEAD_PREFIX: &str = "transformer.decoder.";
@@ -149,28 +150,6 @@ pub fn manifest_path(out: &Path) -> PathBuf {
 /// `FILE.safetensors` → `FILE.trajectory.csv`.
 pub fn trajectory_path(out: &Path) -> PathBuf {
     out.with_extension("trajectory.csv")
-}
-
-/// SplitMix64: a tiny seeded generator whose stream never changes across dependency versions.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            let j = self.below(i + 1);
-            v.swap(i, j);
-        }
-    }
 }
 
 /// Draws `k` indices per call from a class, without replacement within a pass over it.
@@ -688,8 +667,7 @@ pub fn write_checkpoint(
             )));
         }
     }
-    let headers: Vec<TensorHeader> =
-        entries.iter().map(|e| TensorHeader { name: e.stored_name.clone(), dtype: e.dtype, shape: e.shape.clone() }).collect();
+    let headers: Vec<TensorHeader> = entries.iter().map(|e| e.header()).collect();
     let mut w = SafetensorsWriter::create(out, &headers, ck.metadata().cloned())?;
     let mut info = Vec::new();
     for e in &entries {

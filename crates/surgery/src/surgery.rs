@@ -204,14 +204,7 @@ pub fn surgery(req: &SurgeryRequest<'_>, progress: &ProgressBar) -> Result<Manif
 
     // Stream INTO → OUT.
     let entries = into.all_entries();
-    let headers: Vec<TensorHeader> = entries
-        .iter()
-        .map(|e| TensorHeader {
-            name: e.stored_name.clone(),
-            dtype: e.dtype,
-            shape: e.shape.clone(),
-        })
-        .collect();
+    let headers: Vec<TensorHeader> = entries.iter().map(|e| e.header()).collect();
     progress.set_length(entries.iter().map(|e| e.byte_len() as u64).sum());
     let mut w = SafetensorsWriter::create(req.out, &headers, into.metadata().cloned())?;
     // Squared change per (normalised key, range start) → summed into the head slices below.

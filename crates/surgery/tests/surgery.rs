@@ -199,14 +199,15 @@ fn check_moved(into: &Path, donor: &Path, out: &Path, named: &[Named], strip: &s
     assert!(moved > 0);
 }
 
+/// The INTO, DONOR and OUT checkpoint paths of a test in `dir`.
+fn into_donor_out(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    (dir.join("into.safetensors"), dir.join("donor.safetensors"), dir.join("out.safetensors"))
+}
+
 #[test]
 fn alpha_zero_reproduces_into_bit_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let (i, d, o) = (
-        dir.path().join("into.safetensors"),
-        dir.path().join("donor.safetensors"),
-        dir.path().join("out.safetensors"),
-    );
+    let (i, d, o) = into_donor_out(dir.path());
     write(&i, &layout("", 1), Dtype::F32);
     write(&d, &layout("", 50), Dtype::F32);
     let m = run(
@@ -238,11 +239,7 @@ fn alpha_zero_reproduces_into_bit_exactly() {
 #[test]
 fn alpha_one_moves_exactly_the_named_slices() {
     let dir = tempfile::tempdir().unwrap();
-    let (i, d, o) = (
-        dir.path().join("into.safetensors"),
-        dir.path().join("donor.safetensors"),
-        dir.path().join("out.safetensors"),
-    );
+    let (i, d, o) = into_donor_out(dir.path());
     write(&i, &layout("detector.", 1), Dtype::F32);
     write(&d, &layout("", 50), Dtype::F32); // donor without the prefix: keys are matched normalised
     let m = run(
@@ -325,11 +322,7 @@ fn alpha_one_moves_exactly_the_named_slices() {
 #[test]
 fn intermediate_alpha_blends_and_matches_the_in_memory_patch() {
     let dir = tempfile::tempdir().unwrap();
-    let (i, d, o) = (
-        dir.path().join("into.safetensors"),
-        dir.path().join("donor.safetensors"),
-        dir.path().join("out.safetensors"),
-    );
+    let (i, d, o) = into_donor_out(dir.path());
     let (li, ld) = (layout("", 1), layout("", 50));
     write(&i, &li, Dtype::F32);
     write(&d, &ld, Dtype::F32);
@@ -387,11 +380,7 @@ fn intermediate_alpha_blends_and_matches_the_in_memory_patch() {
 #[test]
 fn bf16_checkpoints_stay_bf16_and_take_donor_bits_at_alpha_one() {
     let dir = tempfile::tempdir().unwrap();
-    let (i, d, o) = (
-        dir.path().join("into.safetensors"),
-        dir.path().join("donor.safetensors"),
-        dir.path().join("out.safetensors"),
-    );
+    let (i, d, o) = into_donor_out(dir.path());
     write(&i, &layout("", 1), Dtype::BF16);
     write(&d, &layout("", 50), Dtype::BF16);
     run(&i, &d, &["trunk.blocks.0.attn.head.0"], 1.0, counts(), &o).unwrap();
@@ -503,11 +492,7 @@ fn err_of(r: sam3lab_surgery::Result<sam3lab_surgery::Manifest>) -> String {
 #[test]
 fn bad_requests_name_the_culprit_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let (i, d, o) = (
-        dir.path().join("into.safetensors"),
-        dir.path().join("donor.safetensors"),
-        dir.path().join("out.safetensors"),
-    );
+    let (i, d, o) = into_donor_out(dir.path());
     write(&i, &layout("", 1), Dtype::F32);
     write(&d, &layout("", 50), Dtype::F32);
     let e = err_of(run(

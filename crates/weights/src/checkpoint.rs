@@ -92,6 +92,14 @@ impl TensorEntry {
     pub fn is_float(&self) -> bool {
         is_float(self.dtype)
     }
+    /// The header that writes this tensor again under its stored name (for streaming a copy).
+    pub fn header(&self) -> crate::writer::TensorHeader {
+        crate::writer::TensorHeader {
+            name: self.stored_name.clone(),
+            dtype: self.dtype,
+            shape: self.shape.clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for TensorEntry {
@@ -347,21 +355,20 @@ impl Checkpoint {
 
     /// Decode a whole float tensor to f32 (small tensors: surgery slices, tests).
     pub fn read_f32(&self, name: &str) -> Result<Vec<f32>> {
-        let entry = self.require(name)?;
-        if !entry.is_float() {
-            return Err(self.tensor_err(
-                entry,
-                &format!("dtype {:?} is not a float type", entry.dtype),
-            ));
-        }
-        let bytes = self.bytes(entry, 0..entry.numel())?;
-        let mut out = vec![0f32; entry.numel()];
-        dtype::decode_f32(&bytes, entry.dtype, &mut out);
-        Ok(out)
+        self.read_decoded(name, dtype::decode_f32)
     }
 
     /// Decode a whole float tensor to f64.
     pub fn read_f64(&self, name: &str) -> Result<Vec<f64>> {
+        self.read_decoded(name, dtype::decode_f64)
+    }
+
+    /// A whole float tensor through `decode`; a non-float dtype is an error naming the tensor.
+    fn read_decoded<T: Copy + Default>(
+        &self,
+        name: &str,
+        decode: fn(&[u8], dtype::Dtype, &mut [T]),
+    ) -> Result<Vec<T>> {
         let entry = self.require(name)?;
         if !entry.is_float() {
             return Err(self.tensor_err(
@@ -370,8 +377,8 @@ impl Checkpoint {
             ));
         }
         let bytes = self.bytes(entry, 0..entry.numel())?;
-        let mut out = vec![0f64; entry.numel()];
-        dtype::decode_f64(&bytes, entry.dtype, &mut out);
+        let mut out = vec![T::default(); entry.numel()];
+        decode(&bytes, entry.dtype, &mut out);
         Ok(out)
     }
 

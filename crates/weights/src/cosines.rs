@@ -424,19 +424,7 @@ pub fn run(
 ) -> Result<CosinesReport> {
     let mut opened = crate::spec::Opened::new();
     let b = opened.open(base)?;
-    let idx: Vec<(usize, usize)> = trajs
-        .iter()
-        .map(|t| {
-            Ok((
-                t.from
-                    .as_deref()
-                    .map(|f| opened.open(f))
-                    .transpose()?
-                    .unwrap_or(b),
-                opened.open(&t.to)?,
-            ))
-        })
-        .collect::<Result<_>>()?;
+    let idx = opened.open_trajectories(base, trajs)?;
     let c = &opened.checkpoints;
     let list: Vec<Trajectory> = trajs
         .iter()

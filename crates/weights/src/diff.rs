@@ -522,20 +522,7 @@ pub fn run(
         ));
     }
     let mut opened = crate::spec::Opened::new();
-    let b = opened.open(base)?;
-    let pairs: Vec<(usize, usize)> = trajs
-        .iter()
-        .map(|t| {
-            Ok((
-                t.from
-                    .as_deref()
-                    .map(|f| opened.open(f))
-                    .transpose()?
-                    .unwrap_or(b),
-                opened.open(&t.to)?,
-            ))
-        })
-        .collect::<Result<_>>()?;
+    let pairs = opened.open_trajectories(base, trajs)?;
     // Check every pair before the long work, so a bad key set fails in milliseconds.
     for &(f, t) in &pairs {
         matched_tensors(&opened.checkpoints[f], &opened.checkpoints[t])?;

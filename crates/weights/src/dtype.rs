@@ -22,55 +22,62 @@ pub fn dtype_name(dtype: Dtype) -> String {
 /// Decode `out.len()` little-endian elements of a float `dtype` from `bytes` into f32.
 /// F64 is rounded to f32 (only the streaming diff kernel uses this path).
 pub fn decode_f32(bytes: &[u8], dtype: Dtype, out: &mut [f32]) {
-    match dtype {
-        Dtype::F32 => {
-            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-                *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-            }
-        }
-        Dtype::F16 => {
-            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-                *o = f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32();
-            }
-        }
-        Dtype::BF16 => {
-            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-                *o = bf16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32();
-            }
-        }
-        Dtype::F64 => {
-            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(8)) {
-                *o = f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32;
-            }
-        }
-        other => unreachable!("decode_f32 called on non-float {other:?}"),
-    }
+    decode_into(bytes, dtype, out, "decode_f32");
 }
 
 /// Decode into f64 (exact for every float type).
 pub fn decode_f64(bytes: &[u8], dtype: Dtype, out: &mut [f64]) {
+    decode_into(bytes, dtype, out, "decode_f64");
+}
+
+/// A decode target: f32 (F64 rounds) or f64 (every float type exact).
+trait Decoded: Copy {
+    fn from_f32(v: f32) -> Self;
+    fn from_f64(v: f64) -> Self;
+}
+
+impl Decoded for f32 {
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+}
+
+impl Decoded for f64 {
+    fn from_f32(v: f32) -> Self {
+        f64::from(v)
+    }
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+}
+
+/// F16 and BF16 widen exactly to f32, so going through f32 loses nothing for either target.
+fn decode_into<T: Decoded>(bytes: &[u8], dtype: Dtype, out: &mut [T], caller: &str) {
     match dtype {
-        Dtype::F64 => {
-            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(8)) {
-                *o = f64::from_le_bytes(c.try_into().expect("8 bytes"));
-            }
-        }
         Dtype::F32 => {
             for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-                *o = f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+                *o = T::from_f32(f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
             }
         }
         Dtype::F16 => {
             for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-                *o = f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f64();
+                *o = T::from_f32(f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32());
             }
         }
         Dtype::BF16 => {
             for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-                *o = bf16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f64();
+                *o = T::from_f32(bf16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32());
             }
         }
-        other => unreachable!("decode_f64 called on non-float {other:?}"),
+        Dtype::F64 => {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(8)) {
+                *o = T::from_f64(f64::from_le_bytes(c.try_into().expect("8 bytes")));
+            }
+        }
+        other => unreachable!("{caller} called on non-float {other:?}"),
     }
 }
 

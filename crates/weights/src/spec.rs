@@ -187,6 +187,16 @@ impl Opened {
         self.keys.push(key);
         Ok(self.keys.len() - 1)
     }
+
+    /// Open `base` and every trajectory's endpoints (in order: base, then each `from`, `to`);
+    /// returns the `(from, to)` checkpoint indices per trajectory, `from` defaulting to `base`.
+    pub fn open_trajectories(&mut self, base: &Path, trajs: &[crate::TrajSpec]) -> Result<Vec<(usize, usize)>> {
+        let b = self.open(base)?;
+        trajs
+            .iter()
+            .map(|t| Ok((t.from.as_deref().map(|f| self.open(f)).transpose()?.unwrap_or(b), self.open(&t.to)?)))
+            .collect()
+    }
 }
 
 impl Default for Opened {

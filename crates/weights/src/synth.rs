@@ -288,14 +288,7 @@ pub fn write_perturbed(
     if let Some(e) = entries.iter().find(|e| e.dtype != Dtype::F32) {
         return Err(ck.tensor_err(e, "write_perturbed handles f32 checkpoints only"));
     }
-    let h: Vec<TensorHeader> = entries
-        .iter()
-        .map(|e| TensorHeader {
-            name: e.stored_name.clone(),
-            dtype: e.dtype,
-            shape: e.shape.clone(),
-        })
-        .collect();
+    let h: Vec<TensorHeader> = entries.iter().map(|e| e.header()).collect();
     progress.set_length(h.iter().map(|t| t.byte_len() as u64).sum());
     let mut w = SafetensorsWriter::create(path, &h, None)?;
     let mut rng = SmallRng::seed_from_u64(seed);

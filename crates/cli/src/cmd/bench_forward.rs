@@ -10,29 +10,19 @@
 //! Both also time a fixed 256³ f32 matmul in the same run (machine-speed baseline), so numbers from
 //! different machines can be put side by side.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::prelude::*;
 use burn::tensor::{Int, TensorData};
-use sam3lab_model::device::set_cpu_threads;
 use sam3lab_model::hooks::Hooks;
-use sam3lab_model::parity::Fixture;
 use sam3lab_model::{Sam3, Sam3Config};
+
+use super::bench_util::{FixtureRun, cpu_seconds, faster_or_slower, gib, load_fixture_inputs, matmul_gflops, median, memory, set_threads, spinner, sync};
 
 #[derive(clap::Args)]
 pub struct ForwardArgs {
-    /// Fixture directory whose weights and inputs are run.
-    #[arg(long, default_value = "data/fixtures/sam3-tiny")]
-    fixture: PathBuf,
-    /// Timed iterations (after warm-up).
-    #[arg(long, default_value_t = 50)]
-    iters: usize,
-    #[arg(long, default_value_t = 5)]
-    warmup: usize,
-    /// CPU threads.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
+    #[command(flatten)]
+    run: FixtureRun,
     /// The reference's time for the same forward (ms).
     #[arg(long, default_value_t = 20.7)]
     reference_ms: f64,
@@ -57,89 +47,15 @@ pub struct FullArgs {
     profile_heads: bool,
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
-}
-
-/// Force completion of pending work (flex is eager; this also covers lazy backends).
-fn sync<const D: usize>(t: &Tensor<D>) {
-    let _ = t.clone().slice([0..1]).into_data();
-}
-
-/// GFLOP/s of a 256³ f32 matmul on `device` (median of 20): the in-run machine baseline.
-fn matmul_gflops(device: &Device) -> f64 {
-    let n = 256;
-    let a = Tensor::<2>::ones([n, n], device).mul_scalar(0.5);
-    let b = Tensor::<2>::ones([n, n], device).mul_scalar(0.25);
-    sync(&a.clone().matmul(b.clone()));
-    let mut t: Vec<f64> = (0..20)
-        .map(|_| {
-            let s = Instant::now();
-            sync(&a.clone().matmul(b.clone()));
-            s.elapsed().as_secs_f64()
-        })
-        .collect();
-    2.0 * (n * n * n) as f64 / median(&mut t) / 1e9
-}
-
-/// `(VmHWM, VmRSS)` of this process in bytes (Linux `/proc/self/status`).
-pub fn memory() -> (Option<u64>, Option<u64>) {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        s.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<u64>().ok())
-            .map(|kb| kb * 1024)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
-}
-
-/// CPU seconds (user + system, all threads) this process has used so far (Linux `/proc/self/stat`,
-/// USER_HZ = 100). Compared with wall time it shows how many cores a run really got.
-pub fn cpu_seconds() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the `(comm)` part; utime and stime are fields 14 and 15 (1-based).
-    let rest = &s[s.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
-
-fn gib(b: Option<u64>) -> f64 {
-    b.map(|b| b as f64 / (1u64 << 30) as f64).unwrap_or(f64::NAN)
-}
-
 pub fn run_forward(a: ForwardArgs) -> anyhow::Result<u8> {
-    if !set_cpu_threads(a.threads) {
-        eprintln!(
-            "warning: RAYON_NUM_THREADS is already set to something else; it wins over --threads {}",
-            a.threads
-        );
-    }
+    set_threads(a.run.threads);
     let device = Device::flex();
-    let fx = Fixture::load(&a.fixture)?;
-    let (model, info) = Sam3::load(&a.fixture, None, &device)?;
-    let px = fx.input("pixel_values")?;
-    let ids = fx.input("input_ids")?;
-    let pixels = Tensor::<4>::from_data(TensorData::new(px.data.clone(), px.shape.clone()), &device);
-    let ids = Tensor::<2, Int>::from_data(
-        TensorData::new(
-            ids.data.iter().map(|&v| v as i64).collect::<Vec<_>>(),
-            ids.shape.clone(),
-        ),
-        &device,
-    );
+    let (pixels, ids) = load_fixture_inputs(&a.run.fixture, &device)?;
+    let (model, info) = Sam3::load(&a.run.fixture, None, &device)?;
     let gflops = matmul_gflops(&device);
     let mut none = Hooks::none();
     let (mut tot, mut t_img, mut t_txt, mut t_heads) = (vec![], vec![], vec![], vec![]);
-    for it in 0..a.warmup + a.iters {
+    for it in 0..a.run.warmup + a.run.iters {
         let s0 = Instant::now();
         let img = model.encode_image(pixels.clone(), &mut none);
         sync(&img.fpn[0]);
@@ -151,7 +67,7 @@ pub fn run_forward(a: ForwardArgs) -> anyhow::Result<u8> {
         sync(&out.scores);
         sync(&out.pred_masks);
         let s3 = Instant::now();
-        if it >= a.warmup {
+        if it >= a.run.warmup {
             tot.push((s3 - s0).as_secs_f64() * 1e3);
             t_img.push((s1 - s0).as_secs_f64() * 1e3);
             t_txt.push((s2 - s1).as_secs_f64() * 1e3);
@@ -161,10 +77,10 @@ pub fn run_forward(a: ForwardArgs) -> anyhow::Result<u8> {
     let ms = median(&mut tot);
     println!(
         "bench forward: {} (weights sha256 {}…), {} thread(s), {} iterations",
-        a.fixture.display(),
+        a.run.fixture.display(),
         &info.sha256[..12],
-        a.threads,
-        a.iters
+        a.run.threads,
+        a.run.iters
     );
     println!("  machine baseline: 256³ f32 matmul {gflops:.1} GFLOP/s");
     println!(
@@ -181,29 +97,13 @@ pub fn run_forward(a: ForwardArgs) -> anyhow::Result<u8> {
         "  vs reference {:.1} ms: ratio ours/reference = {:.3} ({})",
         a.reference_ms,
         ms / a.reference_ms,
-        if ms <= a.reference_ms {
-            format!("{:.2}× faster", a.reference_ms / ms)
-        } else {
-            format!("{:.2}× slower", ms / a.reference_ms)
-        }
+        faster_or_slower(ms, a.reference_ms)
     );
     Ok(0)
 }
 
-fn spinner(msg: &str) -> indicatif::ProgressBar {
-    let pb = indicatif::ProgressBar::new_spinner();
-    pb.set_message(msg.to_string());
-    pb.enable_steady_tick(std::time::Duration::from_millis(200));
-    pb
-}
-
 pub fn run_full(a: FullArgs) -> anyhow::Result<u8> {
-    if !set_cpu_threads(a.threads) {
-        eprintln!(
-            "warning: RAYON_NUM_THREADS is already set to something else; it wins over --threads {}",
-            a.threads
-        );
-    }
+    set_threads(a.threads);
     let device = Device::flex();
     let cfg = Sam3Config::sam3();
     let gflops = matmul_gflops(&device);
@@ -290,11 +190,7 @@ pub fn run_full(a: FullArgs) -> anyhow::Result<u8> {
         "  forward {secs:.1} s vs reference {:.0} s: ratio {:.3} ({})",
         a.reference_s,
         secs / a.reference_s,
-        if secs <= a.reference_s {
-            format!("{:.2}× faster", a.reference_s / secs)
-        } else {
-            format!("{:.2}× slower", secs / a.reference_s)
-        }
+        faster_or_slower(secs, a.reference_s)
     );
     if let Some(c) = cpu {
         println!(

@@ -18,11 +18,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::prelude::*;
-use burn::tensor::{Int, TensorData};
-use sam3lab_model::device::set_cpu_threads;
 use sam3lab_model::hooks::{HookSpec, Hooks};
-use sam3lab_model::parity::Fixture;
 use sam3lab_model::{Sam3, hook_registry};
+
+use super::bench_util::{load_fixture_inputs, median, set_threads};
 
 #[derive(clap::Args)]
 pub struct HooksArgs {
@@ -39,29 +38,14 @@ pub struct HooksArgs {
     threads: usize,
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
-}
-
 pub fn run(a: HooksArgs) -> anyhow::Result<u8> {
-    if !set_cpu_threads(a.threads) {
-        eprintln!("warning: RAYON_NUM_THREADS is already set to something else; it wins over --threads {}", a.threads);
-    }
+    set_threads(a.threads);
     if a.iters == 0 {
         anyhow::bail!("--iters must be at least 1");
     }
     let device = Device::flex();
-    let fx = Fixture::load(&a.fixture)?;
+    let (pixels, ids) = load_fixture_inputs(&a.fixture, &device)?;
     let (model, info) = Sam3::load(&a.fixture, None, &device)?;
-    let px = fx.input("pixel_values")?;
-    let ids = fx.input("input_ids")?;
-    let pixels = Tensor::<4>::from_data(TensorData::new(px.data.clone(), px.shape.clone()), &device);
-    let ids = Tensor::<2, Int>::from_data(
-        TensorData::new(ids.data.iter().map(|&v| v as i64).collect::<Vec<_>>(), ids.shape.clone()),
-        &device,
-    );
     let reg = hook_registry(&model.config);
     let mut no_heads = HookSpec::new();
     for p in reg.points.iter().map(|p| p.name.as_str()) {

@@ -7,7 +7,6 @@
 //! forces the explicit per-head attention path) — the plain/hooked ratio is the saving of the fused
 //! path and the price of capturing everything.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::prelude::*;
@@ -15,56 +14,21 @@ use burn::tensor::{Int, TensorData};
 use sam3lab_model::Sam3Config;
 use sam3lab_model::backbone::Backbone;
 use sam3lab_model::checkpoint::load_into;
-use sam3lab_model::device::{device_from_name, set_cpu_threads};
+use sam3lab_model::device::device_from_name;
 use sam3lab_model::hooks::Hooks;
 use sam3lab_model::params::param_shapes;
 use sam3lab_model::parity::Fixture;
 
+use super::bench_util::{FixtureRun, fixture_inputs, gib, matmul_gflops, median, memory, set_threads, spinner, sync};
+
 #[derive(clap::Args)]
 pub struct BackboneArgs {
-    /// Fixture directory whose weights and inputs are run.
-    #[arg(long, default_value = "data/fixtures/sam3-tiny")]
-    fixture: PathBuf,
-    /// Timed iterations (after warm-up).
-    #[arg(long, default_value_t = 50)]
-    iters: usize,
-    #[arg(long, default_value_t = 5)]
-    warmup: usize,
-    /// CPU threads.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
+    #[command(flatten)]
+    run: FixtureRun,
     /// Instead of the fixture: the full-size backbone (`Sam3Config::sam3()`, random weights, a
     /// 1008×1008 input), one timed forward, no capture-all baseline.
     #[arg(long)]
     full_size: bool,
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = v.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
-}
-
-fn sync<const D: usize>(t: &Tensor<D>) {
-    let _ = t.clone().slice([0..1]).into_data();
-}
-
-fn matmul_gflops(device: &Device) -> f64 {
-    let n = 256;
-    let a = Tensor::<2>::ones([n, n], device).mul_scalar(0.5);
-    let b = Tensor::<2>::ones([n, n], device).mul_scalar(0.25);
-    sync(&a.clone().matmul(b.clone()));
-    let mut t: Vec<f64> = (0..20)
-        .map(|_| {
-            let s = Instant::now();
-            sync(&a.clone().matmul(b.clone()));
-            s.elapsed().as_secs_f64()
-        })
-        .collect();
-    2.0 * (n * n * n) as f64 / median(&mut t) / 1e9
 }
 
 /// Multiply-add FLOPs (×2) of the backbone forward: linears, convolutions and attention matmuls.
@@ -101,30 +65,22 @@ pub fn backbone_flops(cfg: &Sam3Config) -> f64 {
 }
 
 pub fn run_backbone(a: BackboneArgs) -> anyhow::Result<u8> {
-    if !set_cpu_threads(a.threads) {
-        eprintln!("warning: RAYON_NUM_THREADS is already set to something else; it wins over --threads {}", a.threads);
-    }
+    set_threads(a.run.threads);
     let device = device_from_name("cpu")?;
     if a.full_size {
         return run_full_size(&a, &device);
     }
-    let fx = Fixture::load(&a.fixture)?;
+    let fx = Fixture::load(&a.run.fixture)?;
     let cfg = fx.config.clone();
     let mut model = Backbone::new(&cfg, &device);
-    let weights = a.fixture.join("weights.safetensors");
+    let weights = a.run.fixture.join("weights.safetensors");
     load_into(&mut model, &weights, &param_shapes(&cfg), "backbone.")?;
-    let px = fx.input("pixel_values")?;
-    let ids = fx.input("input_ids")?;
-    let pixels = Tensor::<4>::from_data(TensorData::new(px.data.clone(), px.shape.clone()), &device);
-    let ids = Tensor::<2, Int>::from_data(
-        TensorData::new(ids.data.iter().map(|&v| v as i64).collect::<Vec<_>>(), ids.shape.clone()),
-        &device,
-    );
+    let (pixels, ids) = fixture_inputs(&fx, &device)?;
     let gflops = matmul_gflops(&device);
 
     let run = |hooked: bool| -> anyhow::Result<(f64, f64, f64)> {
         let (mut tot, mut img, mut txt) = (vec![], vec![], vec![]);
-        for it in 0..a.warmup + a.iters {
+        for it in 0..a.run.warmup + a.run.iters {
             let mut hooks = if hooked { Hooks::capture(&["**"])? } else { Hooks::none() };
             let s0 = Instant::now();
             let v = model.forward_image(pixels.clone(), &mut hooks);
@@ -133,7 +89,7 @@ pub fn run_backbone(a: BackboneArgs) -> anyhow::Result<u8> {
             let t = model.forward_text(ids.clone(), &mut hooks);
             sync(&t.features);
             let s2 = Instant::now();
-            if it >= a.warmup {
+            if it >= a.run.warmup {
                 tot.push((s2 - s0).as_secs_f64() * 1e3);
                 img.push((s1 - s0).as_secs_f64() * 1e3);
                 txt.push((s2 - s1).as_secs_f64() * 1e3);
@@ -147,14 +103,14 @@ pub fn run_backbone(a: BackboneArgs) -> anyhow::Result<u8> {
     let achieved = flops / (ms * 1e-3) / 1e9;
     println!(
         "bench backbone: {} ({}x{} image, ViT {}x{} blocks, text {} layers), {} thread(s), {} iterations",
-        a.fixture.display(),
+        a.run.fixture.display(),
         cfg.image_size,
         cfg.image_size,
         cfg.vit.depth,
         cfg.vit.embed_dim,
         cfg.text.layers,
-        a.threads,
-        a.iters
+        a.run.threads,
+        a.run.iters
     );
     println!("  backbone forward: median {ms:.3} ms (trunk+neck {ms_img:.3} ms, text {ms_txt:.3} ms)");
     println!(
@@ -164,20 +120,6 @@ pub fn run_backbone(a: BackboneArgs) -> anyhow::Result<u8> {
     );
     println!("  baseline capture-all forward (explicit per-head attention): {ms_hooked:.3} ms; plain/hooked = {:.3}", ms / ms_hooked);
     Ok(0)
-}
-
-/// `(VmHWM, VmRSS)` in GiB from `/proc/self/status` (Linux).
-fn memory_gib() -> (f64, f64) {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        s.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .map(|kb| kb / (1024.0 * 1024.0))
-            .unwrap_or(f64::NAN)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
 }
 
 fn run_full_size(a: &BackboneArgs, device: &Device) -> anyhow::Result<u8> {
@@ -193,9 +135,7 @@ fn run_full_size(a: &BackboneArgs, device: &Device) -> anyhow::Result<u8> {
         TensorData::new(ids.iter().map(|&v| v as i64).collect::<Vec<_>>(), [1, cfg.text.context_length]),
         device,
     );
-    let pb = indicatif::ProgressBar::new_spinner();
-    pb.set_message("full-size backbone forward (1008×1008)");
-    pb.enable_steady_tick(std::time::Duration::from_millis(200));
+    let pb = spinner("full-size backbone forward (1008×1008)");
     let mut none = Hooks::none();
     let s0 = Instant::now();
     let v = model.forward_image(pixels, &mut none);
@@ -205,10 +145,11 @@ fn run_full_size(a: &BackboneArgs, device: &Device) -> anyhow::Result<u8> {
     sync(&tx.features);
     let s2 = Instant::now();
     pb.finish_and_clear();
-    let (hwm, rss) = memory_gib();
+    let (hwm, rss) = memory();
+    let (hwm, rss) = (gib(hwm), gib(rss));
     let secs = (s2 - s0).as_secs_f64();
     let flops = backbone_flops(&cfg);
-    println!("bench backbone --full-size: Sam3Config::sam3() backbone, random weights, 1×3×{s}×{s}, {} thread(s)", a.threads);
+    println!("bench backbone --full-size: Sam3Config::sam3() backbone, random weights, 1×3×{s}×{s}, {} thread(s)", a.run.threads);
     println!("  init {t_init:.1} s; trunk+neck {:.1} s, text {:.2} s; total {secs:.1} s", (s1 - s0).as_secs_f64(), (s2 - s1).as_secs_f64());
     println!(
         "  baseline 256³ f32 matmul {gflops:.1} GFLOP/s; backbone {:.0} GFLOP → {:.1} GFLOP/s = {:.3} of the matmul rate",

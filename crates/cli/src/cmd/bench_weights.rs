@@ -7,6 +7,8 @@ use std::time::Instant;
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
+use super::bench_util::cpu_seconds;
+
 #[derive(clap::Args)]
 pub struct WeightsDiffArgs {
     /// Where the two checkpoints are generated (reused when present with the right layout).
@@ -181,12 +183,7 @@ fn measure(m: DiffMethod, base: &Path, other: &Path) -> anyhow::Result<ChildRepo
     })
 }
 
-/// User + system CPU seconds of this process so far (/proc/self/stat, clock ticks of 1/100 s).
+/// User + system CPU seconds of this process so far; NaN where `/proc/self/stat` is unreadable.
 fn cpu_time() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return f64::NAN };
-    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
-    let rest = stat.rsplit_once(')').map_or("", |x| x.1);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
-    (ticks(11) + ticks(12)) / 100.0
+    cpu_seconds().unwrap_or(f64::NAN)
 }

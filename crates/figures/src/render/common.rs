@@ -41,24 +41,7 @@ pub fn put_text<DB: DrawingBackend>(
 
 /// Greedy word wrap to `width` pixels at `size`.
 pub fn wrap(s: &str, size: f64, width: u32) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut cur = String::new();
-    for word in s.split_whitespace() {
-        let trial = if cur.is_empty() {
-            word.to_string()
-        } else {
-            format!("{cur} {word}")
-        };
-        if style::text_size(&trial, size).0 > width && !cur.is_empty() {
-            lines.push(std::mem::replace(&mut cur, word.to_string()));
-        } else {
-            cur = trial;
-        }
-    }
-    if !cur.is_empty() {
-        lines.push(cur);
-    }
-    lines
+    wrap_measured(s, width, |t| style::text_size(t, size).0)
 }
 
 pub fn line_height(size: f64) -> i32 {
@@ -76,6 +59,11 @@ pub fn title_height(title: &str, subtitle: Option<&str>, width: u32) -> i32 {
 }
 
 fn wrap_bold(s: &str, size: f64, width: u32) -> Vec<String> {
+    wrap_measured(s, width, |t| style::bold_text_size(t, size).0)
+}
+
+/// Greedy word wrap to `width` pixels, `measure` giving a line's width.
+fn wrap_measured(s: &str, width: u32, measure: impl Fn(&str) -> u32) -> Vec<String> {
     let mut lines = Vec::new();
     let mut cur = String::new();
     for word in s.split_whitespace() {
@@ -84,7 +72,7 @@ fn wrap_bold(s: &str, size: f64, width: u32) -> Vec<String> {
         } else {
             format!("{cur} {word}")
         };
-        if style::bold_text_size(&trial, size).0 > width && !cur.is_empty() {
+        if measure(&trial) > width && !cur.is_empty() {
             lines.push(std::mem::replace(&mut cur, word.to_string()));
         } else {
             cur = trial;
@@ -94,6 +82,24 @@ fn wrap_bold(s: &str, size: f64, width: u32) -> Vec<String> {
         lines.push(cur);
     }
     lines
+}
+
+/// Fills the paper and draws the title block; returns the body area (`body_h` tall, between the
+/// side margins, just below the title) and the y where it starts.
+pub fn begin_figure<DB: DrawingBackend>(
+    root: &Area<DB>,
+    title: &str,
+    subtitle: Option<&str>,
+    body_h: i32,
+    fig: &str,
+) -> crate::Result<(Area<DB>, i32)> {
+    root.fill(&style::PAPER).map_err(de(fig))?;
+    let top = draw_title(root, title, subtitle, fig)?;
+    let (w, _) = root.dim_in_pixel();
+    let body = root
+        .clone()
+        .shrink((MARGIN, top), (w as i32 - 2 * MARGIN, body_h));
+    Ok((body, top))
 }
 
 /// Draws the title and subtitle at the top-left; returns the y where the body starts.
@@ -221,6 +227,19 @@ pub fn legend_height(items: &[LegendItem], width: i32) -> i32 {
         x += w;
     }
     rows * line_height(style::TICK + 6.0)
+}
+
+/// The legend at `y` (indented, wrapped between the margins), then the footer: how the charts end.
+pub fn draw_legend_and_footer<DB: DrawingBackend>(
+    root: &Area<DB>,
+    items: &[LegendItem],
+    y: i32,
+    source: &str,
+    fig: &str,
+) -> crate::Result<()> {
+    let (w, _) = root.dim_in_pixel();
+    draw_legend(root, items, (MARGIN + 20, y), w as i32 - 2 * MARGIN, fig)?;
+    draw_footer(root, source, fig)
 }
 
 /// Legend laid out left to right from `at`, wrapping at `width`.

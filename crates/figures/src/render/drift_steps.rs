@@ -228,12 +228,7 @@ impl DriftSteps {
     }
 
     pub fn draw<DB: DrawingBackend>(&self, root: &Area<DB>, fig: &str) -> Result<()> {
-        root.fill(&style::PAPER).map_err(de(fig))?;
-        let top = draw_title(root, &self.title, Some(&self.subtitle), fig)?;
-        let (w, _) = root.dim_in_pixel();
-        let body = root
-            .clone()
-            .shrink((MARGIN, top), (w as i32 - 2 * MARGIN, PANEL_H));
+        let (body, top) = begin_figure(root, &self.title, Some(&self.subtitle), PANEL_H, fig)?;
         let n = self.panels.len().max(1);
         let panel_areas = body.split_evenly((1, n));
         let refs = self.references();
@@ -345,15 +340,7 @@ impl DriftSteps {
                 )
                 .map_err(de(fig))?;
         }
-        let ly = top + PANEL_H + 16;
-        draw_legend(
-            root,
-            &self.legend(),
-            (MARGIN + 20, ly),
-            w as i32 - 2 * MARGIN,
-            fig,
-        )?;
-        draw_footer(root, &self.source, fig)
+        draw_legend_and_footer(root, &self.legend(), top + PANEL_H + 16, &self.source, fig)
     }
 }
 

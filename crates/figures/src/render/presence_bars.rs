@@ -106,13 +106,8 @@ impl PresenceBarsPlot {
     }
 
     pub fn draw<DB: DrawingBackend>(&self, root: &Area<DB>, fig: &str) -> Result<()> {
-        root.fill(&style::PAPER).map_err(de(fig))?;
-        let top = draw_title(root, &self.title, Some(&self.subtitle), fig)?;
-        let (w, _) = root.dim_in_pixel();
+        let (area, top) = begin_figure(root, &self.title, Some(&self.subtitle), self.chart_h(), fig)?;
         let n = self.prompts.len() as f64;
-        let area = root
-            .clone()
-            .shrink((MARGIN, top), (w as i32 - 2 * MARGIN, self.chart_h()));
         let mut chart = ChartBuilder::on(&area)
             .margin_top(M_TOP)
             .margin_right(70)
@@ -195,14 +190,6 @@ impl PresenceBarsPlot {
                 fig,
             )?;
         }
-        let ly = top + self.chart_h() + 12;
-        draw_legend(
-            root,
-            &self.legend(),
-            (MARGIN + 20, ly),
-            w as i32 - 2 * MARGIN,
-            fig,
-        )?;
-        draw_footer(root, &self.source, fig)
+        draw_legend_and_footer(root, &self.legend(), top + self.chart_h() + 12, &self.source, fig)
     }
 }

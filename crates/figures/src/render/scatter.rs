@@ -156,12 +156,7 @@ impl ScatterPlot {
     }
 
     pub fn draw<DB: DrawingBackend>(&self, root: &Area<DB>, fig: &str) -> Result<()> {
-        root.fill(&style::PAPER).map_err(de(fig))?;
-        let top = draw_title(root, &self.title, Some(&self.subtitle), fig)?;
-        let (w, _) = root.dim_in_pixel();
-        let area = root
-            .clone()
-            .shrink((MARGIN, top), (w as i32 - 2 * MARGIN, CHART_H));
+        let (area, top) = begin_figure(root, &self.title, Some(&self.subtitle), CHART_H, fig)?;
         let [x0, x1] = self.x_range;
         let [y0, y1] = self.y_range;
         let mut chart = ChartBuilder::on(&area)
@@ -277,15 +272,7 @@ impl ScatterPlot {
                 fig,
             )?;
         }
-        let ly = top + CHART_H + 12;
-        draw_legend(
-            root,
-            &self.legend(),
-            (MARGIN + 20, ly),
-            w as i32 - 2 * MARGIN,
-            fig,
-        )?;
-        draw_footer(root, &self.source, fig)
+        draw_legend_and_footer(root, &self.legend(), top + CHART_H + 12, &self.source, fig)
     }
 }
 

@@ -67,6 +67,25 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
+/// sha256 (lowercase hex) of a file, streamed through a 1 MiB buffer (no mapping, so hashing a
+/// multi-GB checkpoint adds nothing to resident memory). The one file hash every crate uses for
+/// checkpoint / image / input identity; callers map the I/O error to their own error type.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
 /// Where a cache came from: enough to reproduce it or to refuse mixing caches from different runs.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CacheManifest {
@@ -241,6 +260,24 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_hash_streams_the_same_digest_as_the_bytes() {
+        let dir = std::env::temp_dir().join(format!("sam3lab-sha-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("abc.bin");
+        std::fs::write(&p, b"abc").unwrap();
+        // FIPS 180-2 test vector for "abc".
+        let want = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(sha256_hex(b"abc"), want);
+        assert_eq!(sha256_file(&p).unwrap(), want);
+        // more than one 1 MiB buffer
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &big).unwrap();
+        assert_eq!(sha256_file(&p).unwrap(), sha256_hex(&big));
+        assert!(sha256_file(&dir.join("missing")).is_err());
+        std::fs::remove_dir_all(dir).ok();
+    }
 
     #[test]
     fn save_load_round_trip_with_manifest_and_capture_order() {

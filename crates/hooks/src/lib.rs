@@ -77,7 +77,7 @@ mod spec;
 mod tensor;
 
 pub use attribution::FrozenLayerNorm;
-pub use cache::{ActivationCache, CacheManifest, ImageIdentity, manifest_path, sha256_hex};
+pub use cache::{ActivationCache, CacheManifest, ImageIdentity, manifest_path, sha256_file, sha256_hex};
 pub use ctx::Hooks;
 pub use error::HookError;
 pub use point::{HookPattern, HookPoint};

@@ -31,7 +31,6 @@ use burn::store::{
 use burn::tensor::DType;
 use regex::Regex;
 use safetensors::{Dtype, SafeTensors};
-use sha2::{Digest, Sha256};
 
 use crate::{ModelError, Sam3Config};
 
@@ -137,26 +136,26 @@ pub fn resolve_config(resolved: &ResolvedCheckpoint, config_override: Option<&Pa
 
 /// sha256 (hex) of a file's bytes.
 pub fn sha256_file(path: &Path) -> Result<String, ModelError> {
-    let mut f = std::fs::File::open(path).map_err(|e| ModelError::Io { path: path.display().to_string(), source: e })?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| ModelError::Io { path: path.display().to_string(), source: e })?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
+    sam3lab_hooks::sha256_file(path).map_err(|e| ModelError::Io { path: path.display().to_string(), source: e })
 }
 
-/// Keys the image model never loads.
+/// Why the image model never loads `key` (a name after the `detector.` prefix is stripped), or
+/// `None` when it does. The one skip rule shared by the loader and the weight probes.
+pub fn skip_reason(key: &str) -> Option<&'static str> {
+    if key.starts_with("tracker.") {
+        Some("video tracker")
+    } else if key.starts_with("backbone.vision_backbone.sam2_convs.") || key.starts_with("vision_encoder.tracker_neck.") {
+        Some("tracker neck (sam2_convs)")
+    } else if key.ends_with(".attn.freqs_cis") || key.contains(".rotary_emb.") {
+        Some("RoPE buffer (freqs_cis)")
+    } else {
+        None
+    }
+}
+
+/// Keys the image model never loads (see [`skip_reason`]).
 pub fn is_skipped_key(key: &str) -> bool {
-    key.starts_with("tracker.")
-        || key.starts_with("backbone.vision_backbone.sam2_convs.")
-        || key.ends_with(".attn.freqs_cis")
-        || key.contains(".rotary_emb.")
-        || key.starts_with("vision_encoder.tracker_neck.")
+    skip_reason(key).is_some()
 }
 
 fn sniff(path: &Path) -> Result<[u8; 8], ModelError> {

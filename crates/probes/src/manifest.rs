@@ -4,11 +4,9 @@
 //! the same bytes. Paths are recorded as given on the command line.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::error::{ProbeError, Result};
 
@@ -118,17 +116,7 @@ impl Manifest {
 
 /// sha256 (hex) of a file's bytes, streamed.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).map_err(|e| ProbeError::io(path, e))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| ProbeError::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
+    sam3lab_hooks::sha256_file(path).map_err(|e| ProbeError::io(path, e))
 }
 
 /// Write `bytes` to `path` through a temporary file in the same directory and a rename, so a reader

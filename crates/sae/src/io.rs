@@ -9,7 +9,6 @@ use std::path::Path;
 use burn::prelude::*;
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::acts::ActivationSet;
 use crate::error::{Result, SaeError, io_err};
@@ -95,12 +94,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+pub use sam3lab_hooks::sha256_hex;
 
 pub fn sha256_file(path: &Path) -> Result<String> {
-    Ok(sha256_hex(&std::fs::read(path).map_err(|e| io_err(path, e))?))
+    sam3lab_hooks::sha256_file(path).map_err(|e| io_err(path, e))
 }
 
 fn weights_bytes(w: &SaeWeights) -> Result<Vec<u8>> {

@@ -13,7 +13,6 @@ use std::sync::OnceLock;
 use memmap2::Mmap;
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::dtype::{self, Dtype, elem_size, is_float};
 use crate::error::{Result, WeightsError, nearest_names};
@@ -37,17 +36,13 @@ pub enum KeyClass {
 /// Normalise a state-dict key: strip `detector.`; skip the video tracker (`tracker.*`), the tracker's
 /// neck copy (`backbone.vision_backbone.sam2_convs.*`) and the RoPE buffers (`*.attn.freqs_cis`,
 /// complex64, recomputed by the model).
+/// The skip rule is the model loader's ([`sam3lab_model::checkpoint::skip_reason`]), so the weight
+/// probes and the model agree on which tensors make up the image detector.
 pub fn normalize_key(raw: &str) -> KeyClass {
-    if raw.starts_with("tracker.") {
-        return KeyClass::Skip("video tracker");
-    }
     let name = raw.strip_prefix("detector.").unwrap_or(raw);
-    if name.starts_with("backbone.vision_backbone.sam2_convs.") {
-        KeyClass::Skip("tracker neck (sam2_convs)")
-    } else if name.ends_with(".attn.freqs_cis") {
-        KeyClass::Skip("RoPE buffer (freqs_cis)")
-    } else {
-        KeyClass::Keep(name.to_string())
+    match sam3lab_model::checkpoint::skip_reason(name) {
+        Some(why) => KeyClass::Skip(why),
+        None => KeyClass::Keep(name.to_string()),
     }
 }
 
@@ -501,17 +496,7 @@ impl Checkpoint {
 /// Stream a file through sha256 with a 1 MiB buffer (reads from the page cache; no mapping, so the
 /// hash does not add to resident memory).
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = File::open(path).map_err(|e| WeightsError::io(path, e))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(|e| WeightsError::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
+    sam3lab_model::hooks::sha256_file(path).map_err(|e| WeightsError::io(path, e))
 }
 
 fn make_entry(

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Activation drift (post §6, Fig 6.1 / 6.2 / the rel_Δ table).
 #
-# rel_Δ = ‖a_ckpt − a_base‖ / ‖a_base‖ per (image, prompt) at three hook points, averaged per prompt
-# group, for each checkpoint against BASE; then renders the §6 heatmap and Fig 6.1 (the `recovery@STEP`
-# rows form the curve, the others are dotted references).
+# Per-concept rel_Δ = ‖A_ckpt − A_base‖ / ‖A_base‖ at three hook points (A = one prompt's activations
+# over all the images, stacked), averaged over each prompt group's prompts, for each checkpoint against
+# BASE (drift.json; the per-(image, prompt) mean is in drift_pair_mean.json); then renders the §6
+# heatmap and Fig 6.1 (the `recovery@STEP` rows form the curve, the others are dotted references).
 #
 # Usage: probes/drift.sh [RESULTS_DIR]          (default target/probe-results; writes RESULTS_DIR/drift)
 # On the fixture it compares two perturbed copies; for real checkpoints set, e.g.:
@@ -25,4 +26,4 @@ FIRST_POINT="${POINTS%%,*}"
 REFS="$(for c in $CKPTS; do l="${c%%=*}"; [[ "$l" == *@* ]] || printf '%s,' "$l"; done)"
 "$SAM3LAB" figures --from "$OUT/drift.json" --kind heatmap --out "$OUT/figures"
 "$SAM3LAB" figures --from "$OUT/drift.json" --kind fig61 --point "$FIRST_POINT" --references "${REFS%,}" --out "$OUT/figures"
-echo "results in $OUT (drift.json, drift.csv, drift_pairs.csv, figures/)"
+echo "results in $OUT (drift.json, drift_pair_mean.json, drift.csv, drift_prompts.csv, drift_pairs.csv, figures/)"

@@ -14,6 +14,6 @@ B="${B:-$INPUTS/pert}"
 PAIRS="${PAIRS:-$INPUTS/pairs.jsonl}"
 POINT="${POINT:-decoder.layers.1.q0}"
 "$SAM3LAB" probe steer --ckpt "$CKPT" --point "$POINT" --direction "mean-diff:$A,$B" --direction-label neg \
-  --alphas 0.5,1,1.5,2,3 --pairs "$PAIRS" --threshold 0.3 --out "$RESULTS/steer"
+  --alphas 0.5,1,1.5,2,3 --pairs "$PAIRS" --out "$RESULTS/steer"
 "$SAM3LAB" figures --from "$RESULTS/steer/steer_heatmap.json" --kind heatmap --out "$RESULTS/steer/figures"
 echo "results in $RESULTS/steer (steer.json, steer.csv, direction.safetensors, figures/)"

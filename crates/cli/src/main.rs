@@ -3,7 +3,16 @@
 //! Each subcommand lives in its own module under `cmd/` and delegates to a library crate; this file
 //! only dispatches. Exit status: 0 success, 1 a check ran and failed (parity outside tolerance, …),
 //! 2 unusable input (bad file, unknown hook name, …) — the error is printed on stderr.
+//!
+//! A closed output (`sam3lab hooks list | head`) ends the command quietly with status 0: the
+//! "failed printing to stdout: Broken pipe" panic of `println!` and a `BrokenPipe` error are both
+//! recognised here, never reported.
+//!
+//! `--allow-nonfinite` (any subcommand) lets checkpoints holding NaN / ±Inf load and forwards with
+//! non-finite outputs through with a warning — for debugging; by default both are errors (exit 2)
+//! naming the tensors / outputs.
 
+use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -13,6 +22,10 @@ mod cmd;
 #[derive(Parser)]
 #[command(name = "sam3lab", version, about = "Mechanistic-interpretability workbench for SAM3", long_about = None)]
 struct Cli {
+    /// Load checkpoints holding NaN/±Inf and let non-finite forward outputs through with a warning
+    /// (debugging only; by default both stop the command, naming the tensors).
+    #[arg(long, global = true)]
+    allow_nonfinite: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -45,8 +58,38 @@ enum Cmd {
     Bench(cmd::bench::Args),
 }
 
+/// Whether a panic message is `print!`/`println!` failing on a closed stdout pipe.
+fn is_closed_pipe_panic(msg: &str) -> bool {
+    msg.starts_with("failed printing to stdout") && (msg.contains("Broken pipe") || msg.contains("os error 32"))
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied()).unwrap_or("")
+}
+
+/// Whether an error comes from writing to a closed pipe.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
 fn main() -> ExitCode {
+    // A closed stdout/stderr is not a crash: keep the panic quiet, end with status 0 below.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !is_closed_pipe_panic(info.payload_as_str().unwrap_or("")) {
+            default_hook(info);
+        }
+    }));
+    match std::panic::catch_unwind(AssertUnwindSafe(run)) {
+        Ok(code) => code,
+        Err(payload) if is_closed_pipe_panic(panic_message(payload.as_ref())) => ExitCode::SUCCESS,
+        Err(payload) => std::panic::resume_unwind(payload),
+    }
+}
+
+fn run() -> ExitCode {
     let cli = Cli::parse();
+    sam3lab_model::checkpoint::set_allow_nonfinite(cli.allow_nonfinite);
     let result = match cli.cmd {
         Cmd::Parity(a) => cmd::parity::run(a),
         Cmd::Segment(a) => cmd::segment::run(a),
@@ -63,6 +106,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code),
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(2)

@@ -68,7 +68,7 @@ fn every_probe_runs_on_the_fixture_and_plots() {
     assert!(printed.contains("recovery@100") && printed.contains("decoder.layers.1.q0"), "{printed}");
     drift(&d.join("drift2"));
     let (f1, f2) = (files(&d.join("drift1")), files(&d.join("drift2")));
-    assert_eq!(f1.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(), ["drift.csv", "drift.json", "drift_pairs.csv", "drift_pooled.json", "manifest.json"]);
+    assert_eq!(f1.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(), ["drift.csv", "drift.json", "drift_pair_mean.json", "drift_pairs.csv", "drift_prompts.csv", "manifest.json"]);
     assert!(f1 == f2, "same inputs and seed must give the same bytes");
     assert!(!d.join("drift1/.spill").exists());
     let table = json(&d.join("drift1/drift.json"));

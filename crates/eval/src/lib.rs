@@ -75,7 +75,9 @@
 //! the oracle selected. A *positive* entry has at least one (non-crowd, listed) instance; a
 //! *negative* entry has none.
 //! * `neg_correct` — share of negative entries with no kept prediction
-//!   (= IL_TN / (IL_TN + IL_FP), i.e. 1 − IL_FPR without the epsilon).
+//!   (= IL_TN / (IL_TN + IL_FP), i.e. 1 − IL_FPR without the epsilon). Computed by
+//!   [`refusal::neg_correct_at`] — the same function `probe patch` and `probe steer` use (at
+//!   [`SCORE_THRESHOLD`]), so `neg_correct` means one thing across the project.
 //! * per-entry mask IoU — IoU of the union of the kept predicted masks with the union of the
 //!   instance masks; 1 when both unions are empty (a correctly refused negative), 0 for a negative
 //!   with any non-empty kept mask.
@@ -111,8 +113,10 @@ pub mod coco;
 pub mod error;
 pub mod output;
 pub mod predict;
+pub mod refusal;
 pub mod rle;
 pub mod score;
+pub mod subsample;
 
 /// Re-exported so callers can build [`Detection`] masks without naming the crate themselves.
 pub use image;
@@ -124,8 +128,10 @@ pub use coco::{
 pub use error::{EvalError, Result};
 pub use output::{FileIdentity, format_table, report_json, write_atomic};
 pub use predict::{Detection, PredictConfig, PredictSummary, predict};
+pub use refusal::{SCORE_THRESHOLD, is_kept, kept_count, neg_correct, neg_correct_at, pos_recall};
 pub use rle::Rle;
 pub use score::{IouType, PostMetrics, ScoreOptions, ScoreReport, score};
+pub use subsample::Subsample;
 
 use std::path::Path;
 

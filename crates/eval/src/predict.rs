@@ -1,6 +1,10 @@
 //! Writing a COCO results file by running a model over every (image, noun phrase) entry of a
 //! ground-truth file, each image encoded once for all its noun phrases, resumably.
 //!
+//! With [`PredictConfig::subsample`], only a fixed, seeded subsample of the entries is run
+//! ([`crate::subsample`]: the same N instance-exhaustive entries every time for the same file, N
+//! and seed — the post's 2 000 per subset, seed 0).
+//!
 //! Progress is kept in `<out>.partial.jsonl`: a header line naming the ground truth (sha256), the
 //! model identity and the threshold, then one line per finished entry
 //! (`{"image_id": …, "predictions": [...]}`), flushed and synced after each image. A rerun with the
@@ -47,6 +51,11 @@ pub struct PredictConfig {
     pub only_exhaustive: bool,
     /// Draw a progress bar on stderr (hidden anyway when stderr is not a terminal).
     pub progress: bool,
+    /// Run only this seeded subsample of the entries (recorded in the progress header and the meta
+    /// file; a resume must use the same one).
+    pub subsample: Option<crate::subsample::Subsample>,
+    /// Extra provenance written into `<out>.meta.json` (e.g. the intervention applied).
+    pub extra_meta: Vec<(String, serde_json::Value)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,6 +75,8 @@ struct PartialHeader {
     gt_sha256: String,
     model: String,
     threshold: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subsample: Option<crate::subsample::Subsample>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -117,14 +128,16 @@ fn resume(
             })?;
             if &found != header {
                 return Err(EvalError::invalid(format!(
-                    "{}: progress was recorded for a different run (ground truth sha256 {}, model {:?}, threshold {}); this run has sha256 {}, model {:?}, threshold {}. Delete the file to start over",
+                    "{}: progress was recorded for a different run (ground truth sha256 {}, model {:?}, threshold {}, subsample {:?}); this run has sha256 {}, model {:?}, threshold {}, subsample {:?}. Delete the file to start over",
                     path.display(),
                     found.gt_sha256,
                     found.model,
                     found.threshold,
+                    found.subsample,
                     header.gt_sha256,
                     header.model,
-                    header.threshold
+                    header.threshold,
+                    header.subsample
                 )));
             }
         } else {
@@ -231,9 +244,13 @@ where
     let gt_sha256 = sha256_hex(&gt_bytes);
     let gt_name = cfg.gt_path.display().to_string();
 
-    let selected: Vec<usize> = (0..gt.images.len())
-        .filter(|&i| !cfg.only_exhaustive || gt.images[i].is_instance_exhaustive)
-        .collect();
+    let selected: Vec<usize> = match &cfg.subsample {
+        // Candidates are instance-exhaustive entries only, so --only-exhaustive changes nothing.
+        Some(sub) => sub.select(&gt),
+        None => (0..gt.images.len())
+            .filter(|&i| !cfg.only_exhaustive || gt.images[i].is_instance_exhaustive)
+            .collect(),
+    };
     let mut known: HashMap<i64, usize> = HashMap::new();
     for &i in &selected {
         let img = &gt.images[i];
@@ -267,6 +284,7 @@ where
         gt_sha256: gt_sha256.clone(),
         model: cfg.model_identity.clone(),
         threshold: cfg.threshold,
+        subsample: cfg.subsample,
     };
     let partial = partial_path(&cfg.out);
     let mut done = if partial.exists() {
@@ -396,7 +414,7 @@ where
     }
     text.push_str("\n]\n");
     write_atomic(&cfg.out, text.as_bytes())?;
-    let meta = serde_json::json!({
+    let mut meta = serde_json::json!({
         "gt_file": gt_name,
         "gt_sha256": gt_sha256,
         "images_dir": cfg.images_dir.display().to_string(),
@@ -408,6 +426,18 @@ where
         "pred_sha256": sha256_hex(text.as_bytes()),
         "sam3lab_version": env!("CARGO_PKG_VERSION"),
     });
+    if let Some(sub) = &cfg.subsample {
+        meta["subsample"] = serde_json::json!({
+            "n": sub.n,
+            "seed": sub.seed,
+            "candidates": crate::subsample::Subsample::candidates(&gt),
+            "chosen": selected.len(),
+            "image_ids": selected.iter().map(|&i| gt.images[i].id).collect::<Vec<_>>(),
+        });
+    }
+    for (k, v) in &cfg.extra_meta {
+        meta[k.as_str()] = v.clone();
+    }
     write_atomic(
         &meta_path(&cfg.out),
         format!("{}\n", serde_json::to_string_pretty(&meta).expect("meta")).as_bytes(),

@@ -40,7 +40,8 @@ impl std::str::FromStr for IouType {
 #[derive(Clone, Debug)]
 pub struct ScoreOptions {
     pub iou_type: IouType,
-    /// Predictions with `score >= score_threshold` are kept. The reference fixes it at 0.5.
+    /// Predictions with `score >= score_threshold` are kept. The reference fixes it at 0.5
+    /// ([`crate::SCORE_THRESHOLD`], the default); other values depart from it.
     pub score_threshold: f64,
 }
 
@@ -48,7 +49,7 @@ impl Default for ScoreOptions {
     fn default() -> Self {
         ScoreOptions {
             iou_type: IouType::Segm,
-            score_threshold: 0.5,
+            score_threshold: crate::refusal::SCORE_THRESHOLD,
         }
     }
 }
@@ -435,8 +436,10 @@ fn post_metrics(
     opts: &ScoreOptions,
 ) -> Option<PostMetrics> {
     let empty = Vec::new();
-    let (mut neg, mut neg_ok, mut pos, mut pos_sum, mut all_sum) =
-        (0usize, 0usize, 0usize, 0.0f64, 0.0f64);
+    let (mut pos, mut pos_sum, mut all_sum) = (0usize, 0.0f64, 0.0f64);
+    // Per negative entry, the scores of its kept predictions (neg_correct is computed by the one
+    // project-wide function, at the same threshold).
+    let mut negatives: Vec<Vec<f64>> = Vec::new();
     for (e, &id) in entries.iter().zip(eval_ids) {
         let gt = &prepared[e.gt_index];
         let (inst, dts) = entry_sets(
@@ -454,10 +457,7 @@ fn post_metrics(
         let iou = if u == 0 { 1.0 } else { i as f64 / u as f64 };
         all_sum += iou;
         if inst.is_empty() {
-            neg += 1;
-            if dts.is_empty() {
-                neg_ok += 1;
-            }
+            negatives.push(dts.iter().map(|d| d.score).collect());
         } else {
             pos += 1;
             pos_sum += iou;
@@ -465,7 +465,7 @@ fn post_metrics(
     }
     let ratio = |a: f64, n: usize| if n == 0 { None } else { Some(a / n as f64) };
     Some(PostMetrics {
-        neg_correct: ratio(neg_ok as f64, neg),
+        neg_correct: crate::refusal::neg_correct_at(negatives, opts.score_threshold),
         pos_mean_iou: ratio(pos_sum, pos),
         mean_mask_iou: ratio(all_sum, entries.len()),
     })

@@ -112,6 +112,8 @@ fn config(dir: &Path, gt: &Path) -> PredictConfig {
         model_identity: "fake-model".into(),
         only_exhaustive: false,
         progress: false,
+        subsample: None,
+        extra_meta: vec![],
     }
 }
 

@@ -19,10 +19,16 @@
 //! file's key set and shapes are checked against [`crate::params::param_shapes`]; every missing
 //! key, unexpected key and shape mismatch is reported in ONE [`ModelError::CheckpointMismatch`]
 //! naming the file.
+//!
+//! Non-finite weights are refused: after loading, every tensor written into the module is scanned,
+//! and NaN or ±Inf anywhere stops the load with an error naming the file and every such tensor
+//! (with its NaN / Inf counts). [`LoadOptions::allow_nonfinite`] — the CLI's `--allow-nonfinite`,
+//! through [`set_allow_nonfinite`] — lets such a checkpoint load, for debugging only.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::store::pytorch_reader::PytorchReader;
 use burn::store::{
@@ -83,6 +89,73 @@ pub struct CheckpointIndex {
     pub skipped: Vec<String>,
     /// Raw-key prefix in front of the reference names (`detector.`, `model.detector.`, …).
     raw_prefix: String,
+}
+
+/// How a checkpoint is loaded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Load tensors holding NaN or ±Inf instead of refusing them (debugging only).
+    pub allow_nonfinite: bool,
+}
+
+impl LoadOptions {
+    /// The process-wide options: what [`load_into`] (and so `Sam3::load` / `Predictor::load`) uses.
+    pub fn process() -> Self {
+        LoadOptions { allow_nonfinite: nonfinite_allowed() }
+    }
+}
+
+static ALLOW_NONFINITE: AtomicBool = AtomicBool::new(false);
+
+/// Process-wide escape for debugging (the CLI's `--allow-nonfinite`): checkpoints with NaN / ±Inf
+/// load, and a forward with non-finite outputs only warns (see
+/// [`crate::predict::check_finite_outputs`]). Off by default.
+pub fn set_allow_nonfinite(allow: bool) {
+    ALLOW_NONFINITE.store(allow, Ordering::Relaxed);
+}
+
+/// Whether [`set_allow_nonfinite`] switched the non-finite checks off.
+pub fn nonfinite_allowed() -> bool {
+    ALLOW_NONFINITE.load(Ordering::Relaxed)
+}
+
+/// Count (NaN, ±Inf) in little-endian float bytes of `dtype`; `None` for non-float types.
+pub fn count_nonfinite(dtype: DType, bytes: &[u8]) -> Option<(usize, usize)> {
+    let mut nan = 0usize;
+    let mut inf = 0usize;
+    let mut see = |v: f64| {
+        if v.is_nan() {
+            nan += 1;
+        } else if v.is_infinite() {
+            inf += 1;
+        }
+    };
+    match dtype {
+        DType::F32 | DType::Flex32 => bytes.chunks_exact(4).for_each(|c| see(f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)),
+        DType::F64 => bytes.chunks_exact(8).for_each(|c| see(f64::from_le_bytes(c.try_into().expect("8 bytes")))),
+        DType::F16 => bytes.chunks_exact(2).for_each(|c| see(half::f16::from_le_bytes([c[0], c[1]]).to_f64())),
+        DType::BF16 => bytes.chunks_exact(2).for_each(|c| see(half::bf16::from_le_bytes([c[0], c[1]]).to_f64())),
+        _ => return None,
+    }
+    Some((nan, inf))
+}
+
+/// Every float tensor of `module` holding NaN or ±Inf, as `name (n NaN, m Inf of k)` with the
+/// reference name (`module_prefix` + module path).
+pub fn nonfinite_tensors<M: ModuleSnapshot>(module: &M, module_prefix: &str) -> Result<Vec<String>, ModelError> {
+    let mut bad = Vec::new();
+    for t in module.collect(None, None, false) {
+        let bytes = t
+            .to_bytes()
+            .map_err(|e| ModelError::Checkpoint { path: String::new(), why: format!("internal: reading back `{}`: {e}", t.name) })?;
+        if let Some((nan, inf)) = count_nonfinite(t.dtype, &bytes)
+            && nan + inf > 0
+        {
+            let n = t.shape.num_elements();
+            bad.push(format!("{module_prefix}{} ({nan} NaN, {inf} Inf of {n})", t.name));
+        }
+    }
+    Ok(bad)
 }
 
 fn ckpt_err(path: &Path, why: impl Into<String>) -> ModelError {
@@ -328,6 +401,7 @@ pub fn check_index(index: &CheckpointIndex, expected: &[(String, Vec<usize>)], m
 /// `expected` is the full key list ([`crate::params::param_shapes`]); it is checked first, so a
 /// wrong file never half-loads. A `.pt` with complex RoPE buffers is read through a temporary
 /// relabelled copy in the system temp directory (`TMPDIR`): see [`load_into_with_scratch`].
+/// Non-finite tensors are refused unless [`set_allow_nonfinite`] allowed them ([`LoadOptions::process`]).
 pub fn load_into<M: ModuleSnapshot>(
     module: &mut M,
     path: &Path,
@@ -347,6 +421,18 @@ pub fn load_into_with_scratch<M: ModuleSnapshot>(
     expected: &[(String, Vec<usize>)],
     module_prefix: &str,
     scratch: &Path,
+) -> Result<LoadReport, ModelError> {
+    load_into_with_options(module, path, expected, module_prefix, scratch, LoadOptions::process())
+}
+
+/// [`load_into_with_scratch`] with explicit [`LoadOptions`] instead of the process-wide ones.
+pub fn load_into_with_options<M: ModuleSnapshot>(
+    module: &mut M,
+    path: &Path,
+    expected: &[(String, Vec<usize>)],
+    module_prefix: &str,
+    scratch: &Path,
+    options: LoadOptions,
 ) -> Result<LoadReport, ModelError> {
     let pytorch = is_pytorch(&sniff(path)?);
     // probed once: the index and the load below use the same relabelling
@@ -413,6 +499,19 @@ pub fn load_into_with_scratch<M: ModuleSnapshot>(
             why += &format!("\n  module parameter `{k}` got no tensor");
         }
         return Err(ckpt_err(path, why));
+    }
+    if !options.allow_nonfinite {
+        let bad = nonfinite_tensors(module, module_prefix)?;
+        if !bad.is_empty() {
+            return Err(ckpt_err(
+                path,
+                format!(
+                    "{} tensor(s) hold NaN or ±Inf (refused; pass --allow-nonfinite to load them anyway for debugging):\n  {}",
+                    bad.len(),
+                    bad.join("\n  ")
+                ),
+            ));
+        }
     }
     Ok(LoadReport { path: path.into(), format: index.format, applied: result.applied.len(), skipped: index.skipped.len() })
 }

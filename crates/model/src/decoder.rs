@@ -10,7 +10,14 @@
 //! After each layer the queries are normed by the decoder `norm` (`hs_i`), boxes are refined with the
 //! shared `bbox_embed` (`ref ← σ(inv_σ(ref) + bbox_embed(hs_i))`, eps 1e-3), and the presence logit is
 //! `presence_token_head(presence_token_out_norm(p))` — NOT clamped (the reference's `clamp` result
-//! is discarded). Dropout and DAC are training-only and absent here.
+//! is discarded).
+//!
+//! Train mode (`dac = true`, Meta's DAC one-to-many queries): the Q query embeddings and reference
+//! boxes are repeated to 2Q; only `[presence; first Q]` go through self-attention, the second (o2m)
+//! half skips it and rejoins before `norm2`; everything else runs on all 2Q. Each layer's box output
+//! is `σ(inv_σ(ref_in) + bbox_embed(hs))` where `ref_in` is the previous layer's box output *with* its
+//! gradient (as the reference recomputes boxes from its `intermediate_ref_boxes`), while the
+//! conditioning of the next layer (query position, boxRPB) sees it detached. Dropout is not modelled.
 //!
 //! The boxRPB bias ("log" mode) for query q, head h at cell (i, j):
 //! `Ey[q, i, h] + Ex[q, j, h]`, `E = MLP(2→d→heads)` of `s(c − (x0, x1))` with c = j/W (or i/H) and
@@ -69,20 +76,35 @@ impl DecoderLayer {
         memory: &Tensor<3>,
         memory_k: &Tensor<3>,
         bias: Tensor<4>,
+        dac: bool,
         hooks: &mut Hooks,
     ) -> Tensor<3> {
-        let q = x.clone() + qp.clone();
+        // DAC: self-attention over [presence; o2o] only; the o2m half rejoins before norm2.
+        let [b, n, d] = x.dims();
+        let n_sa = if dac { 1 + (n - 1) / 2 } else { n };
+        let (xs, qps) = if dac {
+            (x.clone().slice([0..b, 0..n_sa]), qp.clone().slice([0..b, 0..n_sa]))
+        } else {
+            (x.clone(), qp.clone())
+        };
+        let q = xs.clone() + qps;
         let sa = self.self_attn.forward(
             &format!("decoder.layers.{i}.self_attn"),
             q.clone(),
             q,
-            x.clone(),
+            xs.clone(),
             None,
             None,
             false,
             hooks,
         );
-        let x = self.norm2.forward(x + sa);
+        let x = if dac {
+            Tensor::cat(vec![xs + sa, x.slice([0..b, n_sa..n])], 1)
+        } else {
+            x + sa
+        };
+        debug_assert_eq!(x.dims()[2], d);
+        let x = self.norm2.forward(x);
         let ct = self.ca_text.forward(
             &format!("decoder.layers.{i}.ca_text"),
             x.clone() + qp.clone(),
@@ -159,7 +181,9 @@ impl Decoder {
         }
     }
 
-    /// Run all layers. `memory`/`pos` `(B, HW, d)` over an `hw` grid; `prompt` `(B, P, d)` with its mask.
+    /// Run all layers. `memory`/`pos` `(B, HW, d)` over an `hw` grid; `prompt` `(B, P, d)` with its
+    /// mask. `dac` = train mode's one-to-many half (2Q queries, see the module docs).
+    #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
         memory: &Tensor<3>,
@@ -167,14 +191,20 @@ impl Decoder {
         hw: (usize, usize),
         prompt: &Tensor<3>,
         prompt_mask: &Tensor<2, Bool>,
+        dac: bool,
         hooks: &mut Hooks,
     ) -> DecoderOutput {
         let [b, _, d] = memory.dims();
-        let q = self.query_embed.weight.dims()[0];
-        let mut tgt = self.query_embed.weight.val().unsqueeze_dim::<3>(0).expand([b, q, d]);
+        let q0 = self.query_embed.weight.dims()[0];
+        let reps = if dac { 2 } else { 1 };
+        let q = q0 * reps;
+        let mut tgt = self.query_embed.weight.val().repeat_dim(0, reps).unsqueeze_dim::<3>(0).expand([b, q, d]);
         let mut refb = sigmoid(self.reference_points.weight.val())
+            .repeat_dim(0, reps)
             .unsqueeze_dim::<3>(0)
             .expand([b, q, 4]);
+        // The previous layer's box output with its gradient (the reference's `intermediate_ref_boxes`).
+        let mut ref_chain = refb.clone();
         let mut pres = self.presence_token.weight.val().unsqueeze_dim::<3>(0).expand([b, 1, d]);
         let memory_k = memory.clone() + pos.clone();
         let zeros_qp = Tensor::<3>::zeros([b, 1, d], &memory.device());
@@ -188,7 +218,12 @@ impl Decoder {
         for (i, layer) in self.layers.iter().enumerate() {
             tgt = hooks.tap(|| format!("decoder.layers.{i}.in"), tgt);
             pres = hooks.tap(|| format!("decoder.layers.{i}.presence_in"), pres);
-            refb = hooks.tap(|| format!("decoder.layers.{i}.ref_boxes"), refb);
+            if hooks.is_active() && hooks.edits(&format!("decoder.layers.{i}.ref_boxes")) {
+                refb = hooks.tap(|| format!("decoder.layers.{i}.ref_boxes"), refb);
+                ref_chain = refb.clone();
+            } else {
+                refb = hooks.tap(|| format!("decoder.layers.{i}.ref_boxes"), refb);
+            }
             if hooks.wants("decoder.ref_boxes_all") {
                 refs_in.push(refb.clone());
             }
@@ -201,7 +236,7 @@ impl Decoder {
             let qpf = Tensor::cat(vec![zeros_qp.clone(), qp], 1);
             let x = Tensor::cat(vec![pres, tgt], 1);
 
-            let x = layer.forward(i, x, &qpf, prompt, prompt_mask, memory, &memory_k, bias, hooks);
+            let x = layer.forward(i, x, &qpf, prompt, prompt_mask, memory, &memory_k, bias, dac, hooks);
             let x = hooks.tap(|| format!("decoder.layers.{i}.out"), x);
             let q0 = x.clone().slice([0..b, 0..1]).reshape([b, d]);
             let q0 = hooks.tap(|| format!("decoder.layers.{i}.q0"), q0);
@@ -228,7 +263,7 @@ impl Decoder {
                 || format!("decoder.layers.{i}.hs_normed"),
                 self.norm.forward(tgt.clone()),
             );
-            let new_ref = sigmoid(inverse_sigmoid(refb) + self.bbox_embed.forward(hs.clone()));
+            let new_ref = sigmoid(inverse_sigmoid(ref_chain) + self.bbox_embed.forward(hs.clone()));
             let new_ref = hooks.tap(|| format!("decoder.layers.{i}.pred_boxes"), new_ref);
             if hooks.wants(&format!("decoder.layers.{i}.pred_boxes_xyxy")) {
                 let _ = hooks.tap(
@@ -245,6 +280,7 @@ impl Decoder {
             out.hs.push(hs);
             out.pred_boxes.push(new_ref.clone());
             out.presence_logits.push(pl);
+            ref_chain = new_ref.clone();
             refb = new_ref.detach();
         }
         if !refs_in.is_empty() {

@@ -24,6 +24,9 @@ pub enum ModelError {
     Prompt(String),
     #[error("device: {0}")]
     Device(String),
+    /// A forward whose outputs hold NaN or ±Inf (names every such output).
+    #[error("non-finite model output: {0}")]
+    NonFinite(String),
     #[error("fixture {path}: {why}")]
     Fixture { path: String, why: String },
     #[error(transparent)]

@@ -8,11 +8,11 @@
 
 use burn::module::Module;
 use burn::prelude::*;
-use burn::tensor::Bool;
+use burn::tensor::{Bool, Int, TensorData};
 use burn::tensor::activation::sigmoid;
 use sam3lab_hooks::Hooks;
 
-use crate::decoder::{Decoder, cxcywh_to_xyxy};
+use crate::decoder::{Decoder, DecoderOutput, cxcywh_to_xyxy};
 use crate::fusion::FusionEncoder;
 use crate::geometry::{GeometryEncoder, GeometryPrompt};
 use crate::scoring::DotProductScoring;
@@ -33,6 +33,41 @@ pub struct ImageFeatures {
 impl ImageFeatures {
     pub fn batch(&self) -> usize {
         self.fpn[0].dims()[0]
+    }
+
+    /// The features of images `ids` (with repeats), in that order: one row per (image, prompt)
+    /// query, as the reference's `_get_img_feats(backbone_out, img_ids)`. Differentiable.
+    pub fn select(&self, ids: &[usize]) -> Self {
+        let pick = |t: &Tensor<4>| {
+            if t.dims()[0] == 1 && self.batch() != 1 {
+                return t.clone(); // a batch-1 position map broadcasts
+            }
+            let idx = Tensor::<1, Int>::from_data(
+                TensorData::new(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [ids.len()]),
+                &t.device(),
+            );
+            t.clone().select(0, idx)
+        };
+        Self {
+            fpn: self.fpn.iter().map(pick).collect(),
+            pos: self.pos.iter().map(pick).collect(),
+        }
+    }
+}
+
+impl TextFeatures {
+    /// The features of phrases `ids` (with repeats), in that order. Differentiable.
+    pub fn select(&self, ids: &[usize]) -> Self {
+        let device = self.feats.device();
+        let idx = Tensor::<1, Int>::from_data(
+            TensorData::new(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [ids.len()]),
+            &device,
+        );
+        Self {
+            feats: self.feats.clone().select(0, idx.clone()),
+            // Through float: burn-flex 0.22.1's bool `select` returns a u8 tensor that `cat` rejects.
+            padding_mask: self.padding_mask.clone().float().select(0, idx).greater_elem(0.5),
+        }
     }
 }
 
@@ -120,16 +155,62 @@ pub struct Heads<'a> {
     pub cfg: &'a Sam3Config,
 }
 
+/// The prompt-conditioned state shared by eval and train mode: everything up to the decoder.
+struct Decoded {
+    memory: Tensor<3>,
+    prompt: Tensor<3>,
+    prompt_mask: Tensor<2, Bool>,
+    dec: DecoderOutput,
+    /// The projected pooled prompt for dot-product scoring.
+    g: Tensor<2>,
+}
+
+/// One query set (o2o or o2m) of one decoder layer's train-mode outputs (batch-first).
+#[derive(Clone, Debug)]
+pub struct QuerySet {
+    /// `(B, Q, 1)` score logits.
+    pub pred_logits: Tensor<3>,
+    /// `(B, Q, 4)` cxcywh.
+    pub pred_boxes: Tensor<3>,
+    /// `(B, Q, 4)` xyxy.
+    pub pred_boxes_xyxy: Tensor<3>,
+    /// `(B, Q, H4, W4)` mask logits: the last layer only (the reference has no auxiliary masks).
+    pub pred_masks: Option<Tensor<4>>,
+}
+
+/// One decoder layer's train-mode outputs: the reference's `out` (last layer) or `aux_outputs[i]`.
+#[derive(Clone, Debug)]
+pub struct TrainLayerOutput {
+    pub o2o: QuerySet,
+    /// The one-to-many (DAC) half; no presence logit of its own.
+    pub o2m: QuerySet,
+    /// `(B, 1)` = `presence_logit_dec`.
+    pub presence_logit: Tensor<2>,
+}
+
+/// Train-mode outputs: one entry per decoder layer, the last one being the final output.
+#[derive(Clone, Debug)]
+pub struct TrainOutput {
+    pub layers: Vec<TrainLayerOutput>,
+}
+
+impl TrainOutput {
+    /// The final output (`out` in the reference).
+    pub fn last(&self) -> &TrainLayerOutput {
+        self.layers.last().expect("at least one decoder layer")
+    }
+}
+
 impl Heads<'_> {
-    /// Ground one prompt (text + geometry) against encoded image features. Batch sizes of image and
-    /// text must agree; the geometric prompt applies to every batch element.
-    pub fn ground(
+    /// Prompt assembly, fusion encoder and decoder (`dac` = train mode's 2Q queries).
+    fn decode(
         &self,
         image: &ImageFeatures,
         text: &TextFeatures,
         geometry: &GeometryPrompt,
+        dac: bool,
         hooks: &mut Hooks,
-    ) -> Result<GroundingOutput, ModelError> {
+    ) -> Result<Decoded, ModelError> {
         geometry.validate()?;
         let cfg = self.cfg;
         let levels = image.fpn.len();
@@ -150,6 +231,12 @@ impl Heads<'_> {
                 "batch/width mismatch: image features (B={b}, d={d}), text features (B={bt}, d={dt}), config d_model {}",
                 cfg.d_model
             )));
+        }
+        if self.transformer.decoder.layers.is_empty() {
+            return Err(ModelError::Config {
+                path: "<model config>".into(),
+                why: "decoder.num_layers must be at least 1".into(),
+            });
         }
         // Seq-flatten the 1× level and its position map: (B, d, h, w) → (B, HW, d), row-major.
         // The position map may come with batch 1 (it does not depend on the image): broadcast it.
@@ -179,20 +266,39 @@ impl Heads<'_> {
         let dec = self
             .transformer
             .decoder
-            .forward(&memory, &pos, (h, w), &prompt, &prompt_mask, hooks);
-
+            .forward(&memory, &pos, (h, w), &prompt, &prompt_mask, dac, hooks);
         let g = self.dot_prod_scoring.prompt_vector(&prompt, &prompt_mask, hooks);
+        Ok(Decoded {
+            memory,
+            prompt,
+            prompt_mask,
+            dec,
+            g,
+        })
+    }
+
+    /// Ground one prompt (text + geometry) against encoded image features. Batch sizes of image and
+    /// text must agree; the geometric prompt applies to every batch element.
+    pub fn ground(
+        &self,
+        image: &ImageFeatures,
+        text: &TextFeatures,
+        geometry: &GeometryPrompt,
+        hooks: &mut Hooks,
+    ) -> Result<GroundingOutput, ModelError> {
+        let Decoded {
+            memory,
+            prompt,
+            prompt_mask,
+            dec,
+            g,
+        } = self.decode(image, text, geometry, false, hooks)?;
+        let b = memory.dims()[0];
         let n = dec.hs.len();
-        if n == 0 {
-            return Err(ModelError::Config {
-                path: "<model config>".into(),
-                why: "decoder.num_layers must be at least 1".into(),
-            });
-        }
         let mut pred_logits = None;
         for (i, hs) in dec.hs.iter().enumerate() {
             // Only the last layer's logits feed the outputs; earlier ones only when a hook wants them.
-            if i + 1 == n || hooks.wants(&format!("decoder.layers.{i}.pred_logits")) {
+            if i + 1 == n || (hooks.is_active() && hooks.wants(&format!("decoder.layers.{i}.pred_logits"))) {
                 let l = self.dot_prod_scoring.logits(hs.clone(), &g);
                 let l = hooks.tap(|| format!("decoder.layers.{i}.pred_logits"), l);
                 if i + 1 == n {
@@ -231,6 +337,55 @@ impl Heads<'_> {
             presence_logit,
             scores,
         })
+    }
+
+    /// Train-mode grounding, as Meta's `Sam3Image` runs it with `self.training`: 2Q decoder queries
+    /// (o2o + DAC o2m), every layer's outputs (the last = `out`, the others = `aux_outputs`), masks of
+    /// all 2Q last-layer queries. Dropout is not applied (set to 0 in the parity fixture).
+    pub fn ground_train(
+        &self,
+        image: &ImageFeatures,
+        text: &TextFeatures,
+        geometry: &GeometryPrompt,
+        hooks: &mut Hooks,
+    ) -> Result<TrainOutput, ModelError> {
+        let Decoded {
+            memory,
+            prompt,
+            prompt_mask,
+            dec,
+            g,
+        } = self.decode(image, text, geometry, true, hooks)?;
+        let n = dec.hs.len();
+        let hs_last = dec.hs[n - 1].clone();
+        let seg = self
+            .segmentation_head
+            .forward(&image.fpn, &memory, &prompt, &prompt_mask, hs_last, hooks);
+        let [b, q2, h4, w4] = seg.pred_masks.dims();
+        let q = q2 / 2;
+        let mut layers = Vec::with_capacity(n);
+        for (i, (hs, boxes)) in dec.hs.iter().zip(&dec.pred_boxes).enumerate() {
+            let logits = self.dot_prod_scoring.logits(hs.clone(), &g);
+            let xyxy = cxcywh_to_xyxy(boxes.clone());
+            let half = |k: usize| {
+                let r = k * q..(k + 1) * q;
+                QuerySet {
+                    pred_logits: logits.clone().slice([0..b, r.clone()]),
+                    pred_boxes: boxes.clone().slice([0..b, r.clone()]),
+                    pred_boxes_xyxy: xyxy.clone().slice([0..b, r.clone()]),
+                    pred_masks: (i + 1 == n).then(|| seg.pred_masks.clone().slice([0..b, r, 0..h4, 0..w4])),
+                }
+            };
+            layers.push(TrainLayerOutput {
+                o2o: half(0),
+                o2m: half(1),
+                presence_logit: dec.presence_logits[i].clone(),
+            });
+        }
+        if let Some(e) = hooks.take_error() {
+            return Err(e.into());
+        }
+        Ok(TrainOutput { layers })
     }
 }
 

@@ -34,7 +34,7 @@ pub mod seg;
 
 pub use config::Sam3Config;
 pub use geometry::{BoxPrompt, GeometryPrompt, PointPrompt};
-pub use heads::{GroundingOutput, ImageFeatures, TextFeatures};
+pub use heads::{GroundingOutput, ImageFeatures, QuerySet, TextFeatures, TrainLayerOutput, TrainOutput};
 pub use postprocess::{Detection, Detections, postprocess};
 pub use sam3::{LoadInfo, Sam3, hook_registry};
 pub use error::{ModelError, Result};

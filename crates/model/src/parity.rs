@@ -107,6 +107,9 @@ pub struct ParityReport {
     pub failed: usize,
     pub not_covered: usize,
     pub rows: Vec<ParityRow>,
+    /// The pass rule when it is not the element-wise one above (e.g. training fixtures' per-group rule).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 impl ParityReport {
@@ -140,10 +143,15 @@ impl ParityReport {
             };
             s += &format!("{:<52} {:<18} {:>11} {:>11}  {st}\n", r.key, format!("{:?}", r.shape), f(r.max_abs), f(r.max_rel));
         }
-        s += &format!(
-            "{} passed, {} failed, {} not covered (tolerance |d| <= {:e} + {:e}|ref|, masks atol {:e})\n",
-            self.passed, self.failed, self.not_covered, self.atol, self.rtol, self.mask_atol
-        );
+        match &self.rule {
+            Some(rule) => s += &format!("{} passed, {} failed, {} not covered ({rule})\n", self.passed, self.failed, self.not_covered),
+            None => {
+                s += &format!(
+                    "{} passed, {} failed, {} not covered (tolerance |d| <= {:e} + {:e}|ref|, masks atol {:e})\n",
+                    self.passed, self.failed, self.not_covered, self.atol, self.rtol, self.mask_atol
+                )
+            }
+        }
         s
     }
 
@@ -485,6 +493,7 @@ pub fn compare_fixture(fx: &Fixture, caps: &Captures) -> ParityReport {
         failed: count(Status::Fail),
         not_covered: count(Status::NotCovered),
         rows,
+        rule: None,
     }
 }
 

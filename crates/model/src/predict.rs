@@ -15,8 +15,13 @@
 //! ```
 //!
 //! Prompts: an empty (or whitespace-only) phrase is an error; a phrase longer than the text context is
-//! truncated exactly like the reference (last kept id becomes EOT) with a warning on stderr. Boxes must
-//! lie in [0, 1]; point prompts are refused (see [`crate::geometry`]).
+//! truncated exactly like the reference (last kept id becomes EOT) with a warning on stderr that shows
+//! the prompt shortened ([`shorten_prompt`]). Boxes must lie in [0, 1]; point prompts are refused (see
+//! [`crate::geometry`]).
+//!
+//! Outputs: [`Predictor::ground`] (and so `segment`) returns [`ModelError::NonFinite`] naming every
+//! output holding NaN or ±Inf ([`check_finite_outputs`]) instead of results that read "presence NaN";
+//! with [`crate::checkpoint::set_allow_nonfinite`] (the CLI's `--allow-nonfinite`) it only warns.
 
 use std::path::Path;
 
@@ -103,8 +108,9 @@ impl Predictor {
         if truncated {
             let n = self.tokenizer.encode_raw(prompt).len() + 2;
             eprintln!(
-                "warning: prompt {prompt:?} is {n} tokens with SOT/EOT, longer than the text context of {ctx}: \
+                "warning: prompt {} is {n} tokens with SOT/EOT, longer than the text context of {ctx}: \
                  truncated to its first {} tokens (as the reference does)",
+                shorten_prompt(prompt),
                 ctx - 2
             );
         }
@@ -129,7 +135,9 @@ impl Predictor {
         boxes: &[BoxPrompt],
         hooks: &mut Hooks,
     ) -> Result<GroundingOutput, ModelError> {
-        self.model.ground(&image.features, &text.features, boxes, hooks)
+        let out = self.model.ground(&image.features, &text.features, boxes, hooks)?;
+        check_finite_outputs(&out)?;
+        Ok(out)
     }
 
     /// Detections (score > `threshold`) for a phrase (+ boxes), mapped to the original image.
@@ -144,6 +152,67 @@ impl Predictor {
         let text = self.encode_prompt(prompt, hooks)?;
         let out = self.ground(image, &text, boxes, hooks)?;
         postprocess(&out, image.image_hw, threshold)
+    }
+}
+
+/// Characters of a prompt shown in messages before it is cut with an ellipsis.
+pub const PROMPT_SHOWN_CHARS: usize = 60;
+
+/// A prompt for a message: quoted, and cut to its first [`PROMPT_SHOWN_CHARS`] characters with
+/// `…` and its total length when longer (a pasted paragraph never floods stderr).
+pub fn shorten_prompt(prompt: &str) -> String {
+    let n = prompt.chars().count();
+    if n <= PROMPT_SHOWN_CHARS {
+        format!("{prompt:?}")
+    } else {
+        let head: String = prompt.chars().take(PROMPT_SHOWN_CHARS).collect();
+        format!("{head:?}… ({n} characters)")
+    }
+}
+
+/// Whether a tensor holds NaN or ±Inf, with one scalar read back: `t − t` is 0 where `t` is finite
+/// and NaN elsewhere, so its sum is finite exactly when every element is.
+fn has_nonfinite<const D: usize>(t: &Tensor<D>) -> bool {
+    let z = (t.clone() - t.clone()).sum();
+    let v = z.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+    !v.first().is_some_and(|x| x.is_finite())
+}
+
+/// (NaN, ±Inf, total) of a tensor, on the host.
+fn count_nonfinite_host<const D: usize>(t: &Tensor<D>) -> (usize, usize, usize) {
+    let v = t.clone().into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+    (v.iter().filter(|x| x.is_nan()).count(), v.iter().filter(|x| x.is_infinite()).count(), v.len())
+}
+
+/// Refuse a forward whose outputs hold NaN or ±Inf: [`ModelError::NonFinite`] naming each such
+/// output with its counts. With [`crate::checkpoint::set_allow_nonfinite`] it warns on stderr and
+/// returns `Ok` (debugging).
+pub fn check_finite_outputs(out: &GroundingOutput) -> Result<(), ModelError> {
+    let mut bad = Vec::new();
+    let mut see = |name: &str, nonfinite: bool, counts: &dyn Fn() -> (usize, usize, usize)| {
+        if nonfinite {
+            let (nan, inf, n) = counts();
+            bad.push(format!("{name} ({nan} NaN, {inf} Inf of {n})"));
+        }
+    };
+    see("presence_logit", has_nonfinite(&out.presence_logit), &|| count_nonfinite_host(&out.presence_logit));
+    see("scores", has_nonfinite(&out.scores), &|| count_nonfinite_host(&out.scores));
+    see("pred_logits", has_nonfinite(&out.pred_logits), &|| count_nonfinite_host(&out.pred_logits));
+    see("pred_boxes", has_nonfinite(&out.pred_boxes), &|| count_nonfinite_host(&out.pred_boxes));
+    see("pred_masks", has_nonfinite(&out.pred_masks), &|| count_nonfinite_host(&out.pred_masks));
+    see("semantic_seg", has_nonfinite(&out.semantic_seg), &|| count_nonfinite_host(&out.semantic_seg));
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let what = format!(
+        "{} — the weights or a hook edit produced NaN/±Inf (rerun with --allow-nonfinite to see the values anyway)",
+        bad.join(", ")
+    );
+    if crate::checkpoint::nonfinite_allowed() {
+        eprintln!("warning: non-finite model output (allowed by --allow-nonfinite): {what}");
+        Ok(())
+    } else {
+        Err(ModelError::NonFinite(what))
     }
 }
 
@@ -246,7 +315,8 @@ pub fn tokenize(tok: &Tokenizer, prompt: &str, context_length: usize) -> Result<
     let (ids, truncated) = tok.encode(prompt, context_length);
     if ids.iter().skip(1).take_while(|&&i| i != 0).count() <= 1 {
         return Err(ModelError::Prompt(format!(
-            "the text prompt {prompt:?} has no tokens after cleaning"
+            "the text prompt {} has no tokens after cleaning",
+            shorten_prompt(prompt)
         )));
     }
     Ok((ids, truncated))
@@ -269,5 +339,17 @@ mod tests {
         assert_eq!(ids.len(), 16);
         assert_eq!(ids[15], 49407, "the last kept id is EOT like the reference");
         assert!(ids.iter().all(|&i| i != 0), "no padding after truncation");
+    }
+
+    #[test]
+    fn long_prompts_are_shortened_in_messages() {
+        assert_eq!(shorten_prompt("a red car"), "\"a red car\"");
+        let long = "cat ".repeat(500);
+        let short = shorten_prompt(&long);
+        assert!(short.len() < 100, "{short}");
+        assert!(short.ends_with("… (2000 characters)"), "{short}");
+        assert!(short.starts_with("\"cat cat"), "{short}");
+        // multi-byte characters are cut on character boundaries
+        assert!(shorten_prompt(&"é".repeat(200)).contains("(200 characters)"));
     }
 }

@@ -1,11 +1,18 @@
 //! Activation drift (post §6): how far each checkpoint's activations at a few hook points sit from a
-//! reference checkpoint's on the same (image, prompt) inputs, averaged per prompt group.
+//! reference checkpoint's on the same (image, prompt) inputs, per prompt group.
 //!
-//! rel_Δ(image, prompt) = ‖a_ckpt − a_ref‖₂ / ‖a_ref‖₂ over the whole activation tensor at the point
-//! (batch 1); the table value for (checkpoint, point, group) is its mean over the group's
-//! (image, prompt) pairs. A second table (`drift_pooled.json`) holds the per-prompt reading of the
-//! figures schema: sqrt(Σ_images ‖Δ‖² / Σ_images ‖a_ref‖²) per prompt, then the mean over the group's
-//! prompts.
+//! Two readings are computed for every (checkpoint, point, group) cell:
+//!
+//! - **per concept** (`drift.json`, metric `rel_delta`, the post's §6 table and Fig 6.1): each
+//!   prompt's activations over all the images are stacked into one vector A, and its drift is
+//!   ‖A_ckpt − A_ref‖₂ / ‖A_ref‖₂ = sqrt(Σ_images ‖a_ckpt − a_ref‖² / Σ_images ‖a_ref‖²); the cell is
+//!   the mean of that over the group's prompts. This is the post's "per-concept relative drift".
+//! - **pair mean** (`drift_pair_mean.json`, metric `rel_delta_pair_mean`): rel_Δ(image, prompt) =
+//!   ‖a_ckpt − a_ref‖₂ / ‖a_ref‖₂ per input, then the mean over the group's (image, prompt) pairs.
+//!   It weights every image equally, however small its activation, so it differs from the
+//!   per-concept value whenever ‖a_ref‖ varies across a prompt's images.
+//!
+//! Both are computed by [`tables`] from the per-input squared norms in [`DriftPairValue`].
 //!
 //! Memory: one model is loaded at a time. The reference runs first and its activations are spilled
 //! to disk, one file per image (prompts × points, raw f32), together with ‖a_ref‖ per input; each
@@ -61,14 +68,39 @@ pub struct DriftPairValue {
     pub delta_norm: f64,
     /// `None` when ‖a_ref‖ = 0.
     pub rel_delta: Option<f64>,
+    /// ‖a_ref‖² and ‖a_ckpt − a_ref‖² as summed (f64), for the exact per-concept reading.
+    #[serde(skip)]
+    pub ref_sq: f64,
+    #[serde(skip)]
+    pub delta_sq: f64,
+}
+
+impl DriftPairValue {
+    /// A measurement from its squared norms (what the probe accumulates).
+    pub fn new(checkpoint: &str, point: &str, group: &str, image: &str, prompt: &str, ref_sq: f64, delta_sq: f64) -> Self {
+        Self {
+            checkpoint: checkpoint.into(),
+            point: point.into(),
+            group: group.into(),
+            image: image.into(),
+            prompt: prompt.into(),
+            ref_norm: ref_sq.sqrt(),
+            delta_norm: delta_sq.sqrt(),
+            rel_delta: (ref_sq > 0.0).then(|| (delta_sq / ref_sq).sqrt()),
+            ref_sq,
+            delta_sq,
+        }
+    }
 }
 
 #[derive(Debug)]
 pub struct DriftResult {
-    /// The §6 table (checkpoint × point × group), mean of per-(image, prompt) rel_Δ.
+    /// The §6 table (checkpoint × point × group): per-concept drift (each prompt's activations over
+    /// the images stacked into one vector), averaged over the group's prompts. `drift.json`.
     pub table: DriftTable,
-    /// The per-prompt pooled reading.
-    pub pooled: DriftTable,
+    /// The alternative reading: the mean of per-(image, prompt) rel_Δ over the group's pairs.
+    /// `drift_pair_mean.json`.
+    pub pair_mean: DriftTable,
     pub pairs: Vec<DriftPairValue>,
     pub manifest: Manifest,
 }
@@ -192,9 +224,7 @@ fn run_inner(req: &DriftRequest, progress: &ProgressBar) -> Result<DriftResult> 
     drop(base);
 
     // ---- each checkpoint against the spill
-    // sums[ckpt][point][prompt] = (Σ_images ‖Δ‖², Σ_images ‖a_ref‖²) for the pooled reading.
     let mut pair_values: Vec<DriftPairValue> = Vec::new();
-    let mut pooled_sums: Vec<Vec<Vec<(f64, f64)>>> = Vec::new();
     for spec in &req.checkpoints {
         let m = model::load(spec, req.config.as_deref(), &req.device)?;
         if m.config != config_json {
@@ -206,7 +236,6 @@ fn run_inner(req: &DriftRequest, progress: &ProgressBar) -> Result<DriftResult> 
             )));
         }
         records.push(m.record.clone());
-        let mut sums = vec![vec![(0.0f64, 0.0f64); prompts.len()]; points.len()];
         let mut file: Option<(usize, File)> = None;
         let mut rows: Vec<(usize, usize, usize, f64, f64)> = Vec::new(); // image, prompt, point, ref², Δ²
         sweep(&m, &req.images, &prompts, &points, progress, |i, j, cache| {
@@ -239,66 +268,24 @@ fn run_inner(req: &DriftRequest, progress: &ProgressBar) -> Result<DriftResult> 
                         d * d
                     })
                     .sum();
-                sums[k][j].0 += d2;
-                sums[k][j].1 += slot.sq_norm;
                 rows.push((i, j, k, slot.sq_norm, d2));
             }
             Ok(())
         })?;
         for (i, j, k, r2, d2) in rows {
-            let rel = (r2 > 0.0).then(|| (d2 / r2).sqrt());
+            let image = req.images.paths[i].display().to_string();
             for g in req.groups.iter().filter(|g| g.prompts.contains(&prompts[j])) {
-                pair_values.push(DriftPairValue {
-                    checkpoint: spec.label.clone(),
-                    point: points[k].clone(),
-                    group: g.name.clone(),
-                    image: req.images.paths[i].display().to_string(),
-                    prompt: prompts[j].clone(),
-                    ref_norm: r2.sqrt(),
-                    delta_norm: d2.sqrt(),
-                    rel_delta: rel,
-                });
+                pair_values.push(DriftPairValue::new(&spec.label, &points[k], &g.name, &image, &prompts[j], r2, d2));
             }
         }
-        pooled_sums.push(sums);
     }
     if !req.keep_spill {
         std::fs::remove_dir_all(&req.spill_dir).map_err(|e| ProbeError::io(&req.spill_dir, e))?;
     }
 
     // ---- tables
-    let group_names: Vec<String> = req.groups.iter().map(|g| g.name.clone()).collect();
-    let mut table_rows = Vec::new();
-    let mut pooled_rows = Vec::new();
-    for (c, spec) in req.checkpoints.iter().enumerate() {
-        let mut values: BTreeMap<String, BTreeMap<String, Option<f64>>> = BTreeMap::new();
-        let mut pvalues: BTreeMap<String, BTreeMap<String, Option<f64>>> = BTreeMap::new();
-        for (k, p) in points.iter().enumerate() {
-            for g in &req.groups {
-                let rels: Vec<f64> = pair_values
-                    .iter()
-                    .filter(|v| v.checkpoint == spec.label && &v.point == p && v.group == g.name)
-                    .filter_map(|v| v.rel_delta)
-                    .collect();
-                let mean = (!rels.is_empty()).then(|| rels.iter().sum::<f64>() / rels.len() as f64);
-                values.entry(p.clone()).or_default().insert(g.name.clone(), mean);
-                let per_prompt: Vec<f64> = g
-                    .prompts
-                    .iter()
-                    .filter_map(|pr| {
-                        let j = prompts.iter().position(|x| x == pr).expect("prompt listed");
-                        let (d2, r2) = pooled_sums[c][k][j];
-                        (r2 > 0.0).then(|| (d2 / r2).sqrt())
-                    })
-                    .collect();
-                let pmean = (!per_prompt.is_empty()).then(|| per_prompt.iter().sum::<f64>() / per_prompt.len() as f64);
-                pvalues.entry(p.clone()).or_default().insert(g.name.clone(), pmean);
-            }
-        }
-        let label = step_label(&spec.label);
-        table_rows.push(DriftRow { checkpoint: spec.label.clone(), label: label.clone(), values });
-        pooled_rows.push(DriftRow { checkpoint: spec.label.clone(), label, values: pvalues });
-    }
+    let labels: Vec<String> = req.checkpoints.iter().map(|c| c.label.clone()).collect();
+    let groups: Vec<(String, Vec<String>)> = req.groups.iter().map(|g| (g.name.clone(), g.prompts.clone())).collect();
 
     manifest.checkpoints = records;
     manifest.points = points.clone();
@@ -311,30 +298,79 @@ fn run_inner(req: &DriftRequest, progress: &ProgressBar) -> Result<DriftResult> 
         req.groups.iter().map(|g| (g.name.clone(), g.file.display().to_string())).collect::<BTreeMap<_, _>>(),
     );
     manifest.notes = vec![
-        "rel_delta (drift.json): per (image, prompt), ‖a_ckpt − a_ref‖₂ / ‖a_ref‖₂ over the whole activation at the point (batch 1); table value = mean over the group's (image, prompt) pairs".into(),
-        "rel_delta_pooled (drift_pooled.json): per prompt, sqrt(Σ_images ‖a_ckpt − a_ref‖² / Σ_images ‖a_ref‖²); table value = mean over the group's prompts".into(),
-        "inputs with ‖a_ref‖ = 0 are left out of the means (rel_delta is null for them in drift_pairs.csv)".into(),
+        "rel_delta (drift.json, the §6 table): per concept — each prompt's activations over all images stacked into one vector, ‖A_ckpt − A_ref‖₂ / ‖A_ref‖₂ = sqrt(Σ_images ‖a_ckpt − a_ref‖² / Σ_images ‖a_ref‖²); table value = mean over the group's prompts".into(),
+        "rel_delta_pair_mean (drift_pair_mean.json): per (image, prompt), ‖a_ckpt − a_ref‖₂ / ‖a_ref‖₂ over the whole activation at the point (batch 1); table value = mean over the group's (image, prompt) pairs".into(),
+        "a prompt whose reference activations are all zero, and an input with ‖a_ref‖ = 0, are left out of the respective means (rel_delta is null for such inputs in drift_pairs.csv)".into(),
         "memory: the reference's activations are spilled to disk per image; one model is loaded at a time".into(),
     ];
     let manifest_json = serde_json::to_value(&manifest).expect("manifest serialises");
-    let table = DriftTable {
-        metric: "rel_delta".into(),
-        reference: Some(req.base.label.clone()),
-        points: points.clone(),
-        groups: group_names.clone(),
-        rows: table_rows,
-        manifest: manifest_json.clone(),
-    };
-    let pooled = DriftTable {
-        metric: "rel_delta_pooled".into(),
-        reference: Some(req.base.label.clone()),
-        points,
-        groups: group_names,
-        rows: pooled_rows,
-        manifest: manifest_json,
-    };
+    let (table, pair_mean) = tables(&req.base.label, &labels, &points, &groups, &pair_values, manifest_json);
     table.validate("drift.json").map_err(|e| ProbeError::Usage(format!("internal: drift table invalid: {e}")))?;
-    Ok(DriftResult { table, pooled, pairs: pair_values, manifest })
+    Ok(DriftResult { table, pair_mean, pairs: pair_values, manifest })
+}
+
+fn mean(v: &[f64]) -> Option<f64> {
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+/// Per-concept drift of one prompt: its activations over the images stacked into one vector,
+/// ‖A_ckpt − A_ref‖ / ‖A_ref‖ = sqrt(Σ ‖Δ‖² / Σ ‖a_ref‖²) over `inputs` (that prompt's
+/// measurements, one per image). `None` when the stacked reference is zero.
+pub fn per_concept(inputs: &[&DriftPairValue]) -> Option<f64> {
+    let (d2, r2) = inputs.iter().fold((0.0f64, 0.0f64), |(d, r), v| (d + v.delta_sq, r + v.ref_sq));
+    (r2 > 0.0).then(|| (d2 / r2).sqrt())
+}
+
+/// The two tables from per-input measurements: `(per-concept table, pair-mean table)`.
+///
+/// For each checkpoint (row, in `checkpoints` order), point and group (`(name, prompts)`):
+/// per-concept = mean over the group's prompts of [`per_concept`] (prompts without measurements or
+/// with a zero reference are skipped); pair mean = mean of `rel_delta` over the group's inputs.
+/// A cell with nothing to average is `null`. Rows get the figures' `RUN @ step N` display label for
+/// `RUN@N` checkpoints.
+pub fn tables(
+    reference: &str,
+    checkpoints: &[String],
+    points: &[String],
+    groups: &[(String, Vec<String>)],
+    pairs: &[DriftPairValue],
+    manifest: serde_json::Value,
+) -> (DriftTable, DriftTable) {
+    let mut concept_rows = Vec::new();
+    let mut mean_rows = Vec::new();
+    for ckpt in checkpoints {
+        let mut concept: BTreeMap<String, BTreeMap<String, Option<f64>>> = BTreeMap::new();
+        let mut pmean: BTreeMap<String, BTreeMap<String, Option<f64>>> = BTreeMap::new();
+        for p in points {
+            for (g, prompts) in groups {
+                let cell: Vec<&DriftPairValue> =
+                    pairs.iter().filter(|v| &v.checkpoint == ckpt && &v.point == p && &v.group == g).collect();
+                let rels: Vec<f64> = cell.iter().filter_map(|v| v.rel_delta).collect();
+                pmean.entry(p.clone()).or_default().insert(g.clone(), mean(&rels));
+                let per_prompt: Vec<f64> = prompts
+                    .iter()
+                    .filter_map(|pr| {
+                        let inputs: Vec<&DriftPairValue> = cell.iter().copied().filter(|v| &v.prompt == pr).collect();
+                        if inputs.is_empty() { None } else { per_concept(&inputs) }
+                    })
+                    .collect();
+                concept.entry(p.clone()).or_default().insert(g.clone(), mean(&per_prompt));
+            }
+        }
+        let label = step_label(ckpt);
+        concept_rows.push(DriftRow { checkpoint: ckpt.clone(), label: label.clone(), values: concept });
+        mean_rows.push(DriftRow { checkpoint: ckpt.clone(), label, values: pmean });
+    }
+    let group_names: Vec<String> = groups.iter().map(|g| g.0.clone()).collect();
+    let table = |metric: &str, rows| DriftTable {
+        metric: metric.into(),
+        reference: Some(reference.to_string()),
+        points: points.to_vec(),
+        groups: group_names.clone(),
+        rows,
+        manifest: manifest.clone(),
+    };
+    (table("rel_delta", concept_rows), table("rel_delta_pair_mean", mean_rows))
 }
 
 /// `recovery@1200` → `recovery @ step 1200` (the figures' display label); other labels get none.
@@ -343,26 +379,47 @@ fn step_label(label: &str) -> Option<String> {
     step.parse::<u64>().ok().map(|s| format!("{run} @ step {s}"))
 }
 
-/// Write `drift.json`, `drift_pooled.json`, `drift.csv`, `drift_pairs.csv` and `manifest.json` into `out`.
+/// Write `drift.json` (per concept), `drift_pair_mean.json`, `drift.csv`, `drift_prompts.csv`,
+/// `drift_pairs.csv` and `manifest.json` into `out`.
 pub fn write(out: &Path, r: &DriftResult) -> Result<()> {
     write_json(&out.join("drift.json"), &r.table)?;
-    write_json(&out.join("drift_pooled.json"), &r.pooled)?;
-    let mut csv = Csv::new(&["checkpoint", "point", "group", "rel_delta", "rel_delta_pooled", "inputs"]);
-    for (row, prow) in r.table.rows.iter().zip(&r.pooled.rows) {
+    write_json(&out.join("drift_pair_mean.json"), &r.pair_mean)?;
+    let mut csv = Csv::new(&["checkpoint", "point", "group", "rel_delta", "rel_delta_pair_mean", "prompts", "inputs"]);
+    let mut prompts_csv = Csv::new(&["checkpoint", "point", "group", "prompt", "rel_delta", "images"]);
+    for (row, mrow) in r.table.rows.iter().zip(&r.pair_mean.rows) {
         for p in &r.table.points {
             for g in &r.table.groups {
-                let n = r
-                    .pairs
-                    .iter()
-                    .filter(|v| v.checkpoint == row.checkpoint && &v.point == p && &v.group == g && v.rel_delta.is_some())
-                    .count();
+                let cell: Vec<&DriftPairValue> =
+                    r.pairs.iter().filter(|v| v.checkpoint == row.checkpoint && &v.point == p && &v.group == g).collect();
+                let n = cell.iter().filter(|v| v.rel_delta.is_some()).count();
+                let mut prompts: Vec<&str> = Vec::new();
+                for v in &cell {
+                    if !prompts.contains(&v.prompt.as_str()) {
+                        prompts.push(&v.prompt);
+                    }
+                }
+                let mut n_prompts = 0;
+                for pr in &prompts {
+                    let inputs: Vec<&DriftPairValue> = cell.iter().copied().filter(|v| v.prompt.as_str() == *pr).collect();
+                    let value = per_concept(&inputs);
+                    n_prompts += value.is_some() as usize;
+                    prompts_csv.row([
+                        row.checkpoint.clone(),
+                        p.clone(),
+                        g.clone(),
+                        pr.to_string(),
+                        num(value),
+                        inputs.len().to_string(),
+                    ]);
+                }
                 let v = row.values.get(p).and_then(|m| m.get(g)).copied().flatten();
-                let pv = prow.values.get(p).and_then(|m| m.get(g)).copied().flatten();
-                csv.row([row.checkpoint.clone(), p.clone(), g.clone(), num(v), num(pv), n.to_string()]);
+                let mv = mrow.values.get(p).and_then(|m| m.get(g)).copied().flatten();
+                csv.row([row.checkpoint.clone(), p.clone(), g.clone(), num(v), num(mv), n_prompts.to_string(), n.to_string()]);
             }
         }
     }
     csv.write(&out.join("drift.csv"))?;
+    prompts_csv.write(&out.join("drift_prompts.csv"))?;
     let mut pc = Csv::new(&["checkpoint", "point", "group", "image", "prompt", "ref_norm", "delta_norm", "rel_delta"]);
     for v in &r.pairs {
         pc.row([

@@ -189,7 +189,8 @@ pub struct Outcome {
     pub presence_logit: f32,
     /// σ(presence_logit), the gate.
     pub presence_sigma: f64,
-    /// Queries with score > threshold (the post-processing keep rule).
+    /// Queries the evaluator keeps: score ≥ [`sam3lab_eval::SCORE_THRESHOLD`] (0.5, Meta's
+    /// `CGF1Eval`). A pair is *refused* when this is 0.
     pub kept: usize,
     pub max_score: f32,
     /// Every query's score σ(pred_logit)·σ(presence).
@@ -197,18 +198,51 @@ pub struct Outcome {
     pub scores: Vec<f32>,
 }
 
+impl Outcome {
+    /// The decision read off a presence logit and the per-query scores (keep rule:
+    /// [`sam3lab_eval::is_kept`]).
+    pub fn from_scores(presence_logit: f32, scores: Vec<f32>) -> Outcome {
+        let kept = sam3lab_eval::kept_count(scores.iter().map(|&s| s as f64));
+        let max_score = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        Outcome { presence_logit, presence_sigma: sigmoid(presence_logit as f64), kept, max_score, scores }
+    }
+
+    /// The scores as the evaluator reads them.
+    pub fn scores_f64(&self) -> impl Iterator<Item = f64> + '_ {
+        self.scores.iter().map(|&s| s as f64)
+    }
+}
+
 pub fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// Read the decision off a batch-1 output: kept = #(scores > threshold), exactly
-/// `sam3lab_model::postprocess`'s keep rule (without resizing masks).
-pub fn outcome(out: &GroundingOutput, threshold: f32) -> Outcome {
+/// Read the decision off a batch-1 output (see [`Outcome::from_scores`]).
+pub fn outcome(out: &GroundingOutput) -> Outcome {
     let scores = host(out.scores.clone());
     let presence_logit = host(out.presence_logit.clone())[0];
-    let kept = scores.iter().filter(|&&s| s > threshold).count();
-    let max_score = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    Outcome { presence_logit, presence_sigma: sigmoid(presence_logit as f64), kept, max_score, scores }
+    Outcome::from_scores(presence_logit, scores)
+}
+
+/// `neg_correct` over negative pairs' outcomes: [`sam3lab_eval::neg_correct`], the evaluator's
+/// definition (share with no query scoring ≥ 0.5); `None` without pairs.
+pub fn neg_correct<'a>(negatives: impl IntoIterator<Item = &'a Outcome>) -> Option<f64> {
+    sam3lab_eval::neg_correct(negatives.into_iter().map(Outcome::scores_f64))
+}
+
+/// Positive recall over positive pairs' outcomes: [`sam3lab_eval::pos_recall`] (share with at least
+/// one query scoring ≥ 0.5); `None` without pairs.
+pub fn pos_recall<'a>(positives: impl IntoIterator<Item = &'a Outcome>) -> Option<f64> {
+    sam3lab_eval::pos_recall(positives.into_iter().map(Outcome::scores_f64))
+}
+
+/// The keep rule as recorded in manifests and result notes.
+pub fn keep_rule() -> String {
+    format!(
+        "kept = queries with σ(pred_logit)·σ(presence_logit) >= {} (sam3lab_eval::SCORE_THRESHOLD, Meta's CGF1Eval); \
+         neg_correct = negative pairs with 0 kept / negative pairs; pos_recall = positive pairs with >= 1 kept / positive pairs",
+        sam3lab_eval::SCORE_THRESHOLD
+    )
 }
 
 /// A tensor's values on the host.
@@ -216,19 +250,7 @@ pub fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 tensor data")
 }
 
-/// Check a detection threshold.
-pub fn check_threshold(t: f32) -> Result<()> {
-    if (0.0..=1.0).contains(&t) {
-        Ok(())
-    } else {
-        Err(ProbeError::Usage(format!("--threshold {t} is not in [0, 1]")))
-    }
-}
-
 /// Load an image for a probe (clear error naming the file).
 pub fn load_rgb(path: &Path) -> Result<RgbImage> {
     Ok(sam3lab_model::preprocess::load_image(path)?)
 }
-
-/// The post's eval threshold on σ(pred_logit)·σ(presence) (`confidence_threshold`, §5).
-pub const DEFAULT_THRESHOLD: f32 = 0.3;

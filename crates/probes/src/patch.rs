@@ -1,11 +1,13 @@
 //! Causal patching (post §9, probe 3): run SOURCE, transplant the named hook points into TARGET's
 //! forward (replace), and read TARGET's decision before and after.
 //!
-//! Per pair: the presence sigmoid, the kept-detection count (score > threshold) and the top score,
+//! Per pair: the presence sigmoid, the kept-detection count (score ≥ 0.5, the evaluator's keep rule
+//! [`sam3lab_eval::is_kept`]) and the top score,
 //! for SOURCE, TARGET before and TARGET after each patch condition; per condition: the fraction of
 //! TARGET's false positives on negative pairs (≥ 1 kept detection) that the patch silences (0 kept),
 //! also restricted to the negatives where SOURCE keeps nothing ("disagreeing" pairs, the post's 34),
-//! plus neg_correct / positive recall before and after.
+//! plus neg_correct / positive recall before and after ([`sam3lab_eval::neg_correct`]: the same
+//! definition and threshold as `eval score`).
 //!
 //! The lockstep caveat the post found is built in: besides the user's points, the probe patches
 //! `decoder.layers.{L}.q0` alone and the whole `decoder.layers.{L}.out` (both carry the presence
@@ -46,7 +48,6 @@ pub struct PatchRequest {
     /// Hook names or patterns transplanted together (the `patch` condition).
     pub points: Vec<String>,
     pub lockstep: Lockstep,
-    pub threshold: f32,
     pub label: LabelFilter,
     pub seed: u64,
     pub device: Device,
@@ -107,7 +108,8 @@ pub struct ConditionSummary {
 
 #[derive(Debug, Serialize)]
 pub struct PatchResult {
-    pub threshold: f32,
+    /// The keep threshold of every count and rate ([`sam3lab_eval::SCORE_THRESHOLD`], score ≥ it).
+    pub threshold: f64,
     pub conditions: Vec<ConditionSummary>,
     /// SOURCE's own neg_correct / recall on the same pairs, for reference.
     pub source_neg_correct: Option<f64>,
@@ -145,7 +147,6 @@ pub fn conditions(req: &PatchRequest, registry: &sam3lab_hooks::HookRegistry, nu
 
 /// Run the patching probe.
 pub fn run(req: &PatchRequest, progress: &ProgressBar) -> Result<PatchResult> {
-    model::check_threshold(req.threshold)?;
     let selected = req.pairs.select(req.label)?;
     let cfg = req.config.as_deref();
     let source = model::load(&req.source, cfg, &req.device)?;
@@ -186,7 +187,7 @@ pub fn run(req: &PatchRequest, progress: &ProgressBar) -> Result<PatchResult> {
                     spec = spec.replace(p, cache_s.get(p)?.clone())?;
                 }
                 let (out_a, _) = model::forward(&target, &rgb, &enc_t, &mut tt, &pair.prompt, capture_all(spec)?, stages)?;
-                after.push(model::outcome(&out_a, req.threshold));
+                after.push(model::outcome(&out_a));
             }
             let mut point_rel_diff = Vec::new();
             for p in &union {
@@ -200,8 +201,8 @@ pub fn run(req: &PatchRequest, progress: &ProgressBar) -> Result<PatchResult> {
                 image: pair.image_raw.clone(),
                 prompt: pair.prompt.clone(),
                 label: pair.label,
-                source: model::outcome(&out_s, req.threshold),
-                before: model::outcome(&out_b, req.threshold),
+                source: model::outcome(&out_s),
+                before: model::outcome(&out_b),
                 after,
                 point_rel_diff,
             });
@@ -233,10 +234,10 @@ pub fn run(req: &PatchRequest, progress: &ProgressBar) -> Result<PatchResult> {
                 silenced_disagreeing: silenced_dis,
                 silenced_fraction_disagreeing: frac(silenced_dis, dis.len()),
                 new_false_positives: neg.iter().filter(|r| r.before.kept == 0 && r.after[k].kept > 0).count(),
-                neg_correct_before: frac(neg.iter().filter(|r| r.before.kept == 0).count(), neg.len()),
-                neg_correct_after: frac(neg.iter().filter(|r| r.after[k].kept == 0).count(), neg.len()),
-                pos_recall_before: frac(pos.iter().filter(|r| r.before.kept > 0).count(), pos.len()),
-                pos_recall_after: frac(pos.iter().filter(|r| r.after[k].kept > 0).count(), pos.len()),
+                neg_correct_before: model::neg_correct(neg.iter().map(|r| &r.before)),
+                neg_correct_after: model::neg_correct(neg.iter().map(|r| &r.after[k])),
+                pos_recall_before: model::pos_recall(pos.iter().map(|r| &r.before)),
+                pos_recall_after: model::pos_recall(pos.iter().map(|r| &r.after[k])),
                 mean_presence_neg_before: mean(neg.iter().map(|r| r.before.presence_sigma)),
                 mean_presence_neg_after: mean(neg.iter().map(|r| r.after[k].presence_sigma)),
                 mean_presence_pos_before: mean(pos.iter().map(|r| r.before.presence_sigma)),
@@ -257,20 +258,20 @@ pub fn run(req: &PatchRequest, progress: &ProgressBar) -> Result<PatchResult> {
     manifest.points = union;
     manifest.images = pair_image_records(&selected)?;
     manifest.pairs = Some(PairsRecord::of(&req.pairs, selected.len()));
-    manifest.option("threshold", req.threshold);
+    manifest.option("threshold", sam3lab_eval::SCORE_THRESHOLD);
     manifest.option("label", req.label.as_str());
     manifest.option("conditions", &conds);
     manifest.notes = vec![
-        "kept = number of queries with σ(pred_logit)·σ(presence_logit) > threshold (the post-processing keep rule)".into(),
+        model::keep_rule(),
         "a false positive is a negative pair with ≥ 1 kept detection; silenced_fraction = FPs with 0 kept after the patch / FPs before".into(),
         "disagreeing = target FPs on negatives where the source keeps nothing".into(),
         "source, before and after runs capture the same points so they share one computation path".into(),
     ];
     Ok(PatchResult {
-        threshold: req.threshold,
+        threshold: sam3lab_eval::SCORE_THRESHOLD,
         conditions: summaries,
-        source_neg_correct: frac(neg.iter().filter(|r| r.source.kept == 0).count(), neg.len()),
-        source_pos_recall: frac(pos.iter().filter(|r| r.source.kept > 0).count(), pos.len()),
+        source_neg_correct: model::neg_correct(neg.iter().map(|r| &r.source)),
+        source_pos_recall: model::pos_recall(pos.iter().map(|r| &r.source)),
         pairs: results,
         manifest,
     })
@@ -282,7 +283,7 @@ pub fn heatmap(r: &PatchResult) -> HeatmapTable {
     HeatmapTable {
         title: "Causal patch: target false positives silenced, side by side per patched point set".into(),
         source: format!(
-            "sam3lab probe patch; source {} → target {}; threshold {}",
+            "sam3lab probe patch; source {} → target {}; kept = score ≥ {}",
             r.manifest.checkpoints.first().map(|c| c.path.as_str()).unwrap_or(""),
             r.manifest.checkpoints.get(1).map(|c| c.path.as_str()).unwrap_or(""),
             r.threshold

@@ -15,7 +15,7 @@ use sam3lab_probes::demo;
 use sam3lab_probes::drift::{self, DriftRequest};
 use sam3lab_probes::heads::{self, HeadsRequest, Slot};
 use sam3lab_probes::inputs::{self, Label, LabelFilter};
-use sam3lab_probes::model::{CkptSpec, sigmoid};
+use sam3lab_probes::model::{CkptSpec, Outcome, sigmoid};
 use sam3lab_probes::patch::{self, Lockstep, PatchRequest};
 use sam3lab_probes::retrain::{self, RetrainRequest};
 
@@ -89,7 +89,7 @@ fn drift_of_self_is_zero_and_of_a_perturbed_copy_matches_captured_caches() {
     for p in &points {
         for g in ["shapes", "other"] {
             assert_eq!(r.table.value("self", p, g), Some(0.0), "{p}/{g}");
-            assert_eq!(r.pooled.value("self", p, g), Some(0.0), "{p}/{g}");
+            assert_eq!(r.pair_mean.value("self", p, g), Some(0.0), "{p}/{g}");
         }
     }
 
@@ -122,13 +122,15 @@ fn drift_of_self_is_zero_and_of_a_perturbed_copy_matches_captured_caches() {
                 }
                 pooled += (d2s / r2s).sqrt();
             }
-            let want = rel_sum / n as f64;
+            // The main table is per concept (each prompt's activations over the images stacked,
+            // mean over the group's prompts); the pair mean is the named alternative.
+            let want_pair_mean = rel_sum / n as f64;
+            let got_pair_mean = r.pair_mean.value("pert", p, g).unwrap();
+            assert!(want_pair_mean > 0.01, "a perturbed copy drifts ({p}/{g}: {want_pair_mean})");
+            assert!(close(got_pair_mean, want_pair_mean, 1e-12), "{p}/{g} pair mean: {got_pair_mean} vs caches {want_pair_mean}");
+            let want = pooled / prompts.len() as f64;
             let got = r.table.value("pert", p, g).unwrap();
-            assert!(want > 0.01, "a perturbed copy drifts ({p}/{g}: {want})");
             assert!(close(got, want, 1e-12), "{p}/{g}: probe {got} vs caches {want}");
-            let want_pooled = pooled / prompts.len() as f64;
-            let got_pooled = r.pooled.value("pert", p, g).unwrap();
-            assert!(close(got_pooled, want_pooled, 1e-12), "{p}/{g} pooled: {got_pooled} vs {want_pooled}");
         }
     }
     // 2 checkpoints × 3 points × (2 + 2) (group, prompt) × 2 images per-input rows.
@@ -272,7 +274,6 @@ fn patching_every_point_from_a_checkpoint_into_itself_changes_nothing() {
         pairs: inputs::read_pairs(&s.inputs.pairs).unwrap(),
         points: all,
         lockstep: Lockstep::Last,
-        threshold: 0.0,
         label: LabelFilter::All,
         seed: 0,
         device: dev(),
@@ -303,7 +304,6 @@ fn patching_the_final_outputs_reproduces_the_source_scores() {
             pairs: pairs.clone(),
             points: points.iter().map(|p| p.to_string()).collect(),
             lockstep: Lockstep::Off,
-            threshold: 0.3,
             label: LabelFilter::All,
             seed: 0,
             device: dev(),
@@ -319,9 +319,10 @@ fn patching_the_final_outputs_reproduces_the_source_scores() {
             differs |= p.before.scores != p.source.scores;
             let pair = &pairs.pairs[p.pair];
             let enc = src.encode_image_file(&pair.image).unwrap();
-            let dets = src.segment(&enc, &pair.prompt, &[], 0.3, &mut Hooks::none()).unwrap();
+            let dets = src.segment(&enc, &pair.prompt, &[], 0.0, &mut Hooks::none()).unwrap();
             assert!((dets.presence_prob as f64 - p.source.presence_sigma).abs() < 1e-6);
-            assert_eq!(dets.detections.len(), p.source.kept, "kept count = post-processing's");
+            let kept = dets.detections.iter().filter(|d| d.score >= 0.5).count();
+            assert_eq!(kept, p.source.kept, "kept count = post-processing's detections scoring ≥ 0.5");
         }
         assert!(differs, "the perturbed target scores differently before the patch");
     }
@@ -337,7 +338,6 @@ fn patch_reports_silenced_false_positives_and_the_lockstep_pair() {
         pairs: inputs::read_pairs(&s.inputs.pairs).unwrap(),
         points: vec!["decoder.layers.1.out".into()],
         lockstep: Lockstep::Last,
-        threshold: 0.3,
         label: LabelFilter::All,
         seed: 0,
         device: dev(),
@@ -354,7 +354,15 @@ fn patch_reports_silenced_false_positives_and_the_lockstep_pair() {
         let fp: Vec<_> = r.pairs.iter().filter(|p| p.label == Label::Neg && p.before.kept > 0).collect();
         assert_eq!(c.target_false_positives, fp.len());
         assert_eq!(c.silenced, fp.iter().filter(|p| p.after[k].kept == 0).count());
+        // neg_correct / recall are the evaluator's (score ≥ 0.5), from the raw scores.
+        let negs: Vec<Vec<f64>> =
+            r.pairs.iter().filter(|p| p.label == Label::Neg).map(|p| p.after[k].scores.iter().map(|&x| x as f64).collect()).collect();
+        let refused = negs.iter().filter(|sc| sc.iter().all(|&x| x < 0.5)).count();
+        assert_eq!(c.neg_correct_after, Some(refused as f64 / negs.len() as f64));
+        assert_eq!(c.neg_correct_after, sam3lab_eval::neg_correct(negs));
     }
+    assert_eq!(r.threshold, 0.5);
+    assert_eq!(r.manifest.options["threshold"], 0.5);
     let e = patch::run(&PatchRequest { points: vec!["decoder.layers.1.oot".into()], ..req }, &hidden()).unwrap_err().to_string();
     assert!(e.contains("decoder.layers.1.out"), "unknown point names the nearest: {e}");
 }
@@ -456,4 +464,17 @@ fn retraining_moves_only_the_named_tensors_and_lowers_the_bce() {
     assert!(e.contains("presense_token*") && e.contains("transformer.decoder.presence_token"), "{e}");
     let e = retrain::run(&retrain_req(&s, &out_f, true, &["transformer.decoder.norm.*"], 1), &hidden()).unwrap_err().to_string();
     assert!(e.contains("--cached"), "{e}");
+}
+
+#[test]
+fn a_pair_is_refused_by_the_evaluators_rule_not_the_processors_0_3() {
+    // A query at 0.4 was "kept" under the old `> 0.3` rule, so this negative counted as a false
+    // positive; the evaluator keeps only score ≥ 0.5, and an exact 0.5 is kept.
+    let low = Outcome::from_scores(0.0, vec![0.4, 0.1]);
+    assert_eq!(low.kept, 0);
+    let edge = Outcome::from_scores(0.0, vec![0.5, 0.2]);
+    assert_eq!(edge.kept, 1);
+    let none = Outcome::from_scores(-3.0, vec![]);
+    assert_eq!(sam3lab_probes::model::neg_correct([&low, &edge, &none]), Some(2.0 / 3.0));
+    assert_eq!(sam3lab_probes::model::pos_recall([&low, &edge]), Some(0.5));
 }

@@ -31,4 +31,4 @@ pub use metrics::{Metrics, evaluate};
 pub use model::{Activation, Sae, SaeWeights};
 pub use pipeline::{LabeledSet, evaluate_sets, load_sets, train_and_save};
 pub use rank::{Pair, RankReport, rank, read_pairs};
-pub use train::{Sparsity, StepLog, TrainConfig, Trained, train};
+pub use train::{DEFAULT_WIDTH_FACTOR, Sparsity, StepLog, TrainConfig, Trained, default_width, train, train_from};

@@ -1,14 +1,18 @@
 //! Training: Adam on minibatches of (optionally normalised) rows, decoder directions kept at unit
-//! norm after every optimizer step, everything seeded.
+//! norm after every optimizer step, dead latents handled as in practice — resampled (ReLU + L1,
+//! Anthropic's "Towards Monosemanticity") or given the AuxK loss (TopK, OpenAI's "Scaling and
+//! evaluating sparse autoencoders") — and everything seeded.
 
-use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::module::{Module, Param};
+use burn::optim::{Adam, AdamConfig, AdamState, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::TensorData;
+use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SaeError};
-use crate::model::{Activation, SaeParams, SaeWeights, activate, decode_with, host, pre_acts, unit_rows};
+use crate::metrics::for_each_chunk;
+use crate::model::{Activation, Sae, SaeParams, SaeWeights, activate, decode_with, host, pre_acts, unit_rows};
 use crate::rng::Rng;
 
 /// How sparsity is obtained.
@@ -17,7 +21,7 @@ use crate::rng::Rng;
 pub enum Sparsity {
     /// ReLU + coeff · mean_rows Σ_j f_j (decoder rows are unit-norm, so no norm weighting is needed).
     L1 { coeff: f64 },
-    /// Keep the K largest pre-activations per row; loss is reconstruction only.
+    /// Keep the K largest pre-activations per row; loss is reconstruction (+ AuxK).
     Topk { k: usize },
 }
 
@@ -30,9 +34,41 @@ impl Sparsity {
     }
 }
 
+/// The default dictionary size is this many times the input width d (1,024 features at d = 256,
+/// the post's SAE on `decoder.layers.5.q0`).
+pub const DEFAULT_WIDTH_FACTOR: usize = 4;
+
+/// The default number of features m for inputs of width d: 4 × d.
+pub fn default_width(d: usize) -> usize {
+    DEFAULT_WIDTH_FACTOR * d
+}
+
+/// The largest default "dead" window in rows (OpenAI: a latent is dead after 10 M tokens without firing).
+pub const DEAD_AFTER_ROWS_CAP: usize = 10_000_000;
+/// OpenAI's AuxK coefficient α.
+pub const DEFAULT_AUX_COEFF: f64 = 1.0 / 32.0;
+/// Anthropic's scale of a resampled encoder column, relative to the mean live encoder norm.
+pub const DEFAULT_RESAMPLE_ENCODER_SCALE: f64 = 0.2;
+/// Rows whose reconstruction loss is measured to choose resampling targets (all rows if fewer).
+pub const DEFAULT_RESAMPLE_ROWS: usize = 16_384;
+
+fn default_resample_rows() -> usize {
+    DEFAULT_RESAMPLE_ROWS
+}
+fn default_resample_encoder_scale() -> f64 {
+    DEFAULT_RESAMPLE_ENCODER_SCALE
+}
+fn default_aux_coeff() -> f64 {
+    DEFAULT_AUX_COEFF
+}
+/// What an `sae.json` written before these settings existed means: no resampling, no AuxK.
+fn off() -> Option<usize> {
+    Some(0)
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
-    /// Number of features m.
+    /// Number of features m (default [`default_width`]: 4 × d).
     pub width: usize,
     pub sparsity: Sparsity,
     pub steps: usize,
@@ -53,6 +89,31 @@ pub struct TrainConfig {
     pub adam_eps: f64,
     /// Steps per log window.
     pub log_every: usize,
+    /// A latent is *dead* when it has not fired (f > 0) on any of the last N training rows (counted
+    /// in whole minibatches). `None` = one pass over the training rows, at most 10 M (OpenAI's
+    /// threshold). Used by resampling, AuxK and the `dead` column of the log.
+    #[serde(default)]
+    pub dead_after_rows: Option<usize>,
+    /// ReLU + L1 only: every this many steps, during the first half of training, re-initialise the
+    /// dead latents (see [`train`]). `None` = steps / 8 (four resamplings, at 1/8 … 4/8 of training,
+    /// like Anthropic's 25k/50k/75k/100k); `Some(0)` = never. Ignored (recorded as 0) for TopK.
+    #[serde(default = "off")]
+    pub resample_every: Option<usize>,
+    /// Rows (drawn from the training rows with the seed; all of them if fewer) whose reconstruction
+    /// loss chooses the resampling targets.
+    #[serde(default = "default_resample_rows")]
+    pub resample_rows: usize,
+    /// A resampled latent's encoder column has this × the mean encoder-column norm of the live
+    /// latents (Anthropic: 0.2).
+    #[serde(default = "default_resample_encoder_scale")]
+    pub resample_encoder_scale: f64,
+    /// TopK only: the AuxK loss's k_aux. `None` = d/2 rounded up to a power of two (OpenAI), at most
+    /// m; `Some(0)` = no AuxK. Ignored (recorded as 0) for ReLU + L1.
+    #[serde(default = "off")]
+    pub aux_k: Option<usize>,
+    /// The AuxK coefficient α (OpenAI: 1/32).
+    #[serde(default = "default_aux_coeff")]
+    pub aux_coeff: f64,
 }
 
 impl TrainConfig {
@@ -71,7 +132,34 @@ impl TrainConfig {
             adam_beta2: 0.999,
             adam_eps: 1e-8,
             log_every: 20,
+            dead_after_rows: None,
+            resample_every: None,
+            resample_rows: DEFAULT_RESAMPLE_ROWS,
+            resample_encoder_scale: DEFAULT_RESAMPLE_ENCODER_SCALE,
+            aux_k: None,
+            aux_coeff: DEFAULT_AUX_COEFF,
         }
+    }
+
+    /// The defaults for inputs of width `d`: m = [`default_width`]`(d)` = 4 × d.
+    pub fn for_input(d: usize, sparsity: Sparsity) -> Self {
+        Self::new(default_width(d), sparsity)
+    }
+
+    /// Every automatic setting made concrete for `n` training rows of width `d` (what `train` uses
+    /// and `sae.json` records).
+    pub fn resolved(&self, d: usize, n: usize) -> TrainConfig {
+        let mut c = self.clone();
+        c.dead_after_rows = Some(self.dead_after_rows.unwrap_or(n.min(DEAD_AFTER_ROWS_CAP)));
+        c.resample_every = Some(match self.sparsity {
+            Sparsity::L1 { .. } => self.resample_every.unwrap_or(self.steps / 8),
+            Sparsity::Topk { .. } => 0,
+        });
+        c.aux_k = Some(match self.sparsity {
+            Sparsity::L1 { .. } => 0,
+            Sparsity::Topk { .. } => self.aux_k.unwrap_or_else(|| (d / 2).max(1).next_power_of_two().min(self.width)),
+        });
+        c
     }
 
     pub fn validate(&self, d: usize, rows: usize) -> Result<()> {
@@ -88,6 +176,23 @@ impl TrainConfig {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return bad(format!("learning rate {} must be a positive number", self.lr));
         }
+        if self.dead_after_rows == Some(0) {
+            return bad("dead_after_rows must be ≥ 1".into());
+        }
+        if self.resample_rows == 0 || !(self.resample_encoder_scale.is_finite() && self.resample_encoder_scale > 0.0) {
+            return bad(format!(
+                "resampling needs resample_rows ≥ 1 (got {}) and a positive encoder scale (got {})",
+                self.resample_rows, self.resample_encoder_scale
+            ));
+        }
+        if !(self.aux_coeff.is_finite() && self.aux_coeff >= 0.0) {
+            return bad(format!("AuxK coefficient {} must be ≥ 0", self.aux_coeff));
+        }
+        if let (Sparsity::Topk { .. }, Some(ka)) = (self.sparsity, self.aux_k) {
+            if ka > self.width {
+                return bad(format!("AuxK k_aux = {ka} must be in 0..={} (0 = no AuxK)", self.width));
+            }
+        }
         match self.sparsity {
             Sparsity::L1 { coeff } if !(coeff.is_finite() && coeff >= 0.0) => bad(format!("L1 coefficient {coeff} must be ≥ 0")),
             Sparsity::Topk { k } if k == 0 || k > self.width => bad(format!("top-k k = {k} must be in 1..={}", self.width)),
@@ -96,12 +201,13 @@ impl TrainConfig {
     }
 }
 
-/// Means over one log window of steps, in training (normalised) units.
+/// Means over one log window of steps, in training (normalised) units. One entry per window is the
+/// per-checkpoint training record in `sae.json`'s `log`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepLog {
     /// Last step of the window (1-based).
     pub step: usize,
-    /// recon + λ·l1 (λ after warmup).
+    /// recon + λ·l1 (λ after warmup), + the weighted AuxK term for TopK.
     pub loss: f64,
     /// mean over rows of ‖x − x̂‖² (summed over dims).
     pub recon: f64,
@@ -111,6 +217,17 @@ pub struct StepLog {
     pub l0: f64,
     /// Fraction of features that never fired during the window.
     pub dead_in_window: f64,
+    /// Fraction of features dead at the window's last step (after any resampling): not fired on any
+    /// of the last `dead_after_rows` training rows.
+    #[serde(default)]
+    pub dead: f64,
+    /// Mean AuxK loss over the window, normalised as OpenAI's: mean‖e − ê‖² / mean‖e − ē‖² (0 when
+    /// AuxK is off or nothing is dead).
+    #[serde(default)]
+    pub aux: f64,
+    /// Latents resampled during the window.
+    #[serde(default)]
+    pub resampled: usize,
 }
 
 pub struct Trained {
@@ -122,6 +239,8 @@ pub struct Trained {
     /// Rows per step actually used.
     pub effective_batch: usize,
     pub log: Vec<StepLog>,
+    /// The configuration with every automatic setting made concrete ([`TrainConfig::resolved`]).
+    pub config: TrainConfig,
 }
 
 /// Seeded initial weights: unit-norm Gaussian decoder directions, W_enc = W_decᵀ, b_enc = 0,
@@ -152,26 +271,108 @@ fn init_weights(xs: &[f32], d: usize, m: usize, rng: &mut Rng) -> SaeWeights {
     SaeWeights { d_in: d, width: m, w_enc, b_enc: vec![0.0; m], w_dec, b_dec }
 }
 
-/// Train an SAE on `rows` (n × d, row-major). `progress(step, loss)` is called after every step.
+/// Adam's state for each parameter (burn's [`Adam`], stepped per tensor so that the moments of
+/// resampled latents can be reset).
+#[derive(Default)]
+struct AdamStates {
+    w_enc: Option<AdamState<2>>,
+    b_enc: Option<AdamState<1>>,
+    w_dec: Option<AdamState<2>>,
+    b_dec: Option<AdamState<1>>,
+}
+
+fn adam_step<const D: usize>(adam: &Adam, lr: f64, p: Param<Tensor<D>>, g: Tensor<D>, st: &mut Option<AdamState<D>>) -> Param<Tensor<D>> {
+    p.map(|t| {
+        let (t, s) = adam.step(lr, t.inner(), g, st.take());
+        *st = s;
+        Tensor::from_inner(t).require_grad()
+    })
+}
+
+/// Multiply a parameter's Adam moments by `keep` (broadcast; 0 resets an entry).
+fn scale_moments<const D: usize>(st: &mut Option<AdamState<D>>, keep: Tensor<D>) {
+    if let Some(s) = st.as_mut() {
+        let mm = &mut s.momentum;
+        mm.moment_1 = mm.moment_1.clone() * keep.clone();
+        mm.moment_2 = mm.moment_2.clone() * keep.clone();
+        if let Some(v) = mm.max_moment_2.take() {
+            mm.max_moment_2 = Some(v * keep);
+        }
+    }
+}
+
+/// Train an SAE on `rows` (n × d, row-major) from the seeded initialisation. `progress(step, loss)`
+/// is called after every step.
+///
+/// Dead latents (not fired on the last `dead_after_rows` rows):
+/// - **ReLU + L1, resampling** (Anthropic, "Towards Monosemanticity"): at steps `resample_every`,
+///   2·`resample_every`, … ≤ steps/2, the reconstruction loss ‖x − x̂‖² of `resample_rows` training
+///   rows is measured; each dead latent j gets a row drawn with probability ∝ loss² (without
+///   replacement) and, with e its residual x − x̂: decoder direction W_dec[j] = e/‖e‖, encoder
+///   column W_enc[:, j] = e/‖e‖ · `resample_encoder_scale` · (mean encoder-column norm of the live
+///   latents), b_enc[j] = 0, and Adam's first and second moments of those entries reset to 0 (the
+///   step count is shared by the whole tensor and is kept). Its dead counter restarts.
+/// - **TopK, AuxK** (OpenAI, "Scaling and evaluating sparse autoencoders"): with e = x − x̂
+///   (detached) and ê = W_decᵀ ReLU(top-k_aux of the dead latents' pre-activations) (no bias), the
+///   loss gets + α · V_x · mean‖e − ê‖² / V_e, where V_e = mean‖e − ē‖² and V_x = mean‖x − x̄‖²
+///   over the batch (constants): OpenAI's normalised AuxK MSE, weighted against our reconstruction
+///   term as OpenAI weights it against their normalised MSE.
 pub fn train(rows: &[f32], d: usize, cfg: &TrainConfig, progress: &mut dyn FnMut(usize, f64)) -> Result<Trained> {
+    train_impl(rows, d, cfg, None, progress)
+}
+
+/// [`train`] starting from `init` instead of the seeded initialisation: weights for RAW activations
+/// as saved (the biases are scaled into training units, decoder directions renormalised). The seed
+/// still fixes the minibatch order and the resampling draws.
+pub fn train_from(init: &SaeWeights, rows: &[f32], d: usize, cfg: &TrainConfig, progress: &mut dyn FnMut(usize, f64)) -> Result<Trained> {
+    init.check()?;
+    if init.d_in != d || init.width != cfg.width {
+        return Err(SaeError::Config(format!(
+            "initial weights are d = {}, m = {}; the rows have d = {d} and the config m = {}",
+            init.d_in, init.width, cfg.width
+        )));
+    }
+    train_impl(rows, d, cfg, Some(init), progress)
+}
+
+fn train_impl(rows: &[f32], d: usize, cfg: &TrainConfig, init: Option<&SaeWeights>, progress: &mut dyn FnMut(usize, f64)) -> Result<Trained> {
     let n = if d == 0 { 0 } else { rows.len() / d };
+    cfg.validate(d, n)?;
+    let cfg = &cfg.resolved(d, n);
     cfg.validate(d, n)?;
     let m = cfg.width;
     let activation = cfg.sparsity.activation();
+    let dead_after = cfg.dead_after_rows.unwrap_or(n) as u64;
+    let resample_every = cfg.resample_every.unwrap_or(0);
+    let aux_k = cfg.aux_k.unwrap_or(0);
 
     let mean_sq = rows.chunks_exact(d).map(|r| r.iter().map(|&v| (v as f64).powi(2)).sum::<f64>()).sum::<f64>() / n as f64;
     let scale = if cfg.normalize && mean_sq > 0.0 { (d as f64 / mean_sq).sqrt() } else { 1.0 };
     let xs: Vec<f32> = rows.iter().map(|&v| (v as f64 * scale) as f32).collect();
 
     let mut rng = Rng::new(cfg.seed);
-    let init = init_weights(&xs, d, m, &mut rng);
+    let init = match init {
+        None => init_weights(&xs, d, m, &mut rng),
+        Some(w) => {
+            let mut w = w.clone();
+            for v in w.b_enc.iter_mut().chain(w.b_dec.iter_mut()) {
+                *v = (*v as f64 * scale) as f32;
+            }
+            w
+        }
+    };
+    // The resampling draws have their own stream, so turning resampling on or off leaves the
+    // minibatch order unchanged.
+    let mut rs_rng = Rng::new(cfg.seed ^ 0x7E5A_4D91_0B1C_2F33);
     let device = Device::flex().autodiff();
     let mut params = SaeParams::new(&init, &device);
-    let mut optim = AdamConfig::new()
+    params.w_dec = params.w_dec.map(|t| Tensor::from_inner(unit_rows(t.inner())).require_grad());
+    let adam = AdamConfig::new()
         .with_beta_1(cfg.adam_beta1 as f32)
         .with_beta_2(cfg.adam_beta2 as f32)
         .with_epsilon(cfg.adam_eps as f32)
-        .init();
+        .build();
+    let mut states = AdamStates::default();
 
     let b = cfg.batch.min(n);
     let mut order: Vec<usize> = (0..n).collect();
@@ -179,9 +380,12 @@ pub fn train(rows: &[f32], d: usize, cfg: &TrainConfig, progress: &mut dyn FnMut
     let mut pos = 0;
     let mut buf = vec![0f32; b * d];
     let mut log = Vec::new();
-    let mut win = [0f64; 4]; // loss, recon, l1, l0 sums over the window
+    let mut win = [0f64; 5]; // loss, recon, l1, l0, aux sums over the window
     let mut win_steps = 0usize;
+    let mut win_resampled = 0usize;
     let mut fired = Tensor::<2>::zeros([1, m], &Device::flex());
+    // Rows seen since each latent last fired (in whole minibatches).
+    let mut since = vec![0u64; m];
 
     for step in 1..=cfg.steps {
         for r in 0..b {
@@ -195,57 +399,93 @@ pub fn train(rows: &[f32], d: usize, cfg: &TrainConfig, progress: &mut dyn FnMut
         }
         let x = Tensor::<2>::from_data(TensorData::new(buf.clone(), [b, d]), &device);
         let pre = pre_acts(x.clone(), params.w_enc.val(), params.b_enc.val(), params.b_dec.val());
-        let f = activate(pre, activation);
+        let f = activate(pre.clone(), activation);
         let xh = decode_with(f.clone(), params.w_dec.val(), params.b_dec.val());
-        let recon = (xh - x).square().sum_dim(1).mean();
+        let err = x - xh;
+        let recon = err.clone().square().sum_dim(1).mean();
         let l1 = f.clone().sum_dim(1).mean();
         let lambda = match cfg.sparsity {
             Sparsity::L1 { coeff } if cfg.l1_warmup_steps > 0 => coeff * (step as f64 / cfg.l1_warmup_steps as f64).min(1.0),
             Sparsity::L1 { coeff } => coeff,
             Sparsity::Topk { .. } => 0.0,
         };
-        let loss = if lambda > 0.0 { recon.clone() + l1.clone().mul_scalar(lambda) } else { recon.clone() };
-
-        let mut grads = GradientsParams::from_grads(loss.backward(), &params);
-        if cfg.project_decoder_grad {
-            let id = params.w_dec.id;
-            if let Some(g) = grads.remove::<2>(id) {
-                let w = params.w_dec.val().inner();
-                let along = (g.clone() * w.clone()).sum_dim(1); // m × 1 (rows are unit-norm)
-                grads.register(id, g - w * along);
+        let mut loss = if lambda > 0.0 { recon.clone() + l1.clone().mul_scalar(lambda) } else { recon.clone() };
+        let dead: Vec<usize> = (0..m).filter(|&j| since[j] >= dead_after).collect();
+        let mut aux_val = 0.0;
+        if aux_k > 0 && !dead.is_empty() && cfg.aux_coeff > 0.0 {
+            if let Some((term, normalised)) = aux_k_term(pre, err, &buf, d, &dead, aux_k.min(dead.len()), params.w_dec.val(), cfg.aux_coeff) {
+                loss = loss + term;
+                aux_val = normalised;
             }
         }
-        params = optim.step(cfg.lr, params, grads);
+
+        let mut grads = GradientsParams::from_grads(loss.backward(), &params);
+        let mut take = |id, what: &str| grads.remove::<2>(id).ok_or_else(|| SaeError::Config(format!("no gradient for {what}")));
+        let g_enc = take(params.w_enc.id, "W_enc")?;
+        let mut g_dec = take(params.w_dec.id, "W_dec")?;
+        let g_benc = grads.remove::<1>(params.b_enc.id).ok_or_else(|| SaeError::Config("no gradient for b_enc".into()))?;
+        let g_bdec = grads.remove::<1>(params.b_dec.id).ok_or_else(|| SaeError::Config("no gradient for b_dec".into()))?;
+        if cfg.project_decoder_grad {
+            let w = params.w_dec.val().inner();
+            let along = (g_dec.clone() * w.clone()).sum_dim(1); // m × 1 (rows are unit-norm)
+            g_dec = g_dec - w * along;
+        }
+        params.w_enc = adam_step(&adam, cfg.lr, params.w_enc, g_enc, &mut states.w_enc);
+        params.b_enc = adam_step(&adam, cfg.lr, params.b_enc, g_benc, &mut states.b_enc);
+        params.w_dec = adam_step(&adam, cfg.lr, params.w_dec, g_dec, &mut states.w_dec);
+        params.b_dec = adam_step(&adam, cfg.lr, params.b_dec, g_bdec, &mut states.b_dec);
         // The constraint holds after EVERY step: renormalise the decoder directions.
         params.w_dec = params.w_dec.map(|t| Tensor::from_inner(unit_rows(t.inner())).require_grad());
 
         let fi = f.inner();
         let active = fi.greater_elem(0.0).float();
-        fired = fired + active.clone().sum_dim(0);
+        let counts = active.clone().sum_dim(0);
+        for (s, c) in since.iter_mut().zip(host(&counts)) {
+            *s = if c > 0.0 { 0 } else { *s + b as u64 };
+        }
+        fired = fired + counts;
         let vals = [loss, recon, l1].map(|t| t.inner().into_scalar::<f32>() as f64);
         let l0 = active.sum_dim(1).mean().into_scalar::<f32>() as f64;
         win[0] += vals[0];
         win[1] += vals[1];
         win[2] += vals[2];
         win[3] += l0;
+        win[4] += aux_val;
         win_steps += 1;
         if !vals[0].is_finite() {
             return Err(SaeError::Config(format!("loss became {} at step {step}; lower --lr", vals[0])));
         }
+
+        if resample_every > 0 && step % resample_every == 0 && step <= cfg.steps / 2 {
+            let dead: Vec<usize> = (0..m).filter(|&j| since[j] >= dead_after).collect();
+            if !dead.is_empty() {
+                let done = resample(&mut params, &mut states, &dead, &xs, d, activation, cfg, &mut rs_rng, &device)?;
+                for &j in &dead[..done] {
+                    since[j] = 0;
+                }
+                win_resampled += done;
+            }
+        }
+
         progress(step, vals[0]);
         if step % cfg.log_every == 0 || step == cfg.steps {
             let k = win_steps as f64;
-            let dead = host(&fired).iter().filter(|&&c| c == 0.0).count();
+            let dead_win = host(&fired).iter().filter(|&&c| c == 0.0).count();
+            let dead_now = since.iter().filter(|&&s| s >= dead_after).count();
             log.push(StepLog {
                 step,
                 loss: win[0] / k,
                 recon: win[1] / k,
                 l1: win[2] / k,
                 l0: win[3] / k,
-                dead_in_window: dead as f64 / m as f64,
+                dead_in_window: dead_win as f64 / m as f64,
+                dead: dead_now as f64 / m as f64,
+                aux: win[4] / k,
+                resampled: win_resampled,
             });
-            win = [0.0; 4];
+            win = [0.0; 5];
             win_steps = 0;
+            win_resampled = 0;
             fired = Tensor::<2>::zeros([1, m], &Device::flex());
         }
     }
@@ -255,7 +495,141 @@ pub fn train(rows: &[f32], d: usize, cfg: &TrainConfig, progress: &mut dyn FnMut
     for v in weights.b_enc.iter_mut().chain(weights.b_dec.iter_mut()) {
         *v = (*v as f64 / scale) as f32;
     }
-    Ok(Trained { weights, activation, act_scale: scale, effective_batch: b, log })
+    Ok(Trained { weights, activation, act_scale: scale, effective_batch: b, log, config: cfg.clone() })
+}
+
+/// The AuxK term (autodiff scalar, already weighted) and the normalised AuxK loss (host), or None
+/// when the residual has no variance. `pre`: pre-activations (b × m); `err`: x − x̂ (b × d);
+/// `xs`: the batch on the host; `k`: how many dead latents per row (≤ dead.len()).
+#[allow(clippy::too_many_arguments)]
+fn aux_k_term(pre: Tensor<2>, err: Tensor<2>, xs: &[f32], d: usize, dead: &[usize], k: usize, w_dec: Tensor<2>, coeff: f64) -> Option<(Tensor<1>, f64)> {
+    let [b, m] = pre.dims();
+    let vals = host(&pre.clone().inner());
+    let mut mask = vec![0f32; b * m];
+    let mut sel = Vec::with_capacity(dead.len());
+    for (r, row) in vals.chunks_exact(m).enumerate() {
+        sel.clear();
+        sel.extend(dead.iter().map(|&j| row[j]));
+        let thr = *sel.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a)).1;
+        let mut taken = 0;
+        for &j in dead {
+            if taken < k && row[j] >= thr {
+                mask[r * m + j] = 1.0;
+                taken += 1;
+            }
+        }
+    }
+    let e = err.detach();
+    let eh = host(&e.clone().inner());
+    let var = |v: &[f32]| {
+        let mut mean = vec![0f64; d];
+        for r in v.chunks_exact(d) {
+            for (a, &x) in mean.iter_mut().zip(r) {
+                *a += x as f64 / b as f64;
+            }
+        }
+        v.chunks_exact(d).map(|r| r.iter().zip(&mean).map(|(&x, mu)| (x as f64 - mu).powi(2)).sum::<f64>()).sum::<f64>() / b as f64
+    };
+    let (v_e, v_x) = (var(&eh), var(xs));
+    if !(v_e > 0.0) {
+        return None;
+    }
+    let mask = Tensor::<2>::from_data(TensorData::new(mask, [b, m]), &pre.device());
+    let f_aux = relu(pre * mask);
+    let mse = (f_aux.matmul(w_dec) - e).square().sum_dim(1).mean();
+    let normalised = mse.clone().inner().into_scalar::<f32>() as f64 / v_e;
+    Some((mse.mul_scalar(coeff * v_x / v_e), normalised))
+}
+
+/// Re-initialise the `dead` latents (see [`train`]); returns how many were resampled (a prefix of
+/// `dead`; fewer when fewer candidate rows have a non-zero loss).
+#[allow(clippy::too_many_arguments)]
+fn resample(
+    params: &mut SaeParams,
+    states: &mut AdamStates,
+    dead: &[usize],
+    xs: &[f32],
+    d: usize,
+    activation: Activation,
+    cfg: &TrainConfig,
+    rng: &mut Rng,
+    device: &Device,
+) -> Result<usize> {
+    let mut w = params.weights();
+    let (n, m) = (xs.len() / d, w.width);
+    let cand: Vec<f32> = if n <= cfg.resample_rows {
+        xs.to_vec()
+    } else {
+        (0..cfg.resample_rows).flat_map(|_| {
+            let i = rng.below(n);
+            xs[i * d..(i + 1) * d].iter().copied()
+        })
+        .collect()
+    };
+    let nc = cand.len() / d;
+    let sae = Sae::from_weights(&w, activation, &Device::flex())?;
+    let mut resid = vec![0f32; nc * d];
+    let mut weight = vec![0f64; nc];
+    for_each_chunk(&sae, &cand, d, |start, x, _, xh| {
+        for (r, (xr, hr)) in x.chunks_exact(d).zip(xh.chunks_exact(d)).enumerate() {
+            let i = start + r;
+            let mut l = 0f64;
+            for (k, (&a, &h)) in xr.iter().zip(hr).enumerate() {
+                let e = a - h;
+                resid[i * d + k] = e;
+                l += (e as f64).powi(2);
+            }
+            weight[i] = l * l;
+        }
+    });
+    let mut is_dead = vec![false; m];
+    dead.iter().for_each(|&j| is_dead[j] = true);
+    let col_norm = |j: usize| (0..d).map(|i| (w.w_enc[i * m + j] as f64).powi(2)).sum::<f64>().sqrt();
+    let alive: Vec<f64> = (0..m).filter(|&j| !is_dead[j]).map(col_norm).collect();
+    let alive_norm = if alive.is_empty() { 1.0 } else { alive.iter().sum::<f64>() / alive.len() as f64 };
+    let enc_len = cfg.resample_encoder_scale * alive_norm;
+
+    let mut done = 0;
+    for &j in dead {
+        let total: f64 = weight.iter().sum();
+        if !(total > 0.0) {
+            break; // nothing left unexplained to point a latent at
+        }
+        let mut u = rng.uniform() * total;
+        let mut pick = None;
+        for (i, &wt) in weight.iter().enumerate() {
+            if wt > 0.0 {
+                pick = Some(i);
+                if u < wt {
+                    break;
+                }
+                u -= wt;
+            }
+        }
+        let i = pick.expect("total > 0");
+        weight[i] = 0.0;
+        let e = &resid[i * d..(i + 1) * d];
+        let norm = e.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+        for (k, &v) in e.iter().enumerate() {
+            let u = v as f64 / norm;
+            w.w_dec[j * d + k] = u as f32;
+            w.w_enc[k * m + j] = (u * enc_len) as f32;
+        }
+        w.b_enc[j] = 0.0;
+        done += 1;
+    }
+    if done == 0 {
+        return Ok(0);
+    }
+    let mut keep = vec![1f32; m];
+    dead[..done].iter().for_each(|&j| keep[j] = 0.0);
+    let plain = Device::flex();
+    let keep_row = Tensor::<1>::from_data(TensorData::new(keep.clone(), [m]), &plain);
+    scale_moments(&mut states.w_enc, keep_row.clone().unsqueeze_dim::<2>(0)); // d × m: columns
+    scale_moments(&mut states.b_enc, keep_row.clone());
+    scale_moments(&mut states.w_dec, keep_row.unsqueeze_dim::<2>(1)); // m × d: rows
+    *params = SaeParams::new(&w, device);
+    Ok(done)
 }
 
 impl SaeParams {

@@ -5,7 +5,9 @@
 //! `replay_neg.q0 − replay.q0`) — and the α sweep: add α·direction at the point during the forward
 //! (`Action::Add`, so α = 0 is exactly the plain forward) and read, per α, neg_correct (fraction of
 //! negative pairs with no kept detection) and positive recall (fraction of positive pairs with at
-//! least one), plus the mean presence σ per label. Inputs, manifests and the forward helpers come
+//! least one), plus the mean presence σ per label. "Kept" is the evaluator's rule, score ≥ 0.5, and
+//! both rates come from `sam3lab_eval` ([`sam3lab_eval::neg_correct`]), so they mean what
+//! `eval score`'s `neg_correct` means. Inputs, manifests and the forward helpers come
 //! from `sam3lab-probes`.
 
 use std::collections::HashMap;
@@ -91,7 +93,6 @@ pub struct SteerRequest {
     /// α values; 0 is added when missing (the baseline).
     pub alphas: Vec<f64>,
     pub pairs: Pairs,
-    pub threshold: f32,
     pub seed: u64,
     pub device: Device,
 }
@@ -125,7 +126,8 @@ pub struct PairSteer {
 #[derive(Debug, Serialize)]
 pub struct SteerResult {
     pub point: String,
-    pub threshold: f32,
+    /// The keep threshold of every count and rate ([`sam3lab_eval::SCORE_THRESHOLD`], score ≥ it).
+    pub threshold: f64,
     pub direction: DirectionInfo,
     pub alphas: Vec<AlphaSummary>,
     pub pairs: Vec<PairSteer>,
@@ -215,10 +217,6 @@ pub fn alphas_with_baseline(alphas: &[f64]) -> Result<Vec<f64>> {
     Ok(out)
 }
 
-fn frac(n: usize, d: usize) -> Option<f64> {
-    (d > 0).then(|| n as f64 / d as f64)
-}
-
 fn mean(v: impl Iterator<Item = f64>) -> Option<f64> {
     let (s, n) = v.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
     (n > 0).then(|| s / n as f64)
@@ -226,7 +224,6 @@ fn mean(v: impl Iterator<Item = f64>) -> Option<f64> {
 
 /// Run the sweep. Writes nothing; see [`write`].
 pub fn run(req: &SteerRequest, progress: &ProgressBar) -> Result<SteerResult> {
-    model::check_threshold(req.threshold)?;
     let alphas = alphas_with_baseline(&req.alphas)?;
     let cfg = req.config.as_deref();
     let all: Vec<&sam3lab_probes::inputs::Pair> = req.pairs.pairs.iter().collect();
@@ -304,7 +301,7 @@ pub fn run(req: &SteerRequest, progress: &ProgressBar) -> Result<SteerResult> {
             for &alpha in &alphas {
                 let spec = HookSpec::new().add(&req.point, value.clone(), alpha as f32)?;
                 let (out, _) = model::forward(&m, &rgb, &enc, &mut texts, &p.prompt, spec, stages)?;
-                outcomes.push(model::outcome(&out, req.threshold));
+                outcomes.push(model::outcome(&out));
                 progress.inc(1);
             }
             rows.insert(p.index, PairSteer { pair: p.index, image: p.image_raw.clone(), prompt: p.prompt.clone(), label: p.label, outcomes });
@@ -320,8 +317,8 @@ pub fn run(req: &SteerRequest, progress: &ProgressBar) -> Result<SteerResult> {
             let pos: Vec<&Outcome> = pairs.iter().filter(|p| p.label == Label::Pos).map(|p| &p.outcomes[k]).collect();
             AlphaSummary {
                 alpha,
-                neg_correct: frac(neg.iter().filter(|o| o.kept == 0).count(), neg.len()),
-                pos_recall: frac(pos.iter().filter(|o| o.kept > 0).count(), pos.len()),
+                neg_correct: model::neg_correct(neg.iter().copied()),
+                pos_recall: model::pos_recall(pos.iter().copied()),
                 neg_pairs: neg.len(),
                 pos_pairs: pos.len(),
                 mean_presence_neg: mean(neg.iter().map(|o| o.presence_sigma)),
@@ -343,14 +340,13 @@ pub fn run(req: &SteerRequest, progress: &ProgressBar) -> Result<SteerResult> {
     manifest.images = pair_image_records(&all)?;
     manifest.pairs = Some(PairsRecord::of(&req.pairs, all.len()));
     manifest.option("alphas", &alphas);
-    manifest.option("threshold", req.threshold);
+    manifest.option("threshold", sam3lab_eval::SCORE_THRESHOLD);
     manifest.option("direction", &info);
     manifest.notes = vec![
         "each forward adds α·direction at the point (a [d] direction broadcasts over the point's other axes); α = 0 is the plain forward".into(),
-        "neg_correct = negative pairs with 0 kept detections / negative pairs; pos_recall = positive pairs with ≥ 1 kept / positive pairs".into(),
-        "kept = queries with σ(pred_logit)·σ(presence_logit) > threshold".into(),
+        model::keep_rule(),
     ];
-    Ok(SteerResult { point: req.point.clone(), threshold: req.threshold, direction: info, alphas: summaries, pairs, manifest, added })
+    Ok(SteerResult { point: req.point.clone(), threshold: sam3lab_eval::SCORE_THRESHOLD, direction: info, alphas: summaries, pairs, manifest, added })
 }
 
 /// Metrics × α, for `sam3lab figures --kind heatmap`.
@@ -359,7 +355,7 @@ pub fn heatmap(r: &SteerResult) -> HeatmapTable {
     HeatmapTable {
         title: format!("Steering at {}: refusal and recall per α", r.point),
         source: format!(
-            "sam3lab probe steer; ckpt {}; direction {} (‖d‖ = {:.4}); threshold {}",
+            "sam3lab probe steer; ckpt {}; direction {} (‖d‖ = {:.4}); kept = score ≥ {}",
             r.manifest.checkpoints.first().map(|c| c.path.as_str()).unwrap_or(""),
             r.direction.kind,
             r.direction.norm,

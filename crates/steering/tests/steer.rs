@@ -29,7 +29,6 @@ fn request(pairs: &Path, direction: DirectionSource, alphas: &[f64]) -> SteerReq
         unit: false,
         alphas: alphas.to_vec(),
         pairs: inputs::read_pairs(pairs).unwrap(),
-        threshold: 0.3,
         seed: 0,
         device: Device::flex(),
     }
@@ -57,7 +56,7 @@ fn alpha_zero_is_the_plain_forward_and_mean_diff_matches_captures() {
         let text = base.encode_prompt(&p.prompt, &mut Hooks::none()).unwrap();
         let mut hooks = Hooks::capture(&[POINT]).unwrap();
         let out = base.ground(&enc, &text, &[], &mut hooks).unwrap();
-        let plain = sam3lab_probes::model::outcome(&out, 0.3);
+        let plain = sam3lab_probes::model::outcome(&out);
         assert_eq!(row.outcomes[0].scores, plain.scores, "pair {}: α = 0 must be the plain forward", p.index);
         assert_eq!(row.outcomes[0].presence_logit.to_bits(), plain.presence_logit.to_bits());
         moved |= row.outcomes[2].presence_logit != plain.presence_logit;
@@ -75,6 +74,8 @@ fn alpha_zero_is_the_plain_forward_and_mean_diff_matches_captures() {
         }
     }
     assert!(moved, "α = 3 along a non-zero direction changes the presence logit");
+    assert_eq!(r.threshold, 0.5, "the evaluator's keep threshold");
+    assert_eq!(r.manifest.options["threshold"], 0.5);
     assert_eq!(r.direction.pairs, Some(n_neg));
     assert_eq!(r.added.shape, vec![1, 32]);
     for (got, want) in r.added.values.iter().zip(&diff_sum) {
@@ -85,6 +86,9 @@ fn alpha_zero_is_the_plain_forward_and_mean_diff_matches_captures() {
         let neg: Vec<_> = r.pairs.iter().filter(|p| p.label == Label::Neg).collect();
         let ok = neg.iter().filter(|p| p.outcomes[k].kept == 0).count();
         assert_eq!(s.neg_correct, Some(ok as f64 / neg.len() as f64));
+        // The evaluator's definition on the raw scores (score ≥ 0.5 keeps a query).
+        let neg_scores = neg.iter().map(|p| p.outcomes[k].scores.iter().map(|&x| x as f64).collect::<Vec<_>>());
+        assert_eq!(s.neg_correct, sam3lab_eval::neg_correct(neg_scores));
         let pos: Vec<_> = r.pairs.iter().filter(|p| p.label == Label::Pos).collect();
         let hit = pos.iter().filter(|p| p.outcomes[k].kept > 0).count();
         assert_eq!(s.pos_recall, Some(hit as f64 / pos.len() as f64));

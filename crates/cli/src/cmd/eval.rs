@@ -10,6 +10,8 @@ use sam3lab_model::device::device_from_name;
 use sam3lab_model::hooks::Hooks;
 use sam3lab_model::predict::Predictor;
 
+use super::intervention::Intervention;
+
 #[derive(clap::Args)]
 pub struct Args {
     #[command(subcommand)]
@@ -36,12 +38,20 @@ struct ScoreArgs {
     /// IoU on masks (segm) or boxes (bbox).
     #[arg(long, default_value = "segm", value_parser = ["segm", "bbox"])]
     iou: String,
-    /// Keep predictions with score >= this. The reference evaluator uses 0.5; other values depart from it.
-    #[arg(long, default_value_t = 0.5)]
+    /// Keep predictions with score >= this (also the threshold of neg_correct). The reference evaluator
+    /// uses 0.5 (sam3lab_eval::SCORE_THRESHOLD, also what probe patch/steer use); other values depart from it.
+    #[arg(long, default_value_t = sam3lab_eval::SCORE_THRESHOLD)]
     score_threshold: f64,
     /// Write the flat JSON result here (atomically).
     #[arg(long, value_name = "FILE.json")]
     out: Option<PathBuf>,
+    /// Score only N instance-exhaustive entries chosen with --seed from the first GT (the same ones
+    /// `eval predict --subsample N --seed S` runs); other entries and their predictions are left out.
+    #[arg(long, value_name = "N")]
+    subsample: Option<usize>,
+    /// Seed of --subsample.
+    #[arg(long, default_value_t = 0, requires = "subsample")]
+    seed: u64,
 }
 
 #[derive(clap::Args)]
@@ -70,6 +80,18 @@ struct PredictArgs {
     /// Device: cpu (flex), wgpu, cuda.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// A training-free intervention applied during the forward (repeatable, in order):
+    /// zero:PATTERN, scale:PATTERN=S, add:PATTERN=FILE.safetensors[#KEY][@ALPHA] (steering) or
+    /// patch:PATTERN=CKPT (the points' values from CKPT's forward on the same entry).
+    #[arg(long = "hook", value_name = "SPEC")]
+    hooks: Vec<String>,
+    /// Run only N instance-exhaustive entries, chosen with --seed (the same N every time for the same
+    /// GT, N and seed; the post's sweep: 2000 per subset, seed 0). Score with the same --subsample/--seed.
+    #[arg(long, value_name = "N")]
+    subsample: Option<usize>,
+    /// Seed of --subsample.
+    #[arg(long, default_value_t = 0, requires = "subsample")]
+    seed: u64,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
@@ -91,14 +113,42 @@ fn score(a: ScoreArgs) -> anyhow::Result<u8> {
         iou_type,
         score_threshold: a.score_threshold,
     };
+    if a.subsample == Some(0) {
+        anyhow::bail!("--subsample must be at least 1");
+    }
     let gts: Vec<&Path> = a.gt.iter().map(|p| p.as_path()).collect();
-    let (report, gt_ids, pred_id) = sam3lab_eval::score_files(&gts, &a.pred, &opts)?;
+    let mut subsampled = None;
+    let (report, gt_ids, pred_id) = match a.subsample {
+        None => sam3lab_eval::score_files(&gts, &a.pred, &opts)?,
+        Some(n) => {
+            let sub = sam3lab_eval::Subsample { n, seed: a.seed };
+            let (report, ids, pred, r) = sam3lab_eval::subsample::score_files(&gts, &a.pred, &opts, &sub)?;
+            println!(
+                "subsample: {} of {} instance-exhaustive entries of {} (n {n}, seed {}); {} predictions outside it left out",
+                r.chosen,
+                r.candidates,
+                a.gt[0].display(),
+                a.seed,
+                r.dropped_predictions
+            );
+            subsampled = Some((sub, r));
+            (report, ids, pred)
+        }
+    };
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
     print!("{}", sam3lab_eval::format_table(&report));
     if let Some(out) = &a.out {
-        let json = sam3lab_eval::report_json(&report, &gt_ids, &pred_id);
+        let mut json = sam3lab_eval::report_json(&report, &gt_ids, &pred_id);
+        if let Some((sub, r)) = &subsampled {
+            // One more key at the end of the flat object: which entries were scored.
+            let extra = serde_json::json!({"n": sub.n, "seed": sub.seed, "chosen": r.chosen, "candidates": r.candidates,
+                "dropped_predictions": r.dropped_predictions});
+            if let Some(body) = json.strip_suffix("\n}\n") {
+                json = format!("{body},\n  \"subsample\": {extra}\n}}\n");
+            }
+        }
         sam3lab_eval::write_atomic(out, json.as_bytes())
             .with_context(|| format!("writing {}", out.display()))?;
         println!("wrote {}", out.display());
@@ -119,17 +169,32 @@ fn predict(a: PredictArgs) -> anyhow::Result<u8> {
     if !(0.0..1.0).contains(&a.threshold) {
         anyhow::bail!("--threshold must be in [0, 1), got {}", a.threshold);
     }
+    if a.subsample == Some(0) {
+        anyhow::bail!("--subsample must be at least 1");
+    }
     let device = device_from_name(&a.device)?;
     let p = Predictor::load(&a.ckpt, a.config.as_deref(), &device)?;
     let info = p.info.as_ref().expect("loaded from a checkpoint");
     let config_json = serde_json::to_string(&info.config)?;
-    // What must stay the same for a resume to be valid: weights and model config.
-    let identity = format!(
+    let intervention = Intervention::build(
+        &a.hooks,
+        &sam3lab_model::hook_registry(&p.model.config),
+        &serde_json::to_value(&info.config)?,
+        a.config.as_deref(),
+        &device,
+    )?;
+    // What must stay the same for a resume to be valid: weights, model config and interventions.
+    let mut identity = format!(
         "{} sha256:{} config_sha256:{}",
         info.path.display(),
         info.sha256,
         sam3lab_eval::output::sha256_hex(config_json.as_bytes())
     );
+    let mut extra_meta = Vec::new();
+    if !intervention.is_empty() {
+        identity.push_str(&format!(" hooks:{}", intervention.description));
+        extra_meta.push(("intervention".to_string(), intervention.description.clone()));
+    }
     let cfg = PredictConfig {
         gt_path: a.gt.clone(),
         images_dir: a.images.clone(),
@@ -138,15 +203,39 @@ fn predict(a: PredictArgs) -> anyhow::Result<u8> {
         model_identity: identity,
         only_exhaustive: a.only_exhaustive,
         progress: true,
+        subsample: a.subsample.map(|n| sam3lab_eval::Subsample { n, seed: a.seed }),
+        extra_meta,
     };
     let threshold = a.threshold as f32;
     let summary = sam3lab_eval::predict(&cfg, |img, phrases| {
         // Trunk + neck once per image; text encoder + heads per noun phrase.
-        let encoded = p.encode_image(img, &mut Hooks::none());
+        if intervention.is_empty() {
+            let encoded = p.encode_image(img, &mut Hooks::none());
+            let (h, w) = encoded.image_hw;
+            let mut out = Vec::with_capacity(phrases.len());
+            for phrase in phrases {
+                let dets = p.segment(&encoded, phrase, &[], threshold, &mut Hooks::none())?;
+                out.push(
+                    dets.detections
+                        .into_iter()
+                        .map(|d| to_detection(d, h, w))
+                        .collect::<anyhow::Result<Vec<_>>>()?,
+                );
+            }
+            return Ok(out);
+        }
+        // With interventions: image-encoder edits once per image, the rest per noun phrase.
+        let sources = intervention.encode_sources(img)?;
+        let mut hooks = Hooks::new(intervention.spec(&sources, None)?);
+        let encoded = p.encode_image(img, &mut hooks);
+        hooks.finish()?;
         let (h, w) = encoded.image_hw;
         let mut out = Vec::with_capacity(phrases.len());
         for phrase in phrases {
-            let dets = p.segment(&encoded, phrase, &[], threshold, &mut Hooks::none())?;
+            let caches = intervention.run_sources(&sources, phrase)?;
+            let mut hooks = Hooks::new(intervention.spec(&sources, Some(caches.as_slice()))?);
+            let dets = p.segment(&encoded, phrase, &[], threshold, &mut hooks)?;
+            hooks.finish()?;
             out.push(
                 dets.detections
                     .into_iter()

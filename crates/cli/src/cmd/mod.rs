@@ -9,6 +9,7 @@ pub mod bench_weights;
 pub mod eval;
 pub mod figures;
 pub mod hooks;
+pub mod intervention;
 pub mod parity;
 pub mod probe;
 pub mod retrain;

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 
 use burn::prelude::Device;
 use indicatif::{ProgressBar, ProgressStyle};
-use sam3lab_probes::model::{CkptSpec, DEFAULT_THRESHOLD, split_list};
-use sam3lab_probes::{capture, demo, drift, heads, inputs, patch};
+use sam3lab_probes::model::{CkptSpec, split_list};
+use sam3lab_probes::{capture, demo, drift, heads, inputs, patch, presence};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -20,12 +20,14 @@ pub struct Args {
 
 #[derive(clap::Subcommand)]
 enum Cmd {
-    /// rel_Δ = ‖a_ckpt − a_base‖/‖a_base‖ per (image, prompt), averaged per prompt group, per hook
-    /// point: the §6 table (checkpoint × point × group).
+    /// Per-concept rel_Δ = ‖A_ckpt − A_base‖/‖A_base‖ (each prompt's activations over the images
+    /// stacked), averaged over each prompt group's prompts, per hook point: the §6 table
+    /// (checkpoint × point × group).
     ///
-    /// Writes drift.json (the figures' drift table: `sam3lab figures --from drift.json --kind
-    /// fig61|fig62|heatmap`), drift_pooled.json (per-prompt pooled reading), drift.csv,
-    /// drift_pairs.csv (every input) and manifest.json. One model in memory at a time; the base's
+    /// Writes drift.json (that table, the figures' drift table: `sam3lab figures --from drift.json
+    /// --kind fig61|fig62|heatmap`), drift_pair_mean.json (the alternative: mean of per-(image,
+    /// prompt) rel_Δ), drift.csv, drift_prompts.csv (per prompt), drift_pairs.csv (every input) and
+    /// manifest.json. One model in memory at a time; the base's
     /// activations are spilled to disk per image (OUT/.spill, removed at the end).
     Drift(DriftArgs),
     /// Rank attention heads by mean ‖contrib_b − contrib_a‖₂ over pairs, with cos(b − a, ref − a)
@@ -47,6 +49,11 @@ enum Cmd {
     /// Writes steer.json, steer.csv, steer_pairs.csv, steer_heatmap.json, direction.safetensors
     /// (reusable with --direction) and manifest.json.
     Steer(SteerArgs),
+    /// σ(presence_logit) per (image, prompt) pair for several checkpoints: Fig 1.1's input.
+    ///
+    /// Writes presence.json (`sam3lab figures --from presence.json --kind fig11`, threshold line
+    /// = the processor's 0.3 unless --threshold), presence.csv and manifest.json.
+    Presence(PresenceArgs),
     /// One activation cache per (checkpoint, pair) for `sam3lab sae train|rank --acts LABEL=OUT/LABEL`
     /// (extra.pair / extra.label set per the SAE cache contract).
     Capture(CaptureArgs),
@@ -145,11 +152,10 @@ struct PatchArgs {
     /// Hook points transplanted together (comma-separated or repeated; patterns allowed).
     #[arg(long, value_delimiter = ',', required = true)]
     points: Vec<String>,
+    /// Pair file (JSONL). A query is kept when σ(logit)·σ(presence) ≥ 0.5, the evaluator's rule
+    /// (sam3lab_eval::SCORE_THRESHOLD): neg_correct means what `eval score` reports.
     #[arg(long)]
     pairs: PathBuf,
-    /// Keep a query when σ(logit)·σ(presence) > threshold (the post's eval uses 0.3).
-    #[arg(long, default_value_t = DEFAULT_THRESHOLD)]
-    threshold: f32,
     /// Decoder layer of the q0-alone vs whole-output comparison (default: the last).
     #[arg(long)]
     lockstep_layer: Option<usize>,
@@ -187,10 +193,34 @@ struct SteerArgs {
     /// α values (0 is added as the baseline).
     #[arg(long, value_delimiter = ',', allow_hyphen_values = true, default_value = "0.5,1,1.5,2,3")]
     alphas: Vec<f64>,
+    /// Pair file (JSONL). A query is kept when σ(logit)·σ(presence) ≥ 0.5, the evaluator's rule
+    /// (sam3lab_eval::SCORE_THRESHOLD): neg_correct means what `eval score` reports.
     #[arg(long)]
     pairs: PathBuf,
-    #[arg(long, default_value_t = DEFAULT_THRESHOLD)]
-    threshold: f32,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(clap::Args)]
+struct PresenceArgs {
+    /// LABEL=CKPT (repeat): one series each, in this order.
+    #[arg(long = "ckpt", required = true, value_name = "LABEL=CKPT")]
+    ckpts: Vec<String>,
+    /// JSONL pair file {"image", "prompt", "label": "pos"|"neg"}; one bar group per pair.
+    #[arg(long)]
+    pairs: PathBuf,
+    /// Which pairs: neg (the post's Fig 1.1), pos or all.
+    #[arg(long, default_value = "all")]
+    label: String,
+    /// The label drawn as the base series (default: one labelled `base`, if any).
+    #[arg(long = "base")]
+    base: Option<String>,
+    /// The threshold line: the image processor's confidence threshold on σ(logit)·σ(presence).
+    #[arg(long, default_value_t = presence::PROCESSOR_THRESHOLD)]
+    threshold: f64,
+    /// Figure title stored in presence.json.
+    #[arg(long)]
+    title: Option<String>,
     #[command(flatten)]
     common: Common,
 }
@@ -252,6 +282,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Cmd::Heads(a) => run_heads(a),
         Cmd::Patch(a) => run_patch(a),
         Cmd::Steer(a) => run_steer(a),
+        Cmd::Presence(a) => run_presence(a),
         Cmd::Capture(a) => run_capture(a),
         Cmd::DemoInputs(a) => run_demo(a),
     }
@@ -278,7 +309,7 @@ fn run_drift(a: DriftArgs) -> anyhow::Result<u8> {
     let r = drift::run(&req, &pb)?;
     pb.finish_and_clear();
     drift::write(&a.common.out, &r)?;
-    println!("rel_Δ vs {} (mean over (image, prompt) per group):", req.base.label);
+    println!("rel_Δ vs {} (per concept: each prompt's activations over the images stacked, mean over the group's prompts):", req.base.label);
     for row in &r.table.rows {
         for p in &r.table.points {
             let cells: Vec<String> = r
@@ -290,7 +321,10 @@ fn run_drift(a: DriftArgs) -> anyhow::Result<u8> {
             println!("  {:<20} {:<28} {}", row.checkpoint, p, cells.join("  "));
         }
     }
-    println!("wrote {}/drift.json (+ drift_pooled.json, drift.csv, drift_pairs.csv, manifest.json)", a.common.out.display());
+    println!(
+        "wrote {}/drift.json (+ drift_pair_mean.json, drift.csv, drift_prompts.csv, drift_pairs.csv, manifest.json)",
+        a.common.out.display()
+    );
     Ok(0)
 }
 
@@ -341,7 +375,6 @@ fn run_patch(a: PatchArgs) -> anyhow::Result<u8> {
         pairs: inputs::read_pairs(&a.pairs)?,
         points: split_list(&a.points),
         lockstep,
-        threshold: a.threshold,
         label: inputs::LabelFilter::parse(&a.label)?,
         seed: a.common.seed,
         device: a.common.device()?,
@@ -351,7 +384,7 @@ fn run_patch(a: PatchArgs) -> anyhow::Result<u8> {
     pb.finish_and_clear();
     patch::write(&a.common.out, &r)?;
     println!(
-        "source: neg_correct {}  pos recall {}   (threshold {})",
+        "source: neg_correct {}  pos recall {}   (kept = score ≥ {})",
         f(r.source_neg_correct),
         f(r.source_pos_recall),
         r.threshold
@@ -387,7 +420,6 @@ fn run_steer(a: SteerArgs) -> anyhow::Result<u8> {
         unit: a.unit,
         alphas: a.alphas.clone(),
         pairs: inputs::read_pairs(&a.pairs)?,
-        threshold: a.threshold,
         seed: a.common.seed,
         device: a.common.device()?,
     };
@@ -408,6 +440,35 @@ fn run_steer(a: SteerArgs) -> anyhow::Result<u8> {
         );
     }
     println!("wrote {}/steer.json", a.common.out.display());
+    Ok(0)
+}
+
+fn run_presence(a: PresenceArgs) -> anyhow::Result<u8> {
+    let checkpoints = a.ckpts.iter().map(|c| CkptSpec::parse_labeled(c)).collect::<Result<Vec<_>, _>>()?;
+    let req = presence::PresenceRequest {
+        checkpoints,
+        config: a.common.config.clone(),
+        pairs: inputs::read_pairs(&a.pairs)?,
+        label: inputs::LabelFilter::parse(&a.label)?,
+        base: a.base.clone(),
+        threshold: a.threshold,
+        title: a.title.clone(),
+        seed: a.common.seed,
+        device: a.common.device()?,
+    };
+    let pb = bar("presence");
+    let r = presence::run(&req, &pb)?;
+    pb.finish_and_clear();
+    presence::write(&a.common.out, &r)?;
+    let width = r.bars.prompts.iter().map(|p| p.chars().count()).max().unwrap_or(0).min(40);
+    let header: Vec<String> = r.bars.series.iter().map(|s| format!("{:>12}", s.label)).collect();
+    println!("σ(presence_logit) per pair (threshold line {}):", r.bars.threshold.unwrap_or(presence::PROCESSOR_THRESHOLD));
+    println!("  {:<width$} {}", "prompt", header.join(" "));
+    for (i, p) in r.bars.prompts.iter().enumerate() {
+        let cells: Vec<String> = r.bars.series.iter().map(|s| format!("{:>12.4}", s.values[i])).collect();
+        println!("  {:<width$} {}", p, cells.join(" "));
+    }
+    println!("wrote {}/presence.json (+ presence.csv, manifest.json)", a.common.out.display());
     Ok(0)
 }
 

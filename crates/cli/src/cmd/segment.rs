@@ -35,7 +35,9 @@ pub struct Args {
     /// Point prompt `x,y` — not supported by SAM3's grounding path; given only to get a clear error.
     #[arg(long = "point", value_name = "X,Y", hide = true)]
     points: Vec<String>,
-    /// Keep detections with σ(logit)·σ(presence) above this (the reference processor's default: 0.5).
+    /// Keep detections with σ(logit)·σ(presence) > this: the processor's keep rule (Sam3Processor's
+    /// default 0.5; HF's processor and the post's Fig 1.1 line use 0.3). It is not the evaluator's rule
+    /// (score ≥ 0.5, sam3lab_eval::SCORE_THRESHOLD) behind every neg_correct; detections.json records both.
     #[arg(long, default_value_t = 0.5)]
     threshold: f32,
     /// Model config JSON (a bare config or a fixture config.json); default: the fixture's, else SAM3's.
@@ -130,6 +132,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         "checkpoint": { "path": info.path.display().to_string(), "sha256": info.sha256 },
         "config": info.config,
         "threshold": dets.threshold,
+        "keep_rule": "score > threshold (the processor's rule; neg_correct elsewhere uses the evaluator's score >= eval_threshold)",
+        "eval_threshold": sam3lab_eval::SCORE_THRESHOLD,
         "presence_logit": dets.presence_logit,
         "presence_prob": dets.presence_prob,
         "num_queries": out.scores.dims()[1],

@@ -1,0 +1,20 @@
+//! sam3lab-train: SAM3's own fine-tuning in burn, equal to Meta's `sam3.train` to the gradient.
+//!
+//! It owns what turns a checkpoint into a fine-tuned one: the training [`targets`] of a batch of
+//! find queries, Meta's one-to-one and one-to-many [`matcher`]s, the recipe's [`loss`] (boxes,
+//! IoU-aware classification with presence, masks; final, auxiliary and one-to-many outputs),
+//! parameter naming and freezing by original checkpoint name ([`params`]), and the training-parity
+//! harness against a fixture recorded from Meta's code ([`parity`]). The train-mode forward itself
+//! lives with the model (`Heads::ground_train`): same modules, the DAC one-to-many queries on.
+
+pub mod error;
+pub mod loss;
+pub mod matcher;
+pub mod params;
+pub mod parity;
+pub mod targets;
+
+pub use error::{Result, TrainError};
+pub use loss::{LossConfig, LossOutput, compute_loss};
+pub use matcher::{HungarianMatcher, Indices, OneToManyMatcher};
+pub use targets::{FindQuery, Instance, Targets};

@@ -54,6 +54,8 @@ enum Cmd {
     Sae(cmd::sae::Args),
     /// Retrain one named sub-module with everything else frozen.
     Retrain(cmd::retrain::Args),
+    /// Fine-tune with a recipe (Meta's matchers and loss; streams, freezing, schedules, checkpoints).
+    Train(cmd::train::Args),
     /// Benchmarks (ratios against a baseline measured in the same run).
     Bench(cmd::bench::Args),
 }
@@ -102,6 +104,7 @@ fn run() -> ExitCode {
         Cmd::Probe(a) => cmd::probe::run(a),
         Cmd::Sae(a) => cmd::sae::run(a),
         Cmd::Retrain(a) => cmd::retrain::run(a),
+        Cmd::Train(a) => cmd::train::run(a),
         Cmd::Bench(a) => cmd::bench::run(a),
     };
     match result {

@@ -138,6 +138,23 @@ fn eval_predict_scores_hook_interventions_on_a_fixed_subsample() {
     // Patching a checkpoint's own values back in, and steering with α = 0, change nothing.
     let selfpatch = predict("self.json", &["--hook", &format!("patch:decoder.layers.1.q0={fx}")]);
     assert_eq!(std::fs::read(&selfpatch).unwrap(), a, "self-patch = plain forward");
+    // Patching from another checkpoint changes them.
+    ok(&["probe", "demo-inputs", "--out", &s(&d.join("demo")), "--images", "1", "--perturb", &format!("pert={fx}"), "--noise", "0.05"]);
+    let pert = s(&d.join("demo/pert"));
+    let patched = predict("patch.json", &["--hook", &format!("patch:decoder.layers.1.q0={pert}")]);
+    assert_ne!(std::fs::read(&patched).unwrap(), a, "patching q0 from a perturbed copy moves the scores");
+    let meta = json(&d.join("patch.json.meta.json"));
+    assert_eq!(meta["intervention"][0]["source"]["sha256"].as_str().unwrap().len(), 64);
+    // Steering: a [d] direction at q0 (d = 32 on the fixture); α = 0 is the plain forward, α = 4 is not.
+    let dir_file = d.join("direction.safetensors");
+    let values: Vec<u8> = (0..32).flat_map(|i| ((i as f32 - 15.5) / 8.0).to_le_bytes()).collect();
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![32], &values).unwrap();
+    safetensors::serialize_to_file([("decoder.layers.1.q0", view)], None, &dir_file).unwrap();
+    let steer0 = predict("steer0.json", &["--hook", &format!("add:decoder.layers.1.q0={}@0", s(&dir_file))]);
+    assert_eq!(std::fs::read(&steer0).unwrap(), a, "α = 0 adds nothing");
+    let steer4 = predict("steer4.json", &["--hook", &format!("add:decoder.layers.1.q0={}@4", s(&dir_file))]);
+    assert_ne!(std::fs::read(&steer4).unwrap(), a, "steering moves the scores");
+    assert_eq!(json(&d.join("steer4.json.meta.json"))["intervention"][0]["alpha"], 4.0);
     // Scaling the presence logit by 1 is the identity; by 0 equals zeroing.
     let scaled = predict("scale0.json", &["--hook", "scale:presence_logit=0"]);
     assert_eq!(std::fs::read(&scaled).unwrap(), b);
@@ -196,7 +213,9 @@ fn probe_presence_writes_fig_1_1_input_that_renders() {
     let figs = d.join("figs");
     ok(&["figures", "--from", &s(&out.join("presence.json")), "--kind", "fig11", "--name", "fig11", "--out", &s(&figs)]);
     let side = json(&figs.join("fig11.json"));
-    assert_eq!(side["series"], bars["series"]);
-    assert_eq!(side["threshold"], 0.3);
+    assert_eq!(side["kind"], "fig11");
+    assert_eq!(side["data"]["series"], bars["series"]);
+    assert_eq!(side["data"]["prompts"], bars["prompts"]);
+    assert_eq!(side["data"]["threshold"], 0.3);
     assert!(figs.join("fig11.png").exists() && figs.join("fig11.svg").exists());
 }

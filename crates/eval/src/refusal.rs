@@ -62,13 +62,20 @@ where
 }
 
 /// Positive recall: the share of positive entries with at least one prediction scoring ≥
-/// [`SCORE_THRESHOLD`] (1 − [`neg_correct`]'s refusal rate, on positives); `None` without positives.
+/// [`SCORE_THRESHOLD`] (the share [`neg_correct`] does not count, on positives); `None` without positives.
 pub fn pos_recall<E, S>(positives: E) -> Option<f64>
 where
     E: IntoIterator<Item = S>,
     S: IntoIterator<Item = f64>,
 {
-    neg_correct(positives).map(|refused| 1.0 - refused)
+    let (mut n, mut hit) = (0usize, 0usize);
+    for scores in positives {
+        n += 1;
+        if scores.into_iter().any(is_kept) {
+            hit += 1;
+        }
+    }
+    (n > 0).then(|| hit as f64 / n as f64)
 }
 
 #[cfg(test)]

@@ -174,13 +174,13 @@ pub fn shorten_prompt(prompt: &str) -> String {
 /// and NaN elsewhere, so its sum is finite exactly when every element is.
 fn has_nonfinite<const D: usize>(t: &Tensor<D>) -> bool {
     let z = (t.clone() - t.clone()).sum();
-    let v = z.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+    let v = z.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
     !v.first().is_some_and(|x| x.is_finite())
 }
 
 /// (NaN, ±Inf, total) of a tensor, on the host.
 fn count_nonfinite_host<const D: usize>(t: &Tensor<D>) -> (usize, usize, usize) {
-    let v = t.clone().into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+    let v = t.clone().into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
     (v.iter().filter(|x| x.is_nan()).count(), v.iter().filter(|x| x.is_infinite()).count(), v.len())
 }
 

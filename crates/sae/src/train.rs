@@ -314,8 +314,8 @@ fn scale_moments<const D: usize>(st: &mut Option<AdamState<D>>, keep: Tensor<D>)
 ///   step count is shared by the whole tensor and is kept). Its dead counter restarts.
 /// - **TopK, AuxK** (OpenAI, "Scaling and evaluating sparse autoencoders"): with e = x − x̂
 ///   (detached) and ê = W_decᵀ ReLU(top-k_aux of the dead latents' pre-activations) (no bias), the
-///   loss gets + α · V_x · mean‖e − ê‖² / V_e, where V_e = mean‖e − ē‖² and V_x = mean‖x − x̄‖²
-///   over the batch (constants): OpenAI's normalised AuxK MSE, weighted against our reconstruction
+///   loss gets + α · V_x · mean‖e − ê‖² / V_e, where V_e = mean‖e − ē‖² over the batch and
+///   V_x = mean‖x − x̄‖² over the training rows (constants): OpenAI's normalised AuxK MSE, weighted against our reconstruction
 ///   term as OpenAI weights it against their normalised MSE.
 pub fn train(rows: &[f32], d: usize, cfg: &TrainConfig, progress: &mut dyn FnMut(usize, f64)) -> Result<Trained> {
     train_impl(rows, d, cfg, None, progress)
@@ -349,6 +349,8 @@ fn train_impl(rows: &[f32], d: usize, cfg: &TrainConfig, init: Option<&SaeWeight
     let mean_sq = rows.chunks_exact(d).map(|r| r.iter().map(|&v| (v as f64).powi(2)).sum::<f64>()).sum::<f64>() / n as f64;
     let scale = if cfg.normalize && mean_sq > 0.0 { (d as f64 / mean_sq).sqrt() } else { 1.0 };
     let xs: Vec<f32> = rows.iter().map(|&v| (v as f64 * scale) as f32).collect();
+    // V_x = mean‖x − x̄‖² over the training rows (training units): OpenAI's MSE normaliser.
+    let v_x = total_variance(&xs, d);
 
     let mut rng = Rng::new(cfg.seed);
     let init = match init {
@@ -413,7 +415,7 @@ fn train_impl(rows: &[f32], d: usize, cfg: &TrainConfig, init: Option<&SaeWeight
         let dead: Vec<usize> = (0..m).filter(|&j| since[j] >= dead_after).collect();
         let mut aux_val = 0.0;
         if aux_k > 0 && !dead.is_empty() && cfg.aux_coeff > 0.0 {
-            if let Some((term, normalised)) = aux_k_term(pre, err, &buf, d, &dead, aux_k.min(dead.len()), params.w_dec.val(), cfg.aux_coeff) {
+            if let Some((term, normalised)) = aux_k_term(pre, err, d, &dead, aux_k.min(dead.len()), params.w_dec.val(), cfg.aux_coeff * v_x) {
                 loss = loss + term;
                 aux_val = normalised;
             }
@@ -498,47 +500,52 @@ fn train_impl(rows: &[f32], d: usize, cfg: &TrainConfig, init: Option<&SaeWeight
     Ok(Trained { weights, activation, act_scale: scale, effective_batch: b, log, config: cfg.clone() })
 }
 
-/// The AuxK term (autodiff scalar, already weighted) and the normalised AuxK loss (host), or None
-/// when the residual has no variance. `pre`: pre-activations (b × m); `err`: x − x̂ (b × d);
-/// `xs`: the batch on the host; `k`: how many dead latents per row (≤ dead.len()).
-#[allow(clippy::too_many_arguments)]
-fn aux_k_term(pre: Tensor<2>, err: Tensor<2>, xs: &[f32], d: usize, dead: &[usize], k: usize, w_dec: Tensor<2>, coeff: f64) -> Option<(Tensor<1>, f64)> {
-    let [b, m] = pre.dims();
-    let vals = host(&pre.clone().inner());
-    let mut mask = vec![0f32; b * m];
-    let mut sel = Vec::with_capacity(dead.len());
-    for (r, row) in vals.chunks_exact(m).enumerate() {
-        sel.clear();
-        sel.extend(dead.iter().map(|&j| row[j]));
+/// mean_rows ‖x − x̄‖² of `xs` (n × d), x̄ the mean row.
+fn total_variance(xs: &[f32], d: usize) -> f64 {
+    let n = (xs.len() / d).max(1) as f64;
+    let mut mean = vec![0f64; d];
+    for r in xs.chunks_exact(d) {
+        for (a, &x) in mean.iter_mut().zip(r) {
+            *a += x as f64 / n;
+        }
+    }
+    xs.chunks_exact(d).map(|r| r.iter().zip(&mean).map(|(&x, mu)| (x as f64 - mu).powi(2)).sum::<f64>()).sum::<f64>() / n
+}
+
+/// The AuxK term (autodiff scalar, already weighted by `weight` = α · V_x) and the normalised AuxK
+/// loss mean‖e − ê‖² / V_e (host), or None when the residual has no variance. `pre`:
+/// pre-activations (b × m); `err`: x − x̂ (b × d); `k`: how many dead latents per row (≤ dead.len()).
+/// Works on the dead columns only (b × #dead), so it costs little when few latents are dead.
+fn aux_k_term(pre: Tensor<2>, err: Tensor<2>, d: usize, dead: &[usize], k: usize, w_dec: Tensor<2>, weight: f64) -> Option<(Tensor<1>, f64)> {
+    let e = err.detach();
+    let v_e = total_variance(&host(&e.clone().inner()), d);
+    if !(v_e > 0.0) {
+        return None;
+    }
+    let [b, _] = pre.dims();
+    let nd = dead.len();
+    let device = pre.device();
+    let idx = Tensor::<1, Int>::from_data(TensorData::new(dead.iter().map(|&j| j as i64).collect::<Vec<_>>(), [nd]), &device);
+    let pre_dead = pre.select(1, idx.clone()); // b × nd
+    let vals = host(&pre_dead.clone().inner());
+    let mut mask = vec![0f32; b * nd];
+    let mut sel = vec![0f32; nd];
+    for (row, mrow) in vals.chunks_exact(nd).zip(mask.chunks_exact_mut(nd)) {
+        sel.copy_from_slice(row);
         let thr = *sel.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a)).1;
         let mut taken = 0;
-        for &j in dead {
-            if taken < k && row[j] >= thr {
-                mask[r * m + j] = 1.0;
+        for (mv, &v) in mrow.iter_mut().zip(row) {
+            if taken < k && v >= thr {
+                *mv = 1.0;
                 taken += 1;
             }
         }
     }
-    let e = err.detach();
-    let eh = host(&e.clone().inner());
-    let var = |v: &[f32]| {
-        let mut mean = vec![0f64; d];
-        for r in v.chunks_exact(d) {
-            for (a, &x) in mean.iter_mut().zip(r) {
-                *a += x as f64 / b as f64;
-            }
-        }
-        v.chunks_exact(d).map(|r| r.iter().zip(&mean).map(|(&x, mu)| (x as f64 - mu).powi(2)).sum::<f64>()).sum::<f64>() / b as f64
-    };
-    let (v_e, v_x) = (var(&eh), var(xs));
-    if !(v_e > 0.0) {
-        return None;
-    }
-    let mask = Tensor::<2>::from_data(TensorData::new(mask, [b, m]), &pre.device());
-    let f_aux = relu(pre * mask);
-    let mse = (f_aux.matmul(w_dec) - e).square().sum_dim(1).mean();
+    let mask = Tensor::<2>::from_data(TensorData::new(mask, [b, nd]), &device);
+    let f_aux = relu(pre_dead * mask);
+    let mse = (f_aux.matmul(w_dec.select(0, idx)) - e).square().sum_dim(1).mean();
     let normalised = mse.clone().inner().into_scalar::<f32>() as f64 / v_e;
-    Some((mse.mul_scalar(coeff * v_x / v_e), normalised))
+    Some((mse.mul_scalar(weight / v_e), normalised))
 }
 
 /// Re-initialise the `dead` latents (see [`train`]); returns how many were resampled (a prefix of
@@ -635,5 +642,75 @@ fn resample(
 impl SaeParams {
     fn valid_weights(&self) -> SaeWeights {
         self.clone().valid().weights()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Resampling resets Adam's first and second moments of exactly the resampled latents' entries
+    /// (W_enc columns, b_enc entries, W_dec rows), and re-initialises those latents.
+    #[test]
+    fn resampling_resets_adam_moments_of_resampled_latents_only() {
+        let (d, m) = (4, 6);
+        let mut rng = Rng::new(1);
+        let xs: Vec<f32> = (0..64 * d).map(|_| rng.normal() as f32).collect();
+        let w = init_weights(&xs, d, m, &mut rng);
+        let device = Device::flex().autodiff();
+        let plain = Device::flex();
+        let mut params = SaeParams::new(&w, &device);
+        let adam = AdamConfig::new().build();
+        let mut st = AdamStates::default();
+        params.w_enc = adam_step(&adam, 1e-3, params.w_enc, Tensor::ones([d, m], &plain), &mut st.w_enc);
+        params.b_enc = adam_step(&adam, 1e-3, params.b_enc, Tensor::ones([m], &plain), &mut st.b_enc);
+        params.w_dec = adam_step(&adam, 1e-3, params.w_dec, Tensor::ones([m, d], &plain), &mut st.w_dec);
+        params.b_dec = adam_step(&adam, 1e-3, params.b_dec, Tensor::ones([d], &plain), &mut st.b_dec);
+        let cfg = TrainConfig::new(m, Sparsity::L1 { coeff: 1.0 });
+        let before = params.weights();
+        assert!(before.b_enc.iter().all(|&b| b != 0.0));
+        let done = resample(&mut params, &mut st, &[1, 4], &xs, d, Activation::Relu, &cfg, &mut Rng::new(2), &device).unwrap();
+        assert_eq!(done, 2);
+        let reset = |j: usize| j == 1 || j == 4;
+        let moments = |s: &AdaptiveParts| [host(&s.0), host(&s.1)];
+        type AdaptiveParts = (Tensor<2>, Tensor<2>);
+        let two = |s: &Option<AdamState<2>>| -> AdaptiveParts {
+            let s = &s.as_ref().unwrap().momentum;
+            (s.moment_1.clone(), s.moment_2.clone())
+        };
+        for v in moments(&two(&st.w_enc)) {
+            for (idx, x) in v.iter().enumerate() {
+                assert_eq!(*x == 0.0, reset(idx % m), "W_enc moment at column {}", idx % m);
+            }
+        }
+        for v in moments(&two(&st.w_dec)) {
+            for (idx, x) in v.iter().enumerate() {
+                assert_eq!(*x == 0.0, reset(idx / d), "W_dec moment at row {}", idx / d);
+            }
+        }
+        let b = &st.b_enc.as_ref().unwrap().momentum;
+        for v in [host(&b.moment_1), host(&b.moment_2)] {
+            for (j, x) in v.iter().enumerate() {
+                assert_eq!(*x == 0.0, reset(j), "b_enc moment {j}");
+            }
+        }
+        assert!(host(&st.b_dec.as_ref().unwrap().momentum.moment_1).iter().all(|&x| x != 0.0));
+        let after = params.weights();
+        for j in 0..m {
+            assert_eq!(after.b_enc[j] == 0.0, reset(j), "b_enc {j}");
+            if !reset(j) {
+                assert_eq!(after.decoder_row(j), before.decoder_row(j));
+            }
+            let row = after.decoder_row(j);
+            if reset(j) {
+                let norm = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+                assert!((norm - 1.0).abs() < 1e-5, "row {j} norm {norm}");
+                // W_enc[:, j] = 0.2 · (mean live encoder norm) · W_dec[j]
+                let col: Vec<f32> = (0..d).map(|i| after.w_enc[i * m + j]).collect();
+                let cos = col.iter().zip(row).map(|(a, b)| (a * b) as f64).sum::<f64>()
+                    / col.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+                assert!((cos - 1.0).abs() < 1e-5, "encoder column {j} not along its decoder row (cos {cos})");
+            }
+        }
     }
 }

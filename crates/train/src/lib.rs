@@ -7,14 +7,19 @@
 //! harness against a fixture recorded from Meta's code ([`parity`]). The train-mode forward itself
 //! lives with the model (`Heads::ground_train`): same modules, the DAC one-to-many queries on.
 
+pub mod data;
+pub mod engine;
 pub mod error;
 pub mod loss;
 pub mod matcher;
 pub mod params;
 pub mod parity;
+pub mod recipe;
+pub mod schedule;
 pub mod targets;
 
 pub use error::{Result, TrainError};
 pub use loss::{LossConfig, LossOutput, compute_loss};
+pub use recipe::Recipe;
 pub use matcher::{HungarianMatcher, Indices, OneToManyMatcher};
 pub use targets::{FindQuery, Instance, Targets};

@@ -106,13 +106,24 @@ impl ModuleMapper for Grad<'_> {
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
         self.walk.exit();
     }
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+    fn map_float<const D: usize>(&mut self, mut param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let (name, _) = original_name(&self.prefix, &self.walk.path, &self.walk.containers);
+        // A parameter's id is its name's hash, so optimiser state saved by one process (keyed by
+        // id) finds its parameters again in the next (resuming a run).
+        param.id = stable_id(&name);
         param.set_require_grad((self.train)(&name))
     }
 }
 
-/// Set `require_grad` on every float parameter: true exactly where `train(original name)`.
+/// The parameter id derived from an original name (first 8 bytes of its sha256).
+pub fn stable_id(name: &str) -> burn::module::ParamId {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(name.as_bytes());
+    burn::module::ParamId::from(u64::from_le_bytes(h[..8].try_into().expect("8 bytes")))
+}
+
+/// Set `require_grad` on every float parameter: true exactly where `train(original name)`; every
+/// parameter's id becomes [`stable_id`] of its name.
 /// On a plain device the setting takes effect with `Module::train`.
 pub fn set_trainable<M: Module>(module: M, prefix: &str, train: &dyn Fn(&str) -> bool) -> M {
     let mut g = Grad { walk: Walk::default(), prefix: prefix.to_string(), train };

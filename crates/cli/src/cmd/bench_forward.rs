@@ -269,7 +269,7 @@ fn profile_heads(
     let dec = model
         .transformer
         .decoder
-        .forward(&memory, &pos, (hh, ww), &prompt, &pm, &mut h);
+        .forward(&memory, &pos, (hh, ww), &prompt, &pm, false, &mut h);
     sync(dec.hs.last().unwrap());
     lap("decoder", &mut out);
     let g = model.dot_prod_scoring.prompt_vector(&prompt, &pm, &mut h);

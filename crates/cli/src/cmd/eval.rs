@@ -22,7 +22,9 @@ pub struct Args {
 enum EvalCmd {
     /// Score a COCO results file with the cgF1 family, as SAM3's evaluator (cgf1_eval.py) does.
     Score(ScoreArgs),
-    /// Run a checkpoint over every (image, noun phrase) entry and write COCO results (resumable).
+    /// Run a checkpoint over every (image, noun phrase) entry and write COCO results (resumable);
+    /// --hook applies a training-free intervention (steering, ablation, patching), --subsample N
+    /// --seed S runs a fixed seeded subsample.
     Predict(PredictArgs),
 }
 

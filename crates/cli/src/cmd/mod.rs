@@ -17,4 +17,5 @@ pub mod run;
 pub mod sae;
 pub mod segment;
 pub mod surgery;
+pub mod train;
 pub mod weights;

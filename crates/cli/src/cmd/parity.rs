@@ -1,6 +1,8 @@
 //! `sam3lab parity --fixture DIR [--json FILE]`: compare the model with a reference fixture key by
-//! key (see `sam3lab_model::parity`). Exit 0 when every compared key is within tolerance, 1 when
-//! any is not, 2 on unusable input.
+//! key (see `sam3lab_model::parity`); a training fixture (its `config.json` has `loss` and
+//! `train_mode`) is replayed as one training step instead (`sam3lab_train::parity`: outputs,
+//! matching, loss terms, gradients, AdamW, presence-only). Exit 0 when every compared key is within
+//! tolerance, 1 when any is not, 2 on unusable input.
 
 use std::path::PathBuf;
 
@@ -25,7 +27,11 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let device = device_from_name(&args.device)?;
-    let report = run_parity(&args.fixture, &device)?;
+    let report = if sam3lab_train::parity::is_train_fixture(&args.fixture) {
+        sam3lab_train::parity::run_train_parity(&args.fixture, &device)?
+    } else {
+        run_parity(&args.fixture, &device)?
+    };
     if args.quiet {
         let mut r = report.clone();
         r.rows.retain(|row| row.status == sam3lab_model::parity::Status::Fail);

@@ -79,9 +79,9 @@ struct TrainArgs {
     /// Axis of the point's tensor holding the features (default: the last).
     #[arg(long)]
     feature_axis: Option<usize>,
-    /// Number of features m.
+    /// Number of features m (default: 4 × d, e.g. 1,024 at d = 256).
     #[arg(long)]
-    width: usize,
+    width: Option<usize>,
     /// ReLU + L1 with this coefficient (in normalised units).
     #[arg(long, conflicts_with = "topk", required_unless_present = "topk")]
     l1: Option<f64>,
@@ -105,6 +105,18 @@ struct TrainArgs {
     /// Do not project out the decoder gradient along each direction (renormalisation still happens every step).
     #[arg(long)]
     no_project_grad: bool,
+    /// A latent is dead after this many training rows without firing (default: one pass over the rows, at most 10 M).
+    #[arg(long)]
+    dead_after_rows: Option<usize>,
+    /// ReLU + L1: resample dead latents every N steps in the first half of training (default: steps/8; 0 = never).
+    #[arg(long, conflicts_with = "topk")]
+    resample_every: Option<usize>,
+    /// TopK: AuxK's k_aux, the dead latents used to reconstruct the residual (default: d/2 rounded up to a power of two; 0 = no AuxK).
+    #[arg(long, conflicts_with = "l1")]
+    aux_k: Option<usize>,
+    /// TopK: AuxK loss coefficient α (ignored for --l1).
+    #[arg(long, default_value_t = sam3lab_sae::train::DEFAULT_AUX_COEFF)]
+    aux_coeff: f64,
     /// Steps per logged window (default: steps/100, at least 1).
     #[arg(long)]
     log_every: Option<usize>,
@@ -174,7 +186,17 @@ fn train(a: TrainArgs) -> anyhow::Result<u8> {
         (None, Some(k)) => Sparsity::Topk { k },
         _ => anyhow::bail!("give exactly one of --l1 C or --topk K"),
     };
-    let mut cfg = TrainConfig::new(a.width, sparsity);
+    let sets = load_sets(&a.acts, &a.point, a.feature_axis, false)?;
+    let rows: usize = sets.iter().map(|s| s.set.n_rows()).sum();
+    let d = sets[0].set.d;
+    let mut cfg = TrainConfig::for_input(d, sparsity);
+    if let Some(w) = a.width {
+        cfg.width = w;
+    }
+    cfg.dead_after_rows = a.dead_after_rows;
+    cfg.resample_every = a.resample_every;
+    cfg.aux_k = a.aux_k;
+    cfg.aux_coeff = a.aux_coeff;
     cfg.steps = a.steps;
     cfg.lr = a.lr;
     cfg.batch = a.batch;
@@ -184,10 +206,7 @@ fn train(a: TrainArgs) -> anyhow::Result<u8> {
     cfg.project_decoder_grad = !a.no_project_grad;
     cfg.log_every = a.log_every.unwrap_or((a.steps / 100).max(1));
 
-    let sets = load_sets(&a.acts, &a.point, a.feature_axis, false)?;
-    let rows: usize = sets.iter().map(|s| s.set.n_rows()).sum();
-    let d = sets[0].set.d;
-    eprintln!("sae train: {rows} rows of d = {d} at {} from {} source(s); m = {}, {sparsity:?}", a.point, sets.len(), a.width);
+    eprintln!("sae train: {rows} rows of d = {d} at {} from {} source(s); m = {}, {sparsity:?}", a.point, sets.len(), cfg.width);
 
     let bar = ProgressBar::new(cfg.steps as u64);
     bar.set_style(
@@ -215,7 +234,20 @@ fn train(a: TrainArgs) -> anyhow::Result<u8> {
         t0.elapsed().as_secs_f64() - train_secs
     );
     if let Some(last) = meta.log.last() {
-        println!("last window (normalised units): loss {:.5} recon {:.5} l1 {:.4} l0 {:.2}", last.loss, last.recon, last.l1, last.l0);
+        println!(
+            "last window (normalised units): loss {:.5} recon {:.5} l1 {:.4} l0 {:.2} aux {:.4}; dead latents {:.1} % (not fired on the last {} rows)",
+            last.loss,
+            last.recon,
+            last.l1,
+            last.l0,
+            last.aux,
+            100.0 * last.dead,
+            meta.train.as_ref().and_then(|t| t.dead_after_rows).unwrap_or(0)
+        );
+    }
+    let resampled: usize = meta.log.iter().map(|l| l.resampled).sum();
+    if resampled > 0 {
+        println!("resampled {resampled} dead latents");
     }
     for (label, m) in &meta.metrics {
         println!(

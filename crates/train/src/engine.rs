@@ -1,0 +1,426 @@
+//! The training loop of `sam3lab train`: a recipe's streams interleaved at their cadence, the
+//! train-mode forward and Meta's loss, gradient accumulation, global-norm clipping, AdamW per
+//! parameter group under a schedule, checkpoints at listed steps (safetensors under the original
+//! tensor names + a manifest), a CSV loss log, and resumption from the last checkpoint with the
+//! optimiser state and stream positions.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use indicatif::ProgressBar;
+use sam3lab_hooks::{HookPattern, Hooks};
+use sam3lab_model::{GeometryPrompt, Sam3, TrainOutput};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Batch, Cursor, Dataset, ImageCache, Sampler, load_stream, make_batch};
+use crate::error::{Result, TrainError};
+use crate::loss::{LossOutput, compute_loss};
+use crate::params;
+use crate::recipe::Recipe;
+
+/// The train-mode forward of a batch: images and phrases once, one row per find query.
+pub fn forward(model: &Sam3, batch: &Batch, hooks: &mut Hooks) -> Result<TrainOutput> {
+    let image = model.encode_image(batch.pixels.clone(), hooks).select(&batch.img_ids);
+    let text = model.encode_text(batch.input_ids.clone(), hooks).select(&batch.text_ids);
+    Ok(model.heads().ground_train(&image, &text, &GeometryPrompt::default(), hooks)?)
+}
+
+/// Which tensors a recipe trains, and their group: `None` = frozen.
+pub struct Selection {
+    pub names: Vec<String>,
+    /// Group index per trained tensor (0 = base group, k = `optim.groups[k-1]`).
+    pub group: BTreeMap<String, usize>,
+}
+
+fn patterns(list: &[String], what: &str) -> Result<Vec<HookPattern>> {
+    list.iter()
+        .map(|p| p.parse::<HookPattern>().map_err(|e| TrainError::Usage(format!("{what}: bad pattern `{p}`: {e}"))))
+        .collect()
+}
+
+/// A pattern selects a tensor when it matches its name or one of its enclosing modules
+/// (`backbone.language_backbone`, `transformer.decoder.presence_token*`).
+pub fn covers(p: &HookPattern, name: &str) -> bool {
+    p.matches(name) || name.match_indices('.').any(|(i, _)| p.matches(&name[..i]))
+}
+
+fn check_matches(pats: &[HookPattern], names: &[String], what: &str) -> Result<()> {
+    for p in pats {
+        if !names.iter().any(|n| covers(p, n)) {
+            let stem: String = p.as_str().chars().filter(|c| *c != '*').collect();
+            let near = sam3lab_weights::nearest_names(&stem, names.iter().map(String::as_str), 4);
+            return Err(TrainError::Usage(format!("{what}: pattern `{p}` matches no tensor; nearest names: {}", near.join(", "))));
+        }
+    }
+    Ok(())
+}
+
+/// Resolve the recipe's freeze / group patterns against the model's tensor names.
+pub fn select(recipe: &Recipe, model: &Sam3) -> Result<Selection> {
+    let names: Vec<String> = params::list(model, "").into_iter().map(|p| p.name).collect();
+    let train = patterns(&recipe.freeze.train, "freeze.train")?;
+    let frozen = patterns(&recipe.freeze.frozen, "freeze.frozen")?;
+    check_matches(&train, &names, "freeze.train")?;
+    check_matches(&frozen, &names, "freeze.frozen")?;
+    let groups: Vec<Vec<HookPattern>> = recipe
+        .optim
+        .groups
+        .iter()
+        .map(|g| patterns(&g.patterns, &format!("optim.groups `{}`", g.name)))
+        .collect::<Result<_>>()?;
+    for (g, spec) in groups.iter().zip(&recipe.optim.groups) {
+        check_matches(g, &names, &format!("optim.groups `{}`", spec.name))?;
+    }
+    let mut group = BTreeMap::new();
+    for n in &names {
+        let trained = (train.is_empty() || train.iter().any(|p| covers(p, n))) && !frozen.iter().any(|p| covers(p, n));
+        if trained {
+            let g = groups.iter().rposition(|ps| ps.iter().any(|p| covers(p, n))).map(|k| k + 1).unwrap_or(0);
+            group.insert(n.clone(), g);
+        }
+    }
+    if group.is_empty() {
+        return Err(TrainError::Usage("freeze: the recipe trains no tensor".into()));
+    }
+    Ok(Selection { names, group })
+}
+
+/// Split gradients into one `GradientsParams` per group, scaling all of them by `scale`.
+struct Splitter<'a> {
+    names: Vec<String>,
+    containers: Vec<String>,
+    group: &'a BTreeMap<String, usize>,
+    src: GradientsParams,
+    out: Vec<GradientsParams>,
+    scale: f32,
+    sq: f64,
+    measure: bool,
+}
+
+impl ModuleVisitor for Splitter<'_> {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.names.push(name.to_string());
+        self.containers.push(container_type.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.names.pop();
+        self.containers.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let (name, _) = params::original_name("", &self.names, &self.containers);
+        let Some(&g) = self.group.get(&name) else { return };
+        if self.measure {
+            if let Some(t) = self.src.get::<D>(param.id) {
+                let v = t.powi_scalar(2).sum().into_data().convert::<f64>().try_to_vec::<f64>().expect("f64")[0];
+                self.sq += v;
+            }
+        } else if let Some(t) = self.src.remove::<D>(param.id) {
+            let t = if self.scale == 1.0 { t } else { t.mul_scalar(self.scale) };
+            self.out[g].register(param.id, t);
+        }
+    }
+}
+
+/// Progress and identity of a run, written beside every checkpoint and read back on resume.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunState {
+    pub step: usize,
+    /// Batches drawn so far (the cadence counter).
+    pub batches: usize,
+    pub cursors: BTreeMap<String, Cursor>,
+}
+
+/// What goes into `step_N.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CheckpointManifest {
+    pub sam3lab_version: String,
+    pub step: usize,
+    pub seed: u64,
+    pub recipe_sha256: String,
+    pub recipe: Recipe,
+    pub parent_checkpoint: String,
+    pub parent_sha256: String,
+    pub data: BTreeMap<String, String>,
+    pub trained_tensors: usize,
+    pub state: RunState,
+    pub checkpoint_sha256: String,
+}
+
+/// The outcome of a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunSummary {
+    pub out: PathBuf,
+    pub steps: usize,
+    pub resumed_from: Option<usize>,
+    pub checkpoints: Vec<PathBuf>,
+    pub last_loss: BTreeMap<String, f32>,
+    pub seconds: f64,
+}
+
+fn ckpt_path(out: &Path, step: usize) -> PathBuf {
+    out.join(format!("step_{step:06}.safetensors"))
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    sam3lab_weights::write_atomic(path, bytes).map_err(|e| TrainError::input(path, e.to_string()))
+}
+
+/// Write every parameter of `model` under its original name (torch layout, f32).
+pub fn save_weights(model: &Sam3, path: &Path, metadata: Option<std::collections::HashMap<String, String>>) -> Result<String> {
+    let all: BTreeSet<String> = params::list(model, "").into_iter().map(|p| p.name).collect();
+    let vals = params::values(&model.clone().valid(), "", &all);
+    let headers: Vec<sam3lab_weights::TensorHeader> = vals
+        .iter()
+        .map(|(n, s, _)| sam3lab_weights::TensorHeader { name: n.clone(), dtype: sam3lab_weights::dtype::Dtype::F32, shape: s.clone() })
+        .collect();
+    let wrap = |e: sam3lab_weights::WeightsError| TrainError::input(path, e.to_string());
+    let mut w = sam3lab_weights::SafetensorsWriter::create(path, &headers, metadata).map_err(wrap)?;
+    for (n, _, v) in &vals {
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        w.write(n, &bytes).map_err(wrap)?;
+    }
+    w.finish().map_err(wrap)
+}
+
+/// AdamW moments of group `g` at a checkpoint (kept for every checkpoint, so any of them resumes).
+fn optim_path(out: &Path, step: usize, g: usize) -> PathBuf {
+    out.join(format!("step_{step:06}.optim{g}.bpk"))
+}
+
+fn latest_checkpoint(out: &Path) -> Option<(usize, PathBuf)> {
+    let rd = std::fs::read_dir(out).ok()?;
+    rd.filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().to_string();
+            let s = n.strip_prefix("step_")?.strip_suffix(".json")?.parse::<usize>().ok()?;
+            ckpt_path(out, s).is_file().then_some((s, e.path()))
+        })
+        .max_by_key(|(s, _)| *s)
+}
+
+fn optimizers(recipe: &Recipe) -> Vec<ModuleOptimizer> {
+    let o = &recipe.optim;
+    let mk = |wd: f32| AdamWConfig::new().with_beta_1(o.beta1).with_beta_2(o.beta2).with_epsilon(o.eps).with_weight_decay(wd).init();
+    std::iter::once(mk(o.weight_decay)).chain(o.groups.iter().map(|g| mk(g.weight_decay.unwrap_or(o.weight_decay)))).collect()
+}
+
+/// Run (or resume) a recipe into `out`.
+pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressBar) -> Result<RunSummary> {
+    let t0 = Instant::now();
+    let recipe = Recipe::load(recipe_path)?;
+    let recipe_text = std::fs::read(recipe_path).map_err(|e| TrainError::io(recipe_path, e))?;
+    let recipe_sha = sam3lab_hooks::sha256_hex(&recipe_text);
+    std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
+    let ad = device.clone().autodiff();
+
+    // Resume from the newest complete checkpoint of this recipe, if any.
+    let resume = latest_checkpoint(out);
+    let (start_ckpt, mut state) = match &resume {
+        Some((step, manifest)) => {
+            let text = std::fs::read_to_string(manifest).map_err(|e| TrainError::io(manifest, e))?;
+            let m: CheckpointManifest = serde_json::from_str(&text).map_err(|e| TrainError::input(manifest, e.to_string()))?;
+            if m.recipe_sha256 != recipe_sha {
+                return Err(TrainError::input(
+                    out,
+                    format!("holds a run of another recipe (sha256 {}…); use a new --out", &m.recipe_sha256[..12]),
+                ));
+            }
+            (ckpt_path(out, *step), m.state)
+        }
+        None => (recipe.model.checkpoint.clone(), RunState { step: 0, batches: 0, cursors: BTreeMap::new() }),
+    };
+    let config_override = if resume.is_some() { None } else { recipe.model.config.clone() };
+    let config_for_load = match (&config_override, &resume) {
+        (Some(c), _) => Some(c.clone()),
+        (None, Some(_)) => Some(out.join("config.json")),
+        _ => None,
+    };
+    let (model, info) = Sam3::load(&start_ckpt, config_for_load.as_deref(), &ad)?;
+    if resume.is_none() {
+        let cfg_json = serde_json::to_string_pretty(&serde_json::json!({ "model": info.config })).expect("config serialises");
+        write_atomic(&out.join("config.json"), cfg_json.as_bytes())?;
+    }
+    let parent_sha = if resume.is_some() {
+        sam3lab_hooks::sha256_file(&recipe.model.checkpoint).unwrap_or_default()
+    } else {
+        info.sha256.clone()
+    };
+    let cfg = info.config.clone();
+    let sel = select(&recipe, &model)?;
+    let trained: BTreeSet<String> = sel.group.keys().cloned().collect();
+    let mut model = params::set_trainable(model, "", &|n| trained.contains(n)).train();
+
+    // Data.
+    let mut sets: Vec<Dataset> = vec![];
+    for (name, spec) in &recipe.data {
+        sets.push(load_stream(name, spec, cfg.image_size)?);
+    }
+    let primary = sets.iter().position(|d| d.name == recipe.primary()).expect("checked");
+    let mut samplers: Vec<Sampler> = sets
+        .iter()
+        .enumerate()
+        .map(|(k, d)| Sampler::new(recipe.seed, k as u64, d.pairs.len(), state.cursors.get(&d.name).copied().unwrap_or_default()))
+        .collect();
+    let mut cache = ImageCache::default();
+
+    let mut optims = optimizers(&recipe);
+    if resume.is_some() {
+        optims = optims
+            .into_iter()
+            .enumerate()
+            .map(|(g, o)| {
+                let p = optim_path(out, state.step, g);
+                if p.is_file() { o.load(&p).map_err(|e| TrainError::input(&p, format!("{e:?}"))) } else { Ok(o) }
+            })
+            .collect::<Result<_>>()?;
+    }
+
+    let log_path = out.join("loss.csv");
+    let mut log = if resume.is_some() && log_path.is_file() {
+        // Keep rows up to the resumed step: a crash after the checkpoint must not duplicate rows.
+        let text = std::fs::read_to_string(&log_path).map_err(|e| TrainError::io(&log_path, e))?;
+        text.lines()
+            .filter(|l| l.starts_with('#') || l.starts_with("step,") || l.split(',').next().and_then(|s| s.parse::<usize>().ok()).is_some_and(|s| s <= state.step))
+            .fold(String::new(), |mut a, l| {
+                a.push_str(l);
+                a.push('\n');
+                a
+            })
+    } else {
+        String::new()
+    };
+    let mut header_written = log.lines().any(|l| l.starts_with("step,"));
+    if log.is_empty() {
+        let _ = writeln!(log, "# recipe: {}\n# recipe_sha256: {recipe_sha}\n# parent_sha256: {parent_sha}\n# seed: {}", recipe_path.display(), recipe.seed);
+    }
+
+    let ckpts = recipe.checkpoint_steps();
+    let mut written = vec![];
+    let mut last = BTreeMap::new();
+    progress.set_length(recipe.steps as u64);
+    progress.set_position(state.step as u64);
+    let resumed_from = resume.as_ref().map(|(s, _)| *s);
+    let t_loop = Instant::now();
+    let first_step = state.step;
+    while state.step < recipe.steps {
+        let step = state.step;
+        let mut acc = GradientsAccumulator::<Sam3>::new();
+        let mut sums: BTreeMap<String, f32> = BTreeMap::new();
+        for _ in 0..recipe.grad_accum {
+            // Cadence: the secondary streams due at this batch share it; else the primary.
+            let k = state.batches;
+            let due: Vec<usize> = (0..sets.len())
+                .filter(|&i| i != primary && recipe.data[&sets[i].name].every.is_some_and(|e| (k + 1) % e == 0))
+                .collect();
+            let sources = if due.is_empty() { vec![primary] } else { due };
+            let mut picks: Vec<(&Dataset, usize)> = vec![];
+            for (j, &src) in sources.iter().enumerate() {
+                let share = recipe.batch_size / sources.len() + usize::from(j < recipe.batch_size % sources.len());
+                for i in samplers[src].take(share) {
+                    picks.push((&sets[src], i));
+                }
+            }
+            let batch = make_batch(&picks, &mut cache, cfg.image_size, cfg.text.context_length, &ad)?;
+            state.batches += 1;
+            let out_t = forward(&model, &batch, &mut Hooks::none())?;
+            let loss: LossOutput = compute_loss(&out_t, &batch.targets, &recipe.loss).map_err(TrainError::Usage)?;
+            let values = loss.values();
+            let core = values["core_loss"];
+            if !core.is_finite() {
+                return Err(TrainError::NonFinite { step: step + 1, value: core, pairs: batch.pair_ids.join(", ") });
+            }
+            for (k, v) in values {
+                *sums.entry(k).or_default() += v / recipe.grad_accum as f32;
+            }
+            let scaled = if recipe.grad_accum > 1 { loss.core.div_scalar(recipe.grad_accum as f32) } else { loss.core };
+            let grads = GradientsParams::from_grads(scaled.backward(), &model);
+            acc.accumulate(&model, grads);
+        }
+        let grads = acc.grads();
+        // Global-norm clipping as torch's clip_grad_norm_ (burn's own clipping is per tensor).
+        let mut sp = Splitter {
+            names: vec![],
+            containers: vec![],
+            group: &sel.group,
+            src: grads,
+            out: (0..optims.len()).map(|_| GradientsParams::new()).collect(),
+            scale: 1.0,
+            sq: 0.0,
+            measure: true,
+        };
+        model.visit(&mut sp);
+        let norm = sp.sq.sqrt();
+        if let Some(max) = recipe.optim.clip_grad_norm {
+            let coef = max as f64 / (norm + 1e-6);
+            if coef < 1.0 {
+                sp.scale = coef as f32;
+            }
+        }
+        sp.measure = false;
+        model.visit(&mut sp);
+        let factor = recipe.schedule.factor(step, recipe.steps);
+        let lr = recipe.optim.lr * factor;
+        for (g, grads_g) in sp.out.into_iter().enumerate() {
+            if grads_g.is_empty() {
+                continue;
+            }
+            let scale = if g == 0 { 1.0 } else { recipe.optim.groups[g - 1].lr_scale };
+            model = optims[g].step(lr * scale, model, grads_g);
+        }
+        state.step += 1;
+        progress.inc(1);
+        let rate = (state.step - first_step) as f64 / t_loop.elapsed().as_secs_f64().max(1e-9);
+        progress.set_message(format!(
+            "loss {:.4} (ce {:.4}, presence {:.4}, bbox {:.4}) {rate:.2} steps/s",
+            sums.get("core_loss").copied().unwrap_or(f32::NAN),
+            sums.get("loss_ce").copied().unwrap_or(f32::NAN),
+            sums.get("presence_loss").copied().unwrap_or(f32::NAN),
+            sums.get("loss_bbox").copied().unwrap_or(f32::NAN),
+        ));
+        if state.step % recipe.log_every == 0 || state.step == recipe.steps {
+            if !header_written {
+                let _ = writeln!(log, "step,lr,grad_norm,{}", sums.keys().cloned().collect::<Vec<_>>().join(","));
+                header_written = true;
+            }
+            let vals: Vec<String> = sums.values().map(|v| format!("{v}")).collect();
+            let _ = writeln!(log, "{},{lr},{norm},{}", state.step, vals.join(","));
+        }
+        last = sums;
+        if ckpts.contains(&state.step) {
+            for (k, s) in sets.iter().zip(&samplers) {
+                state.cursors.insert(k.name.clone(), s.cursor);
+            }
+            let path = ckpt_path(out, state.step);
+            let sha = save_weights(&model, &path, None)?;
+            for (g, o) in optims.iter().enumerate() {
+                let p = optim_path(out, state.step, g);
+                o.save(&p).map_err(|e| TrainError::input(&p, format!("cannot save optimiser state: {e:?}")))?;
+            }
+            let manifest = CheckpointManifest {
+                sam3lab_version: env!("CARGO_PKG_VERSION").into(),
+                step: state.step,
+                seed: recipe.seed,
+                recipe_sha256: recipe_sha.clone(),
+                recipe: recipe.clone(),
+                parent_checkpoint: recipe.model.checkpoint.display().to_string(),
+                parent_sha256: parent_sha.clone(),
+                data: sets.iter().map(|d| (d.name.clone(), d.gt_sha256.clone())).collect(),
+                trained_tensors: trained.len(),
+                state: state.clone(),
+                checkpoint_sha256: sha,
+            };
+            write_atomic(&log_path, log.as_bytes())?;
+            // The manifest last: its presence marks the checkpoint complete (what resume looks for).
+            let mpath = out.join(format!("step_{:06}.json", state.step));
+            write_atomic(&mpath, serde_json::to_string_pretty(&manifest).expect("manifest").as_bytes())?;
+            written.push(path);
+        }
+    }
+    write_atomic(&log_path, log.as_bytes())?;
+    Ok(RunSummary { out: out.to_path_buf(), steps: recipe.steps, resumed_from, checkpoints: written, last_loss: last, seconds: t0.elapsed().as_secs_f64() })
+}

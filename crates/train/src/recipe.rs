@@ -1,0 +1,215 @@
+//! The recipe file of `sam3lab train` (TOML): start checkpoint, data streams with cadences, what is
+//! frozen, parameter groups, AdamW, the learning-rate schedule, step checkpoints, and the loss.
+//! See `docs/train.md` for the format and `recipes/` for the post's recipes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+use crate::loss::LossConfig;
+use crate::schedule::Schedule;
+
+/// A whole recipe. Unknown keys are errors (a typo must not silently train something else).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    /// Free text: what this run is (goes into every manifest).
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub seed: u64,
+    /// Optimiser steps (each = `grad_accum` batches).
+    pub steps: usize,
+    /// Find queries ((image, noun phrase) pairs) per batch.
+    #[serde(default = "one")]
+    pub batch_size: usize,
+    /// Batches whose gradients are summed (averaged) before one step.
+    #[serde(default = "one")]
+    pub grad_accum: usize,
+    /// Steps after which a checkpoint is written (the last step always is).
+    #[serde(default)]
+    pub checkpoints: Vec<usize>,
+    /// Write a row of the loss log every this many steps.
+    #[serde(default = "one")]
+    pub log_every: usize,
+    pub model: ModelSpec,
+    /// Data streams by name; exactly one is `primary`, the others replace every `every`-th batch.
+    pub data: BTreeMap<String, StreamSpec>,
+    #[serde(default)]
+    pub freeze: FreezeSpec,
+    #[serde(default)]
+    pub optim: OptimSpec,
+    #[serde(default)]
+    pub schedule: Schedule,
+    #[serde(default)]
+    pub loss: LossConfig,
+}
+
+fn one() -> usize {
+    1
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Start checkpoint: any format the loader reads (a fixture directory, `.safetensors`, `.pt`).
+    pub checkpoint: PathBuf,
+    /// Config JSON when the checkpoint does not carry one.
+    #[serde(default)]
+    pub config: Option<PathBuf>,
+}
+
+/// One data set in SA-Co/Gold / COCO-JSON form: one "image" entry per (image, noun phrase) pair,
+/// instance masks as RLE; a pair without instances is a negative.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSpec {
+    /// The ground-truth JSON.
+    pub gt: PathBuf,
+    /// Directory the `file_name`s are relative to (default: the JSON's directory).
+    #[serde(default)]
+    pub images: Option<PathBuf>,
+    /// The stream the run iterates; the others are interleaved.
+    #[serde(default)]
+    pub primary: bool,
+    /// For a secondary stream: one of its batches takes the place of every `every`-th batch.
+    #[serde(default)]
+    pub every: Option<usize>,
+    /// Keep only positives (pairs with instances) or only negatives.
+    #[serde(default)]
+    pub only: Option<Only>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Only {
+    Positives,
+    Negatives,
+}
+
+/// What is trained, by checkpoint tensor name (hook-pattern glob syntax: `*` one segment, `**` any
+/// number, `name*` within a segment, `a..b`, `{x,y}`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreezeSpec {
+    /// When non-empty: only tensors matching one of these are trained.
+    #[serde(default)]
+    pub train: Vec<String>,
+    /// Tensors matching one of these are frozen (applied after `train`).
+    #[serde(default)]
+    pub frozen: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimSpec {
+    pub lr: f64,
+    pub weight_decay: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    /// Clip the global gradient norm (torch's `clip_grad_norm_`) to this value.
+    #[serde(default)]
+    pub clip_grad_norm: Option<f32>,
+    /// Parameter groups with their own learning-rate scale and weight decay; a tensor belongs to
+    /// the last group whose pattern matches it, else to the base group.
+    #[serde(default)]
+    pub groups: Vec<GroupSpec>,
+}
+
+impl Default for OptimSpec {
+    fn default() -> Self {
+        Self { lr: 1e-4, weight_decay: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, clip_grad_norm: None, groups: vec![] }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSpec {
+    pub name: String,
+    pub patterns: Vec<String>,
+    /// Learning rate = `lr_scale · optim.lr · schedule(step)`.
+    #[serde(default = "one_f64")]
+    pub lr_scale: f64,
+    #[serde(default)]
+    pub weight_decay: Option<f32>,
+}
+
+fn one_f64() -> f64 {
+    1.0
+}
+
+impl Recipe {
+    /// Read and check a recipe; relative paths are resolved against the recipe's directory.
+    pub fn load(path: &Path) -> Result<Recipe> {
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+        let mut r: Recipe = toml::from_str(&text).map_err(|e| TrainError::input(path, e.to_string()))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() && !p.exists() && base.join(&*p).exists() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut r.model.checkpoint);
+        if let Some(c) = r.model.config.as_mut() {
+            fix(c);
+        }
+        for s in r.data.values_mut() {
+            fix(&mut s.gt);
+            if let Some(i) = s.images.as_mut() {
+                fix(i);
+            }
+        }
+        r.check().map_err(|why| TrainError::input(path, why))?;
+        Ok(r)
+    }
+
+    /// Structural checks that need no files.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if self.steps == 0 {
+            return Err("`steps` must be at least 1".into());
+        }
+        if self.batch_size == 0 || self.grad_accum == 0 || self.log_every == 0 {
+            return Err("`batch_size`, `grad_accum` and `log_every` must be at least 1".into());
+        }
+        let primaries: Vec<&String> = self.data.iter().filter(|(_, s)| s.primary).map(|(k, _)| k).collect();
+        if primaries.len() != 1 {
+            return Err(format!(
+                "exactly one data stream must have `primary = true`, found {} ({primaries:?}) among {:?}",
+                primaries.len(),
+                self.data.keys().collect::<Vec<_>>()
+            ));
+        }
+        for (name, s) in &self.data {
+            match (s.primary, s.every) {
+                (true, Some(_)) => return Err(format!("data.{name}: the primary stream takes no `every`")),
+                (false, None) => return Err(format!("data.{name}: a secondary stream needs `every = N`")),
+                (false, Some(0 | 1)) => return Err(format!("data.{name}: `every` must be at least 2")),
+                _ => {}
+            }
+        }
+        for &c in &self.checkpoints {
+            if c == 0 || c > self.steps {
+                return Err(format!("checkpoint step {c} is outside 1..={}", self.steps));
+            }
+        }
+        self.schedule.check()?;
+        Ok(())
+    }
+
+    /// The primary stream's name.
+    pub fn primary(&self) -> &str {
+        self.data.iter().find(|(_, s)| s.primary).map(|(k, _)| k.as_str()).expect("checked")
+    }
+
+    /// Sorted, deduplicated checkpoint steps including the last.
+    pub fn checkpoint_steps(&self) -> Vec<usize> {
+        let mut v = self.checkpoints.clone();
+        v.push(self.steps);
+        v.sort();
+        v.dedup();
+        v
+    }
+}

@@ -144,7 +144,8 @@ pub fn count_nonfinite(dtype: DType, bytes: &[u8]) -> Option<(usize, usize)> {
 /// reference name (`module_prefix` + module path).
 pub fn nonfinite_tensors<M: ModuleSnapshot>(module: &M, module_prefix: &str) -> Result<Vec<String>, ModelError> {
     let mut bad = Vec::new();
-    for t in module.collect(None, None, false) {
+    // torch names (LayerNorm gamma/beta → weight/bias), as the checkpoint spells them
+    for t in module.collect(None, Some(Box::new(burn::store::BurnToPyTorchAdapter)), false) {
         let bytes = t
             .to_bytes()
             .map_err(|e| ModelError::Checkpoint { path: String::new(), why: format!("internal: reading back `{}`: {e}", t.name) })?;

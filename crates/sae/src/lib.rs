@@ -1,7 +1,7 @@
 //! sam3lab-sae: sparse autoencoders on cached SAM3 activations.
 //!
 //! This crate owns SAE training (ReLU + L1 with unit-norm decoder directions re-imposed after every
-//! Adam step, and TopK), its evaluation metrics (MSE, explained variance, L0, dead features — formulas
+//! Adam step and dead latents resampled, and TopK with the AuxK loss; default width 4 × d — see the `train` module), its evaluation metrics (MSE, explained variance, L0, dead features — formulas
 //! in [`metrics`]), the on-disk SAE format ([`io`]: a directory with `sae.safetensors` + `sae.json`),
 //! and the feature ranking of the post's §9 ([`rank`]: fire rates on negative vs positive pairs per
 //! checkpoint, ranked by their change between two checkpoints). Inputs are hook caches from

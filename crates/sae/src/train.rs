@@ -315,8 +315,8 @@ fn scale_moments<const D: usize>(st: &mut Option<AdamState<D>>, keep: Tensor<D>)
 /// - **TopK, AuxK** (OpenAI, "Scaling and evaluating sparse autoencoders"): with e = x − x̂
 ///   (detached) and ê = W_decᵀ ReLU(top-k_aux of the dead latents' pre-activations) (no bias), the
 ///   loss gets + α · V_x · mean‖e − ê‖² / V_e, where V_e = mean‖e − ē‖² over the batch and
-///   V_x = mean‖x − x̄‖² over the training rows (constants): OpenAI's normalised AuxK MSE, weighted against our reconstruction
-///   term as OpenAI weights it against their normalised MSE.
+///   V_x = mean‖x − x̄‖² over the training rows (constants): OpenAI's normalised AuxK MSE, weighted
+///   against our reconstruction term as OpenAI weights it against their normalised MSE.
 pub fn train(rows: &[f32], d: usize, cfg: &TrainConfig, progress: &mut dyn FnMut(usize, f64)) -> Result<Trained> {
     train_impl(rows, d, cfg, None, progress)
 }
@@ -711,6 +711,58 @@ mod tests {
                     / col.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
                 assert!((cos - 1.0).abs() < 1e-5, "encoder column {j} not along its decoder row (cos {cos})");
             }
+        }
+    }
+
+    /// The AuxK term equals a host computation of OpenAI's normalised AuxK MSE, and its gradient
+    /// reaches the encoder columns of dead latents only.
+    #[test]
+    fn aux_k_term_matches_host_formula_and_reaches_only_dead_latents() {
+        let (b, d, m, k) = (5, 3, 6, 2);
+        let dead = [0usize, 2, 3, 5];
+        let mut rng = Rng::new(7);
+        let mut r = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal() as f32).collect() };
+        let (pre_h, err_h, wdec_h) = (r(b * m), r(b * d), r(m * d));
+        let device = Device::flex().autodiff();
+        let pre = Tensor::<2>::from_data(TensorData::new(pre_h.clone(), [b, m]), &device).require_grad();
+        let err = Tensor::<2>::from_data(TensorData::new(err_h.clone(), [b, d]), &device);
+        let w_dec = Tensor::<2>::from_data(TensorData::new(wdec_h.clone(), [m, d]), &device).require_grad();
+        let (term, normalised) = aux_k_term(pre.clone(), err, d, &dead, k, w_dec.clone(), 1.0).unwrap();
+
+        // Host: per row, the k largest dead pre-activations, ReLU'd, decode without bias.
+        let v_e = total_variance(&err_h, d);
+        let mut sse = 0f64;
+        for i in 0..b {
+            let mut ds: Vec<usize> = dead.to_vec();
+            ds.sort_by(|&p, &q| pre_h[i * m + q].total_cmp(&pre_h[i * m + p]));
+            let mut eh = vec![0f64; d];
+            for &j in &ds[..k] {
+                let f = (pre_h[i * m + j] as f64).max(0.0);
+                for c in 0..d {
+                    eh[c] += f * wdec_h[j * d + c] as f64;
+                }
+            }
+            sse += (0..d).map(|c| (err_h[i * d + c] as f64 - eh[c]).powi(2)).sum::<f64>();
+        }
+        let want = sse / b as f64 / v_e;
+        assert!((normalised - want).abs() < 1e-5 * want.max(1.0), "{normalised} vs {want}");
+        let t = term.clone().inner().into_scalar::<f32>() as f64;
+        assert!((t - want).abs() < 1e-5 * want.max(1.0), "term {t} vs {want}");
+
+        let grads = term.backward();
+        let g = host(&pre.grad(&grads).unwrap());
+        for i in 0..b {
+            for j in 0..m {
+                if !dead.contains(&j) {
+                    assert_eq!(g[i * m + j], 0.0, "live latent {j} got an AuxK gradient");
+                }
+            }
+        }
+        assert!(dead.iter().any(|&j| (0..b).any(|i| g[i * m + j] != 0.0)), "no AuxK gradient reached a dead latent");
+        let gd = host(&w_dec.grad(&grads).unwrap());
+        for j in 0..m {
+            let nz = gd[j * d..(j + 1) * d].iter().any(|&v| v != 0.0);
+            assert!(!nz || dead.contains(&j), "live decoder row {j} got an AuxK gradient");
         }
     }
 }

@@ -156,3 +156,21 @@ fn dead_fraction_is_in_the_training_log_of_sae_json() {
         assert_eq!((t["resample_every"].as_u64().unwrap(), t["aux_k"].as_u64().unwrap()), (every, aux_k), "{name}: {t}");
     }
 }
+
+#[test]
+fn bad_dead_latent_settings_are_named_errors() {
+    let (_, rows) = standard_problem(16, 4);
+    let err = |c: TrainConfig| sam3lab_sae::train(&rows, D, &c, &mut |_, _| {}).err().expect("must fail").to_string();
+    let mut c = cfg(32, Sparsity::Topk { k: 3 }, 10);
+    c.aux_k = Some(33);
+    assert!(err(c).contains("k_aux = 33"));
+    let mut c = cfg(32, Sparsity::Topk { k: 3 }, 10);
+    c.aux_coeff = -1.0;
+    assert!(err(c).contains("AuxK coefficient"));
+    let mut c = cfg(32, Sparsity::L1 { coeff: 1.0 }, 10);
+    c.dead_after_rows = Some(0);
+    assert!(err(c).contains("dead_after_rows"));
+    let w = init(&rows, 16, 0..0, 1.0, 0.0, 1);
+    let e = train_from(&w, &rows, D, &cfg(32, Sparsity::L1 { coeff: 1.0 }, 10), &mut |_, _| {}).err().unwrap().to_string();
+    assert!(e.contains("m = 16"), "{e}");
+}

@@ -139,3 +139,21 @@ fn bad_recipes_name_the_fault() {
     let e = bad(|t| t.replace("only = \"positives\"", "only = \"negatives\"").replace("train-set/gt.json", "train-set/positives.json"));
     assert!(e.contains("empty") && e.contains("replay"), "{e}");
 }
+
+#[test]
+fn the_post_recipes_for_the_real_model_parse() {
+    // Their data and checkpoints are the user's; the structure (keys, streams, schedule) is checked.
+    let dir = root().join("recipes/post");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let r = sam3lab_train::Recipe::load(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert!(!r.description.is_empty());
+        n += 1;
+    }
+    assert_eq!(n, 6);
+    let rec = sam3lab_train::Recipe::load(&dir.join("recovery.toml")).unwrap();
+    assert_eq!(rec.checkpoint_steps(), vec![50, 100, 200, 400, 800, 1200, 1600, 2000]);
+    assert_eq!(rec.schedule.factor(25, 2000), 0.5);
+    assert_eq!(rec.schedule.factor(1000, 2000), 5.0);
+}

@@ -3,7 +3,7 @@
 //! One variant of [`Bench`] per case; each case is self-contained in its own function (add new cases
 //! the same way).
 
-use super::{bench_forward, bench_hooks, bench_model, bench_weights as weights_diff};
+use super::{bench_forward, bench_hooks, bench_model, bench_train, bench_weights as weights_diff};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -25,6 +25,9 @@ enum Bench {
     /// Hook cost: fixture forward with no hooks, an empty spec, one capture, capture-all without
     /// heads, and capture-all, as ratios to no hooks.
     Hooks(bench_hooks::HooksArgs),
+    /// One training step (forward, matching, loss, backward, AdamW) on the training fixture's batch vs
+    /// the eval forward of the same batch; `--full` adds a full-size 1008² step with the trunk frozen.
+    Train(bench_train::TrainArgs),
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
@@ -34,5 +37,6 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Bench::Backbone(a) => bench_model::run_backbone(a),
         Bench::WeightsDiff(a) => weights_diff::run(a),
         Bench::Hooks(a) => bench_hooks::run(a),
+        Bench::Train(a) => bench_train::run(a),
     }
 }

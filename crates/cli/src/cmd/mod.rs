@@ -4,6 +4,7 @@ pub mod bench;
 pub mod bench_forward;
 pub mod bench_hooks;
 pub mod bench_model;
+pub mod bench_train;
 pub mod bench_util;
 pub mod bench_weights;
 pub mod eval;

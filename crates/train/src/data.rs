@@ -207,6 +207,19 @@ pub struct Batch {
     pub pair_ids: Vec<String>,
 }
 
+impl Batch {
+    pub fn to_device(&self, device: &Device) -> Batch {
+        Batch {
+            pixels: self.pixels.clone().to_device(device),
+            input_ids: self.input_ids.clone().to_device(device),
+            img_ids: self.img_ids.clone(),
+            text_ids: self.text_ids.clone(),
+            targets: self.targets.clone(),
+            pair_ids: self.pair_ids.clone(),
+        }
+    }
+}
+
 /// Assemble a batch from `(dataset, pair index)` picks: distinct images and phrases once each.
 pub fn make_batch(
     picks: &[(&Dataset, usize)],

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer, MultiGradientsParams};
 use burn::prelude::*;
 use indicatif::ProgressBar;
 use sam3lab_hooks::{HookPattern, Hooks};
@@ -126,6 +126,56 @@ impl ModuleVisitor for Splitter<'_> {
     }
 }
 
+/// Forward, loss and backward of micro-batches `r, r + n, …` on one replica; gradients summed, each
+/// loss divided by the step's number of micro-batches; the loss terms averaged the same way.
+fn micro_steps(model: &Sam3, batches: &[Batch], r: usize, n: usize, recipe: &Recipe, step: usize) -> Result<(GradientsParams, BTreeMap<String, f32>)> {
+    let mut acc = GradientsAccumulator::<Sam3>::new();
+    let mut sums: BTreeMap<String, f32> = BTreeMap::new();
+    let device = model.devices().into_iter().next().unwrap_or_else(|| Device::flex().autodiff());
+    let total = batches.len();
+    for batch in batches.iter().skip(r).step_by(n) {
+        let local;
+        let batch = if batch.pixels.device() == device {
+            batch
+        } else {
+            local = batch.to_device(&device);
+            &local
+        };
+        let out_t = forward(model, batch, &mut Hooks::none())?;
+        let loss: LossOutput = compute_loss(&out_t, &batch.targets, &recipe.loss).map_err(TrainError::Usage)?;
+        let values = loss.values();
+        let core = values["core_loss"];
+        if !core.is_finite() {
+            return Err(TrainError::NonFinite { step: step + 1, value: core, pairs: batch.pair_ids.join(", ") });
+        }
+        for (k, v) in values {
+            *sums.entry(k).or_default() += v / total as f32;
+        }
+        let scaled = if total > 1 { loss.core.div_scalar(total as f32) } else { loss.core };
+        acc.accumulate(model, GradientsParams::from_grads(scaled.backward(), model));
+    }
+    Ok((acc.grads(), sums))
+}
+
+/// Sum the replicas' gradients (burn's `MultiGradientsParams`) onto `device`.
+fn merge(model: &Sam3, multi: MultiGradientsParams, device: &Device) -> GradientsParams {
+    struct Merge<'a> {
+        multi: MultiGradientsParams,
+        out: GradientsParams,
+        device: &'a Device,
+    }
+    impl ModuleVisitor for Merge<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some((t, _)) = self.multi.remove::<D>(param.id) {
+                self.out.register(param.id, t.to_device(self.device));
+            }
+        }
+    }
+    let mut m = Merge { multi, out: GradientsParams::new(), device };
+    model.visit(&mut m);
+    m.out
+}
+
 /// Progress and identity of a run, written beside every checkpoint and read back on resume.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunState {
@@ -216,7 +266,15 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
     let recipe_text = std::fs::read(recipe_path).map_err(|e| TrainError::io(recipe_path, e))?;
     let recipe_sha = sam3lab_hooks::sha256_hex(&recipe_text);
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
-    let ad = device.clone().autodiff();
+    let ad = match recipe.devices.first() {
+        Some(d) => sam3lab_model::device::device_from_name(d)?.autodiff(),
+        None => device.clone().autodiff(),
+    };
+    let replicas: Vec<Device> = if recipe.devices.len() > 1 {
+        recipe.devices.iter().map(|d| sam3lab_model::device::device_from_name(d).map(|d| d.autodiff())).collect::<std::result::Result<_, _>>()?
+    } else {
+        vec![ad.clone()]
+    };
 
     // Resume from the newest complete checkpoint of this recipe, if any.
     let resume = latest_checkpoint(out);
@@ -309,8 +367,8 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
     let first_step = state.step;
     while state.step < recipe.steps {
         let step = state.step;
-        let mut acc = GradientsAccumulator::<Sam3>::new();
-        let mut sums: BTreeMap<String, f32> = BTreeMap::new();
+        // The step's micro-batches, drawn in order (the data does not depend on the devices).
+        let mut batches = Vec::with_capacity(recipe.grad_accum);
         for _ in 0..recipe.grad_accum {
             // Cadence: the secondary streams due at this batch share it; else the primary.
             let k = state.batches;
@@ -325,23 +383,37 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
                     picks.push((&sets[src], i));
                 }
             }
-            let batch = make_batch(&picks, &mut cache, cfg.image_size, cfg.text.context_length, &ad)?;
+            batches.push(make_batch(&picks, &mut cache, cfg.image_size, cfg.text.context_length, &ad)?);
             state.batches += 1;
-            let out_t = forward(&model, &batch, &mut Hooks::none())?;
-            let loss: LossOutput = compute_loss(&out_t, &batch.targets, &recipe.loss).map_err(TrainError::Usage)?;
-            let values = loss.values();
-            let core = values["core_loss"];
-            if !core.is_finite() {
-                return Err(TrainError::NonFinite { step: step + 1, value: core, pairs: batch.pair_ids.join(", ") });
-            }
-            for (k, v) in values {
-                *sums.entry(k).or_default() += v / recipe.grad_accum as f32;
-            }
-            let scaled = if recipe.grad_accum > 1 { loss.core.div_scalar(recipe.grad_accum as f32) } else { loss.core };
-            let grads = GradientsParams::from_grads(scaled.backward(), &model);
-            acc.accumulate(&model, grads);
         }
-        let grads = acc.grads();
+        // Data parallel: micro-batch i runs on replica i mod n; burn's MultiGradientsParams sums the
+        // replicas' gradients (each loss is divided by grad_accum, so the sum is the mean).
+        let n = replicas.len().min(batches.len());
+        let results: Vec<Result<(GradientsParams, BTreeMap<String, f32>)>> = if n == 1 {
+            vec![micro_steps(&model, &batches, 0, 1, &recipe, step)]
+        } else {
+            let replicas_now: Vec<Sam3> = replicas.iter().take(n).map(|d| model.clone().fork(d)).collect();
+            let batches_ref = &batches;
+            let recipe_ref = &recipe;
+            std::thread::scope(|scope| {
+                let hs: Vec<_> = replicas_now
+                    .iter()
+                    .enumerate()
+                    .map(|(r, m)| scope.spawn(move || micro_steps(m, batches_ref, r, n, recipe_ref, step)))
+                    .collect();
+                hs.into_iter().map(|h| h.join().expect("replica thread")).collect()
+            })
+        };
+        let mut multi = MultiGradientsParams::default();
+        let mut sums: BTreeMap<String, f32> = BTreeMap::new();
+        for (r, res) in results.into_iter().enumerate() {
+            let (g, s) = res?;
+            multi.grads.push((g, replicas[r].clone()));
+            for (k, v) in s {
+                *sums.entry(k).or_default() += v;
+            }
+        }
+        let grads = if multi.grads.len() == 1 { multi.grads.pop().expect("one").0 } else { merge(&model, multi, &ad) };
         // Global-norm clipping as torch's clip_grad_norm_ (burn's own clipping is per tensor).
         let mut sp = Splitter {
             names: vec![],

@@ -34,6 +34,10 @@ pub struct Recipe {
     /// Write a row of the loss log every this many steps.
     #[serde(default = "one")]
     pub log_every: usize,
+    /// Data-parallel replicas (`cpu`, `wgpu`, `cuda`, …): micro-batch i of a step runs on replica
+    /// i mod n and burn sums their gradients. Empty = the `--device` given to the command.
+    #[serde(default)]
+    pub devices: Vec<String>,
     pub model: ModelSpec,
     /// Data streams by name; exactly one is `primary`, the others replace every `every`-th batch.
     pub data: BTreeMap<String, StreamSpec>,

@@ -29,3 +29,35 @@ fn train_fixture_passes_every_key() {
     let grads = report.rows.iter().filter(|r| r.key.starts_with("grad.") && r.status == Status::Pass).count();
     assert!(grads >= 287, "{grads} gradient rows passed");
 }
+
+/// The check can fail: nudging one weight by 1e-3 (the fixture README's own sensitivity case) moves
+/// gradients outside the tolerance, while the matching stays the same.
+#[test]
+fn a_perturbed_weight_fails_the_gradient_check() {
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(fixture()).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
+    }
+    let wpath = dir.path().join("weights.safetensors");
+    let bytes = std::fs::read(&wpath).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let key = "transformer.decoder.presence_token_head.layers.2.bias";
+    let mut tensors: Vec<(String, Vec<u8>, Vec<usize>, safetensors::Dtype)> = st
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.data().to_vec(), v.shape().to_vec(), v.dtype()))
+        .collect();
+    let t = tensors.iter_mut().find(|t| t.0 == key).unwrap();
+    let v = f32::from_le_bytes(t.1[..4].try_into().unwrap()) + 1e-3;
+    t.1[..4].copy_from_slice(&v.to_le_bytes());
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|(n, d, s, dt)| (n.clone(), safetensors::tensor::TensorView::new(*dt, s.clone(), d).unwrap()))
+        .collect();
+    safetensors::serialize_to_file(views, None, &wpath).unwrap();
+    let report = run_train_parity(dir.path(), &Device::flex()).unwrap();
+    let failed_grads = report.rows.iter().filter(|r| r.key.starts_with("grad.") && r.status == Status::Fail).count();
+    assert!(failed_grads >= 50, "only {failed_grads} gradient rows failed");
+    assert!(report.rows.iter().filter(|r| r.key.starts_with("matching.")).all(|r| r.status == Status::Pass));
+    assert!(!report.all_compared_pass());
+}

@@ -1,0 +1,215 @@
+//! [`WorldConfig`]: resolution, scene statistics and split sizes (serde; every field has a default,
+//! unknown fields are errors so that a typo in a config file is caught).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, WorldError};
+use crate::vocab::{COLOURS, SHAPES};
+
+/// Everything that shapes a generated world except the seed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorldConfig {
+    /// Side of every image in pixels (square; the tiny model's input is 112).
+    pub resolution: u32,
+    pub broad: BroadConfig,
+    pub narrow: NarrowConfig,
+    pub splits: SplitSizes,
+}
+
+/// The broad domain (stand-in for SA-Co / LVIS): colour × shape objects on textured backgrounds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BroadConfig {
+    /// How many of the colours (red, green, blue, yellow, purple, orange, cyan, pink, white, brown) are used.
+    pub colours: usize,
+    /// How many of the shapes (circle, square, triangle, star, ring, cross, diamond, heart, hexagon, crescent) are used.
+    pub shapes: usize,
+    pub min_objects: usize,
+    pub max_objects: usize,
+    /// Object radius range as a fraction of the image side.
+    pub min_radius: f64,
+    pub max_radius: f64,
+    /// Largest rotation either way, degrees.
+    pub max_rotation_deg: f64,
+    /// Chance that an object (after the first) is placed over an earlier one.
+    pub occlusion_prob: f64,
+    /// Least share of an occluded object's pixels that stays visible.
+    pub min_visible: f64,
+    /// Chance that an object (after the first) repeats a concept already in the image.
+    pub repeat_prob: f64,
+    /// Share of negatives that share a colour or a shape with an object in the image.
+    pub hard_negative_share: f64,
+}
+
+/// The narrow task (stand-in for the watch): a wristwatch-like clock whose parts are concepts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NarrowConfig {
+    /// Case radius range as a fraction of the image side (close-up scale).
+    pub min_radius: f64,
+    pub max_radius: f64,
+    /// Largest offset of the case centre from the image centre, as a fraction of the side.
+    pub max_offset: f64,
+    pub max_rotation_deg: f64,
+    /// Chance that each optional part (second hand, date window, logo badge, small subdial, keeper loop) is there.
+    pub optional_part_prob: f64,
+    /// Least visible pixels for a part to be used as a positive (parts with fewer but some pixels are
+    /// used as neither positive nor negative).
+    pub min_positive_area: u64,
+}
+
+/// How many images / pairs each split gets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SplitSizes {
+    pub broad_pretrain_images: usize,
+    pub broad_pretrain_negatives_per_image: usize,
+    pub broad_eval_images: usize,
+    pub broad_eval_positives_per_image: usize,
+    pub broad_eval_negatives_per_image: usize,
+    pub broad_positive_eval_images: usize,
+    pub broad_positive_eval_per_image: usize,
+    pub narrow_train_closeups: usize,
+    pub narrow_train_quadrants: usize,
+    pub narrow_eval_closeups: usize,
+    pub narrow_eval_quadrants: usize,
+    pub narrow_eval_per_image: usize,
+    pub narrow_negative_quadrants: usize,
+    pub narrow_negatives_per_quadrant: usize,
+    pub probe_images: usize,
+    /// How many broad-eval noun phrases form the probe's third prompt group.
+    pub probe_broad_eval_phrases: usize,
+}
+
+impl Default for WorldConfig {
+    fn default() -> Self {
+        WorldConfig { resolution: 112, broad: BroadConfig::default(), narrow: NarrowConfig::default(), splits: SplitSizes::default() }
+    }
+}
+
+impl Default for BroadConfig {
+    fn default() -> Self {
+        BroadConfig {
+            colours: 8,
+            shapes: 8,
+            min_objects: 1,
+            max_objects: 4,
+            min_radius: 0.10,
+            max_radius: 0.19,
+            max_rotation_deg: 20.0,
+            occlusion_prob: 0.3,
+            min_visible: 0.5,
+            repeat_prob: 0.25,
+            hard_negative_share: 0.5,
+        }
+    }
+}
+
+impl Default for NarrowConfig {
+    fn default() -> Self {
+        NarrowConfig {
+            min_radius: 0.27,
+            max_radius: 0.34,
+            max_offset: 0.05,
+            max_rotation_deg: 12.0,
+            optional_part_prob: 0.75,
+            min_positive_area: 6,
+        }
+    }
+}
+
+impl Default for SplitSizes {
+    fn default() -> Self {
+        SplitSizes {
+            broad_pretrain_images: 2000,
+            broad_pretrain_negatives_per_image: 2,
+            broad_eval_images: 100,
+            broad_eval_positives_per_image: 1,
+            broad_eval_negatives_per_image: 1,
+            broad_positive_eval_images: 100,
+            broad_positive_eval_per_image: 2,
+            narrow_train_closeups: 150,
+            narrow_train_quadrants: 150,
+            narrow_eval_closeups: 20,
+            narrow_eval_quadrants: 20,
+            narrow_eval_per_image: 5,
+            narrow_negative_quadrants: 300,
+            narrow_negatives_per_quadrant: 4,
+            probe_images: 20,
+            probe_broad_eval_phrases: 24,
+        }
+    }
+}
+
+impl WorldConfig {
+    /// A tiny world for tests and smoke runs (same statistics, a few images per split).
+    pub fn quick() -> Self {
+        WorldConfig {
+            splits: SplitSizes {
+                broad_pretrain_images: 24,
+                broad_eval_images: 8,
+                broad_positive_eval_images: 8,
+                narrow_train_closeups: 4,
+                narrow_train_quadrants: 4,
+                narrow_eval_closeups: 2,
+                narrow_eval_quadrants: 2,
+                narrow_negative_quadrants: 8,
+                probe_images: 4,
+                probe_broad_eval_phrases: 8,
+                ..SplitSizes::default()
+            },
+            ..WorldConfig::default()
+        }
+    }
+
+    /// Check ranges; the message names the field.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(WorldError::Config(m));
+        if !(32..=4096).contains(&self.resolution) {
+            return bad(format!("resolution must be in 32..=4096, got {}", self.resolution));
+        }
+        let b = &self.broad;
+        if !(2..=COLOURS.len()).contains(&b.colours) {
+            return bad(format!("broad.colours must be in 2..={}, got {}", COLOURS.len(), b.colours));
+        }
+        if !(2..=SHAPES.len()).contains(&b.shapes) {
+            return bad(format!("broad.shapes must be in 2..={}, got {}", SHAPES.len(), b.shapes));
+        }
+        if b.min_objects < 1 || b.max_objects < b.min_objects || b.max_objects > 6 {
+            return bad(format!("broad objects must satisfy 1 <= min_objects <= max_objects <= 6, got {}..{}", b.min_objects, b.max_objects));
+        }
+        if !(0.03..=0.3).contains(&b.min_radius) || b.max_radius < b.min_radius || b.max_radius > 0.3 {
+            return bad(format!("broad radii must satisfy 0.03 <= min_radius <= max_radius <= 0.3, got {}..{}", b.min_radius, b.max_radius));
+        }
+        for (name, v) in [
+            ("broad.occlusion_prob", b.occlusion_prob),
+            ("broad.min_visible", b.min_visible),
+            ("broad.repeat_prob", b.repeat_prob),
+            ("broad.hard_negative_share", b.hard_negative_share),
+            ("narrow.optional_part_prob", self.narrow.optional_part_prob),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return bad(format!("{name} must be in [0, 1], got {v}"));
+            }
+        }
+        if b.min_visible < 0.2 {
+            return bad(format!("broad.min_visible must be at least 0.2, got {}", b.min_visible));
+        }
+        let n = &self.narrow;
+        if !(0.12..=0.4).contains(&n.min_radius) || n.max_radius < n.min_radius || n.max_radius > 0.4 {
+            return bad(format!("narrow radii must satisfy 0.12 <= min_radius <= max_radius <= 0.4, got {}..{}", n.min_radius, n.max_radius));
+        }
+        if !(0.0..=0.15).contains(&n.max_offset) {
+            return bad(format!("narrow.max_offset must be in [0, 0.15], got {}", n.max_offset));
+        }
+        if !(0.0..=45.0).contains(&n.max_rotation_deg) || !(0.0..=45.0).contains(&b.max_rotation_deg) {
+            return bad("max_rotation_deg must be in [0, 45]".into());
+        }
+        let s = &self.splits;
+        if s.probe_images == 0 || s.broad_eval_images == 0 {
+            return bad("splits.probe_images and splits.broad_eval_images must be at least 1".into());
+        }
+        Ok(())
+    }
+}

@@ -58,6 +58,8 @@ enum Cmd {
     Train(cmd::train::Args),
     /// Benchmarks (ratios against a baseline measured in the same run).
     Bench(cmd::bench::Args),
+    /// Generate the concept-grounding world (broad scenes, the narrow clock task, SA-Co/Gold splits).
+    World(cmd::world::Args),
 }
 
 /// Whether a panic message is `print!`/`println!` failing on a closed stdout pipe.
@@ -106,6 +108,7 @@ fn run() -> ExitCode {
         Cmd::Retrain(a) => cmd::retrain::run(a),
         Cmd::Train(a) => cmd::train::run(a),
         Cmd::Bench(a) => cmd::bench::run(a),
+        Cmd::World(a) => cmd::world::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -163,6 +163,19 @@ impl WorldConfig {
         }
     }
 
+    /// Read a config file: TOML when the name ends in `.toml`, JSON otherwise; missing fields take
+    /// their defaults, unknown fields are errors. The result is validated.
+    pub fn load(path: &std::path::Path) -> Result<WorldConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| WorldError::io(path, e))?;
+        let cfg: WorldConfig = if path.extension().is_some_and(|e| e == "toml") {
+            toml::from_str(&text).map_err(|e| WorldError::Config(format!("{}: {e}", path.display())))?
+        } else {
+            serde_json::from_str(&text).map_err(|e| WorldError::Config(format!("{}: {e}", path.display())))?
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
     /// Check ranges; the message names the field.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(WorldError::Config(m));

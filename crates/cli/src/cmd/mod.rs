@@ -20,3 +20,4 @@ pub mod segment;
 pub mod surgery;
 pub mod train;
 pub mod weights;
+pub mod world;

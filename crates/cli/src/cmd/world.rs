@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context;
 use sam3lab_world::WorldConfig;
 
 #[derive(clap::Args)]
@@ -41,20 +40,15 @@ struct GenArgs {
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     match args.cmd {
-        WorldCmd::Gen(a) => gen(a),
+        WorldCmd::Gen(a) => generate(a),
     }
 }
 
-fn gen(a: GenArgs) -> anyhow::Result<u8> {
+fn generate(a: GenArgs) -> anyhow::Result<u8> {
     let mut cfg = if a.quick {
         WorldConfig::quick()
     } else if let Some(path) = &a.config {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        if path.extension().is_some_and(|e| e == "toml") {
-            toml::from_str(&text).with_context(|| format!("{}: not a valid world config", path.display()))?
-        } else {
-            serde_json::from_str(&text).with_context(|| format!("{}: not a valid world config", path.display()))?
-        }
+        WorldConfig::load(path)?
     } else {
         WorldConfig::default()
     };

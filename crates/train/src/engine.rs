@@ -270,8 +270,14 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
         Some(d) => sam3lab_model::device::device_from_name(d)?.autodiff(),
         None => device.clone().autodiff(),
     };
+    let ckpt = |d: Device| if recipe.gradient_checkpointing { d.gradient_checkpointing() } else { d };
+    let ad = ckpt(ad);
     let replicas: Vec<Device> = if recipe.devices.len() > 1 {
-        recipe.devices.iter().map(|d| sam3lab_model::device::device_from_name(d).map(|d| d.autodiff())).collect::<std::result::Result<_, _>>()?
+        recipe
+            .devices
+            .iter()
+            .map(|d| sam3lab_model::device::device_from_name(d).map(|d| ckpt(d.autodiff())))
+            .collect::<std::result::Result<_, _>>()?
     } else {
         vec![ad.clone()]
     };

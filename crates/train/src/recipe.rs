@@ -38,6 +38,10 @@ pub struct Recipe {
     /// i mod n and burn sums their gradients. Empty = the `--device` given to the command.
     #[serde(default)]
     pub devices: Vec<String>,
+    /// burn's gradient checkpointing: memory-bound activations are recomputed in the backward
+    /// pass instead of kept (same numbers, less memory, more compute).
+    #[serde(default)]
+    pub gradient_checkpointing: bool,
     pub model: ModelSpec,
     /// Data streams by name; exactly one is `primary`, the others replace every `every`-th batch.
     pub data: BTreeMap<String, StreamSpec>,

@@ -184,4 +184,11 @@ fn two_cpu_replicas_equal_gradient_accumulation_on_one() {
     }
     // And it really trained: the weights moved from the parent.
     assert!(!moved(&wa).is_empty());
+    // Gradient checkpointing recomputes instead of keeping: the same numbers.
+    let three = dir.path().join("three.toml");
+    std::fs::write(&three, base.replace("seed = 0", "seed = 0\ngradient_checkpointing = true")).unwrap();
+    let c = run(&three, &dir.path().join("c"), &Device::flex(), &ProgressBar::hidden()).unwrap();
+    let wc = read_safetensors(&c.checkpoints[0]).unwrap();
+    let worst = wa.iter().flat_map(|(k, t)| t.data.iter().zip(&wc[k].data).map(|(x, y)| (x - y).abs())).fold(0f32, f32::max);
+    assert!(worst < 2e-6, "checkpointing changed the result by {worst}");
 }

@@ -134,7 +134,9 @@ pub fn render_scene(cfg: &WorldConfig, rng: &mut Rng) -> BroadScene {
                 let left = visible[j] - lose[j];
                 left as f64 >= b.min_visible * full && left >= min_px
             });
-            if !ok || (overlap && lose.iter().all(|&l| l == 0)) {
+            // No occlusion between objects of one colour: their boundary would not be visible.
+            let same_colour = objects.iter().zip(&lose).any(|(o, &l)| l > 0 && o.concept.colour == concept.colour);
+            if !ok || same_colour || (overlap && lose.iter().all(|&l| l == 0)) {
                 continue;
             }
             let label = (objects.len() + 1) as u16;

@@ -127,7 +127,7 @@ impl Default for SplitSizes {
             broad_eval_images: 100,
             broad_eval_positives_per_image: 1,
             broad_eval_negatives_per_image: 1,
-            broad_positive_eval_images: 100,
+            broad_positive_eval_images: 120,
             broad_positive_eval_per_image: 2,
             narrow_train_closeups: 150,
             narrow_train_quadrants: 150,

@@ -32,6 +32,9 @@ pub struct TrainArgs {
     /// minutes on a CPU, several GiB.
     #[arg(long)]
     full: bool,
+    /// With --full: burn's gradient checkpointing on (recompute memory-bound activations).
+    #[arg(long)]
+    checkpointing: bool,
 }
 
 fn step(model: Sam3, batch: &FixtureBatch, cfg: &LossConfig, optim: &mut burn::optim::ModuleOptimizer, device: &Device) -> anyhow::Result<Sam3> {
@@ -85,7 +88,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<u8> {
          (shared/design/world-feasibility.md) -- a different batch, not a like-for-like ratio"
     );
     if a.full {
-        full_step()?;
+        full_step(a.checkpointing)?;
     }
     Ok(0)
 }
@@ -99,9 +102,10 @@ fn ids(h: &HostTensor, device: &Device) -> Tensor<2, Int> {
 }
 
 /// One full-size step, batch 1 at 1008², the vision trunk frozen.
-fn full_step() -> anyhow::Result<()> {
+fn full_step(checkpointing: bool) -> anyhow::Result<()> {
     let cfg = Sam3Config::sam3();
     let ad = Device::flex().autodiff();
+    let ad = if checkpointing { ad.gradient_checkpointing() } else { ad };
     let pb = spinner("full-size SAM3: init");
     let model = Sam3::new(&cfg, &ad);
     let model = params::set_trainable(model, "", &|n| !n.starts_with("backbone.vision_backbone.trunk.")).train();
@@ -134,6 +138,6 @@ fn full_step() -> anyhow::Result<()> {
     let t = s.elapsed().as_secs_f64();
     pb.finish_and_clear();
     let (peak, _) = memory();
-    println!("  full-size step (1008², batch 1, trunk frozen, random weights): {t:.1} s, peak RSS {:.2} GiB (process, incl. model and AdamW state)", gib(peak));
+    println!("  full-size step (1008², batch 1, trunk frozen, random weights, gradient checkpointing {}): {t:.1} s, peak RSS {:.2} GiB (process, incl. model and AdamW state)", if checkpointing { "on" } else { "off" }, gib(peak));
     Ok(())
 }

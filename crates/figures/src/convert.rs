@@ -246,3 +246,28 @@ pub fn gate_scatter(
         source: Some(source.to_string()),
     })
 }
+
+/// The loss terms drawn as training curves, in panel order (those present in the log).
+pub const LOSS_CURVE_TERMS: [&str; 7] = ["core_loss", "loss_ce", "presence_loss", "loss_bbox", "loss_giou", "loss_mask", "loss_dice"];
+
+/// A `sam3lab train` loss log (`loss.csv`: `# key: value` lines, then `step,lr,grad_norm,<terms>`)
+/// as a drift-style table: one `train@STEP` row per logged step, point `loss`, one group per term.
+pub fn loss_curves(path: &std::path::Path) -> Result<DriftTable> {
+    let t = crate::csv::CsvTable::read(path)?;
+    t.column("step")?;
+    let groups: Vec<String> = LOSS_CURVE_TERMS.iter().filter(|k| t.header.iter().any(|h| h == *k)).map(|k| k.to_string()).collect();
+    if groups.is_empty() {
+        return Err(FigureError::invalid(path.display().to_string(), "no loss columns (core_loss, loss_ce, …): not a `sam3lab train` loss.csv"));
+    }
+    let mut rows = Vec::with_capacity(t.rows.len());
+    for r in &t.rows {
+        let step = t.f64(r, "step")? as u64;
+        let mut per = std::collections::BTreeMap::new();
+        for g in &groups {
+            per.insert(g.clone(), t.opt_f64(r, g)?);
+        }
+        rows.push(crate::schema::DriftRow { checkpoint: format!("train@{step}"), label: None, values: [("loss".to_string(), per)].into() });
+    }
+    let manifest = serde_json::Value::Object(t.meta.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect());
+    Ok(DriftTable { metric: "loss".into(), reference: None, points: vec!["loss".into()], groups, rows, manifest })
+}

@@ -161,6 +161,8 @@ pub enum Kind {
     Fig61,
     Fig62,
     Fig81,
+    /// Training curves from a `sam3lab train` loss.csv (one panel per loss term).
+    TrainCurves,
 }
 
 impl Kind {
@@ -171,6 +173,7 @@ impl Kind {
             Kind::Fig61 => "fig61",
             Kind::Fig62 => "fig62",
             Kind::Fig81 => "fig81",
+            Kind::TrainCurves => "train_curves",
         }
     }
 }
@@ -223,7 +226,7 @@ pub fn render_from_file(
     out_dir: &Path,
 ) -> Result<Written> {
     let input = from.display().to_string();
-    let v = shape(from)?;
+    let v = if kind == Kind::TrainCurves { serde_json::Value::Null } else { shape(from)? };
     let mut sources = vec![SourceRef::of(from)?];
     let stem = opts.name.clone().unwrap_or_else(|| {
         format!(
@@ -297,6 +300,14 @@ pub fn render_from_file(
             if let Some(t) = &opts.title {
                 plot.title = t.clone();
             }
+            Plot::DriftSteps(plot)
+        }
+        Kind::TrainCurves => {
+            let t = convert::loss_curves(from)?;
+            let o = DriftStepsOptions { point: "loss".into(), run: "train".into(), references: vec![], groups: None, panel_y: true };
+            let mut plot = DriftSteps::from_table(&t, &o, &input, &source)?;
+            plot.title = opts.title.clone().unwrap_or_else(|| "Training loss terms".into());
+            plot.subtitle = "Each term of Meta's loss (final output, o2o) per logged step of a `sam3lab train` run.".into();
             Plot::DriftSteps(plot)
         }
         Kind::Fig62 => {

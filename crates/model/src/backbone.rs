@@ -100,7 +100,7 @@ impl VisionBackbone {
         for (i, level) in self.convs.iter().enumerate() {
             if i >= kept {
                 // Dropped by `scalp`: computed only for a hook.
-                if hooks.wants(&format!("neck.fpn.{i}")) {
+                if hooks.is_active() && hooks.wants(&format!("neck.fpn.{i}")) {
                     hooks.tap(|| format!("neck.fpn.{i}"), level.forward(x.clone()));
                 }
                 continue;

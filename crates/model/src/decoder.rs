@@ -89,7 +89,7 @@ impl DecoderLayer {
         };
         let q = xs.clone() + qps;
         let sa = self.self_attn.forward(
-            &format!("decoder.layers.{i}.self_attn"),
+            &crate::nn::hook_name(hooks, || format!("decoder.layers.{i}.self_attn")),
             q.clone(),
             q,
             xs.clone(),
@@ -106,7 +106,7 @@ impl DecoderLayer {
         debug_assert_eq!(x.dims()[2], d);
         let x = self.norm2.forward(x);
         let ct = self.ca_text.forward(
-            &format!("decoder.layers.{i}.ca_text"),
+            &crate::nn::hook_name(hooks, || format!("decoder.layers.{i}.ca_text")),
             x.clone() + qp.clone(),
             prompt.clone(),
             prompt.clone(),
@@ -117,7 +117,7 @@ impl DecoderLayer {
         );
         let x = self.catext_norm.forward(x + ct);
         let ci = self.cross_attn.forward(
-            &format!("decoder.layers.{i}.ca_image"),
+            &crate::nn::hook_name(hooks, || format!("decoder.layers.{i}.ca_image")),
             x.clone() + qp.clone(),
             memory_k.clone(),
             memory.clone(),
@@ -244,8 +244,8 @@ impl Decoder {
                 || format!("decoder.layers.{i}.queries"),
                 x.clone().slice([0..b, 1..1 + q]),
             );
-            let mean_name = format!("decoder.layers.{i}.mean");
-            if hooks.wants(&mean_name) {
+            let mean_name = crate::nn::hook_name(hooks, || format!("decoder.layers.{i}.mean"));
+            if hooks.is_active() && hooks.wants(&mean_name) {
                 // Read-only readout of the (possibly edited) layer output: its return value is dropped.
                 let edited = hooks.edits(&format!("decoder.layers.{i}.q0"))
                     || hooks.edits(&format!("decoder.layers.{i}.queries"));
@@ -265,7 +265,7 @@ impl Decoder {
             );
             let new_ref = sigmoid(inverse_sigmoid(ref_chain) + self.bbox_embed.forward(hs.clone()));
             let new_ref = hooks.tap(|| format!("decoder.layers.{i}.pred_boxes"), new_ref);
-            if hooks.wants(&format!("decoder.layers.{i}.pred_boxes_xyxy")) {
+            if hooks.is_active() && hooks.wants(&format!("decoder.layers.{i}.pred_boxes_xyxy")) {
                 let _ = hooks.tap(
                     || format!("decoder.layers.{i}.pred_boxes_xyxy"),
                     cxcywh_to_xyxy(new_ref.clone()),

@@ -66,7 +66,7 @@ impl EncoderLayer {
             None => a.clone(),
         };
         let sa = self.self_attn.forward(
-            &format!("{name}.self_attn"),
+            &crate::nn::hook_name(hooks, || format!("{name}.self_attn")),
             qk.clone(),
             qk,
             a,
@@ -82,7 +82,7 @@ impl EncoderLayer {
             None => inp.memory.clone(),
         };
         let ca = self.cross_attn_image.forward(
-            &format!("{name}.cross_attn"),
+            &crate::nn::hook_name(hooks, || format!("{name}.cross_attn")),
             b,
             k,
             inp.memory.clone(),
@@ -134,7 +134,7 @@ impl FusionEncoder {
         };
         let mut x = img;
         for (i, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(&format!("fusion.layers.{i}"), x, &inp, hooks);
+            x = layer.forward(&crate::nn::hook_name(hooks, || format!("fusion.layers.{i}")), x, &inp, hooks);
             x = hooks.tap(|| format!("fusion.layers.{i}"), x);
         }
         hooks.tap(|| "fusion.memory".to_string(), x)

@@ -170,7 +170,7 @@ impl GeometryEncoder {
             memory_kpm: None,
         };
         for (i, layer) in self.encode.iter().enumerate() {
-            x = layer.forward(&format!("geometry.layers.{i}"), x, &inp, hooks);
+            x = layer.forward(&crate::nn::hook_name(hooks, || format!("geometry.layers.{i}")), x, &inp, hooks);
             x = hooks.tap(|| format!("geometry.layers.{i}"), x);
         }
         let x = hooks.tap(|| "geometry.out".into(), self.encode_norm.forward(x));

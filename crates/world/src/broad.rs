@@ -135,7 +135,9 @@ pub fn render_scene(cfg: &WorldConfig, rng: &mut Rng) -> BroadScene {
                 left as f64 >= b.min_visible * full && left >= min_px
             });
             // No occlusion between objects of one colour: their boundary would not be visible.
-            let same_colour = objects.iter().zip(&lose).any(|(o, &l)| l > 0 && o.concept.colour == concept.colour);
+            let same_colour = objects
+                .iter()
+                .any(|o| o.concept.colour == concept.colour && o.full_mask.iter().zip(&mask).any(|(a, b)| *a && *b));
             if !ok || same_colour || (overlap && lose.iter().all(|&l| l == 0)) {
                 continue;
             }

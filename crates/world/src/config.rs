@@ -21,9 +21,9 @@ pub struct WorldConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BroadConfig {
-    /// How many of the colours (red, green, blue, yellow, purple, orange, cyan, pink, white, brown) are used.
+    /// How many of the colours (red, green, blue, yellow, purple, orange, teal, pink, white, brown) are used.
     pub colours: usize,
-    /// How many of the shapes (circle, square, triangle, star, ring, cross, diamond, heart, hexagon, crescent) are used.
+    /// How many of the shapes (circle, square, triangle, star, ring, cross, diamond, heart, arrow, crescent) are used.
     pub shapes: usize,
     pub min_objects: usize,
     pub max_objects: usize,

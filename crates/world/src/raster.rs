@@ -154,7 +154,7 @@ pub fn in_broad_shape(shape: usize, x: f64, y: f64) -> bool {
             let a = u * u + v * v - 1.0;
             a * a * a - u * u * v * v * v <= 0.0
         }
-        8 => in_polygon(x, y, &HEXAGON),                      // hexagon
+        8 => in_polygon(x, y, &ARROW),                        // arrow (pointing right)
         9 => r2 <= 1.0 && (x - 0.42) * (x - 0.42) + y * y > 0.72 * 0.72, // crescent
         _ => false,
     }
@@ -175,4 +175,6 @@ static STAR: LazyLock<Vec<(f64, f64)>> = LazyLock::new(|| {
         })
         .collect()
 });
-static HEXAGON: LazyLock<Vec<(f64, f64)>> = LazyLock::new(|| regular_polygon(6, 0.98, 0.0));
+static ARROW: LazyLock<Vec<(f64, f64)>> = LazyLock::new(|| {
+    vec![(-0.95, -0.28), (0.12, -0.28), (0.12, -0.72), (0.98, 0.0), (0.12, 0.72), (0.12, 0.28), (-0.95, 0.28)]
+});

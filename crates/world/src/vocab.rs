@@ -9,14 +9,14 @@ pub const COLOURS: [(&str, [u8; 3]); 10] = [
     ("yellow", [244, 214, 36]),
     ("purple", [136, 52, 204]),
     ("orange", [248, 138, 24]),
-    ("cyan", [36, 206, 226]),
+    ("teal", [30, 200, 205]),
     ("pink", [250, 128, 192]),
     ("white", [246, 246, 246]),
     ("brown", [124, 72, 30]),
 ];
 
 /// Broad shapes (also the broad "category names" of the probe set).
-pub const SHAPES: [&str; 10] = ["circle", "square", "triangle", "star", "ring", "cross", "diamond", "heart", "hexagon", "crescent"];
+pub const SHAPES: [&str; 10] = ["circle", "square", "triangle", "star", "ring", "cross", "diamond", "heart", "arrow", "crescent"];
 
 /// The narrow task's parts, in drawing order's spirit (see `narrow`). Index = part id.
 pub const PARTS: [&str; 15] = [

@@ -12,7 +12,8 @@ pub struct Args {
     /// Directory of the post's published tables (data/post02): renders every figure.
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
-    /// A live probe's JSON (diff.json, cosines.json, a heatmap table, a drift table, presence bars).
+    /// A live probe's JSON (diff.json, cosines.json, a heatmap table, a drift table, presence bars), or
+    /// a `sam3lab train` loss.csv with `--kind train-curves`.
     #[arg(long, value_name = "FILE", requires = "kind")]
     from: Option<PathBuf>,
     /// Which figure to draw from --from.
@@ -62,6 +63,8 @@ enum KindArg {
     Fig62,
     /// Fig 8.1: weight-delta arrows in the break/orthogonal plane (cosines.json projection).
     Fig81,
+    /// Training curves from a `sam3lab train` loss.csv.
+    TrainCurves,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
@@ -78,6 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             KindArg::Fig61 => Kind::Fig61,
             KindArg::Fig62 => Kind::Fig62,
             KindArg::Fig81 => Kind::Fig81,
+            KindArg::TrainCurves => Kind::TrainCurves,
         };
         let opts = LiveOptions {
             name: args.name,

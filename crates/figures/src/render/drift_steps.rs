@@ -24,6 +24,8 @@ pub struct DriftStepsOptions {
     pub references: Vec<String>,
     /// Groups to draw (default: all, in table order).
     pub groups: Option<Vec<String>>,
+    /// Give every panel its own y range (terms of different scale, e.g. training curves).
+    pub panel_y: bool,
 }
 
 impl Default for DriftStepsOptions {
@@ -37,6 +39,7 @@ impl Default for DriftStepsOptions {
                 "lvis_replay_neg".into(),
             ],
             groups: None,
+            panel_y: false,
         }
     }
 }
@@ -61,6 +64,9 @@ pub struct StepPanel {
     pub checkpoints: Vec<String>,
     pub values: Vec<f64>,
     pub references: Vec<ReferenceLine>,
+    /// This panel's own y range (when the options ask for one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub y_range: Option<[f64; 2]>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -126,6 +132,7 @@ impl DriftSteps {
                 checkpoints: vec![],
                 values: vec![],
                 references: vec![],
+                y_range: None,
             };
             for (s, ck) in &steps {
                 if let Some(v) = t.value(ck, &opts.point, g) {
@@ -142,10 +149,17 @@ impl DriftSteps {
                     });
                 }
             }
+            let (mut plo, mut phi) = (f64::INFINITY, f64::NEG_INFINITY);
             for v in p.values.iter().chain(p.references.iter().map(|r| &r.value)) {
-                lo = lo.min(*v);
-                hi = hi.max(*v);
+                plo = plo.min(*v);
+                phi = phi.max(*v);
             }
+            if opts.panel_y && plo.is_finite() {
+                let (a, b) = nice_range(plo, phi.max(plo + 1e-9), 0.08, 0.025);
+                p.y_range = Some([a, b]);
+            }
+            lo = lo.min(plo);
+            hi = hi.max(phi);
             panels.push(p);
         }
         if !lo.is_finite() {
@@ -156,7 +170,7 @@ impl DriftSteps {
         }
         let (ylo, yhi) = nice_range(lo, hi, 0.08, 0.025);
         let max_step = steps.last().map(|s| s.0).unwrap_or(1) as f64;
-        let xhi = (max_step * 1.05 / 100.0).ceil() * 100.0;
+        let xhi = if max_step >= 100.0 { (max_step * 1.05 / 100.0).ceil() * 100.0 } else { (max_step * 1.05).ceil().max(1.0) };
         let pl = point_label(&opts.point);
         Ok(DriftSteps {
             title: format!(
@@ -232,7 +246,7 @@ impl DriftSteps {
         let n = self.panels.len().max(1);
         let panel_areas = body.split_evenly((1, n));
         let refs = self.references();
-        let ylabel = format!("{} vs base", metric_label(&self.metric));
+        let ylabel = if self.metric == "loss" { "loss".to_string() } else { format!("{} vs base", metric_label(&self.metric)) };
         for (i, (panel, area)) in self.panels.iter().zip(panel_areas.iter()).enumerate() {
             put_text(
                 area,
@@ -254,7 +268,7 @@ impl DriftSteps {
                 .y_label_area_size(if i == 0 { 92 } else { 64 })
                 .build_cartesian_2d(
                     self.x_range[0]..self.x_range[1],
-                    self.y_range[0]..self.y_range[1],
+                    panel.y_range.unwrap_or(self.y_range)[0]..panel.y_range.unwrap_or(self.y_range)[1],
                 )
                 .map_err(de(fig))?;
             let mut mesh = chart.configure_mesh();

@@ -12,6 +12,14 @@ use burn::tensor::activation::relu;
 
 pub use attention::{MultiheadAttention, attention_core};
 
+/// A hook-point name (or prefix) built only when a hook is active: with no hooks it is the empty
+/// string (no allocation), which nothing reads, because every tap and `wants` returns before
+/// looking at a name when [`Hooks::is_active`] is false.
+#[inline(always)]
+pub fn hook_name(hooks: &sam3lab_hooks::Hooks, name: impl FnOnce() -> String) -> String {
+    if hooks.is_active() { name() } else { String::new() }
+}
+
 /// LayerNorm with SAM3's eps (1e-5 everywhere).
 pub fn layer_norm(d: usize, device: &Device) -> LayerNorm {
     LayerNormConfig::new(d).with_epsilon(1e-5).init(device)

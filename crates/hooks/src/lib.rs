@@ -9,6 +9,14 @@
 //! (`sam3lab_model::hook_registry(&cfg)`: every valid name with its shape and a description), which
 //! validates names and suggests the nearest valid ones on a typo.
 //!
+//! # Entry points
+//! Most probes never build a [`Hooks`] themselves: `sam3lab_model::predict::Predictor` has
+//! `run_with_cache(&image, prompt, &names)` and `run_with_hooks(&image, prompt, spec)` (plus
+//! `…_batch` forms over images × prompts) that validate the names against the registry, run each
+//! encoder under the hooks only when the spec reaches into it, and return `(outputs, cache)`.
+//! [`Hooks`] is the level below: the context the model's own `encode_image` / `encode_text` /
+//! `ground` take, for box prompts and for features you keep yourself. [`cosine`] compares captures.
+//!
 //! # Names
 //! Names follow the model's module tree (`trunk.blocks.{i}`, `text.blocks.{i}`, `geometry.layers.{i}`,
 //! `fusion.layers.{i}`, `decoder.layers.{i}`, `seg.*`) and equal the reference fixture's `expected`
@@ -48,7 +56,8 @@
 //!
 //! # Cost model
 //! With no entries ([`Hooks::none`] or an empty spec) a tap is one branch: no name is built, nothing
-//! is cloned. With entries, each tap builds its name and looks it up (one hash lookup for the exact
+//! is cloned (the model builds names lazily inside [`Hooks::tap`], or only behind
+//! [`Hooks::is_active`] where it needs a name or a module prefix up front). With entries, each tap builds its name and looks it up (one hash lookup for the exact
 //! names of the spec, an allocation-free match per wildcard entry); a capture keeps the tensor
 //! (reference-counted; a flat view, copied only when the tensor is not contiguous), so that buffer can
 //! no longer be reused in place downstream.
@@ -83,4 +92,4 @@ pub use error::HookError;
 pub use point::{HookPattern, HookPoint};
 pub use registry::{HookInfo, HookRegistry, nearest_names};
 pub use spec::{Action, HookSpec, MapFn};
-pub use tensor::DynTensor;
+pub use tensor::{DynTensor, cosine};

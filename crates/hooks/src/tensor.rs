@@ -79,3 +79,29 @@ impl DynTensor {
         Self { flat: self.flat.detach(), shape: self.shape }
     }
 }
+
+/// Cosine similarity along the last axis, kept with size 1: `(…, d)` → `(…, 1)`, like torch's
+/// `F.cosine_similarity(a, b, dim=-1)` with the axis kept. A zero vector gives 0 (the product of the
+/// norms is clamped at 1e-12). For two batch-1 captures of shape `(1, d)`,
+/// `cosine(a, b).into_scalar::<f32>()` is their cosine; for `(pairs, d)`, `.mean()` averages over pairs.
+pub fn cosine<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
+    let dot = (a.clone() * b.clone()).sum_dim(D - 1);
+    let norms = (a.clone() * a).sum_dim(D - 1).sqrt() * (b.clone() * b).sum_dim(D - 1).sqrt();
+    dot / norms.clamp_min(1e-12)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cosine_along_the_last_axis() {
+        let dev = Device::flex();
+        let a = Tensor::<2>::from_data(TensorData::new(vec![1f32, 0., 2., 2., 0., 0.], [3, 2]), &dev);
+        let b = Tensor::<2>::from_data(TensorData::new(vec![3f32, 0., -1., -1., 1., 0.], [3, 2]), &dev);
+        let c = cosine(a, b);
+        assert_eq!(c.dims(), [3, 1]);
+        let v = c.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        assert!((v[0] - 1.0).abs() < 1e-6 && (v[1] + 1.0).abs() < 1e-6 && v[2] == 0.0, "{v:?}");
+    }
+}

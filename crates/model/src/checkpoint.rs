@@ -8,10 +8,9 @@
 //!   renamed back, q/k/v re-concatenated into `in_proj_*` / the ViT `qkv`, the dropped cls row of
 //!   `pos_embed` restored (zeros: SAM3 never reads it) and `text_projection` transposed back;
 //! - PyTorch zip state dicts (`sam3.pt`), possibly wrapped in `{"model": …}` or
-//!   `{"state_dict": …}`, through burn's pickle-free reader. Its complex storages (the complex64
-//!   RoPE tables of the released `sam3.pt`), which that reader refuses, are relabelled first
-//!   (`pt_complex`): the index then needs no copy, loading reads through a temporary relabelled copy
-//!   of the archive in the scratch directory (`TMPDIR`; one archive's size on disk, deleted after);
+//!   `{"state_dict": …}`, through burn's pickle-free reader. A file with complex storages (the
+//!   complex64 RoPE tables of the released `sam3.pt`), which that reader refuses, is read in place
+//!   by sam3lab's own data-only pickle reader (`pt_complex`): nothing is copied or written;
 //! - a fixture directory (`weights.safetensors` + `config.json`).
 //!
 //! Always skipped: `tracker.*`, `backbone.vision_backbone.sam2_convs.*` (the tracker's neck) and the
@@ -30,10 +29,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use burn::store::burn_pack::Tensor as PackTensor;
 use burn::store::pytorch_reader::PytorchReader;
-use burn::store::{
-    FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
-};
+use burn::store::{FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::DType;
 use regex::Regex;
 use safetensors::{Dtype, SafeTensors};
@@ -163,19 +161,126 @@ fn ckpt_err(path: &Path, why: impl Into<String>) -> ModelError {
     ModelError::Checkpoint { path: path.display().to_string(), why: why.into() }
 }
 
-/// burn's PyTorch reader over a `.pt` file, through a relabelled temporary copy when the file holds
-/// complex64 RoPE storages (see `pt_complex`; those tensors then read as f64 and are meant to be
-/// skipped). Keep the returned guard alive until the last tensor read: dropping it deletes the copy.
-/// Used by tools that read `.pt` tensors without the model (the weight probes).
-pub fn open_pytorch(
-    path: &Path,
-    scratch: &Path,
-) -> Result<(burn::store::pytorch_reader::PytorchReader, Option<tempfile::TempPath>), ModelError> {
-    let relabelled = pt_complex::probe(path, scratch)?;
-    let copy = relabelled.as_ref().map(|r| r.full_copy(path, scratch)).transpose()?;
-    let reader = burn::store::pytorch_reader::PytorchReader::new(copy.as_deref().unwrap_or(path))
-        .map_err(|e| ckpt_err(path, format!("not a readable PyTorch checkpoint: {e}")))?;
-    Ok((reader, copy))
+/// One tensor of a `.pt` file, its bytes read on request ([`open_pytorch`]).
+#[derive(Clone)]
+pub struct PtTensor {
+    /// Dotted path through the pickled dicts (`model.detector.…` under a `{"model": …}` wrapper).
+    pub name: String,
+    pub dtype: burn::store::pytorch_reader::DType,
+    /// For a complex tensor, its real view's shape (a trailing axis of 2: real, imaginary).
+    pub shape: Vec<usize>,
+    /// Stored as complex64 (read as f32) or complex128 (read as f64), as `torch.view_as_real`.
+    pub complex: bool,
+    read: std::sync::Arc<dyn Fn() -> std::io::Result<Vec<u8>> + Send + Sync>,
+}
+
+impl PtTensor {
+    fn new(
+        name: String,
+        dtype: burn::store::pytorch_reader::DType,
+        shape: Vec<usize>,
+        complex: bool,
+        read: impl Fn() -> std::io::Result<Vec<u8>> + Send + Sync + 'static,
+    ) -> Self {
+        PtTensor { name, dtype, shape, complex, read: std::sync::Arc::new(read) }
+    }
+
+    /// The tensor's bytes, contiguous, row-major, little-endian (a strided view is gathered).
+    pub fn read(&self) -> std::io::Result<Vec<u8>> {
+        (self.read)().map_err(|e| std::io::Error::new(e.kind(), format!("tensor '{}': {e}", self.name)))
+    }
+
+    pub fn num_elements(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn byte_len(&self) -> usize {
+        self.num_elements() * self.dtype.size()
+    }
+}
+
+impl std::fmt::Debug for PtTensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PtTensor").field("name", &self.name).field("dtype", &self.dtype).field("shape", &self.shape).finish()
+    }
+}
+
+/// The tensors of a `.pt` file, read in place: nothing is copied or written. A file whose
+/// `data.pkl` names complex storages (the complex64 RoPE tables of the released `sam3.pt`, which
+/// burn's reader refuses) is parsed by sam3lab's own data-only pickle reader (`pt_complex`);
+/// every other file goes through burn's `PytorchReader`. Complex tensors are allowed only under
+/// `*.attn.freqs_cis` (which every loader skips); any other is refused, naming the keys.
+pub fn open_pytorch(path: &Path) -> Result<Vec<PtTensor>, ModelError> {
+    if let Some((archive, root, pickle)) = pt_complex::open_pickle(path)
+        && pt_complex::has_complex(&pickle)
+    {
+        let tensors = pt_complex::read_in_place(path, archive, &root, &pickle)?;
+        let foreign: Vec<String> = tensors
+            .iter()
+            .filter(|t| t.complex && !t.name.ends_with(".attn.freqs_cis"))
+            .map(|t| format!("{} ({})", t.name, if t.dtype.size() == 4 { "complex64" } else { "complex128" }))
+            .collect();
+        if !foreign.is_empty() {
+            return Err(ckpt_err(
+                path,
+                format!(
+                    "holds complex tensors other than the RoPE tables `*.attn.freqs_cis` (the only ones the loader \
+                     skips): {}; re-save them as real tensors (`torch.view_as_real`) or drop them",
+                    foreign.join(", ")
+                ),
+            ));
+        }
+        return Ok(tensors);
+    }
+    let reader = PytorchReader::new(path).map_err(|e| {
+        let msg = e.to_string();
+        let hint = if msg.contains("Complex") {
+            " — a complex storage type other than complex64/complex128, which sam3lab cannot read \
+             (only the complex64 RoPE tables `*.attn.freqs_cis` of sam3.pt are expected)"
+        } else {
+            ""
+        };
+        ckpt_err(path, format!("not a readable PyTorch checkpoint: {msg}{hint}"))
+    })?;
+    Ok(reader
+        .into_tensors()
+        .into_values()
+        .map(|t| {
+            let (name, dtype, shape, read) = t.into_parts();
+            PtTensor::new(name, dtype, shape, false, read)
+        })
+        .collect())
+}
+
+/// A lazily read burn-store tensor over a [`PtTensor`]: its bytes are read when the applier draws them.
+fn pack_tensor(t: PtTensor) -> PackTensor {
+    use burn::store::pytorch_reader::DType as Pt;
+    let dtype = match t.dtype {
+        Pt::F64 => DType::F64,
+        Pt::F32 => DType::F32,
+        Pt::F16 => DType::F16,
+        Pt::BF16 => DType::BF16,
+        Pt::I64 => DType::I64,
+        Pt::I32 => DType::I32,
+        Pt::I16 => DType::I16,
+        Pt::I8 => DType::I8,
+        Pt::U64 => DType::U64,
+        Pt::U32 => DType::U32,
+        Pt::U16 => DType::U16,
+        Pt::U8 => DType::U8,
+        Pt::Bool => DType::Bool(burn::tensor::BoolStore::Native),
+    };
+    let shape = burn::tensor::Shape::from(t.shape.clone());
+    let declared = shape.clone();
+    burn::store::bridge::deferred(t.name.clone(), dtype, shape, None, move || {
+        let bytes = t.read().map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof => {
+                burn::store::burn_pack::Error::ValidationError(e.to_string())
+            }
+            _ => burn::store::burn_pack::Error::IoError(e.to_string()),
+        })?;
+        Ok(burn::tensor::TensorData::from_bytes_vec(bytes, declared.clone(), dtype))
+    })
 }
 
 /// A file, or a fixture directory holding `weights.safetensors` (+ `config.json`).
@@ -268,12 +373,13 @@ pub fn read_index(path: &Path) -> Result<CheckpointIndex, ModelError> {
     read_index_with_scratch(path, &std::env::temp_dir())
 }
 
-/// [`read_index`] with the directory for the small temporary files a `.pt` with complex storages
-/// needs (the relabelled pickle, no tensor data).
+/// [`read_index`] taking a scratch directory, kept for compatibility: no loader writes temporary
+/// files any more (a `.pt` with complex storages is read in place), so `scratch` is unused.
 pub fn read_index_with_scratch(path: &Path, scratch: &Path) -> Result<CheckpointIndex, ModelError> {
     let head = sniff(path)?;
     if is_pytorch(&head) {
-        return read_index_pytorch(path, pt_complex::probe(path, scratch)?.as_ref());
+        let _ = scratch; // nothing is written any more: kept for API compatibility
+        return read_index_pytorch(path, &open_pytorch(path)?);
     }
     let file = std::fs::File::open(path).map_err(|e| ModelError::Io { path: path.display().to_string(), source: e })?;
     // SAFETY: read-only map of a file we do not modify.
@@ -332,31 +438,17 @@ fn normalise(raw: Vec<(String, Vec<usize>, String)>) -> (String, BTreeMap<String
     (prefix, tensors, skipped)
 }
 
-/// The index of a `.pt`, parsed from `relabelled`'s pickle-only archive when the file has complex
-/// storages (same names and shapes; the complex64 RoPE tables read as F64 and are skipped).
-fn read_index_pytorch(path: &Path, relabelled: Option<&pt_complex::Relabelled>) -> Result<CheckpointIndex, ModelError> {
-    let reader = PytorchReader::new(relabelled.map_or(path, |r| r.index_path())).map_err(|e| {
-        let msg = e.to_string();
-        let hint = if msg.contains("Complex") {
-            " — a complex storage type other than complex64/complex128, which sam3lab cannot relabel \
-             (only the complex64 RoPE tables `*.attn.freqs_cis` of sam3.pt are expected)"
-        } else {
-            ""
-        };
-        ckpt_err(path, format!("not a readable PyTorch checkpoint: {msg}{hint}"))
-    })?;
-    let raw: Vec<(String, Vec<usize>, String)> =
-        reader.tensors().iter().map(|(k, t)| (k.clone(), t.shape().to_vec(), format!("{:?}", t.dtype()))).collect();
+/// The index of a `.pt` from its tensors ([`open_pytorch`]; no tensor bytes are read).
+fn read_index_pytorch(path: &Path, pt: &[PtTensor]) -> Result<CheckpointIndex, ModelError> {
+    let raw: Vec<(String, Vec<usize>, String)> = pt.iter().map(|t| (t.name.clone(), t.shape.clone(), format!("{:?}", t.dtype))).collect();
     if raw.is_empty() {
         return Err(ckpt_err(path, "PyTorch file holds no tensors"));
     }
     let (prefix, tensors, skipped) = normalise(raw);
-    // the relabelled (complex) tensors hold no real data: none may reach the module
-    if let Some(r) = relabelled {
-        let loaded: Vec<&str> = r.keys.iter().filter(|k| !skipped.contains(k)).map(String::as_str).collect();
-        if !loaded.is_empty() {
-            return Err(ckpt_err(path, format!("complex tensors where real ones are loaded: {}", loaded.join(", "))));
-        }
+    // complex tensors (only the RoPE tables get this far) must never reach the module
+    let loaded: Vec<&str> = pt.iter().filter(|t| t.complex && !skipped.contains(&t.name)).map(|t| t.name.as_str()).collect();
+    if !loaded.is_empty() {
+        return Err(ckpt_err(path, format!("complex tensors where real ones are loaded: {}", loaded.join(", "))));
     }
     Ok(CheckpointIndex { path: path.into(), format: CheckpointFormat::Pytorch, tensors, skipped, raw_prefix: prefix })
 }
@@ -400,8 +492,8 @@ pub fn check_index(index: &CheckpointIndex, expected: &[(String, Vec<usize>)], m
 /// Load a checkpoint into `module`, whose parameter paths are the reference keys with
 /// `module_prefix` removed (`""` for the whole model, `"backbone."` for a [`crate::backbone::Backbone`]).
 /// `expected` is the full key list ([`crate::params::param_shapes`]); it is checked first, so a
-/// wrong file never half-loads. A `.pt` with complex RoPE buffers is read through a temporary
-/// relabelled copy in the system temp directory (`TMPDIR`): see [`load_into_with_scratch`].
+/// wrong file never half-loads. A `.pt` (complex RoPE buffers included) is read in place: nothing
+/// is copied or written.
 /// Non-finite tensors are refused unless [`set_allow_nonfinite`] allowed them ([`LoadOptions::process`]).
 pub fn load_into<M: ModuleSnapshot>(
     module: &mut M,
@@ -412,10 +504,9 @@ pub fn load_into<M: ModuleSnapshot>(
     load_into_with_scratch(module, path, expected, module_prefix, &std::env::temp_dir())
 }
 
-/// [`load_into`] with the directory for temporary files given. Only a `.pt` holding complex
-/// storages uses it: burn's reader cannot parse those, so the storage types are relabelled and the
-/// archive is copied once into `scratch` (as much free space as the checkpoint's size, 3.4 GB for
-/// `sam3.pt`); the copy is deleted when loading ends, also on error.
+/// [`load_into`] taking a scratch directory, kept for compatibility: nothing is written there
+/// (a `.pt` with complex storages used to be read through a relabelled copy of the whole archive;
+/// it is now read in place), so `scratch` is unused.
 pub fn load_into_with_scratch<M: ModuleSnapshot>(
     module: &mut M,
     path: &Path,
@@ -435,10 +526,14 @@ pub fn load_into_with_options<M: ModuleSnapshot>(
     scratch: &Path,
     options: LoadOptions,
 ) -> Result<LoadReport, ModelError> {
+    let _ = scratch; // nothing is written any more: kept for API compatibility
     let pytorch = is_pytorch(&sniff(path)?);
-    // probed once: the index and the load below use the same relabelling
-    let relabelled = if pytorch { pt_complex::probe(path, scratch)? } else { None };
-    let index = if pytorch { read_index_pytorch(path, relabelled.as_ref())? } else { read_index(path)? };
+    // opened once: the index and the load below read the same parse
+    let pt = if pytorch { Some(open_pytorch(path)?) } else { None };
+    let index = match &pt {
+        Some(pt) => read_index_pytorch(path, pt)?,
+        None => read_index(path)?,
+    };
     check_index(&index, expected, module_prefix)?;
     let adapter = PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32));
     let remap = |raw_prefix: &str| {
@@ -471,15 +566,16 @@ pub fn load_into_with_options<M: ModuleSnapshot>(
             module.load_from(&mut store).map_err(|e| ckpt_err(path, format!("loading: {e}")))?
         }
         CheckpointFormat::Pytorch => {
-            // complex storages: read through the relabelled copy, deleted when `copy` drops
-            let copy = relabelled.as_ref().map(|r| r.full_copy(path, scratch)).transpose()?;
-            let mut store = PytorchStore::from_file(copy.as_deref().unwrap_or(path))
-                .remap(remap(&index.raw_prefix)?)
-                .map_indices_contiguous(false)
-                .allow_partial(true)
-                .validate(false);
-            // PytorchStore applies the PyTorch→burn adapter itself; cast non-f32 data here.
-            module.load_from(&mut store).map_err(|e| ckpt_err(path, format!("loading: {e}")))?
+            // read in place, tensor by tensor, as the applier asks for them
+            let skipped: HashSet<&str> = index.skipped.iter().map(String::as_str).collect();
+            let wanted: Vec<PackTensor> = pt
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|t| !t.complex && !skipped.contains(t.name.as_str()))
+                .map(pack_tensor)
+                .collect();
+            let (wanted, _) = remap(&index.raw_prefix)?.remap(wanted);
+            module.apply(wanted, None, Some(Box::new(adapter)), false)
         }
     };
     // tensors whose bytes could not be read: a damaged file (bad checksum, cut-off storage)

@@ -6,6 +6,12 @@
 //! intermediate the research post looks at is a named hook point (see `sam3lab-hooks`); hook tensors
 //! use the reference's layout with the batch axis moved first. CPU (flex) by default, GPU behind the
 //! `wgpu`/`cuda` features: the device is chosen at run time.
+//!
+//! The way in is [`predict::Predictor`]: `load` a checkpoint, then `segment` for detections, or
+//! `run_with_cache(&image, prompt, &names)` / `run_with_hooks(&image, prompt, spec)` (and their
+//! `…_batch` forms over images × prompts) for outputs plus captured or edited activations. Below it,
+//! [`Sam3`] exposes the stages (`encode_image`, `encode_text`, `ground`, `forward`), each taking a
+//! [`hooks::Hooks`] context; [`hook_registry`] lists every hook point of a config.
 
 pub mod config;
 pub mod error;

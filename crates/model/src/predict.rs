@@ -14,6 +14,31 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # One way in for probes: `run_with_cache` / `run_with_hooks`
+//!
+//! ```no_run
+//! use sam3lab_model::predict::Predictor;
+//! use sam3lab_model::hooks::HookSpec;
+//! # fn main() -> Result<(), sam3lab_model::ModelError> {
+//! let p = Predictor::load("data/fixtures/sam3-tiny".as_ref(), None, &burn::prelude::Device::flex())?;
+//! // One (image, prompt): outputs + every captured point; trunk, text and head points alike.
+//! let (out, cache) = p.run_with_cache("cat.png", "a cat", &["trunk.blocks.0", "decoder.layers.*.q0"])?;
+//! let q0 = cache.tensor::<2>("decoder.layers.1.q0")?;
+//! // Edits too (any HookSpec); images × prompts with each image encoded once:
+//! let spec = HookSpec::new().zero("decoder.layers.1.ca_text.head.0")?.capture("presence_logit")?;
+//! let runs = p.run_with_hooks_batch(&["a.png", "b.png"], &["a cat", "a dog"], spec)?;
+//! let (out_b_dog, cache_b_dog) = &runs[(1, 1)];
+//! # Ok(()) }
+//! ```
+//!
+//! Every name is checked against this model's [`HookRegistry`] first (a typo is an error naming
+//! the nearest valid names; [`Predictor::validate_hooks`] turns that off). The spec decides which
+//! encoders run under the hooks ([`Stages`]): the image encoder only when a pattern reaches a
+//! `image`/`trunk.*`/`neck.*` point, the text encoder only for `text.*` points; otherwise their
+//! features are computed once (per image / per prompt in the batched forms) without hooks. The
+//! result is bit for bit what threading one [`Hooks`] through `encode_image`, `encode_prompt` and
+//! `ground` gives (tested), the cache in the same forward order.
+//!
 //! Prompts: an empty (or whitespace-only) phrase is an error; a phrase longer than the text context is
 //! truncated exactly like the reference (last kept id becomes EOT) with a warning on stderr that shows
 //! the prompt shortened ([`shorten_prompt`]). Boxes must lie in [0, 1]; point prompts are refused (see
@@ -23,12 +48,15 @@
 //! output holding NaN or ±Inf ([`check_finite_outputs`]) instead of results that read "presence NaN";
 //! with [`crate::checkpoint::set_allow_nonfinite`] (the CLI's `--allow-nonfinite`) it only warns.
 
-use std::path::Path;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
+use burn::module::{Module, ModuleMapper, Param};
 use burn::prelude::*;
 use burn::tensor::{Int, TensorData};
 use image::RgbImage;
-use sam3lab_hooks::Hooks;
+use sam3lab_hooks::{ActivationCache, HookError, HookRegistry, HookSpec, Hooks};
 
 use crate::ModelError;
 use crate::geometry::BoxPrompt;
@@ -63,6 +91,144 @@ pub struct Predictor {
     pub info: Option<LoadInfo>,
     pub tokenizer: &'static Tokenizer,
     pub device: Device,
+    /// Check every hook name of [`Predictor::run_with_hooks`] & co. against the model's registry
+    /// before running (default `true`; an unknown name is then an error naming the nearest valid
+    /// names). With `false`, an unknown name just never fires.
+    pub validate_hooks: bool,
+    registry: OnceLock<HookRegistry>,
+}
+
+/// One forward's raw outputs and captured activations.
+pub type Run = (GroundingOutput, ActivationCache);
+
+/// The runs of a batched call, one per (image, prompt) pair, image-major:
+/// `runs[(i, j)]` is image `i` with prompt `j`.
+#[derive(Clone, Debug)]
+pub struct Runs {
+    pub images: usize,
+    pub prompts: usize,
+    /// Image-major: pair `(i, j)` is at `i * prompts + j`.
+    pub runs: Vec<Run>,
+}
+
+impl Runs {
+    pub fn get(&self, image: usize, prompt: usize) -> &Run {
+        assert!(image < self.images && prompt < self.prompts, "run ({image}, {prompt}) of {}×{}", self.images, self.prompts);
+        &self.runs[image * self.prompts + prompt]
+    }
+
+    /// Every run, image-major.
+    pub fn iter(&self) -> std::slice::Iter<'_, Run> {
+        self.runs.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.runs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+
+    /// One captured point of every run, concatenated along the batch axis in image-major order:
+    /// `(pairs, …)` for batch-1 runs. Errors (with the nearest captured names) when a run lacks it.
+    pub fn stack<const D: usize>(&self, name: &str) -> Result<Tensor<D>, HookError> {
+        let parts = self.runs.iter().map(|(_, c)| c.tensor::<D>(name)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Tensor::cat(parts, 0))
+    }
+}
+
+impl std::ops::Index<(usize, usize)> for Runs {
+    type Output = Run;
+    fn index(&self, (image, prompt): (usize, usize)) -> &Run {
+        self.get(image, prompt)
+    }
+}
+
+impl<'a> IntoIterator for &'a Runs {
+    type Item = &'a Run;
+    type IntoIter = std::slice::Iter<'a, Run>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.runs.iter()
+    }
+}
+
+/// An image the top-level calls accept: an [`RgbImage`] or the path of a PNG/JPEG file (`&str`,
+/// `String`, `Path`, `PathBuf`).
+pub trait ImageInput {
+    /// The pixels (a file is read and decoded; unreadable or non-image files are a clear error).
+    fn rgb(&self) -> Result<Cow<'_, RgbImage>, ModelError>;
+    /// How a cache manifest names this image.
+    fn describe(&self) -> String;
+}
+
+impl ImageInput for RgbImage {
+    fn rgb(&self) -> Result<Cow<'_, RgbImage>, ModelError> {
+        Ok(Cow::Borrowed(self))
+    }
+    fn describe(&self) -> String {
+        format!("<in-memory {}×{} RGB image>", self.width(), self.height())
+    }
+}
+
+impl ImageInput for Path {
+    fn rgb(&self) -> Result<Cow<'_, RgbImage>, ModelError> {
+        Ok(Cow::Owned(load_image(self)?))
+    }
+    fn describe(&self) -> String {
+        self.display().to_string()
+    }
+}
+
+macro_rules! image_input_as_path {
+    ($($t:ty),*) => {$(
+        impl ImageInput for $t {
+            fn rgb(&self) -> Result<Cow<'_, RgbImage>, ModelError> {
+                Ok(Cow::Owned(load_image(Path::new(self))?))
+            }
+            fn describe(&self) -> String {
+                Path::new(self).display().to_string()
+            }
+        }
+    )*};
+}
+image_input_as_path!(str, String, PathBuf);
+
+impl<T: ImageInput + ?Sized> ImageInput for &T {
+    fn rgb(&self) -> Result<Cow<'_, RgbImage>, ModelError> {
+        (**self).rgb()
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
+/// Is this hook point computed by the image encoder (trunk + neck)?
+pub fn is_image_point(name: &str) -> bool {
+    name == "image" || name.starts_with("trunk.") || name.starts_with("neck.")
+}
+
+/// Is this hook point computed by the text encoder?
+pub fn is_text_point(name: &str) -> bool {
+    name.starts_with("text.")
+}
+
+/// Which encoders a hook spec reaches into: the top-level calls run an encoder under the hooks only
+/// when some entry matches one of its points, and reuse its hook-free features otherwise.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stages {
+    pub image: bool,
+    pub text: bool,
+}
+
+impl Stages {
+    /// The stages whose registered points any entry of `spec` matches.
+    pub fn of(spec: &HookSpec, registry: &HookRegistry) -> Self {
+        let hit = |stage: fn(&str) -> bool| {
+            registry.points.iter().map(|p| p.name.as_str()).filter(|n| stage(n)).any(|n| spec.entries().iter().any(|(pat, _)| pat.matches(n)))
+        };
+        Self { image: hit(is_image_point), text: hit(is_text_point) }
+    }
 }
 
 impl Predictor {
@@ -74,6 +240,8 @@ impl Predictor {
             info: Some(info),
             tokenizer: Tokenizer::clip(),
             device: device.clone(),
+            validate_hooks: true,
+            registry: OnceLock::new(),
         })
     }
 
@@ -83,7 +251,14 @@ impl Predictor {
             info: None,
             tokenizer: Tokenizer::clip(),
             device: device.clone(),
+            validate_hooks: true,
+            registry: OnceLock::new(),
         }
+    }
+
+    /// Every hook point of this model ([`crate::hook_registry`] of its config, built once).
+    pub fn hook_registry(&self) -> &HookRegistry {
+        self.registry.get_or_init(|| crate::hook_registry(&self.model.config))
     }
 
     /// Preprocess (resize to the model resolution, normalise) and run trunk + neck.
@@ -152,6 +327,113 @@ impl Predictor {
         let text = self.encode_prompt(prompt, hooks)?;
         let out = self.ground(image, &text, boxes, hooks)?;
         postprocess(&out, image.image_hw, threshold)
+    }
+}
+
+/// The top-level calls: one forward (or images × prompts of them) with hooks, the outputs and the
+/// captures back. See the [module docs](self) for how stages are routed.
+impl Predictor {
+    /// Run `image` with `prompt` and capture every point matching `names` (exact names or patterns
+    /// such as `decoder.layers.*.q0`, `trunk.blocks.0`, `text.**`): `(outputs, cache)`.
+    pub fn run_with_cache(&self, image: &(impl ImageInput + ?Sized), prompt: &str, names: &[&str]) -> Result<Run, ModelError> {
+        self.run_with_hooks(image, prompt, capture_spec(names)?)
+    }
+
+    /// Run `image` with `prompt` under `spec` (captures and edits): `(outputs, cache)`.
+    pub fn run_with_hooks(&self, image: &(impl ImageInput + ?Sized), prompt: &str, spec: HookSpec) -> Result<Run, ModelError> {
+        let mut runs = self.run_with_hooks_batch(std::slice::from_ref(&image), &[prompt], spec)?;
+        Ok(runs.runs.pop().expect("one run"))
+    }
+
+    /// [`Predictor::run_with_cache`] for every (image, prompt) pair; each image is encoded once and
+    /// each prompt once.
+    pub fn run_with_cache_batch<I: ImageInput, P: AsRef<str>>(&self, images: &[I], prompts: &[P], names: &[&str]) -> Result<Runs, ModelError> {
+        self.run_with_hooks_batch(images, prompts, capture_spec(names)?)
+    }
+
+    /// [`Predictor::run_with_hooks`] for every (image, prompt) pair, image-major. Image features
+    /// are computed once per image and text features once per prompt (under the hooks when the spec
+    /// reaches into that encoder, whose captures then go into every run of that image / prompt).
+    /// Each run gets its own cache; the first hook error (e.g. a replacement of the wrong shape)
+    /// ends the call.
+    pub fn run_with_hooks_batch<I: ImageInput, P: AsRef<str>>(&self, images: &[I], prompts: &[P], spec: HookSpec) -> Result<Runs, ModelError> {
+        let registry = self.hook_registry();
+        if self.validate_hooks {
+            spec.validate(registry)?;
+        }
+        let stages = Stages::of(&spec, registry);
+        let stage = |on: bool| if on { Hooks::new(spec.clone()) } else { Hooks::none() };
+        let mut texts = Vec::with_capacity(prompts.len());
+        for prompt in prompts {
+            let mut hooks = stage(stages.text);
+            let text = self.encode_prompt(prompt.as_ref(), &mut hooks)?;
+            texts.push((text, hooks.finish()?));
+        }
+        let mut runs = Vec::with_capacity(images.len() * prompts.len());
+        for image in images {
+            let rgb = image.rgb()?;
+            let mut hooks = stage(stages.image);
+            let encoded = self.encode_image(&rgb, &mut hooks);
+            let image_cache = hooks.finish()?;
+            for (text, text_cache) in &texts {
+                let mut hooks = Hooks::new(spec.clone());
+                for cache in [&image_cache, text_cache] {
+                    for name in cache.names_in_capture_order() {
+                        hooks.cache_mut().insert(name, cache.get(name)?.clone());
+                    }
+                }
+                let out = self.ground(&encoded, text, &[], &mut hooks)?;
+                let mut cache = hooks.finish()?;
+                let m = &mut cache.manifest;
+                m.checkpoint_sha256 = self.info.as_ref().map(|i| i.sha256.clone()).unwrap_or_default();
+                m.config = serde_json::to_value(&self.model.config).unwrap_or_default();
+                m.image = image.describe().into();
+                m.prompt = text.prompt.clone();
+                m.hook_spec = spec.describe();
+                runs.push((out, cache));
+            }
+        }
+        Ok(Runs { images: images.len(), prompts: prompts.len(), runs })
+    }
+
+    /// A copy of this model with uniform noise in ±`amplitude` added to every weight, from a
+    /// deterministic generator seeded by `seed` (same seed → same weights; no checkpoint `info`):
+    /// a stand-in "fine-tune" for demos and tests on the shipped fixture.
+    pub fn perturbed(&self, amplitude: f32, seed: u64) -> Predictor {
+        let mut noise = Noise { amplitude, state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03 };
+        Predictor::from_model(self.model.clone().map(&mut noise), &self.device)
+    }
+}
+
+/// Capture every point matching one of `names`.
+fn capture_spec(names: &[&str]) -> Result<HookSpec, ModelError> {
+    let mut spec = HookSpec::new();
+    for n in names {
+        spec = spec.capture(n)?;
+    }
+    Ok(spec)
+}
+
+/// Adds uniform noise in ±amplitude to every float parameter (an LCG, independent of burn's RNG).
+struct Noise {
+    amplitude: f32,
+    state: u64,
+}
+
+impl ModuleMapper for Noise {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        param.map(|t| {
+            let dims = t.dims();
+            let n = dims.iter().product::<usize>();
+            let values: Vec<f32> = (0..n)
+                .map(|_| {
+                    self.state = self.state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    ((self.state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * self.amplitude
+                })
+                .collect();
+            let device = t.device();
+            t + Tensor::<D>::from_data(TensorData::new(values, dims), &device)
+        })
     }
 }
 

@@ -3,8 +3,9 @@
 //! truncated file, non-safetensors file); the `detector.`-prefixed video layout with tracker keys,
 //! the HF-transformers layout (renamed, q/k/v split, cls row dropped, text projection transposed)
 //! and a fixture directory all load to exactly the same parameters as the plain file. A `.pt` with
-//! complex64 RoPE tables (as the released sam3.pt has) loads the source bytes through its relabelled
-//! temporary copy, which is always deleted; complex128 or non-RoPE complex tensors are refused by name.
+//! complex64 RoPE tables (as the released sam3.pt has) loads the source bytes, read in place
+//! (nothing written, not even with an unusable TMPDIR); complex tensors other than RoPE tables are
+//! refused by name.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -484,14 +485,45 @@ fn pytorch_zip_with_complex64_rope_tables_loads_the_source_bytes() {
         assert_eq!(skipped, [freqs.clone(), vec!["model.tracker.some.weight".to_string()]].concat());
         assert_eq!(idx.tensors.len(), source.len());
         assert!(idx.tensors.values().all(|e| e.dtype == "F32"), "{:?}", idx.tensors.values().next());
-        assert!(scratch_files(scratch.path()).is_empty(), "index files left behind");
+        assert!(scratch_files(scratch.path()).is_empty(), "nothing written to the scratch directory");
 
         // every parameter holds the source's bytes: the same as loading the fixture's safetensors
         let m = load_with_scratch(&p, scratch.path()).unwrap();
         assert_same_params(&params(&m), &reference);
-        assert!(scratch_files(scratch.path()).is_empty(), "relabelled copy left behind");
+        assert!(scratch_files(scratch.path()).is_empty(), "nothing written to the scratch directory");
         // the plain loader (system temp dir) does the same
         assert_same_params(&params(&load(&p).unwrap()), &reference);
+    }
+}
+
+/// The released sam3.pt's layout is read in place: the old loader wrote a relabelled copy of the
+/// whole archive into the scratch directory (TMPDIR), so a scratch directory that cannot be written
+/// made it fail; now nothing is written, so a missing one does not matter.
+#[test]
+fn complex_pytorch_zip_is_read_in_place_without_writing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("sam3_complex.pt");
+    write_torch_zip(&p, &sam3_like(), sam3_storages, true);
+    let nowhere = dir.path().join("no-such-dir");
+    let idx = read_index_with_scratch(&p, &nowhere).unwrap();
+    assert_eq!(idx.format, CheckpointFormat::Pytorch);
+    let reference = params(&load(&fixture().join("weights.safetensors")).unwrap());
+    assert_same_params(&params(&load_with_scratch(&p, &nowhere).unwrap()), &reference);
+    assert!(!nowhere.exists());
+    let names: Vec<PathBuf> = scratch_files(dir.path());
+    assert_eq!(names, vec![p.clone()], "only the checkpoint is in its directory");
+
+    // the shared opener (the weight tools' reader) sees the RoPE tables as their real views
+    let pt = sam3lab_model::checkpoint::open_pytorch(&p).unwrap();
+    let rope: Vec<_> = pt.iter().filter(|t| t.complex).collect();
+    assert_eq!(rope.len(), 2);
+    for t in rope {
+        assert!(t.name.ends_with(".attn.freqs_cis"), "{}", t.name);
+        assert_eq!(t.shape, vec![16, 16, 2]);
+        assert_eq!(t.dtype, burn::store::pytorch_reader::DType::F32);
+        let b: usize = t.name.split("blocks.").nth(1).unwrap()[..1].parse().unwrap();
+        let want: Vec<u8> = (0..16 * 16 * 8).map(|i| (i * 7 + b) as u8).collect();
+        assert_eq!(t.read().unwrap(), want);
     }
 }
 
@@ -501,14 +533,22 @@ fn complex_tensors_that_are_not_rope_tables_are_named() {
     let scratch = tempfile::tempdir().unwrap();
     let p = dir.path().join("odd.pt");
 
-    // complex128 (no real type of its element size): refused, naming the key
+    // a complex128 RoPE table is skipped like a complex64 one (read in place, never relabelled)
     let mut w = sam3_like();
     let k128 = "detector.backbone.vision_backbone.trunk.blocks.1.attn.freqs_cis";
     w.insert(k128.into(), (vec![16, 16], vec![1; 16 * 16 * 16]));
     write_torch_zip(&p, &w, |k| if k == k128 { Storage::Complex128 } else { sam3_storages(k) }, false);
+    let reference = params(&load(&fixture().join("weights.safetensors")).unwrap());
+    assert_same_params(&params(&load_with_scratch(&p, scratch.path()).unwrap()), &reference);
+
+    // complex128 anywhere else: refused, naming the key and its type
+    let mut w = sam3_like();
+    let k128 = "detector.geometry_encoder.phase128";
+    w.insert(k128.into(), (vec![16, 16], vec![1; 16 * 16 * 16]));
+    write_torch_zip(&p, &w, |k| if k == k128 { Storage::Complex128 } else { sam3_storages(k) }, false);
     let msg = load_with_scratch(&p, scratch.path()).err().unwrap().to_string();
     assert!(msg.contains("odd.pt") && msg.contains("complex128") && msg.contains(&format!("model.{k128}")), "{msg}");
-    assert!(!msg.contains("blocks.0"), "only the complex128 key is named: {msg}");
+    assert!(!msg.contains("blocks.0"), "only the foreign complex key is named: {msg}");
     assert!(scratch_files(scratch.path()).is_empty());
 
     // a complex64 tensor that is not a RoPE table: refused, naming it
@@ -531,14 +571,14 @@ fn broken_complex_pytorch_zips_give_the_readers_errors() {
     write_torch_zip(&p, &w, sam3_storages, false);
     let good = std::fs::read(&p).unwrap();
 
-    // cut off: no zip directory, so no relabelling; the reader's own error
+    // cut off: no zip directory, so burn's reader gives its own error
     let cut = dir.path().join("cut.pt");
     std::fs::write(&cut, &good[..good.len() * 2 / 3]).unwrap();
     let msg = load_with_scratch(&cut, scratch.path()).err().unwrap().to_string();
     assert!(msg.contains("cut.pt") && msg.contains("not a readable PyTorch checkpoint"), "{msg}");
 
-    // one flipped byte inside a storage: the copy keeps the CRC, the reader refuses the tensor, and
-    // the copy is deleted on that error too
+    // one flipped byte inside a storage: the in-place reader checks the entry's CRC and refuses the
+    // tensor, naming it
     let (_, (_, victim)) = weights().into_iter().max_by_key(|(_, (_, b))| b.len()).unwrap();
     let at = good.windows(64).position(|x| x == &victim[..64]).expect("storage bytes in the file") + victim.len() / 2;
     let mut bad = good.clone();
@@ -547,5 +587,6 @@ fn broken_complex_pytorch_zips_give_the_readers_errors() {
     std::fs::write(&flipped, &bad).unwrap();
     let msg = load_with_scratch(&flipped, scratch.path()).err().unwrap().to_string();
     assert!(msg.contains("flipped.pt") && msg.contains("damaged") && msg.contains("Invalid checksum"), "{msg}");
-    assert!(scratch_files(scratch.path()).is_empty(), "relabelled copy left behind after an error");
+    assert!(msg.contains("tensor '") && msg.contains("storage `archive/data/"), "{msg}");
+    assert!(scratch_files(scratch.path()).is_empty(), "nothing written, also on an error");
 }

@@ -119,12 +119,12 @@ pub fn split_list(args: &[String]) -> Vec<String> {
 
 /// Is this hook point computed by the image encoder (trunk + neck)?
 pub fn is_image_point(p: &str) -> bool {
-    p == "image" || p.starts_with("trunk.") || p.starts_with("neck.")
+    sam3lab_model::predict::is_image_point(p)
 }
 
 /// Is this hook point computed by the text encoder?
 pub fn is_text_point(p: &str) -> bool {
-    p.starts_with("text.")
+    sam3lab_model::predict::is_text_point(p)
 }
 
 /// Which encoders a hook spec must run through.

@@ -237,6 +237,23 @@ pub fn save_weights(model: &Sam3, path: &Path, metadata: Option<std::collections
     w.finish().map_err(wrap)
 }
 
+/// The lines of a CSV log up to `step` (`#` lines and the header kept), for a resumed run: rows
+/// written after its checkpoint must not appear twice. Empty for a fresh run.
+fn keep_rows_upto(path: &Path, resumed: bool, step: usize) -> Result<String> {
+    if !resumed || !path.is_file() {
+        return Ok(String::new());
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with('#') || l.starts_with("step,") || l.split(',').next().and_then(|s| s.parse::<usize>().ok()).is_some_and(|s| s <= step))
+        .fold(String::new(), |mut a, l| {
+            a.push_str(l);
+            a.push('\n');
+            a
+        }))
+}
+
 /// AdamW moments of group `g` at a checkpoint (kept for every checkpoint, so any of them resumes).
 fn optim_path(out: &Path, step: usize, g: usize) -> PathBuf {
     out.join(format!("step_{step:06}.optim{g}.bpk"))
@@ -284,7 +301,7 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
 
     // Resume from the newest complete checkpoint of this recipe, if any.
     let resume = latest_checkpoint(out);
-    let (start_ckpt, mut state) = match &resume {
+    let (start_ckpt, mut state, resumed_parent) = match &resume {
         Some((step, manifest)) => {
             let text = std::fs::read_to_string(manifest).map_err(|e| TrainError::io(manifest, e))?;
             let m: CheckpointManifest = serde_json::from_str(&text).map_err(|e| TrainError::input(manifest, e.to_string()))?;
@@ -294,27 +311,32 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
                     format!("holds a run of another recipe (sha256 {}…); use a new --out", &m.recipe_sha256[..12]),
                 ));
             }
-            (ckpt_path(out, *step), m.state)
+            (Some(ckpt_path(out, *step)), m.state, Some(m.parent_sha256))
         }
-        None => (recipe.model.checkpoint.clone(), RunState { step: 0, batches: 0, cursors: BTreeMap::new() }),
+        None => (recipe.model.checkpoint.clone(), RunState { step: 0, batches: 0, cursors: BTreeMap::new() }, None),
     };
-    let config_override = if resume.is_some() { None } else { recipe.model.config.clone() };
-    let config_for_load = match (&config_override, &resume) {
-        (Some(c), _) => Some(c.clone()),
-        (None, Some(_)) => Some(out.join("config.json")),
-        _ => None,
+    let (model, config, loaded_sha) = match (&start_ckpt, &resume) {
+        (Some(ck), _) => {
+            let cfg_path = if resume.is_some() { Some(out.join("config.json")) } else { recipe.model.config.clone() };
+            let (m, info) = Sam3::load(ck, cfg_path.as_deref(), &ad)?;
+            (m, info.config, info.sha256)
+        }
+        (None, None) => {
+            // From scratch: a seeded random initialisation of the recipe's config.
+            let cfg_path = recipe.model.config.as_ref().ok_or_else(|| TrainError::Usage("model: `init = \"random\"` needs `config`".into()))?;
+            let cfg = sam3lab_model::Sam3Config::from_file(cfg_path)?;
+            ad.seed(recipe.seed);
+            (Sam3::new(&cfg, &ad), cfg, format!("random-init:seed={}", recipe.seed))
+        }
+        (None, Some(_)) => unreachable!("a resumed run starts from its checkpoint"),
     };
-    let (model, info) = Sam3::load(&start_ckpt, config_for_load.as_deref(), &ad)?;
     if resume.is_none() {
-        let cfg_json = serde_json::to_string_pretty(&serde_json::json!({ "model": info.config })).expect("config serialises");
+        let cfg_json = serde_json::to_string_pretty(&serde_json::json!({ "model": config })).expect("config serialises");
         write_atomic(&out.join("config.json"), cfg_json.as_bytes())?;
     }
-    let parent_sha = if resume.is_some() {
-        sam3lab_hooks::sha256_file(&recipe.model.checkpoint).unwrap_or_default()
-    } else {
-        info.sha256.clone()
-    };
-    let cfg = info.config.clone();
+    let parent_sha = resumed_parent.unwrap_or(loaded_sha);
+    let parent_label = recipe.model.checkpoint.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "random init".into());
+    let cfg = config.clone();
     let sel = select(&recipe, &model)?;
     let trained: BTreeSet<String> = sel.group.keys().cloned().collect();
     let mut model = params::set_trainable(model, "", &|n| trained.contains(n)).train();
@@ -331,6 +353,29 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
         .map(|(k, d)| Sampler::new(recipe.seed, k as u64, d.pairs.len(), state.cursors.get(&d.name).copied().unwrap_or_default()))
         .collect();
     let mut cache = ImageCache::default();
+    let plain = ad.clone().without_autodiff();
+    let eval_set = match &recipe.eval {
+        Some(e) => {
+            let spec = crate::recipe::StreamSpec { gt: e.gt.clone(), images: e.images.clone(), primary: false, every: None, only: None };
+            Some((load_stream("eval", &spec, cfg.image_size)?, e.clone()))
+        }
+        None => None,
+    };
+    let eval_path = out.join("eval.csv");
+    let mut eval_log = keep_rows_upto(&eval_path, resume.is_some(), state.step)?;
+    if eval_log.is_empty() {
+        eval_log = format!("{}\n", crate::evaluate::EvalRow::HEADER);
+    }
+    let mut eval_at = |model: &Sam3, step: usize, log: &mut String, cache: &mut ImageCache| -> Result<Option<crate::evaluate::EvalRow>> {
+        let Some((set, spec)) = &eval_set else { return Ok(None) };
+        let row = crate::evaluate::evaluate(&model.clone().valid(), set, spec, cache, step, &plain)?;
+        log.push_str(&row.csv());
+        log.push('\n');
+        Ok(Some(row))
+    };
+    if state.step == 0 {
+        eval_at(&model, 0, &mut eval_log, &mut cache)?;
+    }
 
     let mut optims = optimizers(&recipe);
     if resume.is_some() {
@@ -345,19 +390,7 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
     }
 
     let log_path = out.join("loss.csv");
-    let mut log = if resume.is_some() && log_path.is_file() {
-        // Keep rows up to the resumed step: a crash after the checkpoint must not duplicate rows.
-        let text = std::fs::read_to_string(&log_path).map_err(|e| TrainError::io(&log_path, e))?;
-        text.lines()
-            .filter(|l| l.starts_with('#') || l.starts_with("step,") || l.split(',').next().and_then(|s| s.parse::<usize>().ok()).is_some_and(|s| s <= state.step))
-            .fold(String::new(), |mut a, l| {
-                a.push_str(l);
-                a.push('\n');
-                a
-            })
-    } else {
-        String::new()
-    };
+    let mut log = keep_rows_upto(&log_path, resume.is_some(), state.step)?;
     let mut header_written = log.lines().any(|l| l.starts_with("step,"));
     if log.is_empty() {
         let _ = writeln!(log, "# recipe: {}\n# recipe_sha256: {recipe_sha}\n# parent_sha256: {parent_sha}\n# seed: {}", recipe_path.display(), recipe.seed);
@@ -469,6 +502,14 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
             let _ = writeln!(log, "{},{lr},{norm},{}", state.step, vals.join(","));
         }
         last = sums;
+        if recipe.eval.as_ref().is_some_and(|e| state.step % e.every == 0 || state.step == recipe.steps) {
+            if let Some(r) = eval_at(&model, state.step, &mut eval_log, &mut cache)? {
+                progress.println(format!(
+                    "step {}: neg_correct {:?} pos_detect {:?} presence_acc {:.3} score_auc {:?} best_iou {:?}",
+                    r.step, r.neg_correct, r.pos_detect, r.presence_acc, r.score_auc, r.best_iou
+                ));
+            }
+        }
         if ckpts.contains(&state.step) {
             for (k, s) in sets.iter().zip(&samplers) {
                 state.cursors.insert(k.name.clone(), s.cursor);
@@ -485,7 +526,7 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
                 seed: recipe.seed,
                 recipe_sha256: recipe_sha.clone(),
                 recipe: recipe.clone(),
-                parent_checkpoint: recipe.model.checkpoint.display().to_string(),
+                parent_checkpoint: parent_label.clone(),
                 parent_sha256: parent_sha.clone(),
                 data: sets.iter().map(|d| (d.name.clone(), d.gt_sha256.clone())).collect(),
                 trained_tensors: trained.len(),
@@ -493,6 +534,9 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
                 checkpoint_sha256: sha,
             };
             write_atomic(&log_path, log.as_bytes())?;
+            if eval_set.is_some() {
+                write_atomic(&eval_path, eval_log.as_bytes())?;
+            }
             // The manifest last: its presence marks the checkpoint complete (what resume looks for).
             let mpath = out.join(format!("step_{:06}.json", state.step));
             write_atomic(&mpath, serde_json::to_string_pretty(&manifest).expect("manifest").as_bytes())?;
@@ -500,5 +544,8 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
         }
     }
     write_atomic(&log_path, log.as_bytes())?;
+    if eval_set.is_some() {
+        write_atomic(&eval_path, eval_log.as_bytes())?;
+    }
     Ok(RunSummary { out: out.to_path_buf(), steps: recipe.steps, resumed_from, checkpoints: written, last_loss: last, seconds: t0.elapsed().as_secs_f64() })
 }

@@ -10,6 +10,7 @@
 pub mod data;
 pub mod engine;
 pub mod error;
+pub mod evaluate;
 pub mod loss;
 pub mod matcher;
 pub mod params;

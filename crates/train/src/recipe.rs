@@ -53,6 +53,9 @@ pub struct Recipe {
     pub schedule: Schedule,
     #[serde(default)]
     pub loss: LossConfig,
+    /// Held-out evaluation during the run (`eval.csv`).
+    #[serde(default)]
+    pub eval: Option<crate::evaluate::EvalSpec>,
 }
 
 fn one() -> usize {
@@ -63,7 +66,12 @@ fn one() -> usize {
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
     /// Start checkpoint: any format the loader reads (a fixture directory, `.safetensors`, `.pt`).
-    pub checkpoint: PathBuf,
+    /// Omitted with `init = "random"`.
+    #[serde(default)]
+    pub checkpoint: Option<PathBuf>,
+    /// `"random"`: start from a seeded random initialisation of `config` (pretraining from scratch).
+    #[serde(default)]
+    pub init: Option<String>,
     /// Config JSON when the checkpoint does not carry one.
     #[serde(default)]
     pub config: Option<PathBuf>,
@@ -160,9 +168,17 @@ impl Recipe {
                 *p = base.join(&*p);
             }
         };
-        fix(&mut r.model.checkpoint);
+        if let Some(c) = r.model.checkpoint.as_mut() {
+            fix(c);
+        }
         if let Some(c) = r.model.config.as_mut() {
             fix(c);
+        }
+        if let Some(e) = r.eval.as_mut() {
+            fix(&mut e.gt);
+            if let Some(i) = e.images.as_mut() {
+                fix(i);
+            }
         }
         for s in r.data.values_mut() {
             fix(&mut s.gt);
@@ -176,6 +192,17 @@ impl Recipe {
 
     /// Structural checks that need no files.
     pub fn check(&self) -> std::result::Result<(), String> {
+        match (&self.model.checkpoint, self.model.init.as_deref()) {
+            (Some(_), None) => {}
+            (None, Some("random")) if self.model.config.is_some() => {}
+            (None, Some("random")) => return Err("model: `init = \"random\"` needs `config`".into()),
+            (Some(_), Some(_)) => return Err("model: give either `checkpoint` or `init = \"random\"`, not both".into()),
+            (None, Some(other)) => return Err(format!("model: unknown init `{other}` (known: \"random\")")),
+            (None, None) => return Err("model: `checkpoint` is missing".into()),
+        }
+        if self.eval.as_ref().is_some_and(|e| e.every == 0) {
+            return Err("eval: `every` must be at least 1".into());
+        }
         if self.steps == 0 {
             return Err("`steps` must be at least 1".into());
         }

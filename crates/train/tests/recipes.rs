@@ -192,3 +192,63 @@ fn two_cpu_replicas_equal_gradient_accumulation_on_one() {
     let worst = wa.iter().flat_map(|(k, t)| t.data.iter().zip(&wc[k].data).map(|(x, y)| (x - y).abs())).fold(0f32, f32::max);
     assert!(worst < 2e-6, "checkpointing changed the result by {worst}");
 }
+
+#[test]
+fn evaluation_during_a_run_matches_a_direct_forward() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(recipe("frozen_te")).unwrap().replace("../../", &format!("{}/", root().display()));
+    let text = format!("{text}\n[eval]\ngt = \"{}/data/fixtures/train-set/gt.json\"\nevery = 1\n", root().display());
+    let r = dir.path().join("r.toml");
+    std::fs::write(&r, text).unwrap();
+    run(&r, &dir.path().join("out"), &Device::flex(), &ProgressBar::hidden()).unwrap();
+    let csv = std::fs::read_to_string(dir.path().join("out/eval.csv")).unwrap();
+    let rows: Vec<Vec<String>> = csv.lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect();
+    assert_eq!(rows.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(), ["0", "1", "2", "3"], "{csv}");
+    // Step 0 is the fixture model itself: recompute presence accuracy and the mean max scores from
+    // the fixture's own inputs (2 positives, 1 negative).
+    let fx = sam3lab_model::parity::Fixture::load(&root().join("data/fixtures/sam3-tiny-train")).unwrap();
+    let batch = sam3lab_train::parity::fixture_batch(&fx).unwrap();
+    let dev = Device::flex();
+    let (m, _) = sam3lab_model::Sam3::load(&fx.dir, None, &dev).unwrap();
+    let px = &batch.pixel_values;
+    let pixels = burn::tensor::Tensor::<4>::from_data(burn::tensor::TensorData::new(px.data.clone(), [px.shape[0], px.shape[1], px.shape[2], px.shape[3]]), &dev);
+    let ids: Vec<i64> = batch.input_ids.data.iter().map(|&v| v as i64).collect();
+    let ids = burn::tensor::Tensor::<2, burn::tensor::Int>::from_data(burn::tensor::TensorData::new(ids, [3, batch.input_ids.shape[1]]), &dev);
+    let mut h = sam3lab_hooks::Hooks::none();
+    let img = m.encode_image(pixels, &mut h).select(&batch.img_ids);
+    let txt = m.encode_text(ids, &mut h).select(&batch.text_ids);
+    let o = m.heads().ground(&img, &txt, &sam3lab_model::GeometryPrompt::default(), &mut h).unwrap();
+    let pres: Vec<f32> = o.presence_logit.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+    let sc: Vec<f32> = o.scores.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+    let q = sc.len() / 3;
+    let maxes: Vec<f64> = (0..3).map(|k| sc[k * q..(k + 1) * q].iter().copied().fold(f32::MIN, f32::max) as f64).collect();
+    let positive = [true, true, false];
+    let acc = (0..3).filter(|&k| (pres[k] >= 0.0) == positive[k]).count() as f64 / 3.0;
+    let f = |i: usize| rows[0][i].parse::<f64>().unwrap();
+    assert!((f(4) - acc).abs() < 1e-6, "presence_acc {} vs {acc}", f(4));
+    assert!((f(7) - (maxes[0] + maxes[1]) / 2.0).abs() < 1e-4, "pos max {} vs {:?}", f(7), maxes);
+    assert!((f(8) - maxes[2]).abs() < 1e-4, "neg max {} vs {:?}", f(8), maxes);
+    let nc = if maxes[2] >= 0.5 { 0.0 } else { 1.0 };
+    assert_eq!(f(2), nc);
+}
+
+#[test]
+fn pretraining_from_random_init_is_seeded() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(recipe("frozen_te"))
+        .unwrap()
+        .replace("checkpoint = \"../../data/fixtures/sam3-tiny-train\"", "init = \"random\"\nconfig = \"../../data/fixtures/sam3-tiny-train/config.json\"")
+        .replace("[freeze]\nfrozen = [\"backbone.language_backbone.**\"]", "")
+        .replace("../../", &format!("{}/", root().display()));
+    let go = |seed: u64, name: &str| {
+        let r = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&r, text.replace("seed = 0", &format!("seed = {seed}"))).unwrap();
+        let s = run(&r, &dir.path().join(name), &Device::flex(), &ProgressBar::hidden()).unwrap();
+        std::fs::read(s.checkpoints.last().unwrap()).unwrap()
+    };
+    let (a, b, c) = (go(7, "a"), go(7, "b"), go(8, "c"));
+    assert!(a == b, "same seed, different bytes");
+    assert!(a != c, "another seed gave the same model");
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("a/step_000003.json")).unwrap()).unwrap();
+    assert_eq!(m["parent_sha256"], "random-init:seed=7");
+}

@@ -71,7 +71,7 @@ pub struct TensorEntry {
 enum Loc {
     /// Absolute byte range in the mapped file.
     Mapped(Range<usize>),
-    Pickled(burn::store::pytorch_reader::Tensor),
+    Pickled(sam3lab_model::checkpoint::PtTensor),
 }
 
 impl TensorEntry {
@@ -86,6 +86,11 @@ impl TensorEntry {
     }
     pub fn is_float(&self) -> bool {
         is_float(self.dtype)
+    }
+    /// Stored as a complex tensor in a `.pt` (the RoPE tables of `sam3.pt`); `dtype` and `shape`
+    /// then describe its real view (`torch.view_as_real`: a trailing axis of 2).
+    pub fn is_complex(&self) -> bool {
+        matches!(&self.loc, Loc::Pickled(t) if t.complex)
     }
     /// The header that writes this tensor again under its stored name (for streaming a copy).
     pub fn header(&self) -> crate::writer::TensorHeader {
@@ -121,9 +126,6 @@ pub struct Checkpoint {
     sorted: Vec<usize>,
     metadata: Option<HashMap<String, String>>,
     sha256: OnceLock<String>,
-    /// A `.pt` read through a relabelled temporary copy (complex RoPE storages): kept alive while
-    /// tensors may still be read from it, deleted on drop.
-    _pt_copy: Option<tempfile::TempPath>,
 }
 
 const PAGE: usize = 4096;
@@ -201,32 +203,30 @@ impl Checkpoint {
     }
 
     fn open_pytorch(path: PathBuf) -> Result<Self> {
-        // Through the model crate's opener: it relabels the complex64 RoPE storages of the released
-        // `sam3.pt` (skipped below) so burn's reader accepts the file.
-        let (reader, copy) = sam3lab_model::checkpoint::open_pytorch(&path, &std::env::temp_dir())
+        // Through the model crate's opener: it reads the released `sam3.pt` in place, complex64
+        // RoPE storages included (their real views; skipped below), without copying the file.
+        let tensors = sam3lab_model::checkpoint::open_pytorch(&path)
             .map_err(|e| WeightsError::Format { path: path.clone(), reason: e.to_string() })?;
-        let tensors = reader.into_tensors();
         // A `{"model": state_dict}` wrapper flattens to `model.`-prefixed keys: strip it when every
         // key has it (SAM3's own keys never start with `model.`).
-        let wrapped = !tensors.is_empty() && tensors.keys().all(|k| k.starts_with("model."));
+        let wrapped = !tensors.is_empty() && tensors.iter().all(|t| t.name.starts_with("model."));
         let mut entries: Vec<TensorEntry> = tensors
             .into_iter()
-            .map(|(key, t)| {
+            .map(|t| {
+                let key = t.name.clone();
                 let stored = if wrapped {
                     key["model.".len()..].to_string()
                 } else {
                     key
                 };
-                let dtype = dtype::from_pytorch(t.dtype());
-                let shape = t.shape().to_vec();
+                let dtype = dtype::from_pytorch(t.dtype);
+                let shape = t.shape.clone();
                 make_entry(stored.clone(), stored, dtype, shape, Loc::Pickled(t))
             })
             .collect();
         // No file order for pickled tensors: use name order (what the surgery writer emits).
         entries.sort_by(|a, b| a.stored_name.cmp(&b.stored_name));
-        let mut ckpt = Self::build(path, Format::Pytorch, None, entries, None)?;
-        ckpt._pt_copy = copy;
-        Ok(ckpt)
+        Self::build(path, Format::Pytorch, None, entries, None)
     }
 
     fn build(
@@ -263,7 +263,6 @@ impl Checkpoint {
             sorted,
             metadata,
             sha256: OnceLock::new(),
-            _pt_copy: None,
         })
     }
 

@@ -11,6 +11,7 @@
 
 pub mod bench;
 mod checkpoint;
+pub mod convert;
 pub mod cosines;
 pub mod diff;
 pub mod dtype;
@@ -25,6 +26,7 @@ mod writer;
 pub use checkpoint::{
     Checkpoint, CheckpointId, Format, KeyClass, TensorEntry, normalize_key, sha256_file,
 };
+pub use convert::{ConvertReport, convert};
 pub use cosines::{CosinesReport, ProjectedPoint, Projection, Trajectory, TrajectoryReport};
 pub use diff::{DiffReport, GroupDiff, TensorDiff, TensorSums};
 pub use error::{Result, WeightsError, edit_distance, nearest_names};

@@ -38,7 +38,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for a in gt.annotations.iter().filter(|a| ids.contains(&a.image_id)) {
             let b = a.bbox.as_ref().unwrap();
             let (x0, y0) = ((b[0] * w as f64) as u32, (b[1] * h as f64) as u32);
-            let (x1, y1) = (((b[0] + b[2]) * w as f64) as u32 - 1, ((b[1] + b[3]) * h as f64) as u32 - 1);
+            let (x1, y1) = (
+                ((b[0] + b[2]) * w as f64) as u32 - 1,
+                ((b[1] + b[3]) * h as f64) as u32 - 1,
+            );
             for x in x0..=x1 {
                 sheet.put_pixel(ox + x, oy + y0, image::Rgb([255, 255, 255]));
                 sheet.put_pixel(ox + x, oy + y1, image::Rgb([255, 255, 255]));

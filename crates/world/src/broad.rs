@@ -53,7 +53,11 @@ impl BroadScene {
 
     /// Labels of the objects showing `concept`.
     pub fn labels_of(&self, concept: Concept) -> Vec<u16> {
-        self.objects.iter().filter(|o| o.concept == concept).map(|o| o.label).collect()
+        self.objects
+            .iter()
+            .filter(|o| o.concept == concept)
+            .map(|o| o.label)
+            .collect()
     }
 }
 
@@ -99,17 +103,31 @@ pub fn render_scene(cfg: &WorldConfig, rng: &mut Rng) -> BroadScene {
         let concept = if i > 0 && rng.chance(b.repeat_prob) {
             objects[rng.below(objects.len())].concept
         } else {
-            let free: Vec<Concept> = all.iter().copied().filter(|c| !objects.iter().any(|o| o.concept == *c)).collect();
+            let free: Vec<Concept> = all
+                .iter()
+                .copied()
+                .filter(|c| !objects.iter().any(|o| o.concept == *c))
+                .collect();
             free[rng.below(free.len())]
         };
         let overlap = i > 0 && rng.chance(b.occlusion_prob);
         for _attempt in 0..60 {
             let r = rng.range(b.min_radius, b.max_radius) * side;
-            let rot = rng.range(-b.max_rotation_deg, b.max_rotation_deg).to_radians();
+            let rot = rng
+                .range(-b.max_rotation_deg, b.max_rotation_deg)
+                .to_radians();
             let margin = 1.12 * r + 1.0;
             let cx = rng.range(margin, side - margin);
             let cy = rng.range(margin, side - margin);
-            let dists: Vec<(f64, f64)> = objects.iter().map(|o| (((o.cx - cx).powi(2) + (o.cy - cy).powi(2)).sqrt(), o.radius + r)).collect();
+            let dists: Vec<(f64, f64)> = objects
+                .iter()
+                .map(|o| {
+                    (
+                        ((o.cx - cx).powi(2) + (o.cy - cy).powi(2)).sqrt(),
+                        o.radius + r,
+                    )
+                })
+                .collect();
             if overlap {
                 if !dists.iter().any(|&(d, rr)| d < 0.8 * rr && d > 0.3 * rr) {
                     continue;
@@ -135,9 +153,10 @@ pub fn render_scene(cfg: &WorldConfig, rng: &mut Rng) -> BroadScene {
                 left as f64 >= b.min_visible * full && left >= min_px
             });
             // No occlusion between objects of one colour: their boundary would not be visible.
-            let same_colour = objects
-                .iter()
-                .any(|o| o.concept.colour == concept.colour && o.full_mask.iter().zip(&mask).any(|(a, b)| *a && *b));
+            let same_colour = objects.iter().any(|o| {
+                o.concept.colour == concept.colour
+                    && o.full_mask.iter().zip(&mask).any(|(a, b)| *a && *b)
+            });
             if !ok || same_colour || (overlap && lose.iter().all(|&l| l == 0)) {
                 continue;
             }
@@ -149,15 +168,30 @@ pub fn render_scene(cfg: &WorldConfig, rng: &mut Rng) -> BroadScene {
                 visible[j] -= l;
             }
             visible.push(area);
-            objects.push(BroadObject { concept, cx, cy, radius: r, rotation: rot, label, full_mask: mask });
+            objects.push(BroadObject {
+                concept,
+                cx,
+                cy,
+                radius: r,
+                rotation: rot,
+                label,
+                full_mask: mask,
+            });
             break;
         }
     }
     for o in &objects {
         let base = COLOURS[o.concept.colour].1;
-        let colour: [f32; 3] = std::array::from_fn(|ch| (base[ch] as f64 + rng.range(-12.0, 12.0)) as f32);
+        let colour: [f32; 3] =
+            std::array::from_fn(|ch| (base[ch] as f64 + rng.range(-12.0, 12.0)) as f32);
         canvas.paint_mask(&o.full_mask, o.label, colour, 6.0, rng);
     }
     debug_assert_eq!(canvas.label, top);
-    BroadScene { width: res, height: res, rgb: canvas.to_rgb8(), label: canvas.label, objects }
+    BroadScene {
+        width: res,
+        height: res,
+        rgb: canvas.to_rgb8(),
+        label: canvas.label,
+        objects,
+    }
 }

@@ -84,7 +84,12 @@ pub struct SplitSizes {
 
 impl Default for WorldConfig {
     fn default() -> Self {
-        WorldConfig { resolution: 112, broad: BroadConfig::default(), narrow: NarrowConfig::default(), splits: SplitSizes::default() }
+        WorldConfig {
+            resolution: 112,
+            broad: BroadConfig::default(),
+            narrow: NarrowConfig::default(),
+            splits: SplitSizes::default(),
+        }
     }
 }
 
@@ -168,9 +173,11 @@ impl WorldConfig {
     pub fn load(path: &std::path::Path) -> Result<WorldConfig> {
         let text = std::fs::read_to_string(path).map_err(|e| WorldError::io(path, e))?;
         let cfg: WorldConfig = if path.extension().is_some_and(|e| e == "toml") {
-            toml::from_str(&text).map_err(|e| WorldError::Config(format!("{}: {e}", path.display())))?
+            toml::from_str(&text)
+                .map_err(|e| WorldError::Config(format!("{}: {e}", path.display())))?
         } else {
-            serde_json::from_str(&text).map_err(|e| WorldError::Config(format!("{}: {e}", path.display())))?
+            serde_json::from_str(&text)
+                .map_err(|e| WorldError::Config(format!("{}: {e}", path.display())))?
         };
         cfg.validate()?;
         Ok(cfg)
@@ -180,20 +187,40 @@ impl WorldConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(WorldError::Config(m));
         if !(32..=4096).contains(&self.resolution) {
-            return bad(format!("resolution must be in 32..=4096, got {}", self.resolution));
+            return bad(format!(
+                "resolution must be in 32..=4096, got {}",
+                self.resolution
+            ));
         }
         let b = &self.broad;
         if !(2..=COLOURS.len()).contains(&b.colours) {
-            return bad(format!("broad.colours must be in 2..={}, got {}", COLOURS.len(), b.colours));
+            return bad(format!(
+                "broad.colours must be in 2..={}, got {}",
+                COLOURS.len(),
+                b.colours
+            ));
         }
         if !(2..=SHAPES.len()).contains(&b.shapes) {
-            return bad(format!("broad.shapes must be in 2..={}, got {}", SHAPES.len(), b.shapes));
+            return bad(format!(
+                "broad.shapes must be in 2..={}, got {}",
+                SHAPES.len(),
+                b.shapes
+            ));
         }
         if b.min_objects < 1 || b.max_objects < b.min_objects || b.max_objects > 6 {
-            return bad(format!("broad objects must satisfy 1 <= min_objects <= max_objects <= 6, got {}..{}", b.min_objects, b.max_objects));
+            return bad(format!(
+                "broad objects must satisfy 1 <= min_objects <= max_objects <= 6, got {}..{}",
+                b.min_objects, b.max_objects
+            ));
         }
-        if !(0.03..=0.3).contains(&b.min_radius) || b.max_radius < b.min_radius || b.max_radius > 0.3 {
-            return bad(format!("broad radii must satisfy 0.03 <= min_radius <= max_radius <= 0.3, got {}..{}", b.min_radius, b.max_radius));
+        if !(0.03..=0.3).contains(&b.min_radius)
+            || b.max_radius < b.min_radius
+            || b.max_radius > 0.3
+        {
+            return bad(format!(
+                "broad radii must satisfy 0.03 <= min_radius <= max_radius <= 0.3, got {}..{}",
+                b.min_radius, b.max_radius
+            ));
         }
         for (name, v) in [
             ("broad.occlusion_prob", b.occlusion_prob),
@@ -207,21 +234,37 @@ impl WorldConfig {
             }
         }
         if b.min_visible < 0.2 {
-            return bad(format!("broad.min_visible must be at least 0.2, got {}", b.min_visible));
+            return bad(format!(
+                "broad.min_visible must be at least 0.2, got {}",
+                b.min_visible
+            ));
         }
         let n = &self.narrow;
-        if !(0.12..=0.4).contains(&n.min_radius) || n.max_radius < n.min_radius || n.max_radius > 0.4 {
-            return bad(format!("narrow radii must satisfy 0.12 <= min_radius <= max_radius <= 0.4, got {}..{}", n.min_radius, n.max_radius));
+        if !(0.12..=0.4).contains(&n.min_radius)
+            || n.max_radius < n.min_radius
+            || n.max_radius > 0.4
+        {
+            return bad(format!(
+                "narrow radii must satisfy 0.12 <= min_radius <= max_radius <= 0.4, got {}..{}",
+                n.min_radius, n.max_radius
+            ));
         }
         if !(0.0..=0.15).contains(&n.max_offset) {
-            return bad(format!("narrow.max_offset must be in [0, 0.15], got {}", n.max_offset));
+            return bad(format!(
+                "narrow.max_offset must be in [0, 0.15], got {}",
+                n.max_offset
+            ));
         }
-        if !(0.0..=45.0).contains(&n.max_rotation_deg) || !(0.0..=45.0).contains(&b.max_rotation_deg) {
+        if !(0.0..=45.0).contains(&n.max_rotation_deg)
+            || !(0.0..=45.0).contains(&b.max_rotation_deg)
+        {
             return bad("max_rotation_deg must be in [0, 45]".into());
         }
         let s = &self.splits;
         if s.probe_images == 0 || s.broad_eval_images == 0 {
-            return bad("splits.probe_images and splits.broad_eval_images must be at least 1".into());
+            return bad(
+                "splits.probe_images and splits.broad_eval_images must be at least 1".into(),
+            );
         }
         Ok(())
     }

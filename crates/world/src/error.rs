@@ -5,7 +5,10 @@ pub type Result<T, E = WorldError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum WorldError {
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid world config: {0}")]
     Config(String),
     #[error("refusing to generate into {}: the directory is not empty ({entries} entries); choose a new or empty directory", path.display())]
@@ -18,6 +21,9 @@ pub enum WorldError {
 
 impl WorldError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        WorldError::Io { path: path.into(), source }
+        WorldError::Io {
+            path: path.into(),
+            source,
+        }
     }
 }

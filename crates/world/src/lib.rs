@@ -13,13 +13,16 @@
 pub mod broad;
 pub mod config;
 pub mod error;
-pub mod writer;
 pub mod narrow;
 pub mod raster;
 pub mod rng;
 pub mod vocab;
+pub mod writer;
 
 pub use config::{BroadConfig, NarrowConfig, SplitSizes, WorldConfig};
 pub use error::{Result, WorldError};
-pub use writer::{FORMAT, PROBE_GROUPS, SPLITS, SplitInfo, Vocabulary, WorldManifest, generate};
 pub use rng::Rng;
+pub use writer::{
+    FORMAT, PROBE_GROUPS, SPLITS, SplitInfo, Vocabulary, WorldManifest, generate,
+    generate_with_threads,
+};

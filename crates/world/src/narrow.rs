@@ -98,7 +98,11 @@ impl NarrowView {
     /// Visible pixels of `part` (all its instances).
     pub fn part_area(&self, part: usize) -> u64 {
         let a = self.label_areas();
-        self.instances.iter().filter(|i| i.part == part).map(|i| a[i.label as usize]).sum()
+        self.instances
+            .iter()
+            .filter(|i| i.part == part)
+            .map(|i| a[i.label as usize])
+            .sum()
     }
 
     /// Visible pixels per part, indexed by part id.
@@ -114,7 +118,11 @@ impl NarrowView {
     /// Labels of `part`'s instances that have at least one visible pixel.
     pub fn visible_labels(&self, part: usize) -> Vec<u16> {
         let a = self.label_areas();
-        self.instances.iter().filter(|i| i.part == part && a[i.label as usize] > 0).map(|i| i.label).collect()
+        self.instances
+            .iter()
+            .filter(|i| i.part == part && a[i.label as usize] > 0)
+            .map(|i| i.label)
+            .collect()
     }
 }
 
@@ -125,7 +133,12 @@ enum Prim {
     Rect(f64, f64, f64, f64),
     /// A bar from the centre at clock angle `a` (radians clockwise from 12), between `along0` and
     /// `along1`, half-width `hw`.
-    Bar { a: f64, along0: f64, along1: f64, hw: f64 },
+    Bar {
+        a: f64,
+        along0: f64,
+        along1: f64,
+        hw: f64,
+    },
     Poly(Vec<(f64, f64)>),
 }
 
@@ -136,7 +149,9 @@ impl Prim {
             Prim::Annulus(_, r1) => *r1,
             Prim::Disc(cx, cy, r) => (cx * cx + cy * cy).sqrt() + r,
             Prim::Rect(x0, x1, y0, y1) => x0.abs().max(x1.abs()).hypot(y0.abs().max(y1.abs())),
-            Prim::Bar { along0, along1, hw, .. } => along0.abs().max(along1.abs()).hypot(*hw),
+            Prim::Bar {
+                along0, along1, hw, ..
+            } => along0.abs().max(along1.abs()).hypot(*hw),
             Prim::Poly(p) => p.iter().map(|(x, y)| x.hypot(*y)).fold(0.0, f64::max),
         }
     }
@@ -149,7 +164,12 @@ impl Prim {
             }
             Prim::Disc(cx, cy, r) => (x - cx).powi(2) + (y - cy).powi(2) <= r * r,
             Prim::Rect(x0, x1, y0, y1) => x >= *x0 && x <= *x1 && y >= *y0 && y <= *y1,
-            Prim::Bar { a, along0, along1, hw } => {
+            Prim::Bar {
+                a,
+                along0,
+                along1,
+                hw,
+            } => {
                 let (s, c) = a.sin_cos();
                 let along = x * s - y * c;
                 let across = x * c + y * s;
@@ -173,9 +193,15 @@ pub fn render_view(cfg: &WorldConfig, rng: &mut Rng, view: View) -> NarrowView {
     let r = rng.range(n.min_radius, n.max_radius) * side;
     let cx = side / 2.0 + rng.range(-n.max_offset, n.max_offset) * side;
     let cy = side / 2.0 + rng.range(-n.max_offset, n.max_offset) * side;
-    let rot = rng.range(-n.max_rotation_deg, n.max_rotation_deg).to_radians();
+    let rot = rng
+        .range(-n.max_rotation_deg, n.max_rotation_deg)
+        .to_radians();
     let tau = std::f64::consts::TAU;
-    let (a_hour, a_min, a_sec) = (rng.range(0.0, tau), rng.range(0.0, tau), rng.range(0.0, tau));
+    let (a_hour, a_min, a_sec) = (
+        rng.range(0.0, tau),
+        rng.range(0.0, tau),
+        rng.range(0.0, tau),
+    );
     let mut optional = [false; 5];
     for o in optional.iter_mut() {
         *o = rng.chance(n.optional_part_prob);
@@ -199,7 +225,11 @@ pub fn render_view(cfg: &WorldConfig, rng: &mut Rng, view: View) -> NarrowView {
     }
     for (sx, sy) in [(-1.0, -1.0), (1.0, -1.0), (-1.0, 1.0), (1.0, 1.0)] {
         let (xa, xb) = if sx < 0.0 { (-0.6, -0.42) } else { (0.42, 0.6) };
-        let (ya, yb) = if sy < 0.0 { (-1.12, -0.78) } else { (0.78, 1.12) };
+        let (ya, yb) = if sy < 0.0 {
+            (-1.12, -0.78)
+        } else {
+            (0.78, 1.12)
+        };
         order.push((STRAP_LUG, Prim::Rect(xa, xb, ya, yb)));
     }
     order.push((CROWN_KNOB, Prim::Rect(0.97, 1.17, -0.13, 0.13)));
@@ -209,20 +239,65 @@ pub fn render_view(cfg: &WorldConfig, rng: &mut Rng, view: View) -> NarrowView {
         order.push((SMALL_SUBDIAL, Prim::Disc(0.0, 0.36, 0.15)));
     }
     if has_logo {
-        order.push((LOGO_BADGE, Prim::Poly(vec![(-0.13, -0.45), (0.13, -0.45), (0.13, -0.36), (0.0, -0.3), (-0.13, -0.36)])));
+        order.push((
+            LOGO_BADGE,
+            Prim::Poly(vec![
+                (-0.13, -0.45),
+                (0.13, -0.45),
+                (0.13, -0.36),
+                (0.0, -0.3),
+                (-0.13, -0.36),
+            ]),
+        ));
     }
     if has_date {
         order.push((DATE_WINDOW, Prim::Rect(0.33, 0.51, -0.065, 0.065)));
     }
     for k in 0..12 {
         let a = k as f64 * tau / 12.0;
-        let (along0, hw): (f64, f64) = if k % 3 == 0 { (0.56, 0.06) } else { (0.6, 0.035) };
-        order.push((HOUR_MARKER, Prim::Bar { a, along0, along1: 0.74, hw: hw.max(min_hw) }));
+        let (along0, hw): (f64, f64) = if k % 3 == 0 {
+            (0.56, 0.06)
+        } else {
+            (0.6, 0.035)
+        };
+        order.push((
+            HOUR_MARKER,
+            Prim::Bar {
+                a,
+                along0,
+                along1: 0.74,
+                hw: hw.max(min_hw),
+            },
+        ));
     }
-    order.push((HOUR_HAND, Prim::Bar { a: a_hour, along0: -0.1, along1: 0.46, hw: 0.075f64.max(min_hw) }));
-    order.push((MINUTE_HAND, Prim::Bar { a: a_min, along0: -0.12, along1: 0.7, hw: 0.045f64.max(min_hw) }));
+    order.push((
+        HOUR_HAND,
+        Prim::Bar {
+            a: a_hour,
+            along0: -0.1,
+            along1: 0.46,
+            hw: 0.075f64.max(min_hw),
+        },
+    ));
+    order.push((
+        MINUTE_HAND,
+        Prim::Bar {
+            a: a_min,
+            along0: -0.12,
+            along1: 0.7,
+            hw: 0.045f64.max(min_hw),
+        },
+    ));
     if has_second {
-        order.push((SECOND_HAND, Prim::Bar { a: a_sec, along0: -0.18, along1: 0.76, hw: 0.03f64.max(min_hw) }));
+        order.push((
+            SECOND_HAND,
+            Prim::Bar {
+                a: a_sec,
+                along0: -0.18,
+                along1: 0.76,
+                hw: 0.03f64.max(min_hw),
+            },
+        ));
     }
     order.push((CENTER_HUB, Prim::Disc(0.0, 0.0, 0.085)));
 
@@ -237,11 +312,25 @@ pub fn render_view(cfg: &WorldConfig, rng: &mut Rng, view: View) -> NarrowView {
             prim.inside(dx * c + dy * s, -dx * s + dy * c)
         };
         let e = prim.extent() * r + 1.0;
-        canvas.paint([cx - e, cy - e, cx + e, cy + e], inside, label, jitter[*part], 4.0, rng);
+        canvas.paint(
+            [cx - e, cy - e, cx + e, cy + e],
+            inside,
+            label,
+            jitter[*part],
+            4.0,
+            rng,
+        );
     }
     let canvas = match view {
         View::Closeup => canvas,
         View::Quadrant(q) => canvas.crop((q as usize % 2) * res, (q as usize / 2) * res, res, res),
     };
-    NarrowView { view, width: res, height: res, rgb: canvas.to_rgb8(), label: canvas.label, instances }
+    NarrowView {
+        view,
+        width: res,
+        height: res,
+        rgb: canvas.to_rgb8(),
+        label: canvas.label,
+        instances,
+    }
 }

@@ -16,7 +16,10 @@ pub const COLOURS: [(&str, [u8; 3]); 10] = [
 ];
 
 /// Broad shapes (also the broad "category names" of the probe set).
-pub const SHAPES: [&str; 10] = ["circle", "square", "triangle", "star", "ring", "cross", "diamond", "heart", "arrow", "crescent"];
+pub const SHAPES: [&str; 10] = [
+    "circle", "square", "triangle", "star", "ring", "cross", "diamond", "heart", "arrow",
+    "crescent",
+];
 
 /// The narrow task's parts, in drawing order's spirit (see `narrow`). Index = part id.
 pub const PARTS: [&str; 15] = [
@@ -53,12 +56,18 @@ impl Concept {
 
 /// Every concept of a world with `colours × shapes` (colour-major order).
 pub fn concepts(colours: usize, shapes: usize) -> Vec<Concept> {
-    (0..colours).flat_map(|colour| (0..shapes).map(move |shape| Concept { colour, shape })).collect()
+    (0..colours)
+        .flat_map(|colour| (0..shapes).map(move |shape| Concept { colour, shape }))
+        .collect()
 }
 
 /// Every word of the broad vocabulary (colours and shapes in use).
 pub fn broad_words(colours: usize, shapes: usize) -> Vec<&'static str> {
-    COLOURS[..colours].iter().map(|c| c.0).chain(SHAPES[..shapes].iter().copied()).collect()
+    COLOURS[..colours]
+        .iter()
+        .map(|c| c.0)
+        .chain(SHAPES[..shapes].iter().copied())
+        .collect()
 }
 
 /// Every word of the narrow vocabulary.

@@ -135,7 +135,12 @@ fn instances(label: &[u16], size: usize, labels: &[u16]) -> Vec<Inst> {
             }
             Some(Inst {
                 rle: Rle::from_row_major(size as u32, size as u32, &mask),
-                bbox: [x0 as u32, y0 as u32, (x1 - x0 + 1) as u32, (y1 - y0 + 1) as u32],
+                bbox: [
+                    x0 as u32,
+                    y0 as u32,
+                    (x1 - x0 + 1) as u32,
+                    (y1 - y0 + 1) as u32,
+                ],
                 area,
             })
         })
@@ -143,22 +148,43 @@ fn instances(label: &[u16], size: usize, labels: &[u16]) -> Vec<Inst> {
 }
 
 fn negative(text: String) -> PairOut {
-    PairOut { text, instances: vec![] }
+    PairOut {
+        text,
+        instances: vec![],
+    }
 }
 
 /// Pick up to `k` absent broad concepts as negatives: a share `hard` of them sharing a colour or a
 /// shape with a present concept (when there is one).
-fn broad_negatives(all: &[Concept], present: &[Concept], k: usize, hard: f64, rng: &mut Rng) -> Vec<Concept> {
-    let mut absent: Vec<Concept> = all.iter().copied().filter(|c| !present.contains(c)).collect();
+fn broad_negatives(
+    all: &[Concept],
+    present: &[Concept],
+    k: usize,
+    hard: f64,
+    rng: &mut Rng,
+) -> Vec<Concept> {
+    let mut absent: Vec<Concept> = all
+        .iter()
+        .copied()
+        .filter(|c| !present.contains(c))
+        .collect();
     let mut out = vec![];
     for _ in 0..k {
         if absent.is_empty() {
             break;
         }
         let hard_pool: Vec<usize> = (0..absent.len())
-            .filter(|&i| present.iter().any(|p| p.colour == absent[i].colour || p.shape == absent[i].shape))
+            .filter(|&i| {
+                present
+                    .iter()
+                    .any(|p| p.colour == absent[i].colour || p.shape == absent[i].shape)
+            })
             .collect();
-        let i = if !hard_pool.is_empty() && rng.chance(hard) { hard_pool[rng.below(hard_pool.len())] } else { rng.below(absent.len()) };
+        let i = if !hard_pool.is_empty() && rng.chance(hard) {
+            hard_pool[rng.below(hard_pool.len())]
+        } else {
+            rng.below(absent.len())
+        };
         out.push(absent.remove(i));
     }
     out
@@ -177,7 +203,13 @@ enum Recipe {
     Probe,
 }
 
-fn render_item(cfg: &WorldConfig, rng: &mut Rng, recipe: Recipe, view: View, broad_prompts: &[String]) -> Rendered {
+fn render_item(
+    cfg: &WorldConfig,
+    rng: &mut Rng,
+    recipe: Recipe,
+    view: View,
+    broad_prompts: &[String],
+) -> Rendered {
     let res = cfg.resolution as usize;
     match recipe {
         Recipe::Broad { pos, neg } => {
@@ -192,17 +224,26 @@ fn render_item(cfg: &WorldConfig, rng: &mut Rng, recipe: Recipe, view: View, bro
             }
             let mut pairs: Vec<PairOut> = chosen
                 .iter()
-                .map(|&c| PairOut { text: c.phrase(), instances: instances(&scene.label, res, &scene.labels_of(c)) })
+                .map(|&c| PairOut {
+                    text: c.phrase(),
+                    instances: instances(&scene.label, res, &scene.labels_of(c)),
+                })
                 .collect();
             for c in broad_negatives(&all, &present, neg, cfg.broad.hard_negative_share, rng) {
                 pairs.push(negative(c.phrase()));
             }
-            Rendered { rgb: scene.rgb, size: res, pairs }
+            Rendered {
+                rgb: scene.rgb,
+                size: res,
+                pairs,
+            }
         }
         Recipe::NarrowPositives { pos } => {
             let v = render_view(cfg, rng, view);
             let areas = v.part_areas();
-            let mut parts: Vec<usize> = (0..PARTS.len()).filter(|&p| areas[p] >= cfg.narrow.min_positive_area).collect();
+            let mut parts: Vec<usize> = (0..PARTS.len())
+                .filter(|&p| areas[p] >= cfg.narrow.min_positive_area)
+                .collect();
             if let Some(k) = pos {
                 rng.shuffle(&mut parts);
                 parts.truncate(k);
@@ -210,9 +251,16 @@ fn render_item(cfg: &WorldConfig, rng: &mut Rng, recipe: Recipe, view: View, bro
             }
             let pairs = parts
                 .iter()
-                .map(|&p| PairOut { text: PARTS[p].to_string(), instances: instances(&v.label, res, &v.visible_labels(p)) })
+                .map(|&p| PairOut {
+                    text: PARTS[p].to_string(),
+                    instances: instances(&v.label, res, &v.visible_labels(p)),
+                })
                 .collect();
-            Rendered { rgb: v.rgb, size: res, pairs }
+            Rendered {
+                rgb: v.rgb,
+                size: res,
+                pairs,
+            }
         }
         Recipe::NarrowNegatives { neg } => {
             let v = render_view(cfg, rng, view);
@@ -221,15 +269,29 @@ fn render_item(cfg: &WorldConfig, rng: &mut Rng, recipe: Recipe, view: View, bro
             rng.shuffle(&mut parts);
             parts.truncate(neg);
             parts.sort();
-            Rendered { rgb: v.rgb, size: res, pairs: parts.iter().map(|&p| negative(PARTS[p].to_string())).collect() }
+            Rendered {
+                rgb: v.rgb,
+                size: res,
+                pairs: parts
+                    .iter()
+                    .map(|&p| negative(PARTS[p].to_string()))
+                    .collect(),
+            }
         }
         Recipe::Probe => {
             let v = render_view(cfg, rng, view);
             let mut pairs: Vec<PairOut> = (0..PARTS.len())
-                .map(|p| PairOut { text: PARTS[p].to_string(), instances: instances(&v.label, res, &v.visible_labels(p)) })
+                .map(|p| PairOut {
+                    text: PARTS[p].to_string(),
+                    instances: instances(&v.label, res, &v.visible_labels(p)),
+                })
                 .collect();
             pairs.extend(broad_prompts.iter().map(|t| negative(t.clone())));
-            Rendered { rgb: v.rgb, size: res, pairs }
+            Rendered {
+                rgb: v.rgb,
+                size: res,
+                pairs,
+            }
         }
     }
 }
@@ -245,10 +307,14 @@ fn write_file(root: &Path, rel: &str, bytes: &[u8]) -> Result<String> {
 }
 
 fn png(rgb: Vec<u8>, size: usize, what: &str) -> Result<Vec<u8>> {
-    let img = image::RgbImage::from_raw(size as u32, size as u32, rgb).expect("rgb buffer matches its size");
+    let img = image::RgbImage::from_raw(size as u32, size as u32, rgb)
+        .expect("rgb buffer matches its size");
     let mut buf = Vec::new();
     img.write_to(&mut Cursor::new(&mut buf), image::ImageFormat::Png)
-        .map_err(|e| WorldError::Encode { what: what.to_string(), msg: e.to_string() })?;
+        .map_err(|e| WorldError::Encode {
+            what: what.to_string(),
+            msg: e.to_string(),
+        })?;
     Ok(buf)
 }
 
@@ -263,10 +329,11 @@ fn run_split(
     n: usize,
     item: &(dyn Fn(usize) -> (Recipe, View) + Sync),
     broad_prompts: &[String],
+    threads: usize,
 ) -> Result<Vec<ImageOut>> {
     let dir = format!("images/{name}");
     std::fs::create_dir_all(root.join(&dir)).map_err(|e| WorldError::io(root.join(&dir), e))?;
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
+    let threads = threads.max(1);
     let work = |t: usize| -> Result<Vec<(usize, ImageOut)>> {
         let mut out = vec![];
         for i in (t..n).step_by(threads) {
@@ -276,13 +343,23 @@ fn run_split(
             let file_name = format!("{dir}/{i:06}.png");
             let bytes = png(r.rgb, r.size, &file_name)?;
             let sha256 = write_file(root, &file_name, &bytes)?;
-            out.push((i, ImageOut { file_name, sha256, pairs: r.pairs }));
+            out.push((
+                i,
+                ImageOut {
+                    file_name,
+                    sha256,
+                    pairs: r.pairs,
+                },
+            ));
         }
         Ok(out)
     };
     let results: Vec<Result<Vec<(usize, ImageOut)>>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads).map(|t| s.spawn(move || work(t))).collect();
-        handles.into_iter().map(|h| h.join().expect("world worker panicked")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("world worker panicked"))
+            .collect()
     });
     let mut all = vec![];
     for r in results {
@@ -320,7 +397,12 @@ fn ground_truth(items: &[ImageOut], size: u32) -> (GtDataset, SplitInfo) {
                     id: Some(annotations.len() as i64 + 1),
                     image_id: id,
                     segmentation: Some(Segmentation::from_rle(&inst.rle)),
-                    bbox: Some(vec![inst.bbox[0] as f64 / s, inst.bbox[1] as f64 / s, inst.bbox[2] as f64 / s, inst.bbox[3] as f64 / s]),
+                    bbox: Some(vec![
+                        inst.bbox[0] as f64 / s,
+                        inst.bbox[1] as f64 / s,
+                        inst.bbox[2] as f64 / s,
+                        inst.bbox[3] as f64 / s,
+                    ]),
                     area: Some(inst.area as f64),
                     iscrowd: false,
                     category_id: Some(1),
@@ -337,7 +419,17 @@ fn ground_truth(items: &[ImageOut], size: u32) -> (GtDataset, SplitInfo) {
         negatives,
         instances: annotations.len(),
     };
-    (GtDataset { images, annotations, categories: vec![Category { id: 1, name: Some("object".into()) }] }, info)
+    (
+        GtDataset {
+            images,
+            annotations,
+            categories: vec![Category {
+                id: 1,
+                name: Some("object".into()),
+            }],
+        },
+        info,
+    )
 }
 
 fn prompt_file(title: &str, prompts: &[String]) -> String {
@@ -350,7 +442,7 @@ fn prompt_file(title: &str, prompts: &[String]) -> String {
 }
 
 /// Write the whole world into the existing, empty directory `root`.
-pub(crate) fn write_world(cfg: &WorldConfig, seed: u64, root: &Path) -> Result<WorldManifest> {
+fn write_world(cfg: &WorldConfig, seed: u64, root: &Path, threads: usize) -> Result<WorldManifest> {
     let s = &cfg.splits;
     let b = &cfg.broad;
     let mut files: BTreeMap<String, String> = BTreeMap::new();
@@ -358,7 +450,15 @@ pub(crate) fn write_world(cfg: &WorldConfig, seed: u64, root: &Path) -> Result<W
     let size = cfg.resolution;
 
     let quadrant = |i: usize| View::Quadrant((i % 4) as u8);
-    let closeups_then_quadrants = |nc: usize| move |i: usize| if i < nc { View::Closeup } else { quadrant(i - nc) };
+    let closeups_then_quadrants = |nc: usize| {
+        move |i: usize| {
+            if i < nc {
+                View::Closeup
+            } else {
+                quadrant(i - nc)
+            }
+        }
+    };
     let mut outputs: BTreeMap<&str, Vec<ImageOut>> = BTreeMap::new();
     let mut broad_eval_phrases: Vec<String> = vec![];
     let categories: Vec<String> = SHAPES[..b.shapes].iter().map(|s| s.to_string()).collect();
@@ -366,40 +466,90 @@ pub(crate) fn write_world(cfg: &WorldConfig, seed: u64, root: &Path) -> Result<W
         let (n, item): (usize, Box<dyn Fn(usize) -> (Recipe, View) + Sync + '_>) = match name {
             "broad-pretrain" => (
                 s.broad_pretrain_images,
-                Box::new(|_| (Recipe::Broad { pos: None, neg: s.broad_pretrain_negatives_per_image }, View::Closeup)),
+                Box::new(|_| {
+                    (
+                        Recipe::Broad {
+                            pos: None,
+                            neg: s.broad_pretrain_negatives_per_image,
+                        },
+                        View::Closeup,
+                    )
+                }),
             ),
             "broad-eval" => (
                 s.broad_eval_images,
-                Box::new(|_| (Recipe::Broad { pos: Some(s.broad_eval_positives_per_image), neg: s.broad_eval_negatives_per_image }, View::Closeup)),
+                Box::new(|_| {
+                    (
+                        Recipe::Broad {
+                            pos: Some(s.broad_eval_positives_per_image),
+                            neg: s.broad_eval_negatives_per_image,
+                        },
+                        View::Closeup,
+                    )
+                }),
             ),
-            "broad-positive-eval" => {
-                (s.broad_positive_eval_images, Box::new(|_| (Recipe::Broad { pos: Some(s.broad_positive_eval_per_image), neg: 0 }, View::Closeup)))
-            }
+            "broad-positive-eval" => (
+                s.broad_positive_eval_images,
+                Box::new(|_| {
+                    (
+                        Recipe::Broad {
+                            pos: Some(s.broad_positive_eval_per_image),
+                            neg: 0,
+                        },
+                        View::Closeup,
+                    )
+                }),
+            ),
             "narrow-train" => {
                 let v = closeups_then_quadrants(s.narrow_train_closeups);
-                (s.narrow_train_closeups + s.narrow_train_quadrants, Box::new(move |i| (Recipe::NarrowPositives { pos: None }, v(i))))
+                (
+                    s.narrow_train_closeups + s.narrow_train_quadrants,
+                    Box::new(move |i| (Recipe::NarrowPositives { pos: None }, v(i))),
+                )
             }
             "narrow-eval" => {
                 let v = closeups_then_quadrants(s.narrow_eval_closeups);
                 let k = s.narrow_eval_per_image;
-                (s.narrow_eval_closeups + s.narrow_eval_quadrants, Box::new(move |i| (Recipe::NarrowPositives { pos: Some(k) }, v(i))))
+                (
+                    s.narrow_eval_closeups + s.narrow_eval_quadrants,
+                    Box::new(move |i| (Recipe::NarrowPositives { pos: Some(k) }, v(i))),
+                )
             }
             "narrow-negatives" => {
                 let k = s.narrow_negatives_per_quadrant;
-                (s.narrow_negative_quadrants, Box::new(move |i| (Recipe::NarrowNegatives { neg: k }, quadrant(i))))
+                (
+                    s.narrow_negative_quadrants,
+                    Box::new(move |i| (Recipe::NarrowNegatives { neg: k }, quadrant(i))),
+                )
             }
             _ => (s.probe_images, Box::new(|_| (Recipe::Probe, View::Closeup))),
         };
         let broad_prompts: Vec<String> = if name == "probe" {
-            categories.iter().chain(broad_eval_phrases.iter()).cloned().collect()
+            categories
+                .iter()
+                .chain(broad_eval_phrases.iter())
+                .cloned()
+                .collect()
         } else {
             vec![]
         };
-        let items = run_split(cfg, seed, root, name, stream, n, item.as_ref(), &broad_prompts)?;
+        let items = run_split(
+            cfg,
+            seed,
+            root,
+            name,
+            stream,
+            n,
+            item.as_ref(),
+            &broad_prompts,
+            threads,
+        )?;
         if name == "broad-eval" {
             for it in &items {
                 for p in &it.pairs {
-                    if !broad_eval_phrases.contains(&p.text) && broad_eval_phrases.len() < s.probe_broad_eval_phrases {
+                    if !broad_eval_phrases.contains(&p.text)
+                        && broad_eval_phrases.len() < s.probe_broad_eval_phrases
+                    {
                         broad_eval_phrases.push(p.text.clone());
                     }
                 }
@@ -425,24 +575,49 @@ pub(crate) fn write_world(cfg: &WorldConfig, seed: u64, root: &Path) -> Result<W
         list.push_str(&it.file_name);
         list.push('\n');
     }
-    files.insert("probe-images.txt".into(), write_file(root, "probe-images.txt", list.as_bytes())?);
-    std::fs::create_dir_all(root.join("prompts")).map_err(|e| WorldError::io(root.join("prompts"), e))?;
+    files.insert(
+        "probe-images.txt".into(),
+        write_file(root, "probe-images.txt", list.as_bytes())?,
+    );
+    std::fs::create_dir_all(root.join("prompts"))
+        .map_err(|e| WorldError::io(root.join("prompts"), e))?;
     let parts: Vec<String> = PARTS.iter().map(|p| p.to_string()).collect();
     let mut prompt_groups = BTreeMap::new();
     for (group, title, prompts) in [
-        ("narrow-parts", "narrow part names (the watch-component group)", parts.clone()),
-        ("broad-categories", "broad category names (the LVIS-category group)", categories.clone()),
-        ("broad-eval", "broad-eval noun phrases (the SA-Co/Gold group)", broad_eval_phrases.clone()),
+        (
+            "narrow-parts",
+            "narrow part names (the watch-component group)",
+            parts.clone(),
+        ),
+        (
+            "broad-categories",
+            "broad category names (the LVIS-category group)",
+            categories.clone(),
+        ),
+        (
+            "broad-eval",
+            "broad-eval noun phrases (the SA-Co/Gold group)",
+            broad_eval_phrases.clone(),
+        ),
     ] {
         let file = format!("prompts/{group}.txt");
-        files.insert(file.clone(), write_file(root, &file, prompt_file(title, &prompts).as_bytes())?);
+        files.insert(
+            file.clone(),
+            write_file(root, &file, prompt_file(title, &prompts).as_bytes())?,
+        );
         prompt_groups.insert(group.to_string(), PromptGroup { file, prompts });
     }
 
     let vocabulary = Vocabulary {
-        broad_colours: COLOURS[..b.colours].iter().map(|c| c.0.to_string()).collect(),
+        broad_colours: COLOURS[..b.colours]
+            .iter()
+            .map(|c| c.0.to_string())
+            .collect(),
         broad_shapes: categories.clone(),
-        broad_phrases: concepts(b.colours, b.shapes).iter().map(Concept::phrase).collect(),
+        broad_phrases: concepts(b.colours, b.shapes)
+            .iter()
+            .map(Concept::phrase)
+            .collect(),
         broad_categories: categories,
         narrow_parts: parts,
     };
@@ -453,7 +628,10 @@ pub(crate) fn write_world(cfg: &WorldConfig, seed: u64, root: &Path) -> Result<W
         config: cfg.clone(),
         vocabulary,
         splits,
-        probe: ProbeInfo { images: "probe-images.txt".into(), prompt_groups },
+        probe: ProbeInfo {
+            images: "probe-images.txt".into(),
+            prompt_groups,
+        },
         files,
     };
     let mut bytes = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
@@ -467,10 +645,21 @@ fn check_target(out: &Path) -> Result<()> {
     match std::fs::metadata(out) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(WorldError::io(out, e)),
-        Ok(m) if !m.is_dir() => Err(WorldError::NotADirectory { path: out.to_path_buf() }),
+        Ok(m) if !m.is_dir() => Err(WorldError::NotADirectory {
+            path: out.to_path_buf(),
+        }),
         Ok(_) => {
-            let entries = std::fs::read_dir(out).map_err(|e| WorldError::io(out, e))?.count();
-            if entries > 0 { Err(WorldError::NotEmpty { path: out.to_path_buf(), entries }) } else { Ok(()) }
+            let entries = std::fs::read_dir(out)
+                .map_err(|e| WorldError::io(out, e))?
+                .count();
+            if entries > 0 {
+                Err(WorldError::NotEmpty {
+                    path: out.to_path_buf(),
+                    entries,
+                })
+            } else {
+                Ok(())
+            }
         }
     }
 }
@@ -479,6 +668,20 @@ fn check_target(out: &Path) -> Result<()> {
 /// is written into a temporary directory beside it and renamed into place at the end, so a failure
 /// leaves no partial output.
 pub fn generate(cfg: &WorldConfig, seed: u64, out_dir: &Path) -> Result<WorldManifest> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
+    generate_with_threads(cfg, seed, out_dir, threads)
+}
+
+/// [`generate`] on `threads` worker threads (the files do not depend on it).
+pub fn generate_with_threads(
+    cfg: &WorldConfig,
+    seed: u64,
+    out_dir: &Path,
+    threads: usize,
+) -> Result<WorldManifest> {
     cfg.validate()?;
     check_target(out_dir)?;
     let parent: PathBuf = match out_dir.parent() {
@@ -486,13 +689,20 @@ pub fn generate(cfg: &WorldConfig, seed: u64, out_dir: &Path) -> Result<WorldMan
         _ => PathBuf::from("."),
     };
     std::fs::create_dir_all(&parent).map_err(|e| WorldError::io(&parent, e))?;
-    let stem = out_dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "world".into());
-    let tmp = tempfile::Builder::new().prefix(&format!(".{stem}.partial-")).tempdir_in(&parent).map_err(|e| WorldError::io(&parent, e))?;
-    let manifest = write_world(cfg, seed, tmp.path())?;
+    let stem = out_dir
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "world".into());
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{stem}.partial-"))
+        .tempdir_in(&parent)
+        .map_err(|e| WorldError::io(&parent, e))?;
+    let manifest = write_world(cfg, seed, tmp.path(), threads)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).map_err(|e| WorldError::io(tmp.path(), e))?;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| WorldError::io(tmp.path(), e))?;
     }
     check_target(out_dir)?;
     if out_dir.exists() {

@@ -9,7 +9,9 @@ use sam3lab_eval::coco::{GtDataset, load_gt};
 use sam3lab_world::broad::render_scene;
 use sam3lab_world::narrow::{View, render_view};
 use sam3lab_world::vocab::{COLOURS, PARTS, SHAPES, broad_words, concepts, narrow_words};
-use sam3lab_world::{Rng, SPLITS, WorldConfig, WorldError, WorldManifest, generate};
+use sam3lab_world::{
+    Rng, SPLITS, WorldConfig, WorldError, WorldManifest, generate, generate_with_threads,
+};
 
 fn quick_world(seed: u64) -> (tempfile::TempDir, PathBuf, WorldManifest) {
     let tmp = tempfile::tempdir().unwrap();
@@ -25,7 +27,11 @@ fn all_files(root: &Path) -> BTreeMap<String, Vec<u8>> {
             if p.is_dir() {
                 walk(root, &p, out);
             } else {
-                let rel = p.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+                let rel = p
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
                 out.insert(rel, std::fs::read(&p).unwrap());
             }
         }
@@ -58,12 +64,18 @@ fn same_seed_gives_identical_bytes_and_another_seed_differs() {
     let fb = all_files(&pb);
     assert_eq!(fa.keys().collect::<Vec<_>>(), fb.keys().collect::<Vec<_>>());
     for (k, v) in &fa {
-        assert!(v == &fb[k], "{k} differs between two runs with the same seed");
+        assert!(
+            v == &fb[k],
+            "{k} differs between two runs with the same seed"
+        );
     }
     assert_eq!(ma, mb);
     let fc = all_files(&pc);
     assert_ne!(fa["broad-pretrain.json"], fc["broad-pretrain.json"]);
-    assert_ne!(fa["images/broad-pretrain/000000.png"], fc["images/broad-pretrain/000000.png"]);
+    assert_ne!(
+        fa["images/broad-pretrain/000000.png"],
+        fc["images/broad-pretrain/000000.png"]
+    );
     // The manifest lists every file but itself, with its sha256.
     let listed: BTreeSet<&String> = ma.files.keys().collect();
     let present: BTreeSet<&String> = fa.keys().filter(|k| *k != "world.json").collect();
@@ -74,6 +86,15 @@ fn same_seed_gives_identical_bytes_and_another_seed_differs() {
     }
     let on_disk: WorldManifest = serde_json::from_slice(&fa["world.json"]).unwrap();
     assert_eq!(on_disk, ma);
+    // Nor does the thread count matter.
+    for threads in [1, 3] {
+        let t = tempfile::tempdir().unwrap();
+        generate_with_threads(&WorldConfig::quick(), 7, &t.path().join("w"), threads).unwrap();
+        assert!(
+            all_files(&t.path().join("w")) == fa,
+            "{threads} threads give other files"
+        );
+    }
 }
 
 #[test]
@@ -90,13 +111,29 @@ fn the_eval_reader_reads_every_split() {
         assert_eq!(files.len(), info.images, "{name}");
         assert!(info.pairs > 0, "{name} is empty");
         let with_ann: BTreeSet<i64> = gt.annotations.iter().map(|a| a.image_id).collect();
-        let pos = gt.images.iter().filter(|i| with_ann.contains(&i.id)).count();
-        assert_eq!((pos, gt.images.len() - pos), (info.positives, info.negatives), "{name}");
+        let pos = gt
+            .images
+            .iter()
+            .filter(|i| with_ann.contains(&i.id))
+            .count();
+        assert_eq!(
+            (pos, gt.images.len() - pos),
+            (info.positives, info.negatives),
+            "{name}"
+        );
         // ids unique, pairs unique, files present at the model's resolution
         let ids: BTreeSet<i64> = gt.images.iter().map(|i| i.id).collect();
         assert_eq!(ids.len(), gt.images.len());
-        let pairs: BTreeSet<(&str, &str)> = gt.images.iter().map(|i| (i.file_name.as_str(), i.text_input.as_deref().unwrap())).collect();
-        assert_eq!(pairs.len(), gt.images.len(), "{name}: duplicate (image, phrase) pair");
+        let pairs: BTreeSet<(&str, &str)> = gt
+            .images
+            .iter()
+            .map(|i| (i.file_name.as_str(), i.text_input.as_deref().unwrap()))
+            .collect();
+        assert_eq!(
+            pairs.len(),
+            gt.images.len(),
+            "{name}: duplicate (image, phrase) pair"
+        );
         for f in &files {
             let img = image::open(root.join(f)).unwrap();
             assert_eq!((img.width(), img.height()), (res, res), "{f}");
@@ -105,7 +142,11 @@ fn the_eval_reader_reads_every_split() {
             assert!(i.is_instance_exhaustive);
             assert_eq!((i.height, i.width), (res, res));
         }
-        assert!(gt.annotations.iter().all(|a| a.category_id == Some(1) && !a.iscrowd));
+        assert!(
+            gt.annotations
+                .iter()
+                .all(|a| a.category_id == Some(1) && !a.iscrowd)
+        );
         assert_eq!(gt.categories.len(), 1);
     }
     // Which splits hold which kinds of pairs.
@@ -118,18 +159,36 @@ fn the_eval_reader_reads_every_split() {
     assert_eq!(s("narrow-negatives").positives, 0);
     // Probe set: every probe image × every prompt of the three groups.
     let groups = &m.probe.prompt_groups;
-    assert_eq!(groups.keys().map(String::as_str).collect::<Vec<_>>(), vec!["broad-categories", "broad-eval", "narrow-parts"]);
+    assert_eq!(
+        groups.keys().map(String::as_str).collect::<Vec<_>>(),
+        vec!["broad-categories", "broad-eval", "narrow-parts"]
+    );
     let n_prompts: usize = groups.values().map(|g| g.prompts.len()).sum();
     assert_eq!(s("probe").pairs, m.config.splits.probe_images * n_prompts);
     assert_eq!(groups["narrow-parts"].prompts.len(), PARTS.len());
-    assert_eq!(groups["broad-eval"].prompts.len(), m.config.splits.probe_broad_eval_phrases);
-    let broad_eval_phrases: BTreeSet<String> = load(&root, "broad-eval").images.iter().map(|i| i.text_input.clone().unwrap()).collect();
+    assert_eq!(
+        groups["broad-eval"].prompts.len(),
+        m.config.splits.probe_broad_eval_phrases
+    );
+    let broad_eval_phrases: BTreeSet<String> = load(&root, "broad-eval")
+        .images
+        .iter()
+        .map(|i| i.text_input.clone().unwrap())
+        .collect();
     for (_, g) in groups {
         let text = std::fs::read_to_string(root.join(&g.file)).unwrap();
         let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
-        assert_eq!(lines, g.prompts.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(
+            lines,
+            g.prompts.iter().map(String::as_str).collect::<Vec<_>>()
+        );
     }
-    assert!(groups["broad-eval"].prompts.iter().all(|p| broad_eval_phrases.contains(p)));
+    assert!(
+        groups["broad-eval"]
+            .prompts
+            .iter()
+            .all(|p| broad_eval_phrases.contains(p))
+    );
     let list = std::fs::read_to_string(root.join(&m.probe.images)).unwrap();
     let listed: Vec<&str> = list.lines().filter(|l| !l.starts_with('#')).collect();
     assert_eq!(listed.len(), m.config.splits.probe_images);
@@ -142,7 +201,11 @@ fn masks_decode_and_agree_with_boxes_and_areas() {
     let res = m.config.resolution;
     for (name, _) in SPLITS {
         let gt = load(&root, name);
-        let file_of: BTreeMap<i64, &str> = gt.images.iter().map(|i| (i.id, i.file_name.as_str())).collect();
+        let file_of: BTreeMap<i64, &str> = gt
+            .images
+            .iter()
+            .map(|i| (i.id, i.file_name.as_str()))
+            .collect();
         // Every instance mask of one image file, to check they are disjoint.
         let mut per_file: BTreeMap<&str, Vec<Vec<u8>>> = BTreeMap::new();
         for a in &gt.annotations {
@@ -159,9 +222,17 @@ fn masks_decode_and_agree_with_boxes_and_areas() {
             }
             let b = a.bbox.as_ref().unwrap();
             let px: Vec<f64> = b.iter().map(|v| v * res as f64).collect();
-            let want = [x0 as f64, y0 as f64, (x1 - x0 + 1) as f64, (y1 - y0 + 1) as f64];
+            let want = [
+                x0 as f64,
+                y0 as f64,
+                (x1 - x0 + 1) as f64,
+                (y1 - y0 + 1) as f64,
+            ];
             for k in 0..4 {
-                assert!((px[k] - want[k]).abs() < 1e-9, "{name}: bbox {b:?} vs tight box {want:?}");
+                assert!(
+                    (px[k] - want[k]).abs() < 1e-9,
+                    "{name}: bbox {b:?} vs tight box {want:?}"
+                );
             }
             if name.starts_with("broad") {
                 // Broad objects never touch the image border, so pycocotools' toBbox agrees too.
@@ -200,7 +271,10 @@ fn files_match_the_in_process_renderer() {
     let gt = load(&root, "broad-pretrain");
     for im in &gt.images {
         let idx = index_of(&im.file_name);
-        let scene = render_scene(cfg, &mut Rng::for_item(m.seed, stream("broad-pretrain"), idx));
+        let scene = render_scene(
+            cfg,
+            &mut Rng::for_item(m.seed, stream("broad-pretrain"), idx),
+        );
         let png = image::open(root.join(&im.file_name)).unwrap().to_rgb8();
         assert_eq!(png.as_raw(), &scene.rgb);
         let phrase = im.text_input.as_deref().unwrap();
@@ -215,7 +289,14 @@ fn files_match_the_in_process_renderer() {
             .annotations
             .iter()
             .filter(|a| a.image_id == im.id)
-            .map(|a| a.segmentation.as_ref().unwrap().decode(res as u32, res as u32).unwrap().to_row_major())
+            .map(|a| {
+                a.segmentation
+                    .as_ref()
+                    .unwrap()
+                    .decode(res as u32, res as u32)
+                    .unwrap()
+                    .to_row_major()
+            })
             .collect();
         want.sort();
         got.sort();
@@ -245,32 +326,66 @@ fn occluded_masks_exclude_the_occluders_pixels() {
                     }
                 }
             }
-            assert_eq!(vis, expect, "scene {i}: object {k}'s mask is not its shape minus the objects over it");
+            assert_eq!(
+                vis, expect,
+                "scene {i}: object {k}'s mask is not its shape minus the objects over it"
+            );
             if covered {
                 occluded += 1;
                 let full: usize = o.full_mask.iter().filter(|b| **b).count();
                 let v: usize = vis.iter().map(|&b| b as usize).sum();
-                assert!(v as f64 >= cfg.broad.min_visible * full as f64, "scene {i}: object {k} is hidden beyond min_visible");
+                assert!(
+                    v as f64 >= cfg.broad.min_visible * full as f64,
+                    "scene {i}: object {k} is hidden beyond min_visible"
+                );
                 // Its occluders are another colour, so the boundary is visible.
                 for later in &scene.objects[k + 1..] {
-                    if later.full_mask.iter().zip(&o.full_mask).any(|(a, b)| *a && *b) {
+                    if later
+                        .full_mask
+                        .iter()
+                        .zip(&o.full_mask)
+                        .any(|(a, b)| *a && *b)
+                    {
                         assert_ne!(later.concept.colour, o.concept.colour);
                     }
                 }
             }
         }
     }
-    assert!(occluded > 20, "only {occluded} occluded objects in 300 scenes");
-    assert!(repeats > 20, "only {repeats} scenes with a repeated concept");
+    assert!(
+        occluded > 20,
+        "only {occluded} occluded objects in 300 scenes"
+    );
+    assert!(
+        repeats > 20,
+        "only {repeats} scenes with a repeated concept"
+    );
 
     // Narrow: one dial face (under hands, markers, …), 12 hour markers, 4 lugs; most parts in view.
-    let view = render_view(&cfg, &mut Rng::for_item(11, stream("narrow-train"), 0), View::Closeup);
+    let view = render_view(
+        &cfg,
+        &mut Rng::for_item(11, stream("narrow-train"), 0),
+        View::Closeup,
+    );
     let res = view.width;
-    assert_eq!(view.visible_labels(sam3lab_world::narrow::DIAL_FACE).len(), 1);
-    assert_eq!(view.visible_labels(sam3lab_world::narrow::HOUR_MARKER).len(), 12);
-    assert_eq!(view.visible_labels(sam3lab_world::narrow::STRAP_LUG).len(), 4);
+    assert_eq!(
+        view.visible_labels(sam3lab_world::narrow::DIAL_FACE).len(),
+        1
+    );
+    assert_eq!(
+        view.visible_labels(sam3lab_world::narrow::HOUR_MARKER)
+            .len(),
+        12
+    );
+    assert_eq!(
+        view.visible_labels(sam3lab_world::narrow::STRAP_LUG).len(),
+        4
+    );
     let areas = view.part_areas();
-    assert!(areas.iter().filter(|a| **a > 0).count() >= 10, "a close-up shows most parts: {areas:?}");
+    assert!(
+        areas.iter().filter(|a| **a > 0).count() >= 10,
+        "a close-up shows most parts: {areas:?}"
+    );
     assert_eq!(view.label.len(), res * res);
 }
 
@@ -278,40 +393,67 @@ fn occluded_masks_exclude_the_occluders_pixels() {
 fn negatives_name_absent_concepts() {
     let (_t, root, m) = quick_world(4);
     let cfg = &m.config;
-    let all_phrases: BTreeSet<String> = concepts(cfg.broad.colours, cfg.broad.shapes).iter().map(|c| c.phrase()).collect();
+    let all_phrases: BTreeSet<String> = concepts(cfg.broad.colours, cfg.broad.shapes)
+        .iter()
+        .map(|c| c.phrase())
+        .collect();
     let mut hard = 0;
     let mut negs = 0;
     for split in ["broad-pretrain", "broad-eval", "broad-positive-eval"] {
         let gt = load(&root, split);
         let with_ann: BTreeSet<i64> = gt.annotations.iter().map(|a| a.image_id).collect();
         for im in &gt.images {
-            let scene = render_scene(cfg, &mut Rng::for_item(m.seed, stream(split), index_of(&im.file_name)));
+            let scene = render_scene(
+                cfg,
+                &mut Rng::for_item(m.seed, stream(split), index_of(&im.file_name)),
+            );
             let present: Vec<_> = scene.concepts_present();
             let phrase = im.text_input.clone().unwrap();
-            assert!(all_phrases.contains(&phrase), "{phrase} is not in the vocabulary");
+            assert!(
+                all_phrases.contains(&phrase),
+                "{phrase} is not in the vocabulary"
+            );
             let is_present = present.iter().any(|c| c.phrase() == phrase);
-            assert_eq!(is_present, with_ann.contains(&im.id), "{split} {} / {phrase}", im.file_name);
+            assert_eq!(
+                is_present,
+                with_ann.contains(&im.id),
+                "{split} {} / {phrase}",
+                im.file_name
+            );
             if !is_present {
                 negs += 1;
                 let (col, shp) = phrase.split_once(' ').unwrap();
-                hard += present.iter().any(|c| COLOURS[c.colour].0 == col || SHAPES[c.shape] == shp) as usize;
+                hard += present
+                    .iter()
+                    .any(|c| COLOURS[c.colour].0 == col || SHAPES[c.shape] == shp)
+                    as usize;
             }
         }
         if split == "broad-pretrain" {
             // every present concept is asked
-            let asked: BTreeMap<&str, usize> = gt.images.iter().filter(|i| with_ann.contains(&i.id)).fold(BTreeMap::new(), |mut acc, i| {
-                *acc.entry(i.file_name.as_str()).or_default() += 1;
-                acc
-            });
+            let asked: BTreeMap<&str, usize> = gt
+                .images
+                .iter()
+                .filter(|i| with_ann.contains(&i.id))
+                .fold(BTreeMap::new(), |mut acc, i| {
+                    *acc.entry(i.file_name.as_str()).or_default() += 1;
+                    acc
+                });
             for (f, n) in asked {
-                let scene = render_scene(cfg, &mut Rng::for_item(m.seed, stream(split), index_of(f)));
+                let scene =
+                    render_scene(cfg, &mut Rng::for_item(m.seed, stream(split), index_of(f)));
                 assert_eq!(n, scene.concepts_present().len(), "{f}");
             }
         }
     }
     assert!(hard * 4 > negs, "hard negatives {hard} of {negs}");
     // Narrow: negatives are parts with no pixel in the crop; positives have pixels.
-    for (split, quadrant_only) in [("narrow-negatives", true), ("narrow-train", false), ("narrow-eval", false), ("probe", false)] {
+    for (split, quadrant_only) in [
+        ("narrow-negatives", true),
+        ("narrow-train", false),
+        ("narrow-eval", false),
+        ("probe", false),
+    ] {
         let gt = load(&root, split);
         let with_ann: BTreeSet<i64> = gt.annotations.iter().map(|a| a.image_id).collect();
         let nc = match split {
@@ -322,14 +464,30 @@ fn negatives_name_absent_concepts() {
         };
         for im in &gt.images {
             let i = index_of(&im.file_name) as usize;
-            let view = if !quadrant_only && i < nc { View::Closeup } else { View::Quadrant(((i - if quadrant_only { 0 } else { nc }) % 4) as u8) };
-            let v = render_view(cfg, &mut Rng::for_item(m.seed, stream(split), i as u64), view);
+            let view = if !quadrant_only && i < nc {
+                View::Closeup
+            } else {
+                View::Quadrant(((i - if quadrant_only { 0 } else { nc }) % 4) as u8)
+            };
+            let v = render_view(
+                cfg,
+                &mut Rng::for_item(m.seed, stream(split), i as u64),
+                view,
+            );
             let phrase = im.text_input.as_deref().unwrap();
             match PARTS.iter().position(|p| *p == phrase) {
-                Some(part) => assert_eq!(v.part_area(part) > 0, with_ann.contains(&im.id), "{split} {} / {phrase}", im.file_name),
+                Some(part) => assert_eq!(
+                    v.part_area(part) > 0,
+                    with_ann.contains(&im.id),
+                    "{split} {} / {phrase}",
+                    im.file_name
+                ),
                 None => {
                     assert_eq!(split, "probe");
-                    assert!(!with_ann.contains(&im.id), "broad prompt {phrase} has instances on a narrow image");
+                    assert!(
+                        !with_ann.contains(&im.id),
+                        "broad prompt {phrase} has instances on a narrow image"
+                    );
                 }
             }
         }
@@ -338,17 +496,38 @@ fn negatives_name_absent_concepts() {
 
 #[test]
 fn narrow_vocabulary_shares_no_word_with_broad() {
-    let broad: BTreeSet<&str> = broad_words(COLOURS.len(), SHAPES.len()).into_iter().collect();
+    let broad: BTreeSet<&str> = broad_words(COLOURS.len(), SHAPES.len())
+        .into_iter()
+        .collect();
     let narrow: BTreeSet<&str> = narrow_words().into_iter().collect();
-    assert!(broad.is_disjoint(&narrow), "shared: {:?}", broad.intersection(&narrow).collect::<Vec<_>>());
+    assert!(
+        broad.is_disjoint(&narrow),
+        "shared: {:?}",
+        broad.intersection(&narrow).collect::<Vec<_>>()
+    );
     assert!(PARTS.len() >= 12);
     let m = quick_world(5).2;
     assert!(m.vocabulary.broad_colours.len() >= 8 && m.vocabulary.broad_shapes.len() >= 8);
     assert_eq!(m.vocabulary.broad_phrases.len(), 64);
-    let bw: BTreeSet<&str> = m.vocabulary.broad_phrases.iter().flat_map(|p| p.split(' ')).collect();
-    let nw: BTreeSet<&str> = m.vocabulary.narrow_parts.iter().flat_map(|p| p.split(' ')).collect();
+    let bw: BTreeSet<&str> = m
+        .vocabulary
+        .broad_phrases
+        .iter()
+        .flat_map(|p| p.split(' '))
+        .collect();
+    let nw: BTreeSet<&str> = m
+        .vocabulary
+        .narrow_parts
+        .iter()
+        .flat_map(|p| p.split(' '))
+        .collect();
     assert!(bw.is_disjoint(&nw));
-    assert!(m.vocabulary.broad_phrases.iter().all(|p| p.split(' ').count() == 2));
+    assert!(
+        m.vocabulary
+            .broad_phrases
+            .iter()
+            .all(|p| p.split(' ').count() == 2)
+    );
 }
 
 #[test]
@@ -370,29 +549,53 @@ fn a_non_empty_out_dir_is_refused_without_partial_output() {
     let out = tmp.path().join("busy");
     std::fs::create_dir(&out).unwrap();
     std::fs::write(out.join("keep.txt"), b"mine").unwrap();
-    let before: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let before: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     let err = generate(&WorldConfig::quick(), 0, &out).unwrap_err();
     assert!(matches!(err, WorldError::NotEmpty { .. }), "{err}");
     assert!(err.to_string().contains("not empty"), "{err}");
-    let after: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let after: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(before, after, "something was left beside the target");
-    assert_eq!(all_files(&out).into_keys().collect::<Vec<_>>(), vec!["keep.txt".to_string()]);
+    assert_eq!(
+        all_files(&out).into_keys().collect::<Vec<_>>(),
+        vec!["keep.txt".to_string()]
+    );
 
     // A file in the way is refused too; an existing empty directory is fine.
     let file = tmp.path().join("file");
     std::fs::write(&file, b"x").unwrap();
-    assert!(matches!(generate(&WorldConfig::quick(), 0, &file).unwrap_err(), WorldError::NotADirectory { .. }));
+    assert!(matches!(
+        generate(&WorldConfig::quick(), 0, &file).unwrap_err(),
+        WorldError::NotADirectory { .. }
+    ));
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     generate(&WorldConfig::quick(), 0, &empty).unwrap();
     assert!(empty.join("world.json").is_file());
     // A bad config writes nothing at all.
-    let bad = WorldConfig { resolution: 8, ..WorldConfig::quick() };
+    let bad = WorldConfig {
+        resolution: 8,
+        ..WorldConfig::quick()
+    };
     let nothing = tmp.path().join("nothing");
-    assert!(matches!(generate(&bad, 0, &nothing).unwrap_err(), WorldError::Config(_)));
+    assert!(matches!(
+        generate(&bad, 0, &nothing).unwrap_err(),
+        WorldError::Config(_)
+    ));
     assert!(!nothing.exists());
-    let names: Vec<String> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    assert!(names.iter().all(|n| !n.contains("partial")), "temporary directory left behind: {names:?}");
+    let names: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.contains("partial")),
+        "temporary directory left behind: {names:?}"
+    );
 }
 
 #[test]
@@ -403,9 +606,20 @@ fn config_files_round_trip_and_reject_typos() {
     std::fs::write(&json, serde_json::to_string(&cfg).unwrap()).unwrap();
     assert_eq!(WorldConfig::load(&json).unwrap(), cfg);
     let toml_path = tmp.path().join("w.toml");
-    std::fs::write(&toml_path, "resolution = 96\n[splits]\nbroad_pretrain_images = 5\n").unwrap();
+    std::fs::write(
+        &toml_path,
+        "resolution = 96\n[splits]\nbroad_pretrain_images = 5\n",
+    )
+    .unwrap();
     let t = WorldConfig::load(&toml_path).unwrap();
-    assert_eq!((t.resolution, t.splits.broad_pretrain_images, t.splits.broad_eval_images), (96, 5, 100));
+    assert_eq!(
+        (
+            t.resolution,
+            t.splits.broad_pretrain_images,
+            t.splits.broad_eval_images
+        ),
+        (96, 5, 100)
+    );
     std::fs::write(&json, r#"{"resolutoin": 96}"#).unwrap();
     let e = WorldConfig::load(&json).unwrap_err().to_string();
     assert!(e.contains("resolutoin"), "{e}");
@@ -414,7 +628,10 @@ fn config_files_round_trip_and_reject_typos() {
 #[test]
 fn other_resolutions_work() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = WorldConfig { resolution: 64, ..WorldConfig::quick() };
+    let cfg = WorldConfig {
+        resolution: 64,
+        ..WorldConfig::quick()
+    };
     let m = generate(&cfg, 0, &tmp.path().join("w")).unwrap();
     let gt = load(&tmp.path().join("w"), "narrow-train");
     let img = image::open(tmp.path().join("w").join(&gt.images[0].file_name)).unwrap();
@@ -422,3 +639,34 @@ fn other_resolutions_work() {
     assert!(m.splits["narrow-train"].positives > 0);
 }
 
+#[test]
+fn the_eval_scorer_gives_a_perfect_score_to_the_ground_truth() {
+    // Predictions copied from the ground truth score cgF1 = 1 with every negative refused: the splits
+    // are well-formed SA-Co/Gold for the scorer, not only for the reader.
+    let (_t, root, _) = quick_world(6);
+    for split in ["broad-eval", "narrow-eval", "probe"] {
+        let path = root.join(format!("{split}.json"));
+        let gt = load(&root, split);
+        let preds: Vec<sam3lab_eval::Prediction> = gt
+            .annotations
+            .iter()
+            .map(|a| sam3lab_eval::Prediction {
+                image_id: a.image_id,
+                category_id: Some(1),
+                segmentation: a.segmentation.clone(),
+                bbox: a.bbox.clone(),
+                score: 1.0,
+            })
+            .collect();
+        let pred_path = root.join(format!("{split}.pred.json"));
+        std::fs::write(&pred_path, serde_json::to_vec(&preds).unwrap()).unwrap();
+        let (report, _, _) = sam3lab_eval::score_files(&[path.as_path()], &pred_path, &Default::default()).unwrap();
+        let cgf1 = report.metrics.iter().find(|(k, _)| k == "cgF1_eval_segm_cgF1").unwrap().1;
+        assert!(cgf1 > 0.99, "{split}: cgF1 {cgf1}");
+        let post = report.post.unwrap();
+        if let Some(n) = post.neg_correct {
+            assert_eq!(n, 1.0);
+        }
+        assert_eq!(post.pos_mean_iou, Some(1.0));
+    }
+}

@@ -28,6 +28,19 @@ enum Cmd {
     Cosines(CosinesArgs),
     /// List a checkpoint's tensors under their normalised names.
     Ls(LsArgs),
+    /// Rewrite a checkpoint (sam3.pt, any .pt or .safetensors) as one .safetensors file that later
+    /// commands memory-map: every real tensor under its stored key, dtype and bytes unchanged; the
+    /// complex RoPE buffers (recomputed by every loader) are left out and listed in the header.
+    /// Written to a temporary name and renamed when complete.
+    Convert(ConvertArgs),
+}
+
+#[derive(clap::Args)]
+struct ConvertArgs {
+    /// The checkpoint to read (.pt or .safetensors).
+    input: PathBuf,
+    /// The .safetensors file to write (replaced if present).
+    output: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -84,6 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Cmd::Diff(a) => run_diff(a),
         Cmd::Cosines(a) => run_cosines(a),
         Cmd::Ls(a) => run_ls(a),
+        Cmd::Convert(a) => run_convert(a),
     }
 }
 
@@ -179,6 +193,26 @@ fn run_cosines(a: CosinesArgs) -> anyhow::Result<u8> {
         );
     }
     println!("→ {}", a.out.display());
+    Ok(0)
+}
+
+fn run_convert(a: ConvertArgs) -> anyhow::Result<u8> {
+    let pb = progress();
+    pb.set_message("convert");
+    let t0 = std::time::Instant::now();
+    let r = sam3lab_weights::convert(&a.input, &a.output, &pb)?;
+    pb.finish_and_clear();
+    println!(
+        "wrote {} ({} tensors, {:.1} MB, sha256 {}) in {:.1} s",
+        r.output,
+        r.tensors,
+        r.bytes as f64 / 1e6,
+        r.sha256,
+        t0.elapsed().as_secs_f64()
+    );
+    if !r.dropped.is_empty() {
+        println!("left out {} complex tensor(s) (RoPE tables, recomputed on load)", r.dropped.len());
+    }
     Ok(0)
 }
 

@@ -58,11 +58,22 @@ fn generate(a: GenArgs) -> anyhow::Result<u8> {
     let t0 = Instant::now();
     let m = sam3lab_world::generate(&cfg, a.seed, &a.out)?;
     let secs = t0.elapsed().as_secs_f64();
-    println!("world {} (seed {}) in {secs:.1} s: {} files", a.out.display(), m.seed, m.files.len() + 1);
-    println!("{:<22} {:>7} {:>7} {:>9} {:>9} {:>9}", "split", "images", "pairs", "positive", "negative", "instances");
+    println!(
+        "world {} (seed {}) in {secs:.1} s: {} files",
+        a.out.display(),
+        m.seed,
+        m.files.len() + 1
+    );
+    println!(
+        "{:<22} {:>7} {:>7} {:>9} {:>9} {:>9}",
+        "split", "images", "pairs", "positive", "negative", "instances"
+    );
     for (name, _) in sam3lab_world::SPLITS {
         let s = &m.splits[name];
-        println!("{:<22} {:>7} {:>7} {:>9} {:>9} {:>9}", name, s.images, s.pairs, s.positives, s.negatives, s.instances);
+        println!(
+            "{:<22} {:>7} {:>7} {:>9} {:>9} {:>9}",
+            name, s.images, s.pairs, s.positives, s.negatives, s.instances
+        );
     }
     println!(
         "vocabulary: {} broad phrases ({} colours x {} shapes), {} narrow parts; probe prompts {}",
@@ -70,7 +81,12 @@ fn generate(a: GenArgs) -> anyhow::Result<u8> {
         m.vocabulary.broad_colours.len(),
         m.vocabulary.broad_shapes.len(),
         m.vocabulary.narrow_parts.len(),
-        m.probe.prompt_groups.iter().map(|(g, p)| format!("{g}={}", p.prompts.len())).collect::<Vec<_>>().join(" ")
+        m.probe
+            .prompt_groups
+            .iter()
+            .map(|(g, p)| format!("{g}={}", p.prompts.len()))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     Ok(0)
 }

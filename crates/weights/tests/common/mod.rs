@@ -94,36 +94,47 @@ fn pickle_global(out: &mut Vec<u8>, module: &str, name: &str) {
 
 /// A `.pt` holding `tensors` (f32), optionally wrapped as `{"model": state_dict}`.
 pub fn write_pt(path: &Path, tensors: &[T], wrap_model: bool) {
+    write_pt_with_complex(path, tensors, wrap_model, &[]);
+}
+
+/// [`write_pt`] plus complex64 tensors (`ComplexFloatStorage`, as sam3.pt stores its RoPE tables
+/// `*.attn.freqs_cis`): each `(name, shape, bytes)` with 8 bytes per complex element.
+pub fn write_pt_with_complex(path: &Path, tensors: &[T], wrap_model: bool, complex: &[(String, Vec<usize>, Vec<u8>)]) {
+    let all: Vec<(&str, &[usize], &str, usize)> = tensors
+        .iter()
+        .map(|t| (t.name.as_str(), t.shape.as_slice(), "FloatStorage", t.values.len()))
+        .chain(complex.iter().map(|(n, s, b)| (n.as_str(), s.as_slice(), "ComplexFloatStorage", b.len() / 8)))
+        .collect();
     let mut p = vec![0x80, 0x02];
     if wrap_model {
         p.push(b'}');
         pickle_str(&mut p, "model");
     }
     p.push(b'}');
-    for (i, t) in tensors.iter().enumerate() {
-        pickle_str(&mut p, &t.name);
+    for (i, &(name, shape, class, numel)) in all.iter().enumerate() {
+        pickle_str(&mut p, name);
         pickle_global(&mut p, "torch._utils", "_rebuild_tensor_v2");
         p.push(b'(');
         p.push(b'(');
         pickle_str(&mut p, "storage");
-        pickle_global(&mut p, "torch", "FloatStorage");
+        pickle_global(&mut p, "torch", class);
         pickle_str(&mut p, &i.to_string());
         pickle_str(&mut p, "cpu");
-        pickle_int(&mut p, t.values.len() as i32);
+        pickle_int(&mut p, numel as i32);
         p.push(b't');
         p.push(b'Q'); // BINPERSID
         pickle_int(&mut p, 0); // storage offset
         p.push(b'(');
-        for &d in &t.shape {
+        for &d in shape {
             pickle_int(&mut p, d as i32);
         }
         p.push(b't');
         p.push(b'(');
         let mut stride = 1;
-        let mut strides = vec![0; t.shape.len()];
-        for k in (0..t.shape.len()).rev() {
+        let mut strides = vec![0; shape.len()];
+        for k in (0..shape.len()).rev() {
             strides[k] = stride;
-            stride *= t.shape[k];
+            stride *= shape[k];
         }
         for s in strides {
             pickle_int(&mut p, s as i32);
@@ -145,6 +156,9 @@ pub fn write_pt(path: &Path, tensors: &[T], wrap_model: bool) {
     let mut entries: Vec<(String, Vec<u8>)> = vec![("archive/data.pkl".into(), p)];
     for (i, t) in tensors.iter().enumerate() {
         entries.push((format!("archive/data/{i}"), encode(&t.values, Dtype::F32)));
+    }
+    for (j, (_, _, bytes)) in complex.iter().enumerate() {
+        entries.push((format!("archive/data/{}", tensors.len() + j), bytes.clone()));
     }
     entries.push(("archive/version".into(), b"3\n".to_vec()));
     std::fs::write(path, zip_stored(&entries)).unwrap();

@@ -531,3 +531,23 @@ fn bad_inputs_exit_2_and_name_the_culprit() {
         "{err}"
     );
 }
+
+#[test]
+fn weights_convert_writes_a_safetensors_copy_and_names_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = fixture().join("weights.safetensors");
+    let out = dir.path().join("sub/converted.safetensors");
+    let msg = ok(&["weights", "convert", src.to_str().unwrap(), out.to_str().unwrap()]);
+    assert!(msg.contains("converted.safetensors") && msg.contains("sha256"), "{msg}");
+    // the same tensors, listed the same way (the segment / probe commands then mmap this file)
+    let ls = |p: &Path| ok(&["weights", "ls", p.to_str().unwrap()]);
+    assert_eq!(ls(&out), ls(&src));
+    // a file that is not a checkpoint: exit 2, named, no output left behind
+    let junk = dir.path().join("junk.pt");
+    std::fs::write(&junk, b"PK\x03\x04 not a zip").unwrap();
+    let bad_out = dir.path().join("bad.safetensors");
+    let (code, _, err) = sam3lab(&["weights", "convert", junk.to_str().unwrap(), bad_out.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("junk.pt"), "{err}");
+    assert!(!bad_out.exists());
+}

@@ -17,7 +17,7 @@ use burn::tensor::{Int, TensorData};
 use sam3lab_model::hooks::Hooks;
 use sam3lab_model::{Sam3, Sam3Config};
 
-use super::bench_util::{FixtureRun, cpu_seconds, faster_or_slower, gib, load_fixture_inputs, matmul_gflops, median, memory, set_threads, spinner, sync};
+use super::bench_util::{FixtureRun, cpu_seconds, faster_or_slower, gib, load_fixture_inputs, materialize, matmul_gflops, median, memory, set_threads, spinner, sync};
 
 #[derive(clap::Args)]
 pub struct ForwardArgs {
@@ -112,6 +112,7 @@ pub fn run_full(a: FullArgs) -> anyhow::Result<u8> {
     let pb = spinner("initialising the full-size model (random weights)");
     let t = Instant::now();
     let model = Sam3::new(&cfg, &device);
+    materialize(&model); // else the stages below would time the lazy random initialisation
     let t_init = t.elapsed().as_secs_f64();
     pb.finish_and_clear();
     let (_, rss_model) = memory();

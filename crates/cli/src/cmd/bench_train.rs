@@ -15,7 +15,7 @@ use sam3lab_train::parity::{FixtureBatch, fixture_batch, forward_batch};
 use sam3lab_train::targets::{FindQuery, Instance, Targets};
 use sam3lab_train::{LossConfig, compute_loss, params};
 
-use super::bench_util::{gib, matmul_gflops, median, memory, set_threads, spinner};
+use super::bench_util::{gib, materialize, matmul_gflops, median, memory, set_threads, spinner};
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
@@ -108,6 +108,7 @@ fn full_step(checkpointing: bool) -> anyhow::Result<()> {
     let ad = if checkpointing { ad.gradient_checkpointing() } else { ad };
     let pb = spinner("full-size SAM3: init");
     let model = Sam3::new(&cfg, &ad);
+    materialize(&model);
     let model = params::set_trainable(model, "", &|n| !n.starts_with("backbone.vision_backbone.trunk.")).train();
     let r = cfg.image_size;
     let mut mask = vec![0u8; r * r];

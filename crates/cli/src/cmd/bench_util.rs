@@ -125,3 +125,16 @@ pub fn spinner(msg: &str) -> indicatif::ProgressBar {
     pb.enable_steady_tick(std::time::Duration::from_millis(200));
     pb
 }
+
+/// Touch every parameter of `module`: burn initialises random parameters lazily, on first use, so
+/// without this the first forward of a `Sam3::new` model times the random initialisation too
+/// (~4 s of the full-size text stage).
+pub fn materialize<M: burn::module::Module>(module: &M) {
+    struct Touch;
+    impl burn::module::ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+            let _ = p.val().slice([0..1]).into_data();
+        }
+    }
+    module.visit(&mut Touch);
+}

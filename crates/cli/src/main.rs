@@ -57,7 +57,7 @@ enum Cmd {
     /// Fine-tune with a recipe (Meta's matchers and loss; streams, freezing, schedules, checkpoints).
     Train(cmd::train::Args),
     /// Benchmarks (ratios against a baseline measured in the same run).
-    Bench(cmd::bench::Args),
+    Bench(sam3lab_bench::Args),
     /// Generate the concept-grounding world (broad scenes, the narrow clock task, SA-Co/Gold splits).
     World(cmd::world::Args),
 }
@@ -107,7 +107,7 @@ fn run() -> ExitCode {
         Cmd::Sae(a) => cmd::sae::run(a),
         Cmd::Retrain(a) => cmd::retrain::run(a),
         Cmd::Train(a) => cmd::train::run(a),
-        Cmd::Bench(a) => cmd::bench::run(a),
+        Cmd::Bench(a) => sam3lab_bench::run(a),
         Cmd::World(a) => cmd::world::run(a),
     };
     match result {

@@ -1,12 +1,5 @@
 //! One module per subcommand. Each exposes `Args` (clap) and `run(Args) -> anyhow::Result<u8>`
 //! returning the exit code (0 ok, 1 a check failed); an `Err` exits 2.
-pub mod bench;
-pub mod bench_forward;
-pub mod bench_hooks;
-pub mod bench_model;
-pub mod bench_train;
-pub mod bench_util;
-pub mod bench_weights;
 pub mod eval;
 pub mod figures;
 pub mod hooks;

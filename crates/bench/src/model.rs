@@ -19,7 +19,7 @@ use sam3lab_model::hooks::Hooks;
 use sam3lab_model::params::param_shapes;
 use sam3lab_model::parity::Fixture;
 
-use super::bench_util::{FixtureRun, fixture_inputs, gib, matmul_gflops, median, memory, set_threads, spinner, sync};
+use crate::util::{FixtureRun, fixture_inputs, gib, matmul_gflops, median, memory, set_threads, spinner, sync};
 
 #[derive(clap::Args)]
 pub struct BackboneArgs {

@@ -15,7 +15,7 @@ use sam3lab_train::parity::{FixtureBatch, fixture_batch, forward_batch};
 use sam3lab_train::targets::{FindQuery, Instance, Targets};
 use sam3lab_train::{LossConfig, compute_loss, params};
 
-use super::bench_util::{gib, materialize, matmul_gflops, median, memory, set_threads, spinner};
+use crate::util::{gib, materialize, matmul_gflops, median, memory, set_threads, spinner};
 
 #[derive(clap::Args)]
 pub struct TrainArgs {

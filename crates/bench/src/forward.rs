@@ -17,7 +17,7 @@ use burn::tensor::{Int, TensorData};
 use sam3lab_model::hooks::Hooks;
 use sam3lab_model::{Sam3, Sam3Config};
 
-use super::bench_util::{FixtureRun, cpu_seconds, faster_or_slower, gib, load_fixture_inputs, materialize, matmul_gflops, median, memory, set_threads, spinner, sync};
+use crate::util::{FixtureRun, cpu_seconds, faster_or_slower, gib, load_fixture_inputs, materialize, matmul_gflops, median, memory, set_threads, spinner, sync};
 
 #[derive(clap::Args)]
 pub struct ForwardArgs {

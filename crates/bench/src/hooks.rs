@@ -21,7 +21,7 @@ use burn::prelude::*;
 use sam3lab_model::hooks::{HookSpec, Hooks};
 use sam3lab_model::{Sam3, hook_registry};
 
-use super::bench_util::{load_fixture_inputs, median, set_threads};
+use crate::util::{load_fixture_inputs, median, set_threads};
 
 #[derive(clap::Args)]
 pub struct HooksArgs {

@@ -1,9 +1,19 @@
-//! `sam3lab bench <case>`: benchmarks that print a ratio against a baseline measured in the same run.
+//! sam3lab-bench: the benchmarks behind `sam3lab bench <case>` — each prints a ratio against a
+//! baseline measured in the same run (never a timed test, never only a recorded constant).
 //!
-//! One variant of [`Bench`] per case; each case is self-contained in its own function (add new cases
-//! the same way).
+//! One variant of [`Bench`] per case, each self-contained in its module (`forward`: fixture and
+//! full-size forwards; `model`: backbone; `hooks`: hook cost; `weights`: streaming checkpoint diff;
+//! `train`: a training step); `util` holds the shared plumbing (threads, medians, the in-run
+//! matmul baseline, memory and CPU counters). The CLI only parses and dispatches.
 
-use super::{bench_forward, bench_hooks, bench_model, bench_train, bench_weights as weights_diff};
+pub mod forward;
+pub mod hooks;
+pub mod model;
+pub mod train;
+pub mod util;
+pub mod weights;
+
+use self::{forward as bench_forward, hooks as bench_hooks, model as bench_model, train as bench_train, weights as weights_diff};
 
 #[derive(clap::Args)]
 pub struct Args {

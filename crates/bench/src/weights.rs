@@ -7,7 +7,7 @@ use std::time::Instant;
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
-use super::bench_util::cpu_seconds;
+use crate::util::cpu_seconds;
 
 #[derive(clap::Args)]
 pub struct WeightsDiffArgs {

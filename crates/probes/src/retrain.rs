@@ -9,8 +9,11 @@
 //!
 //! Two modes:
 //! - full: the whole forward runs each step (on burn's autodiff device). Image and text features are
-//!   computed once (they do not depend on the trained tensors unless a glob reaches into the backbone,
-//!   in which case they are recomputed with gradients);
+//!   computed once per distinct image / prompt for the whole run (they do not depend on the trained
+//!   tensors unless a glob reaches into the backbone, in which case they are recomputed with
+//!   gradients). At most `max_cached_images` images' features stay in memory; the others are spilled
+//!   to a temporary directory next to the output after their one trunk + neck run and read back
+//!   from it (bit-identical), so memory stays bounded and the trunk never runs twice per image;
 //! - cached: `decoder.layers.{last}.q0` is captured once per pair and only
 //!   `presence_token_out_norm` + `presence_token_head` are trained on it (the presence token, and
 //!   everything upstream, frozen) — seconds on a CPU.
@@ -64,7 +67,8 @@ pub struct RetrainRequest {
     pub seed: u64,
     /// Trajectory rows every this many steps (plus step 0 and the last).
     pub log_every: usize,
-    /// Full mode: at most this many images' features are kept in memory (the rest are recomputed).
+    /// Full mode: at most this many images' features are kept in memory; the others are spilled to
+    /// a temporary directory next to `out` after their one trunk + neck run and read back from it.
     pub max_cached_images: usize,
     pub out: PathBuf,
     pub device: Device,
@@ -140,6 +144,12 @@ pub struct Timing {
     pub prepare_s: f64,
     pub train_s: f64,
     pub write_s: f64,
+    /// Full mode: trunk + neck runs (with frozen image encoders, one per distinct image).
+    pub image_encodes: usize,
+    /// Full mode: images whose features went to the spill directory (over `max_cached_images`).
+    pub spilled_images: usize,
+    /// Full mode: bytes written to the spill directory (deleted when the run ends).
+    pub spilled_bytes: u64,
 }
 
 /// `FILE.safetensors` → `FILE.manifest.json`.
@@ -316,7 +326,7 @@ pub fn run(req: &RetrainRequest, progress: &ProgressBar) -> Result<(RetrainRepor
         (trained, frozen, values, traj)
     } else {
         let t1 = Instant::now();
-        let (values, traj, prep) = train_full(req, &loaded, &matched, &labels, progress)?;
+        let (values, traj, prep) = train_full(req, &loaded, &matched, &labels, progress, &mut timing)?;
         timing.prepare_s = t0.elapsed().as_secs_f64() - t1.elapsed().as_secs_f64() + prep;
         timing.train_s = t1.elapsed().as_secs_f64() - prep;
         (matched, vec![], values, traj)
@@ -508,7 +518,10 @@ fn ad_text(t: TextFeatures) -> TextFeatures {
     TextFeatures { feats: t.feats.autodiff(), padding_mask: t.padding_mask.autodiff() }
 }
 
-/// Features for the full mode: fixed (plain) ones are cached, trainable ones recomputed per use.
+/// Features for the full mode: fixed (plain) ones are computed once and kept, trainable ones
+/// recomputed per use. Image features stay in memory for at most `max_images` images; the others
+/// are written to a spill directory after their one trunk + neck run (raw little-endian f32 per FPN
+/// level, so reading them back gives the same bits) and read from it on every later use.
 struct FeatureSource<'a> {
     inputs: &'a FullInputs,
     image_trainable: bool,
@@ -519,6 +532,13 @@ struct FeatureSource<'a> {
     text_cache: HashMap<usize, TextFeatures>,
     ctx: usize,
     image_size: usize,
+    /// Where spilled features go (created on the first spill, deleted on drop).
+    spill_parent: PathBuf,
+    spill: Option<tempfile::TempDir>,
+    /// Spilled images: the FPN level shapes and the position maps (the same for every image).
+    spilled: HashMap<usize, (Vec<[usize; 4]>, Vec<Tensor<4>>)>,
+    encodes: usize,
+    spilled_bytes: u64,
 }
 
 impl FeatureSource<'_> {
@@ -539,15 +559,67 @@ impl FeatureSource<'_> {
         }
         let f = match self.image_cache.get(&i) {
             Some(f) => f.clone(),
+            None if self.spilled.contains_key(&i) => self.read_spilled(i, device)?,
             None => {
                 let f = plain.encode_image(self.pixels(i, device)?, &mut Hooks::none());
+                self.encodes += 1;
                 if self.image_cache.len() < self.max_images {
                     self.image_cache.insert(i, f.clone());
+                } else {
+                    self.write_spilled(i, &f)?;
                 }
                 f
             }
         };
         Ok(if ad.is_some() { ad_image(f) } else { f })
+    }
+
+    fn spill_file(&self, i: usize) -> Option<PathBuf> {
+        self.spill.as_ref().map(|d| d.path().join(format!("{i}.f32")))
+    }
+
+    fn write_spilled(&mut self, i: usize, f: &ImageFeatures) -> Result<()> {
+        if self.spill.is_none() {
+            let dir = tempfile::Builder::new().prefix(".sam3lab-retrain-spill-").tempdir_in(&self.spill_parent).map_err(|e| {
+                ProbeError::Usage(format!(
+                    "cannot create a spill directory for image features in {} ({e}); raise --max-cached-images to keep them in memory",
+                    self.spill_parent.display()
+                ))
+            })?;
+            self.spill = Some(dir);
+        }
+        let path = self.spill_file(i).expect("created above");
+        let mut bytes = Vec::new();
+        let mut shapes = Vec::with_capacity(f.fpn.len());
+        for level in &f.fpn {
+            shapes.push(level.dims());
+            let data = level.clone().into_data().convert::<f32>();
+            bytes.extend(data.as_slice::<f32>().map_err(|e| ProbeError::Usage(format!("internal: spilling features: {e:?}")))?.iter().flat_map(|v| v.to_le_bytes()));
+        }
+        std::fs::write(&path, &bytes).map_err(|e| {
+            ProbeError::Usage(format!("writing spilled image features {} ({e}); raise --max-cached-images or free disk space", path.display()))
+        })?;
+        self.spilled_bytes += bytes.len() as u64;
+        self.spilled.insert(i, (shapes, f.pos.clone()));
+        Ok(())
+    }
+
+    fn read_spilled(&self, i: usize, device: &Device) -> Result<ImageFeatures> {
+        let path = self.spill_file(i).expect("spilled images have a file");
+        let bytes = std::fs::read(&path).map_err(|e| ProbeError::Usage(format!("reading spilled image features {} ({e})", path.display())))?;
+        let (shapes, pos) = &self.spilled[&i];
+        let mut at = 0;
+        let mut fpn = Vec::with_capacity(shapes.len());
+        for shape in shapes {
+            let n: usize = shape.iter().product();
+            let Some(chunk) = bytes.get(at..at + 4 * n) else {
+                return Err(ProbeError::Usage(format!("spilled image features {} are cut short", path.display())));
+            };
+            let vals: Vec<f32> = chunk.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            fpn.push(Tensor::<4>::from_data(TensorData::new(vals, *shape), device));
+            at += 4 * n;
+        }
+        Ok(ImageFeatures { fpn, pos: pos.clone() })
     }
 
     fn text(&mut self, j: usize, plain: &Sam3, ad: Option<&Sam3>, device: &Device) -> Result<TextFeatures> {
@@ -585,6 +657,7 @@ fn train_full(
     trained: &BTreeSet<String>,
     labels: &[Label],
     progress: &ProgressBar,
+    timing: &mut Timing,
 ) -> Result<(Values, Vec<TrajectoryRow>, f64)> {
     let t0 = Instant::now();
     let plain_model = &loaded.predictor.model;
@@ -599,6 +672,11 @@ fn train_full(
         text_cache: HashMap::new(),
         ctx: plain_model.config.text.context_length,
         image_size: plain_model.config.image_size,
+        spill_parent: req.out.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        spill: None,
+        spilled: HashMap::new(),
+        encodes: 0,
+        spilled_bytes: 0,
     };
     let n = labels.len();
     let eval_batch = req.batch.max(1);
@@ -640,6 +718,9 @@ fn train_full(
         }
         progress.inc(1);
     }
+    timing.image_encodes = src.encodes;
+    timing.spilled_images = src.spilled.len();
+    timing.spilled_bytes = src.spilled_bytes;
     Ok((params::values(&ad.valid(), "", trained), traj, prep))
 }
 

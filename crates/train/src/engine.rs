@@ -504,10 +504,14 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
         last = sums;
         if recipe.eval.as_ref().is_some_and(|e| state.step % e.every == 0 || state.step == recipe.steps) {
             if let Some(r) = eval_at(&model, state.step, &mut eval_log, &mut cache)? {
-                progress.println(format!(
-                    "step {}: neg_correct {:?} pos_detect {:?} presence_acc {:.3} score_auc {:?} best_iou {:?}",
-                    r.step, r.neg_correct, r.pos_detect, r.presence_acc, r.score_auc, r.best_iou
-                ));
+                let line = format!(
+                    "step {}: neg_correct {:?} pos_detect {:?} presence_acc {:.3} score_auc {:?} best_iou {:?} ({:.1} steps/s)",
+                    r.step, r.neg_correct, r.pos_detect, r.presence_acc, r.score_auc, r.best_iou, rate
+                );
+                // A hidden bar (not a terminal) swallows println: say it on stderr instead.
+                if progress.is_hidden() { eprintln!("{line}") } else { progress.println(line) }
+                // Rows past the last checkpoint are dropped again on resume, so this is safe.
+                write_atomic(&eval_path, eval_log.as_bytes())?;
             }
         }
         if ckpts.contains(&state.step) {

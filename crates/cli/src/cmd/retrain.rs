@@ -39,7 +39,8 @@ pub struct Args {
     /// Trajectory rows every N steps (plus step 0 and the last); default steps/20.
     #[arg(long)]
     log_every: Option<usize>,
-    /// Full mode: keep at most this many images' encoder features in memory.
+    /// Full mode: keep at most this many images' encoder features in memory; the others are computed
+    /// once too and spilled to a temporary directory next to --out (deleted at the end).
     #[arg(long, default_value_t = 256)]
     max_cached_images: usize,
     /// Model config JSON (default: a fixture directory's config.json, else SAM3's).
@@ -91,6 +92,14 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         req.steps,
         t.write_s
     );
+    if !req.cached {
+        eprintln!(
+            "image features: {} trunk + neck run(s); {} image(s) spilled to disk ({:.1} MB, deleted)",
+            t.image_encodes,
+            t.spilled_images,
+            t.spilled_bytes as f64 / 1e6
+        );
+    }
     println!(
         "wrote {} (sha256 {}), {}, {}",
         a.out.display(),

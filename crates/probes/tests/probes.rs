@@ -466,6 +466,39 @@ fn retraining_moves_only_the_named_tensors_and_lowers_the_bce() {
     assert!(e.contains("--cached"), "{e}");
 }
 
+/// Full mode with more distinct images than `max_cached_images` (the post's ~5,000 images against a
+/// bounded cache): the trunk + neck still run once per image for the whole run — the overflow is
+/// spilled to disk and read back — and the result is bit-identical to keeping every image in memory.
+#[test]
+fn full_retrain_encodes_each_image_once_and_spills_the_overflow() {
+    let s = setup(3);
+    let pairs = inputs::read_pairs(&s.inputs.pairs).unwrap();
+    let distinct: BTreeSet<&Path> = pairs.pairs.iter().map(|p| p.image.as_path()).collect();
+    assert!(distinct.len() >= 3, "{} images", distinct.len());
+    let glob = ["transformer.decoder.presence_token*"];
+    let run = |name: &str, cap: usize| {
+        let out = s.dir.path().join(name);
+        let req = RetrainRequest { max_cached_images: cap, ..retrain_req(&s, &out, false, &glob, 12) };
+        let (_, t) = retrain::run(&req, &hidden()).unwrap();
+        (std::fs::read(&out).unwrap(), std::fs::read(retrain::manifest_path(&out)).unwrap(), t)
+    };
+    let (ckpt_mem, _, t_mem) = run("mem.safetensors", 64);
+    assert_eq!(t_mem.image_encodes, distinct.len());
+    assert_eq!((t_mem.spilled_images, t_mem.spilled_bytes), (0, 0));
+    let (ckpt_spill, _, t_spill) = run("spill.safetensors", 1);
+    assert_eq!(t_spill.image_encodes, distinct.len(), "one trunk + neck run per image, not per use");
+    assert_eq!(t_spill.spilled_images, distinct.len() - 1);
+    assert!(t_spill.spilled_bytes > 0);
+    assert!(ckpt_spill == ckpt_mem, "spilled features must give the same training");
+    // the spill directory is gone
+    let left: Vec<String> = std::fs::read_dir(s.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("spill-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
 #[test]
 fn a_pair_is_refused_by_the_evaluators_rule_not_the_processors_0_3() {
     // A query at 0.4 was "kept" under the old `> 0.3` rule, so this negative counted as a false

@@ -133,41 +133,88 @@ pub struct Cursor {
 }
 
 /// Seeded sampler over one stream: a fresh permutation each epoch, derived from (seed, stream,
-/// epoch) alone so that a cursor restores it exactly.
+/// epoch) alone so that a cursor restores it exactly. Grouped (`per_image`), it permutes images and
+/// takes up to `per_image` of each image's pairs in a row, so one batch asks several questions of the
+/// same image (its features are computed once per batch).
 pub struct Sampler {
     seed: u64,
     stream: u64,
     n: usize,
     order: Vec<usize>,
     pub cursor: Cursor,
+    groups: Option<(Vec<Vec<usize>>, usize)>,
+}
+
+fn rng_for(seed: u64, stream: u64, epoch: u64, unit: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(
+        seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ epoch.wrapping_mul(0xD1B5_4A32_D192_ED03) ^ unit.wrapping_mul(0x94D0_49BB_1331_11EB),
+    )
 }
 
 impl Sampler {
     pub fn new(seed: u64, stream: u64, n: usize, cursor: Cursor) -> Self {
-        let mut s = Sampler { seed, stream, n, order: vec![], cursor };
+        let mut s = Sampler { seed, stream, n, order: vec![], cursor, groups: None };
+        s.order = s.permutation(cursor.epoch);
+        s
+    }
+
+    /// Over images: `groups[g]` = the pair indices of image g.
+    pub fn grouped(seed: u64, stream: u64, groups: Vec<Vec<usize>>, per_image: usize, cursor: Cursor) -> Self {
+        let mut s = Sampler { seed, stream, n: groups.len(), order: vec![], cursor, groups: Some((groups, per_image.max(1))) };
         s.order = s.permutation(cursor.epoch);
         s
     }
 
     fn permutation(&self, epoch: u64) -> Vec<usize> {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ self.stream.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ epoch.wrapping_mul(0xD1B5_4A32_D192_ED03));
+        let mut rng = rng_for(self.seed, self.stream, epoch, 0);
         let mut v: Vec<usize> = (0..self.n).collect();
         v.shuffle(&mut rng);
         v
     }
 
+    fn next_unit(&mut self) -> (u64, usize) {
+        if self.cursor.next == self.n {
+            self.cursor = Cursor { epoch: self.cursor.epoch + 1, next: 0 };
+            self.order = self.permutation(self.cursor.epoch);
+        }
+        let u = self.order[self.cursor.next];
+        self.cursor.next += 1;
+        (self.cursor.epoch, u)
+    }
+
     pub fn take(&mut self, k: usize) -> Vec<usize> {
         let mut out = Vec::with_capacity(k);
         while out.len() < k {
-            if self.cursor.next == self.n {
-                self.cursor = Cursor { epoch: self.cursor.epoch + 1, next: 0 };
-                self.order = self.permutation(self.cursor.epoch);
+            let (epoch, u) = self.next_unit();
+            match &self.groups {
+                None => out.push(u),
+                Some((groups, per)) => {
+                    let mut members = groups[u].clone();
+                    members.shuffle(&mut rng_for(self.seed, self.stream, epoch, u as u64 + 1));
+                    for m in members.into_iter().take(*per) {
+                        if out.len() < k {
+                            out.push(m);
+                        }
+                    }
+                }
             }
-            out.push(self.order[self.cursor.next]);
-            self.cursor.next += 1;
         }
         out
     }
+}
+
+/// Pair indices of `set` grouped by image, in first-appearance order.
+pub fn groups_by_image(set: &Dataset) -> Vec<Vec<usize>> {
+    let mut index: HashMap<&Path, usize> = HashMap::new();
+    let mut groups: Vec<Vec<usize>> = vec![];
+    for (i, p) in set.pairs.iter().enumerate() {
+        let g = *index.entry(p.image.as_path()).or_insert_with(|| {
+            groups.push(vec![]);
+            groups.len() - 1
+        });
+        groups[g].push(i);
+    }
+    groups
 }
 
 /// Decoded, preprocessed images by path (the same image serves many pairs).
@@ -265,4 +312,40 @@ pub fn make_batch(
         targets,
         pair_ids,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouped_sampler_takes_several_pairs_per_image_and_resumes() {
+        // 4 images with 3, 1, 2, 4 pairs.
+        let groups = vec![vec![0, 1, 2], vec![3], vec![4, 5], vec![6, 7, 8, 9]];
+        let which = |p: usize| groups.iter().position(|g| g.contains(&p)).unwrap();
+        let mut s = Sampler::grouped(5, 0, groups.clone(), 2, Cursor::default());
+        let a = s.take(6);
+        // Consecutive picks come from the same image, at most 2 per image visit.
+        assert_eq!(a.len(), 6);
+        let mut runs = vec![];
+        for p in &a {
+            match runs.last_mut() {
+                Some((g, n)) if *g == which(*p) => *n += 1,
+                _ => runs.push((which(*p), 1)),
+            }
+        }
+        assert!(runs.iter().all(|(g, n)| *n <= 2 && *n <= groups[*g].len()), "{runs:?}");
+        // A sampler restored from the cursor continues identically.
+        let cur = s.cursor;
+        let next = s.take(10);
+        let mut r = Sampler::grouped(5, 0, groups.clone(), 2, cur);
+        assert_eq!(r.take(10), next);
+        // Every pair of an epoch is reachable: over many epochs each pair appears.
+        let mut seen = std::collections::BTreeSet::new();
+        let mut t = Sampler::grouped(5, 0, groups, 2, Cursor::default());
+        for p in t.take(200) {
+            seen.insert(p);
+        }
+        assert_eq!(seen.len(), 10);
+    }
 }

@@ -350,13 +350,19 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
     let mut samplers: Vec<Sampler> = sets
         .iter()
         .enumerate()
-        .map(|(k, d)| Sampler::new(recipe.seed, k as u64, d.pairs.len(), state.cursors.get(&d.name).copied().unwrap_or_default()))
+        .map(|(k, d)| {
+            let cursor = state.cursors.get(&d.name).copied().unwrap_or_default();
+            match recipe.data[&d.name].per_image {
+                Some(per) => Sampler::grouped(recipe.seed, k as u64, crate::data::groups_by_image(d), per, cursor),
+                None => Sampler::new(recipe.seed, k as u64, d.pairs.len(), cursor),
+            }
+        })
         .collect();
     let mut cache = ImageCache::default();
     let plain = ad.clone().without_autodiff();
     let eval_set = match &recipe.eval {
         Some(e) => {
-            let spec = crate::recipe::StreamSpec { gt: e.gt.clone(), images: e.images.clone(), primary: false, every: None, only: None };
+            let spec = crate::recipe::StreamSpec { gt: e.gt.clone(), images: e.images.clone(), primary: false, every: None, only: None, per_image: None };
             Some((load_stream("eval", &spec, cfg.image_size)?, e.clone()))
         }
         None => None,

@@ -96,6 +96,10 @@ pub struct StreamSpec {
     /// Keep only positives (pairs with instances) or only negatives.
     #[serde(default)]
     pub only: Option<Only>,
+    /// Draw images, then up to this many of each image's pairs in a row (several queries per image;
+    /// the image is encoded once per batch). Default: pairs independently.
+    #[serde(default)]
+    pub per_image: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]

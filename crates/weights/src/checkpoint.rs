@@ -1,5 +1,7 @@
 //! Opening a checkpoint without loading it: a memory-mapped safetensors file (zero copy) or a
-//! `.pt`/`.pth` file through burn's pickle-free `PytorchReader` (tensors read one at a time).
+//! `.pt`/`.pth` file read in place through the model crate's pickle-free opener
+//! (`sam3lab_model::checkpoint::open_pytorch`: burn's `PytorchReader`, or for the complex RoPE
+//! storages of `sam3.pt` sam3lab's own data-only reader; tensors read one at a time, nothing copied).
 //! Keys are normalised to the image detector's names (see [`normalize_key`]).
 
 use std::borrow::Cow;

@@ -1,8 +1,9 @@
 //! sam3lab-weights: weight-space probes on SAM3 checkpoints, with no forward pass.
 //!
 //! This crate owns reading checkpoints without loading them ([`Checkpoint`]: memory-mapped
-//! safetensors decoded zero-copy from f32/f16/bf16/f64, or `.pt` through burn's pickle-free reader;
-//! keys normalised to the image detector's names), the checkpoint diff (per-tensor ‖base‖, ‖Δ‖,
+//! safetensors decoded zero-copy from f32/f16/bf16/f64, or `.pt` read in place through the model
+//! crate's pickle-free opener; keys normalised to the image detector's names), [`convert`] (any
+//! checkpoint → one safetensors file, `sam3lab weights convert`), the checkpoint diff (per-tensor ‖base‖, ‖Δ‖,
 //! rel_change; per module group weighted and aggregate rel_change; the post's Table 6.1), the
 //! direction probe on one parameter (pairwise cosines of several trajectories' deltas and the Fig. 8.1
 //! projection), the JSON/CSV they write (including the [`HeatmapTable`] the figures crate renders),

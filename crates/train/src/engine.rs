@@ -372,7 +372,7 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
     if eval_log.is_empty() {
         eval_log = format!("{}\n", crate::evaluate::EvalRow::HEADER);
     }
-    let mut eval_at = |model: &Sam3, step: usize, log: &mut String, cache: &mut ImageCache| -> Result<Option<crate::evaluate::EvalRow>> {
+    let eval_at = |model: &Sam3, step: usize, log: &mut String, cache: &mut ImageCache| -> Result<Option<crate::evaluate::EvalRow>> {
         let Some((set, spec)) = &eval_set else { return Ok(None) };
         let row = crate::evaluate::evaluate(&model.clone().valid(), set, spec, cache, step, &plain)?;
         log.push_str(&row.csv());

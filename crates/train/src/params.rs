@@ -130,14 +130,22 @@ pub fn set_trainable<M: Module>(module: M, prefix: &str, train: &dyn Fn(&str) ->
     module.map(&mut g)
 }
 
-struct Values<'a> {
+/// What [`Collector`] reads from each parameter.
+enum What<'a> {
+    /// The values of the parameters named in the set.
+    Values(&'a BTreeSet<String>),
+    /// The gradient of every parameter that has one.
+    Grads(&'a burn::tensor::Gradients),
+}
+
+struct Collector<'a> {
     walk: Walk,
     prefix: String,
-    want: &'a BTreeSet<String>,
+    what: What<'a>,
     out: Vec<(String, Vec<usize>, Vec<f32>)>,
 }
 
-impl ModuleVisitor for Values<'_> {
+impl ModuleVisitor for Collector<'_> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
         self.walk.enter(name, container_type);
     }
@@ -146,46 +154,35 @@ impl ModuleVisitor for Values<'_> {
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let (name, transposed) = original_name(&self.prefix, &self.walk.path, &self.walk.containers);
-        if !self.want.contains(&name) {
-            return;
-        }
-        let t = param.val();
+        let t = match self.what {
+            What::Values(want) if want.contains(&name) => param.val(),
+            What::Grads(grads) => match param.val().grad(grads) {
+                Some(g) => g,
+                None => return,
+            },
+            What::Values(_) => return,
+        };
         let shape = t.dims().to_vec();
-        let data = t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 parameter");
+        let data = t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 tensor");
         let (shape, data) = if transposed && shape.len() == 2 { transpose(&shape, data) } else { (shape, data) };
         self.out.push((name, shape, data));
     }
+}
+
+fn collect<M: Module>(module: &M, prefix: &str, what: What<'_>) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let mut c = Collector { walk: Walk::default(), prefix: prefix.to_string(), what, out: vec![] };
+    module.visit(&mut c);
+    c.out
 }
 
 /// The values (torch layout, row-major f32) of the named parameters of `module`.
 pub fn values<M: Module>(module: &M, prefix: &str, names: &BTreeSet<String>) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    let mut v = Values { walk: Walk::default(), prefix: prefix.to_string(), want: names, out: vec![] };
-    module.visit(&mut v);
-    v.out
+    collect(module, prefix, What::Values(names))
 }
 
-struct GradCollector<'a> {
-    walk: Walk,
-    prefix: String,
-    grads: &'a burn::tensor::Gradients,
-    out: Vec<(String, Vec<usize>, Vec<f32>)>,
-}
-
-impl ModuleVisitor for GradCollector<'_> {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.walk.enter(name, container_type);
-    }
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.walk.exit();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let (name, transposed) = original_name(&self.prefix, &self.walk.path, &self.walk.containers);
-        let Some(g) = param.val().grad(self.grads) else { return };
-        let shape = g.dims().to_vec();
-        let data = g.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 gradient");
-        let (shape, data) = if transposed && shape.len() == 2 { transpose(&shape, data) } else { (shape, data) };
-        self.out.push((name, shape, data));
-    }
+/// The gradient of every parameter that has one, by original name, in torch layout.
+pub fn grads<M: Module>(module: &M, prefix: &str, grads: &burn::tensor::Gradients) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    collect(module, prefix, What::Grads(grads))
 }
 
 fn transpose(shape: &[usize], data: Vec<f32>) -> (Vec<usize>, Vec<f32>) {
@@ -199,12 +196,6 @@ fn transpose(shape: &[usize], data: Vec<f32>) -> (Vec<usize>, Vec<f32>) {
     (vec![c, r], tr)
 }
 
-/// The gradient of every parameter that has one, by original name, in torch layout.
-pub fn grads<M: Module>(module: &M, prefix: &str, grads: &burn::tensor::Gradients) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    let mut v = GradCollector { walk: Walk::default(), prefix: prefix.to_string(), grads, out: vec![] };
-    module.visit(&mut v);
-    v.out
-}
 
 /// Comma-separated globs over parameter names: `*` matches any run of characters (dots included),
 /// `?` one character.

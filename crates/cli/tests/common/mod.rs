@@ -47,3 +47,31 @@ pub fn fixture_png(dir: &Path) -> PathBuf {
     img.save(&p).unwrap();
     p
 }
+
+/// Run the built `sam3lab` binary (alias of [`sam3lab`]).
+pub fn run(args: &[&str]) -> Output {
+    sam3lab(args)
+}
+
+/// Run and require success; stdout.
+pub fn ok(args: &[&str]) -> String {
+    let o = run(args);
+    assert!(o.status.success(), "{args:?} failed:\n{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Run and require exit 2 (unusable input); stderr.
+pub fn fails(args: &[&str]) -> String {
+    let o = run(args);
+    assert_eq!(o.status.code(), Some(2), "{args:?} should exit 2:\n{}", String::from_utf8_lossy(&o.stdout));
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A path as an owned string (for argument lists).
+pub fn path_string(p: &Path) -> String {
+    p.display().to_string()
+}
+
+pub fn json(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+}

@@ -36,16 +36,9 @@ pub struct HeadCounts {
 }
 
 impl Default for HeadCounts {
-    /// The released SAM3: ViT 16 heads, text 16, every d_model = 256 module 8.
+    /// The released SAM3's head counts.
     fn default() -> Self {
-        Self {
-            vit: 16,
-            text: 16,
-            geometry: 8,
-            fusion: 8,
-            decoder: 8,
-            seg: 8,
-        }
+        Self::of(&sam3lab_model::Sam3Config::sam3())
     }
 }
 
@@ -61,40 +54,29 @@ impl HeadCounts {
         }
     }
 
-    /// From a fixture-style `config.json`: its `model` section (or the top level when there is none)
-    /// with `vit.num_heads`, `text.heads`, `{geometry,fusion,decoder}.num_heads` and
-    /// `seg_head.cross_attend_prompt_heads`.
+    /// The head counts of a model config.
+    pub fn of(c: &sam3lab_model::Sam3Config) -> Self {
+        Self {
+            vit: c.vit.num_heads,
+            text: c.text.heads,
+            geometry: c.geometry.num_heads,
+            fusion: c.fusion.num_heads,
+            decoder: c.decoder.num_heads,
+            seg: c.seg_head.cross_attend_prompt_heads,
+        }
+    }
+
+    /// From a model config file (`config.json` of a fixture or a run), read and validated by
+    /// [`sam3lab_model::Sam3Config`].
     pub fn from_config(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| SurgeryError::Config {
+        let c = sam3lab_model::Sam3Config::from_file(path).map_err(|e| SurgeryError::Config {
             path: path.display().to_string(),
-            reason: e.to_string(),
+            reason: match e {
+                sam3lab_model::ModelError::Config { why, .. } => why,
+                other => other.to_string(),
+            },
         })?;
-        let json: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| SurgeryError::Config {
-                path: path.display().to_string(),
-                reason: format!("not JSON: {e}"),
-            })?;
-        let model = json.get("model").unwrap_or(&json);
-        let field = |a: &str, b: &str| -> Result<usize> {
-            model
-                .get(a)
-                .and_then(|s| s.get(b))
-                .and_then(serde_json::Value::as_u64)
-                .filter(|&n| n > 0)
-                .map(|n| n as usize)
-                .ok_or_else(|| SurgeryError::Config {
-                    path: path.display().to_string(),
-                    reason: format!("missing positive integer model.{a}.{b}"),
-                })
-        };
-        Ok(Self {
-            vit: field("vit", "num_heads")?,
-            text: field("text", "heads")?,
-            geometry: field("geometry", "num_heads")?,
-            fusion: field("fusion", "num_heads")?,
-            decoder: field("decoder", "num_heads")?,
-            seg: field("seg_head", "cross_attend_prompt_heads")?,
-        })
+        Ok(Self::of(&c))
     }
 }
 
@@ -490,6 +472,6 @@ mod tests {
         std::fs::write(&dir, r#"{"model": {"vit": {"num_heads": 2}}}"#).unwrap();
         let err = HeadCounts::from_config(&dir).unwrap_err().to_string();
         std::fs::remove_file(&dir).unwrap();
-        assert!(err.contains("model.text.heads"), "{err}");
+        assert!(err.contains("missing field"), "{err}");
     }
 }

@@ -1,6 +1,8 @@
 //! `sam3lab world gen`: generate the concept-grounding world (broad colour × shape scenes, the
 //! narrow clock-part task, SA-Co/Gold splits, the probe set, `world.json`). Logic lives in
-//! `sam3lab-world`.
+//! `sam3lab-world`. `sam3lab world pretrain`: the mini-SAM3's two pretraining stages
+//! (`recipes/world/pretrain_stage{1,2}.toml`, embedded) on a generated world, through the training
+//! engine; resumable.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -17,6 +19,88 @@ pub struct Args {
 enum WorldCmd {
     /// Generate a world into a new (or empty) directory; the same --seed gives byte-identical files.
     Gen(GenArgs),
+    /// Pretrain the mini-SAM3 on a generated world (both stages; rerun to resume).
+    Pretrain(PretrainArgs),
+}
+
+#[derive(clap::Args)]
+struct PretrainArgs {
+    /// A world made by `sam3lab world gen`.
+    #[arg(long, value_name = "DIR")]
+    world: PathBuf,
+    /// Output: stage1/, stage2/ (checkpoints, loss.csv, eval.csv), recipes/, base.safetensors.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Device: cpu (flex), wgpu, cuda.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Two steps per stage (a smoke test of the whole path, e.g. on a `world gen --quick` world).
+    #[arg(long)]
+    quick: bool,
+}
+
+/// The shipped recipes cut to two steps per stage.
+fn quick(text: &str) -> String {
+    let mut t = text.to_string();
+    for (a, b) in [
+        ("steps = 8000", "steps = 2"),
+        ("steps = 16000", "steps = 2"),
+        ("checkpoints = [2000, 4000, 6000, 8000]", "checkpoints = []"),
+        ("checkpoints = [2000, 4000, 6000, 8000, 10000, 12000, 14000, 16000]", "checkpoints = []"),
+        ("step_008000", "step_000002"),
+        ("every = 500", "every = 1"),
+        ("every = 1000", "every = 1"),
+    ] {
+        t = t.replace(a, b);
+    }
+    t
+}
+
+const STAGE1: &str = include_str!("../../../../recipes/world/pretrain_stage1.toml");
+const STAGE2: &str = include_str!("../../../../recipes/world/pretrain_stage2.toml");
+const MINI_CONFIG: &str = include_str!("../../../../data/world/config.json");
+
+fn pretrain(a: PretrainArgs) -> anyhow::Result<u8> {
+    use anyhow::Context;
+    let world = std::fs::canonicalize(&a.world).with_context(|| format!("--world {}", a.world.display()))?;
+    if !world.join("world.json").is_file() || !world.join("broad-pretrain.json").is_file() {
+        anyhow::bail!("--world {}: not a generated world (no world.json / broad-pretrain.json); run `sam3lab world gen` first", world.display());
+    }
+    std::fs::create_dir_all(a.out.join("recipes"))?;
+    let out = std::fs::canonicalize(&a.out)?;
+    let device = sam3lab_model::device::device_from_name(&a.device)?;
+    // The shipped recipes, their repository-relative paths pointed at this world and this output.
+    let w = format!("{}/", world.display());
+    let cfg = out.join("recipes/config.json");
+    sam3lab_weights::write_atomic(&cfg, MINI_CONFIG.as_bytes())?;
+    let s1 = STAGE1.replace("../../runs/world/", &w).replace("../../data/world/config.json", &cfg.display().to_string());
+    let s2 = STAGE2.replace("../../runs/world/", &w).replace("../../runs/world-pretrain/stage1/", &format!("{}/", out.join("stage1").display()));
+    let mut last = None;
+    let (s1, s2) = if a.quick { (quick(&s1), quick(&s2)) } else { (s1, s2) };
+    for (name, text) in [("stage1", s1), ("stage2", s2)] {
+        let recipe = out.join(format!("recipes/{name}.toml"));
+        sam3lab_weights::write_atomic(&recipe, text.as_bytes())?;
+        let pb = indicatif::ProgressBar::new(0).with_style(
+            indicatif::ProgressStyle::with_template(&format!("{name} {{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} steps {{msg}}"))
+                .expect("template")
+                .progress_chars("=> "),
+        );
+        let s = sam3lab_train::engine::run(&recipe, &out.join(name), &device, &pb)?;
+        pb.finish_and_clear();
+        eprintln!("{name}: {} steps{} in {:.0} s", s.steps, s.resumed_from.map(|r| format!(" (resumed at {r})")).unwrap_or_default(), s.seconds);
+        last = Some((name, s.steps));
+    }
+    let (name, steps) = last.expect("two stages");
+    let ckpt = out.join(name).join(format!("step_{steps:06}.safetensors"));
+    let base = out.join("base.safetensors");
+    sam3lab_weights::write_atomic(&base, &std::fs::read(&ckpt)?)?;
+    sam3lab_weights::write_atomic(&out.join("config.json"), &std::fs::read(out.join(name).join("config.json"))?)?;
+    if let Ok(text) = std::fs::read_to_string(out.join(name).join("eval.csv")) {
+        println!("{}", text.lines().next().unwrap_or_default());
+        println!("{}", text.lines().last().unwrap_or_default());
+    }
+    println!("wrote {} (config {})", base.display(), out.join("config.json").display());
+    Ok(0)
 }
 
 #[derive(clap::Args)]
@@ -41,6 +125,7 @@ struct GenArgs {
 pub fn run(args: Args) -> anyhow::Result<u8> {
     match args.cmd {
         WorldCmd::Gen(a) => generate(a),
+        WorldCmd::Pretrain(a) => pretrain(a),
     }
 }
 

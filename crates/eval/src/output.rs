@@ -1,10 +1,9 @@
 //! Writing results: the flat JSON object (reference keys first, in the reference's order), the
 //! readable table, file identities, and atomic writes.
 
-use std::io::Write;
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
+
 
 use crate::error::{EvalError, Result};
 use crate::score::ScoreReport;
@@ -26,24 +25,13 @@ impl FileIdentity {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
+    sam3lab_util::sha256_hex(bytes)
 }
 
 /// Write `bytes` to `path` through a temporary file in the same directory and a rename, so a
 /// reader never sees a partial file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| EvalError::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| EvalError::io(path, e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| EvalError::io(path, e))?;
-    tmp.persist(path)
-        .map_err(|e| EvalError::io(path, e.error))?;
-    Ok(())
+    sam3lab_util::write_atomic(path, bytes).map_err(|e| EvalError::io(path, e))
 }
 
 fn num(v: f64) -> serde_json::Value {

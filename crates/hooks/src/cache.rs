@@ -61,29 +61,16 @@ impl From<String> for ImageIdentity {
     }
 }
 
-/// sha256 (lowercase hex) of some bytes.
+/// sha256 (lowercase hex) of some bytes (`sam3lab_util`).
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
+    sam3lab_util::sha256_hex(bytes)
 }
 
-/// sha256 (lowercase hex) of a file, streamed through a 1 MiB buffer (no mapping, so hashing a
-/// multi-GB checkpoint adds nothing to resident memory). The one file hash every crate uses for
-/// checkpoint / image / input identity; callers map the I/O error to their own error type.
+/// sha256 (lowercase hex) of a file, streamed (no mapping, so hashing a multi-GB checkpoint adds
+/// nothing to resident memory). The one file hash every crate uses for checkpoint / image / input
+/// identity; callers map the I/O error to their own error type.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    use sha2::Digest;
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
+    sam3lab_util::sha256_file(path)
 }
 
 /// Where a cache came from: enough to reproduce it or to refuse mixing caches from different runs.
@@ -247,14 +234,7 @@ pub fn manifest_path(path: &Path) -> PathBuf {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{}.tmp{}", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
-    let res = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res
+    sam3lab_util::write_atomic(path, bytes)
 }
 
 #[cfg(test)]

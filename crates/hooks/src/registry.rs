@@ -81,25 +81,7 @@ impl HookRegistry {
 
 /// The `k` candidates closest to `query` by Levenshtein distance (stable for ties).
 pub fn nearest_names<'a>(candidates: impl Iterator<Item = &'a str>, query: &str, k: usize) -> Vec<String> {
-    let mut scored: Vec<(usize, usize, &str)> =
-        candidates.enumerate().map(|(i, c)| (levenshtein(query, c), i, c)).collect();
-    scored.sort();
-    scored.into_iter().take(k).map(|(_, _, c)| c.to_string()).collect()
-}
-
-fn levenshtein(a: &str, b: &str) -> usize {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for i in 1..=a.len() {
-        cur[0] = i;
-        for j in 1..=b.len() {
-            let sub = prev[j - 1] + usize::from(a[i - 1] != b[j - 1]);
-            cur[j] = sub.min(prev[j] + 1).min(cur[j - 1] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
+    sam3lab_util::nearest_names(query, candidates, k)
 }
 
 #[cfg(test)]

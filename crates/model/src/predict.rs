@@ -566,25 +566,7 @@ pub fn png_bytes(img: &RgbImage) -> Result<Vec<u8>, ModelError> {
 /// Write `bytes` to `path` through a temporary file in the same directory and a rename, so a
 /// reader never sees a partial file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
-    let io = |e: std::io::Error| ModelError::Io {
-        path: path.display().to_string(),
-        source: e,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
-    })
+    sam3lab_util::write_atomic(path, bytes).map_err(|e| ModelError::Io { path: path.display().to_string(), source: e })
 }
 
 /// Token ids for a phrase: empty/whitespace-only → error; `(ids, truncated)`.

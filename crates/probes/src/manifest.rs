@@ -122,15 +122,7 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 /// Write `bytes` to `path` through a temporary file in the same directory and a rename, so a reader
 /// never sees a partial file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| ProbeError::io(dir, e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| ProbeError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        ProbeError::io(path, e)
-    })
+    sam3lab_util::write_atomic(path, bytes).map_err(|e| ProbeError::io(path, e))
 }
 
 /// Pretty JSON with a trailing newline, written atomically.

@@ -86,12 +86,7 @@ pub struct SaeMeta {
 
 /// Write to a temporary file in the same directory, then rename (no partial file under `path`).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| io_err(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
+    sam3lab_util::write_atomic(path, bytes).map_err(|e| io_err(path, e))
 }
 
 pub use sam3lab_hooks::sha256_hex;

@@ -93,33 +93,6 @@ impl WeightsError {
     }
 }
 
-/// Up to `k` candidates closest to `name` by edit distance (for "did you mean" messages).
-pub fn nearest_names<'a>(
-    name: &str,
-    candidates: impl Iterator<Item = &'a str>,
-    k: usize,
-) -> Vec<String> {
-    let mut scored: Vec<(usize, &str)> = candidates.map(|c| (edit_distance(name, c), c)).collect();
-    scored.sort();
-    scored
-        .into_iter()
-        .take(k)
-        .map(|(_, c)| c.to_string())
-        .collect()
-}
-
-/// Levenshtein distance over bytes (names are ASCII).
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, &ca) in a.iter().enumerate() {
-        cur[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
-}
+/// Up to `k` candidates closest to `name` by edit distance (for "did you mean" messages), and the
+/// distance itself: `sam3lab_util`'s.
+pub use sam3lab_util::{edit_distance, nearest_names};

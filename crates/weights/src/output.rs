@@ -1,6 +1,5 @@
 //! Result files: the heatmap table shared with the figures crate, atomic writes, CSV helpers.
 
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -85,23 +84,7 @@ pub fn csv_field(s: &str) -> String {
 /// Write `bytes` to `path` via a temporary file in the same directory and a rename, so a reader
 /// never sees a partial file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).map_err(|e| WeightsError::io(dir, e))?;
-    let tmp = tmp_path(path);
-    let res = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = res {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(WeightsError::io(path, e));
-    }
-    Ok(())
+    sam3lab_util::write_atomic(path, bytes).map_err(|e| WeightsError::io(path, e))
 }
 
 /// Pretty JSON with a trailing newline, written atomically.
@@ -111,11 +94,4 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, s.as_bytes())
 }
 
-/// `dir/.name.tmp-PID` next to the target.
-pub(crate) fn tmp_path(path: &Path) -> std::path::PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
-}
+pub(crate) use sam3lab_util::tmp_path;

@@ -10,12 +10,10 @@ pub mod presence_bars;
 pub mod projection;
 pub mod scatter;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::error::{FigureError, Result};
 use crate::style;
@@ -142,7 +140,7 @@ impl SourceRef {
         })?;
         Ok(SourceRef {
             path: path.display().to_string(),
-            sha256: hex::encode(Sha256::digest(&bytes)),
+            sha256: sam3lab_util::sha256_hex(&bytes),
         })
     }
 }
@@ -211,25 +209,5 @@ pub fn write_figure(
 
 /// Writes `bytes` to a temporary file next to `path`, then renames it over `path`.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let werr = |cause| FigureError::Write {
-        path: path.to_path_buf(),
-        cause,
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(werr)?;
-    tmp.write_all(bytes).map_err(werr)?;
-    tmp.as_file().sync_all().map_err(werr)?;
-    // NamedTempFile is created 0600; figures are ordinary shareable files.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .map_err(werr)?;
-    }
-    tmp.persist(path).map_err(|e| werr(e.error))?;
-    Ok(())
+    sam3lab_util::write_atomic(path, bytes).map_err(|cause| FigureError::Write { path: path.to_path_buf(), cause })
 }

@@ -1,6 +1,8 @@
 //! `sam3lab world gen` then `sam3lab world pretrain --quick` on it: the shipped pretraining recipes
 //! run end to end on a generated world and leave a loadable base checkpoint with its evaluation.
 
+use std::path::Path;
+
 mod common;
 use common::{fails, ok, path_string as s};
 
@@ -27,4 +29,31 @@ fn gen_then_pretrain_quick_leaves_a_base_checkpoint() {
     // Not a world: a clear error.
     let e = fails(&["world", "pretrain", "--quick", "--world", &s(t.path()), "--out", &s(&out)]);
     assert!(e.contains("not a generated world"), "{e}");
+}
+
+/// The shipped mini-SAM3 base (data/world/base.safetensors) on a freshly generated default world,
+/// scored by the evaluator: it grounds and refuses on the broad domain (the bar the post's recipes
+/// need) and knows nothing of the narrow parts.
+#[test]
+fn the_shipped_base_grounds_and_refuses_on_the_broad_domain() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let (base, cfg) = (root.join("data/world/base.safetensors"), root.join("data/world/config.json"));
+    let t = tempfile::tempdir().unwrap();
+    let world = t.path().join("world");
+    ok(&["world", "gen", "--out", &s(&world)]);
+    let score = |split: &str| -> serde_json::Value {
+        let pred = t.path().join(format!("{split}.pred.json"));
+        let out = t.path().join(format!("{split}.score.json"));
+        ok(&["eval", "predict", "--ckpt", &s(&base), "--config", &s(&cfg), "--gt", &s(&world.join(format!("{split}.json"))), "--images", &s(&world), "--out", &s(&pred)]);
+        ok(&["eval", "score", "--gt", &s(&world.join(format!("{split}.json"))), "--pred", &s(&pred), "--out", &s(&out)]);
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
+    };
+    let b = score("broad-eval");
+    let f = |k: &str| b[k].as_f64().unwrap_or_else(|| panic!("{k} missing: {b}"));
+    let detected = f("IL_TP") / (f("IL_TP") + f("IL_FN"));
+    assert!(f("neg_correct") >= 0.85, "neg_correct {}", f("neg_correct"));
+    assert!(detected >= 0.70, "positive detection {detected}");
+    assert!(f("pos_mean_IoU") >= 0.40, "pos_mean_IoU {}", f("pos_mean_IoU"));
+    let n = score("narrow-eval");
+    assert!(n["pos_mean_IoU"].as_f64().unwrap() < 0.1, "the base already knows the narrow parts: {n}");
 }

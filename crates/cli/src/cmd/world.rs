@@ -44,9 +44,9 @@ fn quick(text: &str) -> String {
     let mut t = text.to_string();
     for (a, b) in [
         ("steps = 8000", "steps = 2"),
-        ("steps = 16000", "steps = 2"),
+        ("steps = 6000", "steps = 2"),
         ("checkpoints = [2000, 4000, 6000, 8000]", "checkpoints = []"),
-        ("checkpoints = [2000, 4000, 6000, 8000, 10000, 12000, 14000, 16000]", "checkpoints = []"),
+        ("checkpoints = [2000, 4000, 6000]", "checkpoints = []"),
         ("step_008000", "step_000002"),
         ("every = 500", "every = 1"),
         ("every = 1000", "every = 1"),

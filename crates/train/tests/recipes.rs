@@ -141,6 +141,22 @@ fn bad_recipes_name_the_fault() {
 }
 
 #[test]
+fn the_world_recipes_parse() {
+    // Their data comes from `sam3lab world gen`; the structure is checked here, the runs by the
+    // world's own commands.
+    let dir = root().join("recipes/world");
+    let mut names = vec![];
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let r = sam3lab_train::Recipe::load(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert!(!r.description.is_empty());
+        names.push(p.file_stem().unwrap().to_string_lossy().into_owned());
+    }
+    names.sort();
+    assert_eq!(names, ["frozen_te", "lvis_replay", "lvis_replay_n100", "lvis_replay_neg", "presence_only", "pretrain_stage1", "pretrain_stage2", "recovery"]);
+}
+
+#[test]
 fn the_post_recipes_for_the_real_model_parse() {
     // Their data and checkpoints are the user's; the structure (keys, streams, schedule) is checked.
     let dir = root().join("recipes/post");

@@ -9,9 +9,11 @@ use std::time::Instant;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use sam3lab_hooks::Hooks;
-use sam3lab_model::parity::{Fixture, HostTensor};
+use sam3lab_model::parity::Fixture;
 use sam3lab_model::{GeometryPrompt, Sam3, Sam3Config};
-use sam3lab_train::parity::{FixtureBatch, fixture_batch, forward_batch};
+use sam3lab_train::data::Batch;
+use sam3lab_train::engine::forward;
+use sam3lab_train::parity::fixture_batch;
 use sam3lab_train::targets::{FindQuery, Instance, Targets};
 use sam3lab_train::{LossConfig, compute_loss, params};
 
@@ -37,8 +39,8 @@ pub struct TrainArgs {
     checkpointing: bool,
 }
 
-fn step(model: Sam3, batch: &FixtureBatch, cfg: &LossConfig, optim: &mut burn::optim::ModuleOptimizer, device: &Device) -> anyhow::Result<Sam3> {
-    let out = forward_batch(&model, batch, device, &mut Hooks::none())?;
+fn step(model: Sam3, batch: &Batch, cfg: &LossConfig, optim: &mut burn::optim::ModuleOptimizer) -> anyhow::Result<Sam3> {
+    let out = forward(&model, batch, &mut Hooks::none())?;
     let loss = compute_loss(&out, &batch.targets, cfg).map_err(anyhow::Error::msg)?;
     let grads = GradientsParams::from_grads(loss.core.backward(), &model);
     Ok(optim.step(1e-4, model, grads))
@@ -49,17 +51,19 @@ pub fn run(a: TrainArgs) -> anyhow::Result<u8> {
     let device = Device::flex();
     let ad = device.clone().autodiff();
     let fx = Fixture::load(&a.fixture)?;
-    let batch = fixture_batch(&fx)?;
+    let batch = fixture_batch(&fx, &ad)?;
     let loss_cfg = LossConfig::from_reference_json(fx.config_json.get("loss").unwrap_or(&serde_json::Value::Null)).map_err(anyhow::Error::msg)?;
     let gflops = matmul_gflops(&device);
 
     // Baseline: the eval-mode forward of the same batch (same images, phrases and queries).
     let (plain, _) = Sam3::load(&a.fixture, None, &device)?;
+    let plain_batch = fixture_batch(&fx, &device)?;
     let mut fwd = vec![];
     for it in 0..a.warmup + a.iters {
         let s = Instant::now();
-        let image = plain.encode_image(pixels(&batch.pixel_values, &device), &mut Hooks::none()).select(&batch.img_ids);
-        let text = plain.encode_text(ids(&batch.input_ids, &device), &mut Hooks::none()).select(&batch.text_ids);
+        let b = &plain_batch;
+        let image = plain.encode_image(b.pixels.clone(), &mut Hooks::none()).select(&b.img_ids);
+        let text = plain.encode_text(b.input_ids.clone(), &mut Hooks::none()).select(&b.text_ids);
         let o = plain.heads().ground(&image, &text, &GeometryPrompt::default(), &mut Hooks::none())?;
         let _ = o.scores.into_data();
         if it >= a.warmup {
@@ -72,7 +76,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<u8> {
     let mut st = vec![];
     for it in 0..a.warmup + a.iters {
         let s = Instant::now();
-        model = step(model, &batch, &loss_cfg, &mut optim, &ad)?;
+        model = step(model, &batch, &loss_cfg, &mut optim)?;
         if it >= a.warmup {
             st.push(s.elapsed().as_secs_f64() * 1e3);
         }
@@ -91,14 +95,6 @@ pub fn run(a: TrainArgs) -> anyhow::Result<u8> {
         full_step(a.checkpointing)?;
     }
     Ok(0)
-}
-
-fn pixels(h: &HostTensor, device: &Device) -> Tensor<4> {
-    Tensor::from_data(TensorData::new(h.data.clone(), [h.shape[0], h.shape[1], h.shape[2], h.shape[3]]), device)
-}
-
-fn ids(h: &HostTensor, device: &Device) -> Tensor<2, Int> {
-    Tensor::from_data(TensorData::new(h.data.iter().map(|&v| v as i64).collect::<Vec<_>>(), [h.shape[0], h.shape[1]]), device)
 }
 
 /// One full-size step, batch 1 at 1008², the vision trunk frozen.
@@ -125,17 +121,19 @@ fn full_step(checkpointing: bool) -> anyhow::Result<()> {
     };
     let targets = Targets::from_queries(&[q], r).map_err(anyhow::Error::msg)?;
     let (tok, _) = sam3lab_model::tokenizer::Tokenizer::clip().encode("a red cat", cfg.text.context_length);
-    let batch = FixtureBatch {
-        pixel_values: HostTensor { shape: vec![1, 3, r, r], data: (0..3 * r * r).map(|k| ((k % 97) as f32 / 48.5) - 1.0).collect() },
-        input_ids: HostTensor { shape: vec![1, cfg.text.context_length], data: tok.iter().map(|&t| t as f32).collect() },
+    let pixels: Vec<f32> = (0..3 * r * r).map(|k| ((k % 97) as f32 / 48.5) - 1.0).collect();
+    let batch = Batch {
+        pixels: Tensor::from_data(TensorData::new(pixels, [1, 3, r, r]), &ad),
+        input_ids: Tensor::from_data(TensorData::new(tok.iter().map(|&t| t as i64).collect::<Vec<_>>(), [1, cfg.text.context_length]), &ad),
         img_ids: vec![0],
         text_ids: vec![0],
         targets,
+        pair_ids: vec!["synthetic:0".into()],
     };
     let mut optim = AdamWConfig::new().with_epsilon(1e-8).init();
     pb.set_message("full-size SAM3: one training step (trunk frozen)");
     let s = Instant::now();
-    let _ = step(model, &batch, &LossConfig::default(), &mut optim, &ad)?;
+    let _ = step(model, &batch, &LossConfig::default(), &mut optim)?;
     let t = s.elapsed().as_secs_f64();
     pb.finish_and_clear();
     let (peak, _) = memory();

@@ -218,11 +218,9 @@ impl Decoder {
         for (i, layer) in self.layers.iter().enumerate() {
             tgt = hooks.tap(|| format!("decoder.layers.{i}.in"), tgt);
             pres = hooks.tap(|| format!("decoder.layers.{i}.presence_in"), pres);
+            refb = hooks.tap(|| format!("decoder.layers.{i}.ref_boxes"), refb);
             if hooks.is_active() && hooks.edits(&format!("decoder.layers.{i}.ref_boxes")) {
-                refb = hooks.tap(|| format!("decoder.layers.{i}.ref_boxes"), refb);
-                ref_chain = refb.clone();
-            } else {
-                refb = hooks.tap(|| format!("decoder.layers.{i}.ref_boxes"), refb);
+                ref_chain = refb.clone(); // an edited reference box also feeds the box output
             }
             if hooks.wants("decoder.ref_boxes_all") {
                 refs_in.push(refb.clone());

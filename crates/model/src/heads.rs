@@ -38,15 +38,12 @@ impl ImageFeatures {
     /// The features of images `ids` (with repeats), in that order: one row per (image, prompt)
     /// query, as the reference's `_get_img_feats(backbone_out, img_ids)`. Differentiable.
     pub fn select(&self, ids: &[usize]) -> Self {
+        let idx = index_tensor(ids, &self.fpn[0].device());
         let pick = |t: &Tensor<4>| {
             if t.dims()[0] == 1 && self.batch() != 1 {
                 return t.clone(); // a batch-1 position map broadcasts
             }
-            let idx = Tensor::<1, Int>::from_data(
-                TensorData::new(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [ids.len()]),
-                &t.device(),
-            );
-            t.clone().select(0, idx)
+            t.clone().select(0, idx.clone())
         };
         Self {
             fpn: self.fpn.iter().map(pick).collect(),
@@ -55,14 +52,15 @@ impl ImageFeatures {
     }
 }
 
+/// `ids` as a 1-D int tensor on `device` (for `select`).
+pub fn index_tensor(ids: &[usize], device: &Device) -> Tensor<1, Int> {
+    Tensor::from_data(TensorData::new(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [ids.len()]), device)
+}
+
 impl TextFeatures {
     /// The features of phrases `ids` (with repeats), in that order. Differentiable.
     pub fn select(&self, ids: &[usize]) -> Self {
-        let device = self.feats.device();
-        let idx = Tensor::<1, Int>::from_data(
-            TensorData::new(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [ids.len()]),
-            &device,
-        );
+        let idx = index_tensor(ids, &self.feats.device());
         Self {
             feats: self.feats.clone().select(0, idx.clone()),
             // Through float: burn-flex 0.22.1's bool `select` returns a u8 tensor that `cat` rejects.

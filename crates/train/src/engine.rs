@@ -217,7 +217,7 @@ fn ckpt_path(out: &Path, step: usize) -> PathBuf {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    sam3lab_weights::write_atomic(path, bytes).map_err(|e| TrainError::input(path, e.to_string()))
+    sam3lab_util::write_atomic(path, bytes).map_err(|e| TrainError::io(path, e))
 }
 
 /// Write every parameter of `model` under its original name (torch layout, f32).

@@ -10,13 +10,14 @@ use std::collections::BTreeMap;
 
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
-use burn::tensor::{Int, TensorData};
+use burn::tensor::TensorData;
 use serde::{Deserialize, Serialize};
 
+use sam3lab_model::heads::index_tensor;
 use sam3lab_model::{QuerySet, TrainLayerOutput, TrainOutput};
 
 use crate::matcher::{HostPreds, HungarianMatcher, Indices, OneToManyMatcher, iou_union};
-use crate::targets::{Targets, cxcywh_to_xyxy};
+use crate::targets::Targets;
 
 /// Every weight and switch of the loss; the defaults are Meta's recipe (segmentation variant).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -195,10 +196,6 @@ fn consts<const D: usize>(v: Vec<f32>, shape: [usize; D], device: &Device) -> Te
     Tensor::from_data(TensorData::new(v, shape), device)
 }
 
-fn index(v: Vec<usize>, device: &Device) -> Tensor<1, Int> {
-    let n = v.len();
-    Tensor::from_data(TensorData::new(v.into_iter().map(|i| i as i64).collect::<Vec<_>>(), [n]), device)
-}
 
 /// `BCE_with_logits(x, y)` element-wise: `max(x, 0) − x·y + log(1 + e^{−|x|})`.
 pub fn bce_with_logits<const D: usize>(x: Tensor<D>, y: Tensor<D>) -> Tensor<D> {
@@ -252,7 +249,7 @@ fn gather(t: &Tensor<3>, idx: &Indices) -> Tensor<2> {
     let [b, q, k] = t.dims();
     let flat: Vec<usize> = idx.batch.iter().zip(&idx.src).map(|(&bi, &qi)| bi * q + qi).collect();
     let device = t.device();
-    t.clone().reshape([b * q, k]).select(0, index(flat, &device))
+    t.clone().reshape([b * q, k]).select(0, index_tensor(&flat, &device))
 }
 
 /// Diagonal GIoU of matched xyxy boxes `(N, 4)` against constant targets, differentiable
@@ -374,7 +371,7 @@ impl Terms<'_> {
         let r = self.targets.mask_size;
         let flat: Vec<usize> = keep.iter().map(|&k| idx.batch[k] * q + idx.src[k]).collect();
         let n = flat.len();
-        let src = masks.clone().reshape([b * q, h, w]).select(0, index(flat, &self.device));
+        let src = masks.clone().reshape([b * q, h, w]).select(0, index_tensor(&flat, &self.device));
         let src = upsample_bilinear(src, r).reshape([n, r * r]);
         let mut tv = Vec::with_capacity(n * r * r);
         for &k in &keep {
@@ -481,11 +478,6 @@ pub fn compute_loss(out: &TrainOutput, targets: &Targets, cfg: &LossConfig) -> R
         total = total.mul_scalar((b as f32).sqrt());
     }
     Ok(LossOutput { terms: all, core: total, matching })
-}
-
-/// Matched boxes' xyxy for tests and reports.
-pub fn matched_target_xyxy(targets: &Targets, idx: &Indices) -> Vec<[f32; 4]> {
-    idx.targets().into_iter().map(|t| cxcywh_to_xyxy(targets.boxes[t])).collect()
 }
 
 #[cfg(test)]

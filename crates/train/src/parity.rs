@@ -15,8 +15,10 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use sam3lab_hooks::Hooks;
 use sam3lab_model::parity::{Fixture, HostTensor, ParityReport, ParityRow, Status};
-use sam3lab_model::{GeometryPrompt, Sam3, TrainOutput};
+use sam3lab_model::{Sam3, TrainOutput};
 
+use crate::data::Batch;
+use crate::engine::forward;
 use crate::error::{Result, TrainError};
 use crate::loss::{LossConfig, LossOutput, compute_loss, host};
 use crate::params;
@@ -60,16 +62,8 @@ fn ids(t: &HostTensor) -> Vec<usize> {
     t.data.iter().map(|&v| v as usize).collect()
 }
 
-/// The fixture's batch: pixel values, token ids, per-query image and phrase ids, targets.
-pub struct FixtureBatch {
-    pub pixel_values: HostTensor,
-    pub input_ids: HostTensor,
-    pub img_ids: Vec<usize>,
-    pub text_ids: Vec<usize>,
-    pub targets: Targets,
-}
-
-pub fn fixture_batch(fx: &Fixture) -> Result<FixtureBatch> {
+/// The fixture's batch (pixel values, token ids, per-query image and phrase ids, targets) on `device`.
+pub fn fixture_batch(fx: &Fixture, device: &Device) -> Result<Batch> {
     let nb = input(fx, "target.num_boxes")?;
     let boxes = input(fx, "target.boxes")?;
     let masks = input(fx, "target.masks")?;
@@ -93,26 +87,19 @@ pub fn fixture_batch(fx: &Fixture) -> Result<FixtureBatch> {
         is_valid_mask: valid.data.iter().map(|&v| v != 0.0).collect(),
         is_exhaustive: exh.data.iter().map(|&v| v != 0.0).collect(),
     };
-    Ok(FixtureBatch {
-        pixel_values: input(fx, "pixel_values")?.clone(),
-        input_ids: input(fx, "input_ids")?.clone(),
-        img_ids: ids(input(fx, "find.img_ids")?),
+    let (pv, ii) = (input(fx, "pixel_values")?, input(fx, "input_ids")?);
+    let img_ids = ids(input(fx, "find.img_ids")?);
+    Ok(Batch {
+        pixels: Tensor::from_data(TensorData::new(pv.data.clone(), [pv.shape[0], pv.shape[1], pv.shape[2], pv.shape[3]]), device),
+        input_ids: Tensor::from_data(
+            TensorData::new(ii.data.iter().map(|&v| v as i64).collect::<Vec<_>>(), [ii.shape[0], ii.shape[1]]),
+            device,
+        ),
+        pair_ids: (0..img_ids.len()).map(|q| format!("fixture:{q}")).collect(),
+        img_ids,
         text_ids: ids(input(fx, "find.text_ids")?),
         targets,
     })
-}
-
-/// Train-mode forward of a batch: images once, phrases once, then one row per find query.
-pub fn forward_batch(model: &Sam3, batch: &FixtureBatch, device: &Device, hooks: &mut Hooks) -> Result<TrainOutput> {
-    let pv = &batch.pixel_values;
-    let [n, c, h, w] = [pv.shape[0], pv.shape[1], pv.shape[2], pv.shape[3]];
-    let pixels = Tensor::<4>::from_data(TensorData::new(pv.data.clone(), [n, c, h, w]), device);
-    let ii = &batch.input_ids;
-    let ids: Vec<i64> = ii.data.iter().map(|&v| v as i64).collect();
-    let input_ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [ii.shape[0], ii.shape[1]]), device);
-    let image = model.encode_image(pixels, hooks).select(&batch.img_ids);
-    let text = model.encode_text(input_ids, hooks).select(&batch.text_ids);
-    Ok(model.heads().ground_train(&image, &text, &GeometryPrompt::default(), hooks)?)
 }
 
 struct Table {
@@ -213,10 +200,10 @@ fn load_trainable(fx: &Fixture, device: &Device, trainable: &dyn Fn(&str) -> boo
     Ok(params::set_trainable(model, "", trainable).train())
 }
 
-fn loss_and_grads(fx: &Fixture, batch: &FixtureBatch, cfg: &LossConfig, device: &Device, trainable: &dyn Fn(&str) -> bool)
+fn loss_and_grads(fx: &Fixture, batch: &Batch, cfg: &LossConfig, device: &Device, trainable: &dyn Fn(&str) -> bool)
     -> Result<(Sam3, TrainOutput, LossOutput, burn::tensor::Gradients)> {
     let model = load_trainable(fx, device, trainable)?;
-    let out = forward_batch(&model, batch, &device.clone().autodiff(), &mut Hooks::none())?;
+    let out = forward(&model, batch, &mut Hooks::none())?;
     let loss = compute_loss(&out, &batch.targets, cfg).map_err(TrainError::Usage)?;
     let grads = loss.core.backward();
     Ok((model, out, loss, grads))
@@ -232,7 +219,7 @@ pub fn run_train_parity(dir: &Path, device: &Device) -> Result<ParityReport> {
     let matching: serde_json::Value = std::fs::read_to_string(dir.join("matching.json"))
         .map_err(|e| TrainError::io(dir.join("matching.json"), e))
         .and_then(|t| serde_json::from_str(&t).map_err(|e| TrainError::input(dir.join("matching.json"), e.to_string())))?;
-    let batch = fixture_batch(&fx)?;
+    let batch = fixture_batch(&fx, &device.clone().autodiff())?;
     let expected: BTreeMap<&str, &HostTensor> = fx.expected.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let mut table = Table { rows: vec![] };
 

@@ -223,16 +223,12 @@ fn evaluation_during_a_run_matches_a_direct_forward() {
     // Step 0 is the fixture model itself: recompute presence accuracy and the mean max scores from
     // the fixture's own inputs (2 positives, 1 negative).
     let fx = sam3lab_model::parity::Fixture::load(&root().join("data/fixtures/sam3-tiny-train")).unwrap();
-    let batch = sam3lab_train::parity::fixture_batch(&fx).unwrap();
     let dev = Device::flex();
+    let batch = sam3lab_train::parity::fixture_batch(&fx, &dev).unwrap();
     let (m, _) = sam3lab_model::Sam3::load(&fx.dir, None, &dev).unwrap();
-    let px = &batch.pixel_values;
-    let pixels = burn::tensor::Tensor::<4>::from_data(burn::tensor::TensorData::new(px.data.clone(), [px.shape[0], px.shape[1], px.shape[2], px.shape[3]]), &dev);
-    let ids: Vec<i64> = batch.input_ids.data.iter().map(|&v| v as i64).collect();
-    let ids = burn::tensor::Tensor::<2, burn::tensor::Int>::from_data(burn::tensor::TensorData::new(ids, [3, batch.input_ids.shape[1]]), &dev);
     let mut h = sam3lab_hooks::Hooks::none();
-    let img = m.encode_image(pixels, &mut h).select(&batch.img_ids);
-    let txt = m.encode_text(ids, &mut h).select(&batch.text_ids);
+    let img = m.encode_image(batch.pixels.clone(), &mut h).select(&batch.img_ids);
+    let txt = m.encode_text(batch.input_ids.clone(), &mut h).select(&batch.text_ids);
     let o = m.heads().ground(&img, &txt, &sam3lab_model::GeometryPrompt::default(), &mut h).unwrap();
     let pres: Vec<f32> = o.presence_logit.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
     let sc: Vec<f32> = o.scores.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();

@@ -322,7 +322,9 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
             (m, info.config, info.sha256)
         }
         (None, None) => {
-            // From scratch: a seeded random initialisation of the recipe's config.
+            // From scratch: a seeded random initialisation of the recipe's config. The seed goes to
+            // burn's process-wide generator: other random initialisations running at the same time
+            // in this process would interleave with it.
             let cfg_path = recipe.model.config.as_ref().ok_or_else(|| TrainError::Usage("model: `init = \"random\"` needs `config`".into()))?;
             let cfg = sam3lab_model::Sam3Config::from_file(cfg_path)?;
             ad.seed(recipe.seed);

@@ -60,6 +60,8 @@ enum Cmd {
     Bench(sam3lab_bench::Args),
     /// Generate the concept-grounding world (broad scenes, the narrow clock task, SA-Co/Gold splits).
     World(cmd::world::Args),
+    /// The post's whole story on the embedded world: recipes, evaluation, probes, figures, REPORT.md.
+    Reproduce(cmd::reproduce::Args),
 }
 
 /// Whether a panic message is `print!`/`println!` failing on a closed stdout pipe.
@@ -109,6 +111,7 @@ fn run() -> ExitCode {
         Cmd::Train(a) => cmd::train::run(a),
         Cmd::Bench(a) => sam3lab_bench::run(a),
         Cmd::World(a) => cmd::world::run(a),
+        Cmd::Reproduce(a) => cmd::reproduce::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -27,11 +27,8 @@ fn write_cache(path: &Path, shape: Vec<usize>, values: Vec<f32>, sha: &str, extr
 /// 2000 rows = sparse sums of 16 fixed unit directions in d = 16 plus an offset, in 4 cache files.
 fn write_sparse_set(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
-    let mut s: u64 = 7;
-    let mut u = move || {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (s >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut rng = sam3lab_util::rng::Rng::new(7);
+    let mut u = move || rng.u01();
     let dirs: Vec<Vec<f64>> = (0..16)
         .map(|_| {
             let v: Vec<f64> = (0..16).map(|_| u() - 0.5).collect();

@@ -26,6 +26,8 @@ pub struct Subsample {
     pub seed: u64,
 }
 
+// A keyed hash of (id, seed), not a stream: each entry's key must not depend on how many were drawn
+// before it, so this stays a pure function rather than sam3lab_util::rng::Rng.
 fn splitmix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -21,6 +21,7 @@
 //! - [`schema::HeatmapTable`], [`schema::DiffReport`], [`schema::CosinesReport`],
 //!   [`schema::Projection`] — as `sam3lab weights` writes them.
 
+pub mod compose;
 pub mod convert;
 pub mod csv;
 pub mod error;

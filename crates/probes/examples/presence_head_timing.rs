@@ -15,6 +15,7 @@ use indicatif::ProgressBar;
 use sam3lab_probes::inputs::Label;
 use sam3lab_probes::params;
 use sam3lab_probes::retrain::{HEAD_PREFIX, PresenceHead, TrainSettings, train_cached};
+use sam3lab_util::rng::Rng;
 
 fn main() {
     let batches: Vec<usize> = {
@@ -22,19 +23,8 @@ fn main() {
         if v.is_empty() { vec![8, 64] } else { v }
     };
     let (d, n) = (256, 5000);
-    let mut state = 0x5EEDu64;
-    let mut normal = move || {
-        // Box–Muller on a SplitMix64 stream.
-        let mut u = || {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-        };
-        let (a, b) = (u().max(1e-300), u());
-        ((-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()) as f32
-    };
+    let mut rng = Rng::new(0x5EED);
+    let mut normal = move || rng.normal() as f32;
     let shift: Vec<f32> = (0..d).map(|_| normal() * 0.5).collect();
     let labels: Vec<Label> = (0..n).map(|i| if i % 2 == 0 { Label::Pos } else { Label::Neg }).collect();
     let q0: Vec<Vec<f32>> = labels

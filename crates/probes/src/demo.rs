@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use image::{Rgb, RgbImage};
 use indicatif::ProgressBar;
+use sam3lab_util::rng::Rng;
 
 use crate::error::{ProbeError, Result};
 use crate::manifest::write_atomic;
-use crate::rng::Rng;
 
 /// The shapes drawn, with the phrase that names each.
 pub const SHAPES: [(&str, [u8; 3]); 4] =
@@ -28,16 +28,21 @@ pub struct DemoInputs {
     pub shapes: PathBuf,
 }
 
+/// Uniform in `lo..hi`.
+fn range(rng: &mut Rng, lo: u32, hi: u32) -> u32 {
+    lo + rng.below((hi - lo) as usize) as u32
+}
+
 fn draw(w: u32, h: u32, present: &[usize], rng: &mut Rng) -> RgbImage {
-    let (c0, c1) = ([rng.range(0, 120) as u8, rng.range(0, 120) as u8, rng.range(60, 200) as u8], rng.range(80, 255) as u8);
+    let (c0, c1) = ([range(rng, 0, 120) as u8, range(rng, 0, 120) as u8, range(rng, 60, 200) as u8], range(rng, 80, 255) as u8);
     let mut img = RgbImage::from_fn(w, h, |x, y| {
         let t = (x + y) as f32 / (w + h) as f32;
         Rgb([c0[0], (c0[1] as f32 * (1.0 - t) + c1 as f32 * t) as u8, c0[2]])
     });
     for &s in present {
         let col = Rgb(SHAPES[s].1);
-        let size = rng.range(h / 5, h / 3);
-        let (cx, cy) = (rng.range(size, w - size), rng.range(size, h - size));
+        let size = range(rng, h / 5, h / 3);
+        let (cx, cy) = (range(rng, size, w - size), range(rng, size, h - size));
         for y in 0..h {
             for x in 0..w {
                 let (dx, dy) = (x as i64 - cx as i64, y as i64 - cy as i64);
@@ -64,17 +69,17 @@ pub fn write_demo_inputs(out: &Path, n: usize, seed: u64) -> Result<DemoInputs> 
     }
     let img_dir = out.join("images");
     std::fs::create_dir_all(&img_dir).map_err(|e| ProbeError::io(&img_dir, e))?;
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut images = Vec::new();
     let mut pairs = String::new();
     let mut list = String::new();
     for i in 0..n {
-        let (w, h) = (rng.range(96, 161), rng.range(80, 129));
+        let (w, h) = (range(&mut rng, 96, 161), range(&mut rng, 80, 129));
         // Each image holds one or two shapes; every shape is a positive somewhere when n ≥ 2.
         let first = i % SHAPES.len();
         let mut present = vec![first];
-        if rng.next() % 2 == 0 {
-            present.push((first + 1 + (rng.next() % 3) as usize) % SHAPES.len());
+        if rng.chance(0.5) {
+            present.push((first + 1 + rng.below(3)) % SHAPES.len());
         }
         let img = draw(w, h, &present, &mut rng);
         let name = format!("img_{i:02}.png");

@@ -25,6 +25,5 @@ pub mod params;
 pub mod patch;
 pub mod presence;
 pub mod retrain;
-mod rng;
 
 pub use error::{ProbeError, Result};

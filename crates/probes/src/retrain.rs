@@ -39,6 +39,7 @@ use sam3lab_model::heads::{ImageFeatures, TextFeatures};
 use sam3lab_model::nn::Mlp;
 use sam3lab_model::predict::{Predictor, tokenize};
 use sam3lab_model::{Sam3, preprocess};
+use sam3lab_util::rng::Rng;
 use sam3lab_weights::{Checkpoint, SafetensorsWriter, TensorHeader};
 use serde::Serialize;
 
@@ -47,7 +48,6 @@ use crate::inputs::{Label, Pairs, by_image, pair_image_records};
 use crate::manifest::{Csv, FileRecord, Manifest, PairsRecord, num, write_json};
 use crate::model::{self, CkptSpec, Stages, TextCache};
 use crate::params::{self, Globs};
-use crate::rng::Rng;
 
 /// The parameter prefix of the cached mode's trainable modules.
 pub const HEAD_PREFIX: &str = "transformer.decoder.";
@@ -434,7 +434,7 @@ pub fn train_cached(
     let q_ad = q_plain.clone().autodiff();
     let mut head = params::set_trainable(head, HEAD_PREFIX, &|name| trained.contains(name)).train();
     let mut optim = adam().init();
-    let mut rng = Rng(req.seed);
+    let mut rng = Rng::new(req.seed);
     let idx = |l: Label| (0..n).filter(|&i| labels[i] == l).collect::<Vec<_>>();
     let (mut sp, mut sn) = (ClassSampler::new(idx(Label::Pos), &mut rng), ClassSampler::new(idx(Label::Neg), &mut rng));
     let (bp, bn) = (req.batch / 2, req.batch - req.batch / 2);
@@ -693,7 +693,7 @@ fn train_full(
     let prep = t0.elapsed().as_secs_f64();
     let mut ad = params::set_trainable(plain_model.clone(), "", &|name| trained.contains(name)).train();
     let mut optim = adam().init();
-    let mut rng = Rng(req.seed);
+    let mut rng = Rng::new(req.seed);
     let idx = |l: Label| (0..n).filter(|&i| labels[i] == l).collect::<Vec<_>>();
     let (mut sp, mut sn) = (ClassSampler::new(idx(Label::Pos), &mut rng), ClassSampler::new(idx(Label::Neg), &mut rng));
     let (bp, bn) = (req.batch / 2, req.batch - req.batch / 2);

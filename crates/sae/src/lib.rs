@@ -20,7 +20,6 @@ pub mod metrics;
 mod model;
 pub mod pipeline;
 pub mod rank;
-mod rng;
 pub mod synth;
 pub mod train;
 

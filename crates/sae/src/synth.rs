@@ -6,12 +6,12 @@ use std::path::Path;
 
 use burn::prelude::*;
 use sam3lab_hooks::{ActivationCache, DynTensor};
+use sam3lab_util::rng::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SaeError};
 use crate::io::write_atomic;
 use crate::model::SaeWeights;
-use crate::rng::Rng;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SynthConfig {
@@ -57,8 +57,8 @@ pub fn write_planted(out: &Path, point: &str, cfg: &SynthConfig) -> Result<()> {
         let mut vals = vec![0f32; n * d];
         for x in vals.chunks_exact_mut(d) {
             for e in dirs.chunks_exact(d) {
-                if rng.uniform() < p {
-                    let a = (0.5 + rng.uniform()) as f32;
+                if rng.u01() < p {
+                    let a = (0.5 + rng.u01()) as f32;
                     x.iter_mut().zip(e).for_each(|(xi, ei)| *xi += a * ei);
                 }
             }

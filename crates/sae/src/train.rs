@@ -8,12 +8,12 @@ use burn::optim::{Adam, AdamConfig, AdamState, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use burn::tensor::activation::relu;
+use sam3lab_util::rng::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SaeError};
 use crate::metrics::for_each_chunk;
 use crate::model::{Activation, Sae, SaeParams, SaeWeights, activate, decode_with, host, pre_acts, unit_rows};
-use crate::rng::Rng;
 
 /// How sparsity is obtained.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -602,7 +602,7 @@ fn resample(
         if !(total > 0.0) {
             break; // nothing left unexplained to point a latent at
         }
-        let mut u = rng.uniform() * total;
+        let mut u = rng.u01() * total;
         let mut pick = None;
         for (i, &wt) in weight.iter().enumerate() {
             if wt > 0.0 {

@@ -35,7 +35,7 @@ fn fire_counts(t: &Trained, rows: &[f32]) -> Vec<usize> {
 /// Seeded init (raw units): unit random decoder rows, W_enc = W_decᵀ, b_dec = mean row; the
 /// encoder columns of `weak` latents scaled by `enc`, their b_enc set to `benc`.
 fn init(rows: &[f32], m: usize, weak: std::ops::Range<usize>, enc: f32, benc: f32, seed: u64) -> SaeWeights {
-    let mut rng = Lcg::new(seed);
+    let mut rng = Rng::new(seed);
     let dirs = directions(m, D, 1.0, &mut rng);
     let w_dec: Vec<f32> = dirs.iter().flatten().map(|&v| v as f32).collect();
     let mut w_enc = vec![0f32; D * m];

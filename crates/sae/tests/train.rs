@@ -61,7 +61,7 @@ fn decoder_directions_stay_unit_norm() {
 #[test]
 fn recovery_bar_rejects_random_dictionary() {
     let (dirs, _) = standard_problem(16, 5);
-    let mut rng = Lcg::new(99);
+    let mut rng = Rng::new(99);
     let random: Vec<f32> = directions(32, D, 1.0, &mut rng).into_iter().flatten().map(|v| v as f32).collect();
     let worst = best_matches(&dirs, &random, D).into_iter().fold(9.0, f64::min);
     assert!(worst < 0.9, "a random dictionary already matches every feature (min cos {worst})");

@@ -9,6 +9,14 @@
 //! both rates come from `sam3lab_eval` ([`sam3lab_eval::neg_correct`]), so they mean what
 //! `eval score`'s `neg_correct` means. Inputs, manifests and the forward helpers come
 //! from `sam3lab-probes`.
+//!
+//! It also owns the training-free interventions as `--hook` specs (zero / scale / add a direction /
+//! patch from a source checkpoint, [`intervention`]) and the model-to-evaluator adapter that runs a
+//! checkpoint, with or without them, over a SA-Co/Gold ground truth and writes COCO results
+//! ([`predict::predict_to_file`], behind `sam3lab eval predict`).
+
+pub mod intervention;
+pub mod predict;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

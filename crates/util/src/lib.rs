@@ -1,7 +1,10 @@
 //! sam3lab-util: the few helpers every sam3lab crate needs and none owns — writing a file so that
 //! it appears only when complete (temp file in the same directory, then rename), the sha256 of a
-//! file or of bytes (the identity recorded in every manifest), and the nearest valid names for a
-//! misspelt one (Levenshtein distance from `strsim`). No burn, no model: any crate can depend on it.
+//! file or of bytes (the identity recorded in every manifest), the nearest valid names for a
+//! misspelt one (Levenshtein distance from `strsim`), and the one seeded random stream ([`rng`]).
+//! No burn, no model: any crate can depend on it.
+
+pub mod rng;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

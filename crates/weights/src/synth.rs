@@ -4,8 +4,7 @@
 use std::path::Path;
 
 use indicatif::ProgressBar;
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use sam3lab_util::rng::Rng;
 
 use crate::checkpoint::Checkpoint;
 use crate::dtype::Dtype;
@@ -256,7 +255,7 @@ pub fn write_base(
     let h = headers(layout);
     progress.set_length(h.iter().map(|t| t.byte_len() as u64).sum());
     let mut w = SafetensorsWriter::create(path, &h, None)?;
-    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut rng = Rng::new(seed);
     let mut buf = Vec::with_capacity(PIECE * 4);
     for t in &h {
         let mut left = t.byte_len() / 4;
@@ -264,7 +263,7 @@ pub fn write_base(
             let n = left.min(PIECE);
             buf.clear();
             for _ in 0..n {
-                let x: f32 = rng.random_range(-0.05f32..0.05);
+                let x = rng.range(-0.05, 0.05) as f32;
                 buf.extend_from_slice(&x.to_le_bytes());
             }
             w.write(&t.name, &buf)?;
@@ -291,7 +290,7 @@ pub fn write_perturbed(
     let h: Vec<TensorHeader> = entries.iter().map(|e| e.header()).collect();
     progress.set_length(h.iter().map(|t| t.byte_len() as u64).sum());
     let mut w = SafetensorsWriter::create(path, &h, None)?;
-    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut rng = Rng::new(seed);
     let mut buf = Vec::with_capacity(PIECE * 4);
     for e in &entries {
         let n = e.numel();
@@ -302,7 +301,7 @@ pub fn write_perturbed(
             buf.clear();
             for c in src.chunks_exact(4) {
                 let x =
-                    f32::from_le_bytes([c[0], c[1], c[2], c[3]]) + rng.random_range(-noise..noise);
+                    f32::from_le_bytes([c[0], c[1], c[2], c[3]]) + rng.range(-f64::from(noise), f64::from(noise)) as f32;
                 buf.extend_from_slice(&x.to_le_bytes());
             }
             drop(src);

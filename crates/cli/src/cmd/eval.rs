@@ -1,16 +1,13 @@
 //! `sam3lab eval`: SA-Co/Gold evaluation. `score` reproduces SAM3's cgF1 evaluator on a COCO
-//! results file; `predict` writes such a file by running a checkpoint (logic in `sam3lab-eval`).
+//! results file; `predict` writes such a file by running a checkpoint (the adapter is
+//! `sam3lab_steering::predict::predict_to_file`, the resumable writer `sam3lab_eval::predict`).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use sam3lab_eval::image::GrayImage;
-use sam3lab_eval::{Detection, IouType, PredictConfig, ScoreOptions};
+use sam3lab_eval::{IouType, ScoreOptions};
 use sam3lab_model::device::device_from_name;
-use sam3lab_model::hooks::Hooks;
-use sam3lab_model::predict::Predictor;
-
-use super::intervention::Intervention;
+use sam3lab_steering::predict::{PredictOptions, predict_to_file};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -159,94 +156,15 @@ fn score(a: ScoreArgs) -> anyhow::Result<u8> {
 }
 
 fn predict(a: PredictArgs) -> anyhow::Result<u8> {
-    for (flag, p) in [
-        ("--ckpt", &a.ckpt),
-        ("--gt", &a.gt),
-        ("--images", &a.images),
-    ] {
-        if !p.exists() {
-            anyhow::bail!("{flag} {}: no such file or directory", p.display());
-        }
-    }
-    if !(0.0..1.0).contains(&a.threshold) {
-        anyhow::bail!("--threshold must be in [0, 1), got {}", a.threshold);
-    }
-    if a.subsample == Some(0) {
-        anyhow::bail!("--subsample must be at least 1");
-    }
-    let device = device_from_name(&a.device)?;
-    let p = Predictor::load(&a.ckpt, a.config.as_deref(), &device)?;
-    let info = p.info.as_ref().expect("loaded from a checkpoint");
-    let config_json = serde_json::to_string(&info.config)?;
-    let intervention = Intervention::build(
-        &a.hooks,
-        &sam3lab_model::hook_registry(&p.model.config),
-        &serde_json::to_value(&info.config)?,
-        a.config.as_deref(),
-        &device,
-    )?;
-    // What must stay the same for a resume to be valid: weights, model config and interventions.
-    let mut identity = format!(
-        "{} sha256:{} config_sha256:{}",
-        info.path.display(),
-        info.sha256,
-        sam3lab_eval::output::sha256_hex(config_json.as_bytes())
-    );
-    let mut extra_meta = Vec::new();
-    if !intervention.is_empty() {
-        identity.push_str(&format!(" hooks:{}", intervention.description));
-        extra_meta.push(("intervention".to_string(), intervention.description.clone()));
-    }
-    let cfg = PredictConfig {
-        gt_path: a.gt.clone(),
-        images_dir: a.images.clone(),
-        out: a.out.clone(),
+    let opts = PredictOptions {
         threshold: a.threshold,
-        model_identity: identity,
         only_exhaustive: a.only_exhaustive,
-        progress: true,
+        hooks: a.hooks,
         subsample: a.subsample.map(|n| sam3lab_eval::Subsample { n, seed: a.seed }),
-        extra_meta,
+        progress: true,
+        device: device_from_name(&a.device)?,
     };
-    let threshold = a.threshold as f32;
-    let summary = sam3lab_eval::predict(&cfg, |img, phrases| {
-        // Trunk + neck once per image; text encoder + heads per noun phrase.
-        if intervention.is_empty() {
-            let encoded = p.encode_image(img, &mut Hooks::none());
-            let (h, w) = encoded.image_hw;
-            let mut out = Vec::with_capacity(phrases.len());
-            for phrase in phrases {
-                let dets = p.segment(&encoded, phrase, &[], threshold, &mut Hooks::none())?;
-                out.push(
-                    dets.detections
-                        .into_iter()
-                        .map(|d| to_detection(d, h, w))
-                        .collect::<anyhow::Result<Vec<_>>>()?,
-                );
-            }
-            return Ok(out);
-        }
-        // With interventions: image-encoder edits once per image, the rest per noun phrase.
-        let sources = intervention.encode_sources(img)?;
-        let mut hooks = Hooks::new(intervention.spec(&sources, None)?);
-        let encoded = p.encode_image(img, &mut hooks);
-        hooks.finish()?;
-        let (h, w) = encoded.image_hw;
-        let mut out = Vec::with_capacity(phrases.len());
-        for phrase in phrases {
-            let caches = intervention.run_sources(&sources, phrase)?;
-            let mut hooks = Hooks::new(intervention.spec(&sources, Some(caches.as_slice()))?);
-            let dets = p.segment(&encoded, phrase, &[], threshold, &mut hooks)?;
-            hooks.finish()?;
-            out.push(
-                dets.detections
-                    .into_iter()
-                    .map(|d| to_detection(d, h, w))
-                    .collect::<anyhow::Result<Vec<_>>>()?,
-            );
-        }
-        Ok(out)
-    })?;
+    let summary = predict_to_file(&a.ckpt, a.config.as_deref(), &a.gt, &a.images, &a.out, &opts)?;
     println!(
         "{} entries on {} images ({} resumed, {} images run now): {} predictions above {}; wrote {} and {}",
         summary.entries,
@@ -259,19 +177,4 @@ fn predict(a: PredictArgs) -> anyhow::Result<u8> {
         sam3lab_eval::predict::meta_path(&a.out).display()
     );
     Ok(0)
-}
-
-/// A model detection in the writer's form: box as SAM3's eval writer stores it (xywh normalised
-/// by the image size), mask at the original size.
-fn to_detection(d: sam3lab_model::Detection, h: usize, w: usize) -> anyhow::Result<Detection> {
-    let [x0, y0, x1, y1] = d.box_xyxy.map(f64::from);
-    let (wf, hf) = (w as f64, h as f64);
-    let bits: Vec<u8> = d.mask.data.iter().map(|&b| b as u8).collect();
-    let mask = GrayImage::from_raw(d.mask.width as u32, d.mask.height as u32, bits)
-        .context("model mask has the wrong number of pixels")?;
-    Ok(Detection {
-        score: d.score as f64,
-        mask,
-        bbox: Some([x0 / wf, y0 / hf, (x1 - x0) / wf, (y1 - y0) / hf]),
-    })
 }

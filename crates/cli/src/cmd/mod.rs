@@ -6,6 +6,7 @@ pub mod hooks;
 pub mod intervention;
 pub mod parity;
 pub mod probe;
+pub mod reproduce;
 pub mod retrain;
 pub mod run;
 pub mod sae;

@@ -7,30 +7,17 @@ use std::path::Path;
 use burn::prelude::*;
 use sam3lab_hooks::{ActivationCache, DynTensor};
 
-pub struct Lcg(u64);
-impl Lcg {
-    pub fn new(seed: u64) -> Self {
-        Lcg(seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407))
-    }
-    pub fn u(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-    pub fn n(&mut self) -> f64 {
-        let (a, b) = (1.0 - self.u(), self.u());
-        (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()
-    }
-}
+pub use sam3lab_util::rng::Rng;
 
 pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// `k` random unit directions in ℝ^d, no two with |cos| > `max_cos` (a well-posed dictionary).
-pub fn directions(k: usize, d: usize, max_cos: f64, rng: &mut Lcg) -> Vec<Vec<f64>> {
+pub fn directions(k: usize, d: usize, max_cos: f64, rng: &mut Rng) -> Vec<Vec<f64>> {
     let mut out: Vec<Vec<f64>> = Vec::new();
     while out.len() < k {
-        let v: Vec<f64> = (0..d).map(|_| rng.n()).collect();
+        let v: Vec<f64> = (0..d).map(|_| rng.normal()).collect();
         let nrm = dot(&v, &v).sqrt();
         let v: Vec<f64> = v.into_iter().map(|x| x / nrm).collect();
         if out.iter().all(|e| dot(e, &v).abs() <= max_cos) {
@@ -42,21 +29,21 @@ pub fn directions(k: usize, d: usize, max_cos: f64, rng: &mut Lcg) -> Vec<Vec<f6
 
 /// Rows x = offset + Σ_j a_j e_j + noise·N(0, I): each feature active with probability `p`,
 /// amplitude uniform in [0.5, 1.5].
-pub fn sparse_rows(dirs: &[Vec<f64>], n: usize, p: f64, noise: f64, offset: &[f64], rng: &mut Lcg) -> Vec<f32> {
+pub fn sparse_rows(dirs: &[Vec<f64>], n: usize, p: f64, noise: f64, offset: &[f64], rng: &mut Rng) -> Vec<f32> {
     let d = dirs[0].len();
     let mut out = Vec::with_capacity(n * d);
     for _ in 0..n {
         let mut x = offset.to_vec();
         for e in dirs {
-            if rng.u() < p {
-                let a = 0.5 + rng.u();
+            if rng.u01() < p {
+                let a = 0.5 + rng.u01();
                 for (xi, ei) in x.iter_mut().zip(e) {
                     *xi += a * ei;
                 }
             }
         }
         for xi in x.iter_mut() {
-            *xi += noise * rng.n();
+            *xi += noise * rng.normal();
         }
         out.extend(x.into_iter().map(|v| v as f32));
     }
@@ -91,7 +78,7 @@ pub fn write_cache(path: &Path, point: &str, shape: Vec<usize>, values: Vec<f32>
 /// The standard synthetic problem of the recovery tests: 16 directions in d = 16, ~2 active per row.
 pub fn standard_problem(k: usize, seed: u64) -> (Vec<Vec<f64>>, Vec<f32>) {
     let d = 16;
-    let mut rng = Lcg::new(seed);
+    let mut rng = Rng::new(seed);
     let dirs = directions(k, d, 0.5, &mut rng);
     let offset: Vec<f64> = (0..d).map(|i| 0.3 * (i as f64).sin()).collect();
     let rows = sparse_rows(&dirs, 4000, 2.0 / k as f64, 0.01, &offset, &mut rng);

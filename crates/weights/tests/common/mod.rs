@@ -59,19 +59,10 @@ pub fn write_st(path: &Path, tensors: &[T], dtype: Dtype) {
     safetensors::serialize_to_file(views, None, path).unwrap();
 }
 
-/// Deterministic pseudo-random values in (−1, 1) (no RNG crate needed; splitmix64).
+/// Deterministic pseudo-random values in [−1, 1) (sam3lab's seeded RNG).
 pub fn values(seed: u64, n: usize) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1);
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
+    let mut rng = sam3lab_util::rng::Rng::new(seed);
+    (0..n).map(|_| rng.range(-1.0, 1.0) as f32).collect()
 }
 
 // ---- torch.save ZIP layout, written by hand ------------------------------------------------

@@ -1,0 +1,138 @@
+//! The model-to-evaluator adapter: run a SAM3 checkpoint over every (image, noun phrase) entry of a
+//! SA-Co/Gold ground truth and write SAM3's COCO results file (resumable, via
+//! [`sam3lab_eval::predict`]), optionally under training-free interventions ([`crate::intervention`]).
+//! `sam3lab eval predict` is a thin wrapper over [`predict_to_file`]; anything else (a recipe, a
+//! test) can call it in-process.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use burn::prelude::Device;
+use sam3lab_eval::image::GrayImage;
+use sam3lab_eval::{Detection, PredictConfig, PredictSummary, Subsample};
+use sam3lab_model::hooks::Hooks;
+use sam3lab_model::predict::Predictor;
+
+use crate::intervention::Intervention;
+
+/// How [`predict_to_file`] runs.
+#[derive(Clone, Debug)]
+pub struct PredictOptions {
+    /// Write detections with score above this, in `[0, 1)` (SAM3's eval writer uses 0.3; scoring
+    /// keeps >= 0.5).
+    pub threshold: f64,
+    /// Skip entries that are not instance-exhaustive (the scorer ignores them).
+    pub only_exhaustive: bool,
+    /// Training-free interventions, `--hook` specs applied in order (see [`crate::intervention`]).
+    pub hooks: Vec<String>,
+    /// Run only this seeded subsample of the instance-exhaustive entries (`n` >= 1).
+    pub subsample: Option<Subsample>,
+    /// Draw a progress bar on stderr.
+    pub progress: bool,
+    pub device: Device,
+}
+
+impl Default for PredictOptions {
+    fn default() -> Self {
+        Self { threshold: 0.3, only_exhaustive: false, hooks: Vec::new(), subsample: None, progress: true, device: Device::flex() }
+    }
+}
+
+/// Run checkpoint `ckpt` (model config `config`, default the fixture's, else SAM3's) over the
+/// entries of `gt` (images relative to `images`) and write COCO results to `out` (progress in
+/// `OUT.partial.jsonl` until done, provenance in [`sam3lab_eval::predict::meta_path`]).
+pub fn predict_to_file(
+    ckpt: &Path,
+    config: Option<&Path>,
+    gt: &Path,
+    images: &Path,
+    out: &Path,
+    opts: &PredictOptions,
+) -> anyhow::Result<PredictSummary> {
+    for (flag, p) in [("--ckpt", ckpt), ("--gt", gt), ("--images", images)] {
+        if !p.exists() {
+            bail!("{flag} {}: no such file or directory", p.display());
+        }
+    }
+    if !(0.0..1.0).contains(&opts.threshold) {
+        bail!("--threshold must be in [0, 1), got {}", opts.threshold);
+    }
+    if opts.subsample.is_some_and(|s| s.n == 0) {
+        bail!("--subsample must be at least 1");
+    }
+    let device = &opts.device;
+    let p = Predictor::load(ckpt, config, device)?;
+    let info = p.info.as_ref().expect("loaded from a checkpoint");
+    let config_json = serde_json::to_string(&info.config)?;
+    let intervention = Intervention::build(
+        &opts.hooks,
+        &sam3lab_model::hook_registry(&p.model.config),
+        &serde_json::to_value(&info.config)?,
+        config,
+        device,
+    )?;
+    // What must stay the same for a resume to be valid: weights, model config and interventions.
+    let mut identity = format!(
+        "{} sha256:{} config_sha256:{}",
+        info.path.display(),
+        info.sha256,
+        sam3lab_eval::output::sha256_hex(config_json.as_bytes())
+    );
+    let mut extra_meta = Vec::new();
+    if !intervention.is_empty() {
+        identity.push_str(&format!(" hooks:{}", intervention.description));
+        extra_meta.push(("intervention".to_string(), intervention.description.clone()));
+    }
+    let cfg = PredictConfig {
+        gt_path: gt.to_path_buf(),
+        images_dir: images.to_path_buf(),
+        out: out.to_path_buf(),
+        threshold: opts.threshold,
+        model_identity: identity,
+        only_exhaustive: opts.only_exhaustive,
+        progress: opts.progress,
+        subsample: opts.subsample,
+        extra_meta,
+    };
+    let threshold = opts.threshold as f32;
+    let summary = sam3lab_eval::predict(&cfg, |img, phrases| {
+        // Trunk + neck once per image; text encoder + heads per noun phrase.
+        if intervention.is_empty() {
+            let encoded = p.encode_image(img, &mut Hooks::none());
+            let (h, w) = encoded.image_hw;
+            let mut out = Vec::with_capacity(phrases.len());
+            for phrase in phrases {
+                let dets = p.segment(&encoded, phrase, &[], threshold, &mut Hooks::none())?;
+                out.push(dets.detections.into_iter().map(|d| to_detection(d, h, w)).collect::<anyhow::Result<Vec<_>>>()?);
+            }
+            return Ok(out);
+        }
+        // With interventions: image-encoder edits once per image, the rest per noun phrase.
+        let sources = intervention.encode_sources(img)?;
+        let mut hooks = Hooks::new(intervention.spec(&sources, None)?);
+        let encoded = p.encode_image(img, &mut hooks);
+        hooks.finish()?;
+        let (h, w) = encoded.image_hw;
+        let mut out = Vec::with_capacity(phrases.len());
+        for phrase in phrases {
+            let caches = intervention.run_sources(&sources, phrase)?;
+            let mut hooks = Hooks::new(intervention.spec(&sources, Some(caches.as_slice()))?);
+            let dets = p.segment(&encoded, phrase, &[], threshold, &mut hooks)?;
+            hooks.finish()?;
+            out.push(dets.detections.into_iter().map(|d| to_detection(d, h, w)).collect::<anyhow::Result<Vec<_>>>()?);
+        }
+        Ok(out)
+    })?;
+    Ok(summary)
+}
+
+/// A model detection in the writer's form: box as SAM3's eval writer stores it (xywh normalised
+/// by the image size), mask at the original size.
+fn to_detection(d: sam3lab_model::Detection, h: usize, w: usize) -> anyhow::Result<Detection> {
+    let [x0, y0, x1, y1] = d.box_xyxy.map(f64::from);
+    let (wf, hf) = (w as f64, h as f64);
+    let bits: Vec<u8> = d.mask.data.iter().map(|&b| b as u8).collect();
+    let mask = GrayImage::from_raw(d.mask.width as u32, d.mask.height as u32, bits)
+        .context("model mask has the wrong number of pixels")?;
+    Ok(Detection { score: d.score as f64, mask, bbox: Some([x0 / wf, y0 / hf, (x1 - x0) / wf, (y1 - y0) / hf]) })
+}

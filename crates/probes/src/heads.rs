@@ -11,21 +11,23 @@
 //! - `cos_toward_ref_pooled`: the cosine of the two differences summed over the pairs;
 //! - `mag_a`, `mag_b`, `mag_ref`: each checkpoint's mean ‖c‖₂.
 //!
-//! The three models run in lockstep (all loaded; each image encoded once per model), so memory is
-//! three models plus one pair's activations.
+//! The three models run in lockstep over the pairs ([`sweep::for_each_pair`]: all loaded, each image
+//! encoded once per model), so memory is three models plus one pair's activations. This probe ranks
+//! differences between checkpoints and patches nothing; [`crate::sweep`] patches.
 
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use indicatif::ProgressBar;
 use sam3lab_figures::schema::{HeatmapTable, Scale, ScaleKind};
-use sam3lab_hooks::{DynTensor, HookError, HookPattern, HookSpec, Hooks};
+use sam3lab_hooks::{DynTensor, HookError, HookPattern};
 use serde::Serialize;
 
 use crate::error::{ProbeError, Result};
-use crate::inputs::{LabelFilter, Pairs, by_image, pair_image_records};
+use crate::inputs::{LabelFilter, Pairs, pair_image_records};
 use crate::manifest::{Csv, Manifest, PairsRecord, num, write_json};
-use crate::model::{self, CkptSpec, Stages, TextCache};
+use crate::model::{self, CkptSpec};
+use crate::sweep;
 
 /// Which part of a `(B, L, d)` point a unit is read at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -209,65 +211,51 @@ pub fn run(req: &HeadsRequest, progress: &ProgressBar) -> Result<HeadsResult> {
     ];
     model::check_same_config(&models.iter().collect::<Vec<_>>())?;
     let units = resolve_units(&models[0].registry, &req.module)?;
-    let stages = Stages::of(&units);
     let mut accs = vec![Acc::default(); units.len()];
     let mut per_pair = Vec::new();
-    let mut texts: [TextCache; 3] = Default::default();
     progress.set_length(selected.len() as u64);
-    for (image, pairs) in by_image(&selected) {
-        let rgb = model::load_rgb(&image)?;
-        let encoded: Vec<_> = models.iter().map(|m| m.predictor.encode_image(&rgb, &mut Hooks::none())).collect();
-        for pair in pairs {
-            let mut caches = Vec::with_capacity(3);
-            for (k, m) in models.iter().enumerate() {
-                let mut spec = HookSpec::new();
-                for u in &units {
-                    spec = spec.capture(u)?;
-                }
-                let (_, cache) = model::forward(m, &rgb, &encoded[k], &mut texts[k], &pair.prompt, spec, stages)?;
-                caches.push(cache);
+    sweep::for_each_pair(&models.iter().collect::<Vec<_>>(), &selected, &units, progress, |runs| {
+        let caches = (0..3).map(|k| runs.capture(k, &units).map(|(_, c)| c)).collect::<Result<Vec<_>>>()?;
+        for (u, acc) in units.iter().zip(accs.iter_mut()) {
+            let [a, b, r] = [0, 1, 2].map(|k| caches[k].get(u).map_err(ProbeError::from).and_then(|t| req.slot.extract(u, t)));
+            let (a, b, r) = (a?, b?, r?);
+            let ba: Vec<f64> = b.iter().zip(&a).map(|(x, y)| x - y).collect();
+            let ra: Vec<f64> = r.iter().zip(&a).map(|(x, y)| x - y).collect();
+            if acc.sum_ba.is_empty() {
+                acc.sum_ba = vec![0.0; ba.len()];
+                acc.sum_ra = vec![0.0; ra.len()];
             }
-            for (u, acc) in units.iter().zip(accs.iter_mut()) {
-                let [a, b, r] = [0, 1, 2].map(|k| caches[k].get(u).map_err(ProbeError::from).and_then(|t| req.slot.extract(u, t)));
-                let (a, b, r) = (a?, b?, r?);
-                let ba: Vec<f64> = b.iter().zip(&a).map(|(x, y)| x - y).collect();
-                let ra: Vec<f64> = r.iter().zip(&a).map(|(x, y)| x - y).collect();
-                if acc.sum_ba.is_empty() {
-                    acc.sum_ba = vec![0.0; ba.len()];
-                    acc.sum_ra = vec![0.0; ra.len()];
-                }
-                for (s, x) in acc.sum_ba.iter_mut().zip(&ba) {
-                    *s += x;
-                }
-                for (s, x) in acc.sum_ra.iter_mut().zip(&ra) {
-                    *s += x;
-                }
-                let dn = norm(&ba);
-                let cos = cosine(&ba, &ra);
-                acc.delta += dn;
-                if let Some(c) = cos {
-                    acc.cos += c;
-                    acc.cos_n += 1;
-                }
-                let mags = [norm(&a), norm(&b), norm(&r)];
-                for (m, x) in acc.mag.iter_mut().zip(mags) {
-                    *m += x;
-                }
-                acc.n += 1;
-                per_pair.push(PairUnit {
-                    pair: pair.index,
-                    label: pair.label.as_str().into(),
-                    unit: u.clone(),
-                    norm_a: mags[0],
-                    norm_b: mags[1],
-                    norm_ref: mags[2],
-                    delta_norm: dn,
-                    cos_toward_ref: cos,
-                });
+            for (s, x) in acc.sum_ba.iter_mut().zip(&ba) {
+                *s += x;
             }
-            progress.inc(1);
+            for (s, x) in acc.sum_ra.iter_mut().zip(&ra) {
+                *s += x;
+            }
+            let dn = norm(&ba);
+            let cos = cosine(&ba, &ra);
+            acc.delta += dn;
+            if let Some(c) = cos {
+                acc.cos += c;
+                acc.cos_n += 1;
+            }
+            let mags = [norm(&a), norm(&b), norm(&r)];
+            for (m, x) in acc.mag.iter_mut().zip(mags) {
+                *m += x;
+            }
+            acc.n += 1;
+            per_pair.push(PairUnit {
+                pair: runs.pair.index,
+                label: runs.pair.label.as_str().into(),
+                unit: u.clone(),
+                norm_a: mags[0],
+                norm_b: mags[1],
+                norm_ref: mags[2],
+                delta_norm: dn,
+                cos_toward_ref: cos,
+            });
         }
-    }
+        Ok(())
+    })?;
 
     let mut stats: Vec<UnitStats> = units
         .iter()

@@ -6,12 +6,14 @@
 //! output carries (checkpoint sha256s, hook points, images, prompts, seed, version) and atomic
 //! JSON/CSV writing; and the probes themselves — activation drift vs a reference (§6, [`drift`]),
 //! per-head contribution ranking and the layer-level cosine probe (§9, [`heads`]), causal patching
-//! with the q0-vs-whole-layer lockstep comparison (§9, [`patch`]), the per-prompt presence gate (§1
-//! Fig 1.1, [`presence`]), per-forward activation caches for
-//! the SAE ([`capture`]), and retraining one named sub-module with everything else frozen (§5,
-//! [`retrain`], with the burn-path ↔ checkpoint-name mapping in [`params`]). Steering sweeps live in
-//! `sam3lab-steering`, SAEs in `sam3lab-sae`. Every probe encodes an image once per checkpoint and a
-//! prompt once per checkpoint.
+//! with the q0-vs-whole-layer lockstep comparison (§9, [`patch`]), the generic activation patch /
+//! sweep behind `probe patch` and `probe steer` ([`sweep`]: a target under a list of interventions,
+//! a metric per run, the unpatched baseline), the per-prompt presence gate (§1 Fig 1.1,
+//! [`presence`]), per-forward activation caches for the SAE ([`capture`]), and retraining one named
+//! sub-module with everything else frozen (§5, [`retrain`], with the burn-path ↔ checkpoint-name
+//! mapping in [`params`]). Steering directions and α sweeps live in `sam3lab-steering` (on
+//! [`sweep`]), SAEs in `sam3lab-sae`. Every probe encodes an image once per checkpoint and a prompt
+//! once per checkpoint.
 
 pub mod capture;
 pub mod demo;
@@ -25,5 +27,6 @@ pub mod params;
 pub mod patch;
 pub mod presence;
 pub mod retrain;
+pub mod sweep;
 
 pub use error::{ProbeError, Result};

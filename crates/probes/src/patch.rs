@@ -14,22 +14,24 @@
 //! token the presence head reads; the whole output also carries every cross-attention contribution),
 //! reported side by side.
 //!
-//! Every run of a pair (source, before, after) captures the same set of points, so all of them take
-//! the same computation path (per-head attention is computed explicitly when a head point is
-//! involved): patching a checkpoint into itself changes nothing, bit for bit.
+//! It is one [`crate::sweep`] of TARGET over the conditions (each patched from SOURCE), with the
+//! metric [`model::outcome`]. Every run of a pair (source, before, after) captures the same set of
+//! points, so all of them take the same computation path (per-head attention is computed explicitly
+//! when a head point is involved): patching a checkpoint into itself changes nothing, bit for bit.
 
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use indicatif::ProgressBar;
 use sam3lab_figures::schema::HeatmapTable;
-use sam3lab_hooks::{HookSpec, Hooks};
+use sam3lab_hooks::ActivationCache;
 use serde::Serialize;
 
 use crate::error::{ProbeError, Result};
-use crate::inputs::{Label, LabelFilter, Pairs, by_image, pair_image_records};
+use crate::inputs::{Label, LabelFilter, Pair, Pairs, pair_image_records};
 use crate::manifest::{Csv, Manifest, PairsRecord, num, write_json};
-use crate::model::{self, CkptSpec, Outcome, Stages, TextCache};
+use crate::model::{self, CkptSpec, Outcome};
+use crate::sweep::{self, Intervention, Sweep};
 
 /// Which layer the q0-vs-whole-output comparison uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,7 +147,7 @@ pub fn conditions(req: &PatchRequest, registry: &sam3lab_hooks::HookRegistry, nu
     Ok(out)
 }
 
-/// Run the patching probe.
+/// Run the patching probe: a [`sweep`] of TARGET over the conditions, each patched from SOURCE.
 pub fn run(req: &PatchRequest, progress: &ProgressBar) -> Result<PatchResult> {
     let selected = req.pairs.select(req.label)?;
     let cfg = req.config.as_deref();
@@ -153,63 +155,40 @@ pub fn run(req: &PatchRequest, progress: &ProgressBar) -> Result<PatchResult> {
     let target = model::load(&req.target, cfg, &req.device)?;
     model::check_same_config(&[&source, &target])?;
     let conds = conditions(req, &source.registry, source.predictor.model.config.decoder.num_layers)?;
-    let mut union: Vec<String> = Vec::new();
-    for c in &conds {
-        for p in &c.points {
-            if !union.contains(p) {
-                union.push(p.clone());
-            }
-        }
-    }
-    let stages = Stages::of(&union);
-    let capture_all = |mut spec: HookSpec| -> Result<HookSpec> {
-        for p in &union {
-            spec = spec.capture(p)?;
-        }
-        Ok(spec)
+    let s = Sweep {
+        target: &target,
+        sources: vec![&source],
+        capture: Vec::new(),
+        interventions: conds.iter().map(|c| Intervention::patch(&c.name, &c.points, 0)).collect(),
     };
-    let (mut ts, mut tt) = (TextCache::default(), TextCache::default());
-    let mut results = Vec::new();
-    progress.set_length(selected.len() as u64);
-    for (image, pairs) in by_image(&selected) {
-        let rgb = model::load_rgb(&image)?;
-        let enc_s = source.predictor.encode_image(&rgb, &mut Hooks::none());
-        let enc_t = target.predictor.encode_image(&rgb, &mut Hooks::none());
-        for pair in pairs {
-            let (out_s, cache_s) =
-                model::forward(&source, &rgb, &enc_s, &mut ts, &pair.prompt, capture_all(HookSpec::new())?, stages)?;
-            let (out_b, cache_b) =
-                model::forward(&target, &rgb, &enc_t, &mut tt, &pair.prompt, capture_all(HookSpec::new())?, stages)?;
-            let mut after = Vec::with_capacity(conds.len());
-            for c in &conds {
-                let mut spec = HookSpec::new();
-                for p in &c.points {
-                    spec = spec.replace(p, cache_s.get(p)?.clone())?;
-                }
-                let (out_a, _) = model::forward(&target, &rgb, &enc_t, &mut tt, &pair.prompt, capture_all(spec)?, stages)?;
-                after.push(model::outcome(&out_a));
-            }
-            let mut point_rel_diff = Vec::new();
-            for p in &union {
-                let (s, t) = (cache_s.get(p)?.to_vec(), cache_b.get(p)?.to_vec());
-                let s2: f64 = s.iter().map(|&x| (x as f64).powi(2)).sum();
-                let d2: f64 = s.iter().zip(&t).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum();
-                point_rel_diff.push((p.clone(), (s2 > 0.0).then(|| (d2 / s2).sqrt())));
-            }
-            results.push(PairPatch {
-                pair: pair.index,
-                image: pair.image_raw.clone(),
-                prompt: pair.prompt.clone(),
-                label: pair.label,
-                source: model::outcome(&out_s),
-                before: model::outcome(&out_b),
-                after,
-                point_rel_diff,
-            });
-            progress.inc(1);
+    let union = s.points();
+    // ‖a_target − a_source‖ / ‖a_source‖ at every patched point, from the plain runs.
+    let rel_diff = |_: &Pair, src: &[ActivationCache], base: &ActivationCache| -> Result<Vec<(String, Option<f64>)>> {
+        let mut out = Vec::new();
+        for p in &union {
+            let (s, t) = (src[0].get(p)?.to_vec(), base.get(p)?.to_vec());
+            let s2: f64 = s.iter().map(|&x| (x as f64).powi(2)).sum();
+            let d2: f64 = s.iter().zip(&t).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum();
+            out.push((p.clone(), (s2 > 0.0).then(|| (d2 / s2).sqrt())));
         }
-    }
-    results.sort_by_key(|r| r.pair);
+        Ok(out)
+    };
+    progress.set_length(selected.len() as u64);
+    let table = sweep::run_observed(&s, &selected, progress, |out| Ok(model::outcome(out)), rel_diff)?;
+    let results: Vec<PairPatch> = table
+        .rows
+        .into_iter()
+        .map(|r| PairPatch {
+            pair: r.pair.index,
+            image: r.pair.image_raw,
+            prompt: r.pair.prompt,
+            label: r.pair.label,
+            source: r.sources.into_iter().next().expect("one source"),
+            before: r.baseline,
+            after: r.patched,
+            point_rel_diff: r.extra,
+        })
+        .collect();
 
     let neg: Vec<&PairPatch> = results.iter().filter(|r| r.label == Label::Neg).collect();
     let pos: Vec<&PairPatch> = results.iter().filter(|r| r.label == Label::Pos).collect();

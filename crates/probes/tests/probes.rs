@@ -367,6 +367,55 @@ fn patch_reports_silenced_false_positives_and_the_lockstep_pair() {
     assert!(e.contains("decoder.layers.1.out"), "unknown point names the nearest: {e}");
 }
 
+/// The generic sweep (`sweep::run`) on its own: a self-patch is the baseline bit for bit, a patch
+/// from another checkpoint moves the metric, patching the final presence logit gives the source's,
+/// and the table's pair-set reduction sees the same columns.
+#[test]
+fn sweep_self_patch_is_the_baseline_and_a_patch_from_another_checkpoint_moves_it() {
+    use sam3lab_hooks::Action;
+    use sam3lab_probes::model;
+    use sam3lab_probes::sweep::{self, Edit, Intervention, Sweep};
+    let s = setup(2);
+    let pairs = inputs::read_pairs(&s.inputs.pairs).unwrap();
+    let all: Vec<&inputs::Pair> = pairs.pairs.iter().collect();
+    let load = |p: &Path, l: &str| model::load(&CkptSpec::new(l, p), None, &dev()).unwrap();
+    let (target, same, pert) = (load(&fixture(), "target"), load(&fixture(), "same"), load(&s.pert, "pert"));
+    let points: Vec<String> = ["decoder.layers.0.ca_text.head.1", "decoder.layers.1.q0"].map(String::from).to_vec();
+    let sw = Sweep {
+        target: &target,
+        sources: vec![&same, &pert],
+        capture: vec!["decoder.layers.0.out".into()],
+        interventions: vec![
+            Intervention::patch("self", &points, 0),
+            Intervention::patch("pert", &points, 1),
+            Intervention::patch("pert presence", &["presence_logit".into()], 1),
+            Intervention::new("zero q0").with(Edit::Hook { point: "decoder.layers.1.q0".into(), action: Action::Zero }),
+        ],
+    };
+    assert_eq!(sw.points(), ["decoder.layers.0.out", "decoder.layers.0.ca_text.head.1", "decoder.layers.1.q0", "presence_logit"]);
+    let t = sweep::run(&sw, &all, &hidden(), |out| Ok(model::outcome(out))).unwrap();
+    assert_eq!(t.interventions, ["self", "pert", "pert presence", "zero q0"]);
+    assert_eq!(t.rows.iter().map(|r| r.pair.index).collect::<Vec<_>>(), (0..pairs.pairs.len()).collect::<Vec<_>>());
+    for r in &t.rows {
+        let bits = |o: &Outcome| o.presence_logit.to_bits();
+        assert_eq!(r.sources[0].scores, r.baseline.scores, "pair {}: the same checkpoint as a source", r.pair.index);
+        assert_eq!(bits(&r.patched[0]), bits(&r.baseline), "pair {}: self-patch", r.pair.index);
+        assert_eq!(r.patched[0].scores, r.baseline.scores, "pair {}: self-patch", r.pair.index);
+        assert_ne!(bits(&r.patched[1]), bits(&r.baseline), "pair {}: patching q0 from another checkpoint", r.pair.index);
+        assert_ne!(bits(&r.sources[1]), bits(&r.baseline));
+        assert_eq!(bits(&r.patched[2]), bits(&r.sources[1]), "pair {}: the patched presence logit is the source's", r.pair.index);
+        assert_ne!(bits(&r.patched[3]), bits(&r.baseline), "pair {}: zeroing q0", r.pair.index);
+    }
+    // A pair-set metric per column: the mean presence σ.
+    let (base, each) = t.reduce(|col| col.iter().map(|(_, o)| o.presence_sigma).sum::<f64>() / col.len() as f64);
+    assert_eq!(each[0], base);
+    assert_ne!(each[1], base);
+    // Patching from a source the sweep does not have is refused before anything runs.
+    let bad = Sweep { target: &target, sources: vec![], capture: vec![], interventions: vec![Intervention::patch("x", &points, 0)] };
+    let e = sweep::run(&bad, &all, &hidden(), |out| Ok(model::outcome(out))).unwrap_err().to_string();
+    assert!(e.contains("source 0") && e.contains("0 source"), "{e}");
+}
+
 fn retrain_req(s: &Setup, out: &Path, cached: bool, train: &[&str], steps: usize) -> RetrainRequest {
     RetrainRequest {
         ckpt: fixture(),

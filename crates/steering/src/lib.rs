@@ -1,19 +1,23 @@
-//! sam3lab-steering: activation steering on SAM3 (the post's §9 null intervention).
+//! sam3lab-steering: training-free interventions on SAM3's forward — which direction to push, and
+//! what that does to the decision. One job, in three parts:
 //!
-//! This crate owns steering directions — read from a safetensors file, or the mean difference
-//! b − a of one hook point between two checkpoints over a pair file (the post's
-//! `replay_neg.q0 − replay.q0`) — and the α sweep: add α·direction at the point during the forward
-//! (`Action::Add`, so α = 0 is exactly the plain forward) and read, per α, neg_correct (fraction of
-//! negative pairs with no kept detection) and positive recall (fraction of positive pairs with at
-//! least one), plus the mean presence σ per label. "Kept" is the evaluator's rule, score ≥ 0.5, and
-//! both rates come from `sam3lab_eval` ([`sam3lab_eval::neg_correct`]), so they mean what
-//! `eval score`'s `neg_correct` means. Inputs, manifests and the forward helpers come
-//! from `sam3lab-probes`.
-//!
-//! It also owns the training-free interventions as `--hook` specs (zero / scale / add a direction /
-//! patch from a source checkpoint, [`intervention`]) and the model-to-evaluator adapter that runs a
-//! checkpoint, with or without them, over a SA-Co/Gold ground truth and writes COCO results
-//! ([`predict::predict_to_file`], behind `sam3lab eval predict`).
+//! - **steering directions and the α sweep** (this module, `sam3lab probe steer`, the post's §9 null
+//!   intervention): a direction read from a safetensors file, or the mean difference b − a of one
+//!   hook point between two checkpoints over a pair file (the post's `replay_neg.q0 − replay.q0`);
+//!   then one [`sam3lab_probes::sweep`] over α — α = 0 is the sweep's baseline (the plain forward),
+//!   every other α adds α·direction at the point (`Action::Add`) — read per α as neg_correct
+//!   (fraction of negative pairs with no kept detection), positive recall (fraction of positive
+//!   pairs with at least one) and the mean presence σ / kept count per label. "Kept" is the
+//!   evaluator's rule, score ≥ 0.5, and both rates come from `sam3lab_eval`
+//!   ([`sam3lab_eval::neg_correct`]), so they mean what `eval score`'s `neg_correct` means. The
+//!   running of checkpoints over pairs, the sweep, inputs and manifests come from `sam3lab-probes`;
+//!   this crate adds only the directions and the α-specific tables.
+//! - **the same interventions as text** ([`intervention`]): `--hook` specs (zero / scale / add a
+//!   direction such as the `direction.safetensors` `probe steer` writes / patch from a source
+//!   checkpoint) parsed, checked against the model and applied during a forward;
+//! - **scoring them with the evaluator** ([`predict`]): the model-to-evaluator adapter that runs a
+//!   checkpoint, with or without `--hook` interventions, over a SA-Co/Gold ground truth and writes
+//!   COCO results ([`predict::predict_to_file`], behind `sam3lab eval predict`).
 
 pub mod intervention;
 pub mod predict;
@@ -24,10 +28,11 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use indicatif::ProgressBar;
 use sam3lab_figures::schema::{HeatmapTable, Scale, ScaleKind};
-use sam3lab_hooks::{DynTensor, HookSpec, Hooks};
-use sam3lab_probes::inputs::{Label, LabelFilter, Pairs, by_image, pair_image_records};
+use sam3lab_hooks::DynTensor;
+use sam3lab_probes::inputs::{Label, LabelFilter, Pairs, pair_image_records};
 use sam3lab_probes::manifest::{CheckpointRecord, Csv, FileRecord, Manifest, PairsRecord, num, write_atomic, write_json};
-use sam3lab_probes::model::{self, CkptSpec, Loaded, Outcome, Stages, TextCache};
+use sam3lab_probes::model::{self, CkptSpec, Loaded, Outcome};
+use sam3lab_probes::sweep::{self, Intervention, Sweep};
 use sam3lab_probes::{ProbeError, Result};
 use serde::Serialize;
 
@@ -165,7 +170,7 @@ pub fn read_direction(path: &Path, key: Option<&str>) -> Result<(Direction, Stri
     Ok((Direction { shape, values: ck.read_f32(&name)? }, name))
 }
 
-/// The batch-1 activation at `point` for each selected pair under `m`, summed into `acc`.
+/// mean over `pairs` of (B's activation − A's activation) at `point` (batch 1).
 fn mean_diff(
     a: &Loaded,
     b: &Loaded,
@@ -173,27 +178,21 @@ fn mean_diff(
     pairs: &[&sam3lab_probes::inputs::Pair],
     progress: &ProgressBar,
 ) -> Result<Direction> {
-    let stages = Stages::of(&[point.to_string()]);
-    let (mut ta, mut tb) = (TextCache::default(), TextCache::default());
+    let points = [point.to_string()];
     let mut sum: Vec<f64> = Vec::new();
     let mut shape = Vec::new();
-    for (image, ps) in by_image(pairs) {
-        let rgb = model::load_rgb(&image)?;
-        let (ea, eb) = (a.predictor.encode_image(&rgb, &mut Hooks::none()), b.predictor.encode_image(&rgb, &mut Hooks::none()));
-        for p in ps {
-            let (_, ca) = model::forward(a, &rgb, &ea, &mut ta, &p.prompt, HookSpec::new().capture(point)?, stages)?;
-            let (_, cb) = model::forward(b, &rgb, &eb, &mut tb, &p.prompt, HookSpec::new().capture(point)?, stages)?;
-            let (xa, xb) = (ca.get(point)?, cb.get(point)?);
-            if sum.is_empty() {
-                sum = vec![0.0; xa.numel()];
-                shape = xa.shape().to_vec();
-            }
-            for ((s, va), vb) in sum.iter_mut().zip(xa.to_vec()).zip(xb.to_vec()) {
-                *s += vb as f64 - va as f64;
-            }
-            progress.inc(1);
+    sweep::for_each_pair(&[a, b], pairs, &points, progress, |runs| {
+        let ((_, ca), (_, cb)) = (runs.capture(0, &points)?, runs.capture(1, &points)?);
+        let (xa, xb) = (ca.get(point)?, cb.get(point)?);
+        if sum.is_empty() {
+            sum = vec![0.0; xa.numel()];
+            shape = xa.shape().to_vec();
         }
-    }
+        for ((s, va), vb) in sum.iter_mut().zip(xa.to_vec()).zip(xb.to_vec()) {
+            *s += vb as f64 - va as f64;
+        }
+        Ok(())
+    })?;
     let n = pairs.len() as f64;
     Ok(Direction { shape, values: sum.into_iter().map(|s| (s / n) as f32).collect() })
 }
@@ -260,7 +259,7 @@ pub fn run(req: &SteerRequest, progress: &ProgressBar) -> Result<SteerResult> {
             let mb = model::load(b, cfg, &req.device)?;
             model::check_same_config(&[&ma, &mb])?;
             ma.registry.point(&req.point)?;
-            progress.set_length((sel.len() + alphas.len() * all.len()) as u64);
+            progress.set_length((sel.len() + all.len()) as u64);
             progress.set_message("mean difference");
             let d = mean_diff(&ma, &mb, &req.point, &sel, progress)?;
             let info = DirectionInfo {
@@ -295,28 +294,28 @@ pub fn run(req: &SteerRequest, progress: &ProgressBar) -> Result<SteerResult> {
     let value = DynTensor::from_vec(added.values.clone(), added.shape.clone(), &req.device);
 
     if matches!(req.direction, DirectionSource::File { .. }) {
-        progress.set_length((alphas.len() * all.len()) as u64);
+        progress.set_length(all.len() as u64);
     }
     progress.set_message("α sweep");
-    let stages = Stages::of(&[req.point.clone()]);
-    let mut texts = TextCache::default();
-    let mut rows: HashMap<usize, PairSteer> = HashMap::new();
-    for (image, ps) in by_image(&all) {
-        let rgb = model::load_rgb(&image)?;
-        let enc = m.predictor.encode_image(&rgb, &mut Hooks::none());
-        for p in ps {
-            let mut outcomes = Vec::with_capacity(alphas.len());
-            for &alpha in &alphas {
-                let spec = HookSpec::new().add(&req.point, value.clone(), alpha as f32)?;
-                let (out, _) = model::forward(&m, &rgb, &enc, &mut texts, &p.prompt, spec, stages)?;
-                outcomes.push(model::outcome(&out));
-                progress.inc(1);
-            }
-            rows.insert(p.index, PairSteer { pair: p.index, image: p.image_raw.clone(), prompt: p.prompt.clone(), label: p.label, outcomes });
-        }
-    }
-    let mut pairs: Vec<PairSteer> = rows.into_values().collect();
-    pairs.sort_by_key(|p| p.pair);
+    // α = 0 is the sweep's baseline (the plain forward); every other α one intervention.
+    let s = Sweep {
+        target: &m,
+        sources: Vec::new(),
+        capture: vec![req.point.clone()],
+        interventions: alphas[1..].iter().map(|&a| Intervention::add(format!("α={a}"), &req.point, value.clone(), a as f32)).collect(),
+    };
+    let table = sweep::run(&s, &all, progress, |out| Ok(model::outcome(out)))?;
+    let pairs: Vec<PairSteer> = table
+        .rows
+        .into_iter()
+        .map(|r| PairSteer {
+            pair: r.pair.index,
+            image: r.pair.image_raw,
+            prompt: r.pair.prompt,
+            label: r.pair.label,
+            outcomes: std::iter::once(r.baseline).chain(r.patched).collect(),
+        })
+        .collect();
     let summaries = alphas
         .iter()
         .enumerate()

@@ -3,7 +3,6 @@
 pub mod eval;
 pub mod figures;
 pub mod hooks;
-pub mod intervention;
 pub mod parity;
 pub mod probe;
 pub mod reproduce;

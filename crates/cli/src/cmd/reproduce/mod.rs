@@ -256,8 +256,9 @@ pub fn run(a: Args) -> Result<u8> {
 
     // 3. The post's recipes.
     let recipes = plan::recipes(&lengths);
+    let mut retrained = std::collections::BTreeSet::new();
     for rp in &recipes {
-        train(&mut r, rp, a.quick)?;
+        train(&mut r, rp, a.quick, &mut retrained)?;
     }
     let mut ck = Checkpoints {
         by_label: BTreeMap::new(),
@@ -302,7 +303,10 @@ pub fn run(a: Args) -> Result<u8> {
     Ok(0)
 }
 
-fn train(r: &mut Runner, rp: &RecipePlan, quick: bool) -> Result<()> {
+/// Train one recipe. A recipe whose text differs from the one this run used before (a newer
+/// sam3lab's shipped recipe), or whose parent was just retrained, starts over in a clean directory,
+/// and the stages that read checkpoints (eval, probes) are redone.
+fn train(r: &mut Runner, rp: &RecipePlan, quick: bool, retrained: &mut std::collections::BTreeSet<&'static str>) -> Result<()> {
     let start = match rp.parent {
         None => r.layout.base(),
         Some(p) => {
@@ -313,11 +317,29 @@ fn train(r: &mut Runner, rp: &RecipePlan, quick: bool) -> Result<()> {
     let recipe = r.layout.out.join("recipes").join(format!("{}.toml", rp.name));
     let text = plan::adapt(rp.text, rp.steps, &r.layout.world(), &r.layout.config(), &start, quick)?;
     std::fs::create_dir_all(recipe.parent().unwrap())?;
+    let dir = r.layout.train(rp.name);
+    let stale = match std::fs::read_to_string(&recipe) {
+        Ok(old) => old != text,
+        Err(_) => false,
+    } || rp.parent.is_some_and(|p| retrained.contains(p));
+    if stale {
+        eprintln!("· {}: its recipe or its start checkpoint changed since this directory's run; training it again", rp.name);
+        let _ = std::fs::remove_dir_all(&dir);
+        for m in [format!("train-{}", rp.name), "eval".into(), "probes".into()] {
+            let _ = std::fs::remove_file(r.layout.out.join("stages").join(format!("{m}.json")));
+        }
+    }
     // The recipe file is rewritten only when it changed: the engine refuses to resume another recipe.
     if std::fs::read_to_string(&recipe).ok().as_deref() != Some(text.as_str()) {
         sam3lab_util::write_atomic(&recipe, text.as_bytes())?;
     }
-    let dir = r.layout.train(rp.name);
+    let marker = r.layout.out.join("stages").join(format!("train-{}.json", rp.name));
+    if stale || r.force || !marker.is_file() {
+        retrained.insert(rp.name);
+        for m in ["eval", "probes"] {
+            let _ = std::fs::remove_file(r.layout.out.join("stages").join(format!("{m}.json")));
+        }
+    }
     let device = r.device.clone();
     r.stage(&format!("train-{}", rp.name), |r| {
         if r.force && dir.exists() {

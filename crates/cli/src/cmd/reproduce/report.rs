@@ -221,6 +221,13 @@ struct Finding {
     numbers: String,
 }
 
+/// Least refusal (pp of broad-eval neg_correct) lvis_replay must have lost before a repair is judged.
+const MIN_GAP_PP: f64 = 10.0;
+
+fn not_testable(gap: f64) -> String {
+    format!("**not testable**: lvis_replay lost {gap:.1} pp of refusal against base (< {MIN_GAP_PP} pp), so there is no break to repair")
+}
+
 fn verdict(ok: bool) -> String {
     if ok { "**reproduced**".into() } else { "**not reproduced**".into() }
 }
@@ -296,6 +303,12 @@ pub fn write_report(l: &Layout, ck: &Checkpoints, quick: bool) -> Result<PathBuf
     let (sb, sf) = (series("base")?, series("frozen_te")?);
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let above = |v: &[f64]| v.iter().filter(|x| **x >= 0.5).count();
+    let (wb, wf) = (m.get("base", "narrow-eval", "pos_mean_IoU")?, m.get("frozen_te", "narrow-eval", "pos_mean_IoU")?);
+    findings.push(Finding {
+        claim: "The narrow fine-tune learns the narrow task (the premise of everything below)",
+        verdict: verdict(wf >= wb + 0.3),
+        numbers: format!("narrow-eval IoU {wb:.3} → {wf:.3} (frozen_te); rule: +0.3 or more (published watch IoU 0.227 → 0.922)"),
+    });
     let dneg = m.neg("frozen_te")? - m.neg("base")?;
     let sig_up = mean(&sf) - mean(&sb);
     findings.push(Finding {
@@ -448,13 +461,11 @@ pub fn write_report(l: &Layout, ck: &Checkpoints, quick: bool) -> Result<PathBuf
     let c_po = cosv("presence_only", "frozen_te")?;
     let s_po = scos("presence_only")?;
     let recovered = if gap > 0.0 { (npo - nr) / gap } else { 0.0 };
+    // A repair can only be judged against a break: at least 10 pp of refusal lost by lvis_replay.
+    let broken = gap >= MIN_GAP_PP;
     findings.push(Finding {
         claim: "presence_only recovers most refusal on the broad domain it never saw, and flips the presence-bias direction",
-        verdict: if gap <= 0.0 {
-            "**not testable**: lvis_replay's refusal is not below base in this run".into()
-        } else {
-            verdict(recovered >= 0.5 && c_po < 0.0 && s_po < 0.0)
-        },
+        verdict: if broken { verdict(recovered >= 0.5 && c_po < 0.0 && s_po < 0.0) } else { not_testable(gap) },
         numbers: format!(
             "neg_correct {nr:.1} (lvis_replay) → {npo:.1} % (base {base_neg:.1}): {:.0} % of the gap to base recovered, trained on narrow pairs only; cos(presence_only − base, frozen_te − base) = {c_po:+.2} (published −0.40); scalar presence_token_head.layers.2.bias: cos {s_po:+.0} (published: the only recipe that flips its sign); rule: ≥ 50 % of the gap, both cosines < 0",
             100.0 * recovered
@@ -657,7 +668,7 @@ pub fn write_report(l: &Layout, ck: &Checkpoints, quick: bool) -> Result<PathBuf
     let gain = best - nr;
     findings.push(Finding {
         claim: "The §9 training-free interventions (head surgery, steering) do not restore refusal",
-        verdict: if gap <= 0.0 { "**not testable**: lvis_replay's refusal is not below base in this run".into() } else { verdict(gain < 0.25 * gap) },
+        verdict: if broken { verdict(gain < 0.25 * gap) } else { not_testable(gap) },
         numbers: format!("best intervention {best:.1} % vs lvis_replay {nr:.1} % ({gain:+.1} pp) against a gap of {gap:.1} pp to base; presence_only reached {npo:.1} %; rule: gain < 25 % of the gap"),
     });
 

@@ -138,6 +138,9 @@ fn eval_predict_scores_hook_interventions_on_a_fixed_subsample() {
     assert!(e.contains("decoder.layers.1.qo") && e.contains("decoder.layers.1.q0"), "{e}");
     let e = fails(&["eval", "predict", "--ckpt", &fx, "--gt", gt.to_str().unwrap(), "--images", &images, "--out", &s(&d.join("x.json")), "--hook", "ablate:x"]);
     assert!(e.contains("ablate"), "{e}");
+    // A read-only point (only the last layer's logit feeds the outputs) cannot be edited.
+    let e = fails(&["eval", "predict", "--ckpt", &fx, "--gt", gt.to_str().unwrap(), "--images", &images, "--out", &s(&d.join("x.json")), "--hook", "zero:decoder.layers.0.presence_logit"]);
+    assert!(e.contains("read-only") && e.contains("decoder.layers.0.presence_logit"), "{e}");
 
     // --subsample N --seed S: the same N entries every time; the scorer scores exactly those.
     let sub1 = predict("sub1.json", &["--subsample", "3", "--seed", "0"]);

@@ -49,7 +49,8 @@ impl Hooks {
     }
 
     /// [`Hooks::new`] after checking every pattern against the model's registry: an unknown name or
-    /// a pattern that matches nothing is an error naming the nearest valid names.
+    /// a pattern that matches nothing is an error naming the nearest valid names, an edit reaching a
+    /// read-only point an error naming that point.
     pub fn validated(spec: HookSpec, registry: &HookRegistry) -> Result<Self, HookError> {
         spec.validate(registry)?;
         Ok(Self::new(spec))

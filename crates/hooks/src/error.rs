@@ -9,12 +9,18 @@ pub enum HookError {
     Unknown { name: String, nearest: Vec<String> },
     #[error("hook pattern `{pattern}` matches no hook point{}", suggest(.nearest))]
     NoMatch { pattern: String, nearest: Vec<String> },
+    #[error("cannot {action} hook point `{point}`{}: it is read-only (the model never uses the tapped value, so the edit would have no effect); capture it instead", via(.pattern, .point))]
+    ReadOnly { point: String, pattern: String, action: String },
     #[error("hook `{name}`: {what} has shape {found:?}, expected {expected:?}")]
     Shape { name: String, what: String, expected: Vec<usize>, found: Vec<usize> },
     #[error("`{name}` is not in the activation cache{}", suggest(.nearest))]
     NotCaptured { name: String, nearest: Vec<String> },
     #[error("activation cache {path}: {why}")]
     CacheIo { path: String, why: String },
+}
+
+fn via(pattern: &str, point: &str) -> String {
+    if pattern == point { String::new() } else { format!(" (matched by `{pattern}`)") }
 }
 
 fn suggest(nearest: &[String]) -> String {

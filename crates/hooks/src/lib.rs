@@ -50,9 +50,10 @@
 //! the spec**, each seeing the tensor as the previous one left it; a capture records the value at its
 //! position in that chain (put it last to record the edited value). The returned value is what the
 //! model uses from then on, so an edit changes everything downstream of the point and nothing
-//! upstream. A few points are readouts whose edits have no effect (their registry description says
-//! "read-only"): `….mean`, masks and ids tapped for reading, earlier decoder layers' `presence_logit`
-//! / `pred_logits`, the dropped neck level.
+//! upstream. A few points are readouts whose edits would have no effect ([`HookInfo::editable`] is
+//! false and the description says "read-only"): `….mean`, masks and ids tapped for reading, earlier
+//! decoder layers' `presence_logit` / `pred_logits`, the dropped neck level. Validation
+//! ([`HookSpec::validate`], [`Hooks::validated`]) refuses an edit that reaches one, naming the point.
 //!
 //! # Cost model
 //! With no entries ([`Hooks::none`] or an empty spec) a tap is one branch: no name is built, nothing

@@ -8,6 +8,14 @@ pub struct HookInfo {
     pub shape: Vec<usize>,
     /// What the tensor is, in a few words (layout included).
     pub doc: String,
+    /// Whether an edit here reaches the outputs; editing a read-only point is a validation error.
+    /// Not serialised: the `hooks list --json` format predates it, and the doc says "read-only".
+    #[serde(skip_serializing, default = "editable")]
+    pub editable: bool,
+}
+
+fn editable() -> bool {
+    true
 }
 
 /// Every hook point a model offers for its config, in forward order. Published by the model crate;
@@ -20,7 +28,7 @@ pub struct HookRegistry {
 impl HookRegistry {
     pub fn push(&mut self, name: impl AsRef<str>, shape: impl Into<Vec<usize>>, doc: impl Into<String>) {
         let name = name.as_ref().parse().unwrap_or_else(|e| panic!("model registered a bad hook name: {e}"));
-        self.points.push(HookInfo { name, shape: shape.into(), doc: doc.into() });
+        self.points.push(HookInfo { name, shape: shape.into(), doc: doc.into(), editable: true });
     }
 
     pub fn get(&self, name: &str) -> Option<&HookInfo> {
@@ -54,6 +62,22 @@ impl HookRegistry {
             });
         }
         Ok(hits)
+    }
+
+    /// An edit (any action but capture) through `pattern` must not reach a read-only point: the
+    /// model would silently drop it. The error names the first such point.
+    pub fn check_edit(&self, pattern: &HookPattern, action: &Action) -> Result<(), HookError> {
+        if !action.edits() {
+            return Ok(());
+        }
+        match self.points.iter().find(|p| !p.editable && pattern.matches(p.name.as_str())) {
+            Some(p) => Err(HookError::ReadOnly {
+                point: p.name.to_string(),
+                pattern: pattern.to_string(),
+                action: action.kind().to_string(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The registered points any entry of `spec` matches, in forward order, each once; an error
@@ -101,6 +125,19 @@ mod tests {
     fn unknown_name_suggests_close_match() {
         let err = reg().point("decoder.layers.1.qo").unwrap_err().to_string();
         assert!(err.contains("decoder.layers.1.q0"), "{err}");
+    }
+
+    #[test]
+    fn editing_a_read_only_point_is_an_error_naming_it() {
+        let mut r = reg();
+        r.points[0].editable = false;
+        let spec = |p: &str| HookSpec::new().capture("**").unwrap().scale(p, 2.0).unwrap();
+        let e = spec("decoder.layers.0.q0").validate(&r).unwrap_err().to_string();
+        assert!(e.contains("cannot scale hook point `decoder.layers.0.q0`: it is read-only"), "{e}");
+        let e = spec("decoder.layers.*.q0").validate(&r).unwrap_err().to_string();
+        assert!(e.contains("`decoder.layers.0.q0` (matched by `decoder.layers.*.q0`)"), "{e}");
+        assert!(spec("decoder.layers.1.q0").validate(&r).is_ok());
+        assert!(HookSpec::new().capture("decoder.layers.0.q0").unwrap().validate(&r).is_ok());
     }
 
     #[test]

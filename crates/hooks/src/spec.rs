@@ -121,10 +121,12 @@ impl HookSpec {
         self
     }
 
-    /// Check every pattern against a registry (unknown names → error with nearest valid names).
+    /// Check every pattern against a registry: unknown names → error with nearest valid names; an
+    /// edit reaching a read-only point → error naming it.
     pub fn validate(&self, registry: &crate::HookRegistry) -> Result<(), crate::HookError> {
-        for (p, _) in &self.entries {
+        for (p, a) in &self.entries {
             registry.expand(p)?;
+            registry.check_edit(p, a)?;
         }
         Ok(())
     }

@@ -5,7 +5,7 @@
 use burn::module::Module;
 use burn::prelude::*;
 use burn::tensor::Int;
-use sam3lab_hooks::{HookRegistry, Hooks};
+use sam3lab_hooks::Hooks;
 
 use crate::Sam3Config;
 use crate::config::PositionEncodingConfig;
@@ -112,64 +112,4 @@ impl VisionBackbone {
         }
         VisionOutput { fpn, pos }
     }
-}
-
-/// Register every backbone hook point with its batch-1 shape (for `HookRegistry`).
-pub fn register_hooks(cfg: &Sam3Config, reg: &mut HookRegistry) {
-    let v = &cfg.vit;
-    let (s, g, c) = (cfg.image_size, cfg.grid(), v.embed_dim);
-    let nh = v.num_heads;
-    reg.push("image", [1, 3, s, s], "pixel values entering the trunk (B,3,S,S), normalised to [-1,1]");
-    reg.push("trunk.patch_embed", [1, g, g, c], "patch embedding (B,g,g,C), channels-last, no bias");
-    reg.push("trunk.embed", [1, g, g, c], "patch embedding + tiled abs pos, before ln_pre (B,g,g,C)");
-    reg.push("trunk.ln_pre", [1, g, g, c], "after ln_pre (B,g,g,C)");
-    let last = *v.global_att_blocks.last().unwrap_or(&0);
-    for i in 0..v.depth {
-        let global = v.global_att_blocks.contains(&i);
-        let (bw, n) = if global {
-            (1, g * g)
-        } else {
-            let nw = g.div_ceil(v.window_size);
-            (nw * nw, v.window_size * v.window_size)
-        };
-        let b = format!("trunk.blocks.{i}");
-        let kind = if global { "global" } else { "window" };
-        let tail = if i > last { "; after the last global block: computed only when hooked" } else { "" };
-        reg.push(format!("{b}.attn.freqs_cis"), [n, c / nh / 2, 2], format!("RoPE table (N,hd/2,2) = (cos,sin), {kind} block"));
-        for h in 0..nh {
-            reg.push(format!("{b}.attn.head.{h}"), [bw, n, c], format!("head {h}'s contribution to attn.out (no bias), {kind} layout (B·nW,N,C)"));
-        }
-        reg.push(format!("{b}.attn.attn_weights"), [bw, nh, n, n], format!("softmax attention (B·nW,H,N,N), {kind}"));
-        reg.push(format!("{b}.attn.out"), [bw, n, c], format!("attention output after proj, {kind} layout (B·nW,N,C){tail}"));
-        reg.push(format!("{b}.mlp.out"), [1, g, g, c], format!("MLP output before the residual add (B,g,g,C){tail}"));
-        reg.push(b, [1, g, g, c], format!("block output (B,g,g,C){tail}"));
-    }
-    reg.push("trunk.out", [1, c, g, g], "trunk output = last global block (B,C,g,g)");
-    for (i, &sc) in cfg.neck.scale_factors.iter().enumerate() {
-        let h = (g as f64 * sc) as usize;
-        let dropped = i + cfg.neck.scalp >= cfg.neck.scale_factors.len();
-        let doc = if dropped {
-            format!("neck level {i} (scale {sc}) (B,d,h,w): dropped by the model, computed only when hooked")
-        } else {
-            format!("neck level {i} (scale {sc}) (B,d,h,w)")
-        };
-        reg.push(format!("neck.fpn.{i}"), [1, cfg.d_model, h, h], doc);
-    }
-    let t = &cfg.text;
-    let (l, w) = (t.context_length, t.width);
-    reg.push("text.input_ids", [1, l], "token ids (B,L) as float (read-only)");
-    reg.push("text.token_embedding", [1, l, w], "token embedding lookup, before + positional (B,L,W)");
-    for i in 0..t.layers {
-        let b = format!("text.blocks.{i}");
-        for h in 0..t.heads {
-            reg.push(format!("{b}.attn.head.{h}"), [1, l, w], format!("head {h}'s contribution to attn.out (no bias) (B,L,W)"));
-        }
-        reg.push(format!("{b}.attn.attn_weights"), [1, t.heads, l, l], "causal softmax attention (B,H,L,L)");
-        reg.push(format!("{b}.attn.out"), [1, l, w], "attention output after out_proj (B,L,W)");
-        reg.push(format!("{b}.mlp.out"), [1, l, w], "MLP output before the residual add (B,L,W)");
-        reg.push(b, [1, l, w], "block output (B,L,W)");
-    }
-    reg.push("text.ln_final", [1, l, w], "after ln_final (B,L,W)");
-    reg.push("text.out", [1, l, cfg.d_model], "resizer output = language_features, batch-first (B,L,d)");
-    reg.push("text.padding_mask", [1, l], "1 = padding (token id 0) (B,L) (read-only)");
 }

@@ -11,7 +11,7 @@
 //! `run_with_cache(&image, prompt, &names)` / `run_with_hooks(&image, prompt, spec)` (and their
 //! `…_batch` forms over images × prompts) for outputs plus captured or edited activations. Below it,
 //! [`Sam3`] exposes the stages (`encode_image`, `encode_text`, `ground`, `forward`), each taking a
-//! [`hooks::Hooks`] context; [`hook_registry`] lists every hook point of a config.
+//! [`hooks::Hooks`] context; [`hook_registry`] lists every hook point of a config, expanded from the one table in [`points`].
 
 pub mod config;
 pub mod error;
@@ -23,6 +23,7 @@ pub mod device;
 pub mod neck;
 pub mod params;
 pub mod parity;
+pub mod points;
 pub mod preprocess;
 pub mod text;
 pub mod tokenizer;

@@ -295,19 +295,7 @@ pub fn to_hook_layout(t: &HostTensor, layout: &str, batch: usize) -> Result<Host
     }
 }
 
-/// The hook name a fixture key is compared with (without the `box_prompt.` prefix).
-pub fn hook_name(key: &str) -> String {
-    let key = key.strip_prefix("box_prompt.").unwrap_or(key);
-    if let Some(x) = key.strip_prefix("out.") {
-        return x.to_string();
-    }
-    match key {
-        "decoder.presence_logit" => "presence_logit".into(),
-        "post.scores" => "scores".into(),
-        "seg.prompt_cross_attn" => "seg.prompt_cross_attn.out".into(),
-        k => k.to_string(),
-    }
-}
+pub use crate::points::hook_name;
 
 const MASK_KEYS: [&str; 5] = ["pred_masks", "mask_probs", "semantic_seg", "pixel_embed", "instance_embeds"];
 /// atol for mask-logit-like keys (fixture README: "masks/logits may need atol ~1e-3").
@@ -537,13 +525,5 @@ mod tests {
         assert!(compare(&[-0.00005], &[0.0], 1e-4, 1e-3).2);
         assert!(!compare(&[-0.00015], &[0.0], 1e-4, 1e-3).2);
         assert!(!compare(&[f32::NAN], &[1.0], 1e-4, 1e-3).2);
-    }
-
-    #[test]
-    fn aliases() {
-        assert_eq!(hook_name("out.pred_masks"), "pred_masks");
-        assert_eq!(hook_name("box_prompt.post.scores"), "scores");
-        assert_eq!(hook_name("seg.prompt_cross_attn"), "seg.prompt_cross_attn.out");
-        assert_eq!(hook_name("trunk.blocks.1"), "trunk.blocks.1");
     }
 }

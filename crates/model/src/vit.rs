@@ -159,7 +159,7 @@ impl Vit {
         let mut out = None;
         for (i, blk) in self.blocks.iter().enumerate() {
             // Blocks after the last global one do not feed the output; run them only for hooks.
-            if i > last && !wants_block(hooks, i) {
+            if i > last && !wants_block(hooks, i, self.cfg.num_heads) {
                 break;
             }
             let rope = if blk.window_size > 0 { rope_window.clone().expect("window rope") } else { rope_global.clone() };
@@ -189,11 +189,9 @@ impl Vit {
     }
 }
 
-fn wants_block(hooks: &Hooks, i: usize) -> bool {
-    hooks.is_active()
-        && ["", ".attn.out", ".mlp.out", ".attn.attn_weights", ".attn.freqs_cis", ".attn.head.0"]
-            .iter()
-            .any(|s| hooks.wants(&format!("trunk.blocks.{i}{s}")))
+/// Does any entry want a point of block `i` (its names come from the hook table)?
+fn wants_block(hooks: &Hooks, i: usize, heads: usize) -> bool {
+    hooks.is_active() && crate::points::block_points("trunk.blocks.", i, heads).any(|n| hooks.wants(&n))
 }
 
 impl VitBlock {

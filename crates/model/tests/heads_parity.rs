@@ -16,6 +16,7 @@ use sam3lab_model::geometry::{BoxPrompt, GeometryPrompt};
 use sam3lab_model::heads::{ImageFeatures, Sam3Heads, TextFeatures};
 use sam3lab_model::hooks::{ActivationCache, Hooks};
 use sam3lab_model::nn::pos2d::sine_pos_2d;
+use sam3lab_model::parity::hook_name;
 use sam3lab_model::postprocess::{boxes_xyxy_px, mask_probs};
 
 mod common;
@@ -192,14 +193,6 @@ fn is_head_key(k: &str) -> bool {
     !["image", "trunk.", "neck.", "text."].iter().any(|p| k.starts_with(p))
 }
 
-fn hook_name(k: &str) -> String {
-    match k {
-        "decoder.presence_logit" => "presence_logit".into(),
-        "post.scores" => "scores".into(),
-        "seg.prompt_cross_attn" => "seg.prompt_cross_attn.out".into(),
-        _ => k.strip_prefix("out.").unwrap_or(k).to_string(),
-    }
-}
 
 /// Compare; returns (max abs err, worst excess over tolerance) and an error text when outside.
 fn compare(key: &str, got: &Arr, exp: &Arr, atol: f32, rtol: f32) -> Result<f32, String> {

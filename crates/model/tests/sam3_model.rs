@@ -115,6 +115,20 @@ fn registry_lists_exactly_the_captured_points() {
 }
 
 #[test]
+fn editing_a_read_only_point_is_a_validation_error_naming_it() {
+    let reg = hook_registry(&Sam3Config::from_file(&fixture().join("config.json")).unwrap());
+    for name in ["decoder.layers.0.mean", "decoder.layers.0.presence_logit", "decoder.layers.0.pred_logits", "neck.fpn.3", "text.input_ids"] {
+        let e = Hooks::validated(HookSpec::new().scale(name, 2.0).unwrap(), &reg).err().expect(name).to_string();
+        assert!(e.contains(&format!("cannot scale hook point `{name}`: it is read-only")), "{e}");
+        assert!(Hooks::validated(HookSpec::new().capture(name).unwrap(), &reg).is_ok(), "capturing {name}");
+    }
+    // A pattern that reaches a read-only point is refused too; the last layer's presence_logit is editable.
+    let e = Hooks::validated(HookSpec::new().zero("decoder.layers.*.presence_logit").unwrap(), &reg).err().unwrap().to_string();
+    assert!(e.contains("`decoder.layers.0.presence_logit` (matched by `decoder.layers.*.presence_logit`)"), "{e}");
+    assert!(Hooks::validated(HookSpec::new().zero("decoder.layers.1.presence_logit").unwrap(), &reg).is_ok());
+}
+
+#[test]
 fn q0_and_queries_edits_flow_downstream_mean_is_read_only() {
     let dev = Device::flex();
     let m = model(&dev);

@@ -138,6 +138,12 @@ impl Intervention {
         for arg in args {
             let h = HookArg::parse(arg)?;
             let pat: HookPattern = h.pattern().parse().with_context(|| format!("--hook `{arg}`"))?;
+            // Every --hook edits its points: a read-only point (a `.mean`, a layer's unused logit) is refused.
+            let probe_action = match &h {
+                HookArg::Scale { factor, .. } => Action::Scale(*factor),
+                _ => Action::Zero,
+            };
+            registry.check_edit(&pat, &probe_action).with_context(|| format!("--hook `{arg}`"))?;
             let points: Vec<String> = registry
                 .expand(&pat)
                 .with_context(|| format!("--hook `{arg}`"))?

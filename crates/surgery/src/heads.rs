@@ -1,10 +1,12 @@
 //! Attention heads by their hook-API names, the checkpoint keys behind them, and how many heads each
-//! module has (from a fixture `config.json` or SAM3's defaults).
+//! module has (from a fixture `config.json` or SAM3's defaults). Names and tensor prefixes come from
+//! the model's hook table (`sam3lab_model::points`).
 
 use std::ops::Range;
 use std::path::Path;
 
 use regex::Regex;
+use sam3lab_model::points;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SurgeryError};
@@ -104,79 +106,57 @@ pub struct HeadRef {
     pub head: usize,
 }
 
-/// The hook-name patterns of attention heads (shown in errors).
-pub const HEAD_PATTERNS: &[&str] = &[
-    "trunk.blocks.{i}.attn.head.{h}",
-    "text.blocks.{i}.attn.head.{h}",
-    "geometry.layers.{i}.{self_attn,cross_attn}.head.{h}",
-    "fusion.layers.{i}.{self_attn,cross_attn}.head.{h}",
-    "decoder.layers.{i}.{self_attn,ca_text,ca_image}.head.{h}",
-    "seg.prompt_cross_attn.head.{h}",
-];
+/// The hook-name patterns of attention heads (shown in errors), from the model's hook table:
+/// modules that differ only in their last segment share one pattern
+/// (`decoder.layers.{i}.{self_attn,ca_text,ca_image}.head.{h}`).
+pub fn head_patterns() -> Vec<String> {
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for m in points::head_modules() {
+        let (parent, last) = m.rsplit_once('.').expect("attention modules are nested");
+        match groups.iter_mut().find(|(p, _)| *p == parent) {
+            Some((_, lasts)) => lasts.push(last),
+            None => groups.push((parent, vec![last])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(p, l)| {
+            if l.len() == 1 {
+                format!("{p}.{}.head.{{h}}", l[0])
+            } else {
+                format!("{p}.{{{}}}.head.{{h}}", l.join(","))
+            }
+        })
+        .collect()
+}
 
 /// Map an attention module's hook name (`decoder.layers.4.ca_text`, `trunk.blocks.3.attn`,
-/// `seg.prompt_cross_attn`, …) to its checkpoint keys (normalised, no `detector.` prefix).
+/// `seg.prompt_cross_attn`, …) to its checkpoint keys (normalised, no `detector.` prefix); the
+/// module's tensor-name prefix comes from the hook table.
 pub fn module_keys(module: &str) -> Result<AttnKeys> {
-    let re = Regex::new(
-        r"^(?:(trunk|text)\.blocks\.(\d+)\.attn|(geometry|fusion)\.layers\.(\d+)\.(self_attn|cross_attn)|decoder\.layers\.(\d+)\.(self_attn|ca_text|ca_image)|seg\.prompt_cross_attn)$",
-    )
-    .expect("static regex");
-    let c = re.captures(module).ok_or_else(|| unknown(module))?;
-    let mha = |prefix: String, family: Family| AttnKeys {
+    let prefix =
+        points::checkpoint_module(&format!("{module}.head.0")).ok_or_else(|| unknown(module))?;
+    let family = match module.split('.').next() {
+        Some("trunk") => Family::Vit,
+        Some("text") => Family::Text,
+        Some("geometry") => Family::Geometry,
+        Some("fusion") => Family::Fusion,
+        Some("decoder") => Family::Decoder,
+        _ => Family::Seg,
+    };
+    // The ViT fuses q/k/v into `qkv` and names its output `proj`; the rest are nn.MultiheadAttention.
+    let (qkv, proj) = if family == Family::Vit {
+        ("qkv.", "proj.")
+    } else {
+        ("in_proj_", "out_proj.")
+    };
+    Ok(AttnKeys {
         module: module.to_string(),
         family,
-        in_weight: format!("{prefix}.in_proj_weight"),
-        in_bias: format!("{prefix}.in_proj_bias"),
-        out_weight: format!("{prefix}.out_proj.weight"),
-    };
-    let keys = if let Some(stack) = c.get(1) {
-        let i = &c[2];
-        if stack.as_str() == "trunk" {
-            let p = format!("backbone.vision_backbone.trunk.blocks.{i}.attn");
-            AttnKeys {
-                module: module.to_string(),
-                family: Family::Vit,
-                in_weight: format!("{p}.qkv.weight"),
-                in_bias: format!("{p}.qkv.bias"),
-                out_weight: format!("{p}.proj.weight"),
-            }
-        } else {
-            mha(
-                format!("backbone.language_backbone.encoder.transformer.resblocks.{i}.attn"),
-                Family::Text,
-            )
-        }
-    } else if let Some(stack) = c.get(3) {
-        let (i, kind) = (&c[4], &c[5]);
-        let sub = if kind == "self_attn" {
-            "self_attn"
-        } else {
-            "cross_attn_image"
-        };
-        if stack.as_str() == "geometry" {
-            mha(
-                format!("geometry_encoder.encode.{i}.{sub}"),
-                Family::Geometry,
-            )
-        } else {
-            mha(
-                format!("transformer.encoder.layers.{i}.{sub}"),
-                Family::Fusion,
-            )
-        }
-    } else if let Some(i) = c.get(6) {
-        let sub = match &c[7] {
-            "ca_image" => "cross_attn",
-            other => other,
-        };
-        mha(
-            format!("transformer.decoder.layers.{}.{sub}", i.as_str()),
-            Family::Decoder,
-        )
-    } else {
-        mha("segmentation_head.cross_attend_prompt".into(), Family::Seg)
-    };
-    Ok(keys)
+        in_weight: format!("{prefix}.{qkv}weight"),
+        in_bias: format!("{prefix}.{qkv}bias"),
+        out_weight: format!("{prefix}.{proj}weight"),
+    })
 }
 
 /// Map a head's hook name (`decoder.layers.4.ca_text.head.0`) to its module's keys and index.
@@ -194,7 +174,6 @@ pub fn head_ref(name: &str) -> Result<HeadRef> {
 }
 
 fn unknown(name: &str) -> SurgeryError {
-    let shapes: Vec<String> = HEAD_PATTERNS.iter().map(|p| p.to_string()).collect();
     // Suggest a concrete valid name: every head form, filled with the numbers the user typed.
     let nums: Vec<&str> = Regex::new(r"\d+")
         .expect("static")
@@ -203,24 +182,14 @@ fn unknown(name: &str) -> SurgeryError {
         .collect();
     let i = nums.first().copied().unwrap_or("0");
     let h = nums.last().copied().unwrap_or("0");
-    let candidates: Vec<String> = [
-        format!("trunk.blocks.{i}.attn.head.{h}"),
-        format!("text.blocks.{i}.attn.head.{h}"),
-        format!("geometry.layers.{i}.self_attn.head.{h}"),
-        format!("geometry.layers.{i}.cross_attn.head.{h}"),
-        format!("fusion.layers.{i}.self_attn.head.{h}"),
-        format!("fusion.layers.{i}.cross_attn.head.{h}"),
-        format!("decoder.layers.{i}.self_attn.head.{h}"),
-        format!("decoder.layers.{i}.ca_text.head.{h}"),
-        format!("decoder.layers.{i}.ca_image.head.{h}"),
-        format!("seg.prompt_cross_attn.head.{h}"),
-    ]
-    .into();
+    let candidates: Vec<String> = points::head_modules()
+        .map(|m| format!("{}.head.{h}", m.replace("{i}", i)))
+        .collect();
     let nearest = sam3lab_weights::nearest_names(name, candidates.iter().map(String::as_str), 1);
     SurgeryError::UnknownHead {
         name: name.to_string(),
         nearest: nearest.into_iter().next(),
-        patterns: shapes,
+        patterns: head_patterns(),
     }
 }
 

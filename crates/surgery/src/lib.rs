@@ -16,7 +16,7 @@ mod surgery;
 
 pub use error::{Result, SurgeryError};
 pub use heads::{
-    AttnKeys, Family, HEAD_PATTERNS, HeadCounts, HeadRanges, HeadRef, check_shapes, head_ranges,
+    AttnKeys, Family, HeadCounts, HeadRanges, HeadRef, check_shapes, head_patterns, head_ranges,
     head_ref, module_keys,
 };
 pub use patch::{F32Tensor, blend, head_slices, patch_heads};

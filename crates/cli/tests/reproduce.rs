@@ -62,4 +62,7 @@ fn quick_reproduce_writes_every_section_and_figure_from_its_own_run() {
     }
     let again = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
     assert!(again.contains("| neg_correct | broad-eval | 12.3 |"), "the report did not follow the edited score file");
+    // A default-length run into the quick run's directory is refused, naming both kinds.
+    let e = common::fails(&["reproduce", "--out", &s(&out)]);
+    assert!(e.contains("\"quick\":true") && e.contains("--out"), "{e}");
 }

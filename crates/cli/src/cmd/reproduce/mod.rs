@@ -201,6 +201,19 @@ pub fn run(a: Args) -> Result<u8> {
     let out = std::fs::canonicalize(&a.out)?;
     let exe = std::env::current_exe().context("cannot locate the sam3lab binary")?;
     let mut r = Runner { layout: Layout { out: out.clone() }, exe, force: a.force, device: a.device.clone(), records: vec![], commands: vec![], log: PathBuf::new() };
+    // One kind of run per directory: a quick world under default-length recipes (or the reverse)
+    // would mix two experiments in one report.
+    let kind = serde_json::json!({"quick": a.quick, "from_scratch": a.from_scratch});
+    let kind_file = out.join("run.json");
+    match std::fs::read_to_string(&kind_file) {
+        Ok(text) if !a.force => {
+            let old: serde_json::Value = serde_json::from_str(&text).with_context(|| s(&kind_file))?;
+            if old != kind {
+                bail!("{} holds a run made with {old} but this one asks for {kind}; use another --out, or --force to redo it", out.display());
+            }
+        }
+        _ => sam3lab_util::write_atomic(&kind_file, kind.to_string().as_bytes())?,
+    }
     let lengths = Lengths::new(a.quick);
     eprintln!(
         "sam3lab reproduce → {} ({}; recipes {} / recovery {} / presence_only {} steps)",

@@ -116,6 +116,7 @@ struct Runner {
     records: Vec<StageRecord>,
     commands: Vec<String>,
     log: PathBuf,
+    bar: Option<indicatif::ProgressBar>,
 }
 
 fn s(p: &Path) -> String {
@@ -136,7 +137,20 @@ impl Runner {
         std::fs::create_dir_all(self.log.parent().unwrap())?;
         File::create(&self.log).with_context(|| s(&self.log))?;
         self.commands.clear();
-        f(self).with_context(|| format!("stage {name} (log: {})", self.log.display()))?;
+        // Training stages draw their own bar (the child's); the others get a spinner naming the
+        // command that runs and how many have run.
+        if !name.starts_with("train-") {
+            let bar = indicatif::ProgressBar::new_spinner().with_style(
+                indicatif::ProgressStyle::with_template("  {spinner} {elapsed_precise} {msg}").expect("template"),
+            );
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            self.bar = Some(bar);
+        }
+        let res = f(self);
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        res.with_context(|| format!("stage {name} (log: {})", self.log.display()))?;
         let rec = StageRecord { stage: name.into(), seconds: t0.elapsed().as_secs_f64(), commands: std::mem::take(&mut self.commands) };
         eprintln!("  {name}: {:.1} s", rec.seconds);
         sam3lab_util::write_atomic(&marker, serde_json::to_string_pretty(&rec)?.as_bytes())?;
@@ -155,6 +169,12 @@ impl Runner {
     fn sam3lab(&mut self, args: &[String], live: bool) -> Result<()> {
         let line = format!("sam3lab {}", args.join(" "));
         self.commands.push(line.clone());
+        if let Some(bar) = &self.bar {
+            // The subcommand and its output's name: enough to see where the stage is.
+            let what = args.iter().take_while(|a| !a.starts_with("--")).cloned().collect::<Vec<_>>().join(" ");
+            let target = args.iter().skip_while(|a| *a != "--out").nth(1).and_then(|o| Path::new(o).file_name()).map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+            bar.set_message(format!("[{}] {what} → {target}", self.commands.len()));
+        }
         let mut log = OpenOptions::new().append(true).open(&self.log)?;
         use std::io::Write;
         writeln!(log, "$ {line}")?;
@@ -200,7 +220,7 @@ pub fn run(a: Args) -> Result<u8> {
     std::fs::create_dir_all(&a.out).with_context(|| s(&a.out))?;
     let out = std::fs::canonicalize(&a.out)?;
     let exe = std::env::current_exe().context("cannot locate the sam3lab binary")?;
-    let mut r = Runner { layout: Layout { out: out.clone() }, exe, force: a.force, device: a.device.clone(), records: vec![], commands: vec![], log: PathBuf::new() };
+    let mut r = Runner { layout: Layout { out: out.clone() }, exe, force: a.force, device: a.device.clone(), records: vec![], commands: vec![], log: PathBuf::new(), bar: None };
     // One kind of run per directory: a quick world under default-length recipes (or the reverse)
     // would mix two experiments in one report.
     let kind = serde_json::json!({"quick": a.quick, "from_scratch": a.from_scratch});

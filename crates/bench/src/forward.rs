@@ -7,6 +7,11 @@
 //!   input, 2 threads): seconds per stage and peak RSS (`VmHWM`), as ratios to the reference's 106 s
 //!   and 4.67 GiB.
 //!
+//! With `--reference-python PATH` both run `benches/reference/forward.py` / `full.py` under that
+//! interpreter in the same invocation, alternating with ours, and print both sides' min/median per
+//! stage (image, text, grounding) and the ratio (see [`crate::reference`]); without it the ratio line
+//! names the recorded number it compares against.
+//!
 //! Both also time a fixed 256³ f32 matmul in the same run (machine-speed baseline), so numbers from
 //! different machines can be put side by side.
 
@@ -17,15 +22,35 @@ use burn::tensor::{Int, TensorData};
 use sam3lab_model::hooks::Hooks;
 use sam3lab_model::{Sam3, Sam3Config};
 
-use crate::util::{FixtureRun, cpu_seconds, faster_or_slower, gib, load_fixture_inputs, materialize, matmul_gflops, median, memory, set_threads, spinner, sync};
+use crate::reference::{RefArgs, compare, recorded_line};
+use crate::util::{FixtureRun, cpu_seconds, gib, load_fixture_inputs, materialize, matmul_gflops, median, memory, random_image, set_threads, spinner, sync};
+
+/// The stages both sides report: image (trunk + neck), text, grounding (the heads).
+pub const STAGES: [&str; 3] = ["image", "text", "grounding"];
+
+/// Where the default recorded numbers come from.
+const FORWARD_RECORD_MS: f64 = 20.7;
+const FORWARD_RECORD: &str = "PyTorch SAM3 (Meta's sam3 0.1.4) CPU forward of fixture A, 1 thread, on this machine class \
+    (2 vCPU AMD EPYC); from the project's issues, recorded in this tree on 2026-11-25";
+const FULL_RECORD_S: f64 = 106.0;
+const FULL_RECORD: &str = "PyTorch SAM3 (Meta's sam3 0.1.4) CPU forward, random weights, 1008², 2 threads, on this machine \
+    class (2 vCPU AMD EPYC); from the project's issues, recorded in this tree on 2026-11-25";
+const FULL_RECORD_GIB: f64 = 4.67;
+
+/// The provenance of a recorded reference number: the default's, or "given on the command line".
+fn provenance(value: f64, default: f64, default_provenance: &'static str, flag: &str) -> String {
+    if value == default { default_provenance.to_string() } else { format!("given with {flag}") }
+}
 
 #[derive(clap::Args)]
 pub struct ForwardArgs {
     #[command(flatten)]
     run: FixtureRun,
-    /// The reference's time for the same forward (ms).
-    #[arg(long, default_value_t = 20.7)]
+    /// A recorded PyTorch time for the same forward (ms), used when --reference-python is not given.
+    #[arg(long, default_value_t = FORWARD_RECORD_MS)]
     reference_ms: f64,
+    #[command(flatten)]
+    reference: RefArgs,
 }
 
 #[derive(clap::Args)]
@@ -33,11 +58,11 @@ pub struct FullArgs {
     /// CPU threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
-    /// The reference's time for one forward (s).
-    #[arg(long, default_value_t = 106.0)]
+    /// A recorded PyTorch time for one forward (s), used when --reference-python is not given.
+    #[arg(long, default_value_t = FULL_RECORD_S)]
     reference_s: f64,
-    /// The reference's peak resident memory (GiB).
-    #[arg(long, default_value_t = 4.67)]
+    /// A recorded PyTorch peak resident memory (GiB).
+    #[arg(long, default_value_t = FULL_RECORD_GIB)]
     reference_gib: f64,
     /// Seed of the random input image.
     #[arg(long, default_value_t = 0)]
@@ -45,6 +70,26 @@ pub struct FullArgs {
     /// Also time each head stage separately (a second heads pass).
     #[arg(long)]
     profile_heads: bool,
+    #[command(flatten)]
+    reference: RefArgs,
+}
+
+/// One forward of `model` on `(pixels, ids)`: (image, text, grounding) ms.
+pub fn forward_stages(model: &Sam3, pixels: &Tensor<4>, ids: &Tensor<2, Int>) -> anyhow::Result<[f64; 3]> {
+    let mut none = Hooks::none();
+    let s0 = Instant::now();
+    let img = model.encode_image(pixels.clone(), &mut none);
+    sync(&img.fpn[0]);
+    let s1 = Instant::now();
+    let txt = model.encode_text(ids.clone(), &mut none);
+    sync(&txt.feats);
+    let s2 = Instant::now();
+    let out = model.ground(&img, &txt, &[], &mut none)?;
+    sync(&out.scores);
+    sync(&out.pred_masks);
+    let s3 = Instant::now();
+    let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
+    Ok([ms(s0, s1), ms(s1, s2), ms(s2, s3)])
 }
 
 pub fn run_forward(a: ForwardArgs) -> anyhow::Result<u8> {
@@ -53,25 +98,14 @@ pub fn run_forward(a: ForwardArgs) -> anyhow::Result<u8> {
     let (pixels, ids) = load_fixture_inputs(&a.run.fixture, &device)?;
     let (model, info) = Sam3::load(&a.run.fixture, None, &device)?;
     let gflops = matmul_gflops(&device);
-    let mut none = Hooks::none();
     let (mut tot, mut t_img, mut t_txt, mut t_heads) = (vec![], vec![], vec![], vec![]);
     for it in 0..a.run.warmup + a.run.iters {
-        let s0 = Instant::now();
-        let img = model.encode_image(pixels.clone(), &mut none);
-        sync(&img.fpn[0]);
-        let s1 = Instant::now();
-        let txt = model.encode_text(ids.clone(), &mut none);
-        sync(&txt.feats);
-        let s2 = Instant::now();
-        let out = model.ground(&img, &txt, &[], &mut none)?;
-        sync(&out.scores);
-        sync(&out.pred_masks);
-        let s3 = Instant::now();
+        let [i, t, h] = forward_stages(&model, &pixels, &ids)?;
         if it >= a.run.warmup {
-            tot.push((s3 - s0).as_secs_f64() * 1e3);
-            t_img.push((s1 - s0).as_secs_f64() * 1e3);
-            t_txt.push((s2 - s1).as_secs_f64() * 1e3);
-            t_heads.push((s3 - s2).as_secs_f64() * 1e3);
+            tot.push(i + t + h);
+            t_img.push(i);
+            t_txt.push(t);
+            t_heads.push(h);
         }
     }
     let ms = median(&mut tot);
@@ -93,12 +127,19 @@ pub fn run_forward(a: ForwardArgs) -> anyhow::Result<u8> {
         "  whole forward: median {ms:.2} ms (min {:.2})",
         tot.first().copied().unwrap_or(f64::NAN)
     );
-    println!(
-        "  vs reference {:.1} ms: ratio ours/reference = {:.3} ({})",
-        a.reference_ms,
-        ms / a.reference_ms,
-        faster_or_slower(ms, a.reference_ms)
-    );
+    let script_args = vec![
+        "--fixture".to_string(),
+        a.run.fixture.display().to_string(),
+        "--threads".to_string(),
+        a.run.threads.to_string(),
+        "--warmup".to_string(),
+        a.run.warmup.to_string(),
+    ];
+    let ours = || forward_stages(&model, &pixels, &ids).map(|s| s.to_vec());
+    if compare(&a.reference, "forward.py", &script_args, a.run.iters.min(20), &STAGES, ours)?.is_none() {
+        let prov = provenance(a.reference_ms, FORWARD_RECORD_MS, FORWARD_RECORD, "--reference-ms");
+        println!("{}", recorded_line(ms, a.reference_ms, "ms", &prov));
+    }
     Ok(0)
 }
 
@@ -117,36 +158,18 @@ pub fn run_full(a: FullArgs) -> anyhow::Result<u8> {
     pb.finish_and_clear();
     let (_, rss_model) = memory();
 
-    // Deterministic pseudo-random image in [-1, 1] (an LCG, so the bytes do not depend on burn's RNG).
-    let mut state = a
-        .seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let pixels: Vec<f32> = (0..3 * s * s)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect();
-    let pixels = Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, s, s]), &device);
-    let ctx = cfg.text.context_length;
-    let (ids, _) = sam3lab_model::predict::tokenize(sam3lab_model::tokenizer::Tokenizer::clip(), "a red cat", ctx)?;
-    let ids = Tensor::<2, Int>::from_data(
-        TensorData::new(ids.iter().map(|&v| v as i64).collect::<Vec<_>>(), [1, ctx]),
-        &device,
-    );
+    let pixels = Tensor::<4>::from_data(TensorData::new(random_image(a.seed, s), [1, 3, s, s]), &device);
+    let ids = crate::util::prompt_ids("a red cat", cfg.text.context_length, &device)?;
 
     let mut none = Hooks::none();
     let pb = spinner("trunk + neck (1008×1008)");
     let cpu0 = cpu_seconds();
     let t0 = Instant::now();
-    let img = model.encode_image(pixels, &mut none);
+    let img = model.encode_image(pixels.clone(), &mut none);
     sync(&img.fpn[0]);
     let t1 = Instant::now();
     pb.set_message("text encoder");
-    let txt = model.encode_text(ids, &mut none);
+    let txt = model.encode_text(ids.clone(), &mut none);
     sync(&txt.feats);
     let t2 = Instant::now();
     pb.set_message("heads (geometry, fusion, decoder, scoring, masks)");
@@ -187,12 +210,11 @@ pub fn run_full(a: FullArgs) -> anyhow::Result<u8> {
         (t2 - t1).as_secs_f64(),
         (t3 - t2).as_secs_f64()
     );
-    println!(
-        "  forward {secs:.1} s vs reference {:.0} s: ratio {:.3} ({})",
-        a.reference_s,
-        secs / a.reference_s,
-        faster_or_slower(secs, a.reference_s)
-    );
+    println!("  forward {secs:.1} s");
+    if a.reference.reference_python.is_none() {
+        let prov = provenance(a.reference_s, FULL_RECORD_S, FULL_RECORD, "--reference-s");
+        println!("{}", recorded_line(secs, a.reference_s, "s", &prov));
+    }
     if let Some(c) = cpu {
         println!(
             "  CPU time of the forward {c:.1} s = {:.2} cores busy on average",
@@ -206,8 +228,9 @@ pub fn run_full(a: FullArgs) -> anyhow::Result<u8> {
             );
         }
     }
+    let prov = provenance(a.reference_gib, FULL_RECORD_GIB, FULL_RECORD, "--reference-gib");
     println!(
-        "  peak RSS (VmHWM) {peak:.2} GiB vs reference {:.2} GiB: ratio {:.3}",
+        "  peak RSS (VmHWM) {peak:.2} GiB vs a recorded {:.2} GiB ({prov}; not this run): ratio {:.3}",
         a.reference_gib,
         peak / a.reference_gib
     );
@@ -222,6 +245,15 @@ pub fn run_full(a: FullArgs) -> anyhow::Result<u8> {
         );
         println!("  heads profile total {total:.2} s");
     }
+    let script_args = vec!["--full".to_string(), "--threads".to_string(), a.threads.to_string(), "--seed".to_string(), a.seed.to_string()];
+    // The forward timed above is our first repetition; later ones run afresh.
+    let ms = |x: Instant, y: Instant| (y - x).as_secs_f64() * 1e3;
+    let mut first = Some(vec![ms(t0, t1), ms(t1, t2), ms(t2, t3)]);
+    let ours = || match first.take() {
+        Some(f) => Ok(f),
+        None => forward_stages(&model, &pixels, &ids).map(|s| s.to_vec()),
+    };
+    compare(&a.reference, "full.py", &script_args, 1, &STAGES, ours)?;
     Ok(if finite { 0 } else { 1 })
 }
 
@@ -257,6 +289,7 @@ fn profile_heads(
             &pos,
             (hh, ww),
             cfg,
+            sam3lab_model::nn::DropRate::OFF,
             &mut h,
         )
         .expect("geometry");
@@ -270,7 +303,7 @@ fn profile_heads(
     let dec = model
         .transformer
         .decoder
-        .forward(&memory, &pos, (hh, ww), &prompt, &pm, false, &mut h);
+        .forward(&memory, &pos, (hh, ww), &prompt, &pm, false, sam3lab_model::nn::DropRate::OFF, &mut h);
     sync(dec.hs.last().unwrap());
     lap("decoder", &mut out);
     let g = model.dot_prod_scoring.prompt_vector(&prompt, &pm, &mut h);

@@ -1,7 +1,9 @@
 //! `sam3lab bench train`: one training step (train-mode forward, Meta's matching and loss, backward,
 //! AdamW) on the training fixture's batch, against the eval forward of the same batch measured in the
 //! same run; `--full` adds one step of the full-size model at 1008², batch 1, trunk frozen (time and
-//! peak memory).
+//! peak memory). With `--reference-python PATH` it also runs `benches/reference/train_step.py` (Meta's
+//! train-mode forward, matcher, loss, backward and AdamW on the same fixture) alternating with ours and
+//! prints both sides per stage (forward, loss, backward = backward + AdamW step) and the ratio.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -17,7 +19,11 @@ use sam3lab_train::parity::fixture_batch;
 use sam3lab_train::targets::{FindQuery, Instance, Targets};
 use sam3lab_train::{LossConfig, compute_loss, params};
 
+use crate::reference::{RefArgs, compare};
 use crate::util::{gib, materialize, matmul_gflops, median, memory, set_threads, spinner};
+
+/// The stages both sides report: train-mode forward, matching + loss, backward + AdamW step.
+pub const STAGES: [&str; 3] = ["forward", "loss", "backward"];
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
@@ -37,6 +43,22 @@ pub struct TrainArgs {
     /// With --full: burn's gradient checkpointing on (recompute memory-bound activations).
     #[arg(long)]
     checkpointing: bool,
+    #[command(flatten)]
+    reference: RefArgs,
+}
+
+/// One step, timed per stage (ms): forward, matching + loss, backward + AdamW.
+fn timed_step(model: Sam3, batch: &Batch, cfg: &LossConfig, optim: &mut burn::optim::ModuleOptimizer) -> anyhow::Result<(Sam3, [f64; 3])> {
+    let s0 = Instant::now();
+    let out = forward(&model, batch, &mut Hooks::none())?;
+    let s1 = Instant::now();
+    let loss = compute_loss(&out, &batch.targets, cfg).map_err(anyhow::Error::msg)?;
+    let _ = loss.core.clone().into_data();
+    let s2 = Instant::now();
+    let grads = GradientsParams::from_grads(loss.core.backward(), &model);
+    let model = optim.step(1e-4, model, grads);
+    let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
+    Ok((model, [ms(s0, s1), ms(s1, s2), ms(s2, Instant::now())]))
 }
 
 fn step(model: Sam3, batch: &Batch, cfg: &LossConfig, optim: &mut burn::optim::ModuleOptimizer) -> anyhow::Result<Sam3> {
@@ -86,11 +108,27 @@ pub fn run(a: TrainArgs) -> anyhow::Result<u8> {
     println!("  eval forward of the batch (baseline, this run): {f:8.2} ms median of {}", a.iters);
     println!("  training step (fwd + match + loss + bwd + AdamW): {s:8.2} ms median of {}", a.iters);
     println!("  ratio step / forward: {:.2}x", s / f);
-    println!(
-        "  PyTorch: not run (no --reference-python support yet); recorded for orientation only: Meta's training \
-         step at these model sizes took 410 ms median on this machine class with its own world batch \
-         (shared/design/world-feasibility.md) -- a different batch, not a like-for-like ratio"
-    );
+    let script_args = vec![
+        "--fixture".to_string(),
+        a.fixture.display().to_string(),
+        "--threads".to_string(),
+        a.threads.to_string(),
+        "--warmup".to_string(),
+        a.warmup.to_string(),
+    ];
+    let mut slot = Some(model);
+    let ours = || {
+        let (m, t) = timed_step(slot.take().expect("model"), &batch, &loss_cfg, &mut optim)?;
+        slot = Some(m);
+        Ok(t.to_vec())
+    };
+    if compare(&a.reference, "train_step.py", &script_args, a.iters.min(10), &STAGES, ours)?.is_none() {
+        println!(
+            "  PyTorch: not run here (pass --reference-python to measure it in this run); a recorded 410 ms, for orientation \
+             only, no ratio: Meta's training step at these model sizes, median on this machine class with its own world \
+             batch (shared/design/world-feasibility.md, recorded 2026-12-04) -- a different batch, not like-for-like"
+        );
+    }
     if a.full {
         full_step(a.checkpointing)?;
     }

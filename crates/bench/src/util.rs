@@ -138,3 +138,22 @@ pub fn materialize<M: burn::module::Module>(module: &M) {
     }
     module.visit(&mut Touch);
 }
+
+/// A deterministic pseudo-random 3×`s`×`s` image in [-1, 1] (an LCG, so the bytes do not depend on
+/// burn's RNG).
+pub fn random_image(seed: u64, s: usize) -> Vec<f32> {
+    let step = |x: u64| x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = step(seed);
+    (0..3 * s * s)
+        .map(|_| {
+            state = step(state);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// `phrase` tokenized with the CLIP vocabulary to a 1×`context` id tensor.
+pub fn prompt_ids(phrase: &str, context: usize, device: &Device) -> anyhow::Result<Tensor<2, Int>> {
+    let (ids, _) = sam3lab_model::predict::tokenize(sam3lab_model::tokenizer::Tokenizer::clip(), phrase, context)?;
+    Ok(Tensor::<2, Int>::from_data(TensorData::new(ids.iter().map(|&v| v as i64).collect::<Vec<_>>(), [1, context]), device))
+}

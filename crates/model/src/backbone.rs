@@ -91,9 +91,14 @@ impl Backbone {
 
 impl VisionBackbone {
     pub fn forward(&self, pixel_values: Tensor<4>, hooks: &mut Hooks) -> VisionOutput {
+        self.forward_drop_path(pixel_values, 0.0, hooks)
+    }
+
+    /// [`Self::forward`] with the trunk's train-mode stochastic depth (see [`Vit::forward_drop_path`]).
+    pub fn forward_drop_path(&self, pixel_values: Tensor<4>, drop_path_rate: f64, hooks: &mut Hooks) -> VisionOutput {
         let device = pixel_values.device();
         let pixel_values = hooks.tap(|| "image".into(), pixel_values);
-        let x = self.trunk.forward(pixel_values, hooks);
+        let x = self.trunk.forward_drop_path(pixel_values, drop_path_rate, hooks);
         let kept = self.convs.len() - self.scalp;
         let mut fpn = Vec::with_capacity(kept);
         let mut pos = Vec::with_capacity(kept);

@@ -61,6 +61,10 @@ pub struct VitConfig {
     pub qkv_bias: bool,
     #[serde(default = "ln_eps")]
     pub layer_norm_eps: f64,
+    /// Train-mode stochastic depth of the last block (reference `drop_path_rate`; SAM3 trains with
+    /// 0.1): block `i` uses `drop_path_rate · i / (depth − 1)`. 0 = off (the default).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub drop_path_rate: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -98,6 +102,9 @@ pub struct GeometryConfig {
     pub num_heads: usize,
     pub dim_feedforward: usize,
     pub roi_size: usize,
+    /// Train-mode dropout of the encoder layers and their attention weights (reference `dropout`; SAM3 trains with 0.1). 0 = off (the default).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropout: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -105,6 +112,9 @@ pub struct FusionConfig {
     pub num_layers: usize,
     pub num_heads: usize,
     pub dim_feedforward: usize,
+    /// Train-mode dropout of the encoder layers and their attention weights (reference `dropout`; SAM3 trains with 0.1). 0 = off (the default).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropout: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -118,12 +128,18 @@ pub struct DecoderConfig {
     pub presence_token: bool,
     pub resolution: usize,
     pub stride: usize,
+    /// Train-mode dropout of the decoder layers and their attention weights (reference `dropout`; SAM3 trains with 0.1). 0 = off (the default).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropout: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScoringConfig {
     pub prompt_mlp_hidden: usize,
     pub clamp_max_val: f64,
+    /// Train-mode dropout of the prompt MLP's hidden layer (reference `dropout`; SAM3 trains with 0.1). 0 = off (the default).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropout: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -139,6 +155,9 @@ fn yes() -> bool {
 }
 fn ln_eps() -> f64 {
     1e-5
+}
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// Output width of the CLIP `text_projection` (computed and discarded by SAM3, but a checkpoint tensor).
@@ -173,6 +192,7 @@ impl Sam3Config {
                 bias_patch_embed: false,
                 qkv_bias: true,
                 layer_norm_eps: 1e-5,
+                drop_path_rate: 0.0,
             },
             neck: NeckConfig { scale_factors: vec![4.0, 2.0, 1.0, 0.5], scalp: 1 },
             position_encoding: PositionEncodingConfig {
@@ -191,8 +211,8 @@ impl Sam3Config {
                 use_ln_post: true,
                 causal_mask: true,
             },
-            geometry: GeometryConfig { num_layers: 3, num_heads: 8, dim_feedforward: 2048, roi_size: 7 },
-            fusion: FusionConfig { num_layers: 6, num_heads: 8, dim_feedforward: 2048 },
+            geometry: GeometryConfig { num_layers: 3, num_heads: 8, dim_feedforward: 2048, roi_size: 7, dropout: 0.0 },
+            fusion: FusionConfig { num_layers: 6, num_heads: 8, dim_feedforward: 2048, dropout: 0.0 },
             decoder: DecoderConfig {
                 num_layers: 6,
                 num_heads: 8,
@@ -202,8 +222,9 @@ impl Sam3Config {
                 presence_token: true,
                 resolution: 1008,
                 stride: 14,
+                dropout: 0.0,
             },
-            scoring: ScoringConfig { prompt_mlp_hidden: 2048, clamp_max_val: 12.0 },
+            scoring: ScoringConfig { prompt_mlp_hidden: 2048, clamp_max_val: 12.0, dropout: 0.0 },
             seg_head: SegHeadConfig {
                 num_upsampling_stages: 3,
                 interpolation_mode: "nearest".into(),
@@ -242,6 +263,13 @@ impl Sam3Config {
 
     pub fn text_mlp_hidden(&self) -> usize {
         (self.text.width as f64 * self.text.mlp_ratio) as usize
+    }
+
+    /// Whether the train-mode forward draws random numbers (any dropout or drop-path rate > 0).
+    pub fn has_train_dropout(&self) -> bool {
+        [self.vit.drop_path_rate, self.geometry.dropout, self.fusion.dropout, self.decoder.dropout, self.scoring.dropout]
+            .iter()
+            .any(|&p| p > 0.0)
     }
 
     /// Check the divisibility constraints of design doc §6.
@@ -290,6 +318,17 @@ impl Sam3Config {
         }
         if !self.decoder.presence_token {
             errs.push("decoder.presence_token = false is not supported".into());
+        }
+        for (name, p) in [
+            ("vit.drop_path_rate", v.drop_path_rate),
+            ("geometry.dropout", self.geometry.dropout),
+            ("fusion.dropout", self.fusion.dropout),
+            ("decoder.dropout", self.decoder.dropout),
+            ("scoring.dropout", self.scoring.dropout),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                errs.push(format!("{name} {p} must be in [0, 1)"));
+            }
         }
         if v.global_att_blocks.iter().any(|&b| b >= v.depth) {
             errs.push(format!("global_att_blocks {:?} out of range for depth {}", v.global_att_blocks, v.depth));

@@ -17,7 +17,11 @@
 //! half skips it and rejoins before `norm2`; everything else runs on all 2Q. Each layer's box output
 //! is `σ(inv_σ(ref_in) + bbox_embed(hs))` where `ref_in` is the previous layer's box output *with* its
 //! gradient (as the reference recomputes boxes from its `intermediate_ref_boxes`), while the
-//! conditioning of the next layer (query position, boxRPB) sees it detached. Dropout is not modelled.
+//! conditioning of the next layer (query position, boxRPB) sees it detached. Train-mode dropout
+//! (the config's `decoder.dropout`, reference `TransformerDecoderLayer`) acts on the three attentions'
+//! weights, on each residual branch before it is added (`dropout2` self-attention, `catext_dropout`,
+//! `dropout1` image cross-attention, `dropout4` FFN; after the branch's `.out` tap) and after the
+//! FFN's ReLU (`dropout3`); the eval forward passes [`DropRate::OFF`].
 //!
 //! The boxRPB bias ("log" mode) for query q, head h at cell (i, j):
 //! `Ey[q, i, h] + Ex[q, j, h]`, `E = MLP(2→d→heads)` of `s(c − (x0, x1))` with c = j/W (or i/H) and
@@ -32,7 +36,7 @@ use sam3lab_hooks::Hooks;
 
 use crate::Sam3Config;
 use crate::nn::box_embed::gen_sineembed_for_position;
-use crate::nn::{Mlp, MultiheadAttention, layer_norm, linear};
+use crate::nn::{DropRate, Mlp, MultiheadAttention, layer_norm, linear};
 
 /// One post-norm decoder layer under torch names.
 #[derive(Module, Debug)]
@@ -77,6 +81,7 @@ impl DecoderLayer {
         memory_k: &Tensor<3>,
         bias: Tensor<4>,
         dac: bool,
+        drop: DropRate,
         hooks: &mut Hooks,
     ) -> Tensor<3> {
         // DAC: self-attention over [presence; o2o] only; the o2m half rejoins before norm2.
@@ -88,7 +93,7 @@ impl DecoderLayer {
             (x.clone(), qp.clone())
         };
         let q = xs.clone() + qps;
-        let sa = self.self_attn.forward(
+        let sa = self.self_attn.forward_drop(
             &crate::nn::hook_name(hooks, || format!("decoder.layers.{i}.self_attn")),
             q.clone(),
             q,
@@ -96,8 +101,10 @@ impl DecoderLayer {
             None,
             None,
             false,
+            drop,
             hooks,
         );
+        let sa = drop.apply(sa);
         let x = if dac {
             Tensor::cat(vec![xs + sa, x.slice([0..b, n_sa..n])], 1)
         } else {
@@ -105,7 +112,7 @@ impl DecoderLayer {
         };
         debug_assert_eq!(x.dims()[2], d);
         let x = self.norm2.forward(x);
-        let ct = self.ca_text.forward(
+        let ct = self.ca_text.forward_drop(
             &crate::nn::hook_name(hooks, || format!("decoder.layers.{i}.ca_text")),
             x.clone() + qp.clone(),
             prompt.clone(),
@@ -113,10 +120,11 @@ impl DecoderLayer {
             Some(prompt_mask.clone()),
             None,
             false,
+            drop,
             hooks,
         );
-        let x = self.catext_norm.forward(x + ct);
-        let ci = self.cross_attn.forward(
+        let x = self.catext_norm.forward(x + drop.apply(ct));
+        let ci = self.cross_attn.forward_drop(
             &crate::nn::hook_name(hooks, || format!("decoder.layers.{i}.ca_image")),
             x.clone() + qp.clone(),
             memory_k.clone(),
@@ -124,12 +132,13 @@ impl DecoderLayer {
             None,
             Some(bias),
             false,
+            drop,
             hooks,
         );
-        let x = self.norm1.forward(x + ci);
-        let f = self.linear2.forward(relu(self.linear1.forward(x.clone())));
+        let x = self.norm1.forward(x + drop.apply(ci));
+        let f = self.linear2.forward(drop.apply(relu(self.linear1.forward(x.clone()))));
         let f = hooks.tap(|| format!("decoder.layers.{i}.ffn.out"), f);
-        self.norm3.forward(x + f)
+        self.norm3.forward(x + drop.apply(f))
     }
 }
 
@@ -182,7 +191,8 @@ impl Decoder {
     }
 
     /// Run all layers. `memory`/`pos` `(B, HW, d)` over an `hw` grid; `prompt` `(B, P, d)` with its
-    /// mask. `dac` = train mode's one-to-many half (2Q queries, see the module docs).
+    /// mask. `dac` = train mode's one-to-many half (2Q queries, see the module docs); `drop` the
+    /// train-mode dropout of every layer ([`DropRate::OFF`] in eval mode).
     #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
@@ -192,6 +202,7 @@ impl Decoder {
         prompt: &Tensor<3>,
         prompt_mask: &Tensor<2, Bool>,
         dac: bool,
+        drop: DropRate,
         hooks: &mut Hooks,
     ) -> DecoderOutput {
         let [b, _, d] = memory.dims();
@@ -234,7 +245,7 @@ impl Decoder {
             let qpf = Tensor::cat(vec![zeros_qp.clone(), qp], 1);
             let x = Tensor::cat(vec![pres, tgt], 1);
 
-            let x = layer.forward(i, x, &qpf, prompt, prompt_mask, memory, &memory_k, bias, dac, hooks);
+            let x = layer.forward(i, x, &qpf, prompt, prompt_mask, memory, &memory_k, bias, dac, drop, hooks);
             let x = hooks.tap(|| format!("decoder.layers.{i}.out"), x);
             let q0 = x.clone().slice([0..b, 0..1]).reshape([b, d]);
             let q0 = hooks.tap(|| format!("decoder.layers.{i}.q0"), q0);

@@ -15,7 +15,7 @@ use burn::tensor::activation::relu;
 use sam3lab_hooks::Hooks;
 
 use crate::Sam3Config;
-use crate::nn::{MultiheadAttention, layer_norm, linear};
+use crate::nn::{DropRate, MultiheadAttention, layer_norm, linear};
 
 /// Reference `TransformerEncoderLayer` (pre-norm path) under its torch field names.
 #[derive(Module, Debug)]
@@ -59,13 +59,17 @@ impl EncoderLayer {
 
     /// `x` `(B, S, d)` → `(B, S, d)`. `name` is the layer's hook prefix (`fusion.layers.3`); the
     /// attentions are `{name}.self_attn` / `{name}.cross_attn`, the FFN output `{name}.ffn.out`.
-    pub fn forward(&self, name: &str, x: Tensor<3>, inp: &LayerInputs<'_>, hooks: &mut Hooks) -> Tensor<3> {
+    ///
+    /// `drop` is the train-mode dropout (reference `forward_pre`): on both attentions' weights
+    /// (`nn.MultiheadAttention(dropout)`), on each residual branch before it is added (`dropout1`,
+    /// `dropout2`, `dropout3`, after the branch's `.out` tap) and after the FFN's ReLU (`dropout`).
+    pub fn forward(&self, name: &str, x: Tensor<3>, inp: &LayerInputs<'_>, drop: DropRate, hooks: &mut Hooks) -> Tensor<3> {
         let a = self.norm1.forward(x.clone());
         let qk = match inp.self_pos {
             Some(p) => a.clone() + p.clone(),
             None => a.clone(),
         };
-        let sa = self.self_attn.forward(
+        let sa = self.self_attn.forward_drop(
             &crate::nn::hook_name(hooks, || format!("{name}.self_attn")),
             qk.clone(),
             qk,
@@ -73,15 +77,16 @@ impl EncoderLayer {
             inp.self_kpm.cloned(),
             None,
             false,
+            drop,
             hooks,
         );
-        let x = x + sa;
+        let x = x + drop.apply(sa);
         let b = self.norm2.forward(x.clone());
         let k = match inp.memory_pos {
             Some(p) => inp.memory.clone() + p.clone(),
             None => inp.memory.clone(),
         };
-        let ca = self.cross_attn_image.forward(
+        let ca = self.cross_attn_image.forward_drop(
             &crate::nn::hook_name(hooks, || format!("{name}.cross_attn")),
             b,
             k,
@@ -89,13 +94,14 @@ impl EncoderLayer {
             inp.memory_kpm.cloned(),
             None,
             false,
+            drop,
             hooks,
         );
-        let x = x + ca;
+        let x = x + drop.apply(ca);
         let c = self.norm3.forward(x.clone());
-        let f = self.linear2.forward(relu(self.linear1.forward(c)));
+        let f = self.linear2.forward(drop.apply(relu(self.linear1.forward(c))));
         let f = hooks.tap(|| format!("{name}.ffn.out"), f);
-        x + f
+        x + drop.apply(f)
     }
 }
 
@@ -125,6 +131,19 @@ impl FusionEncoder {
         prompt_mask: &Tensor<2, Bool>,
         hooks: &mut Hooks,
     ) -> Tensor<3> {
+        self.forward_drop(img, pos, prompt, prompt_mask, DropRate::OFF, hooks)
+    }
+
+    /// [`Self::forward`] with train-mode dropout `drop` in every layer (see [`EncoderLayer::forward`]).
+    pub fn forward_drop(
+        &self,
+        img: Tensor<3>,
+        pos: &Tensor<3>,
+        prompt: &Tensor<3>,
+        prompt_mask: &Tensor<2, Bool>,
+        drop: DropRate,
+        hooks: &mut Hooks,
+    ) -> Tensor<3> {
         let inp = LayerInputs {
             self_pos: Some(pos),
             self_kpm: None,
@@ -134,7 +153,7 @@ impl FusionEncoder {
         };
         let mut x = img;
         for (i, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(&crate::nn::hook_name(hooks, || format!("fusion.layers.{i}")), x, &inp, hooks);
+            x = layer.forward(&crate::nn::hook_name(hooks, || format!("fusion.layers.{i}")), x, &inp, drop, hooks);
             x = hooks.tap(|| format!("fusion.layers.{i}"), x);
         }
         hooks.tap(|| "fusion.memory".to_string(), x)

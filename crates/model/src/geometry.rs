@@ -24,7 +24,7 @@ use sam3lab_hooks::Hooks;
 
 use crate::fusion::{EncoderLayer, LayerInputs};
 use crate::nn::box_embed::encode_boxes;
-use crate::nn::{layer_norm, linear};
+use crate::nn::{DropRate, layer_norm, linear};
 use crate::{ModelError, Sam3Config};
 
 /// One box prompt: centre x, centre y, width, height normalised to [0,1] of the (squashed) model
@@ -137,7 +137,8 @@ impl GeometryEncoder {
     ///
     /// `img` `(B, HW, d)` are the raw 1× features (row-major over `hw = (h, w)`), `pos` their sine map.
     /// Returns the tokens `(B, S, d)` with `S = boxes + 1` and their padding mask `(B, S)` (all valid:
-    /// every image gets the same prompt).
+    /// every image gets the same prompt). `drop` is the train-mode dropout of the encoder layers
+    /// ([`DropRate::OFF`] in eval mode).
     pub fn forward(
         &self,
         prompt: &GeometryPrompt,
@@ -145,6 +146,7 @@ impl GeometryEncoder {
         pos: &Tensor<3>,
         hw: (usize, usize),
         cfg: &Sam3Config,
+        drop: DropRate,
         hooks: &mut Hooks,
     ) -> Result<(Tensor<3>, Tensor<2, Bool>), ModelError> {
         prompt.validate()?;
@@ -170,7 +172,7 @@ impl GeometryEncoder {
             memory_kpm: None,
         };
         for (i, layer) in self.encode.iter().enumerate() {
-            x = layer.forward(&crate::nn::hook_name(hooks, || format!("geometry.layers.{i}")), x, &inp, hooks);
+            x = layer.forward(&crate::nn::hook_name(hooks, || format!("geometry.layers.{i}")), x, &inp, drop, hooks);
             x = hooks.tap(|| format!("geometry.layers.{i}"), x);
         }
         let x = hooks.tap(|| "geometry.out".into(), self.encode_norm.forward(x));

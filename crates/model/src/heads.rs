@@ -15,6 +15,7 @@ use sam3lab_hooks::Hooks;
 use crate::decoder::{Decoder, DecoderOutput, cxcywh_to_xyxy};
 use crate::fusion::FusionEncoder;
 use crate::geometry::{GeometryEncoder, GeometryPrompt};
+use crate::nn::DropRate;
 use crate::scoring::DotProductScoring;
 use crate::seg::SegmentationHead;
 use crate::{ModelError, Sam3Config};
@@ -200,7 +201,8 @@ impl TrainOutput {
 }
 
 impl Heads<'_> {
-    /// Prompt assembly, fusion encoder and decoder (`dac` = train mode's 2Q queries).
+    /// Prompt assembly, fusion encoder and decoder (`dac` = train mode: 2Q queries and the config's
+    /// dropout rates).
     fn decode(
         &self,
         image: &ImageFeatures,
@@ -245,11 +247,13 @@ impl Heads<'_> {
             .reshape([b, d, h * w])
             .swap_dims(1, 2);
         let pos = hooks.tap(|| "fusion.pos_embed".into(), pos);
+        // Train mode's dropout (acting only on an autodiff device); eval mode has none.
+        let rate = |p: f64| if dac { DropRate::new(p) } else { DropRate::OFF };
 
         // Prompt = [text (L), geometry (boxes…, CLS)].
         let (geo, geo_mask) = self
             .geometry_encoder
-            .forward(geometry, &img, &pos, (h, w), cfg, hooks)?;
+            .forward(geometry, &img, &pos, (h, w), cfg, rate(cfg.geometry.dropout), hooks)?;
         let prompt = hooks.tap(|| "prompt.feats".into(), Tensor::cat(vec![text.feats.clone(), geo], 1));
         let prompt_mask = tap_mask(
             hooks,
@@ -260,12 +264,14 @@ impl Heads<'_> {
         let memory = self
             .transformer
             .encoder
-            .forward(img, &pos, &prompt, &prompt_mask, hooks);
+            .forward_drop(img, &pos, &prompt, &prompt_mask, rate(cfg.fusion.dropout), hooks);
         let dec = self
             .transformer
             .decoder
-            .forward(&memory, &pos, (h, w), &prompt, &prompt_mask, dac, hooks);
-        let g = self.dot_prod_scoring.prompt_vector(&prompt, &prompt_mask, hooks);
+            .forward(&memory, &pos, (h, w), &prompt, &prompt_mask, dac, rate(cfg.decoder.dropout), hooks);
+        let g = self
+            .dot_prod_scoring
+            .prompt_vector_drop(&prompt, &prompt_mask, rate(cfg.scoring.dropout), hooks);
         Ok(Decoded {
             memory,
             prompt,
@@ -339,7 +345,10 @@ impl Heads<'_> {
 
     /// Train-mode grounding, as Meta's `Sam3Image` runs it with `self.training`: 2Q decoder queries
     /// (o2o + DAC o2m), every layer's outputs (the last = `out`, the others = `aux_outputs`), masks of
-    /// all 2Q last-layer queries. Dropout is not applied (set to 0 in the parity fixture).
+    /// all 2Q last-layer queries. With the config's train-mode dropout (`geometry`, `fusion`,
+    /// `decoder`, `scoring` `.dropout`; 0 by default and in the parity fixture), drawn from burn's
+    /// seeded generator and acting only on an autodiff device. The trunk's drop-path is
+    /// [`crate::Sam3::encode_image_train`]'s.
     pub fn ground_train(
         &self,
         image: &ImageFeatures,

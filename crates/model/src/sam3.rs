@@ -100,6 +100,16 @@ impl Sam3 {
         ImageFeatures { fpn: v.fpn, pos: v.pos }
     }
 
+    /// [`Self::encode_image`] in train mode: the trunk with the config's stochastic depth
+    /// (`vit.drop_path_rate`, acting only on an autodiff device; 0 = `encode_image`, to the bit).
+    pub fn encode_image_train(&self, pixel_values: Tensor<4>, hooks: &mut Hooks) -> ImageFeatures {
+        let v = self
+            .backbone
+            .vision_backbone
+            .forward_drop_path(pixel_values, self.config.vit.drop_path_rate, hooks);
+        ImageFeatures { fpn: v.fpn, pos: v.pos }
+    }
+
     /// Text encoder: token ids `(B, L)` with `L ≤ context_length` (the tokenizer truncates) → features
     /// and padding mask.
     pub fn encode_text(&self, input_ids: Tensor<2, Int>, hooks: &mut Hooks) -> TextFeatures {

@@ -14,7 +14,7 @@ use burn::tensor::activation::relu;
 use sam3lab_hooks::Hooks;
 
 use crate::Sam3Config;
-use crate::nn::{layer_norm, linear};
+use crate::nn::{DropRate, layer_norm, linear};
 
 /// The reference `MLP(d, hidden, d, 2, residual=True, out_norm=LayerNorm(d))`.
 #[derive(Module, Debug)]
@@ -24,8 +24,9 @@ pub struct PromptMlp {
 }
 
 impl PromptMlp {
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let h = self.layers[1].forward(relu(self.layers[0].forward(x.clone())));
+    /// `drop`: the reference `MLP`'s train-mode dropout after the hidden ReLU (`drop`).
+    pub fn forward(&self, x: Tensor<3>, drop: DropRate) -> Tensor<3> {
+        let h = self.layers[1].forward(drop.apply(relu(self.layers[0].forward(x.clone()))));
         self.out_norm.forward(x + h)
     }
 }
@@ -55,7 +56,12 @@ impl DotProductScoring {
 
     /// The projected pooled prompt `(B, d_proj)`, shared by every layer's scores.
     pub fn prompt_vector(&self, prompt: &Tensor<3>, prompt_mask: &Tensor<2, Bool>, hooks: &mut Hooks) -> Tensor<2> {
-        let p = hooks.tap(|| "scoring.prompt_mlp".into(), self.prompt_mlp.forward(prompt.clone()));
+        self.prompt_vector_drop(prompt, prompt_mask, DropRate::OFF, hooks)
+    }
+
+    /// [`Self::prompt_vector`] with train-mode dropout `drop` in the prompt MLP.
+    pub fn prompt_vector_drop(&self, prompt: &Tensor<3>, prompt_mask: &Tensor<2, Bool>, drop: DropRate, hooks: &mut Hooks) -> Tensor<2> {
+        let p = hooks.tap(|| "scoring.prompt_mlp".into(), self.prompt_mlp.forward(prompt.clone(), drop));
         let [b, l, d] = p.dims();
         let valid = prompt_mask.clone().bool_not().float().reshape([b, l, 1]);
         let n = valid.clone().sum_dim(1).clamp_min(1.0).reshape([b, 1]);

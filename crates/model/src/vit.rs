@@ -23,7 +23,7 @@ use burn::tensor::activation::gelu;
 use sam3lab_hooks::Hooks;
 
 use crate::config::VitConfig;
-use crate::nn::attention_core;
+use crate::nn::{DropRate, attention_core, drop_path_schedule};
 
 #[derive(Module, Debug)]
 pub struct PatchEmbed {
@@ -134,6 +134,14 @@ impl Vit {
 
     /// `pixels` `(B, 3, S, S)` → trunk features `(B, C, g, g)`.
     pub fn forward(&self, pixels: Tensor<4>, hooks: &mut Hooks) -> Tensor<4> {
+        self.forward_drop_path(pixels, 0.0, hooks)
+    }
+
+    /// [`Self::forward`] in train mode with stochastic depth: block `i` drops each residual branch
+    /// (attention, MLP) per image with rate `drop_path_rate · i / (depth − 1)` (the reference's
+    /// `torch.linspace(0, drop_path_rate, depth)`); only on an autodiff device, 0 = `forward`.
+    pub fn forward_drop_path(&self, pixels: Tensor<4>, drop_path_rate: f64, hooks: &mut Hooks) -> Tensor<4> {
+        let dpr = drop_path_schedule(drop_path_rate, self.blocks.len());
         let device = pixels.device();
         let x = self.patch_embed.proj.forward(pixels); // (B, C, gh, gw)
         let [b, c, gh, gw] = x.dims();
@@ -163,7 +171,7 @@ impl Vit {
                 break;
             }
             let rope = if blk.window_size > 0 { rope_window.clone().expect("window rope") } else { rope_global.clone() };
-            x = blk.forward(i, x, rope, b, hooks);
+            x = blk.forward(i, x, rope, b, DropRate::new(dpr[i]), hooks);
             if i == last {
                 let y = match &self.ln_post {
                     Some(n) => n.forward(x.clone()),
@@ -195,8 +203,10 @@ fn wants_block(hooks: &Hooks, i: usize, heads: usize) -> bool {
 }
 
 impl VitBlock {
-    /// `x` `(B, H, W, C)` → `(B, H, W, C)`; `rope` is the `(N, hd/2, 2)` table of this block.
-    pub fn forward(&self, i: usize, x: Tensor<4>, rope: Tensor<3>, b: usize, hooks: &mut Hooks) -> Tensor<4> {
+    /// `x` `(B, H, W, C)` → `(B, H, W, C)`; `rope` is the `(N, hd/2, 2)` table of this block;
+    /// `drop_path` the block's train-mode stochastic depth on both residual branches (reference
+    /// `x = shortcut + drop_path(attn)`, `x = x + drop_path(mlp)`), after their `.out` taps.
+    pub fn forward(&self, i: usize, x: Tensor<4>, rope: Tensor<3>, b: usize, drop_path: DropRate, hooks: &mut Hooks) -> Tensor<4> {
         let [_, h, w, c] = x.dims();
         let name = if hooks.is_active() { format!("trunk.blocks.{i}.attn") } else { String::new() };
         let rope = hooks.tap(|| format!("trunk.blocks.{i}.attn.freqs_cis"), rope);
@@ -209,10 +219,10 @@ impl VitBlock {
         } else {
             self.attn.forward(&name, y.reshape([b, h * w, c]), rope, hooks).reshape([b, h, w, c])
         };
-        let x = x + y;
+        let x = x + drop_path.path(y);
         let m = self.mlp.fc2.forward(gelu_rows_parallel(self.mlp.fc1.forward(self.norm2.forward(x.clone()))));
         let m = hooks.tap(|| format!("trunk.blocks.{i}.mlp.out"), m);
-        hooks.tap(|| format!("trunk.blocks.{i}"), x + m)
+        hooks.tap(|| format!("trunk.blocks.{i}"), x + drop_path.path(m))
     }
 }
 
@@ -261,7 +271,7 @@ impl VitAttention {
         let q = qk.clone().slice([0..1]).reshape([bw, h, n, hd]);
         let k = qk.slice([1..2]).reshape([bw, h, n, hd]);
         let v = qkv.slice([2..3]).reshape([bw, h, n, hd]);
-        attention_core(name, q, k, v, None, None, false, &self.proj.weight.val(), self.proj.bias.as_ref().map(|b| b.val()), hooks)
+        attention_core(name, q, k, v, None, None, false, &self.proj.weight.val(), self.proj.bias.as_ref().map(|b| b.val()), DropRate::OFF, hooks)
     }
 }
 

@@ -23,9 +23,11 @@ use crate::loss::{LossOutput, compute_loss};
 use crate::params;
 use crate::recipe::Recipe;
 
-/// The train-mode forward of a batch: images and phrases once, one row per find query.
+/// The train-mode forward of a batch: images and phrases once, one row per find query. With the
+/// model config's dropout / drop-path rates (0 = none), drawn from burn's generator: seed it first
+/// ([`seed_micro_batch`]) for a repeatable run.
 pub fn forward(model: &Sam3, batch: &Batch, hooks: &mut Hooks) -> Result<TrainOutput> {
-    let image = model.encode_image(batch.pixels.clone(), hooks).select(&batch.img_ids);
+    let image = model.encode_image_train(batch.pixels.clone(), hooks).select(&batch.img_ids);
     let text = model.encode_text(batch.input_ids.clone(), hooks).select(&batch.text_ids);
     Ok(model.heads().ground_train(&image, &text, &GeometryPrompt::default(), hooks)?)
 }
@@ -126,6 +128,20 @@ impl ModuleVisitor for Splitter<'_> {
     }
 }
 
+/// Seed burn's generator for micro-batch `micro` of optimiser step `step` (0-based), so the
+/// dropout masks depend on (seed, step, micro-batch) only: the same on a resumed run as on an
+/// uninterrupted one, and whatever the number of replicas.
+pub fn seed_micro_batch(device: &Device, seed: u64, step: usize, micro: usize) {
+    let mix = seed
+        ^ (step as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (micro as u64 + 1).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    device.seed(mix);
+}
+
+/// Held around a seeded train-mode forward while dropout is on: burn's CPU generator is one per
+/// process, so replicas running side by side would otherwise interleave their draws.
+static RNG_FORWARD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Forward, loss and backward of micro-batches `r, r + n, …` on one replica; gradients summed, each
 /// loss divided by the step's number of micro-batches; the loss terms averaged the same way.
 fn micro_steps(model: &Sam3, batches: &[Batch], r: usize, n: usize, recipe: &Recipe, step: usize) -> Result<(GradientsParams, BTreeMap<String, f32>)> {
@@ -133,7 +149,8 @@ fn micro_steps(model: &Sam3, batches: &[Batch], r: usize, n: usize, recipe: &Rec
     let mut sums: BTreeMap<String, f32> = BTreeMap::new();
     let device = model.devices().into_iter().next().unwrap_or_else(|| Device::flex().autodiff());
     let total = batches.len();
-    for batch in batches.iter().skip(r).step_by(n) {
+    let stochastic = model.config.has_train_dropout();
+    for (micro, batch) in batches.iter().enumerate().skip(r).step_by(n) {
         let local;
         let batch = if batch.pixels.device() == device {
             batch
@@ -141,7 +158,13 @@ fn micro_steps(model: &Sam3, batches: &[Batch], r: usize, n: usize, recipe: &Rec
             local = batch.to_device(&device);
             &local
         };
-        let out_t = forward(model, batch, &mut Hooks::none())?;
+        let out_t = if stochastic {
+            let _one_at_a_time = RNG_FORWARD.lock().unwrap_or_else(|e| e.into_inner());
+            seed_micro_batch(&device, recipe.seed, step, micro);
+            forward(model, batch, &mut Hooks::none())?
+        } else {
+            forward(model, batch, &mut Hooks::none())?
+        };
         let loss: LossOutput = compute_loss(&out_t, &batch.targets, &recipe.loss).map_err(TrainError::Usage)?;
         let values = loss.values();
         let core = values["core_loss"];
@@ -315,7 +338,7 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
         }
         None => (recipe.model.checkpoint.clone(), RunState { step: 0, batches: 0, cursors: BTreeMap::new() }, None),
     };
-    let (model, config, loaded_sha) = match (&start_ckpt, &resume) {
+    let (mut model, mut config, loaded_sha) = match (&start_ckpt, &resume) {
         (Some(ck), _) => {
             let cfg_path = if resume.is_some() { Some(out.join("config.json")) } else { recipe.model.config.clone() };
             let (m, info) = Sam3::load(ck, cfg_path.as_deref(), &ad)?;
@@ -332,6 +355,9 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
         }
         (None, Some(_)) => unreachable!("a resumed run starts from its checkpoint"),
     };
+    // The recipe's dropout / drop-path rates (train-mode forward only) go into the run's config.
+    recipe.model.apply_rates(&mut config);
+    recipe.model.apply_rates(&mut model.config);
     if resume.is_none() {
         let cfg_json = serde_json::to_string_pretty(&serde_json::json!({ "model": config })).expect("config serialises");
         write_atomic(&out.join("config.json"), cfg_json.as_bytes())?;

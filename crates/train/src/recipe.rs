@@ -75,6 +75,31 @@ pub struct ModelSpec {
     /// Config JSON when the checkpoint does not carry one.
     #[serde(default)]
     pub config: Option<PathBuf>,
+    /// Train-mode dropout of the geometry encoder, fusion encoder, decoder (their layers and
+    /// attention weights) and the scoring prompt MLP; overrides the config's `*.dropout`. SAM3's
+    /// own training uses 0.1; omitted = the config's (0 unless it says otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropout: Option<f64>,
+    /// Stochastic depth of the ViT trunk: the last block's rate, block `i` of `depth` uses
+    /// `drop_path · i / (depth − 1)`; overrides the config's `vit.drop_path_rate`. SAM3: 0.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop_path: Option<f64>,
+}
+
+impl ModelSpec {
+    /// The recipe's dropout / drop-path rates written into a model config (rates it omits keep the
+    /// config's).
+    pub fn apply_rates(&self, cfg: &mut sam3lab_model::Sam3Config) {
+        if let Some(p) = self.dropout {
+            cfg.geometry.dropout = p;
+            cfg.fusion.dropout = p;
+            cfg.decoder.dropout = p;
+            cfg.scoring.dropout = p;
+        }
+        if let Some(p) = self.drop_path {
+            cfg.vit.drop_path_rate = p;
+        }
+    }
 }
 
 /// One data set in SA-Co/Gold / COCO-JSON form: one "image" entry per (image, noun phrase) pair,
@@ -203,6 +228,11 @@ impl Recipe {
             (Some(_), Some(_)) => return Err("model: give either `checkpoint` or `init = \"random\"`, not both".into()),
             (None, Some(other)) => return Err(format!("model: unknown init `{other}` (known: \"random\")")),
             (None, None) => return Err("model: `checkpoint` is missing".into()),
+        }
+        for (key, p) in [("dropout", self.model.dropout), ("drop_path", self.model.drop_path)] {
+            if p.is_some_and(|p| !(0.0..1.0).contains(&p)) {
+                return Err(format!("model: `{key}` must be in [0, 1), got {}", p.unwrap_or_default()));
+            }
         }
         if self.eval.as_ref().is_some_and(|e| e.every == 0) {
             return Err("eval: `every` must be at least 1".into());

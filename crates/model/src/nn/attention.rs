@@ -15,7 +15,7 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use sam3lab_hooks::Hooks;
 
-use super::linear;
+use super::{DropRate, linear};
 
 /// `nn.MultiheadAttention` parameters under their torch names: `in_proj_weight` `[3E, E]` (rows
 /// q | k | v, torch layout), `in_proj_bias` `[3E]`, `out_proj` (a Linear).
@@ -67,6 +67,24 @@ impl MultiheadAttention {
         causal: bool,
         hooks: &mut Hooks,
     ) -> Tensor<3> {
+        self.forward_drop(name, query, key, value, key_padding_mask, attn_bias, causal, DropRate::OFF, hooks)
+    }
+
+    /// [`Self::forward`] with train-mode dropout `drop` on the attention weights (torch
+    /// `nn.MultiheadAttention(dropout=p)`: after the softmax, before the weighted sum of values).
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_drop(
+        &self,
+        name: &str,
+        query: Tensor<3>,
+        key: Tensor<3>,
+        value: Tensor<3>,
+        key_padding_mask: Option<Tensor<2, Bool>>,
+        attn_bias: Option<Tensor<4>>,
+        causal: bool,
+        drop: DropRate,
+        hooks: &mut Hooks,
+    ) -> Tensor<3> {
         let h = self.num_heads;
         let q = split_heads(self.project(query, 0), h);
         let k = split_heads(self.project(key, 1), h);
@@ -86,6 +104,7 @@ impl MultiheadAttention {
             causal,
             &self.out_proj.weight.val(),
             self.out_proj.bias.as_ref().map(|b| b.val()),
+            drop,
             hooks,
         )
     }
@@ -107,6 +126,8 @@ pub fn merge_heads(x: Tensor<4>) -> Tensor<3> {
 ///
 /// `q` `(B,H,Lq,d)`, `k`/`v` `(B,H,Lk,d)`; `mask` `(B,H,Lq,Lk)` true = masked; `bias` additive;
 /// `out_w` is the output projection in burn layout `[H·d, E]` (`Linear::weight`), `out_b` its bias.
+/// `drop` is train-mode dropout on the attention weights (after the `attn_weights` tap); when it is
+/// active the explicit path runs (burn's fused kernel has no dropout).
 #[allow(clippy::too_many_arguments)]
 pub fn attention_core(
     name: &str,
@@ -118,12 +139,14 @@ pub fn attention_core(
     causal: bool,
     out_w: &Tensor<2>,
     out_b: Option<Tensor<1>>,
+    drop: DropRate,
     hooks: &mut Hooks,
 ) -> Tensor<3> {
     let [_, heads, _, d] = q.dims();
-    let explicit = hooks.is_active()
-        && (hooks.wants(&format!("{name}.attn_weights"))
-            || (0..heads).any(|i| hooks.wants(&format!("{name}.head.{i}"))));
+    let explicit = drop.active(&q.device())
+        || (hooks.is_active()
+            && (hooks.wants(&format!("{name}.attn_weights"))
+                || (0..heads).any(|i| hooks.wants(&format!("{name}.head.{i}")))));
     let out = if !explicit {
         let o = attention(q, k, v, mask, bias, AttentionModuleOptions { scale: None, softcap: None, is_causal: causal });
         burn::tensor::module::linear(merge_heads(o), out_w.clone(), out_b)
@@ -141,7 +164,7 @@ pub fn attention_core(
             scores = scores.mask_fill(m, f32::NEG_INFINITY);
         }
         let weights = hooks.tap_named(&format!("{name}.attn_weights"), softmax(scores, 3));
-        let o = weights.matmul(v); // (B,H,Lq,d)
+        let o = drop.apply(weights).matmul(v); // (B,H,Lq,d)
         let [b, _, lq, _] = o.dims();
         let mut sum: Option<Tensor<3>> = None;
         for i in 0..heads {

@@ -1,8 +1,10 @@
 //! Building blocks shared by every SAM3 module: torch-semantics multi-head attention with per-head
-//! hook points, the reference's `MLP` (a ReLU stack), LayerNorm/Linear constructors.
+//! hook points, the reference's `MLP` (a ReLU stack), LayerNorm/Linear constructors, train-mode
+//! dropout / drop-path ([`DropRate`]).
 
 pub mod attention;
 pub mod box_embed;
+pub mod dropout;
 pub mod pos2d;
 
 use burn::module::Module;
@@ -11,6 +13,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 pub use attention::{MultiheadAttention, attention_core};
+pub use dropout::{DropRate, drop_path_schedule};
 
 /// A hook-point name (or prefix) built only when a hook is active: with no hooks it is the empty
 /// string (no allocation), which nothing reads, because every tap and `wants` returns before

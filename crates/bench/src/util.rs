@@ -139,17 +139,11 @@ pub fn materialize<M: burn::module::Module>(module: &M) {
     module.visit(&mut Touch);
 }
 
-/// A deterministic pseudo-random 3×`s`×`s` image in [-1, 1] (an LCG, so the bytes do not depend on
-/// burn's RNG).
+/// A deterministic pseudo-random 3×`s`×`s` image in [-1, 1) (sam3lab's seeded stream, so the bytes do
+/// not depend on burn's RNG).
 pub fn random_image(seed: u64, s: usize) -> Vec<f32> {
-    let step = |x: u64| x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    let mut state = step(seed);
-    (0..3 * s * s)
-        .map(|_| {
-            state = step(state);
-            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
+    let mut rng = sam3lab_util::rng::Rng::new(seed);
+    (0..3 * s * s).map(|_| rng.range(-1.0, 1.0) as f32).collect()
 }
 
 /// `phrase` tokenized with the CLIP vocabulary to a 1×`context` id tensor.

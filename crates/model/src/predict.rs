@@ -400,7 +400,7 @@ impl Predictor {
     /// deterministic generator seeded by `seed` (same seed → same weights; no checkpoint `info`):
     /// a stand-in "fine-tune" for demos and tests on the shipped fixture.
     pub fn perturbed(&self, amplitude: f32, seed: u64) -> Predictor {
-        let mut noise = Noise { amplitude, state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03 };
+        let mut noise = Noise { amplitude, rng: sam3lab_util::rng::Rng::new(seed) };
         Predictor::from_model(self.model.clone().map(&mut noise), &self.device)
     }
 }
@@ -414,10 +414,11 @@ fn capture_spec(names: &[&str]) -> Result<HookSpec, ModelError> {
     Ok(spec)
 }
 
-/// Adds uniform noise in ±amplitude to every float parameter (an LCG, independent of burn's RNG).
+/// Adds uniform noise in ±amplitude to every float parameter (sam3lab's seeded stream, independent
+/// of burn's RNG).
 struct Noise {
     amplitude: f32,
-    state: u64,
+    rng: sam3lab_util::rng::Rng,
 }
 
 impl ModuleMapper for Noise {
@@ -426,10 +427,7 @@ impl ModuleMapper for Noise {
             let dims = t.dims();
             let n = dims.iter().product::<usize>();
             let values: Vec<f32> = (0..n)
-                .map(|_| {
-                    self.state = self.state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    ((self.state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * self.amplitude
-                })
+                .map(|_| self.rng.range(-1.0, 1.0) as f32 * self.amplitude)
                 .collect();
             let device = t.device();
             t + Tensor::<D>::from_data(TensorData::new(values, dims), &device)

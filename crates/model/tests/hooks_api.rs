@@ -31,15 +31,10 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max)
 }
 
-/// Deterministic values in [-2, 2) (an LCG: independent of burn's RNG).
+/// Deterministic values in [-2, 2) (sam3lab's seeded stream: independent of burn's RNG).
 fn noise(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
-        })
-        .collect()
+    let mut rng = sam3lab_util::rng::Rng::new(seed);
+    (0..n).map(|_| rng.range(-2.0, 2.0) as f32).collect()
 }
 
 /// Every value of a cache, bit for bit.

@@ -106,6 +106,10 @@ impl Layout {
     pub fn published(&self) -> PathBuf {
         self.out.join("published")
     }
+    /// The file a finished stage leaves (its commands and time).
+    pub fn marker(&self, stage: &str) -> PathBuf {
+        self.out.join("stages").join(format!("{stage}.json"))
+    }
 }
 
 struct Runner {
@@ -113,7 +117,6 @@ struct Runner {
     exe: PathBuf,
     force: bool,
     device: String,
-    records: Vec<StageRecord>,
     commands: Vec<String>,
     log: PathBuf,
     bar: Option<indicatif::ProgressBar>,
@@ -126,7 +129,7 @@ fn s(p: &Path) -> String {
 impl Runner {
     /// Run `f` as stage `name` unless it finished in an earlier run.
     fn stage(&mut self, name: &str, f: impl FnOnce(&mut Runner) -> Result<()>) -> Result<()> {
-        let marker = self.layout.out.join("stages").join(format!("{name}.json"));
+        let marker = self.layout.marker(name);
         if marker.is_file() && !self.force {
             eprintln!("· {name}: finished in an earlier run (--force reruns it)");
             return Ok(());
@@ -154,14 +157,12 @@ impl Runner {
         let rec = StageRecord { stage: name.into(), seconds: t0.elapsed().as_secs_f64(), commands: std::mem::take(&mut self.commands) };
         eprintln!("  {name}: {:.1} s", rec.seconds);
         sam3lab_util::write_atomic(&marker, serde_json::to_string_pretty(&rec)?.as_bytes())?;
-        self.records.push(rec);
         Ok(())
     }
 
     /// Run `f` as stage `name` every time (cheap stages that only read what the others wrote).
     fn stage_always(&mut self, name: &str, f: impl FnOnce(&mut Runner) -> Result<()>) -> Result<()> {
-        let marker = self.layout.out.join("stages").join(format!("{name}.json"));
-        let _ = std::fs::remove_file(&marker);
+        let _ = std::fs::remove_file(self.layout.marker(name));
         self.stage(name, f)
     }
 
@@ -220,7 +221,7 @@ pub fn run(a: Args) -> Result<u8> {
     std::fs::create_dir_all(&a.out).with_context(|| s(&a.out))?;
     let out = std::fs::canonicalize(&a.out)?;
     let exe = std::env::current_exe().context("cannot locate the sam3lab binary")?;
-    let mut r = Runner { layout: Layout { out: out.clone() }, exe, force: a.force, device: a.device.clone(), records: vec![], commands: vec![], log: PathBuf::new(), bar: None };
+    let mut r = Runner { layout: Layout { out: out.clone() }, exe, force: a.force, device: a.device.clone(), commands: vec![], log: PathBuf::new(), bar: None };
     // One kind of run per directory: a quick world under default-length recipes (or the reverse)
     // would mix two experiments in one report.
     let kind = serde_json::json!({"quick": a.quick, "from_scratch": a.from_scratch});
@@ -291,7 +292,7 @@ pub fn run(a: Args) -> Result<u8> {
     let recipes = plan::recipes(&lengths);
     let mut retrained = std::collections::BTreeSet::new();
     for rp in &recipes {
-        train(&mut r, rp, a.quick, &mut retrained)?;
+        train(&mut r, rp, &recipes, a.quick, &mut retrained)?;
     }
     let mut ck = Checkpoints {
         by_label: BTreeMap::new(),
@@ -310,13 +311,13 @@ pub fn run(a: Args) -> Result<u8> {
     // 5. Evaluation: every checkpoint on every split, through `eval predict` + `eval score`.
     r.stage("eval", |r| {
         let cfg = s(&r.layout.config());
-        for (label, path) in ck.by_label.clone() {
+        for (label, path) in &ck.by_label {
+            let dir = r.layout.eval().join(label);
+            std::fs::create_dir_all(&dir)?;
             for split in SPLITS {
-                let dir = r.layout.eval().join(&label);
-                std::fs::create_dir_all(&dir)?;
                 let gt = s(&world.join(format!("{split}.json")));
                 let pred = s(&dir.join(format!("{split}.pred.json")));
-                r.cmd(&["eval", "predict", "--ckpt", &s(&path), "--config", &cfg, "--gt", &gt, "--images", &s(&world), "--out", &pred])?;
+                r.cmd(&["eval", "predict", "--ckpt", &s(path), "--config", &cfg, "--gt", &gt, "--images", &s(&world), "--out", &pred])?;
                 r.cmd(&["eval", "score", "--gt", &gt, "--pred", &pred, "--out", &s(&dir.join(format!("{split}.score.json")))])?;
             }
         }
@@ -327,10 +328,11 @@ pub fn run(a: Args) -> Result<u8> {
     r.stage("probes", |r| probes(r, &ck))?;
 
     // 7. Figures: the published ones and the world's, then side by side (cheap: always redrawn).
-    r.stage_always("figures", |r| report::figures(r, &ck))?;
+    let measured = report::Measured::read(&r.layout, &ck)?;
+    r.stage_always("figures", |r| report::figures(r, &ck, &measured))?;
 
     // 8. REPORT.md.
-    let report = report::write_report(&r.layout, &ck, a.quick)?;
+    let report = report::write_report(&r.layout, &ck, &measured, a.quick)?;
     eprintln!("wrote {} ({:.0} s in this invocation)", report.display(), t0.elapsed().as_secs_f64());
     println!("{}", report.display());
     Ok(0)
@@ -339,13 +341,10 @@ pub fn run(a: Args) -> Result<u8> {
 /// Train one recipe. A recipe whose text differs from the one this run used before (a newer
 /// sam3lab's shipped recipe), or whose parent was just retrained, starts over in a clean directory,
 /// and the stages that read checkpoints (eval, probes) are redone.
-fn train(r: &mut Runner, rp: &RecipePlan, quick: bool, retrained: &mut std::collections::BTreeSet<&'static str>) -> Result<()> {
+fn train(r: &mut Runner, rp: &RecipePlan, all: &[RecipePlan], quick: bool, retrained: &mut std::collections::BTreeSet<&'static str>) -> Result<()> {
     let start = match rp.parent {
         None => r.layout.base(),
-        Some(p) => {
-            let steps = plan::recipes(&Lengths::new(quick)).into_iter().find(|x| x.name == p).map(|x| x.steps).context("parent recipe")?;
-            r.layout.step(p, steps)
-        }
+        Some(p) => r.layout.step(p, all.iter().find(|x| x.name == p).map(|x| x.steps).context("parent recipe")?),
     };
     let recipe = r.layout.out.join("recipes").join(format!("{}.toml", rp.name));
     let text = plan::adapt(rp.text, rp.steps, &r.layout.world(), &r.layout.config(), &start, quick)?;
@@ -355,26 +354,26 @@ fn train(r: &mut Runner, rp: &RecipePlan, quick: bool, retrained: &mut std::coll
         Ok(old) => old != text,
         Err(_) => false,
     } || rp.parent.is_some_and(|p| retrained.contains(p));
+    let stage = format!("train-{}", rp.name);
+    let marker = r.layout.marker(&stage);
     if stale {
         eprintln!("· {}: its recipe or its start checkpoint changed since this directory's run; training it again", rp.name);
         let _ = std::fs::remove_dir_all(&dir);
-        for m in [format!("train-{}", rp.name), "eval".into(), "probes".into()] {
-            let _ = std::fs::remove_file(r.layout.out.join("stages").join(format!("{m}.json")));
-        }
+        let _ = std::fs::remove_file(&marker);
     }
     // The recipe file is rewritten only when it changed: the engine refuses to resume another recipe.
     if std::fs::read_to_string(&recipe).ok().as_deref() != Some(text.as_str()) {
         sam3lab_util::write_atomic(&recipe, text.as_bytes())?;
     }
-    let marker = r.layout.out.join("stages").join(format!("train-{}.json", rp.name));
-    if stale || r.force || !marker.is_file() {
+    // This recipe trains now: what reads its checkpoints is redone after it.
+    if r.force || !marker.is_file() {
         retrained.insert(rp.name);
         for m in ["eval", "probes"] {
-            let _ = std::fs::remove_file(r.layout.out.join("stages").join(format!("{m}.json")));
+            let _ = std::fs::remove_file(r.layout.marker(m));
         }
     }
     let device = r.device.clone();
-    r.stage(&format!("train-{}", rp.name), |r| {
+    r.stage(&stage, |r| {
         if r.force && dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }

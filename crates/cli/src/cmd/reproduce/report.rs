@@ -136,13 +136,12 @@ const TWINS: &[(&str, &str)] = &[
     ("table7_1_bias_cosines_heatmap", "Table 7.1 — presence-bias delta cosines"),
 ];
 
-pub fn figures(r: &mut Runner, ck: &Checkpoints) -> Result<()> {
+pub fn figures(r: &mut Runner, ck: &Checkpoints, m: &Measured) -> Result<()> {
     let l = &r.layout;
     let (f, p) = (l.figures(), l.probes());
-    let m = Measured::read(l, ck)?;
     let (pubd, world) = (f.join("published"), f.join("world"));
     let neg = p.join("neg_correct.json");
-    sam3lab_util::write_atomic(&neg, serde_json::to_string_pretty(&neg_correct_map(&m, ck)?)?.as_bytes())?;
+    sam3lab_util::write_atomic(&neg, serde_json::to_string_pretty(&neg_correct_map(m, ck)?)?.as_bytes())?;
     let drift = s(&p.join("drift/drift.json"));
     let w = s(&world);
     let rec_end = format!("recovery@{}", ck.lengths.recovery);
@@ -270,9 +269,8 @@ fn stage_seconds(l: &Layout) -> f64 {
         .unwrap_or(0.0)
 }
 
-pub fn write_report(l: &Layout, ck: &Checkpoints, quick: bool) -> Result<PathBuf> {
+pub fn write_report(l: &Layout, ck: &Checkpoints, m: &Measured, quick: bool) -> Result<PathBuf> {
     let seconds = stage_seconds(l);
-    let m = Measured::read(l, ck)?;
     let p = l.probes();
     let mut o = String::new();
     let mut findings: Vec<Finding> = vec![];

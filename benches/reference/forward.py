@@ -18,7 +18,13 @@ import torch  # noqa: E402
 
 
 def fixture_prompt(fixture):
-    """The phrase the fixture was exported with (config.json: the first string under a "prompt" key)."""
+    """The phrase the fixture was exported with: config.json's tokenizer.prompt ("a red cat" for fixture
+    A), else the first string under a "prompt" key."""
+    cfg = C.fixture_config(fixture)
+    p = (cfg.get("tokenizer") or {}).get("prompt")
+    if isinstance(p, str):
+        return p
+
     def find(x):
         if isinstance(x, dict):
             p = x.get("prompt")
@@ -29,7 +35,7 @@ def fixture_prompt(fixture):
                 if r:
                     return r
         return None
-    return find(C.fixture_config(fixture)) or "a red cat"
+    return find(cfg) or "a red cat"
 
 
 def main(description=__doc__):

@@ -257,7 +257,7 @@ pub fn run_full(a: FullArgs) -> anyhow::Result<u8> {
     Ok(if finite { 0 } else { 1 })
 }
 
-/// The heads pipeline of `Heads::ground` stage by stage (text-only prompt), with timings.
+/// The heads pipeline of `Sam3::ground_geometry` stage by stage (text-only prompt), with timings.
 fn profile_heads(
     model: &Sam3,
     img: &sam3lab_model::ImageFeatures,

@@ -86,7 +86,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<u8> {
         let b = &plain_batch;
         let image = plain.encode_image(b.pixels.clone(), &mut Hooks::none()).select(&b.img_ids);
         let text = plain.encode_text(b.input_ids.clone(), &mut Hooks::none()).select(&b.text_ids);
-        let o = plain.heads().ground(&image, &text, &GeometryPrompt::default(), &mut Hooks::none())?;
+        let o = plain.ground_geometry(&image, &text, &GeometryPrompt::default(), &mut Hooks::none())?;
         let _ = o.scores.into_data();
         if it >= a.warmup {
             fwd.push(s.elapsed().as_secs_f64() * 1e3);

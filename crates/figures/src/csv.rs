@@ -1,8 +1,7 @@
-//! A small CSV reader for the published-data files: `# key: value` comment lines at the top (the
-//! first names the source table), one header row, then records. Quoted fields (`"a, b"`, `""` for a
-//! quote) are supported; every error names the file and line.
+//! The published-data files as tables: `# key: value` comment lines at the top (the first names the
+//! source table), one header row, then records — parsed by [`sam3lab_util::csv`] (records by the
+//! `csv` crate) — with typed cell access; every error names the file and line.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{FigureError, Result};
@@ -33,61 +32,16 @@ impl CsvTable {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<CsvTable> {
-        let err = |line: usize, msg: String| FigureError::Csv {
+        let p = sam3lab_util::csv::parse(text).map_err(|(line, msg)| FigureError::Csv {
             path: path.to_path_buf(),
             line,
             msg,
-        };
-        let mut meta = Vec::new();
-        let mut header: Option<Vec<String>> = None;
-        let mut rows = Vec::new();
-        for (i, raw) in text.lines().enumerate() {
-            let line = i + 1;
-            let raw = raw.strip_suffix('\r').unwrap_or(raw);
-            if header.is_none() && raw.starts_with('#') {
-                let body = raw.trim_start_matches('#').trim();
-                if let Some((k, v)) = body.split_once(':') {
-                    meta.push((k.trim().to_lowercase(), v.trim().to_string()));
-                }
-                continue;
-            }
-            if raw.trim().is_empty() {
-                continue;
-            }
-            let cells = split_record(raw).map_err(|m| err(line, m))?;
-            match &header {
-                None => {
-                    let mut seen = BTreeMap::new();
-                    for c in &cells {
-                        if seen.insert(c.clone(), ()).is_some() {
-                            return Err(err(line, format!("duplicate column `{c}` in the header")));
-                        }
-                    }
-                    header = Some(cells);
-                }
-                Some(h) => {
-                    if cells.len() != h.len() {
-                        return Err(err(
-                            line,
-                            format!(
-                                "{} fields, but the header has {} ({})",
-                                cells.len(),
-                                h.len(),
-                                h.join(",")
-                            ),
-                        ));
-                    }
-                    rows.push(CsvRow { line, cells });
-                }
-            }
-        }
-        let header =
-            header.ok_or_else(|| err(text.lines().count().max(1), "no header row".into()))?;
+        })?;
         Ok(CsvTable {
             path: path.to_path_buf(),
-            meta,
-            header,
-            rows,
+            meta: p.meta,
+            header: p.header,
+            rows: p.rows.into_iter().map(|(line, cells)| CsvRow { line, cells }).collect(),
         })
     }
 
@@ -154,51 +108,6 @@ fn parse_number(cell: &str) -> Option<f64> {
     v.is_finite().then_some(v)
 }
 
-fn split_record(line: &str) -> std::result::Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut chars = line.chars().peekable();
-    let mut quoted = false;
-    let mut at_start = true;
-    while let Some(c) = chars.next() {
-        if quoted {
-            if c == '"' {
-                if chars.peek() == Some(&'"') {
-                    chars.next();
-                    cur.push('"');
-                } else {
-                    quoted = false;
-                    if !matches!(chars.peek(), None | Some(',')) {
-                        return Err("text after a closing quote".into());
-                    }
-                }
-            } else {
-                cur.push(c);
-            }
-            continue;
-        }
-        match c {
-            '"' if at_start => {
-                quoted = true;
-                at_start = false;
-            }
-            ',' => {
-                out.push(std::mem::take(&mut cur));
-                at_start = true;
-            }
-            _ => {
-                cur.push(c);
-                at_start = false;
-            }
-        }
-    }
-    if quoted {
-        return Err("unterminated quoted field".into());
-    }
-    out.push(cur);
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,9 +140,9 @@ mod tests {
             e.contains("missing column `c`") && e.contains("a, b"),
             "{e}"
         );
-        let e = CsvTable::parse(Path::new("q.csv"), "a\n\"open\n")
+        let e = CsvTable::parse(Path::new("q.csv"), "a,b\na,\"b,c\",d\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("unterminated"), "{e}");
+        assert!(e.starts_with("q.csv:2:") && e.contains("3 fields"), "{e}");
     }
 }

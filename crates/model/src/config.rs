@@ -316,6 +316,9 @@ impl Sam3Config {
         if self.decoder.box_rpb != "log" {
             errs.push(format!("decoder.boxRPB `{}` is not supported (only \"log\")", self.decoder.box_rpb));
         }
+        if self.decoder.num_layers == 0 {
+            errs.push("decoder.num_layers must be at least 1".into());
+        }
         if !self.decoder.presence_token {
             errs.push("decoder.presence_token = false is not supported".into());
         }

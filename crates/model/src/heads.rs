@@ -1,10 +1,10 @@
-//! Everything after the backbone, as one pipeline: prompt assembly (text + geometry), fusion encoder,
-//! decoder, scoring and segmentation head → [`GroundingOutput`].
+//! Everything after the backbone — prompt assembly (text + geometry), fusion encoder, decoder,
+//! scoring and segmentation head → [`GroundingOutput`] — as methods of the one pipeline type
+//! [`Sam3`]: [`Sam3::ground_geometry`] (eval mode) and [`Sam3::ground_train`] (train mode).
 //!
-//! The heads take [`ImageFeatures`] (computed once per image) and [`TextFeatures`] (once per phrase),
-//! so any number of prompts can be grounded against one encoded image. [`Heads`] borrows the four
-//! head modules, so the same code serves [`crate::Sam3`] and the backbone-free [`Sam3Heads`] used to
-//! test the heads against a fixture's expected backbone outputs.
+//! Grounding takes [`ImageFeatures`] (computed once per image) and [`TextFeatures`] (once per
+//! phrase), so any number of prompts can be grounded against one encoded image, and a test can feed
+//! a fixture's expected backbone outputs straight into the heads.
 
 use burn::module::Module;
 use burn::prelude::*;
@@ -14,10 +14,9 @@ use sam3lab_hooks::Hooks;
 
 use crate::decoder::{Decoder, DecoderOutput, cxcywh_to_xyxy};
 use crate::fusion::FusionEncoder;
-use crate::geometry::{GeometryEncoder, GeometryPrompt};
+use crate::geometry::GeometryPrompt;
 use crate::nn::DropRate;
-use crate::scoring::DotProductScoring;
-use crate::seg::SegmentationHead;
+use crate::sam3::Sam3;
 use crate::{ModelError, Sam3Config};
 
 /// Image features from the backbone: the neck levels and their sine position maps.
@@ -114,46 +113,6 @@ impl Transformer {
     }
 }
 
-/// The heads without the backbone, under the same top-level names as [`crate::Sam3`] (so a full
-/// checkpoint loads into it with the backbone keys left unused). For head-only tests and tools.
-#[derive(Module, Debug)]
-pub struct Sam3Heads {
-    pub geometry_encoder: GeometryEncoder,
-    pub transformer: Transformer,
-    pub dot_prod_scoring: DotProductScoring,
-    pub segmentation_head: SegmentationHead,
-}
-
-impl Sam3Heads {
-    pub fn new(cfg: &Sam3Config, device: &Device) -> Self {
-        Self {
-            geometry_encoder: GeometryEncoder::new(cfg, device),
-            transformer: Transformer::new(cfg, device),
-            dot_prod_scoring: DotProductScoring::new(cfg, device),
-            segmentation_head: SegmentationHead::new(cfg, device),
-        }
-    }
-
-    pub fn heads<'a>(&'a self, cfg: &'a Sam3Config) -> Heads<'a> {
-        Heads {
-            geometry_encoder: &self.geometry_encoder,
-            transformer: &self.transformer,
-            dot_prod_scoring: &self.dot_prod_scoring,
-            segmentation_head: &self.segmentation_head,
-            cfg,
-        }
-    }
-}
-
-/// Borrowed head modules plus the config: the grounding pipeline.
-pub struct Heads<'a> {
-    pub geometry_encoder: &'a GeometryEncoder,
-    pub transformer: &'a Transformer,
-    pub dot_prod_scoring: &'a DotProductScoring,
-    pub segmentation_head: &'a SegmentationHead,
-    pub cfg: &'a Sam3Config,
-}
-
 /// The prompt-conditioned state shared by eval and train mode: everything up to the decoder.
 struct Decoded {
     memory: Tensor<3>,
@@ -200,7 +159,7 @@ impl TrainOutput {
     }
 }
 
-impl Heads<'_> {
+impl Sam3 {
     /// Prompt assembly, fusion encoder and decoder (`dac` = train mode: 2Q queries and the config's
     /// dropout rates).
     fn decode(
@@ -212,7 +171,7 @@ impl Heads<'_> {
         hooks: &mut Hooks,
     ) -> Result<Decoded, ModelError> {
         geometry.validate()?;
-        let cfg = self.cfg;
+        let cfg = &self.config;
         let levels = image.fpn.len();
         let convs = self.segmentation_head.pixel_decoder.conv_layers.len();
         if levels == 0 || image.pos.len() != levels || levels - 1 > convs {
@@ -231,12 +190,6 @@ impl Heads<'_> {
                 "batch/width mismatch: image features (B={b}, d={d}), text features (B={bt}, d={dt}), config d_model {}",
                 cfg.d_model
             )));
-        }
-        if self.transformer.decoder.layers.is_empty() {
-            return Err(ModelError::Config {
-                path: "<model config>".into(),
-                why: "decoder.num_layers must be at least 1".into(),
-            });
         }
         // Seq-flatten the 1× level and its position map: (B, d, h, w) → (B, HW, d), row-major.
         // The position map may come with batch 1 (it does not depend on the image): broadcast it.
@@ -282,8 +235,9 @@ impl Heads<'_> {
     }
 
     /// Ground one prompt (text + geometry) against encoded image features. Batch sizes of image and
-    /// text must agree; the geometric prompt applies to every batch element.
-    pub fn ground(
+    /// text must agree; the geometric prompt applies to every batch element. Point prompts are
+    /// rejected with an error.
+    pub fn ground_geometry(
         &self,
         image: &ImageFeatures,
         text: &TextFeatures,
@@ -348,7 +302,7 @@ impl Heads<'_> {
     /// all 2Q last-layer queries. With the config's train-mode dropout (`geometry`, `fusion`,
     /// `decoder`, `scoring` `.dropout`; 0 by default and in the parity fixture), drawn from burn's
     /// seeded generator and acting only on an autodiff device. The trunk's drop-path is
-    /// [`crate::Sam3::encode_image_train`]'s.
+    /// [`Sam3::encode_image_train`]'s.
     pub fn ground_train(
         &self,
         image: &ImageFeatures,

@@ -10,8 +10,9 @@
 //! The way in is [`predict::Predictor`]: `load` a checkpoint, then `segment` for detections, or
 //! `run_with_cache(&image, prompt, &names)` / `run_with_hooks(&image, prompt, spec)` (and their
 //! `…_batch` forms over images × prompts) for outputs plus captured or edited activations. Below it,
-//! [`Sam3`] exposes the stages (`encode_image`, `encode_text`, `ground`, `forward`), each taking a
-//! [`hooks::Hooks`] context; [`hook_registry`] lists every hook point of a config, expanded from the one table in [`points`].
+//! [`Sam3`], the one pipeline type, exposes the stages (`encode_image`, `encode_text`, `ground` /
+//! `ground_geometry`, `forward`, and train mode's `encode_image_train` / `ground_train`), each taking
+//! a [`hooks::Hooks`] context; [`hook_registry`] lists every hook point of a config, expanded from the one table in [`points`].
 
 pub mod config;
 pub mod error;

@@ -18,7 +18,7 @@ use crate::checkpoint::{self, LoadReport};
 use crate::decoder::Decoder;
 use crate::fusion::FusionEncoder;
 use crate::geometry::{BoxPrompt, GeometryEncoder, GeometryPrompt};
-use crate::heads::{GroundingOutput, Heads, ImageFeatures, TextFeatures, Transformer};
+use crate::heads::{GroundingOutput, ImageFeatures, TextFeatures, Transformer};
 use crate::scoring::DotProductScoring;
 use crate::seg::SegmentationHead;
 use crate::{ModelError, Sam3Config};
@@ -47,8 +47,16 @@ pub struct LoadInfo {
 }
 
 impl Sam3 {
-    /// A randomly initialised model (finite everywhere; for tests and benchmarks).
+    /// A randomly initialised model (finite everywhere; for tests and benchmarks). The config is
+    /// checked here, once ([`Sam3Config::validate`]; [`Sam3::load`] reports the same as an error), so
+    /// the forwards never re-check it.
+    ///
+    /// # Panics
+    /// On a config that fails [`Sam3Config::validate`].
     pub fn new(cfg: &Sam3Config, device: &Device) -> Self {
+        if let Err(why) = cfg.validate() {
+            panic!("Sam3::new: invalid config: {why}");
+        }
         Self {
             backbone: Backbone::new(cfg, device),
             geometry_encoder: GeometryEncoder::new(cfg, device),
@@ -82,17 +90,6 @@ impl Sam3 {
         ))
     }
 
-    /// The head modules as one pipeline.
-    pub fn heads(&self) -> Heads<'_> {
-        Heads {
-            geometry_encoder: &self.geometry_encoder,
-            transformer: &self.transformer,
-            dot_prod_scoring: &self.dot_prod_scoring,
-            segmentation_head: &self.segmentation_head,
-            cfg: &self.config,
-        }
-    }
-
     /// Trunk + neck: `pixel_values` `(B, 3, S, S)` (preprocessed, [-1, 1]) → the feature levels and
     /// their position maps. Compute once per image and ground many prompts against it.
     pub fn encode_image(&self, pixel_values: Tensor<4>, hooks: &mut Hooks) -> ImageFeatures {
@@ -120,7 +117,8 @@ impl Sam3 {
         }
     }
 
-    /// Ground a text prompt (+ optional boxes) against encoded image features.
+    /// Ground a text prompt (+ optional boxes) against encoded image features
+    /// ([`Self::ground_geometry`] with a box-only geometric prompt).
     pub fn ground(
         &self,
         image: &ImageFeatures,
@@ -128,18 +126,7 @@ impl Sam3 {
         boxes: &[BoxPrompt],
         hooks: &mut Hooks,
     ) -> Result<GroundingOutput, ModelError> {
-        self.heads().ground(image, text, &GeometryPrompt::boxes(boxes), hooks)
-    }
-
-    /// Like [`Sam3::ground`] with a full geometric prompt (point prompts are rejected with an error).
-    pub fn ground_geometry(
-        &self,
-        image: &ImageFeatures,
-        text: &TextFeatures,
-        geometry: &GeometryPrompt,
-        hooks: &mut Hooks,
-    ) -> Result<GroundingOutput, ModelError> {
-        self.heads().ground(image, text, geometry, hooks)
+        self.ground_geometry(image, text, &GeometryPrompt::boxes(boxes), hooks)
     }
 
     /// One-shot forward: `encode_image` + `encode_text` + `ground` (identical results).

@@ -93,3 +93,15 @@ fn odd_config() -> Sam3Config {
     cfg.validate().unwrap();
     cfg
 }
+
+/// The config is checked once, when the model is made: a decoder with no layer is a config error
+/// (from `validate`, which `Sam3::load` reports with the file), not a failure inside a forward.
+#[test]
+fn zero_decoder_layers_is_a_config_error() {
+    let mut cfg = odd_config();
+    cfg.decoder.num_layers = 0;
+    let err = cfg.validate().unwrap_err();
+    assert!(err.contains("decoder.num_layers must be at least 1"), "{err}");
+    let made = std::panic::catch_unwind(|| Sam3::new(&cfg, &Device::flex()));
+    assert!(made.is_err(), "Sam3::new accepted an invalid config");
+}

@@ -11,9 +11,9 @@ use burn::prelude::*;
 use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::{Bool, TensorData};
 use safetensors::{Dtype, SafeTensors};
-use sam3lab_model::Sam3Config;
+use sam3lab_model::{Sam3, Sam3Config};
 use sam3lab_model::geometry::{BoxPrompt, GeometryPrompt};
-use sam3lab_model::heads::{ImageFeatures, Sam3Heads, TextFeatures};
+use sam3lab_model::heads::{ImageFeatures, TextFeatures};
 use sam3lab_model::hooks::{ActivationCache, Hooks};
 use sam3lab_model::nn::pos2d::sine_pos_2d;
 use sam3lab_model::parity::hook_name;
@@ -146,15 +146,16 @@ fn load_fixture() -> Fixture {
     }
 }
 
-fn load_heads(cfg: &Sam3Config, dev: &Device) -> Sam3Heads {
-    let mut heads = Sam3Heads::new(cfg, dev);
+/// The whole model from the fixture's weights; only its heads run here.
+fn load_heads(cfg: &Sam3Config, dev: &Device) -> Sam3 {
+    let mut heads = Sam3::new(cfg, dev);
     let mut store = SafetensorsStore::from_file(fixture().join("weights.safetensors"))
         .with_from_adapter(PyTorchToBurnAdapter)
         .allow_partial(true);
     let r = heads.load_from(&mut store).unwrap();
     assert!(
         r.missing.is_empty(),
-        "head parameters missing from the checkpoint: {:?}",
+        "parameters missing from the checkpoint: {:?}",
         r.missing
     );
     assert!(r.errors.is_empty(), "load errors: {:?}", r.errors);
@@ -225,10 +226,10 @@ fn is_mask_key(k: &str) -> bool {
     k.ends_with("pred_masks") || k.ends_with("mask_probs") || k.ends_with("semantic_seg")
 }
 
-fn run_and_compare(fx: &Fixture, heads: &Sam3Heads, geo: &GeometryPrompt, prefix: &str, dev: &Device) -> Vec<String> {
+fn run_and_compare(fx: &Fixture, heads: &Sam3, geo: &GeometryPrompt, prefix: &str, dev: &Device) -> Vec<String> {
     let (img, text) = features(fx, dev);
     let mut hooks = Hooks::capture(&["**"]).unwrap();
-    let out = heads.heads(&fx.cfg).ground(&img, &text, geo, &mut hooks).unwrap();
+    let out = heads.ground_geometry(&img, &text, geo, &mut hooks).unwrap();
     let cache: ActivationCache = hooks.finish().unwrap();
     let heads_n = fx.cfg.decoder.num_heads;
     let mut failures = Vec::new();
@@ -303,8 +304,7 @@ fn prompt_padding_is_ignored() {
     let (img, text) = features(&fx, &dev);
     let mut none = Hooks::none();
     let a = heads
-        .heads(&fx.cfg)
-        .ground(&img, &text, &GeometryPrompt::default(), &mut none)
+        .ground_geometry(&img, &text, &GeometryPrompt::default(), &mut none)
         .unwrap();
     let pad = text.padding_mask.clone().float().unsqueeze_dim::<3>(2);
     let noisy = TextFeatures {
@@ -312,8 +312,7 @@ fn prompt_padding_is_ignored() {
         padding_mask: text.padding_mask.clone(),
     };
     let b = heads
-        .heads(&fx.cfg)
-        .ground(&img, &noisy, &GeometryPrompt::default(), &mut none)
+        .ground_geometry(&img, &noisy, &GeometryPrompt::default(), &mut none)
         .unwrap();
     let (x, y) = (vals(a.pred_logits), vals(b.pred_logits));
     let m = x

@@ -133,41 +133,21 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, s.as_bytes())
 }
 
-/// A CSV table built in memory (RFC 4180 quoting where needed).
-pub struct Csv {
-    buf: String,
-    cols: usize,
-}
+/// A CSV table built in memory ([`sam3lab_util::csv::Table`]: the `csv` crate's quoting), written
+/// atomically.
+pub struct Csv(sam3lab_util::csv::Table);
 
 impl Csv {
     pub fn new(header: &[&str]) -> Self {
-        let mut c = Self { buf: String::new(), cols: header.len() };
-        c.row(header.iter().map(|s| s.to_string()));
-        c
+        Self(sam3lab_util::csv::Table::new(header))
     }
 
     pub fn row<I: IntoIterator<Item = String>>(&mut self, fields: I) {
-        let fields: Vec<String> = fields.into_iter().collect();
-        debug_assert_eq!(fields.len(), self.cols, "CSV row width");
-        let line: Vec<String> = fields.iter().map(|f| field(f)).collect();
-        self.buf += &line.join(",");
-        self.buf.push('\n');
+        self.0.row(fields);
     }
 
-    pub fn write(&self, path: &Path) -> Result<()> {
-        write_atomic(path, self.buf.as_bytes())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.buf
-    }
-}
-
-fn field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
+    pub fn write(self, path: &Path) -> Result<()> {
+        write_atomic(path, self.0.into_string().as_bytes())
     }
 }
 

@@ -288,32 +288,38 @@ pub fn rank(
 impl RankReport {
     /// CSV: `# key: value` provenance lines, a header, one row per feature in rank order.
     pub fn to_csv(&self) -> String {
-        let mut s = String::new();
-        s.push_str(&format!("# source: {} (sam3lab {})\n", self.tool, self.sam3lab_version));
-        s.push_str(&format!("# sae: {} (weights sha256 {}; point {}; d {} m {})\n", self.sae.dir, self.sae.weights_sha256, self.sae.point, self.sae.d_in, self.sae.width));
+        let mut header: Vec<String> = ["rank", "feature", "score"].map(String::from).to_vec();
+        for c in &self.checkpoints {
+            header.extend(["fire_neg", "fire_pos", "mean_neg", "mean_pos"].map(|k| format!("{}.{k}", c.label)));
+        }
+        let mut t = sam3lab_util::csv::Table::new(&header)
+            .meta("source", format!("{} (sam3lab {})", self.tool, self.sam3lab_version))
+            .meta(
+                "sae",
+                format!(
+                    "{} (weights sha256 {}; point {}; d {} m {})",
+                    self.sae.dir, self.sae.weights_sha256, self.sae.point, self.sae.d_in, self.sae.width
+                ),
+            );
         if let Some(p) = &self.pairs {
-            s.push_str(&format!("# pairs: {} (sha256 {}; {} pairs)\n", p.path, p.sha256, p.count));
+            t = t.meta("pairs", format!("{} (sha256 {}; {} pairs)", p.path, p.sha256, p.count));
         }
         for c in &self.checkpoints {
             let shas: Vec<&str> = c.source.checkpoints.iter().map(|x| x.checkpoint_sha256.as_str()).collect();
-            s.push_str(&format!("# checkpoint {}: {} (sha256 {}; {} neg rows, {} pos rows)\n", c.label, c.source.source, shas.join(","), c.rows_neg, c.rows_pos));
+            t = t.meta(
+                &format!("checkpoint {}", c.label),
+                format!("{} (sha256 {}; {} neg rows, {} pos rows)", c.source.source, shas.join(","), c.rows_neg, c.rows_pos),
+            );
         }
-        s.push_str(&format!("# score: {}\n", self.score));
-        s.push_str("rank,feature,score");
-        for c in &self.checkpoints {
-            for k in ["fire_neg", "fire_pos", "mean_neg", "mean_pos"] {
-                s.push_str(&format!(",{}.{k}", c.label));
-            }
-        }
-        s.push('\n');
+        t = t.meta("score", &self.score);
         for f in &self.features {
-            s.push_str(&format!("{},{},{}", f.rank, f.feature, f.score));
+            let mut cells = vec![f.rank.to_string(), f.feature.to_string(), f.score.to_string()];
             for r in &f.rates {
-                s.push_str(&format!(",{},{},{},{}", r.fire_neg, r.fire_pos, r.mean_neg, r.mean_pos));
+                cells.extend([r.fire_neg.to_string(), r.fire_pos.to_string(), r.mean_neg.to_string(), r.mean_pos.to_string()]);
             }
-            s.push('\n');
+            t.row(cells);
         }
-        s
+        t.into_string()
     }
 
     /// Write `dir/rank.json` and `dir/rank.csv` (each atomically).

@@ -29,7 +29,7 @@ use crate::recipe::Recipe;
 pub fn forward(model: &Sam3, batch: &Batch, hooks: &mut Hooks) -> Result<TrainOutput> {
     let image = model.encode_image_train(batch.pixels.clone(), hooks).select(&batch.img_ids);
     let text = model.encode_text(batch.input_ids.clone(), hooks).select(&batch.text_ids);
-    Ok(model.heads().ground_train(&image, &text, &GeometryPrompt::default(), hooks)?)
+    Ok(model.ground_train(&image, &text, &GeometryPrompt::default(), hooks)?)
 }
 
 /// Which tensors a recipe trains, and their group: `None` = frozen.
@@ -529,11 +529,13 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
         ));
         if state.step % recipe.log_every == 0 || state.step == recipe.steps {
             if !header_written {
-                let _ = writeln!(log, "step,lr,grad_norm,{}", sums.keys().cloned().collect::<Vec<_>>().join(","));
+                let header = ["step", "lr", "grad_norm"].into_iter().map(String::from).chain(sums.keys().cloned());
+                log.push_str(&sam3lab_util::csv::line(header));
                 header_written = true;
             }
             let vals: Vec<String> = sums.values().map(|v| format!("{v}")).collect();
-            let _ = writeln!(log, "{},{lr},{norm},{}", state.step, vals.join(","));
+            let row = [state.step.to_string(), lr.to_string(), norm.to_string()].into_iter().chain(vals);
+            log.push_str(&sam3lab_util::csv::line(row));
         }
         last = sums;
         if recipe.eval.as_ref().is_some_and(|e| state.step % e.every == 0 || state.step == recipe.steps) {

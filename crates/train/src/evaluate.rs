@@ -58,20 +58,21 @@ impl EvalRow {
     pub const HEADER: &'static str =
         "step,pairs,neg_correct,pos_detect,presence_acc,score_auc,best_iou,mean_max_score_pos,mean_max_score_neg";
 
+    /// One `eval.csv` record, without its newline (6 decimals; empty for an undefined value).
     pub fn csv(&self) -> String {
         let o = |v: Option<f64>| v.map(|x| format!("{x:.6}")).unwrap_or_default();
-        format!(
-            "{},{},{},{},{:.6},{},{},{},{}",
-            self.step,
-            self.pairs,
+        let line = sam3lab_util::csv::line([
+            self.step.to_string(),
+            self.pairs.to_string(),
             o(self.neg_correct),
             o(self.pos_detect),
-            self.presence_acc,
+            o(Some(self.presence_acc)),
             o(self.score_auc),
             o(self.best_iou),
             o(self.mean_max_score_pos),
-            o(self.mean_max_score_neg)
-        )
+            o(self.mean_max_score_neg),
+        ]);
+        line.trim_end_matches('\n').to_string()
     }
 }
 
@@ -93,7 +94,7 @@ pub fn evaluate(model: &Sam3, set: &Dataset, spec: &EvalSpec, cache: &mut ImageC
         let mut none = Hooks::none();
         let image = model.encode_image(b.pixels.clone(), &mut none).select(&b.img_ids);
         let text = model.encode_text(b.input_ids.clone(), &mut none).select(&b.text_ids);
-        let out = model.heads().ground(&image, &text, &GeometryPrompt::default(), &mut none)?;
+        let out = model.ground_geometry(&image, &text, &GeometryPrompt::default(), &mut none)?;
         let scores = host(&out.scores);
         let presence = host(&out.presence_logit);
         let [bq, q, h4, w4] = out.pred_masks.dims();

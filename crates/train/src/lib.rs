@@ -5,7 +5,7 @@
 //! IoU-aware classification with presence, masks; final, auxiliary and one-to-many outputs),
 //! parameter naming and freezing by original checkpoint name ([`params`]), and the training-parity
 //! harness against a fixture recorded from Meta's code ([`parity`]). The train-mode forward itself
-//! lives with the model (`Heads::ground_train`): same modules, the DAC one-to-many queries on.
+//! lives with the model (`Sam3::ground_train`): same modules, the DAC one-to-many queries on.
 
 pub mod data;
 pub mod engine;

@@ -77,7 +77,7 @@ fn eval_forward(m: &Sam3, b: &Batch) -> Vec<f32> {
     let mut h = Hooks::none();
     let img = m.encode_image(b.pixels.clone(), &mut h).select(&b.img_ids);
     let txt = m.encode_text(b.input_ids.clone(), &mut h).select(&b.text_ids);
-    let o = m.heads().ground(&img, &txt, &GeometryPrompt::default(), &mut h).unwrap();
+    let o = m.ground_geometry(&img, &txt, &GeometryPrompt::default(), &mut h).unwrap();
     [o.pred_logits.into_data(), o.pred_boxes.into_data(), o.pred_masks.into_data(), o.presence_logit.into_data()]
         .into_iter()
         .flat_map(|d| d.convert::<f32>().try_to_vec::<f32>().unwrap())

@@ -229,7 +229,7 @@ fn evaluation_during_a_run_matches_a_direct_forward() {
     let mut h = sam3lab_hooks::Hooks::none();
     let img = m.encode_image(batch.pixels.clone(), &mut h).select(&batch.img_ids);
     let txt = m.encode_text(batch.input_ids.clone(), &mut h).select(&batch.text_ids);
-    let o = m.heads().ground(&img, &txt, &sam3lab_model::GeometryPrompt::default(), &mut h).unwrap();
+    let o = m.ground_geometry(&img, &txt, &sam3lab_model::GeometryPrompt::default(), &mut h).unwrap();
     let pres: Vec<f32> = o.presence_logit.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
     let sc: Vec<f32> = o.scores.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
     let q = sc.len() / 3;

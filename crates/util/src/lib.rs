@@ -1,9 +1,11 @@
 //! sam3lab-util: the few helpers every sam3lab crate needs and none owns — writing a file so that
 //! it appears only when complete (temp file in the same directory, then rename), the sha256 of a
 //! file or of bytes (the identity recorded in every manifest), the nearest valid names for a
-//! misspelt one (Levenshtein distance from `strsim`), and the one seeded random stream ([`rng`]).
+//! misspelt one (Levenshtein distance from `strsim`), the one seeded random stream ([`rng`]) and CSV
+//! tables with `# key: value` lines above the header ([`csv`], records by the `csv` crate).
 //! No burn, no model: any crate can depend on it.
 
+pub mod csv;
 pub mod rng;
 
 use std::io::Read;

@@ -6,13 +6,15 @@
 
 use std::path::Path;
 
+use sam3lab_util::csv::Table;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpoint, CheckpointId};
 use crate::diff::short;
 use crate::dtype::decode_f64;
 use crate::error::{Result, WeightsError};
-use crate::output::{HeatmapTable, csv_field, fmt_opt, write_atomic, write_json};
+
+use crate::output::{HeatmapTable, fmt_opt, write_atomic, write_json};
 
 /// One trajectory's row of `cosines.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -379,31 +381,18 @@ pub fn cosine_table(r: &CosinesReport) -> HeatmapTable {
 
 /// `cosines.csv`: label, delta_norm, rel_base, then cos to every trajectory.
 pub fn cosines_csv(r: &CosinesReport) -> String {
-    let mut s = format!(
-        "# sam3lab weights cosines; param={}; base={} sha256={}\n",
+    let mut header: Vec<String> = ["label", "from", "to", "delta_norm", "rel_base"].map(String::from).to_vec();
+    header.extend(r.trajectories.iter().map(|t| format!("cos_{}", t.label)));
+    let mut table = Table::new(&header).comment(&format!(
+        "sam3lab weights cosines; param={}; base={} sha256={}",
         r.param, r.base.path, r.base.sha256
-    );
-    s.push_str("label,from,to,delta_norm,rel_base");
-    for t in &r.trajectories {
-        s.push_str(&format!(",cos_{}", csv_field(&t.label)));
-    }
-    s.push('\n');
+    ));
     for (t, row) in r.trajectories.iter().zip(&r.cosine) {
-        s.push_str(&format!(
-            "{},{},{},{},{}",
-            csv_field(&t.label),
-            csv_field(&t.from.path),
-            csv_field(&t.to.path),
-            t.delta_norm,
-            fmt_opt(t.rel_base)
-        ));
-        for c in row {
-            s.push(',');
-            s.push_str(&fmt_opt(*c));
-        }
-        s.push('\n');
+        let mut cells = vec![t.label.clone(), t.from.path.clone(), t.to.path.clone(), t.delta_norm.to_string(), fmt_opt(t.rel_base)];
+        cells.extend(row.iter().map(|c| fmt_opt(*c)));
+        table.row(cells);
     }
-    s
+    table.into_string()
 }
 
 /// Write `cosines.json`, `cosine_table.json` and `cosines.csv` into `dir`.

@@ -13,7 +13,9 @@ use crate::checkpoint::{Checkpoint, CheckpointId, TensorEntry};
 use crate::error::{Result, WeightsError};
 use crate::groups::{GroupRule, Groups};
 use crate::kernel::pair_sums;
-use crate::output::{HeatmapTable, csv_field, fmt_opt, write_atomic, write_json};
+use sam3lab_util::csv::Table;
+
+use crate::output::{HeatmapTable, fmt_opt, write_atomic, write_json};
 
 /// Elements per work item when both tensors are memory-mapped (2 MiB of f32): small enough to
 /// balance threads and bound resident memory, large enough that scheduling costs nothing.
@@ -414,45 +416,36 @@ pub fn diff(
     })
 }
 
-fn identity_line(r: &DiffReport) -> String {
+/// One `#` identity line above the header (label, both files and their sha256).
+fn identity(r: &DiffReport) -> String {
     format!(
-        "# sam3lab weights diff; label={}; base={} sha256={}; other={} sha256={}\n",
+        "sam3lab weights diff; label={}; base={} sha256={}; other={} sha256={}",
         r.label, r.base.path, r.base.sha256, r.other.path, r.other.sha256
     )
 }
 
 /// `tensors.csv`: name, numel, base_norm, delta_norm, rel_change (after one `#` identity line).
 pub fn tensors_csv(r: &DiffReport) -> String {
-    let mut s = identity_line(r);
-    s.push_str("name,numel,base_norm,delta_norm,rel_change\n");
-    for t in &r.tensors {
-        s.push_str(&format!(
-            "{},{},{},{},{}\n",
-            csv_field(&t.name),
-            t.numel,
-            t.base_norm,
-            t.delta_norm,
-            fmt_opt(t.rel_change)
-        ));
+    let mut t = Table::new(&["name", "numel", "base_norm", "delta_norm", "rel_change"]).comment(&identity(r));
+    for x in &r.tensors {
+        t.row([x.name.clone(), x.numel.to_string(), x.base_norm.to_string(), x.delta_norm.to_string(), fmt_opt(x.rel_change)]);
     }
-    s
+    t.into_string()
 }
 
 /// `groups.csv`: group, numel, tensors, rel_change_weighted, rel_change_aggregate.
 pub fn groups_csv(r: &DiffReport) -> String {
-    let mut s = identity_line(r);
-    s.push_str("group,numel,tensors,rel_change_weighted,rel_change_aggregate\n");
+    let mut t = Table::new(&["group", "numel", "tensors", "rel_change_weighted", "rel_change_aggregate"]).comment(&identity(r));
     for g in &r.groups {
-        s.push_str(&format!(
-            "{},{},{},{},{}\n",
-            csv_field(&g.group),
-            g.numel,
-            g.tensors,
+        t.row([
+            g.group.clone(),
+            g.numel.to_string(),
+            g.tensors.to_string(),
             fmt_opt(g.rel_change_weighted),
-            fmt_opt(g.rel_change_aggregate)
-        ));
+            fmt_opt(g.rel_change_aggregate),
+        ]);
     }
-    s
+    t.into_string()
 }
 
 /// Write `diff.json`, `tensors.csv`, `groups.csv` into `dir`.

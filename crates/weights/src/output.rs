@@ -48,37 +48,21 @@ impl HeatmapTable {
 
     /// CSV: first column the row label, then one column per `cols` entry; empty cell for null.
     pub fn to_csv(&self, corner: &str) -> String {
-        let mut s = format!("# {}\n# source: {}\n", self.title, self.source);
-        s.push_str(&csv_field(corner));
-        for c in &self.cols {
-            s.push(',');
-            s.push_str(&csv_field(c));
-        }
-        s.push('\n');
+        let mut header = vec![corner.to_string()];
+        header.extend(self.cols.iter().cloned());
+        let mut t = sam3lab_util::csv::Table::new(&header).comment(&self.title).meta("source", &self.source);
         for (r, row) in self.rows.iter().zip(&self.values) {
-            s.push_str(&csv_field(r));
-            for v in row {
-                s.push(',');
-                s.push_str(&fmt_opt(*v));
-            }
-            s.push('\n');
+            let mut cells = vec![r.clone()];
+            cells.extend(row.iter().map(|v| fmt_opt(*v)));
+            t.row(cells);
         }
-        s
+        t.into_string()
     }
 }
 
 /// Shortest round-trip formatting (deterministic), empty for `None`.
 pub fn fmt_opt(v: Option<f64>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
-}
-
-/// Quote a CSV field when needed.
-pub fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
 }
 
 /// Write `bytes` to `path` via a temporary file in the same directory and a rename, so a reader

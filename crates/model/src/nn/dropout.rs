@@ -2,7 +2,7 @@
 //! `nn.MultiheadAttention(dropout=p)` and timm's `DropPath`.
 //!
 //! A [`DropRate`] is the rate one module uses in one forward: the heads' train-mode forward
-//! (`Heads::ground_train`) and the trunk's train-mode forward pass the config's rates, every other
+//! (`Sam3::ground_train`) and the trunk's train-mode forward pass the config's rates, every other
 //! forward passes [`DropRate::OFF`]. Even then nothing is drawn unless the tensor lives on an autodiff
 //! device (burn's `nn::Dropout` rule), so inference, evaluation and probes never change. The masks
 //! come from burn's random generator (`Device::seed`), so a seeded run repeats bit for bit; with

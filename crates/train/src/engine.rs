@@ -32,11 +32,23 @@ pub fn forward(model: &Sam3, batch: &Batch, hooks: &mut Hooks) -> Result<TrainOu
     Ok(model.ground_train(&image, &text, &GeometryPrompt::default(), hooks)?)
 }
 
-/// Which tensors a recipe trains, and their group: `None` = frozen.
+/// Which tensors a recipe trains, and their optimiser group (a tensor not in `group` is frozen).
 pub struct Selection {
     pub names: Vec<String>,
-    /// Group index per trained tensor (0 = base group, k = `optim.groups[k-1]`).
+    /// Group index per trained tensor, into [`Selection::groups`].
     pub group: BTreeMap<String, usize>,
+    /// 0 = the base group, k = `optim.groups[k-1]`; then, when the recipe excludes tensors from
+    /// weight decay (`optim.no_weight_decay`, `no_weight_decay_layer_norm`), the same groups again
+    /// with weight decay 0 (index `k + 1 + optim.groups.len()`).
+    pub groups: Vec<OptimGroup>,
+}
+
+/// One AdamW parameter group: its learning-rate scale and weight decay.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimGroup {
+    pub name: String,
+    pub lr_scale: f64,
+    pub weight_decay: f32,
 }
 
 fn patterns(list: &[String], what: &str) -> Result<Vec<HookPattern>> {
@@ -64,7 +76,9 @@ fn check_matches(pats: &[HookPattern], names: &[String], what: &str) -> Result<(
 
 /// Resolve the recipe's freeze / group patterns against the model's tensor names.
 pub fn select(recipe: &Recipe, model: &Sam3) -> Result<Selection> {
-    let names: Vec<String> = params::list(model, "").into_iter().map(|p| p.name).collect();
+    let listed = params::list(model, "");
+    let layer_norm: BTreeSet<&str> = listed.iter().filter(|p| p.owner == "LayerNorm").map(|p| p.name.as_str()).collect();
+    let names: Vec<String> = listed.iter().map(|p| p.name.clone()).collect();
     let train = patterns(&recipe.freeze.train, "freeze.train")?;
     let frozen = patterns(&recipe.freeze.frozen, "freeze.frozen")?;
     check_matches(&train, &names, "freeze.train")?;
@@ -78,18 +92,39 @@ pub fn select(recipe: &Recipe, model: &Sam3) -> Result<Selection> {
     for (g, spec) in groups.iter().zip(&recipe.optim.groups) {
         check_matches(g, &names, &format!("optim.groups `{}`", spec.name))?;
     }
+    let o = &recipe.optim;
+    let no_decay = patterns(&o.no_weight_decay, "optim.no_weight_decay")?;
+    check_matches(&no_decay, &names, "optim.no_weight_decay")?;
+    let exclusions = !no_decay.is_empty() || o.no_weight_decay_layer_norm;
+    let mut optim_groups = vec![OptimGroup { name: "base".into(), lr_scale: 1.0, weight_decay: o.weight_decay }];
+    optim_groups.extend(o.groups.iter().map(|g| OptimGroup {
+        name: g.name.clone(),
+        lr_scale: g.lr_scale,
+        weight_decay: g.weight_decay.unwrap_or(o.weight_decay),
+    }));
+    let decayed = optim_groups.len();
+    if exclusions {
+        let twins: Vec<OptimGroup> = optim_groups
+            .iter()
+            .map(|g| OptimGroup { name: format!("{} (no weight decay)", g.name), weight_decay: 0.0, ..g.clone() })
+            .collect();
+        optim_groups.extend(twins);
+    }
     let mut group = BTreeMap::new();
     for n in &names {
         let trained = (train.is_empty() || train.iter().any(|p| covers(p, n))) && !frozen.iter().any(|p| covers(p, n));
         if trained {
-            let g = groups.iter().rposition(|ps| ps.iter().any(|p| covers(p, n))).map(|k| k + 1).unwrap_or(0);
+            let mut g = groups.iter().rposition(|ps| ps.iter().any(|p| covers(p, n))).map(|k| k + 1).unwrap_or(0);
+            if exclusions && (no_decay.iter().any(|p| covers(p, n)) || (o.no_weight_decay_layer_norm && layer_norm.contains(n.as_str()))) {
+                g += decayed;
+            }
             group.insert(n.clone(), g);
         }
     }
     if group.is_empty() {
         return Err(TrainError::Usage("freeze: the recipe trains no tensor".into()));
     }
-    Ok(Selection { names, group })
+    Ok(Selection { names, group, groups: optim_groups })
 }
 
 /// Split gradients into one `GradientsParams` per group, scaling all of them by `scale`.
@@ -293,10 +328,10 @@ fn latest_checkpoint(out: &Path) -> Option<(usize, PathBuf)> {
         .max_by_key(|(s, _)| *s)
 }
 
-fn optimizers(recipe: &Recipe) -> Vec<ModuleOptimizer> {
+fn optimizers(recipe: &Recipe, sel: &Selection) -> Vec<ModuleOptimizer> {
     let o = &recipe.optim;
     let mk = |wd: f32| AdamWConfig::new().with_beta_1(o.beta1).with_beta_2(o.beta2).with_epsilon(o.eps).with_weight_decay(wd).init();
-    std::iter::once(mk(o.weight_decay)).chain(o.groups.iter().map(|g| mk(g.weight_decay.unwrap_or(o.weight_decay)))).collect()
+    sel.groups.iter().map(|g| mk(g.weight_decay)).collect()
 }
 
 /// Run (or resume) a recipe into `out`.
@@ -411,7 +446,7 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
         eval_at(&model, 0, &mut eval_log, &mut cache)?;
     }
 
-    let mut optims = optimizers(&recipe);
+    let mut optims = optimizers(&recipe, &sel);
     if resume.is_some() {
         optims = optims
             .into_iter()
@@ -514,7 +549,7 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
             if grads_g.is_empty() {
                 continue;
             }
-            let scale = if g == 0 { 1.0 } else { recipe.optim.groups[g - 1].lr_scale };
+            let scale = sel.groups[g].lr_scale;
             model = optims[g].step(lr * scale, model, grads_g);
         }
         state.step += 1;

@@ -60,6 +60,8 @@ pub struct NamedParam {
     /// Shape in torch layout.
     pub shape: Vec<usize>,
     pub require_grad: bool,
+    /// The module type that owns it, e.g. `LayerNorm`, `Linear` (burn's `Struct:` container).
+    pub owner: String,
 }
 
 struct Lister {
@@ -82,7 +84,8 @@ impl ModuleVisitor for Lister {
             shape.swap(0, 1);
         }
         let require_grad = param.val().is_require_grad();
-        self.out.push(NamedParam { name, shape, require_grad });
+        let owner = self.walk.containers.iter().rev().find_map(|c| c.strip_prefix("Struct:")).unwrap_or("").to_string();
+        self.out.push(NamedParam { name, shape, require_grad, owner });
     }
 }
 

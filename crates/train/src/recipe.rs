@@ -162,11 +162,29 @@ pub struct OptimSpec {
     /// the last group whose pattern matches it, else to the base group.
     #[serde(default)]
     pub groups: Vec<GroupSpec>,
+    /// Tensors trained without weight decay, whatever their group (Meta's recipe: `["**.*bias*"]`,
+    /// its `param_names: ['*bias*']` with weight decay 0).
+    #[serde(default)]
+    pub no_weight_decay: Vec<String>,
+    /// Also train every LayerNorm weight and bias without weight decay (Meta's
+    /// `module_cls_names: ['torch.nn.LayerNorm']`).
+    #[serde(default)]
+    pub no_weight_decay_layer_norm: bool,
 }
 
 impl Default for OptimSpec {
     fn default() -> Self {
-        Self { lr: 1e-4, weight_decay: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, clip_grad_norm: None, groups: vec![] }
+        Self {
+            lr: 1e-4,
+            weight_decay: 0.01,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            clip_grad_norm: None,
+            groups: vec![],
+            no_weight_decay: vec![],
+            no_weight_decay_layer_norm: false,
+        }
     }
 }
 

@@ -244,3 +244,55 @@ fn evaluation_during_a_run_matches_a_direct_forward() {
     assert_eq!(f(2), nc);
 }
 
+
+/// Meta's weight-decay exclusions (`optim.no_weight_decay`, `no_weight_decay_layer_norm`): one
+/// AdamW step with and without them from the same parent. burn's AdamW is decoupled
+/// (θ ← θ·(1 − lr·wd) − lr·u, u the same in both runs), so an excluded tensor must end exactly
+/// lr·wd·θ₀ higher than its decayed twin, and every other tensor must be bit-identical.
+#[test]
+fn weight_decay_exclusions_follow_adamw_by_hand() {
+    let (lr, wd) = (1e-2f64, 0.5f64);
+    let step = |extra: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(recipe("presence_only"))
+            .unwrap()
+            .replace("../../", &format!("{}/", root().display()))
+            .replace("steps = 4", "steps = 1")
+            .replace("checkpoints = [4]", "checkpoints = [1]")
+            .replace("lr = 1e-4", &format!("lr = {lr}"))
+            .replace("weight_decay = 0.0", &format!("weight_decay = {wd}{extra}"));
+        let r = dir.path().join("r.toml");
+        std::fs::write(&r, text).unwrap();
+        let s = run(&r, &dir.path().join("out"), &Device::flex(), &ProgressBar::hidden()).unwrap();
+        read_safetensors(s.checkpoints.last().unwrap()).unwrap()
+    };
+    let decayed = step("");
+    let excluded = step("\nno_weight_decay = [\"**.*bias*\"]\nno_weight_decay_layer_norm = true");
+    let base = parent();
+    let mut checked = vec![];
+    for (k, a) in &decayed {
+        let b = &excluded[k];
+        let is_excluded = k.ends_with(".bias") || k.starts_with("transformer.decoder.presence_token_out_norm.");
+        let trained = k.starts_with("transformer.decoder.presence_token");
+        if !(trained && is_excluded) {
+            assert_eq!(a.data, b.data, "{k}: not excluded, yet the two runs differ");
+            continue;
+        }
+        for ((x0, xa), xb) in base[k].data.iter().zip(&a.data).zip(&b.data) {
+            let want = lr * wd * *x0 as f64;
+            let got = (*xb - *xa) as f64;
+            assert!((got - want).abs() <= 1e-6 + 1e-4 * want.abs(), "{k}: θ_excluded − θ_decayed = {got}, lr·wd·θ₀ = {want}");
+        }
+        checked.push(k.clone());
+    }
+    // The presence head: its out-norm (LayerNorm weight + bias) and the MLP's biases.
+    assert!(checked.contains(&"transformer.decoder.presence_token_out_norm.weight".to_string()), "{checked:?}");
+    assert!(checked.iter().filter(|k| k.ends_with(".bias")).count() >= 3, "{checked:?}");
+    // A pattern that matches nothing is an error naming the key.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(recipe("presence_only")).unwrap().replace("../../", &format!("{}/", root().display())).replace("weight_decay = 0.0", "weight_decay = 0.0\nno_weight_decay = [\"**.*biass*\"]");
+    let r = dir.path().join("r.toml");
+    std::fs::write(&r, text).unwrap();
+    let e = run(&r, &dir.path().join("out"), &Device::flex(), &ProgressBar::hidden()).err().expect("a pattern matching nothing ran").to_string();
+    assert!(e.contains("optim.no_weight_decay") && e.contains("biass"), "{e}");
+}

@@ -74,6 +74,34 @@ fn check_matches(pats: &[HookPattern], names: &[String], what: &str) -> Result<(
     Ok(())
 }
 
+/// Meta's ViT `get_layer_id` (substring tests on the full name, in its order) for a trunk of
+/// `depth` blocks: 0 = `ln_pre` / position / patch embedding, `k + 1` = `blocks.k`, `depth + 1` =
+/// everything else (and `rel_pos`).
+pub fn vit_layer_id(name: &str, depth: usize) -> usize {
+    if name.contains("rel_pos") {
+        depth + 1
+    } else if name.contains("ln_pre") || name.contains("pos_embed") || name.contains("cls_token") || name.contains("patch_embed") {
+        0
+    } else if let Some(rest) = name.split_once("blocks").map(|(_, r)| r) {
+        rest.split('.').nth(1).and_then(|k| k.parse::<usize>().ok()).map_or(depth + 1, |k| k + 1)
+    } else {
+        depth + 1
+    }
+}
+
+/// The layer-decay learning-rate factor of `name` and a tag naming its layer (or override), or
+/// `None` outside `apply_to` (factor 1).
+fn layer_scale(ld: &crate::recipe::LayerDecaySpec, overrides: &[HookPattern], name: &str, depth: usize) -> Option<(String, f64)> {
+    if !name.starts_with(&ld.apply_to) {
+        return None;
+    }
+    if let Some(i) = overrides.iter().position(|p| covers(p, name)) {
+        return Some((format!("override {}", ld.overrides[i].pattern), ld.overrides[i].value));
+    }
+    let l = vit_layer_id(name, depth);
+    Some((format!("layer {l:02}"), ld.value.powi((depth + 1 - l) as i32)))
+}
+
 /// Resolve the recipe's freeze / group patterns against the model's tensor names.
 pub fn select(recipe: &Recipe, model: &Sam3) -> Result<Selection> {
     let listed = params::list(model, "");
@@ -95,31 +123,59 @@ pub fn select(recipe: &Recipe, model: &Sam3) -> Result<Selection> {
     let o = &recipe.optim;
     let no_decay = patterns(&o.no_weight_decay, "optim.no_weight_decay")?;
     check_matches(&no_decay, &names, "optim.no_weight_decay")?;
-    let exclusions = !no_decay.is_empty() || o.no_weight_decay_layer_norm;
+    let layer_decay = match &o.layer_decay {
+        Some(ld) => {
+            let pats = ld.overrides.iter().map(|x| x.pattern.clone()).collect::<Vec<_>>();
+            let pats = patterns(&pats, "optim.layer_decay.overrides")?;
+            check_matches(&pats, &names, "optim.layer_decay.overrides")?;
+            if !names.iter().any(|n| n.starts_with(&ld.apply_to)) {
+                return Err(TrainError::Usage(format!("optim.layer_decay.apply_to: `{}` is the prefix of no tensor", ld.apply_to)));
+            }
+            Some((ld, pats))
+        }
+        None => None,
+    };
+    let depth = model.config.vit.depth;
+    // The recipe's groups keep indices 0..=G (0 = base) whatever is used, so a recipe without
+    // exclusions or layer decay has exactly the optimisers it always had; each other combination
+    // (group, no decay, layer-decay scale) gets the next index in name order.
     let mut optim_groups = vec![OptimGroup { name: "base".into(), lr_scale: 1.0, weight_decay: o.weight_decay }];
     optim_groups.extend(o.groups.iter().map(|g| OptimGroup {
         name: g.name.clone(),
         lr_scale: g.lr_scale,
         weight_decay: g.weight_decay.unwrap_or(o.weight_decay),
     }));
-    let decayed = optim_groups.len();
-    if exclusions {
-        let twins: Vec<OptimGroup> = optim_groups
-            .iter()
-            .map(|g| OptimGroup { name: format!("{} (no weight decay)", g.name), weight_decay: 0.0, ..g.clone() })
-            .collect();
-        optim_groups.extend(twins);
-    }
+    let recipe_groups = optim_groups.clone();
+    let mut derived: BTreeMap<(usize, bool, String), usize> = BTreeMap::new();
     let mut group = BTreeMap::new();
     for n in &names {
         let trained = (train.is_empty() || train.iter().any(|p| covers(p, n))) && !frozen.iter().any(|p| covers(p, n));
-        if trained {
-            let mut g = groups.iter().rposition(|ps| ps.iter().any(|p| covers(p, n))).map(|k| k + 1).unwrap_or(0);
-            if exclusions && (no_decay.iter().any(|p| covers(p, n)) || (o.no_weight_decay_layer_norm && layer_norm.contains(n.as_str()))) {
-                g += decayed;
-            }
-            group.insert(n.clone(), g);
+        if !trained {
+            continue;
         }
+        let g = groups.iter().rposition(|ps| ps.iter().any(|p| covers(p, n))).map(|k| k + 1).unwrap_or(0);
+        let exclude = no_decay.iter().any(|p| covers(p, n)) || (o.no_weight_decay_layer_norm && layer_norm.contains(n.as_str()));
+        let scale = layer_decay.as_ref().and_then(|(ld, pats)| layer_scale(ld, pats, n, depth));
+        if !exclude && scale.is_none() {
+            group.insert(n.clone(), g);
+            continue;
+        }
+        let key = (g, exclude, scale.as_ref().map(|(tag, _)| tag.clone()).unwrap_or_default());
+        let idx = *derived.entry(key).or_insert_with(|| {
+            let base = &recipe_groups[g];
+            let mut d = base.clone();
+            if exclude {
+                d.weight_decay = 0.0;
+                d.name += " (no weight decay)";
+            }
+            if let Some((tag, f)) = &scale {
+                d.lr_scale *= f;
+                d.name += &format!(" (layer decay {tag}: ×{f})");
+            }
+            optim_groups.push(d);
+            optim_groups.len() - 1
+        });
+        group.insert(n.clone(), idx);
     }
     if group.is_empty() {
         return Err(TrainError::Usage("freeze: the recipe trains no tensor".into()));

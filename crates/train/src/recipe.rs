@@ -170,6 +170,34 @@ pub struct OptimSpec {
     /// `module_cls_names: ['torch.nn.LayerNorm']`).
     #[serde(default)]
     pub no_weight_decay_layer_norm: bool,
+    /// Layer-wise learning-rate decay over the ViT trunk (Meta's `layer_decay_param_modifier`).
+    #[serde(default)]
+    pub layer_decay: Option<LayerDecaySpec>,
+}
+
+/// Meta's `layer_decay_param_modifier` with the ViT's `get_layer_id`: a tensor under `apply_to` in
+/// layer `l` (0 = patch/position embedding and `ln_pre`, `k + 1` = block `k`, depth + 1 = the rest)
+/// has its learning rate scaled by `value^(depth + 1 − l)`; an `overrides` pattern sets the scale
+/// outright; tensors outside `apply_to` keep scale 1.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerDecaySpec {
+    pub value: f64,
+    #[serde(default = "default_trunk")]
+    pub apply_to: String,
+    #[serde(default)]
+    pub overrides: Vec<LayerDecayOverride>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerDecayOverride {
+    pub pattern: String,
+    pub value: f64,
+}
+
+fn default_trunk() -> String {
+    "backbone.vision_backbone.trunk".into()
 }
 
 impl Default for OptimSpec {
@@ -184,6 +212,7 @@ impl Default for OptimSpec {
             groups: vec![],
             no_weight_decay: vec![],
             no_weight_decay_layer_norm: false,
+            layer_decay: None,
         }
     }
 }

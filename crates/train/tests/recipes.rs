@@ -296,3 +296,62 @@ fn weight_decay_exclusions_follow_adamw_by_hand() {
     let e = run(&r, &dir.path().join("out"), &Device::flex(), &ProgressBar::hidden()).err().expect("a pattern matching nothing ran").to_string();
     assert!(e.contains("optim.no_weight_decay") && e.contains("biass"), "{e}");
 }
+
+/// Meta's layer-wise LR decay over the ViT trunk (`optim.layer_decay`). At AdamW's first step the
+/// update is lr·ĝ/(|ĝ|+ε) of the same gradients in both runs, so with weight decay 0 each trunk
+/// tensor's step must be exactly value^(depth+1−layer) times its step without layer decay (block k:
+/// layer k+1; patch embedding and ln_pre: layer 0), the overridden `pos_embed` unchanged, and
+/// every tensor outside the trunk bit-identical.
+#[test]
+fn layer_decay_scales_each_trunk_layer_like_metas_modifier() {
+    let step = |extra: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(recipe("frozen_te"))
+            .unwrap()
+            .replace("../../", &format!("{}/", root().display()))
+            .replace("steps = 3", "steps = 1")
+            .replace("checkpoints = [1, 3]", "checkpoints = [1]")
+            .replace("weight_decay = 0.1", "weight_decay = 0.0")
+            .replace("lr = 1e-4", "lr = 1e-2")
+            .replace("kind = \"inverse_sqrt\"\nwarmup = 1\ntimescale = 2", "kind = \"constant\"") // step 0 at full rate
+            .replace("[schedule]", &format!("{extra}\n[schedule]"));
+        let r = dir.path().join("r.toml");
+        std::fs::write(&r, text).unwrap();
+        let s = run(&r, &dir.path().join("out"), &Device::flex(), &ProgressBar::hidden()).unwrap();
+        read_safetensors(s.checkpoints.last().unwrap()).unwrap()
+    };
+    let plain = step("");
+    let decayed = step("[optim.layer_decay]\nvalue = 0.5\noverrides = [{ pattern = \"**.pos_embed\", value = 1.0 }]\n");
+    let base = parent();
+    let depth = 4; // the fixture's vit.depth
+    let mut seen = BTreeMap::new();
+    for (k, a) in &plain {
+        let b = &decayed[k];
+        let Some(rest) = k.strip_prefix("backbone.vision_backbone.trunk.") else {
+            assert_eq!(a.data, b.data, "{k}: outside the trunk, yet the runs differ");
+            continue;
+        };
+        let layer = if rest.starts_with("pos_embed") {
+            None
+        } else if rest.starts_with("patch_embed") || rest.starts_with("ln_pre") {
+            Some(0)
+        } else {
+            let blk: usize = rest.strip_prefix("blocks.").and_then(|r| r.split('.').next()).and_then(|x| x.parse().ok()).unwrap_or_else(|| panic!("{k}"));
+            Some(blk + 1)
+        };
+        let scale = layer.map_or(1.0, |l| 0.5f64.powi((depth + 1 - l) as i32));
+        let (mut worst, mut moved) = (0.0f64, false);
+        for ((x0, xa), xb) in base[k].data.iter().zip(&a.data).zip(&b.data) {
+            let (da, db) = ((*xa - *x0) as f64, (*xb - *x0) as f64);
+            worst = worst.max((db - scale * da).abs() - (1e-7 + 1e-3 * (scale * da).abs()));
+            moved |= da.abs() > 1e-6;
+        }
+        assert!(worst <= 0.0, "{k}: step is not {scale}× the undecayed step (excess {worst:e})");
+        if moved {
+            *seen.entry(layer).or_insert(0) += 1; // only tensors that moved make the check bite
+        }
+    }
+    for l in [None, Some(0), Some(1), Some(depth)] {
+        assert!(seen.contains_key(&l), "no moved trunk tensor in layer {l:?}: {seen:?}");
+    }
+}

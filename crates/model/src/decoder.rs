@@ -226,6 +226,7 @@ impl Decoder {
             presence_logits: vec![],
         };
         let mut refs_in = Vec::new();
+        let mut means = Vec::new();
         for (i, layer) in self.layers.iter().enumerate() {
             tgt = hooks.tap(|| format!("decoder.layers.{i}.in"), tgt);
             pres = hooks.tap(|| format!("decoder.layers.{i}.presence_in"), pres);
@@ -253,9 +254,8 @@ impl Decoder {
                 || format!("decoder.layers.{i}.queries"),
                 x.clone().slice([0..b, 1..1 + q]),
             );
-            let mean_name = crate::nn::hook_name(hooks, || format!("decoder.layers.{i}.mean"));
-            if hooks.is_active() && hooks.wants(&mean_name) {
-                // Read-only readout of the (possibly edited) layer output: its return value is dropped.
+            // Read-only readout of the (possibly edited) layer output, tapped after the loop.
+            if hooks.is_active() && hooks.wants(&format!("decoder.layers.{i}.mean")) {
                 let edited = hooks.edits(&format!("decoder.layers.{i}.q0"))
                     || hooks.edits(&format!("decoder.layers.{i}.queries"));
                 let full = if edited {
@@ -263,7 +263,7 @@ impl Decoder {
                 } else {
                     x
                 };
-                let _ = hooks.tap_named(&mean_name, full.mean_dim(1).reshape([b, d]));
+                means.push((i, full));
             }
             pres = q0.unsqueeze_dim(1);
             tgt = queries;
@@ -274,12 +274,6 @@ impl Decoder {
             );
             let new_ref = sigmoid(inverse_sigmoid(ref_chain) + self.bbox_embed.forward(hs.clone()));
             let new_ref = hooks.tap(|| format!("decoder.layers.{i}.pred_boxes"), new_ref);
-            if hooks.is_active() && hooks.wants(&format!("decoder.layers.{i}.pred_boxes_xyxy")) {
-                let _ = hooks.tap(
-                    || format!("decoder.layers.{i}.pred_boxes_xyxy"),
-                    cxcywh_to_xyxy(new_ref.clone()),
-                );
-            }
             let pl = self
                 .presence_token_head
                 .forward(self.presence_token_out_norm.forward(pres.clone()))
@@ -292,10 +286,30 @@ impl Decoder {
             ref_chain = new_ref.clone();
             refb = new_ref.detach();
         }
+        self.tap_readouts(&out, means, refs_in, hooks);
+        out
+    }
+
+    /// The hook-only readouts, computed after the layer loop from what it kept (none of them feeds
+    /// the forward; each is computed only when a hook wants it): per layer the mean over its output
+    /// tokens (`mean`, of the possibly edited `q0`/`queries`) and the xyxy boxes
+    /// (`pred_boxes_xyxy`), then every layer's input reference boxes (`ref_boxes_all`).
+    fn tap_readouts(&self, out: &DecoderOutput, means: Vec<(usize, Tensor<3>)>, refs_in: Vec<Tensor<3>>, hooks: &mut Hooks) {
+        if !hooks.is_active() {
+            return;
+        }
+        for (i, full) in means {
+            let [b, _, d] = full.dims();
+            let _ = hooks.tap(|| format!("decoder.layers.{i}.mean"), full.mean_dim(1).reshape([b, d]));
+        }
+        for (i, boxes) in out.pred_boxes.iter().enumerate() {
+            if hooks.wants(&format!("decoder.layers.{i}.pred_boxes_xyxy")) {
+                let _ = hooks.tap(|| format!("decoder.layers.{i}.pred_boxes_xyxy"), cxcywh_to_xyxy(boxes.clone()));
+            }
+        }
         if !refs_in.is_empty() {
             let _ = hooks.tap(|| "decoder.ref_boxes_all".into(), Tensor::stack::<4>(refs_in, 1));
         }
-        out
     }
 
     /// The boxRPB attention bias `(B, heads, Q, H·W)` for reference boxes `(B, Q, 4)` (cxcywh).

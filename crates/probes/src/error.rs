@@ -21,17 +21,6 @@ pub enum ProbeError {
     Io { path: PathBuf, source: std::io::Error },
 }
 
-impl From<sam3lab_train::TrainError> for ProbeError {
-    fn from(e: sam3lab_train::TrainError) -> Self {
-        match e {
-            sam3lab_train::TrainError::Usage(s) => ProbeError::Usage(s),
-            sam3lab_train::TrainError::Model(m) => ProbeError::Model(m),
-            sam3lab_train::TrainError::Io { path, source } => ProbeError::Io { path, source },
-            other => ProbeError::Usage(other.to_string()),
-        }
-    }
-}
-
 impl ProbeError {
     pub fn input(path: &Path, line: Option<usize>, why: impl Into<String>) -> Self {
         ProbeError::Input { path: path.to_path_buf(), line, why: why.into() }

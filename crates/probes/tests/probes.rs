@@ -1,10 +1,10 @@
 //! The probes on the fixture weights (`data/fixtures/sam3-tiny`) with small generated images, each
 //! checked against an independent computation: captured caches for drift, head contributions
 //! rebuilt from the checkpoint's weights and the attention maps for the head ranking, bit-identity
-//! for self-patching, the source's scores for patching the final outputs, and a reload of the written
-//! checkpoint for retraining.
+//! for self-patching, and the source's scores for patching the final outputs. (Retraining moved to
+//! the training engine: `crates/train/tests/retrain.rs`.)
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::Device;
@@ -15,9 +15,8 @@ use sam3lab_probes::demo;
 use sam3lab_probes::drift::{self, DriftRequest};
 use sam3lab_probes::heads::{self, HeadsRequest, Slot};
 use sam3lab_probes::inputs::{self, Label, LabelFilter};
-use sam3lab_probes::model::{CkptSpec, Outcome, sigmoid};
+use sam3lab_probes::model::{CkptSpec, Outcome};
 use sam3lab_probes::patch::{self, Lockstep, PatchRequest};
-use sam3lab_probes::retrain::{self, RetrainRequest};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fixtures/sam3-tiny")
@@ -414,138 +413,6 @@ fn sweep_self_patch_is_the_baseline_and_a_patch_from_another_checkpoint_moves_it
     let bad = Sweep { target: &target, sources: vec![], capture: vec![], interventions: vec![Intervention::patch("x", &points, 0)] };
     let e = sweep::run(&bad, &all, &hidden(), |out| Ok(model::outcome(out))).unwrap_err().to_string();
     assert!(e.contains("source 0") && e.contains("0 source"), "{e}");
-}
-
-fn retrain_req(s: &Setup, out: &Path, cached: bool, train: &[&str], steps: usize) -> RetrainRequest {
-    RetrainRequest {
-        ckpt: fixture(),
-        config: None,
-        train: train.iter().map(|t| t.to_string()).collect(),
-        pairs: inputs::read_pairs(&s.inputs.pairs).unwrap(),
-        steps,
-        lr: 1e-2,
-        pos_weight: 1.0,
-        batch: 8,
-        cached,
-        seed: 3,
-        log_every: 5,
-        max_cached_images: 64,
-        out: out.to_path_buf(),
-        device: dev(),
-    }
-}
-
-/// Keys whose bytes differ between the input and output checkpoints (all keys must be present in both).
-fn changed_keys(a: &Path, b: &Path) -> BTreeSet<String> {
-    let (x, y) = (tensors(a), tensors(b));
-    assert_eq!(x.keys().collect::<Vec<_>>(), y.keys().collect::<Vec<_>>(), "same tensors");
-    x.iter().filter(|(k, v)| y[*k] != **v).map(|(k, _)| k.clone()).collect()
-}
-
-/// Mean presence σ over positives and negatives with a checkpoint, by plain forwards.
-fn presence_means(ckpt: &Path, config: Option<&Path>, pairs: &inputs::Pairs) -> (f64, f64) {
-    let m = Predictor::load(ckpt, config, &dev()).unwrap();
-    let mut s = [(0.0, 0usize); 2];
-    for p in &pairs.pairs {
-        let enc = m.encode_image_file(&p.image).unwrap();
-        let d = m.segment(&enc, &p.prompt, &[], 0.5, &mut Hooks::none()).unwrap();
-        let k = usize::from(p.label == Label::Neg);
-        s[k].0 += sigmoid(d.presence_logit as f64);
-        s[k].1 += 1;
-    }
-    (s[0].0 / s[0].1 as f64, s[1].0 / s[1].1 as f64)
-}
-
-#[test]
-fn retraining_moves_only_the_named_tensors_and_lowers_the_bce() {
-    let s = setup(3);
-    let input = fixture().join("weights.safetensors");
-    let config = fixture().join("config.json");
-    let head: BTreeSet<String> = [
-        "presence_token_out_norm.weight",
-        "presence_token_out_norm.bias",
-        "presence_token_head.layers.0.weight",
-        "presence_token_head.layers.0.bias",
-        "presence_token_head.layers.1.weight",
-        "presence_token_head.layers.1.bias",
-        "presence_token_head.layers.2.weight",
-        "presence_token_head.layers.2.bias",
-    ]
-    .iter()
-    .map(|n| format!("transformer.decoder.{n}"))
-    .collect();
-
-    // Cached mode with the post's glob: the presence token matches but stays frozen.
-    let out_c = s.dir.path().join("cached.safetensors");
-    let (rc, _) = retrain::run(&retrain_req(&s, &out_c, true, &["transformer.decoder.presence_token*"], 60), &hidden()).unwrap();
-    assert_eq!(changed_keys(&input, &out_c), head);
-    assert_eq!(rc.frozen_by_cached_mode, vec!["transformer.decoder.presence_token.weight".to_string()]);
-    let (first, last) = (&rc.trajectory[0], rc.trajectory.last().unwrap());
-    assert_eq!((first.step, last.step), (0, 60));
-    assert!(last.balanced_loss < first.balanced_loss - 0.05, "BCE {} → {}", first.balanced_loss, last.balanced_loss);
-    // The written checkpoint is the trained one: its presence σ means equal the last trajectory row.
-    let pairs = inputs::read_pairs(&s.inputs.pairs).unwrap();
-    let (pos, neg) = presence_means(&out_c, Some(&config), &pairs);
-    assert!((pos - last.pos_sigma).abs() < 1e-5 && (neg - last.neg_sigma).abs() < 1e-5, "{pos} {neg} vs {last:?}");
-
-    // Same seed → same bytes.
-    let bytes = (std::fs::read(&out_c).unwrap(), std::fs::read(retrain::manifest_path(&out_c)).unwrap());
-    retrain::run(&retrain_req(&s, &out_c, true, &["transformer.decoder.presence_token*"], 60), &hidden()).unwrap();
-    assert!(std::fs::read(&out_c).unwrap() == bytes.0, "checkpoint bytes differ between two runs");
-    assert!(std::fs::read(retrain::manifest_path(&out_c)).unwrap() == bytes.1, "manifest bytes differ");
-
-    // Full mode: the presence token trains too; nothing else moves.
-    let out_f = s.dir.path().join("full.safetensors");
-    let (rf, _) = retrain::run(&retrain_req(&s, &out_f, false, &["transformer.decoder.presence_token*"], 10), &hidden()).unwrap();
-    let mut want = head.clone();
-    want.insert("transformer.decoder.presence_token.weight".into());
-    assert_eq!(changed_keys(&input, &out_f), want);
-    assert!(rf.trajectory.last().unwrap().balanced_loss < rf.trajectory[0].balanced_loss);
-    // Step 0 of the cached mode (head(norm(q0)) on captured q0) equals the full forward's.
-    for (a, b) in [(first.pos_sigma, rf.trajectory[0].pos_sigma), (first.neg_bce, rf.trajectory[0].neg_bce)] {
-        assert!((a - b).abs() < 1e-6, "{a} vs {b}");
-    }
-
-    // A glob that matches nothing names the closest parameters; an unknown one in cached mode too.
-    let e = retrain::run(&retrain_req(&s, &out_f, false, &["transformer.decoder.presense_token*"], 1), &hidden())
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("presense_token*") && e.contains("transformer.decoder.presence_token"), "{e}");
-    let e = retrain::run(&retrain_req(&s, &out_f, true, &["transformer.decoder.norm.*"], 1), &hidden()).unwrap_err().to_string();
-    assert!(e.contains("--cached"), "{e}");
-}
-
-/// Full mode with more distinct images than `max_cached_images` (the post's ~5,000 images against a
-/// bounded cache): the trunk + neck still run once per image for the whole run — the overflow is
-/// spilled to disk and read back — and the result is bit-identical to keeping every image in memory.
-#[test]
-fn full_retrain_encodes_each_image_once_and_spills_the_overflow() {
-    let s = setup(3);
-    let pairs = inputs::read_pairs(&s.inputs.pairs).unwrap();
-    let distinct: BTreeSet<&Path> = pairs.pairs.iter().map(|p| p.image.as_path()).collect();
-    assert!(distinct.len() >= 3, "{} images", distinct.len());
-    let glob = ["transformer.decoder.presence_token*"];
-    let run = |name: &str, cap: usize| {
-        let out = s.dir.path().join(name);
-        let req = RetrainRequest { max_cached_images: cap, ..retrain_req(&s, &out, false, &glob, 12) };
-        let (_, t) = retrain::run(&req, &hidden()).unwrap();
-        (std::fs::read(&out).unwrap(), std::fs::read(retrain::manifest_path(&out)).unwrap(), t)
-    };
-    let (ckpt_mem, _, t_mem) = run("mem.safetensors", 64);
-    assert_eq!(t_mem.image_encodes, distinct.len());
-    assert_eq!((t_mem.spilled_images, t_mem.spilled_bytes), (0, 0));
-    let (ckpt_spill, _, t_spill) = run("spill.safetensors", 1);
-    assert_eq!(t_spill.image_encodes, distinct.len(), "one trunk + neck run per image, not per use");
-    assert_eq!(t_spill.spilled_images, distinct.len() - 1);
-    assert!(t_spill.spilled_bytes > 0);
-    assert!(ckpt_spill == ckpt_mem, "spilled features must give the same training");
-    // the spill directory is gone
-    let left: Vec<String> = std::fs::read_dir(s.dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains("spill-"))
-        .collect();
-    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]

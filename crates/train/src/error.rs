@@ -12,6 +12,13 @@ pub enum TrainError {
     Input { path: PathBuf, why: String },
     #[error(transparent)]
     Model(#[from] sam3lab_model::ModelError),
+    #[error(transparent)]
+    Hook(#[from] sam3lab_hooks::HookError),
+    #[error(transparent)]
+    Weights(#[from] sam3lab_weights::WeightsError),
+    /// The probes' input, manifest and forward plumbing that [`crate::retrain`] runs on.
+    #[error(transparent)]
+    Probe(#[from] sam3lab_probes::ProbeError),
     #[error("{}: {source}", .path.display())]
     Io { path: PathBuf, source: std::io::Error },
     /// The loss became non-finite: the step and the find queries of the batch.

@@ -2,11 +2,13 @@
 //! BCE on the presence logit over balanced positive/negative pairs, everything else frozen (the
 //! post's §5 "presence_only"). Writes a complete safetensors checkpoint that differs from the input
 //! only in the trained tensors, `OUT.manifest.json` (manifest, trained tensors, the Table 5.1
-//! trajectory) and `OUT.trajectory.csv`. The work lives in `sam3lab_probes::retrain`.
+//! trajectory) and `OUT.trajectory.csv`. The work lives with the training engine, in
+//! `sam3lab_train::retrain`.
 
 use std::path::PathBuf;
 
-use sam3lab_probes::{inputs, retrain};
+use sam3lab_probes::inputs;
+use sam3lab_train::retrain;
 
 #[derive(clap::Args)]
 pub struct Args {

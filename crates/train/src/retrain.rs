@@ -4,8 +4,13 @@
 //! post-processing multiplies into every score), y = 1 for positive pairs, 0 for negatives, positives
 //! weighted by `pos_weight` (torch `BCEWithLogitsLoss(pos_weight=…)`), averaged over a balanced
 //! minibatch (half positives, half negatives, drawn without replacement per class and reshuffled per
-//! pass, seeded). Adam (β = 0.9, 0.999, ε = 1e-8, torch's defaults). Parameters are selected by
-//! globs over their ORIGINAL checkpoint names ([`crate::params`]); every other tensor is frozen.
+//! pass, seeded). Adam (β = 0.9, 0.999, ε = 1e-8, torch's defaults; not the engine's AdamW, whose
+//! update is computed differently). Parameters are selected the engine's way: globs over their
+//! ORIGINAL checkpoint names ([`crate::params::Globs`]), and [`crate::params::set_trainable`] gives
+//! every parameter its name-derived id and sets `require_grad` on exactly the selected ones; every
+//! other tensor is frozen. The trained values come back in torch layout ([`crate::params::values`]).
+//! Pairs, the manifest and the hooked forward are the probes' (`sam3lab_probes::{inputs, manifest,
+//! model}`).
 //!
 //! Two modes:
 //! - full: the whole forward runs each step (on burn's autodiff device). Image and text features are
@@ -43,10 +48,11 @@ use sam3lab_util::rng::Rng;
 use sam3lab_weights::{Checkpoint, SafetensorsWriter, TensorHeader};
 use serde::Serialize;
 
-use crate::error::{ProbeError, Result};
-use crate::inputs::{Label, Pairs, by_image, pair_image_records};
-use crate::manifest::{Csv, FileRecord, Manifest, PairsRecord, num, write_json};
-use crate::model::{self, CkptSpec, Stages, TextCache};
+use sam3lab_probes::inputs::{Label, Pair, Pairs, by_image, pair_image_records};
+use sam3lab_probes::manifest::{Csv, FileRecord, Manifest, PairsRecord, num, write_json};
+use sam3lab_probes::model::{self, CkptSpec, Stages, TextCache};
+
+use crate::error::{Result, TrainError};
 use crate::params::{self, Globs};
 
 /// The parameter prefix of the cached mode's trainable modules.
@@ -258,23 +264,23 @@ impl PresenceHead {
 
 fn check(req: &RetrainRequest) -> Result<()> {
     if req.steps == 0 {
-        return Err(ProbeError::Usage("--steps must be ≥ 1".into()));
+        return Err(TrainError::Usage("--steps must be ≥ 1".into()));
     }
     if !(req.lr.is_finite() && req.lr > 0.0) {
-        return Err(ProbeError::Usage(format!("--lr {} must be a positive number", req.lr)));
+        return Err(TrainError::Usage(format!("--lr {} must be a positive number", req.lr)));
     }
     if !(req.pos_weight.is_finite() && req.pos_weight > 0.0) {
-        return Err(ProbeError::Usage(format!("--pos-weight {} must be a positive number", req.pos_weight)));
+        return Err(TrainError::Usage(format!("--pos-weight {} must be a positive number", req.pos_weight)));
     }
     if req.batch < 2 {
-        return Err(ProbeError::Usage(format!("--batch {} must be ≥ 2 (half positives, half negatives)", req.batch)));
+        return Err(TrainError::Usage(format!("--batch {} must be ≥ 2 (half positives, half negatives)", req.batch)));
     }
     if req.log_every == 0 {
-        return Err(ProbeError::Usage("--log-every must be ≥ 1".into()));
+        return Err(TrainError::Usage("--log-every must be ≥ 1".into()));
     }
     for l in [Label::Pos, Label::Neg] {
         if req.pairs.count(l) == 0 {
-            return Err(ProbeError::input(&req.pairs.path, None, format!("no `{}` pair: a balanced BCE needs both labels", l.as_str())));
+            return Err(TrainError::input(&req.pairs.path, format!("no `{}` pair: a balanced BCE needs both labels", l.as_str())));
         }
     }
     let same = |a: &Path| match (a.canonicalize(), req.out.canonicalize()) {
@@ -282,7 +288,7 @@ fn check(req: &RetrainRequest) -> Result<()> {
         _ => false,
     };
     if same(&req.ckpt) || same(&req.ckpt.join("weights.safetensors")) {
-        return Err(ProbeError::Usage(format!("--out {} is the input checkpoint; write to a new file", req.out.display())));
+        return Err(TrainError::Usage(format!("--out {} is the input checkpoint; write to a new file", req.out.display())));
     }
     Ok(())
 }
@@ -297,7 +303,7 @@ pub fn run(req: &RetrainRequest, progress: &ProgressBar) -> Result<(RetrainRepor
     let all_names: Vec<String> = params::list(&loaded.predictor.model, "").into_iter().map(|p| p.name).collect();
     let globs = if req.train.is_empty() {
         if !req.cached {
-            return Err(ProbeError::Usage("--train GLOB is required (e.g. 'transformer.decoder.presence_token*')".into()));
+            return Err(TrainError::Usage("--train GLOB is required (e.g. 'transformer.decoder.presence_token*')".into()));
         }
         Globs::parse(&[format!("{HEAD_PREFIX}presence_token_out_norm.*"), format!("{HEAD_PREFIX}presence_token_head.*")])?
     } else {
@@ -313,7 +319,7 @@ pub fn run(req: &RetrainRequest, progress: &ProgressBar) -> Result<(RetrainRepor
         let trained: BTreeSet<String> = matched.intersection(&head_names).cloned().collect();
         let frozen: Vec<String> = matched.difference(&head_names).cloned().collect();
         if trained.is_empty() {
-            return Err(ProbeError::Usage(format!(
+            return Err(TrainError::Usage(format!(
                 "--cached trains only {HEAD_PREFIX}presence_token_out_norm.* and {HEAD_PREFIX}presence_token_head.*; --train matched none of them ({})",
                 matched.iter().cloned().collect::<Vec<_>>().join(", ")
             )));
@@ -338,7 +344,7 @@ pub fn run(req: &RetrainRequest, progress: &ProgressBar) -> Result<(RetrainRepor
     let mut manifest = Manifest::new("sam3lab retrain", req.seed);
     model::describe(&mut manifest, &[&loaded], req.config.as_deref())?;
     manifest.points = if req.cached { vec![q0_point(&loaded)] } else { vec!["presence_logit".into()] };
-    let all: Vec<&crate::inputs::Pair> = req.pairs.pairs.iter().collect();
+    let all: Vec<&Pair> = req.pairs.pairs.iter().collect();
     manifest.images = pair_image_records(&all)?;
     manifest.pairs = Some(PairsRecord::of(&req.pairs, all.len()));
     manifest.option("train", &globs.text);
@@ -387,7 +393,7 @@ fn q0_point(m: &model::Loaded) -> String {
 /// `decoder.layers.{last}.q0` for every pair, `(N, d)` row-major, in pair order.
 pub fn capture_q0(m: &model::Loaded, pairs: &Pairs, progress: &ProgressBar) -> Result<Vec<Vec<f32>>> {
     let point = q0_point(m);
-    let all: Vec<&crate::inputs::Pair> = pairs.pairs.iter().collect();
+    let all: Vec<&Pair> = pairs.pairs.iter().collect();
     let mut rows: Vec<Option<Vec<f32>>> = vec![None; all.len()];
     let mut texts = TextCache::default();
     progress.set_length(all.len() as u64);
@@ -458,7 +464,7 @@ pub fn train_cached(
         let loss = bce_loss(logits, &y, req.pos_weight);
         let lv = loss.clone().inner().into_scalar::<f32>();
         if !lv.is_finite() {
-            return Err(ProbeError::Usage(format!("the loss became {lv} at step {step}; lower --lr")));
+            return Err(TrainError::Usage(format!("the loss became {lv} at step {step}; lower --lr")));
         }
         let grads = GradientsParams::from_grads(loss.backward(), &head);
         head = optim.step(req.lr, head, grads);
@@ -581,7 +587,7 @@ impl FeatureSource<'_> {
     fn write_spilled(&mut self, i: usize, f: &ImageFeatures) -> Result<()> {
         if self.spill.is_none() {
             let dir = tempfile::Builder::new().prefix(".sam3lab-retrain-spill-").tempdir_in(&self.spill_parent).map_err(|e| {
-                ProbeError::Usage(format!(
+                TrainError::Usage(format!(
                     "cannot create a spill directory for image features in {} ({e}); raise --max-cached-images to keep them in memory",
                     self.spill_parent.display()
                 ))
@@ -594,10 +600,10 @@ impl FeatureSource<'_> {
         for level in &f.fpn {
             shapes.push(level.dims());
             let data = level.clone().into_data().convert::<f32>();
-            bytes.extend(data.as_slice::<f32>().map_err(|e| ProbeError::Usage(format!("internal: spilling features: {e:?}")))?.iter().flat_map(|v| v.to_le_bytes()));
+            bytes.extend(data.as_slice::<f32>().map_err(|e| TrainError::Usage(format!("internal: spilling features: {e:?}")))?.iter().flat_map(|v| v.to_le_bytes()));
         }
         std::fs::write(&path, &bytes).map_err(|e| {
-            ProbeError::Usage(format!("writing spilled image features {} ({e}); raise --max-cached-images or free disk space", path.display()))
+            TrainError::Usage(format!("writing spilled image features {} ({e}); raise --max-cached-images or free disk space", path.display()))
         })?;
         self.spilled_bytes += bytes.len() as u64;
         self.spilled.insert(i, (shapes, f.pos.clone()));
@@ -606,14 +612,14 @@ impl FeatureSource<'_> {
 
     fn read_spilled(&self, i: usize, device: &Device) -> Result<ImageFeatures> {
         let path = self.spill_file(i).expect("spilled images have a file");
-        let bytes = std::fs::read(&path).map_err(|e| ProbeError::Usage(format!("reading spilled image features {} ({e})", path.display())))?;
+        let bytes = std::fs::read(&path).map_err(|e| TrainError::Usage(format!("reading spilled image features {} ({e})", path.display())))?;
         let (shapes, pos) = &self.spilled[&i];
         let mut at = 0;
         let mut fpn = Vec::with_capacity(shapes.len());
         for shape in shapes {
             let n: usize = shape.iter().product();
             let Some(chunk) = bytes.get(at..at + 4 * n) else {
-                return Err(ProbeError::Usage(format!("spilled image features {} are cut short", path.display())));
+                return Err(TrainError::Usage(format!("spilled image features {} are cut short", path.display())));
             };
             let vals: Vec<f32> = chunk.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
             fpn.push(Tensor::<4>::from_data(TensorData::new(vals, *shape), device));
@@ -708,7 +714,7 @@ fn train_full(
         let loss = bce_loss(logits, &y, req.pos_weight);
         let lv = loss.clone().inner().into_scalar::<f32>();
         if !lv.is_finite() {
-            return Err(ProbeError::Usage(format!("the loss became {lv} at step {step}; lower --lr")));
+            return Err(TrainError::Usage(format!("the loss became {lv} at step {step}; lower --lr")));
         }
         let grads = GradientsParams::from_grads(loss.backward(), &ad);
         ad = optim.step(req.lr, ad, grads);
@@ -738,10 +744,10 @@ pub fn write_checkpoint(
     for name in trained {
         let e = ck.require(name)?;
         let Some((_, shape, _)) = by_name.get(name.as_str()) else {
-            return Err(ProbeError::Usage(format!("internal: no trained value for `{name}`")));
+            return Err(TrainError::Usage(format!("internal: no trained value for `{name}`")));
         };
         if *shape != e.shape {
-            return Err(ProbeError::Usage(format!(
+            return Err(TrainError::Usage(format!(
                 "trained `{name}` has shape {shape:?} but {} stores {:?}",
                 input.display(),
                 e.shape

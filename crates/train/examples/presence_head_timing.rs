@@ -5,7 +5,7 @@
 //! random, positives shifted along a random direction so the BCE can fall; only the optimisation is
 //! timed (capturing q0 needs one real forward per pair and is not included).
 //!
-//! `cargo run --release -p sam3lab-probes --example presence_head_timing [BATCH ...]` (default 8 64).
+//! `cargo run --release -p sam3lab-train --example presence_head_timing [BATCH ...]` (default 8 64).
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -13,8 +13,8 @@ use std::time::Instant;
 use burn::prelude::Device;
 use indicatif::ProgressBar;
 use sam3lab_probes::inputs::Label;
-use sam3lab_probes::params;
-use sam3lab_probes::retrain::{HEAD_PREFIX, PresenceHead, TrainSettings, train_cached};
+use sam3lab_train::params;
+use sam3lab_train::retrain::{HEAD_PREFIX, PresenceHead, TrainSettings, train_cached};
 use sam3lab_util::rng::Rng;
 
 fn main() {

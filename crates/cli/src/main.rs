@@ -86,6 +86,9 @@ fn main() -> ExitCode {
             default_hook(info);
         }
     }));
+    // Every command (benches and probes included, not only those that pick a device by name) keeps
+    // freed tensor memory for reuse instead of paying fresh page faults per large intermediate.
+    sam3lab_model::device::tune_cpu_allocator();
     match std::panic::catch_unwind(AssertUnwindSafe(run)) {
         Ok(code) => code,
         Err(payload) if is_closed_pipe_panic(panic_message(payload.as_ref())) => ExitCode::SUCCESS,

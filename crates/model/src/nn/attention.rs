@@ -4,7 +4,8 @@
 //! `out = Σ_h o_h · W_oᵀ[:, h·d:(h+1)·d] + b_o`. When a hook asks for `{module}.head.{h}` or
 //! `{module}.attn_weights`, attention runs the explicit path (scores → softmax → per-head
 //! contributions, each a hook point, then summed with the shared bias); otherwise it uses burn's
-//! fused attention kernel, so unused head hooks cost nothing.
+//! fused attention kernel (or, for long unmasked sequences on the CPU, [`super::long_attention`]),
+//! so unused head hooks cost nothing.
 
 use burn::module::{Module, Param};
 use burn::nn::Linear;
@@ -148,7 +149,11 @@ pub fn attention_core(
             && (hooks.wants(&format!("{name}.attn_weights"))
                 || (0..heads).any(|i| hooks.wants(&format!("{name}.head.{i}")))));
     let out = if !explicit {
-        let o = attention(q, k, v, mask, bias, AttentionModuleOptions { scale: None, softcap: None, is_causal: causal });
+        let o = if mask.is_none() && bias.is_none() && !causal && super::long_attention::applies(&q, &k) {
+            super::long_attention::attention(q, k, v)
+        } else {
+            attention(q, k, v, mask, bias, AttentionModuleOptions { scale: None, softcap: None, is_causal: causal })
+        };
         burn::tensor::module::linear(merge_heads(o), out_w.clone(), out_b)
     } else {
         let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (d as f64).sqrt());

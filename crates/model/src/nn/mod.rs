@@ -5,6 +5,7 @@
 pub mod attention;
 pub mod box_embed;
 pub mod dropout;
+pub mod long_attention;
 pub mod pos2d;
 
 use burn::module::Module;

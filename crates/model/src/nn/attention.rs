@@ -47,9 +47,17 @@ impl MultiheadAttention {
     /// Project with block `i` (0 = q, 1 = k, 2 = v) of the fused in-projection.
     fn project(&self, x: Tensor<3>, i: usize) -> Tensor<3> {
         let e = self.d_model();
-        let w = self.in_proj_weight.val().slice([i * e..(i + 1) * e]).transpose();
+        let w = self.in_proj_weight.val().slice([i * e..(i + 1) * e]); // (E_out, E_in), contiguous rows
         let b = self.in_proj_bias.val().slice([i * e..(i + 1) * e]);
-        burn::tensor::module::linear(x, w, Some(b))
+        let [bb, l, e_in] = x.dims();
+        if bb * l < e && !x.device().is_autodiff() {
+            // Few tokens (the text encoder's 32, the decoder's queries): W·xᵀ reads the weight block
+            // in place, where x·Wᵀ makes the CPU backend copy the transposed block on every call
+            // (measured 5× slower for 32 tokens at width 1024). Same product.
+            let y = w.matmul(x.reshape([bb * l, e_in]).transpose()).transpose();
+            return (y + b.unsqueeze::<2>()).reshape([bb, l, e]);
+        }
+        burn::tensor::module::linear(x, w.transpose(), Some(b))
     }
 
     /// Batch-first attention: `query` `(B, Lq, E)`, `key`/`value` `(B, Lk, E)`;

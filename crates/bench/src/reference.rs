@@ -268,7 +268,7 @@ impl Comparison {
     /// The comparison table: per stage and in total, both sides' min / median and the ratio of medians.
     pub fn report(&self, reference_label: &str) -> String {
         let mut s = format!(
-            "  vs PyTorch, measured in this run ({reference_label}), {} alternating repetitions (ours, PyTorch, ours, …):\n",
+            "  vs PyTorch, measured in this run ({reference_label}), {} alternating repetitions (PyTorch, ours, PyTorch, …):\n",
             self.ours.len()
         );
         s += &format!("    {:<12} {:>24} {:>24}   ratio of medians\n", "stage", "ours min / median", "PyTorch min / median");
@@ -293,9 +293,12 @@ impl Comparison {
     }
 }
 
-/// Run `reps` alternating repetitions: `ours()` then one reference repetition, `reps` times. Each
-/// side returns its stage times (ms) in the order of `stages`. The reference is finished (and its
-/// exit status checked) at the end.
+/// Run `reps` alternating repetitions: one reference repetition then `ours()`, `reps` times. The
+/// reference goes first so that its start-up (importing torch, building and warming its model, all
+/// before it answers the first `run`) is over before ours is timed: started the other way round,
+/// our first repetition shared the CPU with that start-up (measured: the full-size image stage
+/// 36 s alone, 52 s beside it). Each side returns its stage times (ms) in the order of `stages`.
+/// The reference is finished (and its exit status checked) at the end.
 pub fn alternate(
     reps: usize,
     stages: &[&str],
@@ -304,12 +307,12 @@ pub fn alternate(
 ) -> anyhow::Result<Comparison> {
     let mut c = Comparison { stages: stages.iter().map(|s| s.to_string()).collect(), ours: vec![], reference: vec![], order: vec![] };
     for _ in 0..reps {
+        c.reference.push(reference.next(stages)?);
+        c.order.push(Side::Reference);
         let o = ours()?;
         anyhow::ensure!(o.len() == stages.len(), "ours returned {} stage times for {} stages", o.len(), stages.len());
         c.ours.push(o);
         c.order.push(Side::Ours);
-        c.reference.push(reference.next(stages)?);
-        c.order.push(Side::Reference);
     }
     reference.finish()?;
     Ok(c)

@@ -72,8 +72,8 @@ done"#,
         Ok(vec![5.0 * n, 1.0, 2.0])
     };
     let c = alternate(3, &STAGES, ours, reference).unwrap();
-    assert_eq!(c.order, vec![Side::Ours, Side::Reference, Side::Ours, Side::Reference, Side::Ours, Side::Reference]);
-    assert_eq!(std::fs::read_to_string(&log).unwrap().split_whitespace().collect::<String>(), "OROROR");
+    assert_eq!(c.order, vec![Side::Reference, Side::Ours, Side::Reference, Side::Ours, Side::Reference, Side::Ours]);
+    assert_eq!(std::fs::read_to_string(&log).unwrap().split_whitespace().collect::<String>(), "RORORO");
     assert_eq!(c.reference, vec![vec![10.0, 2.0, 4.0], vec![20.0, 2.0, 8.0], vec![30.0, 2.0, 12.0]]);
     // image: ours 5/10/15 → min 5, median 10; reference 10/20/30 → min 10, median 20.
     assert_eq!(c.stat(Some(0)), ((5.0, 10.0), (10.0, 20.0)));

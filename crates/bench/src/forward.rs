@@ -2,10 +2,10 @@
 //!
 //! - `forward`: the whole forward of a fixture (default: the shipped fixture A) on one CPU thread,
 //!   median over iterations, per stage (trunk+neck, text, heads), as a ratio to the reference's time
-//!   on this machine class (20.7 ms, PyTorch CPU, one thread).
+//!   on this machine class (11.2 ms, PyTorch CPU, one thread, measured 2026-12-05).
 //! - `full`: one forward of the FULL-size model (`Sam3Config::sam3()`, random weights, a 1008×1008
-//!   input, 2 threads): seconds per stage and peak RSS (`VmHWM`), as ratios to the reference's 106 s
-//!   and 4.67 GiB.
+//!   input, 2 threads): seconds per stage and peak RSS (`VmHWM`), as ratios to the reference's 36.9 s
+//!   and 4.70 GiB (measured 2026-12-05).
 //!
 //! With `--reference-python PATH` both run `benches/reference/forward.py` / `full.py` under that
 //! interpreter in the same invocation, alternating with ours, and print both sides' min/median per
@@ -29,13 +29,13 @@ use crate::util::{FixtureRun, cpu_seconds, gib, load_fixture_inputs, materialize
 pub const STAGES: [&str; 3] = ["image", "text", "grounding"];
 
 /// Where the default recorded numbers come from.
-const FORWARD_RECORD_MS: f64 = 20.7;
-const FORWARD_RECORD: &str = "PyTorch SAM3 (Meta's sam3 0.1.4) CPU forward of fixture A, 1 thread, on this machine class \
-    (2 vCPU AMD EPYC); from the project's issues, recorded in this tree on 2026-11-25";
-const FULL_RECORD_S: f64 = 106.0;
-const FULL_RECORD: &str = "PyTorch SAM3 (Meta's sam3 0.1.4) CPU forward, random weights, 1008², 2 threads, on this machine \
-    class (2 vCPU AMD EPYC); from the project's issues, recorded in this tree on 2026-11-25";
-const FULL_RECORD_GIB: f64 = 4.67;
+const FORWARD_RECORD_MS: f64 = 11.2;
+const FORWARD_RECORD: &str = "PyTorch 2.15 + Meta's sam3 (99d02f28) CPU forward of fixture A, 1 thread, median of 20, on \
+    this machine class (2 vCPU AMD EPYC); measured with `bench forward --reference-python` on 2026-12-05 (docs/benchmarks.md)";
+const FULL_RECORD_S: f64 = 36.9;
+const FULL_RECORD: &str = "PyTorch 2.15 + Meta's sam3 (99d02f28) CPU forward, random weights, 1008², 2 threads, on this \
+    machine class (2 vCPU AMD EPYC); measured with `bench full --reference-python` on 2026-12-05 (docs/benchmarks.md)";
+const FULL_RECORD_GIB: f64 = 4.70;
 
 /// The provenance of a recorded reference number: the default's, or "given on the command line".
 fn provenance(value: f64, default: f64, default_provenance: &'static str, flag: &str) -> String {

@@ -27,10 +27,10 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 enum Bench {
     /// Whole forward of a fixture (default: fixture A) on one thread, vs PyTorch run alongside
-    /// (--reference-python) or else a recorded 20.7 ms.
+    /// (--reference-python) or else a recorded 11.2 ms (measured 2026-12-05).
     Forward(bench_forward::ForwardArgs),
     /// One forward of the full-size SAM3 (random weights, 1008², 2 threads) vs PyTorch run alongside
-    /// (--reference-python) or else a recorded 106 s / 4.67 GiB.
+    /// (--reference-python) or else a recorded 36.9 s / 4.70 GiB (measured 2026-12-05).
     Full(bench_forward::FullArgs),
     /// Backbone forward (trunk + neck, text) of a fixture on one thread, median ms.
     Backbone(bench_model::BackboneArgs),

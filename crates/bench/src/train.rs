@@ -22,6 +22,12 @@ use sam3lab_train::{LossConfig, compute_loss, params};
 use crate::reference::{RefArgs, compare};
 use crate::util::{gib, materialize, matmul_gflops, median, memory, set_threads, spinner};
 
+/// PyTorch's step on the shipped training fixture's batch, as `bench train --reference-python` measured it.
+const TRAIN_RECORD_MS: f64 = 85.6;
+const TRAIN_RECORD: &str = "PyTorch 2.15 + Meta's sam3 (99d02f28) training step on the sam3-tiny-train batch (Sam3Image train mode, \
+    Sam3LossWrapper, backward, AdamW; no activation checkpointing), 1 thread, median of 10, on this machine class (2 vCPU AMD \
+    EPYC); measured with `bench train --reference-python` on 2026-12-05 (docs/benchmarks.md)";
+
 /// The stages both sides report: train-mode forward, matching + loss, backward + AdamW step.
 pub const STAGES: [&str; 3] = ["forward", "loss", "backward"];
 
@@ -123,11 +129,16 @@ pub fn run(a: TrainArgs) -> anyhow::Result<u8> {
         Ok(t.to_vec())
     };
     if compare(&a.reference, "train_step.py", &script_args, a.iters.min(10), &STAGES, ours)?.is_none() {
-        println!(
-            "  PyTorch: not run here (pass --reference-python to measure it in this run); a recorded 410 ms, for orientation \
-             only, no ratio: Meta's training step at these model sizes, median on this machine class with its own world \
-             batch (shared/design/world-feasibility.md, recorded 2026-12-04) -- a different batch, not like-for-like"
-        );
+        // Only the shipped training fixture was measured; another batch gets no ratio.
+        let shipped = a.fixture.ends_with("sam3-tiny-train");
+        if shipped {
+            println!(
+                "{}",
+                crate::reference::recorded_line(s, TRAIN_RECORD_MS, "ms", TRAIN_RECORD)
+            );
+        } else {
+            println!("  PyTorch: not run here and no recorded number for this fixture (pass --reference-python to measure it)");
+        }
     }
     if a.full {
         full_step(a.checkpointing)?;

@@ -36,7 +36,7 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
     let [b, h, lq, d] = q.dims();
     let lk = k.dims()[2];
     let dv = v.dims()[3];
-    let host = |t: Tensor<4>| t.into_data().convert::<f32>().into_vec::<f32>().expect("f32 tensor data");
+    let host = |t: Tensor<4>| t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 tensor data");
     let (q, k, v) = (host(q), host(k), host(v));
     let scale = 1.0 / (d as f32).sqrt();
     let mut out = vec![0.0f32; b * h * lq * dv];

@@ -245,6 +245,16 @@ fn evaluation_during_a_run_matches_a_direct_forward() {
 }
 
 
+/// Run a fixture recipe edited by `edit` (paths made absolute first) and read its last checkpoint.
+fn one_step(name: &str, edit: impl Fn(String) -> String) -> BTreeMap<String, HostTensor> {
+    let dir = tempfile::tempdir().unwrap();
+    let text = edit(std::fs::read_to_string(recipe(name)).unwrap().replace("../../", &format!("{}/", root().display())));
+    let r = dir.path().join("r.toml");
+    std::fs::write(&r, text).unwrap();
+    let s = run(&r, &dir.path().join("out"), &Device::flex(), &ProgressBar::hidden()).unwrap();
+    read_safetensors(s.checkpoints.last().unwrap()).unwrap()
+}
+
 /// Meta's weight-decay exclusions (`optim.no_weight_decay`, `no_weight_decay_layer_norm`): one
 /// AdamW step with and without them from the same parent. burn's AdamW is decoupled
 /// (θ ← θ·(1 − lr·wd) − lr·u, u the same in both runs), so an excluded tensor must end exactly
@@ -253,18 +263,12 @@ fn evaluation_during_a_run_matches_a_direct_forward() {
 fn weight_decay_exclusions_follow_adamw_by_hand() {
     let (lr, wd) = (1e-2f64, 0.5f64);
     let step = |extra: &str| {
-        let dir = tempfile::tempdir().unwrap();
-        let text = std::fs::read_to_string(recipe("presence_only"))
-            .unwrap()
-            .replace("../../", &format!("{}/", root().display()))
-            .replace("steps = 4", "steps = 1")
-            .replace("checkpoints = [4]", "checkpoints = [1]")
-            .replace("lr = 1e-4", &format!("lr = {lr}"))
-            .replace("weight_decay = 0.0", &format!("weight_decay = {wd}{extra}"));
-        let r = dir.path().join("r.toml");
-        std::fs::write(&r, text).unwrap();
-        let s = run(&r, &dir.path().join("out"), &Device::flex(), &ProgressBar::hidden()).unwrap();
-        read_safetensors(s.checkpoints.last().unwrap()).unwrap()
+        one_step("presence_only", |t| {
+            t.replace("steps = 4", "steps = 1")
+                .replace("checkpoints = [4]", "checkpoints = [1]")
+                .replace("lr = 1e-4", &format!("lr = {lr}"))
+                .replace("weight_decay = 0.0", &format!("weight_decay = {wd}{extra}"))
+        })
     };
     let decayed = step("");
     let excluded = step("\nno_weight_decay = [\"**.*bias*\"]\nno_weight_decay_layer_norm = true");
@@ -305,20 +309,14 @@ fn weight_decay_exclusions_follow_adamw_by_hand() {
 #[test]
 fn layer_decay_scales_each_trunk_layer_like_metas_modifier() {
     let step = |extra: &str| {
-        let dir = tempfile::tempdir().unwrap();
-        let text = std::fs::read_to_string(recipe("frozen_te"))
-            .unwrap()
-            .replace("../../", &format!("{}/", root().display()))
-            .replace("steps = 3", "steps = 1")
-            .replace("checkpoints = [1, 3]", "checkpoints = [1]")
-            .replace("weight_decay = 0.1", "weight_decay = 0.0")
-            .replace("lr = 1e-4", "lr = 1e-2")
-            .replace("kind = \"inverse_sqrt\"\nwarmup = 1\ntimescale = 2", "kind = \"constant\"") // step 0 at full rate
-            .replace("[schedule]", &format!("{extra}\n[schedule]"));
-        let r = dir.path().join("r.toml");
-        std::fs::write(&r, text).unwrap();
-        let s = run(&r, &dir.path().join("out"), &Device::flex(), &ProgressBar::hidden()).unwrap();
-        read_safetensors(s.checkpoints.last().unwrap()).unwrap()
+        one_step("frozen_te", |t| {
+            t.replace("steps = 3", "steps = 1")
+                .replace("checkpoints = [1, 3]", "checkpoints = [1]")
+                .replace("weight_decay = 0.1", "weight_decay = 0.0")
+                .replace("lr = 1e-4", "lr = 1e-2")
+                .replace("kind = \"inverse_sqrt\"\nwarmup = 1\ntimescale = 2", "kind = \"constant\"") // step 0 at full rate
+                .replace("[schedule]", &format!("{extra}\n[schedule]"))
+        })
     };
     let plain = step("");
     let decayed = step("[optim.layer_decay]\nvalue = 0.5\noverrides = [{ pattern = \"**.pos_embed\", value = 1.0 }]\n");

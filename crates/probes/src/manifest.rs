@@ -152,6 +152,4 @@ impl Csv {
 }
 
 /// A number for CSV: shortest round-trip form, empty for `None`.
-pub fn num(v: Option<f64>) -> String {
-    v.map(|x| format!("{x}")).unwrap_or_default()
-}
+pub use sam3lab_util::csv::num;

@@ -37,9 +37,10 @@ pub struct Selection {
     pub names: Vec<String>,
     /// Group index per trained tensor, into [`Selection::groups`].
     pub group: BTreeMap<String, usize>,
-    /// 0 = the base group, k = `optim.groups[k-1]`; then, when the recipe excludes tensors from
-    /// weight decay (`optim.no_weight_decay`, `no_weight_decay_layer_norm`), the same groups again
-    /// with weight decay 0 (index `k + 1 + optim.groups.len()`).
+    /// 0 = the base group, k = `optim.groups[k-1]` (always present, used or not); after them one
+    /// derived group per (group, no weight decay, layer-decay scale) combination that a tensor
+    /// needs (`optim.no_weight_decay`, `no_weight_decay_layer_norm`, `optim.layer_decay`), in the
+    /// order of the tensor names.
     pub groups: Vec<OptimGroup>,
 }
 
@@ -145,7 +146,6 @@ pub fn select(recipe: &Recipe, model: &Sam3) -> Result<Selection> {
         lr_scale: g.lr_scale,
         weight_decay: g.weight_decay.unwrap_or(o.weight_decay),
     }));
-    let recipe_groups = optim_groups.clone();
     let mut derived: BTreeMap<(usize, bool, String), usize> = BTreeMap::new();
     let mut group = BTreeMap::new();
     for n in &names {
@@ -162,8 +162,7 @@ pub fn select(recipe: &Recipe, model: &Sam3) -> Result<Selection> {
         }
         let key = (g, exclude, scale.as_ref().map(|(tag, _)| tag.clone()).unwrap_or_default());
         let idx = *derived.entry(key).or_insert_with(|| {
-            let base = &recipe_groups[g];
-            let mut d = base.clone();
+            let mut d = optim_groups[g].clone(); // g ≤ G: one of the recipe's groups
             if exclude {
                 d.weight_decay = 0.0;
                 d.name += " (no weight decay)";
@@ -495,7 +494,6 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
         let Some((set, spec)) = &eval_set else { return Ok(None) };
         let row = crate::evaluate::evaluate(&model.clone().valid(), set, spec, cache, step, &plain)?;
         log.push_str(&row.csv());
-        log.push('\n');
         Ok(Some(row))
     };
     if state.step == 0 {

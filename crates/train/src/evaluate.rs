@@ -58,10 +58,10 @@ impl EvalRow {
     pub const HEADER: &'static str =
         "step,pairs,neg_correct,pos_detect,presence_acc,score_auc,best_iou,mean_max_score_pos,mean_max_score_neg";
 
-    /// One `eval.csv` record, without its newline (6 decimals; empty for an undefined value).
+    /// One `eval.csv` record with its newline (6 decimals; empty for an undefined value).
     pub fn csv(&self) -> String {
         let o = |v: Option<f64>| v.map(|x| format!("{x:.6}")).unwrap_or_default();
-        let line = sam3lab_util::csv::line([
+        sam3lab_util::csv::line([
             self.step.to_string(),
             self.pairs.to_string(),
             o(self.neg_correct),
@@ -71,8 +71,7 @@ impl EvalRow {
             o(self.best_iou),
             o(self.mean_max_score_pos),
             o(self.mean_max_score_neg),
-        ]);
-        line.trim_end_matches('\n').to_string()
+        ])
     }
 }
 

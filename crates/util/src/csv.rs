@@ -59,6 +59,12 @@ impl Table {
     }
 }
 
+/// A number cell: the shortest form that reads back as the same f64 (deterministic), empty for
+/// `None` (an undefined value).
+pub fn num(v: Option<f64>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_default()
+}
+
 /// One record as a line (with its `\n`), quoted as [`Table`] does: for logs appended row by row.
 pub fn line<I>(fields: I) -> String
 where

@@ -61,9 +61,7 @@ impl HeatmapTable {
 }
 
 /// Shortest round-trip formatting (deterministic), empty for `None`.
-pub fn fmt_opt(v: Option<f64>) -> String {
-    v.map(|x| x.to_string()).unwrap_or_default()
-}
+pub use sam3lab_util::csv::num as fmt_opt;
 
 /// Write `bytes` to `path` via a temporary file in the same directory and a rename, so a reader
 /// never sees a partial file.

@@ -204,6 +204,13 @@ fn pcs(s: Stat) -> String {
         None => format!("{} %", pc(s.mean)),
     }
 }
+/// A seed statistic in points (×100, no unit): "62.3" or "62.3 (3 seeds, SD 1.2)".
+fn pts(s: Stat) -> String {
+    match s.sd {
+        Some(sd) => format!("{} ({} seeds, SD {})", pc(s.mean), s.n, pp_abs(sd)),
+        None => pc(s.mean),
+    }
+}
 /// A seed statistic as an IoU: "0.612" or "0.612 (3 seeds, SD 0.020)".
 fn ious(s: Stat) -> String {
     match s.sd {
@@ -336,7 +343,7 @@ pub fn b6(r: &StudyResults) -> Finding {
     let np = j.stat("null fine-tune pos_mean_IoU", &r.null_ft, pos);
     if let (Some(b), Some(n)) = (bp, np) {
         let d = n.mean - b;
-        j.num(format!("pos_mean_IoU {} → {} ({} points)", pc(b), pcs(n), pp(d)));
+        j.num(format!("pos_mean_IoU {} → {} ({} points)", pc(b), pts(n), pp(d)));
         j.check(format!("|{} points| ≤ {} points", pp(d), pp_abs(B6_NULL_POS_MEAN_IOU_MAX)), d.abs() <= B6_NULL_POS_MEAN_IOU_MAX);
     }
     j.finish()
@@ -408,7 +415,7 @@ pub fn f2(r: &StudyResults) -> Finding {
         let b = j.need(&format!("base {what}"), f(&r.base));
         let ft = j.stat(&format!("frozen_te {what}"), &r.frozen_te, f);
         if let (Some(b), Some(ft)) = (b, ft) {
-            j.num(format!("{what} {} → {}", pc(b), pcs(ft)));
+            j.num(format!("{what} {} → {}", pc(b), pts(ft)));
             j.check(format!("{what} {} ≥ base − {} = {}", pc(ft.mean), pp_abs(F2_POSITIVE_LOSS_MAX), pc(b - F2_POSITIVE_LOSS_MAX)), ft.mean >= b - F2_POSITIVE_LOSS_MAX);
         }
     }
@@ -432,6 +439,7 @@ pub fn f3(r: &StudyResults) -> Finding {
         if let (Some(b), Some(f), Some(n)) = (bn, fneg, n) {
             let gap = b - f.mean;
             if gap <= 0.0 {
+                j.num(format!("{name}: neg_correct {} vs frozen_te {} (base {})", pcs(n), pc(f.mean), pc(b)));
                 j.untestable(format!("frozen_te lost no refusal ({} pp)", pp(-gap)));
             } else {
                 let share = (n.mean - f.mean) / gap;
@@ -448,7 +456,7 @@ pub fn f3(r: &StudyResults) -> Finding {
     let bl = j.need("base LVIS mIoU", r.base.lvis_miou);
     let ll = j.stat("lvis_replay LVIS mIoU", &r.lvis_replay, lvis);
     if let (Some(b), Some(l)) = (bl, ll) {
-        j.num(format!("lvis_replay: LVIS mIoU {} (base {})", pcs(l), pc(b)));
+        j.num(format!("lvis_replay: LVIS mIoU {} (base {})", pts(l), pc(b)));
         j.check(format!("LVIS {} ≥ base − {} = {}", pc(l.mean), pp_abs(F3_LVIS_LOSS_MAX), pc(b - F3_LVIS_LOSS_MAX)), l.mean >= b - F3_LVIS_LOSS_MAX);
     }
     j.finish()
@@ -481,14 +489,14 @@ pub fn f5(r: &StudyResults) -> Finding {
     let fp = j.stat("frozen_te pos_mean_IoU", &r.frozen_te, pos);
     let lp = j.stat("lvis_replay pos_mean_IoU", &r.lvis_replay, pos);
     if let (Some(rp), Some(fp), Some(lp)) = (rp, fp, lp) {
-        j.num(format!("broad pos_mean_IoU: recovery {}, frozen_te {}, lvis_replay {}", pcs(rp), pc(fp.mean), pc(lp.mean)));
+        j.num(format!("broad pos_mean_IoU: recovery {}, frozen_te {}, lvis_replay {}", pts(rp), pc(fp.mean), pc(lp.mean)));
         j.check(format!("recovery {} < frozen_te − 1 = {}", pc(rp.mean), pc(fp.mean - F5_POS_BELOW_FROZEN_TE)), rp.mean < fp.mean - F5_POS_BELOW_FROZEN_TE);
         j.check(format!("recovery {} < lvis_replay − 2 = {}", pc(rp.mean), pc(lp.mean - F5_POS_BELOW_LVIS_REPLAY)), rp.mean < lp.mean - F5_POS_BELOW_LVIS_REPLAY);
     }
     let rl = j.stat("recovery LVIS mIoU", &r.recovery, lvis);
     let ll = j.stat("lvis_replay LVIS mIoU", &r.lvis_replay, lvis);
     if let (Some(rl), Some(ll)) = (rl, ll) {
-        j.num(format!("LVIS mIoU: recovery {}, lvis_replay {}", pcs(rl), pc(ll.mean)));
+        j.num(format!("LVIS mIoU: recovery {}, lvis_replay {}", pts(rl), pc(ll.mean)));
         j.check(format!("recovery LVIS {} ≥ lvis_replay − 3 = {}", pc(rl.mean), pc(ll.mean - F5_LVIS_LOSS_MAX)), rl.mean >= ll.mean - F5_LVIS_LOSS_MAX);
     }
     let bn = j.need("base neg_correct", r.base.neg_correct);
@@ -497,6 +505,7 @@ pub fn f5(r: &StudyResults) -> Finding {
     if let (Some(b), Some(f), Some(rn)) = (bn, fneg, rneg) {
         let gap = b - f.mean;
         if gap <= 0.0 {
+            j.num(format!("neg_correct frozen_te {} → recovery {} (base {})", pc(f.mean), pcs(rn), pc(b)));
             j.untestable(format!("frozen_te lost no refusal ({} pp)", pp(-gap)));
         } else {
             let share = (rn.mean - f.mean) / gap;
@@ -526,6 +535,7 @@ pub fn f6(r: &StudyResults) -> Finding {
     if let (Some(b), Some(lr), Some(po)) = (bn, lr, po) {
         let gap = b - lr.mean;
         if gap <= 0.0 {
+            j.num(format!("neg_correct lvis_replay {} → presence_only {} (base {})", pcs(lr), pcs(po), pc(b)));
             j.untestable(format!("lvis_replay lost no refusal ({} pp)", pp(-gap)));
         } else {
             let gain = po.mean - lr.mean;
@@ -605,6 +615,7 @@ pub fn f8(r: &StudyResults) -> Finding {
     if let (Some(b), Some(lr), Some((name, v))) = (bn, lr, best) {
         let gap = b - lr.mean;
         if gap <= 0.0 {
+            j.num(format!("best intervention ({name}) {} % vs lvis_replay {} (base {})", pc(*v), pcs(lr), pc(b)));
             j.untestable(format!("lvis_replay lost no refusal ({} pp)", pp(-gap)));
         } else {
             let share = (v - lr.mean) / gap;
@@ -637,7 +648,7 @@ pub fn observations(r: &StudyResults) -> Vec<Observation> {
         let f = |s: Option<Stat>, p: bool| s.map(|s| if p { pcs(s) } else { ious(s) }).unwrap_or_else(|| "—".into());
         o.push(Observation {
             what: "Control: the unfrozen-TE fine-tune (the post's predecessor's premise)",
-            numbers: format!("narrow-eval IoU {}, neg_correct {}, pos_mean_IoU {}", f(u.stat(narrow), false), f(u.stat(neg), true), f(u.stat(pos), true)),
+            numbers: format!("narrow-eval IoU {}, neg_correct {}, pos_mean_IoU {}", f(u.stat(narrow), false), f(u.stat(neg), true), u.stat(pos).map(pts).unwrap_or_else(|| "—".into())),
         });
     }
     o
@@ -944,7 +955,9 @@ mod tests {
         // No gap to recover (refusal rose): not testable, whatever the rest says.
         let mut r = post();
         first(&mut r.frozen_te).neg_correct = Some(1.0);
-        untestable(&f3(&r), "frozen_te lost no refusal (+4.2 pp)");
+        let f = f3(&r);
+        untestable(&f, "frozen_te lost no refusal (+4.2 pp)");
+        assert!(f.numbers.iter().any(|n| n == "lvis_replay: neg_correct 2.9 % vs frozen_te 100.0 (base 95.8)"), "{:?}", f.numbers);
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! Inputs, figures and REPORT.md of `sam3lab reproduce`: everything here reads what the commands of
-//! the run wrote; no number is typed in.
+//! the run wrote; no number is typed in. The findings are the study crate's (`sam3lab_study`): this
+//! file reads the run's files into its typed [`StudyResults`] and prints what it decides.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use sam3lab_study::report::md;
+use sam3lab_study::{Measures, Runs, StudyResults};
 use serde_json::{Value, json};
 
 use super::{Checkpoints, Layout, Runner, s};
@@ -110,6 +113,29 @@ impl Measured {
             .with_context(|| format!("no {key} for {label} on {split}"))
     }
 
+    /// A metric that may be absent (null in the score file, or no score file) as `None`.
+    pub fn opt(&self, label: &str, split: &str, key: &str) -> Option<f64> {
+        self.scores.get(&(label.to_string(), split.to_string())).and_then(|v| v[key].as_f64())
+    }
+
+    /// What the study needs of one checkpoint's scores (fractions, as `eval score` writes them).
+    pub fn measures(&self, label: &str) -> Measures {
+        let tp = self.opt(label, "broad-eval", "IL_TP");
+        let fneg = self.opt(label, "broad-eval", "IL_FN");
+        Measures {
+            neg_correct: self.opt(label, "broad-eval", "neg_correct"),
+            detection: match (tp, fneg) {
+                (Some(tp), Some(f)) if tp + f > 0.0 => Some(tp / (tp + f)),
+                _ => None,
+            },
+            pos_mean_iou: self.opt(label, "broad-eval", "pos_mean_IoU"),
+            pmf1: self.opt(label, "broad-eval", "cgF1_eval_segm_positive_micro_F1"),
+            lvis_miou: self.opt(label, "broad-positive-eval", "pos_mean_IoU"),
+            narrow_iou: self.opt(label, "narrow-eval", "pos_mean_IoU"),
+            ..Measures::default()
+        }
+    }
+
     /// broad-eval neg_correct in percent (the post's SA-Co neg_correct).
     pub fn neg(&self, label: &str) -> Result<f64> {
         Ok(100.0 * self.get(label, "broad-eval", "neg_correct")?)
@@ -185,14 +211,6 @@ pub fn figures(r: &mut Runner, ck: &Checkpoints, m: &Measured) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 // REPORT.md
 
-fn md(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut o = format!("| {} |\n|{}\n", header.join(" | "), "---|".repeat(header.len()));
-    for r in rows {
-        o.push_str(&format!("| {} |\n", r.join(" | ")));
-    }
-    o
-}
-
 /// A published table as markdown: every column of its CSV, its source line as a caption.
 fn published_md(l: &Layout, file: &str) -> Result<String> {
     let t = sam3lab_figures::csv::CsvTable::read(&l.published().join(file))?;
@@ -212,23 +230,6 @@ fn f3(x: f64) -> String {
 }
 fn sgn(x: f64) -> String {
     format!("{x:+.2}")
-}
-
-struct Finding {
-    claim: &'static str,
-    verdict: String,
-    numbers: String,
-}
-
-/// Least refusal (pp of broad-eval neg_correct) lvis_replay must have lost before a repair is judged.
-const MIN_GAP_PP: f64 = 10.0;
-
-fn not_testable(gap: f64) -> String {
-    format!("**not testable**: lvis_replay lost {gap:.1} pp of refusal against base (< {MIN_GAP_PP} pp), so there is no break to repair")
-}
-
-fn verdict(ok: bool) -> String {
-    if ok { "**reproduced**".into() } else { "**not reproduced**".into() }
 }
 
 /// Batches each stream of an adapted recipe receives (the engine's rule: a due stream takes the
@@ -273,7 +274,20 @@ pub fn write_report(l: &Layout, ck: &Checkpoints, m: &Measured, quick: bool) -> 
     let seconds = stage_seconds(l);
     let p = l.probes();
     let mut o = String::new();
-    let mut findings: Vec<Finding> = vec![];
+    // What the study judges: every checkpoint's scores now, the probes' numbers as they are read.
+    // Inputs this run does not produce (seeds beyond one, the controls, B4/B5's measurements) stay
+    // None and their rules read "not testable (missing: …)".
+    let mut sr = StudyResults { base: m.measures("base"), ..StudyResults::default() };
+    for (label, runs) in [
+        ("frozen_te", &mut sr.frozen_te),
+        ("lvis_replay", &mut sr.lvis_replay),
+        ("lvis_replay_n100", &mut sr.lvis_replay_n100),
+        ("lvis_replay_neg", &mut sr.lvis_replay_neg),
+        ("recovery", &mut sr.recovery),
+        ("presence_only", &mut sr.presence_only),
+    ] {
+        *runs = Runs::one(m.measures(label));
+    }
     let pct = |label: &str, split: &str, key: &str| -> Result<f64> { Ok(100.0 * m.get(label, split, key)?) };
     let rec_end = format!("recovery@{}", ck.lengths.recovery);
 
@@ -301,29 +315,8 @@ pub fn write_report(l: &Layout, ck: &Checkpoints, m: &Measured, quick: bool) -> 
     let (sb, sf) = (series("base")?, series("frozen_te")?);
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let above = |v: &[f64]| v.iter().filter(|x| **x >= 0.5).count();
-    let (wb, wf) = (m.get("base", "narrow-eval", "pos_mean_IoU")?, m.get("frozen_te", "narrow-eval", "pos_mean_IoU")?);
-    findings.push(Finding {
-        claim: "The narrow fine-tune learns the narrow task (the premise of everything below)",
-        verdict: verdict(wf >= wb + 0.3),
-        numbers: format!("narrow-eval IoU {wb:.3} → {wf:.3} (frozen_te); rule: +0.3 or more (published watch IoU 0.227 → 0.922)"),
-    });
-    let dneg = m.neg("frozen_te")? - m.neg("base")?;
-    let sig_up = mean(&sf) - mean(&sb);
-    findings.push(Finding {
-        claim: "The gate collapses under the positive-only fine-tune (frozen_te): refusal falls, σ(presence) on absent concepts rises",
-        verdict: if dneg <= -10.0 && sig_up > 0.1 {
-            verdict(true)
-        } else if sig_up > 0.1 {
-            "**partly**: the presence gate opens but neg_correct does not fall".into()
-        } else {
-            verdict(false)
-        },
-        numbers: format!(
-            "neg_correct {:.1} → {:.1} % ({:+.1} pp; published 95.8 → 3.2); mean σ(presence) on {} broad negatives {:.3} → {:.3}, ≥ 0.5 on {}/{} → {}/{} (published: ≤ 0.08 → ≈ 1.000 on 12/12); positive detection (pmF1) {:.1} → {:.1}",
-            m.neg("base")?, m.neg("frozen_te")?, dneg, sb.len(), mean(&sb), mean(&sf), above(&sb), sb.len(), above(&sf), sf.len(),
-            pct("base", "broad-eval", "cgF1_eval_segm_positive_micro_F1")?, pct("frozen_te", "broad-eval", "cgF1_eval_segm_positive_micro_F1")?
-        ),
-    });
+    sr.base.fig11_sigma = Some(sb.clone());
+    sr.frozen_te.seeds[0].fig11_sigma = Some(sf.clone());
     o.push_str("## Table 1.1 — base vs the positive-only fine-tune (frozen_te)\n\n");
     o.push_str(&published_md(l, "table1_1_saco_base_vs_ft.csv")?);
     o.push_str("\n*World* (broad-eval = the SA-Co/Gold stand-in, broad-positive-eval = the LVIS stand-in; percent or points ×100 as published):\n\n");
@@ -355,26 +348,7 @@ pub fn write_report(l: &Layout, ck: &Checkpoints, m: &Measured, quick: bool) -> 
     o.push_str("\n*World* (watch = narrow-eval, LVIS = broad-positive-eval, SA-Co = broad-eval):\n\n");
     o.push_str(&md(&["recipe", "watch_iou", "lvis_miou", "lvis_pmf1", "saco_pmf1", "saco_cgf1", "saco_il_mcc", "saco_pos_mean", "saco_neg_correct_pct"], &t31));
 
-    let base_neg = m.neg("base")?;
     let lvis_base = pct("base", "broad-positive-eval", "pos_mean_IoU")?;
-    let mut replay_ok = true;
-    let mut nums = vec![];
-    for r in ["lvis_replay", "lvis_replay_n100"] {
-        let (neg, lv) = (m.neg(r)?, pct(r, "broad-positive-eval", "pos_mean_IoU")?);
-        replay_ok &= neg <= base_neg - 10.0 && lv >= lvis_base - 5.0;
-        nums.push(format!("{r}: neg_correct {neg:.1} % (base {base_neg:.1}), LVIS mIoU {lv:.1} (base {lvis_base:.1})"));
-    }
-    findings.push(Finding {
-        claim: "Replay at either density (every 10th / 100th batch) leaves refusal broken while keeping positive quality",
-        verdict: verdict(replay_ok),
-        numbers: format!("{}; rule: neg_correct ≥ 10 pp below base and LVIS mIoU within 5 points of base (published: 2.9 % / 2.9 %, LVIS 56.9 / 54.9 vs 56.4)", nums.join("; ")),
-    });
-    let (nr, nn) = (m.neg("lvis_replay")?, m.neg("lvis_replay_neg")?);
-    findings.push(Finding {
-        claim: "The negatives stream recovers part of refusal (lvis_replay_neg vs lvis_replay)",
-        verdict: verdict(nn - nr >= 5.0),
-        numbers: format!("neg_correct {nr:.1} → {nn:.1} % ({:+.1} pp; base {base_neg:.1}); rule: ≥ +5 pp (published 2.9 → 41.3 %)", nn - nr),
-    });
 
     // --- Table 4.1 -------------------------------------------------------------------------------
     let ex_r = exposure(&l.out.join("recipes/lvis_replay.toml"))?;
@@ -404,14 +378,10 @@ pub fn write_report(l: &Layout, ck: &Checkpoints, m: &Measured, quick: bool) -> 
         scal["cosine"][i][j].as_f64().context("cosine")
     };
 
-    let pos_r = pct("lvis_replay", "broad-eval", "pos_mean_IoU")?;
-    let pos_c = pct("recovery", "broad-eval", "pos_mean_IoU")?;
-    let c_rec = cosv("recovery", "frozen_te")?;
-    findings.push(Finding {
-        claim: "Post-hoc recovery degrades positive quality and moves the presence bias along the break axis",
-        verdict: verdict(pos_c < pos_r - 1.0 && c_rec > 0.0),
-        numbers: format!("broad-eval pos_mean_IoU {pos_r:.1} (lvis_replay) vs {pos_c:.1} ({rec_end}); cos(recovery − frozen_te, frozen_te − base) on presence_token_out_norm.bias = {c_rec:+.2}; rule: ≥ 1 point lower and cosine > 0 (published 62.3 vs 55.2, +0.76)"),
-    });
+    for (label, runs) in [("frozen_te", &mut sr.frozen_te), ("lvis_replay", &mut sr.lvis_replay), ("lvis_replay_neg", &mut sr.lvis_replay_neg), ("recovery", &mut sr.recovery), ("presence_only", &mut sr.presence_only)] {
+        runs.seeds[0].bias_cos = Some(cosv(label, "frozen_te")?);
+        runs.seeds[0].scalar_bias_cos = Some(scos(label)?);
+    }
 
     // --- Table 5.1 / 5.2 -------------------------------------------------------------------------
     let tr = read_json(&p.join("table5_1/presence.json"))?;
@@ -421,8 +391,8 @@ pub fn write_report(l: &Layout, ck: &Checkpoints, m: &Measured, quick: bool) -> 
         .map(|x| serde_json::from_str::<Value>(x).map(|v| v["label"] == "pos"))
         .collect::<std::result::Result<_, _>>()?;
     let mut t51 = vec![];
-    for sr in tr["series"].as_array().context("series")? {
-        let v: Vec<f64> = sr["values"].as_array().context("values")?.iter().filter_map(Value::as_f64).collect();
+    for series in tr["series"].as_array().context("series")? {
+        let v: Vec<f64> = series["values"].as_array().context("values")?.iter().filter_map(Value::as_f64).collect();
         let (ps, ns): (Vec<f64>, Vec<f64>) = {
             let mut a = (vec![], vec![]);
             for (x, is_pos) in v.iter().zip(&labels) {
@@ -431,7 +401,7 @@ pub fn write_report(l: &Layout, ck: &Checkpoints, m: &Measured, quick: bool) -> 
             a
         };
         let bce = |v: &[f64], pos: bool| mean(&v.iter().map(|x| -(if pos { *x } else { 1.0 - x }).clamp(1e-7, 1.0).ln()).collect::<Vec<_>>());
-        t51.push(vec![sr["label"].as_str().unwrap_or("?").to_string(), f3(mean(&ps)), f3(mean(&ns)), f2(bce(&ps, true)), f2(bce(&ns, false))]);
+        t51.push(vec![series["label"].as_str().unwrap_or("?").to_string(), f3(mean(&ps)), f3(mean(&ns)), f2(bce(&ps, true)), f2(bce(&ns, false))]);
     }
     o.push_str("\n## Table 5.1 — presence_only's trajectory (σ of the presence logit)\n\n");
     o.push_str(&published_md(l, "table5_1_presence_only_trajectory.csv")?);
@@ -454,21 +424,6 @@ pub fn write_report(l: &Layout, ck: &Checkpoints, m: &Measured, quick: bool) -> 
     o.push_str(&published_md(l, "table5_2_presence_only_endpoint.csv")?);
     o.push_str("\n*World*:\n\n");
     o.push_str(&md(&["recipe", "watch_iou", "saco_cgf1", "saco_il_mcc", "saco_mean_mask_iou", "saco_pos_mean", "saco_neg_correct_pct"], &t52));
-    let npo = m.neg("presence_only")?;
-    let gap = base_neg - nr;
-    let c_po = cosv("presence_only", "frozen_te")?;
-    let s_po = scos("presence_only")?;
-    let recovered = if gap > 0.0 { (npo - nr) / gap } else { 0.0 };
-    // A repair can only be judged against a break: at least 10 pp of refusal lost by lvis_replay.
-    let broken = gap >= MIN_GAP_PP;
-    findings.push(Finding {
-        claim: "presence_only recovers most refusal on the broad domain it never saw, and flips the presence-bias direction",
-        verdict: if broken { verdict(recovered >= 0.5 && c_po < 0.0 && s_po < 0.0) } else { not_testable(gap) },
-        numbers: format!(
-            "neg_correct {nr:.1} (lvis_replay) → {npo:.1} % (base {base_neg:.1}): {:.0} % of the gap to base recovered, trained on narrow pairs only; cos(presence_only − base, frozen_te − base) = {c_po:+.2} (published −0.40); scalar presence_token_head.layers.2.bias: cos {s_po:+.0} (published: the only recipe that flips its sign); rule: ≥ 50 % of the gap, both cosines < 0",
-            100.0 * recovered
-        ),
-    });
 
     // --- §6 drift ---------------------------------------------------------------------------------
     let drift = read_json(&p.join("drift/drift.json"))?;
@@ -517,38 +472,9 @@ pub fn write_report(l: &Layout, ck: &Checkpoints, m: &Measured, quick: bool) -> 
     let mut h61 = vec!["group"];
     h61.extend(cols.iter().map(String::as_str));
     o.push_str(&md(&h61, &t61));
-    // Rank agreement: Spearman ρ between every pair of recipes over the groups that moved.
-    let rank = |j: usize| -> Vec<f64> {
-        let v: Vec<(usize, f64)> = (0..rows.len()).filter_map(|i| val(i, j).map(|x| (i, x))).collect();
-        let mut order: Vec<usize> = (0..v.len()).collect();
-        order.sort_by(|a, b| v[*b].1.partial_cmp(&v[*a].1).unwrap_or(std::cmp::Ordering::Equal));
-        let mut r = vec![0.0; v.len()];
-        for (k, i) in order.into_iter().enumerate() {
-            r[i] = k as f64;
-        }
-        r
-    };
-    let spearman = |a: &[f64], b: &[f64]| -> f64 {
-        let n = a.len() as f64;
-        let d2: f64 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum();
-        1.0 - 6.0 * d2 / (n * (n * n - 1.0))
-    };
-    let use_cols: Vec<usize> = (0..cols.len()).filter(|j| cols[*j] != "presence_only").collect();
-    let mut rhos = vec![];
-    for (x, a) in use_cols.iter().enumerate() {
-        for b in &use_cols[x + 1..] {
-            rhos.push((format!("{}/{}", cols[*a], cols[*b]), spearman(&rank(*a), &rank(*b))));
-        }
-    }
-    let min_rho = rhos.iter().map(|r| r.1).fold(f64::INFINITY, f64::min);
-    findings.push(Finding {
-        claim: "The module-group rank order of weight movement is shared by the recipes",
-        verdict: verdict(min_rho >= 0.8),
-        numbers: format!(
-            "Spearman ρ of the group rankings, every pair of {} (presence_only left out: it moves only the presence head): min {min_rho:.2}, mean {:.2}; rule: min ≥ 0.8",
-            use_cols.iter().map(|j| cols[*j].as_str()).collect::<Vec<_>>().join(", "),
-            rhos.iter().map(|r| r.1).sum::<f64>() / rhos.len().max(1) as f64
-        ),
+    sr.group_movement = Some(sam3lab_study::GroupMovement {
+        groups: rows.clone(),
+        recipes: cols.iter().enumerate().map(|(j, c)| (c.clone(), (0..rows.len()).map(|i| val(i, j)).collect())).collect(),
     });
 
     // --- Table 7.1 --------------------------------------------------------------------------------
@@ -571,12 +497,6 @@ pub fn write_report(l: &Layout, ck: &Checkpoints, m: &Measured, quick: bool) -> 
         cos["numel"].as_u64().unwrap_or(0)
     ));
     o.push_str(&md(&["label", "from", "delta_norm_rel_base", "cos_to_frozen_te", "cos_to_presence_only", "scalar_bias_sign_vs_frozen_te"], &t71));
-    let c_lr = cosv("lvis_replay", "frozen_te")?;
-    findings.push(Finding {
-        claim: "Replay keeps walking the fine-tune's break axis on the presence bias (lvis_replay ∥ frozen_te)",
-        verdict: verdict(c_lr > 0.5),
-        numbers: format!("cos(lvis_replay − base, frozen_te − base) = {c_lr:+.2}; rule: > 0.5 (published +0.96)"),
-    });
 
     // --- §9 ----------------------------------------------------------------------------------------
     o.push_str("\n## §9 — the mech-interp chase on lvis_replay → lvis_replay_neg (broad negatives)\n\n");
@@ -638,22 +558,30 @@ pub fn write_report(l: &Layout, ck: &Checkpoints, m: &Measured, quick: bool) -> 
 
     // Table 8.1
     let top = top_heads(&p.join("heads/heads.json"), 4)?;
+    let nr = m.neg("lvis_replay")?;
     let mut t81 = vec![vec!["lvis_replay (starting point)".to_string(), String::new(), f2(nr)]];
-    let mut best = nr;
+    let mut best: Option<(String, f64)> = None;
+    let mut consider = |name: String, v: f64| {
+        if best.as_ref().is_none_or(|b| v > b.1) {
+            best = Some((name, v));
+        }
+    };
     for (name, what) in [
         ("surgery_h0", format!("{} in/out-proj slices ← base (α = 1)", top[0])),
         ("surgery_top4", format!("{} ← base (α = 1)", top.join(", "))),
         ("surgery_h0_alpha05", format!("0.5·base + 0.5·lvis_replay on {}", top[0])),
     ] {
         let v = 100.0 * read_json(&p.join("surgery").join(format!("{name}.score.json")))?["neg_correct"].as_f64().context("neg_correct")?;
-        best = best.max(v);
+        consider(name.to_string(), v / 100.0);
         t81.push(vec![name.into(), what, f2(v)]);
     }
     let st = read_json(&p.join("steer/steer.json"))?;
     let al: Vec<(f64, f64)> = st["alphas"].as_array().context("alphas")?.iter().filter_map(|a| Some((a["alpha"].as_f64()?, 100.0 * a["neg_correct"].as_f64()?))).collect();
     let steered: Vec<f64> = al.iter().filter(|(a, _)| *a > 0.0).map(|(_, v)| *v).collect();
     let (lo, hi) = (steered.iter().cloned().fold(f64::INFINITY, f64::min), steered.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
-    best = best.max(hi);
+    for (a, v) in al.iter().filter(|(a, _)| *a > 0.0) {
+        consider(format!("steering α = {a}"), v / 100.0);
+    }
     t81.push(vec![
         format!("steering at decoder.layers.{}.q0", m.dec_last),
         format!("add α·(replay_neg.q0 − replay.q0), α ∈ {{{}}}", al.iter().filter(|(a, _)| *a > 0.0).map(|(a, _)| format!("{a}")).collect::<Vec<_>>().join(", ")),
@@ -663,18 +591,13 @@ pub fn write_report(l: &Layout, ck: &Checkpoints, m: &Measured, quick: bool) -> 
     o.push_str(&published_md(l, "table8_1_interventions.csv")?);
     o.push_str("\n*World* (heads = `probe heads`' top four):\n\n");
     o.push_str(&md(&["intervention", "what it does", "neg_correct %"], &t81));
-    let gain = best - nr;
-    findings.push(Finding {
-        claim: "The §9 training-free interventions (head surgery, steering) do not restore refusal",
-        verdict: if broken { verdict(gain < 0.25 * gap) } else { not_testable(gap) },
-        numbers: format!("best intervention {best:.1} % vs lvis_replay {nr:.1} % ({gain:+.1} pp) against a gap of {gap:.1} pp to base; presence_only reached {npo:.1} %; rule: gain < 25 % of the gap"),
-    });
+    sr.best_intervention = best;
 
     // --- Assemble ------------------------------------------------------------------------------
     let mut r = String::new();
     r.push_str("# sam3lab reproduce — the post's story on the embedded world\n\n");
     r.push_str(&format!(
-        "{} run: mini-SAM3 base `{}` (sha256 {}), world seed 0, recipes {} steps (recovery {}, presence_only {}), {:.0} s in all. Every number below was computed in this run by the commands listed in `stages/*.json` (their output in `logs/`); published numbers come from `published/` (the post's tables). Findings are decided by the rules stated on each line, fixed in the code before the run.\n\n",
+        "{} run: mini-SAM3 base `{}` (sha256 {}), world seed 0, recipes {} steps (recovery {}, presence_only {}), {:.0} s in all. Every number below was computed in this run by the commands listed in `stages/*.json` (their output in `logs/`); published numbers come from `published/` (the post's tables). Findings are decided by the pre-registered rules of world v2 (issue 26; `crates/study/src/rules.rs`), printed beside each verdict.\n\n",
         if quick { "A **--quick** (smoke)" } else { "A default" },
         l.base().strip_prefix(&l.out).unwrap_or(&l.base()).display(),
         &sam3lab_util::sha256_file(&l.base()).unwrap_or_default().get(..12).unwrap_or(""),
@@ -686,11 +609,8 @@ pub fn write_report(l: &Layout, ck: &Checkpoints, m: &Measured, quick: bool) -> 
     if quick {
         r.push_str("> **--quick**: four training steps per recipe on a tiny world — the pipeline's smoke test. The numbers are real but say nothing about the post's findings.\n\n");
     }
-    r.push_str("## Findings\n\n");
-    r.push_str(&md(
-        &["finding of the post", "in this world", "numbers"],
-        &findings.iter().map(|f| vec![f.claim.to_string(), f.verdict.clone(), f.numbers.clone()]).collect::<Vec<_>>(),
-    ));
+    let study = sam3lab_study::evaluate(&sr);
+    r.push_str(&sam3lab_study::report::render(&study));
     r.push_str("\n## Figures (published | this run, same renderer)\n\n");
     for (stem, title) in TWINS {
         r.push_str(&format!("**{title}**\n\n![{title}](figures/side_by_side/{stem}.png)\n\n"));
@@ -703,7 +623,10 @@ pub fn write_report(l: &Layout, ck: &Checkpoints, m: &Measured, quick: bool) -> 
     let path = l.out.join("REPORT.md");
     sam3lab_util::write_atomic(&path, r.as_bytes())?;
     let summary = json!({
-        "findings": findings.iter().map(|f| json!({"claim": f.claim, "verdict": f.verdict, "numbers": f.numbers})).collect::<Vec<_>>(),
+        "findings": study.findings,
+        "base_criteria": study.base_criteria,
+        "observations": study.observations,
+        "results": sr,
         "quick": quick,
         "seconds": seconds,
         "lengths": {"finetune": ck.lengths.finetune, "recovery": ck.lengths.recovery, "presence_only": ck.lengths.presence_only},

@@ -36,7 +36,7 @@ enum Cmd {
     Parity(cmd::parity::Args),
     /// Segment an image from a noun phrase (and optional box) with a checkpoint.
     Segment(cmd::segment::Args),
-    /// List hook points for a config.
+    /// List every hook point with its shape (no weights needed).
     Hooks(cmd::hooks::Args),
     /// Run a forward pass and capture activations into a cache.
     Run(cmd::run::Args),
@@ -48,7 +48,7 @@ enum Cmd {
     Figures(cmd::figures::Args),
     /// SA-Co/Gold evaluation: predictions and the cgF1 family.
     Eval(cmd::eval::Args),
-    /// Activation probes: drift, heads, patch, steer.
+    /// Activation probes: drift, heads, patch, steer, presence (and capture, demo-inputs).
     Probe(cmd::probe::Args),
     /// Sparse autoencoders on cached activations.
     Sae(cmd::sae::Args),
@@ -58,7 +58,8 @@ enum Cmd {
     Train(cmd::train::Args),
     /// Benchmarks (ratios against a baseline measured in the same run).
     Bench(sam3lab_bench::Args),
-    /// Generate the concept-grounding world (broad scenes, the narrow clock task, SA-Co/Gold splits).
+    /// The concept-grounding world: generate it (broad scenes, the narrow clock task, SA-Co/Gold
+    /// splits) and pretrain the mini-SAM3 on it.
     World(cmd::world::Args),
     /// The post's whole story on the embedded world: recipes, evaluation, probes, figures, REPORT.md.
     Reproduce(cmd::reproduce::Args),
@@ -76,6 +77,82 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
 /// Whether an error comes from writing to a closed pipe.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+/// The error and its causes joined by ": " (as `{:#}` does), leaving out a cause whose text the
+/// layer above already ends with: many errors print "PATH: {source}" and also return that source,
+/// which would otherwise read "nope.json: No such file or directory (os error 2): No such file or
+/// directory (os error 2)".
+fn chain_text(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for c in err.chain() {
+        let t = c.to_string();
+        if out.ends_with(&t) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&t);
+    }
+    out
+}
+
+/// The checkpoint-does-not-fit error anywhere in the chain (also inside a probe's or the trainer's
+/// error), with the messages of the layers above it.
+fn checkpoint_mismatch(err: &anyhow::Error) -> Option<(Vec<String>, &sam3lab_model::ModelError)> {
+    use sam3lab_model::ModelError;
+    let mut above = Vec::new();
+    for c in err.chain() {
+        let m = c.downcast_ref::<ModelError>().or_else(|| match c.downcast_ref::<sam3lab_probes::ProbeError>() {
+            Some(sam3lab_probes::ProbeError::Model(m)) => Some(m),
+            _ => None,
+        });
+        let m = m.or_else(|| match c.downcast_ref::<sam3lab_train::TrainError>() {
+            Some(sam3lab_train::TrainError::Model(m)) => Some(m),
+            _ => None,
+        });
+        match m {
+            Some(m @ ModelError::CheckpointMismatch { .. }) => return Some((above, m)),
+            Some(_) => return None,
+            None => above.push(c.to_string()),
+        }
+    }
+    None
+}
+
+/// A checkpoint made for another config lists every one of its tensors (tens of kB): on the terminal,
+/// the counts, a few names, and what to do instead.
+fn short_mismatch(above: &[String], m: &sam3lab_model::ModelError) -> Option<String> {
+    let sam3lab_model::ModelError::CheckpointMismatch { path, missing, unexpected, mismatched } = m else {
+        return None;
+    };
+    const SHOWN: usize = 4;
+    let few = |v: &[String]| {
+        let more = v.len().saturating_sub(SHOWN);
+        let head = v.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+        if more > 0 { format!("{head}, … ({more} more)") } else { head }
+    };
+    let mut s = format!("checkpoint {path} does not fit the model:");
+    if !missing.is_empty() {
+        s += &format!("\n  missing keys ({}): {}", missing.len(), few(missing));
+    }
+    if !unexpected.is_empty() {
+        s += &format!("\n  unexpected keys ({}): {}", unexpected.len(), few(unexpected));
+    }
+    for (k, e, f) in mismatched.iter().take(SHOWN) {
+        s += &format!("\n  shape mismatch {k}: expected {e:?}, found {f:?}");
+    }
+    if mismatched.len() > SHOWN {
+        s += &format!("\n  … {} more shape mismatches", mismatched.len() - SHOWN);
+    }
+    s += "\n  (`sam3lab weights ls CHECKPOINT` lists its tensors; a checkpoint of another model size needs its \
+          config: --config FILE, e.g. data/world/config.json for data/world/base.safetensors)";
+    let mut parts: Vec<&str> = above.iter().map(String::as_str).collect();
+    // A wrapper that only repeats its source's text adds nothing.
+    parts.retain(|p| !p.starts_with(&format!("checkpoint {path} does not fit")));
+    parts.push(&s);
+    Some(parts.join(": "))
 }
 
 fn main() -> ExitCode {
@@ -120,7 +197,10 @@ fn run() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            match checkpoint_mismatch(&err).and_then(|(above, m)| short_mismatch(&above, m)) {
+                Some(msg) => eprintln!("error: {msg}"),
+                None => eprintln!("error: {}", chain_text(&err)),
+            }
             ExitCode::from(2)
         }
     }

@@ -92,6 +92,7 @@ pub fn projection_from_cosines(
         axis: axis.into(),
         toward: toward.into(),
         points,
+        base: None,
     })
 }
 

@@ -177,6 +177,8 @@ pub fn load_weight_movement_csv(path: &Path) -> Result<HeatmapTable> {
 #[derive(Clone, Debug)]
 pub struct PublishedCosines {
     pub param: String,
+    /// The origin's label (`# base: LABEL`), e.g. the post's "base SAM3".
+    pub base: Option<String>,
     pub source: String,
     pub references: Vec<String>,
     pub rows: Vec<PublishedCosineRow>,
@@ -236,6 +238,7 @@ impl PublishedCosines {
         }
         Ok(PublishedCosines {
             param,
+            base: t.meta("base").map(str::to_string),
             source: source_line(&t)?,
             references,
             rows,

@@ -173,6 +173,9 @@ pub struct Projection {
     pub axis: String,
     pub toward: String,
     pub points: Vec<ProjectionPoint>,
+    /// The label of the origin (the checkpoint every `rel_base` is measured in); absent: `base`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

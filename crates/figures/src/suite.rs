@@ -88,7 +88,8 @@ pub fn render_published(data_dir: &Path, out_dir: &Path) -> Result<Vec<Written>>
     let cos_name = cos_path.display().to_string();
     let (axis, toward) = ("frozen_te", "presence_only");
     let rows = cos.cosine_rows(axis, toward, &cos_name)?;
-    let projection = projection_from_cosines(&rows, axis, toward, &cos_name)?;
+    let mut projection = projection_from_cosines(&rows, axis, toward, &cos_name)?;
+    projection.base = cos.base.clone();
     let derivation = rows
         .iter()
         .zip(&projection.points)

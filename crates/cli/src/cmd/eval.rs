@@ -94,6 +94,10 @@ struct PredictArgs {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
+    match &args.cmd {
+        EvalCmd::Score(a) => a.out.as_deref().map_or(Ok(()), |o| super::check_out_file("--out", o))?,
+        EvalCmd::Predict(a) => super::check_out_file("--out", &a.out)?,
+    }
     match args.cmd {
         EvalCmd::Score(a) => score(a),
         EvalCmd::Predict(a) => predict(a),

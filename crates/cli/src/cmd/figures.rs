@@ -1,7 +1,14 @@
 //! `sam3lab figures`: render the post's figures from its published numbers (`--data`), or one
 //! figure from a live probe's JSON (`--from FILE --kind KIND`). Logic lives in `sam3lab-figures`.
+//!
+//! Every input path a figure shows (its footer, its sidecar's `sources`) is written relative to the
+//! run directory — `--root`, by default the deepest directory holding the inputs and `--out` (a
+//! `reproduce` run's OUT) — with the file's sha256, so the same figure drawn on two machines, or in
+//! two temporary directories, reads the same.
 
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::Context;
 
 use clap::ValueEnum;
 use sam3lab_figures::suite::{self, Kind, LiveOptions};
@@ -49,6 +56,72 @@ pub struct Args {
     /// fig62: checkpoints marked off the trend (default presence_only).
     #[arg(long, value_delimiter = ',', requires = "from")]
     off_trend: Option<Vec<String>>,
+    /// Directory the figures' source paths are written relative to (default: the deepest directory
+    /// holding every input and --out). Inputs outside it are written in full.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+}
+
+/// `p` made absolute without requiring it to exist: its longest existing prefix canonicalised
+/// (symlinks such as /tmp → /private/tmp resolved alike for every path), the rest appended.
+fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
+    let p = std::path::absolute(p).with_context(|| p.display().to_string())?;
+    let mut rest = Vec::new();
+    let mut cur = p.as_path();
+    loop {
+        if let Ok(c) = std::fs::canonicalize(cur) {
+            return Ok(rest.iter().rev().fold(c, |acc: PathBuf, part| acc.join(part)));
+        }
+        match (cur.parent(), cur.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                cur = parent;
+            }
+            _ => return Ok(p),
+        }
+    }
+}
+
+/// The deepest directory holding every path, or `None` when that is only the filesystem root.
+fn common_dir(paths: &[PathBuf]) -> Option<PathBuf> {
+    let mut common: Vec<Component> = paths.first()?.parent()?.components().collect();
+    for p in paths {
+        let n = common.iter().zip(p.components()).take_while(|(a, b)| *a == b).count();
+        common.truncate(n);
+    }
+    common.iter().any(|c| matches!(c, Component::Normal(_))).then(|| common.iter().collect())
+}
+
+/// The run directory the inputs are shown relative to, and the inputs rewritten relative to it
+/// (those outside it stay absolute). The caller makes it the working directory before reading.
+fn relative_inputs(root: Option<&Path>, inputs: &[&Path], out: &Path) -> anyhow::Result<Option<(PathBuf, Vec<PathBuf>)>> {
+    let abs: Vec<PathBuf> = inputs.iter().map(|p| absolute(p)).collect::<anyhow::Result<_>>()?;
+    let root = match root {
+        Some(r) => {
+            if !r.is_dir() {
+                anyhow::bail!("--root {}: not a directory", r.display());
+            }
+            absolute(r)?
+        }
+        None => {
+            // `--out` counts as a directory: its own path (with a child) so it is never its own parent.
+            let mut all = abs.clone();
+            all.push(absolute(out)?.join("figure"));
+            match common_dir(&all) {
+                Some(r) => r,
+                None => return Ok(None),
+            }
+        }
+    };
+    let rel = abs
+        .iter()
+        .map(|a| match a.strip_prefix(&root) {
+            Ok(r) if r.as_os_str().is_empty() => PathBuf::from("."),
+            Ok(r) => r.to_path_buf(),
+            Err(_) => a.clone(),
+        })
+        .collect();
+    Ok(Some((root, rel)))
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -67,7 +140,43 @@ enum KindArg {
     TrainCurves,
 }
 
-pub fn run(args: Args) -> anyhow::Result<u8> {
+pub fn run(mut args: Args) -> anyhow::Result<u8> {
+    super::check_out_dir("--out", &args.out)?;
+    if let Some(d) = args.data.as_ref().filter(|d| !d.is_dir()) {
+        anyhow::bail!("--data {}: not a directory (the post's published tables, e.g. data/post02)", d.display());
+    }
+    for (flag, f) in [("--from", &args.from), ("--neg-correct", &args.neg_correct)] {
+        if let Some(f) = f.as_ref().filter(|f| !f.is_file()) {
+            anyhow::bail!("{flag} {}: {}", f.display(), if f.exists() { "not a file" } else { "no such file" });
+        }
+    }
+    let out_given = args.out.clone();
+    let cwd = std::env::current_dir().ok().and_then(|c| absolute(&c).ok());
+    // Inputs relative to the run directory, read from there: what the figures show is portable.
+    let inputs: Vec<&Path> = [&args.data, &args.from, &args.neg_correct].into_iter().flatten().map(PathBuf::as_path).collect();
+    let shown_under = relative_inputs(args.root.as_deref(), &inputs, &args.out)?;
+    if let Some((root, rel)) = shown_under.as_ref() {
+        args.out = absolute(&args.out)?;
+        let mut rel = rel.iter().cloned();
+        for slot in [&mut args.data, &mut args.from, &mut args.neg_correct].into_iter().filter(|s| s.is_some()) {
+            *slot = rel.next();
+        }
+        std::env::set_current_dir(root).with_context(|| format!("entering the run directory {}", root.display()))?;
+    }
+    let written = match shown_under.as_ref().filter(|(root, _)| Some(root) != cwd.as_ref()) {
+        Some((root, _)) => render(args).with_context(|| format!("in the run directory {} (the paths below are relative to it)", root.display()))?,
+        None => render(args)?,
+    };
+    for w in &written {
+        // Paths as the user named --out.
+        let show = |p: &Path| out_given.join(p.file_name().unwrap_or_default()).display().to_string();
+        println!("{}  {}  {}", show(&w.png), show(&w.svg), show(&w.json));
+    }
+    eprintln!("wrote {} figure(s) to {}", written.len(), out_given.display());
+    Ok(0)
+}
+
+fn render(args: Args) -> anyhow::Result<Vec<sam3lab_figures::render::Written>> {
     let written = if let Some(data) = &args.data {
         if args.kind.is_some() {
             anyhow::bail!("--kind applies to --from; --data renders every published figure");
@@ -96,18 +205,5 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         };
         vec![suite::render_from_file(kind, from, &opts, &args.out)?]
     };
-    for w in &written {
-        println!(
-            "{}  {}  {}",
-            w.png.display(),
-            w.svg.display(),
-            w.json.display()
-        );
-    }
-    eprintln!(
-        "wrote {} figure(s) to {}",
-        written.len(),
-        args.out.display()
-    );
-    Ok(0)
+    Ok(written)
 }

@@ -26,6 +26,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
+    if let Some(j) = &args.json {
+        super::check_out_file("--json", j)?;
+    }
     let device = device_from_name(&args.device)?;
     let report = if sam3lab_train::parity::is_train_fixture(&args.fixture) {
         sam3lab_train::parity::run_train_parity(&args.fixture, &device)?

@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use burn::prelude::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 use sam3lab_probes::model::{CkptSpec, split_list};
@@ -74,7 +75,7 @@ struct Common {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Output directory (created if missing).
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     out: PathBuf,
 }
 
@@ -230,6 +231,7 @@ struct CaptureArgs {
     /// LABEL=CKPT (repeat): one sub-directory of caches per label.
     #[arg(long = "ckpt", required = true, value_name = "LABEL=CKPT")]
     ckpts: Vec<String>,
+    /// JSONL pair file {"image", "prompt", "label": "pos"|"neg"}; one cache per pair and checkpoint.
     #[arg(long)]
     pairs: PathBuf,
     /// Hook points captured (comma-separated or repeated; patterns allowed).
@@ -244,12 +246,13 @@ struct CaptureArgs {
 
 #[derive(clap::Args)]
 struct DemoArgs {
-    /// Output directory.
-    #[arg(long)]
+    /// Output directory (created if missing).
+    #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// Number of images.
     #[arg(long, default_value_t = 4)]
     images: usize,
+    /// Seed of the drawn shapes (and of --perturb's noise).
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Also write LABEL=CKPT + uniform noise as OUT/LABEL/ (weights.safetensors + config.json); repeat.
@@ -277,6 +280,17 @@ fn f(v: Option<f64>) -> String {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
+    // The output directory first: no model is loaded for a run that could not write its result.
+    let out = match &args.cmd {
+        Cmd::Drift(a) => &a.common.out,
+        Cmd::Heads(a) => &a.common.out,
+        Cmd::Patch(a) => &a.common.out,
+        Cmd::Steer(a) => &a.common.out,
+        Cmd::Presence(a) => &a.common.out,
+        Cmd::Capture(a) => &a.common.out,
+        Cmd::DemoInputs(a) => &a.out,
+    };
+    super::check_out_dir("--out", out)?;
     match args.cmd {
         Cmd::Drift(a) => run_drift(a),
         Cmd::Heads(a) => run_heads(a),
@@ -292,7 +306,7 @@ fn run_drift(a: DriftArgs) -> anyhow::Result<u8> {
     if !inputs::is_label(&a.base_label) {
         anyhow::bail!("--base-label `{}` must match [A-Za-z0-9_.@+-]+", a.base_label);
     }
-    let checkpoints = a.ckpts.iter().map(|c| CkptSpec::parse_labeled(c)).collect::<Result<Vec<_>, _>>()?;
+    let checkpoints = a.ckpts.iter().map(|c| CkptSpec::parse_labeled(c)).collect::<Result<Vec<_>, _>>().context("--ckpt")?;
     let req = drift::DriftRequest {
         base: CkptSpec::new(&a.base_label, &a.base),
         checkpoints,
@@ -336,7 +350,7 @@ fn run_heads(a: HeadsArgs) -> anyhow::Result<u8> {
         config: a.common.config.clone(),
         pairs: inputs::read_pairs(&a.pairs)?,
         module: a.module.clone(),
-        label: inputs::LabelFilter::parse(&a.label)?,
+        label: inputs::LabelFilter::parse(&a.label).context("--label")?,
         slot: heads::Slot::parse(&a.slot)?,
         seed: a.common.seed,
         device: a.common.device()?,
@@ -375,7 +389,7 @@ fn run_patch(a: PatchArgs) -> anyhow::Result<u8> {
         pairs: inputs::read_pairs(&a.pairs)?,
         points: split_list(&a.points),
         lockstep,
-        label: inputs::LabelFilter::parse(&a.label)?,
+        label: inputs::LabelFilter::parse(&a.label).context("--label")?,
         seed: a.common.seed,
         device: a.common.device()?,
     };
@@ -416,7 +430,7 @@ fn run_steer(a: SteerArgs) -> anyhow::Result<u8> {
         config: a.common.config.clone(),
         point: a.point.clone(),
         direction: sam3lab_steering::DirectionSource::parse(&a.direction, a.direction_key.clone())?,
-        direction_label: inputs::LabelFilter::parse(&a.direction_label)?,
+        direction_label: inputs::LabelFilter::parse(&a.direction_label).context("--direction-label")?,
         unit: a.unit,
         alphas: a.alphas.clone(),
         pairs: inputs::read_pairs(&a.pairs)?,
@@ -444,12 +458,12 @@ fn run_steer(a: SteerArgs) -> anyhow::Result<u8> {
 }
 
 fn run_presence(a: PresenceArgs) -> anyhow::Result<u8> {
-    let checkpoints = a.ckpts.iter().map(|c| CkptSpec::parse_labeled(c)).collect::<Result<Vec<_>, _>>()?;
+    let checkpoints = a.ckpts.iter().map(|c| CkptSpec::parse_labeled(c)).collect::<Result<Vec<_>, _>>().context("--ckpt")?;
     let req = presence::PresenceRequest {
         checkpoints,
         config: a.common.config.clone(),
         pairs: inputs::read_pairs(&a.pairs)?,
-        label: inputs::LabelFilter::parse(&a.label)?,
+        label: inputs::LabelFilter::parse(&a.label).context("--label")?,
         base: a.base.clone(),
         threshold: a.threshold,
         title: a.title.clone(),
@@ -460,11 +474,13 @@ fn run_presence(a: PresenceArgs) -> anyhow::Result<u8> {
     let r = presence::run(&req, &pb)?;
     pb.finish_and_clear();
     presence::write(&a.common.out, &r)?;
-    let width = r.bars.prompts.iter().map(|p| p.chars().count()).max().unwrap_or(0).min(40);
+    // Each row is "prompt · image": cut like every prompt on the terminal (presence.json keeps it whole).
+    let rows: Vec<String> = r.bars.prompts.iter().map(|p| super::shorten_cell(p)).collect();
+    let width = rows.iter().map(|p| p.chars().count()).max().unwrap_or(0).min(40);
     let header: Vec<String> = r.bars.series.iter().map(|s| format!("{:>12}", s.label)).collect();
     println!("σ(presence_logit) per pair (threshold line {}):", r.bars.threshold.unwrap_or(presence::PROCESSOR_THRESHOLD));
     println!("  {:<width$} {}", "prompt", header.join(" "));
-    for (i, p) in r.bars.prompts.iter().enumerate() {
+    for (i, p) in rows.iter().enumerate() {
         let cells: Vec<String> = r.bars.series.iter().map(|s| format!("{:>12.4}", s.values[i])).collect();
         println!("  {:<width$} {}", p, cells.join(" "));
     }
@@ -473,13 +489,13 @@ fn run_presence(a: PresenceArgs) -> anyhow::Result<u8> {
 }
 
 fn run_capture(a: CaptureArgs) -> anyhow::Result<u8> {
-    let checkpoints = a.ckpts.iter().map(|c| CkptSpec::parse_labeled(c)).collect::<Result<Vec<_>, _>>()?;
+    let checkpoints = a.ckpts.iter().map(|c| CkptSpec::parse_labeled(c)).collect::<Result<Vec<_>, _>>().context("--ckpt")?;
     let req = capture::CaptureRequest {
         checkpoints,
         config: a.common.config.clone(),
         pairs: inputs::read_pairs(&a.pairs)?,
         points: split_list(&a.points),
-        label: inputs::LabelFilter::parse(&a.label)?,
+        label: inputs::LabelFilter::parse(&a.label).context("--label")?,
         seed: a.common.seed,
         device: a.common.device()?,
     };
@@ -496,7 +512,7 @@ fn run_demo(a: DemoArgs) -> anyhow::Result<u8> {
     let d = demo::write_demo_inputs(&a.out, a.images, a.seed)?;
     println!("{} images, {}, {}, {}", d.images.len(), d.image_list.display(), d.pairs.display(), d.shapes.display());
     for (k, p) in a.perturb.iter().enumerate() {
-        let spec = CkptSpec::parse_labeled(p)?;
+        let spec = CkptSpec::parse_labeled(p).context("--perturb")?;
         let dir = demo::write_perturbed(&spec.path, &a.out.join(&spec.label), a.noise, a.seed.wrapping_add(1 + k as u64))?;
         println!("{}: {} + U(±{}) → {}", spec.label, spec.path.display(), a.noise, dir.display());
     }

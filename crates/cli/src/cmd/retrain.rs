@@ -22,8 +22,10 @@ pub struct Args {
     /// JSONL pair file {"image", "prompt", "label": "pos"|"neg"}.
     #[arg(long)]
     pairs: PathBuf,
+    /// Optimiser steps (Adam, torch's defaults).
     #[arg(long, default_value_t = 1000)]
     steps: usize,
+    /// Learning rate.
     #[arg(long, default_value_t = 1e-4)]
     lr: f64,
     /// Weight of the positive term of the BCE (torch pos_weight).
@@ -36,6 +38,7 @@ pub struct Args {
     /// presence_token_head on it (the presence token and everything upstream frozen).
     #[arg(long)]
     cached: bool,
+    /// Seed of the pair sampling (the same seed gives the same bytes).
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Trajectory rows every N steps (plus step 0 and the last); default steps/20.
@@ -48,14 +51,16 @@ pub struct Args {
     /// Model config JSON (default: a fixture directory's config.json, else SAM3's).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Device: cpu (flex), wgpu, cuda.
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Output checkpoint (.safetensors); the manifest and trajectory are written next to it.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE.safetensors")]
     out: PathBuf,
 }
 
 pub fn run(a: Args) -> anyhow::Result<u8> {
+    super::check_out_file("--out", &a.out)?;
     let req = retrain::RetrainRequest {
         ckpt: a.ckpt.clone(),
         config: a.config.clone(),

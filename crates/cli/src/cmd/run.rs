@@ -44,7 +44,7 @@ pub struct Args {
     #[arg(long, required = true, num_args = 1.., value_name = "PATTERN")]
     capture: Vec<String>,
     /// Output cache (`.safetensors`); the manifest goes next to it with extension `.json`.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE.safetensors")]
     out: PathBuf,
     /// Refuse captures estimated above this many GiB.
     #[arg(long, default_value_t = 8.0)]
@@ -79,6 +79,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     if a.prompt.trim().is_empty() {
         bail!("--prompt is empty: give a noun phrase such as \"a red car\"");
     }
+    super::check_out_file("--out", &a.out)?;
     if manifest_path(&a.out) == a.out {
         bail!("--out {}: use a .safetensors name (the manifest is written next to it as .json)", a.out.display());
     }

@@ -32,32 +32,38 @@ enum Cmd {
 
 #[derive(clap::Args)]
 struct SynthArgs {
+    /// Width of each activation row (the hook point's feature size, e.g. 256).
     #[arg(long)]
     d: usize,
     /// Number of planted directions.
     #[arg(long)]
     features: usize,
+    /// Number of rows in all.
     #[arg(long)]
     rows: usize,
+    /// Rows per cache file under OUT/acts/.
     #[arg(long, default_value_t = 4096)]
     rows_per_file: usize,
     /// Mean number of active directions per row.
     #[arg(long, default_value_t = 4.0)]
     active: f64,
+    /// Standard deviation of the Gaussian noise added to every coordinate.
     #[arg(long, default_value_t = 0.01)]
     noise: f64,
+    /// Seed of the directions, the coefficients and the noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Hook point name to store the rows under.
     #[arg(long, default_value = "decoder.layers.5.q0")]
     point: String,
     /// Output directory: acts/cNNNN.safetensors + directions.safetensors.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     out: PathBuf,
 }
 
 #[derive(clap::Args)]
 struct MatchArgs {
+    /// SAE directory (sae.safetensors + sae.json, from `sae train`).
     #[arg(long)]
     sae: PathBuf,
     /// safetensors file with a `directions` tensor (K × d).
@@ -88,12 +94,16 @@ struct TrainArgs {
     /// TopK: keep the K largest pre-activations per row.
     #[arg(long)]
     topk: Option<usize>,
+    /// Optimiser steps (Adam).
     #[arg(long, default_value_t = 2000)]
     steps: usize,
+    /// Learning rate.
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
+    /// Rows per step.
     #[arg(long, default_value_t = 1024)]
     batch: usize,
+    /// Seed of the initialisation and the row sampling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Ramp the L1 coefficient from 0 over this many steps.
@@ -121,12 +131,13 @@ struct TrainArgs {
     #[arg(long)]
     log_every: Option<usize>,
     /// Output directory (sae.safetensors + sae.json).
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     out: PathBuf,
 }
 
 #[derive(clap::Args)]
 struct EvalArgs {
+    /// SAE directory (sae.safetensors + sae.json, from `sae train`).
     #[arg(long)]
     sae: PathBuf,
     /// `LABEL=SOURCE`, one per checkpoint. Repeatable.
@@ -135,15 +146,17 @@ struct EvalArgs {
     /// Hook point (default: the one the SAE was trained on).
     #[arg(long)]
     point: Option<String>,
+    /// Axis of the point's tensor holding the features (default: the SAE's).
     #[arg(long)]
     feature_axis: Option<usize>,
     /// Write the metrics JSON here (default: print it).
-    #[arg(long)]
+    #[arg(long, value_name = "FILE.json")]
     out: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
 struct RankArgs {
+    /// SAE directory (sae.safetensors + sae.json, from `sae train`).
     #[arg(long)]
     sae: PathBuf,
     /// `LABEL=SOURCE`, one per checkpoint. Repeatable.
@@ -158,19 +171,28 @@ struct RankArgs {
     /// Checkpoint label the change is measured to (default: the second of exactly two).
     #[arg(long)]
     to: Option<String>,
+    /// Hook point (default: the one the SAE was trained on).
     #[arg(long)]
     point: Option<String>,
+    /// Axis of the point's tensor holding the features (default: the SAE's).
     #[arg(long)]
     feature_axis: Option<usize>,
     /// How many top features to print.
     #[arg(long, default_value_t = 10)]
     top: usize,
     /// Output directory (rank.json + rank.csv).
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     out: PathBuf,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
+    match &args.cmd {
+        Cmd::Train(a) => super::check_out_dir("--out", &a.out)?,
+        Cmd::Eval(a) => a.out.as_deref().map_or(Ok(()), |o| super::check_out_file("--out", o))?,
+        Cmd::Rank(a) => super::check_out_dir("--out", &a.out)?,
+        Cmd::Synth(a) => super::check_out_dir("--out", &a.out)?,
+        Cmd::Match(_) => {}
+    }
     match args.cmd {
         Cmd::Train(a) => train(a),
         Cmd::Eval(a) => eval(a),

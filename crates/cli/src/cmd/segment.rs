@@ -44,7 +44,7 @@ pub struct Args {
     #[arg(long)]
     config: Option<PathBuf>,
     /// Output directory (created).
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// Device: cpu (flex), wgpu, cuda.
     #[arg(long, default_value = "cpu")]
@@ -102,6 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     if args.prompt.trim().is_empty() {
         bail!("--prompt is empty: give a noun phrase such as \"a red car\"");
     }
+    super::check_out_dir("--out", &args.out)?;
     let img = load_image(&args.image)?;
     let image_sha = sha256_file(&args.image)?;
 
@@ -145,7 +146,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     write_atomic(&json_path, (serde_json::to_string_pretty(&report)? + "\n").as_bytes())?;
     println!(
         "{}: {} detection(s) above {} (presence {:.4}); wrote {} and {}",
-        args.prompt,
+        super::shorten_prompt(&args.prompt),
         dets.detections.len(),
         args.threshold,
         dets.presence_prob,

@@ -24,7 +24,7 @@ pub struct Args {
     #[arg(long, allow_hyphen_values = true)]
     alpha: f64,
     /// Output checkpoint (safetensors).
-    #[arg(long)]
+    #[arg(long, value_name = "FILE.safetensors")]
     out: PathBuf,
     /// Model config (e.g. a fixture config.json) giving heads per module; default: SAM3's.
     #[arg(long)]
@@ -35,6 +35,10 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<u8> {
+    super::check_out_file("--out", &a.out)?;
+    if let Some(m) = &a.manifest {
+        super::check_out_file("--manifest", m)?;
+    }
     let counts = match &a.config {
         Some(p) => HeadCounts::from_config(p)?,
         None => HeadCounts::default(),

@@ -13,7 +13,7 @@ pub struct Args {
     #[arg(long)]
     recipe: PathBuf,
     /// Output directory: step_N.safetensors + step_N.json per checkpoint, loss.csv, optimiser state.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// Device: cpu (flex), wgpu, cuda.
     #[arg(long, default_value = "cpu")]
@@ -21,6 +21,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<u8> {
+    super::check_out_dir("--out", &a.out)?;
     let device = device_from_name(&a.device)?;
     let pb = indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps {msg}")

@@ -54,7 +54,7 @@ struct DiffArgs {
     #[arg(long)]
     groups: Option<PathBuf>,
     /// Output directory (created if missing).
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     out: PathBuf,
 }
 
@@ -77,7 +77,7 @@ struct CosinesArgs {
     #[arg(long)]
     toward: Option<String>,
     /// Output directory (created if missing).
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     out: PathBuf,
 }
 
@@ -93,6 +93,11 @@ struct LsArgs {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
+    match &args.cmd {
+        Cmd::Diff(a) => super::check_out_dir("--out", &a.out)?,
+        Cmd::Cosines(a) => super::check_out_dir("--out", &a.out)?,
+        _ => {}
+    }
     match args.cmd {
         Cmd::Diff(a) => run_diff(a),
         Cmd::Cosines(a) => run_cosines(a),

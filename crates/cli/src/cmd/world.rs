@@ -123,6 +123,10 @@ struct GenArgs {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
+    match &args.cmd {
+        WorldCmd::Gen(a) => super::check_out_dir("--out", &a.out)?,
+        WorldCmd::Pretrain(a) => super::check_out_dir("--out", &a.out)?,
+    }
     match args.cmd {
         WorldCmd::Gen(a) => generate(a),
         WorldCmd::Pretrain(a) => pretrain(a),

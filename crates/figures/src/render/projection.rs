@@ -19,6 +19,8 @@ pub struct ProjectionPlot {
     pub param: Option<String>,
     pub axis: String,
     pub toward: String,
+    /// The origin's label, from the data (`Projection::base`; `base` when the data names none).
+    pub base: String,
     pub points: Vec<ProjectionPoint>,
     /// When the coordinates were derived from published norms and cosines: the inputs and, per
     /// arrow, the fraction of its length that lies in the plane.
@@ -112,6 +114,7 @@ impl ProjectionPlot {
             param: param.map(str::to_string),
             axis: projection.axis.clone(),
             toward: projection.toward.clone(),
+            base: projection.base.clone().unwrap_or_else(|| "base".into()),
             points: projection.points.clone(),
             derivation,
             in_plane_fraction,
@@ -192,12 +195,12 @@ impl ProjectionPlot {
             .map_err(de(fig))?;
         root.draw(&Circle::new(o, 9, style::PARCHMENT_EDGE.stroke_width(2)))
             .map_err(de(fig))?;
-        let placed = placer.place(o, "base SAM3", style::TICK);
+        let placed = placer.place(o, &self.base, style::TICK);
         draw_placed(
             root,
             &placed,
             o,
-            "base SAM3",
+            &self.base,
             &style::text(style::TICK, MUTED),
             fig,
         )?;

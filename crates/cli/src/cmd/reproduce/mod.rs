@@ -26,7 +26,7 @@ use plan::{Lengths, RecipePlan};
 #[derive(clap::Args)]
 pub struct Args {
     /// Output directory (created if missing; a rerun skips the stages already finished there).
-    #[arg(long, default_value = "runs/reproduce")]
+    #[arg(long, value_name = "DIR", default_value = "runs/reproduce")]
     out: PathBuf,
     /// A smoke run: a tiny world and four steps per recipe (the same code path; about a minute).
     #[arg(long)]
@@ -218,6 +218,8 @@ fn checkpoint_steps(recipe_toml: &Path) -> Result<Vec<usize>> {
 
 pub fn run(a: Args) -> Result<u8> {
     let t0 = Instant::now();
+    super::check_out_dir("--out", &a.out)?;
+    sam3lab_model::device::device_from_name(&a.device)?;
     std::fs::create_dir_all(&a.out).with_context(|| s(&a.out))?;
     let out = std::fs::canonicalize(&a.out)?;
     let exe = std::env::current_exe().context("cannot locate the sam3lab binary")?;
@@ -350,14 +352,22 @@ fn train(r: &mut Runner, rp: &RecipePlan, all: &[RecipePlan], quick: bool, retra
     let text = plan::adapt(rp.text, rp.steps, &r.layout.world(), &r.layout.config(), &start, quick)?;
     std::fs::create_dir_all(recipe.parent().unwrap())?;
     let dir = r.layout.train(rp.name);
-    let stale = match std::fs::read_to_string(&recipe) {
-        Ok(old) => old != text,
-        Err(_) => false,
-    } || rp.parent.is_some_and(|p| retrained.contains(p));
+    let recipe_changed = matches!(std::fs::read_to_string(&recipe), Ok(old) if old != text);
+    let parent_retrained = rp.parent.filter(|p| retrained.contains(p));
     let stage = format!("train-{}", rp.name);
     let marker = r.layout.marker(&stage);
-    if stale {
-        eprintln!("· {}: its recipe or its start checkpoint changed since this directory's run; training it again", rp.name);
+    if recipe_changed || parent_retrained.is_some() {
+        // Say why only when there is an earlier training to redo: a first run just trains.
+        if marker.is_file() || dir.exists() {
+            let mut why = Vec::new();
+            if recipe_changed {
+                why.push("its recipe changed since this directory's run".to_string());
+            }
+            if let Some(p) = parent_retrained {
+                why.push(format!("its start checkpoint ({p}'s last step) was retrained in this invocation"));
+            }
+            eprintln!("· {}: {}; training it again from the start", rp.name, why.join(" and "));
+        }
         let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::remove_file(&marker);
     }
@@ -368,8 +378,9 @@ fn train(r: &mut Runner, rp: &RecipePlan, all: &[RecipePlan], quick: bool, retra
     // This recipe trains now: what reads its checkpoints is redone after it.
     if r.force || !marker.is_file() {
         retrained.insert(rp.name);
-        for m in ["eval", "probes"] {
-            let _ = std::fs::remove_file(r.layout.marker(m));
+        let redone: Vec<&str> = ["eval", "probes"].into_iter().filter(|m| std::fs::remove_file(r.layout.marker(m)).is_ok()).collect();
+        if !redone.is_empty() && !r.force {
+            eprintln!("· {}: finished in an earlier run, redone after train-{} (they read its checkpoints)", redone.join(", "), rp.name);
         }
     }
     let device = r.device.clone();

@@ -158,7 +158,25 @@ def fixture_config(fixture):
 
 def build_fixture_model(fixture, bpe, train=False):
     """SAM3's image model at the fixture's sizes, built from sam3's own classes, with its weights."""
+    cfg = fixture_config(fixture)
+    model = build_model_from_config(cfg, bpe, train=train)
     from safetensors.torch import load_file
+    sd = load_file(os.path.join(fixture, "weights.safetensors"))
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    excluded = cfg.get("weights_excluded_keys") or []
+    excluded = set(excluded.get("keys", []) if isinstance(excluded, dict) else excluded)
+    # The complex64 RoPE tables (`*.attn.freqs_cis`, buffers the ViT computes itself) are left out of
+    # every fixture's weights; sam3-tiny lists them under weights_excluded_keys, sam3-tiny-train does not.
+    missing = [k for k in missing if k not in excluded and not k.endswith(".attn.freqs_cis")]
+    if missing or unexpected:
+        log(f"warning: {fixture}/weights.safetensors: {len(missing)} missing, {len(unexpected)} unexpected keys; "
+            f"first: {(missing + unexpected)[:5]}")
+    return model.train() if train else model.eval()
+
+
+def build_model_from_config(cfg, bpe, train=False):
+    """SAM3's image model built from sam3's own classes at the sizes of a fixture config (its "model"
+    block; with `train`, the loss block's matcher attached), with the classes' own initialisation."""
     from sam3.model.decoder import TransformerDecoder, TransformerDecoderLayer
     from sam3.model.encoder import TransformerEncoderFusion, TransformerEncoderLayer
     from sam3.model.geometry_encoders import SequenceGeometryEncoder
@@ -173,7 +191,6 @@ def build_fixture_model(fixture, bpe, train=False):
     from sam3.model.vitdet import ViT
     from sam3.model.vl_combiner import SAM3VLBackbone
 
-    cfg = fixture_config(fixture)
     m = cfg["model"]
     d = m["d_model"]
     v, t, pe = m["vit"], m["text"], m["position_encoding"]
@@ -254,16 +271,6 @@ def build_fixture_model(fixture, bpe, train=False):
         dot_prod_scoring=scoring, use_instance_query=False, multimask_output=True,
         inst_interactive_predictor=None, matcher=matcher,
     )
-    sd = load_file(os.path.join(fixture, "weights.safetensors"))
-    missing, unexpected = model.load_state_dict(sd, strict=False)
-    excluded = cfg.get("weights_excluded_keys") or []
-    excluded = set(excluded.get("keys", []) if isinstance(excluded, dict) else excluded)
-    # The complex64 RoPE tables (`*.attn.freqs_cis`, buffers the ViT computes itself) are left out of
-    # every fixture's weights; sam3-tiny lists them under weights_excluded_keys, sam3-tiny-train does not.
-    missing = [k for k in missing if k not in excluded and not k.endswith(".attn.freqs_cis")]
-    if missing or unexpected:
-        log(f"warning: {fixture}/weights.safetensors: {len(missing)} missing, {len(unexpected)} unexpected keys; "
-            f"first: {(missing + unexpected)[:5]}")
     return model.train() if train else model.eval()
 
 

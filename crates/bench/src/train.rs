@@ -178,6 +178,7 @@ fn full_step(checkpointing: bool) -> anyhow::Result<()> {
         text_ids: vec![0],
         targets,
         pair_ids: vec!["synthetic:0".into()],
+        geometry: Default::default(),
     };
     let mut optim = AdamWConfig::new().with_epsilon(1e-8).init();
     pb.set_message("full-size SAM3: one training step (trunk frozen)");

@@ -15,9 +15,10 @@
 //! Train mode (`dac = true`, Meta's DAC one-to-many queries): the Q query embeddings and reference
 //! boxes are repeated to 2Q; only `[presence; first Q]` go through self-attention, the second (o2m)
 //! half skips it and rejoins before `norm2`; everything else runs on all 2Q. Each layer's box output
-//! is `σ(inv_σ(ref_in) + bbox_embed(hs))` where `ref_in` is the previous layer's box output *with* its
-//! gradient (as the reference recomputes boxes from its `intermediate_ref_boxes`), while the
-//! conditioning of the next layer (query position, boxRPB) sees it detached. Train-mode dropout
+//! is `σ(inv_σ(R_i) + bbox_embed(hs_i))` with `R_i` the previous layer's refined box *as the reference
+//! builds it inside the decoder* — on that layer's detached conditioning box — so a layer's box loss
+//! reaches exactly one earlier layer's box delta ([`BoxChain`]); the conditioning of the next
+//! layer (query position, boxRPB) sees the refined box detached. Train-mode dropout
 //! (the config's `decoder.dropout`, reference `TransformerDecoderLayer`) acts on the three attentions'
 //! weights, on each residual branch before it is added (`dropout2` self-attention, `catext_dropout`,
 //! `dropout1` image cross-attention, `dropout4` FFN; after the branch's `.out` tap) and after the
@@ -210,12 +211,12 @@ impl Decoder {
         let reps = if dac { 2 } else { 1 };
         let q = q0 * reps;
         let mut tgt = self.query_embed.weight.val().repeat_dim(0, reps).unsqueeze_dim::<3>(0).expand([b, q, d]);
-        let mut refb = sigmoid(self.reference_points.weight.val())
-            .repeat_dim(0, reps)
-            .unsqueeze_dim::<3>(0)
-            .expand([b, q, 4]);
-        // The previous layer's box output with its gradient (the reference's `intermediate_ref_boxes`).
-        let mut ref_chain = refb.clone();
+        let mut boxes = BoxChain::new(
+            sigmoid(self.reference_points.weight.val())
+                .repeat_dim(0, reps)
+                .unsqueeze_dim::<3>(0)
+                .expand([b, q, 4]),
+        );
         let mut pres = self.presence_token.weight.val().unsqueeze_dim::<3>(0).expand([b, 1, d]);
         let memory_k = memory.clone() + pos.clone();
         let zeros_qp = Tensor::<3>::zeros([b, 1, d], &memory.device());
@@ -230,9 +231,9 @@ impl Decoder {
         for (i, layer) in self.layers.iter().enumerate() {
             tgt = hooks.tap(|| format!("decoder.layers.{i}.in"), tgt);
             pres = hooks.tap(|| format!("decoder.layers.{i}.presence_in"), pres);
-            refb = hooks.tap(|| format!("decoder.layers.{i}.ref_boxes"), refb);
+            let refb = hooks.tap(|| format!("decoder.layers.{i}.ref_boxes"), boxes.conditioning().clone());
             if hooks.is_active() && hooks.edits(&format!("decoder.layers.{i}.ref_boxes")) {
-                ref_chain = refb.clone(); // an edited reference box also feeds the box output
+                boxes.edit(refb.clone()); // an edited reference box also feeds the box output
             }
             if hooks.wants("decoder.ref_boxes_all") {
                 refs_in.push(refb.clone());
@@ -272,7 +273,7 @@ impl Decoder {
                 || format!("decoder.layers.{i}.hs_normed"),
                 self.norm.forward(tgt.clone()),
             );
-            let new_ref = sigmoid(inverse_sigmoid(ref_chain) + self.bbox_embed.forward(hs.clone()));
+            let new_ref = boxes.refine(self.bbox_embed.forward(hs.clone()));
             let new_ref = hooks.tap(|| format!("decoder.layers.{i}.pred_boxes"), new_ref);
             let pl = self
                 .presence_token_head
@@ -281,10 +282,8 @@ impl Decoder {
             let pl = hooks.tap(|| format!("decoder.layers.{i}.presence_logit"), pl);
 
             out.hs.push(hs);
-            out.pred_boxes.push(new_ref.clone());
+            out.pred_boxes.push(new_ref);
             out.presence_logits.push(pl);
-            ref_chain = new_ref.clone();
-            refb = new_ref.detach();
         }
         self.tap_readouts(&out, means, refs_in, hooks);
         out
@@ -330,6 +329,52 @@ impl Decoder {
         let nh = ex.dims()[3];
         let bias = ey.unsqueeze_dim::<5>(3) + ex.unsqueeze_dim::<5>(2); // (B, Q, H, W, heads)
         bias.reshape([b, q, h * w, nh]).permute([0, 3, 1, 2])
+    }
+}
+
+/// The reference boxes through the decoder's layers, with the gradient paths of the reference.
+///
+/// The reference computes each layer's refined boxes twice. Inside `TransformerDecoder.forward`:
+/// `N_i = σ(inv_σ(ref_i) + bbox_embed(hs_i))`, where `ref_i` is the layer's conditioning box —
+/// `σ(reference_points)` with its gradient for layer 0, `N_{i-1}.detach()` after it — and `N_i` (not
+/// detached) is appended to `intermediate_ref_boxes`. Then `Sam3Image._update_scores_and_boxes`
+/// recomputes each layer's output as `σ(inv_σ(R_i) + bbox_embed(hs_i))` from `R_i =
+/// intermediate_ref_boxes[i]` (`N_{i-1}`, or `σ(reference_points)` for layer 0). `N_i` and the output
+/// have the same values but not the same gradients: layer i's box loss reaches layer i−1's box delta
+/// through `R_i = N_{i-1}` and stops there, because `N_{i-1}` was built on the *detached* `ref_{i-1}`.
+/// Chaining the outputs themselves (`R_{i+1} = output_i`) routes layer i's box loss back through every
+/// earlier layer's delta: equal to the reference with two decoder layers, wrong from three on.
+pub struct BoxChain {
+    /// `ref_i`: what conditions layer i (query position, boxRPB).
+    cond: Tensor<3>,
+    /// `R_i`: what layer i's box output is refined from.
+    chain: Tensor<3>,
+}
+
+impl BoxChain {
+    /// Start from `σ(reference_points)` (with its gradient: it conditions layer 0 and is `R_0`).
+    pub fn new(initial: Tensor<3>) -> Self {
+        Self { cond: initial.clone(), chain: initial }
+    }
+
+    /// The box conditioning the next layer (`ref_i`).
+    pub fn conditioning(&self) -> &Tensor<3> {
+        &self.cond
+    }
+
+    /// A hook replaced the conditioning box: it also feeds the layer's box output.
+    pub fn edit(&mut self, boxes: Tensor<3>) {
+        self.cond = boxes.clone();
+        self.chain = boxes;
+    }
+
+    /// Refine with `delta = bbox_embed(hs_i)`: returns the layer's box output and moves to layer i+1.
+    pub fn refine(&mut self, delta: Tensor<3>) -> Tensor<3> {
+        let pred_boxes = sigmoid(inverse_sigmoid(self.chain.clone()) + delta.clone());
+        let next = sigmoid(inverse_sigmoid(self.cond.clone()) + delta);
+        self.cond = next.clone().detach();
+        self.chain = next;
+        pred_boxes
     }
 }
 
@@ -391,6 +436,72 @@ mod tests {
             assert!((*a as f64 - b).abs() < 1e-4, "{v:?}");
         }
         assert!((v[4] - v[3]).abs() < 1e-6 && (v[5] - v[0]).abs() < 1e-6, "{v:?}");
+    }
+
+    /// Layer i's box loss reaches layer i−1's box delta and no earlier one (the reference builds
+    /// `R_i` on the detached `ref_{i-1}`); the first layer's output reaches `reference_points`.
+    /// Chaining the box outputs instead gives layer 2's loss a gradient on layer 0's delta.
+    #[test]
+    fn box_loss_reaches_only_the_previous_layers_delta() {
+        let dev = Device::flex().autodiff();
+        // |d(Σ output_layer)/d leaf|₁, leaf 0 = reference_points' logits, leaf k+1 = layer k's delta;
+        // a fresh forward per backward (burn keeps no graph after a backward).
+        let grad = |layer: usize, leaf: usize| -> f32 {
+            let mk = |v: f32| Tensor::<3>::full([1, 2, 4], v, &dev).require_grad();
+            let leaves = [mk(-0.3), mk(0.2), mk(-0.1), mk(0.05)];
+            let mut chain = BoxChain::new(sigmoid(leaves[0].clone()));
+            let outs: Vec<Tensor<3>> = leaves[1..].iter().map(|d| chain.refine(d.clone())).collect();
+            let g = outs[layer].clone().sum().backward();
+            leaves[leaf].grad(&g).map(|t| t.abs().sum().into_scalar::<f32>()).unwrap_or(0.0)
+        };
+        assert!(grad(2, 3) > 0.0);
+        assert!(grad(2, 2) > 0.0, "layer 2's boxes reach layer 1's delta through R_2");
+        assert_eq!(grad(2, 1), 0.0, "layer 2's boxes must not reach layer 0's delta");
+        assert_eq!(grad(2, 0), 0.0, "nor reference_points");
+        assert!(grad(1, 1) > 0.0, "layer 1's boxes reach layer 0's delta");
+        assert!(grad(1, 0) > 0.0, "and reference_points through N_0");
+        // Values: every output equals the plain refinement chain it shadows.
+        let deltas = [0.2f32, -0.1, 0.05].map(|v| Tensor::<3>::full([1, 2, 4], v, &dev));
+        let mut chain = BoxChain::new(sigmoid(Tensor::<3>::full([1, 2, 4], -0.3, &dev)));
+        let mut plain = sigmoid(Tensor::<3>::full([1, 2, 4], -0.3, &dev));
+        for d in deltas {
+            let o = chain.refine(d.clone());
+            plain = sigmoid(inverse_sigmoid(plain) + d);
+            let diff = (plain.clone() - o).abs().max().into_scalar::<f32>();
+            assert!(diff < 1e-6, "{diff}");
+        }
+    }
+
+    /// With two decoder layers (the shipped training fixture, the world's base) chaining the box
+    /// outputs and the reference's chain are the same expression, so their gradients agree to the
+    /// bit: the defect needed a third layer.
+    #[test]
+    fn two_layers_chain_equals_the_output_chain() {
+        let dev = Device::flex().autodiff();
+        let grads_of = |reference_chain: bool| -> Vec<Vec<f32>> {
+            let leaf = |v: f32| Tensor::<3>::full([1, 2, 4], v, &dev).require_grad();
+            let logits = leaf(0.4);
+            let deltas = [leaf(-0.25), leaf(0.15)];
+            let mut loss = Tensor::<3>::zeros([1, 2, 4], &dev);
+            if reference_chain {
+                let mut chain = BoxChain::new(sigmoid(logits.clone()));
+                for d in &deltas {
+                    loss = loss + chain.refine(d.clone()).powi_scalar(2);
+                }
+            } else {
+                let mut prev = sigmoid(logits.clone());
+                for d in &deltas {
+                    prev = sigmoid(inverse_sigmoid(prev) + d.clone());
+                    loss = loss + prev.clone().powi_scalar(2);
+                }
+            }
+            let g = loss.sum().backward();
+            [&logits, &deltas[0], &deltas[1]]
+                .iter()
+                .map(|x| x.grad(&g).unwrap().into_data().convert::<f32>().try_to_vec::<f32>().unwrap())
+                .collect()
+        };
+        assert_eq!(grads_of(true), grads_of(false));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use sam3lab_eval::coco::{GtDataset, Segmentation};
+use sam3lab_model::GeometryPrompt;
 use sam3lab_model::tokenizer::Tokenizer;
 use serde::{Deserialize, Serialize};
 
@@ -252,6 +253,9 @@ pub struct Batch {
     pub targets: Targets,
     /// `stream:pair_id` of every query (for error messages and logs).
     pub pair_ids: Vec<String>,
+    /// Box prompts given with every query (the geometry encoder's input; empty = text only, what the
+    /// data streams give).
+    pub geometry: GeometryPrompt,
 }
 
 impl Batch {
@@ -263,6 +267,7 @@ impl Batch {
             text_ids: self.text_ids.clone(),
             targets: self.targets.clone(),
             pair_ids: self.pair_ids.clone(),
+            geometry: self.geometry.clone(),
         }
     }
 }
@@ -311,6 +316,7 @@ pub fn make_batch(
         text_ids: queries.iter().map(|q| q.text).collect(),
         targets,
         pair_ids,
+        geometry: GeometryPrompt::default(),
     })
 }
 

@@ -14,7 +14,7 @@ use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOpti
 use burn::prelude::*;
 use indicatif::ProgressBar;
 use sam3lab_hooks::{HookPattern, Hooks};
-use sam3lab_model::{GeometryPrompt, Sam3, TrainOutput};
+use sam3lab_model::{Sam3, TrainOutput};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Batch, Cursor, Dataset, ImageCache, Sampler, load_stream, make_batch};
@@ -29,7 +29,7 @@ use crate::recipe::Recipe;
 pub fn forward(model: &Sam3, batch: &Batch, hooks: &mut Hooks) -> Result<TrainOutput> {
     let image = model.encode_image_train(batch.pixels.clone(), hooks).select(&batch.img_ids);
     let text = model.encode_text(batch.input_ids.clone(), hooks).select(&batch.text_ids);
-    Ok(model.ground_train(&image, &text, &GeometryPrompt::default(), hooks)?)
+    Ok(model.ground_train(&image, &text, &batch.geometry, hooks)?)
 }
 
 /// Which tensors a recipe trains, and their optimiser group (a tensor not in `group` is frozen).

@@ -15,7 +15,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use sam3lab_hooks::Hooks;
 use sam3lab_model::parity::{Fixture, HostTensor, ParityReport, ParityRow, Status};
-use sam3lab_model::{Sam3, TrainOutput};
+use sam3lab_model::{BoxPrompt, GeometryPrompt, Sam3, TrainOutput};
 
 use crate::data::Batch;
 use crate::engine::forward;
@@ -89,6 +89,7 @@ pub fn fixture_batch(fx: &Fixture, device: &Device) -> Result<Batch> {
     };
     let (pv, ii) = (input(fx, "pixel_values")?, input(fx, "input_ids")?);
     let img_ids = ids(input(fx, "find.img_ids")?);
+    let geometry = fixture_box_prompt(fx, img_ids.len())?;
     Ok(Batch {
         pixels: Tensor::from_data(TensorData::new(pv.data.clone(), [pv.shape[0], pv.shape[1], pv.shape[2], pv.shape[3]]), device),
         input_ids: Tensor::from_data(
@@ -99,7 +100,47 @@ pub fn fixture_batch(fx: &Fixture, device: &Device) -> Result<Batch> {
         img_ids,
         text_ids: ids(input(fx, "find.text_ids")?),
         targets,
+        geometry,
     })
+}
+
+/// The fixture's box prompt (`find.input_boxes` `(N_boxes, n, 4)` cxcywh, `find.input_boxes_label`
+/// `(N_boxes, n)`, `find.input_boxes_mask` `(n, N_boxes)`, true = padding), if it has one. sam3lab's
+/// training batch gives one geometric prompt to every query, so the boxes must be the same for
+/// every query and unpadded.
+fn fixture_box_prompt(fx: &Fixture, n: usize) -> Result<GeometryPrompt> {
+    let Some(boxes) = fx.inputs.get("find.input_boxes") else {
+        return Ok(GeometryPrompt::default());
+    };
+    let path = fx.dir.join("inputs.safetensors");
+    let labels = input(fx, "find.input_boxes_label")?;
+    let mask = input(fx, "find.input_boxes_mask")?;
+    let nb = boxes.shape.first().copied().unwrap_or(0);
+    if boxes.shape != [nb, n, 4] || labels.shape != [nb, n] || mask.shape != [n, nb] {
+        return Err(TrainError::input(
+            &path,
+            format!(
+                "find.input_boxes {:?} / _label {:?} / _mask {:?} do not fit {n} find queries",
+                boxes.shape, labels.shape, mask.shape
+            ),
+        ));
+    }
+    if mask.data.iter().any(|&m| m != 0.0) {
+        return Err(TrainError::input(&path, "find.input_boxes_mask pads some box: per-query box counts are not supported"));
+    }
+    let mut out = Vec::with_capacity(nb);
+    for k in 0..nb {
+        let at = |q: usize| &boxes.data[(k * n + q) * 4..(k * n + q + 1) * 4];
+        let label = labels.data[k * n];
+        if (0..n).any(|q| at(q) != at(0) || labels.data[k * n + q] != label) {
+            return Err(TrainError::input(&path, format!("box prompt {k} differs between find queries: not supported")));
+        }
+        let b = at(0);
+        let p = BoxPrompt { cxcywh: [b[0], b[1], b[2], b[3]], positive: label != 0.0 };
+        p.validate().map_err(|e| TrainError::input(&path, format!("box prompt {k}: {e}")))?;
+        out.push(p);
+    }
+    Ok(GeometryPrompt::boxes(&out))
 }
 
 struct Table {

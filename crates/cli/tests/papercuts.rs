@@ -233,3 +233,44 @@ fn reproduce_says_again_only_when_a_stage_reruns() {
     assert!(err.contains("eval, probes: finished in an earlier run, redone after train-presence_only"), "{err}");
     assert!(err.contains("· train-recovery: finished in an earlier run"), "{err}");
 }
+
+/// The help and error wording of the new-user pass (item 6; the table is in the session's note).
+#[test]
+fn help_and_errors_read_right() {
+    // Every --out says whether it wants a directory or a file; no option goes undescribed.
+    for cmd in [
+        &["segment"][..], &["run"], &["surgery"], &["retrain"], &["train"], &["figures"], &["reproduce"],
+        &["probe", "drift"], &["probe", "heads"], &["probe", "patch"], &["probe", "steer"], &["probe", "presence"],
+        &["probe", "capture"], &["probe", "demo-inputs"], &["sae", "train"], &["sae", "eval"], &["sae", "rank"],
+        &["sae", "synth"], &["sae", "match"], &["weights", "diff"], &["weights", "cosines"], &["world", "gen"],
+        &["world", "pretrain"], &["eval", "predict"], &["eval", "score"],
+    ] {
+        let mut args = cmd.to_vec();
+        args.push("--help");
+        let h = ok(&args);
+        assert!(!h.contains("--out <OUT>"), "{cmd:?}: {h}");
+        // An option line followed directly by the next option has no description.
+        let lines: Vec<&str> = h.lines().collect();
+        for w in lines.windows(2) {
+            let opt = |l: &str| l.trim_start().starts_with("--") || l.trim_start().starts_with("-h,");
+            assert!(!(opt(w[0]) && !w[0].trim().contains("  ") && opt(w[1])), "{cmd:?}: `{}` has no description", w[0].trim());
+        }
+    }
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    // A missing file's cause is printed once.
+    let e = fails(&["weights", "ls", &s(&d.join("nope"))]);
+    assert_eq!(e.matches("No such file or directory").count(), 1, "{e}");
+    // A checkpoint of another model size: short, with the way out.
+    let png = fixture_png(d);
+    let base = fixture().join("../../world/base.safetensors");
+    let e = fails(&["segment", "--ckpt", &s(&base), "--image", &s(&png), "--prompt", "a cat", "--out", &s(&d.join("o"))]);
+    assert!(e.len() < 2_000 && e.contains("missing keys") && e.contains("more)") && e.contains("--config"), "{} bytes: {e}", e.len());
+    // The flag at fault is named.
+    let e = fails(&["probe", "presence", "--ckpt", &s(&fixture()), "--pairs", "x", "--out", &s(&d.join("p"))]);
+    assert!(e.contains("--ckpt: ") && e.contains("LABEL=CKPT"), "{e}");
+    // reproduce checks its device before any stage.
+    let e = fails(&["reproduce", "--device", "tpu", "--out", &s(&d.join("r"))]);
+    assert!(e.contains("tpu"), "{e}");
+    assert!(!d.join("r").exists(), "nothing written");
+}

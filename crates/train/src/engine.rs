@@ -233,12 +233,14 @@ pub fn seed_micro_batch(device: &Device, seed: u64, step: usize, micro: usize) {
 static RNG_FORWARD: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Forward, loss and backward of micro-batches `r, r + n, …` on one replica; gradients summed, each
-/// loss divided by the step's number of micro-batches; the loss terms averaged the same way.
+/// loss divided by the recipe's `grad_accum` (the step's batch slots, as Meta's trainer divides by
+/// its accumulation steps): without extra streams the mean over the micro-batches, with them each
+/// slot's loss is its primary batch's plus its extra batches'. The loss terms are summed the same way.
 fn micro_steps(model: &Sam3, batches: &[Batch], r: usize, n: usize, recipe: &Recipe, step: usize) -> Result<(GradientsParams, BTreeMap<String, f32>)> {
     let mut acc = GradientsAccumulator::<Sam3>::new();
     let mut sums: BTreeMap<String, f32> = BTreeMap::new();
     let device = model.devices().into_iter().next().unwrap_or_else(|| Device::flex().autodiff());
-    let total = batches.len();
+    let total = recipe.grad_accum;
     let stochastic = model.config.has_train_dropout();
     for (micro, batch) in batches.iter().enumerate().skip(r).step_by(n) {
         let local;
@@ -293,7 +295,7 @@ fn merge(model: &Sam3, multi: MultiGradientsParams, device: &Device) -> Gradient
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunState {
     pub step: usize,
-    /// Batches drawn so far (the cadence counter).
+    /// Batch slots drawn so far (the cadence counter; an extra stream's batch is not counted).
     pub batches: usize,
     pub cursors: BTreeMap<String, Cursor>,
 }
@@ -480,7 +482,7 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
     let plain = ad.clone().without_autodiff();
     let eval_set = match &recipe.eval {
         Some(e) => {
-            let spec = crate::recipe::StreamSpec { gt: e.gt.clone(), images: e.images.clone(), primary: false, every: None, only: None, per_image: None };
+            let spec = crate::recipe::StreamSpec { gt: e.gt.clone(), images: e.images.clone(), primary: false, every: None, extra: false, batch_size: None, only: None, per_image: None };
             Some((load_stream("eval", &spec, cfg.image_size)?, e.clone()))
         }
         None => None,
@@ -532,11 +534,13 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
         // The step's micro-batches, drawn in order (the data does not depend on the devices).
         let mut batches = Vec::with_capacity(recipe.grad_accum);
         for _ in 0..recipe.grad_accum {
-            // Cadence: the secondary streams due at this batch share it; else the primary.
+            // Cadence (counted in batch slots, `grad_accum` per step): the replacing secondary
+            // streams due at this slot share it; else the primary fills it. An `extra` stream due
+            // at this slot adds a batch of its own after it.
             let k = state.batches;
-            let due: Vec<usize> = (0..sets.len())
-                .filter(|&i| i != primary && recipe.data[&sets[i].name].every.is_some_and(|e| (k + 1) % e == 0))
-                .collect();
+            let is_due = |i: usize| i != primary && recipe.data[&sets[i].name].every.is_some_and(|e| (k + 1) % e == 0);
+            let due: Vec<usize> = (0..sets.len()).filter(|&i| is_due(i) && !recipe.data[&sets[i].name].extra).collect();
+            let extra: Vec<usize> = (0..sets.len()).filter(|&i| is_due(i) && recipe.data[&sets[i].name].extra).collect();
             let sources = if due.is_empty() { vec![primary] } else { due };
             let mut picks: Vec<(&Dataset, usize)> = vec![];
             for (j, &src) in sources.iter().enumerate() {
@@ -546,10 +550,16 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
                 }
             }
             batches.push(make_batch(&picks, &mut cache, cfg.image_size, cfg.text.context_length, &ad)?);
+            for src in extra {
+                let size = recipe.data[&sets[src].name].batch_size.unwrap_or(recipe.batch_size);
+                let picks: Vec<(&Dataset, usize)> = samplers[src].take(size).into_iter().map(|i| (&sets[src], i)).collect();
+                batches.push(make_batch(&picks, &mut cache, cfg.image_size, cfg.text.context_length, &ad)?);
+            }
             state.batches += 1;
         }
         // Data parallel: micro-batch i runs on replica i mod n; burn's MultiGradientsParams sums the
-        // replicas' gradients (each loss is divided by grad_accum, so the sum is the mean).
+        // replicas' gradients (each loss is divided by grad_accum, so the sum is the mean over the
+        // step's batch slots; an extra stream's batch adds its loss to its slot's).
         let n = replicas.len().min(batches.len());
         let results: Vec<Result<(GradientsParams, BTreeMap<String, f32>)>> = if n == 1 {
             vec![micro_steps(&model, &batches, 0, 1, &recipe, step)]

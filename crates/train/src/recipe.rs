@@ -115,9 +115,17 @@ pub struct StreamSpec {
     /// The stream the run iterates; the others are interleaved.
     #[serde(default)]
     pub primary: bool,
-    /// For a secondary stream: one of its batches takes the place of every `every`-th batch.
+    /// For a secondary stream: one of its batches takes the place of every `every`-th batch (with
+    /// `extra = true`: is added to every `every`-th step's batches).
     #[serde(default)]
     pub every: Option<usize>,
+    /// For a secondary stream: when due, its batch comes *on top of* the primary batch (an extra
+    /// micro-batch of the step, its loss added to the primary batch's) instead of replacing it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub extra: bool,
+    /// For an `extra` stream: its batch size (default: the recipe's `batch_size`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
     /// Keep only positives (pairs with instances) or only negatives.
     #[serde(default)]
     pub only: Option<Only>,
@@ -304,6 +312,15 @@ impl Recipe {
                 (false, None) => return Err(format!("data.{name}: a secondary stream needs `every = N`")),
                 (false, Some(0 | 1)) => return Err(format!("data.{name}: `every` must be at least 2")),
                 _ => {}
+            }
+            if s.extra && s.primary {
+                return Err(format!("data.{name}: the primary stream cannot be `extra`"));
+            }
+            if s.batch_size.is_some() && !s.extra {
+                return Err(format!("data.{name}: a stream's own `batch_size` needs `extra = true` (a replacing stream takes the recipe's)"));
+            }
+            if s.batch_size == Some(0) {
+                return Err(format!("data.{name}: `batch_size` must be at least 1"));
             }
         }
         for &c in &self.checkpoints {

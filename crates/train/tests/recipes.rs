@@ -353,3 +353,100 @@ fn layer_decay_scales_each_trunk_layer_like_metas_modifier() {
         assert!(seen.contains_key(&l), "no moved trunk tensor in layer {l:?}: {seen:?}");
     }
 }
+
+/// The rows of a run's `loss.csv` as (column → value) maps, one per logged step.
+fn loss_rows(dir: &Path) -> Vec<BTreeMap<String, f64>> {
+    let csv = std::fs::read_to_string(dir.join("loss.csv")).unwrap();
+    let mut lines = csv.lines().filter(|l| !l.starts_with('#'));
+    let head: Vec<String> = lines.next().unwrap().split(',').map(str::to_string).collect();
+    lines.map(|l| head.iter().cloned().zip(l.split(',').map(|v| v.parse::<f64>().unwrap())).collect()).collect()
+}
+
+/// Run the fixture's frozen_te recipe edited by `edit` (paths absolute, lr 0 so every step sees the
+/// parent model, every step logged) into `dir/name`, returning its loss rows.
+fn frozen_te_variant(dir: &Path, name: &str, edit: impl Fn(String) -> String) -> Vec<BTreeMap<String, f64>> {
+    let text = std::fs::read_to_string(recipe("frozen_te")).unwrap().replace("../../", &format!("{}/", root().display()));
+    let text = edit(text.replace("lr = 1e-4", "lr = 0.0").replace("checkpoints = [1, 3]", "checkpoints = []"));
+    let r = dir.join(format!("{name}.toml"));
+    std::fs::write(&r, text).unwrap();
+    run(&r, &dir.join(name), &Device::flex(), &ProgressBar::hidden()).unwrap();
+    loss_rows(&dir.join(name))
+}
+
+#[test]
+fn an_extra_stream_adds_its_batch_to_the_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let negatives = format!("{}/data/fixtures/train-set/negatives.json", root().display());
+    let with_extra = |size: &str| {
+        let neg = negatives.clone();
+        let size = size.to_string();
+        move |t: String| format!("{}\n[data.negatives]\ngt = \"{neg}\"\nevery = 2\nextra = true\n{size}\n", t.replace("steps = 3", "steps = 2"))
+    };
+    // The primary stream alone, and the negatives stream alone (its one pair) at batch sizes 2 and 1.
+    let primary = frozen_te_variant(d, "primary", |t| t.replace("steps = 3", "steps = 2"));
+    let neg2 = frozen_te_variant(d, "neg2", |t| t.replace("steps = 3", "steps = 1").replace("positives.json", "negatives.json"));
+    let neg1 = frozen_te_variant(d, "neg1", |t| t.replace("steps = 3", "steps = 1").replace("positives.json", "negatives.json").replace("batch_size = 2", "batch_size = 1"));
+    // Both streams, the negatives an extra batch every 2nd step (its own batch size, or the recipe's).
+    let both2 = frozen_te_variant(d, "both2", with_extra(""));
+    let both1 = frozen_te_variant(d, "both1", with_extra("batch_size = 1"));
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-4 * a.abs().max(1.0);
+    for (both, neg) in [(&both2, &neg2), (&both1, &neg1)] {
+        // Step 1: not due, the primary batch alone.
+        assert_eq!(both[0], primary[0], "step 1 differs from the primary stream's");
+        // Step 2: the primary batch plus the extra batch, every loss term the sum of the two.
+        for (k, v) in &both[1] {
+            if k == "step" || k == "lr" || k == "grad_norm" || k.ends_with("_f1") || k.ends_with("_acc") {
+                continue;
+            }
+            let want = primary[1][k] + neg[0][k];
+            assert!(close(*v, want), "{k}: {v} vs {} + {} (primary + negatives)", primary[1][k], neg[0][k]);
+        }
+        assert!(neg[0]["core_loss"] > 0.0 && both[1]["core_loss"] > primary[1]["core_loss"] * 1.0001);
+    }
+    // The gradient is the sum too: two accumulated batch slots (primary, then the negatives replacing
+    // the 2nd) average the same two gradients, so its norm is half the extra step's.
+    let accum = frozen_te_variant(d, "accum", |t| {
+        format!("{}\n[data.negatives]\ngt = \"{negatives}\"\nevery = 2\n", t.replace("steps = 3", "steps = 1").replace("batch_size = 2", "batch_size = 2\ngrad_accum = 2"))
+    });
+    assert!(close(accum[0]["core_loss"] * 2.0, both2[1]["core_loss"]), "{} vs {}", accum[0]["core_loss"], both2[1]["core_loss"]);
+    assert!(close(accum[0]["grad_norm"] * 2.0, both2[1]["grad_norm"]), "grad norm {} vs {}", accum[0]["grad_norm"], both2[1]["grad_norm"]);
+}
+
+#[test]
+fn a_run_with_an_extra_stream_resumes_to_the_same_bytes() {
+    // lvis_replay_neg with its negatives as an extra batch (3-pair stream, so its cursor matters).
+    let edit = |t: String| {
+        t.replace("[data.negatives]\ngt = \"", "[data.negatives]\nextra = true\nbatch_size = 1\ngt = \"")
+            .replace("train-set/negatives.json", "train-set/gt.json")
+            .replace("checkpoints = [4]", "checkpoints = [1, 4]")
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let text = edit(std::fs::read_to_string(recipe("lvis_replay_neg")).unwrap().replace("../../", &format!("{}/", root().display())));
+    assert!(text.contains("extra = true"), "the edit did not apply");
+    let r = dir.path().join("r.toml");
+    std::fs::write(&r, text).unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    run(&r, &a, &Device::flex(), &ProgressBar::hidden()).unwrap();
+    run(&r, &b, &Device::flex(), &ProgressBar::hidden()).unwrap();
+    for f in ["step_000004.safetensors", "step_000004.json"] {
+        std::fs::remove_file(b.join(f)).unwrap();
+    }
+    let s = run(&r, &b, &Device::flex(), &ProgressBar::hidden()).unwrap();
+    assert_eq!(s.resumed_from, Some(1));
+    for f in ["step_000004.safetensors", "loss.csv"] {
+        assert!(std::fs::read(a.join(f)).unwrap() == std::fs::read(b.join(f)).unwrap(), "{f}: the resumed run differs");
+    }
+    // The extra stream moved its cursor: 2 due steps (2 and 4) × 1 pair.
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(a.join("step_000004.json")).unwrap()).unwrap();
+    assert_eq!(m["state"]["cursors"]["negatives"]["next"], 2, "{}", m["state"]);
+    assert_eq!(m["state"]["batches"], 4, "an extra batch is not a batch slot");
+}
+
+#[test]
+fn bad_extra_streams_name_the_fault() {
+    let e = bad(|t| t.replace("primary = true", "primary = true\nextra = true"));
+    assert!(e.contains("extra") && e.contains("narrow"), "{e}");
+    let e = bad(|t| t.replace("[data.replay]", "[data.replay]\nbatch_size = 3"));
+    assert!(e.contains("batch_size") && e.contains("extra"), "{e}");
+}

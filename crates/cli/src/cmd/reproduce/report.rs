@@ -233,7 +233,8 @@ fn sgn(x: f64) -> String {
 }
 
 /// Batches each stream of an adapted recipe receives (the engine's rule: a due stream takes the
-/// primary's place; several due at once share the batch).
+/// primary's place, several due at once share the batch; a due `extra` stream adds a batch of its
+/// own). One batch slot per step (the world's recipes have `grad_accum = 1`).
 fn exposure(recipe: &Path) -> Result<std::collections::BTreeMap<String, usize>> {
     let t: toml::Table = toml::from_str(&std::fs::read_to_string(recipe)?)?;
     let steps = t["steps"].as_integer().context("steps")? as usize;
@@ -247,16 +248,16 @@ fn exposure(recipe: &Path) -> Result<std::collections::BTreeMap<String, usize>> 
         if s.get("primary").and_then(|v| v.as_bool()) == Some(true) {
             primary = split.clone();
         } else if let Some(k) = s.get("every").and_then(|v| v.as_integer()) {
-            every.push((split.clone(), k as usize));
+            every.push((split.clone(), k as usize, s.get("extra").and_then(|v| v.as_bool()) == Some(true)));
         }
         n.insert(split, 0usize);
     }
     for step in 1..=steps {
-        let due: Vec<&String> = every.iter().filter(|(_, k)| step % k == 0).map(|(s, _)| s).collect();
-        if due.is_empty() {
+        let due: Vec<&(String, usize, bool)> = every.iter().filter(|(_, k, _)| step % k == 0).collect();
+        if !due.iter().any(|(_, _, extra)| !extra) {
             *n.get_mut(&primary).context("primary stream")? += 1;
         }
-        for d in due {
+        for (d, _, _) in due {
             *n.get_mut(d).expect("stream") += 1;
         }
     }

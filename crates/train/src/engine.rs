@@ -396,7 +396,11 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
     let t0 = Instant::now();
     let recipe = Recipe::load(recipe_path)?;
     let recipe_text = std::fs::read(recipe_path).map_err(|e| TrainError::io(recipe_path, e))?;
-    let recipe_sha = sam3lab_hooks::sha256_hex(&recipe_text);
+    // The run's identity: the recipe's text, and the shared objective's when `[loss] from` names one.
+    let recipe_sha = match &recipe.loss_from {
+        None => sam3lab_hooks::sha256_hex(&recipe_text),
+        Some((_, objective)) => sam3lab_hooks::sha256_hex(&[recipe_text.as_slice(), b"\n# [loss] from:\n", objective.as_bytes()].concat()),
+    };
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
     let ad = match recipe.devices.first() {
         Some(d) => sam3lab_model::device::device_from_name(d)?.autodiff(),

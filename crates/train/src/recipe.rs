@@ -51,8 +51,14 @@ pub struct Recipe {
     pub optim: OptimSpec,
     #[serde(default)]
     pub schedule: Schedule,
+    /// The loss weights: a `[loss]` block, or `[loss] from = "FILE"` naming a shared objective file
+    /// (relative to the recipe) whose keys are the block's (read by [`Recipe::load`]).
     #[serde(default)]
     pub loss: LossConfig,
+    /// The shared objective file `[loss] from` named and its text (set by [`Recipe::load`]; part of
+    /// the run's identity, so a resumed run refuses a changed objective).
+    #[serde(skip)]
+    pub loss_from: Option<(PathBuf, String)>,
     /// Held-out evaluation during the run (`eval.csv`).
     #[serde(default)]
     pub eval: Option<crate::evaluate::EvalSpec>,
@@ -245,8 +251,34 @@ impl Recipe {
     /// Read and check a recipe; relative paths are resolved against the recipe's directory.
     pub fn load(path: &Path) -> Result<Recipe> {
         let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
-        let mut r: Recipe = toml::from_str(&text).map_err(|e| TrainError::input(path, e.to_string()))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| TrainError::input(path, e.to_string()))?;
+        let mut loss_from = None;
+        if let Some(toml::Value::Table(loss)) = table.get_mut("loss") {
+            if let Some(from) = loss.get("from") {
+                let from = from.as_str().ok_or_else(|| TrainError::input(path, "loss.from: expected a file path (a string)"))?;
+                let others: Vec<&String> = loss.keys().filter(|k| *k != "from").collect();
+                if !others.is_empty() {
+                    return Err(TrainError::input(
+                        path,
+                        format!("loss: `from = \"{from}\"` is the one shared objective; keys beside it ({}) are not allowed (change the objective file instead)", others.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")),
+                    ));
+                }
+                let file = if Path::new(from).is_relative() { base.join(from) } else { PathBuf::from(from) };
+                let otext = std::fs::read_to_string(&file).map_err(|e| TrainError::input(path, format!("loss.from: {}: {e}", file.display())))?;
+                let obj: toml::Table = toml::from_str(&otext).map_err(|e| TrainError::input(&file, e.to_string()))?;
+                // The objective's keys are checked on their own, so an error names its file.
+                LossConfig::deserialize(obj.clone()).map_err(|e| TrainError::input(&file, e.to_string()))?;
+                *loss = obj;
+                loss_from = Some((file, otext));
+            }
+        }
+        let mut r: Recipe = if loss_from.is_some() {
+            Recipe::deserialize(table).map_err(|e| TrainError::input(path, e.to_string()))?
+        } else {
+            toml::from_str(&text).map_err(|e| TrainError::input(path, e.to_string()))?
+        };
+        r.loss_from = loss_from;
         let fix = |p: &mut PathBuf| {
             if p.is_relative() && !p.exists() && base.join(&*p).exists() {
                 *p = base.join(&*p);

@@ -450,3 +450,50 @@ fn bad_extra_streams_name_the_fault() {
     let e = bad(|t| t.replace("[data.replay]", "[data.replay]\nbatch_size = 3"));
     assert!(e.contains("batch_size") && e.contains("extra"), "{e}");
 }
+
+#[test]
+fn a_shared_objective_sets_the_loss_and_refuses_local_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("objective.toml"), "loss_ce = 100.0\npresence_loss = 100.0\n").unwrap();
+    let base = std::fs::read_to_string(recipe("frozen_te")).unwrap().replace("../../", &format!("{}/", root().display()));
+    let write = |name: &str, extra: &str| {
+        let p = d.join(name);
+        std::fs::write(&p, format!("{base}\n{extra}")).unwrap();
+        p
+    };
+    // Resolved relative to the recipe, its keys the loss weights (the others Meta's defaults).
+    let r = sam3lab_train::Recipe::load(&write("shared.toml", "[loss]\nfrom = \"objective.toml\"\n")).unwrap();
+    let inline = sam3lab_train::Recipe::load(&write("inline.toml", "[loss]\nloss_ce = 100.0\npresence_loss = 100.0\n")).unwrap();
+    assert_eq!(r.loss, inline.loss);
+    assert_ne!(r.loss, sam3lab_train::Recipe::load(&recipe("frozen_te")).unwrap().loss);
+    assert_eq!(r.loss_from.as_ref().unwrap().0, d.join("objective.toml"));
+    // A key beside `from` is an error naming it; so is a missing file and an unknown objective key.
+    let e = sam3lab_train::Recipe::load(&write("tweak.toml", "[loss]\nfrom = \"objective.toml\"\nloss_mask = 1.0\n")).unwrap_err().to_string();
+    assert!(e.contains("loss_mask") && e.contains("from"), "{e}");
+    let e = sam3lab_train::Recipe::load(&write("missing.toml", "[loss]\nfrom = \"nowhere.toml\"\n")).unwrap_err().to_string();
+    assert!(e.contains("nowhere.toml"), "{e}");
+    std::fs::write(d.join("typo.toml"), "loss_cee = 1.0\n").unwrap();
+    let e = sam3lab_train::Recipe::load(&write("typo_user.toml", "[loss]\nfrom = \"typo.toml\"\n")).unwrap_err().to_string();
+    assert!(e.contains("loss_cee") && e.contains("typo.toml"), "{e}");
+    // The same run as the inline block (same bytes); a changed objective is another run (no resume).
+    let shared = d.join("shared.toml");
+    let (a, b) = (d.join("a"), d.join("b"));
+    run(&shared, &a, &Device::flex(), &ProgressBar::hidden()).unwrap();
+    run(&d.join("inline.toml"), &b, &Device::flex(), &ProgressBar::hidden()).unwrap();
+    assert!(std::fs::read(a.join("step_000003.safetensors")).unwrap() == std::fs::read(b.join("step_000003.safetensors")).unwrap());
+    std::fs::write(d.join("objective.toml"), "loss_ce = 20.0\npresence_loss = 100.0\n").unwrap();
+    let e = run(&shared, &a, &Device::flex(), &ProgressBar::hidden()).unwrap_err().to_string();
+    assert!(e.contains("another recipe"), "{e}");
+}
+
+#[test]
+fn the_world_recipes_share_one_objective() {
+    let obj = root().join("data/world/objective.toml");
+    for e in std::fs::read_dir(root().join("recipes/world")).unwrap() {
+        let p = e.unwrap().path();
+        let r = sam3lab_train::Recipe::load(&p).unwrap();
+        let from = r.loss_from.as_ref().unwrap_or_else(|| panic!("{}: no `[loss] from`", p.display()));
+        assert_eq!(std::fs::canonicalize(&from.0).unwrap(), std::fs::canonicalize(&obj).unwrap(), "{}", p.display());
+    }
+}

@@ -59,6 +59,8 @@ fn quick(text: &str) -> String {
 const STAGE1: &str = include_str!("../../../../recipes/world/pretrain_stage1.toml");
 const STAGE2: &str = include_str!("../../../../recipes/world/pretrain_stage2.toml");
 const MINI_CONFIG: &str = include_str!("../../../../data/world/config.json");
+/// The world's one objective, named by both stages' `[loss] from`.
+const OBJECTIVE: &str = include_str!("../../../../data/world/objective.toml");
 
 fn pretrain(a: PretrainArgs) -> anyhow::Result<u8> {
     use anyhow::Context;
@@ -73,8 +75,11 @@ fn pretrain(a: PretrainArgs) -> anyhow::Result<u8> {
     let w = format!("{}/", world.display());
     let cfg = out.join("recipes/config.json");
     sam3lab_weights::write_atomic(&cfg, MINI_CONFIG.as_bytes())?;
-    let s1 = STAGE1.replace("../../runs/world/", &w).replace("../../data/world/config.json", &cfg.display().to_string());
-    let s2 = STAGE2.replace("../../runs/world/", &w).replace("../../runs/world-pretrain/stage1/", &format!("{}/", out.join("stage1").display()));
+    let obj = out.join("recipes/objective.toml");
+    sam3lab_weights::write_atomic(&obj, OBJECTIVE.as_bytes())?;
+    let obj = obj.display().to_string();
+    let s1 = STAGE1.replace("../../runs/world/", &w).replace("../../data/world/config.json", &cfg.display().to_string()).replace("../../data/world/objective.toml", &obj);
+    let s2 = STAGE2.replace("../../runs/world/", &w).replace("../../runs/world-pretrain/stage1/", &format!("{}/", out.join("stage1").display())).replace("../../data/world/objective.toml", &obj);
     let mut last = None;
     let (s1, s2) = if a.quick { (quick(&s1), quick(&s2)) } else { (s1, s2) };
     for (name, text) in [("stage1", s1), ("stage2", s2)] {
@@ -115,8 +120,12 @@ struct GenArgs {
     #[arg(long, conflicts_with = "config")]
     quick: bool,
     /// A WorldConfig as JSON or TOML (by extension); missing fields take their defaults.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "preset")]
     config: Option<PathBuf>,
+    /// A named world: v2 (the default) or v1 (the first world, kept as an ablation: the narrow
+    /// words never occur in pretraining, thin parts, 12 hour markers, a 100 + 100 broad-eval).
+    #[arg(long, value_name = "NAME", conflicts_with = "quick")]
+    preset: Option<String>,
     /// Image side in pixels (overrides the config; default 112, the tiny model's).
     #[arg(long)]
     resolution: Option<u32>,
@@ -138,6 +147,8 @@ fn generate(a: GenArgs) -> anyhow::Result<u8> {
         WorldConfig::quick()
     } else if let Some(path) = &a.config {
         WorldConfig::load(path)?
+    } else if let Some(name) = &a.preset {
+        WorldConfig::preset(name)?
     } else {
         WorldConfig::default()
     };

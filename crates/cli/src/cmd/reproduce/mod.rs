@@ -85,6 +85,10 @@ impl Layout {
     pub fn base(&self) -> PathBuf {
         self.out.join("base/base.safetensors")
     }
+    /// The run's copy of the world's one objective (data/world/objective.toml).
+    pub fn objective(&self) -> PathBuf {
+        self.out.join("base/objective.toml")
+    }
     pub fn train(&self, recipe: &str) -> PathBuf {
         self.out.join("train").join(recipe)
     }
@@ -290,7 +294,13 @@ pub fn run(a: Args) -> Result<u8> {
         Ok(())
     })?;
 
-    // 3. The post's recipes.
+    // 3. The post's recipes, with the objective they share (rewritten only when this binary's
+    // differs, so a finished run stays finished).
+    let objective = r.layout.objective();
+    if std::fs::read_to_string(&objective).ok().as_deref() != Some(plan::OBJECTIVE) {
+        std::fs::create_dir_all(objective.parent().unwrap())?;
+        sam3lab_util::write_atomic(&objective, plan::OBJECTIVE.as_bytes())?;
+    }
     let recipes = plan::recipes(&lengths);
     let mut retrained = std::collections::BTreeSet::new();
     for rp in &recipes {
@@ -349,7 +359,7 @@ fn train(r: &mut Runner, rp: &RecipePlan, all: &[RecipePlan], quick: bool, retra
         Some(p) => r.layout.step(p, all.iter().find(|x| x.name == p).map(|x| x.steps).context("parent recipe")?),
     };
     let recipe = r.layout.out.join("recipes").join(format!("{}.toml", rp.name));
-    let text = plan::adapt(rp.text, rp.steps, &r.layout.world(), &r.layout.config(), &start, quick)?;
+    let text = plan::adapt(rp.text, rp.steps, &r.layout.world(), &r.layout.config(), &start, &r.layout.objective(), quick)?;
     std::fs::create_dir_all(recipe.parent().unwrap())?;
     let dir = r.layout.train(rp.name);
     let recipe_changed = matches!(std::fs::read_to_string(&recipe), Ok(old) if old != text);

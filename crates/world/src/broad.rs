@@ -4,7 +4,8 @@
 use crate::config::WorldConfig;
 use crate::raster::{Canvas, background, in_broad_shape};
 use crate::rng::Rng;
-use crate::vocab::{COLOURS, Concept, concepts};
+use crate::narrow::{PartInstance, isolated_part, part_colour};
+use crate::vocab::{COLOURS, Concept, PARTS, concepts};
 
 /// One object as placed, with its full (unoccluded) shape mask.
 #[derive(Clone, Debug)]
@@ -88,12 +89,26 @@ pub fn shape_mask(shape: usize, cx: f64, cy: f64, r: f64, rot: f64, res: usize) 
 /// Render one broad image from `rng`.
 pub fn render_scene(cfg: &WorldConfig, rng: &mut Rng) -> BroadScene {
     let b = &cfg.broad;
+    render(cfg, rng, (b.min_objects, b.max_objects), 0).0
+}
+
+/// Render a *part scene* (world v2's pretraining slice): one or two broad objects, then one or two
+/// isolated clock parts — each as large and as thick as on a close-up's clock, at a random
+/// rotation, never overlapping anything — so the narrow part names are grounded as ordinary
+/// objects. Never an assembled clock: parts come one at a time, at most two different ones, and
+/// never the straps (a strap is one only by where it attaches to the case).
+pub fn render_part_scene(cfg: &WorldConfig, rng: &mut Rng) -> (BroadScene, Vec<PartInstance>) {
+    render(cfg, rng, (1, cfg.broad.max_objects.min(2)), 2)
+}
+
+fn render(cfg: &WorldConfig, rng: &mut Rng, objects: (usize, usize), max_parts: usize) -> (BroadScene, Vec<PartInstance>) {
+    let b = &cfg.broad;
     let res = cfg.resolution as usize;
     let side = res as f64;
     let mut canvas = Canvas::new(res, res);
     background(&mut canvas, rng, side / 112.0);
     let all = concepts(b.colours, b.shapes);
-    let n = rng.int(b.min_objects, b.max_objects);
+    let n = rng.int(objects.0, objects.1);
     let mut objects: Vec<BroadObject> = vec![];
     // Current top label per pixel and visible pixel count per object, for the occlusion checks.
     let mut top = vec![0u16; res * res];
@@ -187,11 +202,71 @@ pub fn render_scene(cfg: &WorldConfig, rng: &mut Rng) -> BroadScene {
         canvas.paint_mask(&o.full_mask, o.label, colour, 6.0, rng);
     }
     debug_assert_eq!(canvas.label, top);
-    BroadScene {
+    let parts = if max_parts > 0 {
+        place_parts(cfg, rng, &mut canvas, objects.len() as u16 + 1, max_parts)
+    } else {
+        vec![]
+    };
+    let scene = BroadScene {
         width: res,
         height: res,
         rgb: canvas.to_rgb8(),
         label: canvas.label,
         objects,
+    };
+    (scene, parts)
+}
+
+/// Paint 1..=`max_parts` different isolated parts where nothing is painted yet (labels from
+/// `first_label`); a part that finds no free place in 60 tries is left out.
+fn place_parts(cfg: &WorldConfig, rng: &mut Rng, canvas: &mut Canvas, first_label: u16, max_parts: usize) -> Vec<PartInstance> {
+    let nc = &cfg.narrow;
+    let side = canvas.width as f64;
+    let mut pool: Vec<usize> = (0..PARTS.len()).filter(|&p| isolated_part(p, 0.0).is_some()).collect();
+    let k = rng.int(1, max_parts);
+    let mut placed = vec![];
+    for _ in 0..k {
+        let part = pool.remove(rng.below(pool.len()));
+        for _attempt in 0..60 {
+            // The clock radius this part is drawn at: close-up scale, large parts (bezel, dial,
+            // keeper loop) somewhat smaller so they fit beside other objects, small ones up to the
+            // quadrant crops' 2x.
+            let big = isolated_part(part, 0.0).is_some_and(|p| p.extent() > 0.45);
+            let scale = if big { rng.range(0.55, 1.0) } else { rng.range(0.8, 2.0) };
+            let r = rng.range(nc.min_radius, nc.max_radius) * side * scale;
+            let Some(prim) = isolated_part(part, nc.min_thickness_px / r) else { break };
+            let rot = rng.range(0.0, std::f64::consts::TAU);
+            let e = prim.extent() * r + 1.0;
+            if 2.0 * e >= side - 2.0 {
+                continue;
+            }
+            let (cx, cy) = (rng.range(e, side - e), rng.range(e, side - e));
+            let (s, c) = rot.sin_cos();
+            let inside = |x: f64, y: f64| {
+                let (dx, dy) = ((x - cx) / r, (y - cy) / r);
+                prim.inside(dx * c + dy * s, -dx * s + dy * c)
+            };
+            let (x0, y0) = ((cx - e).floor().max(0.0) as usize, (cy - e).floor().max(0.0) as usize);
+            let (x1, y1) = (((cx + e).ceil() as usize).min(canvas.width), ((cy + e).ceil() as usize).min(canvas.height));
+            let mut area = 0u64;
+            let mut clash = false;
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    if inside(x as f64 + 0.5, y as f64 + 0.5) {
+                        area += 1;
+                        clash |= canvas.label[y * canvas.width + x] != 0;
+                    }
+                }
+            }
+            if clash || area < nc.min_positive_area.max(12) {
+                continue;
+            }
+            let label = first_label + placed.len() as u16;
+            let colour = part_colour(part, rng);
+            canvas.paint([cx - e, cy - e, cx + e, cy + e], inside, label, colour, 4.0, rng);
+            placed.push(PartInstance { part, label });
+            break;
+        }
     }
+    placed
 }

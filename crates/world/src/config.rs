@@ -40,6 +40,10 @@ pub struct BroadConfig {
     pub repeat_prob: f64,
     /// Share of negatives that share a colour or a shape with an object in the image.
     pub hard_negative_share: f64,
+    /// Share of `broad-pretrain` images that are *part scenes*: one or two broad objects plus one
+    /// or two isolated clock parts (never an assembled clock) named by their part names, with an
+    /// absent part name asked beside them. 0 = the v1 world (the base never sees the narrow words).
+    pub part_scene_share: f64,
 }
 
 /// The narrow task (stand-in for the watch): a wristwatch-like clock whose parts are concepts.
@@ -57,6 +61,12 @@ pub struct NarrowConfig {
     /// Least visible pixels for a part to be used as a positive (parts with fewer but some pixels are
     /// used as neither positive nor negative).
     pub min_positive_area: u64,
+    /// Least thickness of every part in a close-up, in pixels (v2: two cells of the model's 32²
+    /// mask grid at 112 px, 7 px, so no part is thinner than what a mask can represent; v1: 2 px).
+    pub min_thickness_px: f64,
+    /// Hour markers drawn (12 in v1; v2 keeps 4, at 12, 3, 6 and 9, so that no part has more
+    /// instances than a few of the model's 8 queries).
+    pub hour_markers: usize,
 }
 
 /// How many images / pairs each split gets.
@@ -107,6 +117,7 @@ impl Default for BroadConfig {
             min_visible: 0.5,
             repeat_prob: 0.25,
             hard_negative_share: 0.5,
+            part_scene_share: 0.12,
         }
     }
 }
@@ -120,6 +131,8 @@ impl Default for NarrowConfig {
             max_rotation_deg: 12.0,
             optional_part_prob: 0.75,
             min_positive_area: 6,
+            min_thickness_px: 7.0,
+            hour_markers: 4,
         }
     }
 }
@@ -129,9 +142,9 @@ impl Default for SplitSizes {
         SplitSizes {
             broad_pretrain_images: 2000,
             broad_pretrain_negatives_per_image: 2,
-            broad_eval_images: 100,
+            broad_eval_images: 500,
             broad_eval_positives_per_image: 1,
-            broad_eval_negatives_per_image: 1,
+            broad_eval_negatives_per_image: 2,
             broad_positive_eval_images: 120,
             broad_positive_eval_per_image: 2,
             narrow_train_closeups: 150,
@@ -148,6 +161,29 @@ impl Default for SplitSizes {
 }
 
 impl WorldConfig {
+    /// A named world: `v2` (the default: part scenes in pretraining, parts ≥ 2 mask cells thick,
+    /// 4 hour markers, broad-eval with 500 positives and 1,000 negatives) or `v1` (the first world,
+    /// kept as an ablation: the narrow words never occur in pretraining, thin parts, 12 markers,
+    /// broad-eval 100 + 100).
+    pub fn preset(name: &str) -> Result<Self> {
+        match name {
+            "v2" => Ok(WorldConfig::default()),
+            "v1" => Ok(WorldConfig::v1()),
+            _ => Err(WorldError::Config(format!("unknown world preset `{name}` (known: v2, v1)"))),
+        }
+    }
+
+    /// The first world (see [`WorldConfig::preset`]).
+    pub fn v1() -> Self {
+        let mut c = WorldConfig::default();
+        c.broad.part_scene_share = 0.0;
+        c.narrow.min_thickness_px = 2.0;
+        c.narrow.hour_markers = 12;
+        c.splits.broad_eval_images = 100;
+        c.splits.broad_eval_negatives_per_image = 1;
+        c
+    }
+
     /// A tiny world for tests and smoke runs (same statistics, a few images per split).
     pub fn quick() -> Self {
         WorldConfig {
@@ -227,6 +263,7 @@ impl WorldConfig {
             ("broad.min_visible", b.min_visible),
             ("broad.repeat_prob", b.repeat_prob),
             ("broad.hard_negative_share", b.hard_negative_share),
+            ("broad.part_scene_share", b.part_scene_share),
             ("narrow.optional_part_prob", self.narrow.optional_part_prob),
         ] {
             if !(0.0..=1.0).contains(&v) {
@@ -259,6 +296,12 @@ impl WorldConfig {
             || !(0.0..=45.0).contains(&b.max_rotation_deg)
         {
             return bad("max_rotation_deg must be in [0, 45]".into());
+        }
+        if !(1.0..=16.0).contains(&n.min_thickness_px) {
+            return bad(format!("narrow.min_thickness_px must be in [1, 16], got {}", n.min_thickness_px));
+        }
+        if ![4, 12].contains(&n.hour_markers) {
+            return bad(format!("narrow.hour_markers must be 4 or 12, got {}", n.hour_markers));
         }
         let s = &self.splits;
         if s.probe_images == 0 || s.broad_eval_images == 0 {

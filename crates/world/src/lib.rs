@@ -23,6 +23,6 @@ pub use config::{BroadConfig, NarrowConfig, SplitSizes, WorldConfig};
 pub use error::{Result, WorldError};
 pub use rng::Rng;
 pub use writer::{
-    FORMAT, PROBE_GROUPS, SPLITS, SplitInfo, Vocabulary, WorldManifest, generate,
+    FORMAT, PROBE_GROUPS, SPLITS, SplitInfo, Vocabulary, WorldManifest, generate, is_part_scene,
     generate_with_threads,
 };

@@ -127,7 +127,7 @@ impl NarrowView {
 }
 
 /// A primitive in the clock's frame (unit = case radius, y down, 12 o'clock = −y).
-enum Prim {
+pub(crate) enum Prim {
     Annulus(f64, f64),
     Disc(f64, f64, f64),
     Rect(f64, f64, f64, f64),
@@ -144,7 +144,7 @@ enum Prim {
 
 impl Prim {
     /// Largest distance from the clock centre of any point inside.
-    fn extent(&self) -> f64 {
+    pub(crate) fn extent(&self) -> f64 {
         match self {
             Prim::Annulus(_, r1) => *r1,
             Prim::Disc(cx, cy, r) => (cx * cx + cy * cy).sqrt() + r,
@@ -156,7 +156,7 @@ impl Prim {
         }
     }
 
-    fn inside(&self, x: f64, y: f64) -> bool {
+    pub(crate) fn inside(&self, x: f64, y: f64) -> bool {
         match self {
             Prim::Annulus(r0, r1) => {
                 let r2 = x * x + y * y;
@@ -178,6 +178,52 @@ impl Prim {
             Prim::Poly(p) => in_polygon(x, y, p),
         }
     }
+}
+
+/// A rectangle widened about its centre so that each side is at least `min` long.
+fn fatten(p: Prim, min: f64) -> Prim {
+    match p {
+        Prim::Rect(x0, x1, y0, y1) => {
+            let grow = |a: f64, b: f64| {
+                let (c, h) = ((a + b) / 2.0, ((b - a) / 2.0).max(min / 2.0));
+                (c - h, c + h)
+            };
+            let ((x0, x1), (y0, y1)) = (grow(x0, x1), grow(y0, y1));
+            Prim::Rect(x0, x1, y0, y1)
+        }
+        p => p,
+    }
+}
+
+/// One part on its own, centred on the origin, in clock units (as large and as thick as on the
+/// clock, `min_w` = the least thickness in clock units); `None` for the straps, which are a strap
+/// only by where they attach to the case (above or below it).
+pub(crate) fn isolated_part(part: usize, min_w: f64) -> Option<Prim> {
+    let hw = |h: f64| h.max(min_w / 2.0);
+    let bar = |half_len: f64, h: f64| Prim::Bar { a: 0.0, along0: -half_len.max(min_w / 2.0), along1: half_len.max(min_w / 2.0), hw: hw(h) };
+    Some(match part {
+        OUTER_BEZEL => Prim::Annulus(0.8, 1.0),
+        DIAL_FACE => Prim::Disc(0.0, 0.0, 0.8),
+        HOUR_MARKER => bar(0.09, 0.06),
+        HOUR_HAND => bar(0.28, 0.075),
+        MINUTE_HAND => bar(0.41, 0.045),
+        SECOND_HAND => bar(0.47, 0.03),
+        CENTER_HUB => Prim::Disc(0.0, 0.0, hw(0.085)),
+        CROWN_KNOB => fatten(Prim::Rect(-0.1, 0.1, -0.13, 0.13), min_w),
+        STRAP_LUG => fatten(Prim::Rect(-0.09, 0.09, -0.17, 0.17), min_w),
+        DATE_WINDOW => fatten(Prim::Rect(-0.09, 0.09, -0.065, 0.065), min_w),
+        LOGO_BADGE => Prim::Poly(vec![(-0.13, -0.075), (0.13, -0.075), (0.13, 0.015), (0.0, 0.075), (-0.13, 0.015)]),
+        SMALL_SUBDIAL => Prim::Disc(0.0, 0.0, 0.15),
+        KEEPER_LOOP => fatten(Prim::Rect(-0.5, 0.5, -0.08, 0.08), min_w),
+        _ => return None,
+    })
+}
+
+/// A part's colour with the per-image jitter the clock uses.
+pub(crate) fn part_colour(part: usize, rng: &mut Rng) -> [f32; 3] {
+    let c = PART_COLOURS[part];
+    let d = rng.range(-14.0, 14.0) as f32;
+    std::array::from_fn(|ch| c[ch] + d + rng.range(-6.0, 6.0) as f32)
 }
 
 /// Render one narrow image from `rng`.
@@ -207,21 +253,17 @@ pub fn render_view(cfg: &WorldConfig, rng: &mut Rng, view: View) -> NarrowView {
         *o = rng.chance(n.optional_part_prob);
     }
     let [has_second, has_date, has_logo, has_subdial, has_keeper] = optional;
-    let jitter: Vec<[f32; 3]> = PART_COLOURS
-        .iter()
-        .map(|c| {
-            let d = rng.range(-14.0, 14.0) as f32;
-            std::array::from_fn(|ch| c[ch] + d + rng.range(-6.0, 6.0) as f32)
-        })
-        .collect();
-    // Thin parts keep at least ~2 px width.
-    let min_hw = 1.0 / r;
+    let jitter: Vec<[f32; 3]> = (0..PARTS.len()).map(|p| part_colour(p, rng)).collect();
+    // Every part at least `min_thickness_px` thick (v1: 2 px; v2: two cells of the 32² mask grid).
+    let min_w = n.min_thickness_px / r;
+    let min_hw = min_w / 2.0;
+    let rect = |x0: f64, x1: f64, y0: f64, y1: f64| fatten(Prim::Rect(x0, x1, y0, y1), min_w);
 
     let mut order: Vec<(usize, Prim)> = vec![];
     order.push((UPPER_STRAP, Prim::Rect(-0.44, 0.44, -9.0, -0.8)));
     order.push((LOWER_STRAP, Prim::Rect(-0.44, 0.44, 0.8, 9.0)));
     if has_keeper {
-        order.push((KEEPER_LOOP, Prim::Rect(-0.5, 0.5, 1.3, 1.46)));
+        order.push((KEEPER_LOOP, rect(-0.5, 0.5, 1.3, 1.46)));
     }
     for (sx, sy) in [(-1.0, -1.0), (1.0, -1.0), (-1.0, 1.0), (1.0, 1.0)] {
         let (xa, xb) = if sx < 0.0 { (-0.6, -0.42) } else { (0.42, 0.6) };
@@ -230,9 +272,9 @@ pub fn render_view(cfg: &WorldConfig, rng: &mut Rng, view: View) -> NarrowView {
         } else {
             (0.78, 1.12)
         };
-        order.push((STRAP_LUG, Prim::Rect(xa, xb, ya, yb)));
+        order.push((STRAP_LUG, rect(xa, xb, ya, yb)));
     }
-    order.push((CROWN_KNOB, Prim::Rect(0.97, 1.17, -0.13, 0.13)));
+    order.push((CROWN_KNOB, rect(0.97, 1.17, -0.13, 0.13)));
     order.push((OUTER_BEZEL, Prim::Annulus(0.8, 1.0)));
     order.push((DIAL_FACE, Prim::Disc(0.0, 0.0, 0.8)));
     if has_subdial {
@@ -251,9 +293,10 @@ pub fn render_view(cfg: &WorldConfig, rng: &mut Rng, view: View) -> NarrowView {
         ));
     }
     if has_date {
-        order.push((DATE_WINDOW, Prim::Rect(0.33, 0.51, -0.065, 0.065)));
+        order.push((DATE_WINDOW, rect(0.33, 0.51, -0.065, 0.065)));
     }
-    for k in 0..12 {
+    // v2 keeps the four markers at 12, 3, 6 and 9 (the larger ones).
+    for k in (0..12).filter(|k| n.hour_markers == 12 || k % 3 == 0) {
         let a = k as f64 * tau / 12.0;
         let (along0, hw): (f64, f64) = if k % 3 == 0 {
             (0.56, 0.06)
@@ -265,7 +308,7 @@ pub fn render_view(cfg: &WorldConfig, rng: &mut Rng, view: View) -> NarrowView {
             Prim::Bar {
                 a,
                 along0,
-                along1: 0.74,
+                along1: 0.74f64.max(along0 + min_w),
                 hw: hw.max(min_hw),
             },
         ));
@@ -299,7 +342,7 @@ pub fn render_view(cfg: &WorldConfig, rng: &mut Rng, view: View) -> NarrowView {
             },
         ));
     }
-    order.push((CENTER_HUB, Prim::Disc(0.0, 0.0, 0.085)));
+    order.push((CENTER_HUB, Prim::Disc(0.0, 0.0, 0.085f64.max(min_hw))));
 
     let (s, c) = rot.sin_cos();
     let mut instances = vec![];

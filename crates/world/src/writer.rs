@@ -10,7 +10,7 @@ use sam3lab_eval::rle::Rle;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::broad::render_scene;
+use crate::broad::{render_part_scene, render_scene};
 use crate::config::WorldConfig;
 use crate::error::{Result, WorldError};
 use crate::narrow::{View, render_view};
@@ -195,6 +195,9 @@ fn broad_negatives(
 enum Recipe {
     /// Broad image: `pos` positives at most (None = all), `neg` negatives.
     Broad { pos: Option<usize>, neg: usize },
+    /// Part scene (world v2's pretraining slice): every broad object and every isolated part as a
+    /// positive, `neg` broad negatives and one absent part name.
+    PartScene { neg: usize },
     /// Narrow view, positives only (at most `pos`, None = all).
     NarrowPositives { pos: Option<usize> },
     /// Narrow view, absent parts only (at most `neg`).
@@ -232,6 +235,34 @@ fn render_item(
             for c in broad_negatives(&all, &present, neg, cfg.broad.hard_negative_share, rng) {
                 pairs.push(negative(c.phrase()));
             }
+            Rendered {
+                rgb: scene.rgb,
+                size: res,
+                pairs,
+            }
+        }
+        Recipe::PartScene { neg } => {
+            let (scene, parts) = render_part_scene(cfg, rng);
+            let all = concepts(cfg.broad.colours, cfg.broad.shapes);
+            let present = scene.concepts_present();
+            let mut pairs: Vec<PairOut> = present
+                .iter()
+                .map(|&c| PairOut {
+                    text: c.phrase(),
+                    instances: instances(&scene.label, res, &scene.labels_of(c)),
+                })
+                .collect();
+            for p in &parts {
+                pairs.push(PairOut {
+                    text: PARTS[p.part].to_string(),
+                    instances: instances(&scene.label, res, &[p.label]),
+                });
+            }
+            for c in broad_negatives(&all, &present, neg, cfg.broad.hard_negative_share, rng) {
+                pairs.push(negative(c.phrase()));
+            }
+            let absent: Vec<usize> = (0..PARTS.len()).filter(|q| !parts.iter().any(|p| p.part == *q)).collect();
+            pairs.push(negative(PARTS[absent[rng.below(absent.len())]].to_string()));
             Rendered {
                 rgb: scene.rgb,
                 size: res,
@@ -294,6 +325,12 @@ fn render_item(
             }
         }
     }
+}
+
+/// Whether `broad-pretrain` image `i` is a part scene: floor((i+1)·share) > floor(i·share), so part
+/// scenes are spread evenly and there are floor(n·share) of them among n images.
+pub fn is_part_scene(share: f64, i: usize) -> bool {
+    ((i + 1) as f64 * share).floor() > (i as f64 * share).floor()
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -466,14 +503,14 @@ fn write_world(cfg: &WorldConfig, seed: u64, root: &Path, threads: usize) -> Res
         let (n, item): (usize, Box<dyn Fn(usize) -> (Recipe, View) + Sync + '_>) = match name {
             "broad-pretrain" => (
                 s.broad_pretrain_images,
-                Box::new(|_| {
-                    (
-                        Recipe::Broad {
-                            pos: None,
-                            neg: s.broad_pretrain_negatives_per_image,
-                        },
-                        View::Closeup,
-                    )
+                Box::new(|i| {
+                    let neg = s.broad_pretrain_negatives_per_image;
+                    let recipe = if is_part_scene(b.part_scene_share, i) {
+                        Recipe::PartScene { neg: neg.saturating_sub(1) }
+                    } else {
+                        Recipe::Broad { pos: None, neg }
+                    };
+                    (recipe, View::Closeup)
                 }),
             ),
             "broad-eval" => (

@@ -10,7 +10,8 @@
 //! with the q0-vs-whole-layer lockstep comparison (§9, [`patch`]), the generic activation patch /
 //! sweep behind `probe patch` and `probe steer` ([`sweep`]: a target under a list of interventions,
 //! a metric per run, the unpatched baseline), the per-prompt presence gate (§1 Fig 1.1,
-//! [`presence`]), and per-forward activation caches for the SAE ([`capture`]). Every probe encodes
+//! [`presence`]), whether the text encoder knows a vocabulary (token-row norms and feature cosines,
+//! [`vocab`]), and per-forward activation caches for the SAE ([`capture`]). Every probe encodes
 //! an image once per checkpoint and a prompt once per checkpoint. It trains nothing: retraining a
 //! sub-module (§5, `sam3lab retrain`) lives with the training engine (`sam3lab_train::retrain`, on
 //! this crate's inputs, model and manifest), steering directions and α sweeps in `sam3lab-steering`
@@ -27,5 +28,6 @@ pub mod model;
 pub mod patch;
 pub mod presence;
 pub mod sweep;
+pub mod vocab;
 
 pub use error::{ProbeError, Result};

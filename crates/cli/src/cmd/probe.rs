@@ -55,6 +55,12 @@ enum Cmd {
     /// Writes presence.json (`sam3lab figures --from presence.json --kind fig11`, threshold line
     /// = the processor's 0.3 unless --threshold), presence.csv and manifest.json.
     Presence(PresenceArgs),
+    /// Does the text encoder know two vocabularies? Token-embedding row norms of every word's BPE
+    /// tokens and the largest pairwise cosine of the phrases' pooled text features, per vocabulary
+    /// (world v2's base criterion B4: narrow part names vs broad phrases).
+    ///
+    /// Writes vocab.json (both readings, the summary B4 reads, the checkpoint's identity).
+    Vocab(VocabArgs),
     /// One activation cache per (checkpoint, pair) for `sam3lab sae train|rank --acts LABEL=OUT/LABEL`
     /// (extra.pair / extra.label set per the SAE cache contract).
     Capture(CaptureArgs),
@@ -227,6 +233,21 @@ struct PresenceArgs {
 }
 
 #[derive(clap::Args)]
+struct VocabArgs {
+    /// The checkpoint (file or fixture directory).
+    #[arg(long)]
+    ckpt: PathBuf,
+    /// The narrow vocabulary: a file with one phrase per line (e.g. a world's prompts/narrow-parts.txt).
+    #[arg(long, value_name = "FILE")]
+    narrow: PathBuf,
+    /// The broad vocabulary, the same way (e.g. prompts/broad-eval.txt).
+    #[arg(long, value_name = "FILE")]
+    broad: PathBuf,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(clap::Args)]
 struct CaptureArgs {
     /// LABEL=CKPT (repeat): one sub-directory of caches per label.
     #[arg(long = "ckpt", required = true, value_name = "LABEL=CKPT")]
@@ -287,6 +308,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Cmd::Patch(a) => &a.common.out,
         Cmd::Steer(a) => &a.common.out,
         Cmd::Presence(a) => &a.common.out,
+        Cmd::Vocab(a) => &a.common.out,
         Cmd::Capture(a) => &a.common.out,
         Cmd::DemoInputs(a) => &a.out,
     };
@@ -297,6 +319,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Cmd::Patch(a) => run_patch(a),
         Cmd::Steer(a) => run_steer(a),
         Cmd::Presence(a) => run_presence(a),
+        Cmd::Vocab(a) => run_vocab(a),
         Cmd::Capture(a) => run_capture(a),
         Cmd::DemoInputs(a) => run_demo(a),
     }
@@ -454,6 +477,36 @@ fn run_steer(a: SteerArgs) -> anyhow::Result<u8> {
         );
     }
     println!("wrote {}/steer.json", a.common.out.display());
+    Ok(0)
+}
+
+fn run_vocab(a: VocabArgs) -> anyhow::Result<u8> {
+    let phrases = |flag: &str, path: &PathBuf| -> anyhow::Result<Vec<String>> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("{flag} {}", path.display()))?;
+        let v: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string).collect();
+        if v.len() < 2 {
+            anyhow::bail!("{flag} {}: needs at least two phrases (one per line), found {}", path.display(), v.len());
+        }
+        Ok(v)
+    };
+    let (narrow, broad) = (phrases("--narrow", &a.narrow)?, phrases("--broad", &a.broad)?);
+    let model = sam3lab_probes::model::load(&CkptSpec::new("ckpt", &a.ckpt), a.common.config.as_deref(), &a.common.device()?)
+        .with_context(|| format!("--ckpt {}", a.ckpt.display()))?;
+    let r = sam3lab_probes::vocab::report(&model, &narrow, &broad)?;
+    std::fs::create_dir_all(&a.common.out)?;
+    sam3lab_probes::manifest::write_json(&a.common.out.join("vocab.json"), &r)?;
+    let stat = |v: &[f64]| {
+        let (lo, hi) = v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| (l.min(x), h.max(x)));
+        format!("{} rows, norm {lo:.3}–{hi:.3} (mean {:.3})", v.len(), v.iter().sum::<f64>() / v.len().max(1) as f64)
+    };
+    println!("narrow tokens: {}", stat(&r.narrow_row_norms));
+    println!("broad tokens:  {}", stat(&r.broad_row_norms));
+    for (name, m) in [("narrow", &r.narrow.max_pair_cos), ("broad", &r.broad.max_pair_cos)] {
+        if let Some((c, x, y)) = m {
+            println!("{name} phrases: largest feature cosine {c:.3} ({} / {})", super::shorten_cell(x), super::shorten_cell(y));
+        }
+    }
+    println!("wrote {}", a.common.out.join("vocab.json").display());
     Ok(0)
 }
 

@@ -81,11 +81,25 @@ fn mean(v: &[f64]) -> Option<f64> {
 
 /// Evaluate `model` (eval mode) on `set`.
 pub fn evaluate(model: &Sam3, set: &Dataset, spec: &EvalSpec, cache: &mut ImageCache, step: usize, device: &Device) -> Result<EvalRow> {
+    Ok(evaluate_detailed(model, set, spec, cache, step, device)?.0)
+}
+
+/// [`evaluate`], plus every ground-truth instance's best-query IoU with its pair's noun phrase (the
+/// oracle ceiling per concept: world v2's B5 reads it per narrow part).
+pub fn evaluate_detailed(
+    model: &Sam3,
+    set: &Dataset,
+    spec: &EvalSpec,
+    cache: &mut ImageCache,
+    step: usize,
+    device: &Device,
+) -> Result<(EvalRow, Vec<(String, f64)>)> {
     let cfg = &model.config;
     let r = cfg.image_size;
     let n = spec.max_pairs.unwrap_or(usize::MAX).min(set.pairs.len());
     let (mut pos_max, mut neg_max) = (vec![], vec![]);
     let (mut pres_ok, mut ious) = (0usize, vec![]);
+    let mut by_phrase = vec![];
     let idx: Vec<usize> = (0..n).collect();
     for chunk in idx.chunks(spec.batch.max(1)) {
         let picks: Vec<(&Dataset, usize)> = chunk.iter().map(|&i| (set, i)).collect();
@@ -130,6 +144,7 @@ pub fn evaluate(model: &Sam3, set: &Dataset, spec: &EvalSpec, cache: &mut ImageC
                     }
                 }
                 ious.push(best);
+                by_phrase.push((pair.text.clone(), best));
             }
         }
     }
@@ -142,7 +157,7 @@ pub fn evaluate(model: &Sam3, set: &Dataset, spec: &EvalSpec, cache: &mut ImageC
         }
         wins / (pos_max.len() * neg_max.len()) as f64
     });
-    Ok(EvalRow {
+    let row = EvalRow {
         step,
         pairs: n,
         neg_correct: sam3lab_eval::refusal::neg_correct(neg_max.iter().map(|&m| [m])),
@@ -152,5 +167,33 @@ pub fn evaluate(model: &Sam3, set: &Dataset, spec: &EvalSpec, cache: &mut ImageC
         best_iou: mean(&ious),
         mean_max_score_pos: mean(&pos_max),
         mean_max_score_neg: mean(&neg_max),
-    })
+    };
+    Ok((row, by_phrase))
+}
+
+/// Mean best-query IoU per phrase, in first-seen order.
+pub fn mean_by_phrase(v: &[(String, f64)]) -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64, usize)> = vec![];
+    for (p, x) in v {
+        match out.iter_mut().find(|o| &o.0 == p) {
+            Some(o) => {
+                o.1 += x;
+                o.2 += 1;
+            }
+            None => out.push((p.clone(), *x, 1)),
+        }
+    }
+    out.into_iter().map(|(p, s, n)| (p, s / n as f64)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_by_phrase_by_hand() {
+        let v = vec![("b".to_string(), 0.5), ("a".to_string(), 1.0), ("b".to_string(), 0.25)];
+        assert_eq!(mean_by_phrase(&v), vec![("b".to_string(), 0.375), ("a".to_string(), 1.0)]);
+        assert!(mean_by_phrase(&[]).is_empty());
+    }
 }

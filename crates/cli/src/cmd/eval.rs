@@ -23,6 +23,35 @@ enum EvalCmd {
     /// --hook applies a training-free intervention (steering, ablation, patching), --subsample N
     /// --seed S runs a fixed seeded subsample.
     Predict(PredictArgs),
+    /// Each concept's oracle ceiling: for every ground-truth instance the best IoU any query's mask
+    /// reaches (scores ignored), averaged per noun phrase; with the refusal and detection rates of
+    /// the training engine's evaluation (world v2's base criterion B5 reads it per narrow part).
+    Oracle(OracleArgs),
+}
+
+#[derive(clap::Args)]
+struct OracleArgs {
+    /// SAM3 checkpoint: a .safetensors/.pt file, or a fixture directory.
+    #[arg(long)]
+    ckpt: PathBuf,
+    /// Model config JSON (default: the fixture's, else SAM3's).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Ground truth (SA-Co/Gold / COCO JSON).
+    #[arg(long, value_name = "GT.json")]
+    gt: PathBuf,
+    /// Folder the entries' file_name paths are relative to (default: the GT file's folder).
+    #[arg(long, value_name = "DIR")]
+    images: Option<PathBuf>,
+    /// Pairs per forward.
+    #[arg(long, default_value_t = 25)]
+    batch: usize,
+    /// Write the JSON result here (atomically).
+    #[arg(long, value_name = "FILE.json")]
+    out: PathBuf,
+    /// Device: cpu (flex), wgpu, cuda.
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 #[derive(clap::Args)]
@@ -97,11 +126,48 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     match &args.cmd {
         EvalCmd::Score(a) => a.out.as_deref().map_or(Ok(()), |o| super::check_out_file("--out", o))?,
         EvalCmd::Predict(a) => super::check_out_file("--out", &a.out)?,
+        EvalCmd::Oracle(a) => super::check_out_file("--out", &a.out)?,
     }
     match args.cmd {
         EvalCmd::Score(a) => score(a),
         EvalCmd::Predict(a) => predict(a),
+        EvalCmd::Oracle(a) => oracle(a),
     }
+}
+
+fn oracle(a: OracleArgs) -> anyhow::Result<u8> {
+    let device = device_from_name(&a.device)?;
+    let (model, info) = sam3lab_model::Sam3::load(&a.ckpt, a.config.as_deref(), &device).with_context(|| format!("--ckpt {}", a.ckpt.display()))?;
+    let mut spec = serde_json::json!({ "gt": a.gt });
+    if let Some(i) = &a.images {
+        spec["images"] = serde_json::json!(i);
+    }
+    let spec: sam3lab_train::recipe::StreamSpec = serde_json::from_value(spec)?;
+    let mask = model.config.image_size;
+    let set = sam3lab_train::data::load_stream("gt", &spec, mask).with_context(|| format!("--gt {}", a.gt.display()))?;
+    let eval: sam3lab_train::evaluate::EvalSpec = serde_json::from_value(serde_json::json!({ "gt": a.gt, "every": 1, "batch": a.batch.max(1) }))?;
+    let mut cache = sam3lab_train::data::ImageCache::default();
+    let (row, by) = sam3lab_train::evaluate::evaluate_detailed(&model, &set, &eval, &mut cache, 0, &device)?;
+    let per = sam3lab_train::evaluate::mean_by_phrase(&by);
+    let counts = |p: &str| by.iter().filter(|(q, _)| q == p).count();
+    let per_phrase: Vec<serde_json::Value> = per
+        .iter()
+        .map(|(p, v)| serde_json::json!({ "phrase": p, "best_query_iou": v, "instances": counts(p) }))
+        .collect();
+    let out = serde_json::json!({
+        "checkpoint": { "path": info.path, "sha256": info.sha256 },
+        "gt": a.gt,
+        "rule": "per ground-truth instance: the largest IoU of any query's mask (logit > 0, upsampled to the input) with it, scores ignored; averaged per noun phrase",
+        "eval": row,
+        "per_phrase": per_phrase,
+    });
+    sam3lab_weights::write_atomic(&a.out, format!("{}\n", serde_json::to_string_pretty(&out)?).as_bytes())?;
+    let w = per.iter().map(|(p, _)| p.chars().count()).max().unwrap_or(0).min(30);
+    for (p, v) in &per {
+        println!("{:<w$} {v:.3}  ({} instances)", super::shorten_cell(p), counts(p));
+    }
+    println!("wrote {}", a.out.display());
+    Ok(0)
 }
 
 fn score(a: ScoreArgs) -> anyhow::Result<u8> {

@@ -17,15 +17,40 @@ const SECTIONS: &[&str] = &[
     "## Table 7.1",
     "## §9",
     "## Table 8.1",
+    "## Controls and seeds",
 ];
 
-const STAGES: &[&str] = &["world", "base", "train-frozen_te", "train-lvis_replay", "train-lvis_replay_n100", "train-lvis_replay_neg", "train-recovery", "train-presence_only", "inputs", "eval", "probes", "figures"];
+const STAGES: &[&str] = &[
+    "world",
+    "base",
+    "train-frozen_te",
+    "train-lvis_replay",
+    "train-lvis_replay_n100",
+    "train-lvis_replay_neg",
+    "train-recovery",
+    "train-presence_only",
+    // The controls of issue 26 and the second seed of the seeded recipes (--seeds 2).
+    "train-null_ft",
+    "train-unfrozen_te",
+    "train-frozen_te_seed1",
+    "train-lvis_replay_seed1",
+    "train-lvis_replay_neg_seed1",
+    "inputs",
+    "eval",
+    "control-gate-open",
+    "probes",
+    "figures",
+];
+
+fn json(p: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+}
 
 #[test]
 fn quick_reproduce_writes_every_section_and_figure_from_its_own_run() {
     let t = tempfile::tempdir().unwrap();
     let out = t.path().join("run");
-    ok(&["reproduce", "--quick", "--out", &s(&out)]);
+    ok(&["reproduce", "--quick", "--seeds", "2", "--out", &s(&out)]);
     let report = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
     for sec in SECTIONS {
         assert!(report.contains(sec), "REPORT.md lacks {sec}");
@@ -52,8 +77,31 @@ fn quick_reproduce_writes_every_section_and_figure_from_its_own_run() {
         assert!(!f["verdict"].is_null(), "{f}");
         assert!(report.contains(&format!("| {} |", f["id"].as_str().unwrap())), "REPORT.md lacks the row of {f}");
     }
-    // Today's run has no controls (gate forced open, null fine-tune): their rules say what is missing.
-    assert!(report.contains("not testable (missing: gate-forced-open base neg_correct)"), "B2 does not name its missing input");
+    // The controls and seeds reach the study: its inputs in report.json are the run's score files.
+    let results = &summary["results"];
+    let score = |label: &str| json(&out.join("eval").join(label).join("broad-eval.score.json"))["neg_correct"].as_f64().unwrap();
+    let gate = json(&out.join("eval/base_gate_open/broad-eval.score.json"))["neg_correct"].as_f64().unwrap();
+    assert_eq!(results["gate_open_base_neg_correct"].as_f64(), Some(gate));
+    assert!(gate < score("base"), "forcing the gate open did not cost the base any refusal ({gate} vs {})", score("base"));
+    for (field, label) in [("null_ft", "null_ft"), ("unfrozen_te", "unfrozen_te")] {
+        assert_eq!(results[field]["seeds"][0]["neg_correct"].as_f64(), Some(score(label)), "{field}");
+    }
+    for (field, label) in [("frozen_te", "frozen_te_seed1"), ("lvis_replay", "lvis_replay_seed1"), ("lvis_replay_neg", "lvis_replay_neg_seed1")] {
+        let seeds = results[field]["seeds"].as_array().unwrap();
+        assert_eq!(seeds.len(), 2, "{field}");
+        assert_eq!(seeds[1]["neg_correct"].as_f64(), Some(score(label)), "{field}");
+        assert!(seeds[1]["bias_cos"].as_f64().is_some(), "{field}: seed 1 has no bias cosine");
+    }
+    assert_eq!(results["frozen_te"]["seeds"][1]["fig11_sigma"].as_array().map(Vec::len), results["frozen_te"]["seeds"][0]["fig11_sigma"].as_array().map(Vec::len));
+    let floor = json(&out.join("probes/seed_floor/cosines.json"));
+    assert_eq!(results["seed_floor_cos"].as_f64(), floor["cosine"][0][1].as_f64());
+    // … and REPORT.md: the controls table, B2 and B6 decided on them, F7 with its seed floor.
+    assert!(report.contains("| null_ft | ") && report.contains("| frozen_te_seed1 | "), "no controls/seeds rows");
+    let row = |id: &str, text: &str| text.lines().find(|l| l.starts_with(&format!("| {id} |"))).unwrap_or_else(|| panic!("no {id} row")).to_string();
+    assert!(row("B2", &report).contains(&format!("gate forced open: neg_correct {:.1} %", 100.0 * gate)), "{}", row("B2", &report));
+    assert!(row("B6", &report).contains(&format!("→ {:.1} %", 100.0 * score("null_ft"))), "{}", row("B6", &report));
+    assert!(!row("B6", &report).contains("missing"), "{}", row("B6", &report));
+    assert!(row("F7", &report).contains("seed floor cos(frozen_te seed 0, seed 1) = "), "{}", row("F7", &report));
 
     // The base row of Table 1.1 is this run's score file: edit it and the regenerated report follows.
     let score = out.join("eval/base/broad-eval.score.json");
@@ -62,11 +110,16 @@ fn quick_reproduce_writes_every_section_and_figure_from_its_own_run() {
     assert!(report.contains(&format!("| neg_correct | broad-eval | {:.1} |", 100.0 * before)), "Table 1.1 does not show the run's base neg_correct {before}");
     v["neg_correct"] = serde_json::json!(0.1234);
     std::fs::write(&score, serde_json::to_string(&v).unwrap()).unwrap();
+    // So does B2's second clause: the gate-open control's score file.
+    let gate_score = out.join("eval/base_gate_open/broad-eval.score.json");
+    let mut g = json(&gate_score);
+    g["neg_correct"] = serde_json::json!(0.2341);
+    std::fs::write(&gate_score, serde_json::to_string(&g).unwrap()).unwrap();
     // A rerun skips every finished stage and rewrites the report from the files.
-    let o = common::run(&["reproduce", "--quick", "--out", &s(&out)]);
+    let o = common::run(&["reproduce", "--quick", "--seeds", "2", "--out", &s(&out)]);
     assert!(o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    for st in ["world", "train-frozen_te", "eval", "probes"] {
+    for st in ["world", "train-frozen_te", "train-null_ft", "train-lvis_replay_neg_seed1", "eval", "control-gate-open", "probes"] {
         assert!(err.contains(&format!("· {st}: finished in an earlier run")), "{st} was not skipped:\n{err}");
     }
     let again = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
@@ -74,6 +127,8 @@ fn quick_reproduce_writes_every_section_and_figure_from_its_own_run() {
     // … and so do the study's rules: B1 is decided on the edited base neg_correct (0.123 < 0.90).
     let b1 = again.lines().find(|l| l.starts_with("| B1 |")).expect("B1 row");
     assert!(b1.contains("broad-eval neg_correct 0.123") && b1.contains("**not met**") && b1.contains("neg_correct 0.123 ≥ 0.9"), "{b1}");
+    let b2 = again.lines().find(|l| l.starts_with("| B2 |")).expect("B2 row");
+    assert!(b2.contains("gate forced open: neg_correct 23.4 %"), "B2 did not follow the edited gate-open score: {b2}");
     // A default-length run into the quick run's directory is refused, naming both kinds.
     let e = common::fails(&["reproduce", "--out", &s(&out)]);
     assert!(e.contains("\"quick\":true") && e.contains("--out"), "{e}");

@@ -41,6 +41,10 @@ pub struct Args {
     /// Device for training and probes: cpu (flex), wgpu, cuda.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Train frozen_te, lvis_replay and lvis_replay_neg N times (recipe seed + 0..N, in separate
+    /// directories) and judge the refusal margins against the seed spread.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    seeds: u64,
 }
 
 /// The shipped base and its config (data/world), written into the run so it is self-contained.
@@ -213,6 +217,23 @@ pub struct Checkpoints {
     pub recovery_steps: Vec<usize>,
     pub presence_steps: Vec<usize>,
     pub lengths: Lengths,
+    /// `--seeds N`: frozen_te, lvis_replay and lvis_replay_neg have labels `NAME` and `NAME_seedK`.
+    pub seeds: u64,
+}
+
+/// The presence logit that forces the gate open (σ(50) = 1 in f32).
+pub const GATE_OPEN_LOGIT: f32 = 50.0;
+
+/// A safetensors file holding one f32 tensor of shape [1] (a `--hook add:` direction).
+fn one_value_safetensors(name: &str, value: f32) -> Vec<u8> {
+    let mut header = serde_json::json!({ name: {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]} }).to_string();
+    while header.len() % 8 != 0 {
+        header.push(' ');
+    }
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(&value.to_le_bytes());
+    out
 }
 
 fn checkpoint_steps(recipe_toml: &Path) -> Result<Vec<usize>> {
@@ -301,7 +322,7 @@ pub fn run(a: Args) -> Result<u8> {
         std::fs::create_dir_all(objective.parent().unwrap())?;
         sam3lab_util::write_atomic(&objective, plan::OBJECTIVE.as_bytes())?;
     }
-    let recipes = plan::recipes(&lengths);
+    let recipes = plan::recipes(&lengths, a.seeds as usize);
     let mut retrained = std::collections::BTreeSet::new();
     for rp in &recipes {
         train(&mut r, rp, &recipes, a.quick, &mut retrained)?;
@@ -311,11 +332,13 @@ pub fn run(a: Args) -> Result<u8> {
         recovery_steps: checkpoint_steps(&r.layout.out.join("recipes/recovery.toml"))?,
         presence_steps: checkpoint_steps(&r.layout.out.join("recipes/presence_only.toml"))?,
         lengths,
+        seeds: 1,
     };
     ck.by_label.insert("base".into(), r.layout.base());
     for rp in &recipes {
-        ck.by_label.insert(rp.name.into(), r.layout.step(rp.name, rp.steps));
+        ck.by_label.insert(rp.name.clone(), r.layout.step(&rp.name, rp.steps));
     }
+    ck.seeds = a.seeds;
 
     // 4. Inputs of the probes: pair files drawn from the world's splits.
     r.stage("inputs", |r| report::write_inputs(&r.layout, a.quick))?;
@@ -336,6 +359,22 @@ pub fn run(a: Args) -> Result<u8> {
         Ok(())
     })?;
 
+    // 5b. Control: the presence gate forced open on the base (B2's second clause). The final
+    // presence logit is replaced by a large constant (zeroed, then +50: σ = 1 in f32), so every
+    // score is σ(pred_logit) alone; broad-eval scored as any checkpoint.
+    r.stage("control-gate-open", |r| {
+        let dir = r.layout.eval().join("base_gate_open");
+        std::fs::create_dir_all(&dir)?;
+        let open = dir.join("presence_logit_50.safetensors");
+        sam3lab_util::write_atomic(&open, &one_value_safetensors("presence_logit", GATE_OPEN_LOGIT))?;
+        let gt = s(&world.join("broad-eval.json"));
+        let pred = s(&dir.join("broad-eval.pred.json"));
+        let cfg = s(&r.layout.config());
+        let add = format!("add:presence_logit={}", s(&open));
+        r.cmd(&["eval", "predict", "--ckpt", &s(&r.layout.base()), "--config", &cfg, "--gt", &gt, "--images", &s(&world), "--hook", "zero:presence_logit", "--hook", &add, "--out", &pred])?;
+        r.cmd(&["eval", "score", "--gt", &gt, "--pred", &pred, "--out", &s(&dir.join("broad-eval.score.json"))])
+    })?;
+
     // 6. The probes.
     r.stage("probes", |r| probes(r, &ck))?;
 
@@ -353,17 +392,21 @@ pub fn run(a: Args) -> Result<u8> {
 /// Train one recipe. A recipe whose text differs from the one this run used before (a newer
 /// sam3lab's shipped recipe), or whose parent was just retrained, starts over in a clean directory,
 /// and the stages that read checkpoints (eval, probes) are redone.
-fn train(r: &mut Runner, rp: &RecipePlan, all: &[RecipePlan], quick: bool, retrained: &mut std::collections::BTreeSet<&'static str>) -> Result<()> {
+fn train(r: &mut Runner, rp: &RecipePlan, all: &[RecipePlan], quick: bool, retrained: &mut std::collections::BTreeSet<String>) -> Result<()> {
     let start = match rp.parent {
         None => r.layout.base(),
         Some(p) => r.layout.step(p, all.iter().find(|x| x.name == p).map(|x| x.steps).context("parent recipe")?),
     };
     let recipe = r.layout.out.join("recipes").join(format!("{}.toml", rp.name));
-    let text = plan::adapt(rp.text, rp.steps, &r.layout.world(), &r.layout.config(), &start, &r.layout.objective(), quick)?;
+    let derived = plan::derive(rp.text, rp.variant, rp.seed_offset)?;
+    let mut text = plan::adapt(&derived, rp.steps, &r.layout.world(), &r.layout.config(), &start, &r.layout.objective(), quick)?;
+    if rp.variant != plan::Variant::Shipped || rp.seed_offset > 0 {
+        text = format!("# {}: derived in code from recipes/world/{}.toml ({:?}, seed + {})\n{text}", rp.name, rp.shipped, rp.variant, rp.seed_offset);
+    }
     std::fs::create_dir_all(recipe.parent().unwrap())?;
-    let dir = r.layout.train(rp.name);
+    let dir = r.layout.train(&rp.name);
     let recipe_changed = matches!(std::fs::read_to_string(&recipe), Ok(old) if old != text);
-    let parent_retrained = rp.parent.filter(|p| retrained.contains(p));
+    let parent_retrained = rp.parent.filter(|p| retrained.contains(*p));
     let stage = format!("train-{}", rp.name);
     let marker = r.layout.marker(&stage);
     if recipe_changed || parent_retrained.is_some() {
@@ -387,7 +430,7 @@ fn train(r: &mut Runner, rp: &RecipePlan, all: &[RecipePlan], quick: bool, retra
     }
     // This recipe trains now: what reads its checkpoints is redone after it.
     if r.force || !marker.is_file() {
-        retrained.insert(rp.name);
+        retrained.insert(rp.name.clone());
         let redone: Vec<&str> = ["eval", "probes"].into_iter().filter(|m| std::fs::remove_file(r.layout.marker(m)).is_ok()).collect();
         if !redone.is_empty() && !r.force {
             eprintln!("· {}: finished in an earlier run, redone after train-{} (they read its checkpoints)", redone.join(", "), rp.name);
@@ -466,6 +509,39 @@ fn probes(r: &mut Runner, ck: &Checkpoints) -> Result<()> {
             "--traj", &rec,
             "--axis", "frozen_te",
             "--out", &s(&p.join(dir)),
+        ])?;
+    }
+
+    // --seeds N: the same cosines for seeds 1..N of frozen_te, lvis_replay and lvis_replay_neg (each
+    // seed against its own frozen_te: the pairing of seed 0's), Fig 1.1's σ for frozen_te's seeds,
+    // and F7's seed floor cos(frozen_te seed 0 − base, frozen_te seed 1 − base).
+    for k in 1..ck.seeds {
+        let sl = |n: &str| c(&plan::seed_label(n, k));
+        for (param, dir) in [("transformer.decoder.presence_token_out_norm.bias", "cosines"), ("transformer.decoder.presence_token_head.layers.2.bias", "cosines_scalar")] {
+            r.cmd(&[
+                "weights", "cosines", "--param", param, "--base", &c("base"),
+                "--traj", &format!("frozen_te={}", sl("frozen_te")),
+                "--traj", &format!("lvis_replay={}", sl("lvis_replay")),
+                "--traj", &format!("lvis_replay_neg={}", sl("lvis_replay_neg")),
+                "--axis", "frozen_te",
+                "--out", &s(&p.join(format!("seed{k}")).join(dir)),
+            ])?;
+        }
+    }
+    if ck.seeds >= 2 {
+        let mut args: Vec<String> = vec!["probe".into(), "presence".into()];
+        for k in 1..ck.seeds {
+            let l = plan::seed_label("frozen_te", k);
+            args.extend(["--ckpt".into(), format!("{l}={}", c(&l))]);
+        }
+        args.extend(["--pairs".into(), s(&inputs.join("fig11_negatives.jsonl")), "--label".into(), "neg".into(), "--config".into(), cfg.clone(), "--out".into(), s(&p.join("fig11_seeds"))]);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        r.cmd(&refs)?;
+        r.cmd(&[
+            "weights", "cosines", "--param", "transformer.decoder.presence_token_out_norm.bias", "--base", &c("base"),
+            "--traj", &format!("frozen_te={}", c("frozen_te")),
+            "--traj", &format!("frozen_te_seed1={}", c("frozen_te_seed1")),
+            "--out", &s(&p.join("seed_floor")),
         ])?;
     }
 

@@ -5,16 +5,35 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-/// One of the post's recipes as `reproduce` runs it.
+/// One of the post's recipes (or a control, or a further seed of one) as `reproduce` runs it.
 pub struct RecipePlan {
-    /// Label in every table (the post's recipe name).
-    pub name: &'static str,
-    /// The shipped recipe (recipes/world/NAME.toml).
+    /// Label in every table and directory (the post's recipe name; `NAME_seedK` for seed + K; the
+    /// control's name).
+    pub name: String,
+    /// The shipped recipe it comes from (recipes/world/SHIPPED.toml).
+    pub shipped: &'static str,
+    /// The shipped recipe's text.
     pub text: &'static str,
     /// Steps in this run.
     pub steps: usize,
     /// The recipe whose last checkpoint this one starts from (None: the base).
     pub parent: Option<&'static str>,
+    /// The shipped recipe as is, or a control derived from it in code ([`derive`]).
+    pub variant: Variant,
+    /// Added to the shipped recipe's seed (`--seeds N`: 0..N).
+    pub seed_offset: u64,
+}
+
+/// A control of issue 26 (item 6), derived from a shipped recipe by [`derive`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    Shipped,
+    /// The null fine-tune: the recipe with its primary (narrow) stream replaced by the broad
+    /// pretraining data (positives and negatives, as the base was pretrained); same steps, rate,
+    /// schedule, seed and objective (B6).
+    NullFt,
+    /// The recipe without its text-encoder freeze (the post's predecessor's premise).
+    UnfrozenTe,
 }
 
 macro_rules! recipe {
@@ -41,16 +60,92 @@ impl Lengths {
     }
 }
 
-/// The post's recipes in the order they depend on each other.
-pub fn recipes(l: &Lengths) -> Vec<RecipePlan> {
-    vec![
-        RecipePlan { name: "frozen_te", text: recipe!("frozen_te"), steps: l.finetune, parent: None },
-        RecipePlan { name: "lvis_replay", text: recipe!("lvis_replay"), steps: l.finetune, parent: None },
-        RecipePlan { name: "lvis_replay_n100", text: recipe!("lvis_replay_n100"), steps: l.finetune, parent: None },
-        RecipePlan { name: "lvis_replay_neg", text: recipe!("lvis_replay_neg"), steps: l.finetune, parent: None },
-        RecipePlan { name: "recovery", text: recipe!("recovery"), steps: l.recovery, parent: Some("frozen_te") },
-        RecipePlan { name: "presence_only", text: recipe!("presence_only"), steps: l.presence_only, parent: Some("lvis_replay") },
-    ]
+/// The post's recipes in the order they depend on each other, then the controls (from frozen_te),
+/// then seeds 1..`seeds` of frozen_te, lvis_replay and lvis_replay_neg (`--seeds N`).
+pub fn recipes(l: &Lengths, seeds: usize) -> Vec<RecipePlan> {
+    let plan = |name: &str, shipped: &'static str, text: &'static str, steps: usize, parent: Option<&'static str>, variant: Variant, seed_offset: u64| RecipePlan {
+        name: name.to_string(),
+        shipped,
+        text,
+        steps,
+        parent,
+        variant,
+        seed_offset,
+    };
+    let mut v = vec![
+        plan("frozen_te", "frozen_te", recipe!("frozen_te"), l.finetune, None, Variant::Shipped, 0),
+        plan("lvis_replay", "lvis_replay", recipe!("lvis_replay"), l.finetune, None, Variant::Shipped, 0),
+        plan("lvis_replay_n100", "lvis_replay_n100", recipe!("lvis_replay_n100"), l.finetune, None, Variant::Shipped, 0),
+        plan("lvis_replay_neg", "lvis_replay_neg", recipe!("lvis_replay_neg"), l.finetune, None, Variant::Shipped, 0),
+        plan("recovery", "recovery", recipe!("recovery"), l.recovery, Some("frozen_te"), Variant::Shipped, 0),
+        plan("presence_only", "presence_only", recipe!("presence_only"), l.presence_only, Some("lvis_replay"), Variant::Shipped, 0),
+        plan("null_ft", "frozen_te", recipe!("frozen_te"), l.finetune, None, Variant::NullFt, 0),
+        plan("unfrozen_te", "frozen_te", recipe!("frozen_te"), l.finetune, None, Variant::UnfrozenTe, 0),
+    ];
+    for k in 1..seeds.max(1) as u64 {
+        for (name, text) in SEEDED {
+            v.push(plan(&seed_label(name, k), name, text, l.finetune, None, Variant::Shipped, k));
+        }
+    }
+    v
+}
+
+/// The recipes `--seeds N` repeats with seed + k.
+pub const SEEDED: [(&str, &str); 3] = [("frozen_te", recipe!("frozen_te")), ("lvis_replay", recipe!("lvis_replay")), ("lvis_replay_neg", recipe!("lvis_replay_neg"))];
+
+/// The label of seed + `k` of a recipe (`k = 0`: the recipe's own label).
+pub fn seed_label(name: &str, k: u64) -> String {
+    if k == 0 { name.to_string() } else { format!("{name}_seed{k}") }
+}
+
+/// A shipped recipe as a control or a further seed: the variant's change and `seed + seed_offset`,
+/// nothing else (paths, lengths and the objective are [`adapt`]'s).
+pub fn derive(text: &str, variant: Variant, seed_offset: u64) -> Result<String> {
+    if variant == Variant::Shipped && seed_offset == 0 {
+        return Ok(text.to_string());
+    }
+    let mut t: toml::Table = toml::from_str(text).context("a shipped recipe does not parse")?;
+    let desc = t.get("description").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let mut note = vec![];
+    match variant {
+        Variant::Shipped => {}
+        Variant::NullFt => {
+            let data = t.get_mut("data").and_then(|d| d.as_table_mut()).context("recipe without [data]")?;
+            let primary = data
+                .iter()
+                .find(|(_, s)| s.get("primary").and_then(|v| v.as_bool()) == Some(true))
+                .map(|(k, _)| k.clone())
+                .context("recipe without a primary stream")?;
+            let mut stream = data.remove(&primary).expect("found").as_table().cloned().context("stream is not a table")?;
+            stream.insert("gt".into(), "../../runs/world/broad-pretrain.json".into());
+            stream.remove("only");
+            data.insert("broad".into(), toml::Value::Table(stream));
+            note.push(format!("null fine-tune: its primary stream `{primary}` replaced by broad-pretrain (positives and negatives)"));
+        }
+        Variant::UnfrozenTe => {
+            let freeze = t.get_mut("freeze").and_then(|f| f.as_table_mut()).context("recipe without [freeze]")?;
+            let frozen = freeze.get_mut("frozen").and_then(|f| f.as_array_mut()).context("recipe without freeze.frozen")?;
+            let before = frozen.len();
+            frozen.retain(|p| !p.as_str().is_some_and(|p| p.starts_with("backbone.language_backbone")));
+            if frozen.len() == before {
+                bail!("the recipe freezes no text encoder to unfreeze");
+            }
+            if frozen.is_empty() {
+                freeze.remove("frozen");
+            }
+            if freeze.is_empty() {
+                t.remove("freeze");
+            }
+            note.push("unfrozen-TE fine-tune: the text-encoder freeze removed".to_string());
+        }
+    }
+    if seed_offset > 0 {
+        let seed = t.get("seed").and_then(|v| v.as_integer()).unwrap_or(0) + seed_offset as i64;
+        t.insert("seed".into(), seed.into());
+        note.push(format!("seed + {seed_offset}"));
+    }
+    t.insert("description".into(), format!("{desc} [{}]", note.join("; ")).into());
+    Ok(toml::to_string(&t)?)
 }
 
 fn scale(step: i64, from: i64, to: i64) -> i64 {
@@ -141,8 +236,9 @@ mod tests {
     #[test]
     fn adapted_recipes_keep_their_shape_and_scale_their_steps() {
         let l = Lengths::new(false);
-        for r in recipes(&l) {
-            let text = adapt(r.text, r.steps, Path::new("/w"), Path::new("/c.json"), Path::new("/s.safetensors"), Path::new("/o.toml"), false).unwrap();
+        for r in recipes(&l, 2) {
+            let derived = derive(r.text, r.variant, r.seed_offset).unwrap();
+            let text = adapt(&derived, r.steps, Path::new("/w"), Path::new("/c.json"), Path::new("/s.safetensors"), Path::new("/o.toml"), false).unwrap();
             let t: toml::Table = toml::from_str(&text).unwrap();
             // The one objective, at the run's copy.
             assert_eq!(t["loss"]["from"].as_str(), Some("/o.toml"), "{}", r.name);
@@ -156,7 +252,7 @@ mod tests {
             }
         }
         // recovery: the post's match-then-boost points scale with the run.
-        let rec = recipes(&l).into_iter().find(|r| r.name == "recovery").unwrap();
+        let rec = recipes(&l, 1).into_iter().find(|r| r.name == "recovery").unwrap();
         let text = adapt(rec.text, 500, Path::new("/w"), Path::new("/c"), Path::new("/s"), Path::new("/o"), false).unwrap();
         let t: toml::Table = toml::from_str(&text).unwrap();
         let pts: Vec<i64> = t["schedule"]["points"].as_array().unwrap().iter().map(|p| p[0].as_integer().unwrap()).collect();
@@ -169,5 +265,45 @@ mod tests {
         let t: toml::Table = toml::from_str(&text).unwrap();
         let pts: Vec<i64> = t["schedule"]["points"].as_array().unwrap().iter().map(|p| p[0].as_integer().unwrap()).collect();
         assert!(pts.windows(2).all(|w| w[0] < w[1]), "{pts:?}");
+    }
+
+    #[test]
+    fn controls_and_seeds_change_only_what_they_name() {
+        let l = Lengths::new(false);
+        let all = recipes(&l, 3);
+        let names: Vec<&str> = all.iter().map(|r| r.name.as_str()).collect();
+        for n in ["null_ft", "unfrozen_te", "frozen_te_seed1", "frozen_te_seed2", "lvis_replay_seed2", "lvis_replay_neg_seed1"] {
+            assert!(names.contains(&n), "{n} missing from {names:?}");
+        }
+        assert_eq!(recipes(&l, 1).len(), 8);
+        let shipped: toml::Table = toml::from_str(recipe!("frozen_te")).unwrap();
+        let parse = |r: &RecipePlan| -> toml::Table { toml::from_str(&derive(r.text, r.variant, r.seed_offset).unwrap()).unwrap() };
+        // Every key but the ones a variant names is the shipped recipe's.
+        let same_except = |t: &toml::Table, keys: &[&str]| {
+            for (k, v) in &shipped {
+                if !keys.contains(&k.as_str()) && k != "description" {
+                    assert_eq!(t.get(k), Some(v), "{k}");
+                }
+            }
+        };
+        let get = |n: &str| all.iter().find(|r| r.name == n).unwrap();
+        let null = parse(get("null_ft"));
+        same_except(&null, &["data"]);
+        let data = null["data"].as_table().unwrap();
+        assert_eq!(data.len(), 1);
+        assert_eq!(data["broad"]["gt"].as_str(), Some("../../runs/world/broad-pretrain.json"));
+        assert_eq!(data["broad"]["primary"].as_bool(), Some(true));
+        assert_eq!(data["broad"]["per_image"], shipped["data"]["narrow"]["per_image"]);
+        let unfrozen = parse(get("unfrozen_te"));
+        same_except(&unfrozen, &["freeze"]);
+        assert!(unfrozen.get("freeze").is_none(), "{unfrozen:?}");
+        let s2 = parse(get("frozen_te_seed2"));
+        same_except(&s2, &["seed"]);
+        assert_eq!(s2["seed"].as_integer(), Some(shipped["seed"].as_integer().unwrap() + 2));
+        let n1 = parse(get("lvis_replay_neg_seed1"));
+        assert_eq!(n1["seed"].as_integer(), Some(1));
+        assert_eq!(n1["data"]["negatives"]["extra"].as_bool(), Some(true));
+        // The shipped ones are untouched.
+        assert_eq!(derive(recipe!("frozen_te"), Variant::Shipped, 0).unwrap(), recipe!("frozen_te"));
     }
 }

@@ -264,6 +264,13 @@ fn exposure(recipe: &Path) -> Result<std::collections::BTreeMap<String, usize>> 
     Ok(n)
 }
 
+/// The cosine between trajectories `a` and `b` of a `weights cosines` output.
+fn cos_to(cos: &Value, a: &str, b: &str) -> Result<f64> {
+    let labels: Vec<&str> = cos["trajectories"].as_array().context("trajectories")?.iter().filter_map(|t| t["label"].as_str()).collect();
+    let idx = |l: &str| labels.iter().position(|t| *t == l).with_context(|| format!("cosines.json: no trajectory {l}"));
+    cos["cosine"][idx(a)?][idx(b)?].as_f64().context("cosine")
+}
+
 /// Seconds of every finished stage of the run (over all the invocations that made it).
 fn stage_seconds(l: &Layout) -> f64 {
     std::fs::read_dir(l.out.join("stages"))
@@ -286,9 +293,20 @@ pub fn write_report(l: &Layout, ck: &Checkpoints, m: &Measured, quick: bool) -> 
         ("lvis_replay_neg", &mut sr.lvis_replay_neg),
         ("recovery", &mut sr.recovery),
         ("presence_only", &mut sr.presence_only),
+        ("null_ft", &mut sr.null_ft),
+        ("unfrozen_te", &mut sr.unfrozen_te),
     ] {
         *runs = Runs::one(m.measures(label));
     }
+    // --seeds N: seeds 1..N of the three seeded recipes, each its own checkpoint's scores.
+    for (label, runs) in [("frozen_te", &mut sr.frozen_te), ("lvis_replay", &mut sr.lvis_replay), ("lvis_replay_neg", &mut sr.lvis_replay_neg)] {
+        for k in 1..ck.seeds {
+            runs.seeds.push(m.measures(&super::plan::seed_label(label, k)));
+        }
+    }
+    // The gate forced open on the base (control-gate-open): broad-eval neg_correct.
+    let gate_open = read_json(&l.eval().join("base_gate_open/broad-eval.score.json"))?;
+    sr.gate_open_base_neg_correct = gate_open["neg_correct"].as_f64();
     let pct = |label: &str, split: &str, key: &str| -> Result<f64> { Ok(100.0 * m.get(label, split, key)?) };
     let rec_end = format!("recovery@{}", ck.lengths.recovery);
 
@@ -318,6 +336,14 @@ pub fn write_report(l: &Layout, ck: &Checkpoints, m: &Measured, quick: bool) -> 
     let above = |v: &[f64]| v.iter().filter(|x| **x >= 0.5).count();
     sr.base.fig11_sigma = Some(sb.clone());
     sr.frozen_te.seeds[0].fig11_sigma = Some(sf.clone());
+    if ck.seeds >= 2 {
+        let ps = read_json(&p.join("fig11_seeds/presence.json"))?;
+        for k in 1..ck.seeds {
+            let label = super::plan::seed_label("frozen_te", k);
+            let v = ps["series"].as_array().context("series")?.iter().find(|s| s["label"] == label.as_str()).and_then(|s| s["values"].as_array()).with_context(|| format!("fig11_seeds: no series {label}"))?;
+            sr.frozen_te.seeds[k as usize].fig11_sigma = Some(v.iter().filter_map(Value::as_f64).collect());
+        }
+    }
     o.push_str("## Table 1.1 — base vs the positive-only fine-tune (frozen_te)\n\n");
     o.push_str(&published_md(l, "table1_1_saco_base_vs_ft.csv")?);
     o.push_str("\n*World* (broad-eval = the SA-Co/Gold stand-in, broad-positive-eval = the LVIS stand-in; percent or points ×100 as published):\n\n");
@@ -382,6 +408,18 @@ pub fn write_report(l: &Layout, ck: &Checkpoints, m: &Measured, quick: bool) -> 
     for (label, runs) in [("frozen_te", &mut sr.frozen_te), ("lvis_replay", &mut sr.lvis_replay), ("lvis_replay_neg", &mut sr.lvis_replay_neg), ("recovery", &mut sr.recovery), ("presence_only", &mut sr.presence_only)] {
         runs.seeds[0].bias_cos = Some(cosv(label, "frozen_te")?);
         runs.seeds[0].scalar_bias_cos = Some(scos(label)?);
+    }
+    // Seeds 1..N: each seed's deltas against its own frozen_te's (probes/seedK/), as seed 0's.
+    for k in 1..ck.seeds {
+        let dir = p.join(format!("seed{k}"));
+        let (c, sc) = (read_json(&dir.join("cosines/cosines.json"))?, read_json(&dir.join("cosines_scalar/cosines.json"))?);
+        for (label, runs) in [("frozen_te", &mut sr.frozen_te), ("lvis_replay", &mut sr.lvis_replay), ("lvis_replay_neg", &mut sr.lvis_replay_neg)] {
+            runs.seeds[k as usize].bias_cos = Some(cos_to(&c, label, "frozen_te")?);
+            runs.seeds[k as usize].scalar_bias_cos = Some(cos_to(&sc, label, "frozen_te")?);
+        }
+    }
+    if ck.seeds >= 2 {
+        sr.seed_floor_cos = Some(cos_to(&read_json(&p.join("seed_floor/cosines.json"))?, "frozen_te", "frozen_te_seed1")?);
     }
 
     // --- Table 5.1 / 5.2 -------------------------------------------------------------------------
@@ -594,6 +632,44 @@ pub fn write_report(l: &Layout, ck: &Checkpoints, m: &Measured, quick: bool) -> 
     o.push_str(&md(&["intervention", "what it does", "neg_correct %"], &t81));
     sr.best_intervention = best;
 
+    // --- Controls and seeds ------------------------------------------------------------------------
+    let opt_pct = |x: Option<f64>| x.map(|v| f1(100.0 * v)).unwrap_or_else(|| "—".into());
+    let opt3 = |x: Option<f64>| x.map(f3).unwrap_or_else(|| "—".into());
+    let row = |label: &str, what: &str, ms: &Measures| {
+        vec![label.to_string(), what.to_string(), opt_pct(ms.neg_correct), opt_pct(ms.detection), opt_pct(ms.pos_mean_iou), opt_pct(ms.lvis_miou), opt3(ms.narrow_iou)]
+    };
+    let gate = Measures {
+        neg_correct: gate_open["neg_correct"].as_f64(),
+        detection: match (gate_open["IL_TP"].as_f64(), gate_open["IL_FN"].as_f64()) {
+            (Some(tp), Some(f)) if tp + f > 0.0 => Some(tp / (tp + f)),
+            _ => None,
+        },
+        pos_mean_iou: gate_open["pos_mean_IoU"].as_f64(),
+        ..Measures::default()
+    };
+    let mut tc = vec![
+        row("base", "the shipped base", &sr.base),
+        row("base, gate forced open", "`eval predict --hook zero:presence_logit --hook add:presence_logit=…@1` (logit := 50, σ = 1): B2's second clause", &gate),
+        row("null_ft", "frozen_te's recipe on broad-pretrain instead of the narrow set (same steps, rate, seed): B6", &sr.null_ft.seeds[0]),
+        row("unfrozen_te", "frozen_te's recipe without the text-encoder freeze", &sr.unfrozen_te.seeds[0]),
+    ];
+    for (label, runs) in [("frozen_te", &sr.frozen_te), ("lvis_replay", &sr.lvis_replay), ("lvis_replay_neg", &sr.lvis_replay_neg)] {
+        for (k, ms) in runs.seeds.iter().enumerate() {
+            tc.push(row(&super::plan::seed_label(label, k as u64), &format!("seed + {k}"), ms));
+        }
+    }
+    o.push_str("\n## Controls and seeds\n\n");
+    o.push_str(&format!(
+        "The controls of issue 26 (derived in code from the shipped recipes, `OUT/recipes/`) and every seed of the seeded recipes ({} seed{}; `--seeds N`). Percent; narrow-eval IoU as a fraction; LVIS = broad-positive-eval pos_mean_IoU.\n\n",
+        ck.seeds,
+        if ck.seeds == 1 { "" } else { "s" }
+    ));
+    o.push_str(&md(&["checkpoint", "what", "neg_correct %", "detection %", "pos_mean_IoU", "LVIS mIoU", "narrow-eval IoU"], &tc));
+    o.push_str(&match sr.seed_floor_cos {
+        Some(c) => format!("\nSeed floor (F7): cos(frozen_te seed 0 − base, frozen_te seed 1 − base) on `presence_token_out_norm.bias` = {c:+.3}.\n"),
+        None => "\nSeed floor (F7): not measured (needs `--seeds 2` or more).\n".to_string(),
+    });
+
     // --- Assemble ------------------------------------------------------------------------------
     let mut r = String::new();
     r.push_str("# sam3lab reproduce — the post's story on the embedded world\n\n");
@@ -631,6 +707,7 @@ pub fn write_report(l: &Layout, ck: &Checkpoints, m: &Measured, quick: bool) -> 
         "quick": quick,
         "seconds": seconds,
         "lengths": {"finetune": ck.lengths.finetune, "recovery": ck.lengths.recovery, "presence_only": ck.lengths.presence_only},
+        "seeds": ck.seeds,
     });
     sam3lab_util::write_atomic(&l.out.join("report.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
     Ok(path)

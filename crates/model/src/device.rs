@@ -4,40 +4,75 @@ use burn::prelude::Device;
 
 use crate::ModelError;
 
-/// The device names [`device_from_name`] accepts.
-pub const DEVICE_NAMES: [&str; 4] = ["cpu", "flex", "wgpu", "cuda"];
+/// The device names [`device_from_name`] accepts (`:N` picks GPU N).
+pub const DEVICE_NAMES: [&str; 4] = ["cpu", "flex", "wgpu[:N]", "cuda[:N]"];
 
-/// `"cpu"`/`"flex"` → the flex CPU backend; `"wgpu"` / `"cuda"` → the first GPU, when the crate was
-/// built with that cargo feature (otherwise an error saying which feature to enable).
+/// The GPU backends this build has (its cargo features).
+pub fn built_gpu_backends() -> Vec<&'static str> {
+    let mut v = vec![];
+    if cfg!(feature = "wgpu") {
+        v.push("wgpu");
+    }
+    if cfg!(feature = "cuda") {
+        v.push("cuda");
+    }
+    v
+}
+
+/// `cpu`/`flex` → the flex CPU backend; `wgpu[:N]` / `cuda[:N]` → GPU N (default 0; for wgpu the
+/// N-th discrete GPU), when the crate was built with that cargo feature — otherwise an error that
+/// says so and lists what this build has, never "unknown device".
 pub fn device_from_name(name: &str) -> Result<Device, ModelError> {
-    let unknown = || ModelError::Device(format!("unknown device `{name}` (valid: {})", DEVICE_NAMES.join(", ")));
-    match name.to_ascii_lowercase().as_str() {
-        "cpu" | "flex" => {
+    let lower = name.to_ascii_lowercase();
+    let (kind, index) = match lower.split_once(':') {
+        Some((k, i)) => {
+            let n = i.parse::<usize>().map_err(|_| {
+                ModelError::Device(format!("device `{name}`: `{i}` is not a GPU index (e.g. `{k}:0`, `{k}:1`)"))
+            })?;
+            (k, Some(n))
+        }
+        None => (lower.as_str(), None),
+    };
+    let has = || {
+        let b = built_gpu_backends();
+        if b.is_empty() { "this build has the CPU only".to_string() } else { format!("this build has cpu, {}", b.join(", ")) }
+    };
+    match kind {
+        "cpu" | "flex" if index.is_none() => {
             tune_cpu_allocator();
             Ok(Device::flex())
         }
-        "wgpu" => wgpu_device(),
-        "cuda" => cuda_device(),
-        _ => Err(unknown()),
+        "cpu" | "flex" => Err(ModelError::Device(format!("device `{name}`: the CPU takes no index (use `cpu`)"))),
+        "wgpu" => wgpu_device(index.unwrap_or(0)).ok_or_else(|| {
+            ModelError::Device(format!("device `{name}` needs a build with `--features wgpu` ({})", has()))
+        }),
+        "cuda" => cuda_device(index.unwrap_or(0)).ok_or_else(|| {
+            ModelError::Device(format!("device `{name}` needs a build with `--features cuda` ({})", has()))
+        }),
+        _ => Err(ModelError::Device(format!("unknown device `{name}` (valid: {}; {})", DEVICE_NAMES.join(", "), has()))),
     }
 }
 
 #[cfg(feature = "wgpu")]
-fn wgpu_device() -> Result<Device, ModelError> {
-    Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice))
+fn wgpu_device(n: usize) -> Option<Device> {
+    Some(if n == 0 {
+        Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)
+    } else {
+        Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(n))
+    })
 }
 #[cfg(not(feature = "wgpu"))]
-fn wgpu_device() -> Result<Device, ModelError> {
-    Err(ModelError::Device("device `wgpu` needs a build with `--features wgpu`".into()))
+fn wgpu_device(_n: usize) -> Option<Device> {
+    None
 }
 
 #[cfg(feature = "cuda")]
-fn cuda_device() -> Result<Device, ModelError> {
-    Ok(Device::cuda(0))
+fn cuda_device(n: usize) -> Option<Device> {
+    Some(Device::cuda(n))
 }
 #[cfg(not(feature = "cuda"))]
-fn cuda_device() -> Result<Device, ModelError> {
-    Err(ModelError::Device("device `cuda` needs a build with `--features cuda`".into()))
+fn cuda_device(_n: usize) -> Option<Device> {
+    None
 }
 
 /// Worker threads of the CPU backend: `RAYON_NUM_THREADS` when set, else the available cores.
@@ -100,6 +135,14 @@ mod tests {
         let e = device_from_name("tpu").unwrap_err().to_string();
         assert!(e.contains("tpu") && e.contains("cuda"), "{e}");
         #[cfg(not(feature = "cuda"))]
-        assert!(device_from_name("cuda").unwrap_err().to_string().contains("--features cuda"));
+        for n in ["cuda", "cuda:1", "CUDA:0"] {
+            let e = device_from_name(n).unwrap_err().to_string();
+            assert!(e.contains("--features cuda") && !e.contains("unknown"), "{e}");
+        }
+        #[cfg(not(feature = "wgpu"))]
+        assert!(device_from_name("wgpu:2").unwrap_err().to_string().contains("--features wgpu"));
+        let e = device_from_name("cuda:x").unwrap_err().to_string();
+        assert!(e.contains("not a GPU index"), "{e}");
+        assert!(device_from_name("cpu:1").is_err());
     }
 }

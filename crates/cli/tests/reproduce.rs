@@ -102,6 +102,11 @@ fn quick_reproduce_writes_every_section_and_figure_from_its_own_run() {
     assert!(row("B6", &report).contains(&format!("→ {:.1} %", 100.0 * score("null_ft"))), "{}", row("B6", &report));
     assert!(!row("B6", &report).contains("missing"), "{}", row("B6", &report));
     assert!(row("F7", &report).contains("seed floor cos(frozen_te seed 0, seed 1) = "), "{}", row("F7", &report));
+    // B4 reads the base's vocab probe: its row carries the probe's largest cosines.
+    let vocab = json(&out.join("probes/vocab/vocab.json"));
+    assert_eq!(results["text_encoder"]["max_cos_narrow"].as_f64(), vocab["max_cos_narrow"].as_f64());
+    let b4 = row("B4", &report);
+    assert!(!b4.contains("missing") && b4.contains(&format!("part names {:.2}", vocab["max_cos_narrow"].as_f64().unwrap())), "{b4}");
 
     // The base row of Table 1.1 is this run's score file: edit it and the regenerated report follows.
     let score = out.join("eval/base/broad-eval.score.json");

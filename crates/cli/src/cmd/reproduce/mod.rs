@@ -50,6 +50,8 @@ pub struct Args {
 /// The shipped base and its config (data/world), written into the run so it is self-contained.
 const BASE: &[u8] = include_bytes!("../../../../../data/world/base.safetensors");
 const CONFIG: &str = include_str!("../../../../../data/world/config.json");
+/// The `world gen --preset` the shipped base was pretrained on (`data/world/world-preset.txt`).
+const BASE_WORLD_PRESET: &str = include_str!("../../../../../data/world/world-preset.txt");
 
 /// The post's published tables (data/post02), kept in the binary and written into OUT/published.
 const PUBLISHED: &[(&str, &str)] = &[
@@ -286,6 +288,9 @@ pub fn run(a: Args) -> Result<u8> {
         args.push(&w);
         if a.quick {
             args.push("--quick");
+        } else if !a.from_scratch {
+            // The world the shipped base was pretrained on (a base pretrained here uses today's).
+            args.extend(["--preset", BASE_WORLD_PRESET.trim()]);
         }
         r.cmd(&args)
     })?;
@@ -453,6 +458,11 @@ fn probes(r: &mut Runner, ck: &Checkpoints) -> Result<()> {
     let c = |l: &str| s(&ck.by_label[l]);
     let (dec_last, fus_last) = report::last_layers(&r.layout.config())?;
 
+    // B4: does the base's text encoder know the narrow words? Token rows and feature cosines of the
+    // part names against the broad-eval phrases.
+    let w = r.layout.world();
+    r.cmd(&["probe", "vocab", "--ckpt", &c("base"), "--config", &cfg, "--narrow", &s(&w.join("prompts/narrow-parts.txt")), "--broad", &s(&w.join("prompts/broad-eval.txt")), "--out", &s(&p.join("vocab"))])?;
+
     // Fig 1.1: σ(presence) on 12 broad negatives, base vs the positive-only fine-tune.
     r.cmd(&["probe", "presence", "--ckpt", &format!("base={}", c("base")), "--ckpt", &format!("frozen_te={}", c("frozen_te")), "--pairs", &s(&inputs.join("fig11_negatives.jsonl")), "--label", "neg", "--config", &cfg, "--title", "World Fig 1.1: presence σ on broad negatives", "--out", &s(&p.join("fig11"))])?;
 
@@ -466,7 +476,6 @@ fn probes(r: &mut Runner, ck: &Checkpoints) -> Result<()> {
     r.cmd(&refs)?;
 
     // §6: activation drift vs base over the probe set's three prompt groups.
-    let w = r.layout.world();
     let points = format!("fusion.layers.{fus_last},decoder.layers.{dec_last}.q0,decoder.layers.{dec_last}.mean");
     let mut args: Vec<String> = vec!["probe".into(), "drift".into(), "--base".into(), c("base")];
     for l in ["frozen_te", "lvis_replay", "lvis_replay_n100", "lvis_replay_neg", "presence_only"] {

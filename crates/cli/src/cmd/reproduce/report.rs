@@ -304,6 +304,17 @@ pub fn write_report(l: &Layout, ck: &Checkpoints, m: &Measured, quick: bool) -> 
             runs.seeds.push(m.measures(&super::plan::seed_label(label, k)));
         }
     }
+    // B4: the base's text encoder on the narrow and broad vocabularies (probe vocab).
+    let vocab = read_json(&l.probes().join("vocab/vocab.json"))?;
+    let floats = |k: &str| -> Vec<f64> { vocab[k].as_array().map(|a| a.iter().filter_map(|v| v.as_f64()).collect()).unwrap_or_default() };
+    if let (Some(cn), Some(cb)) = (vocab["max_cos_narrow"].as_f64(), vocab["max_cos_broad"].as_f64()) {
+        sr.text_encoder = Some(sam3lab_study::TextEncoderCheck {
+            narrow_row_norms: floats("narrow_row_norms"),
+            broad_row_norms: floats("broad_row_norms"),
+            max_cos_narrow: cn,
+            max_cos_broad: cb,
+        });
+    }
     // The gate forced open on the base (control-gate-open): broad-eval neg_correct.
     let gate_open = read_json(&l.eval().join("base_gate_open/broad-eval.score.json"))?;
     sr.gate_open_base_neg_correct = gate_open["neg_correct"].as_f64();

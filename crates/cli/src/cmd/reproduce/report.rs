@@ -11,6 +11,9 @@ use serde_json::{Value, json};
 
 use super::{Checkpoints, Layout, Runner, s};
 
+/// B5's record (`data/world/b5.json`): the long unfrozen fine-tune of the shipped base.
+const B5_RECORD: &str = include_str!("../../../../../data/world/b5.json");
+
 fn read_json(p: &Path) -> Result<Value> {
     serde_json::from_str(&std::fs::read_to_string(p).with_context(|| p.display().to_string())?).with_context(|| p.display().to_string())
 }
@@ -303,6 +306,15 @@ pub fn write_report(l: &Layout, ck: &Checkpoints, m: &Measured, quick: bool) -> 
         for k in 1..ck.seeds {
             runs.seeds.push(m.measures(&super::plan::seed_label(label, k)));
         }
+    }
+    // B5: the long unfrozen fine-tune, run once and recorded with the base it started from; read
+    // only when that base is the one this run used.
+    let b5: Value = serde_json::from_str(B5_RECORD).context("data/world/b5.json")?;
+    if b5["base_sha256"].as_str() == Some(sam3lab_util::sha256_file(&l.base())?.as_str()) {
+        sr.long_unfrozen_narrow_iou = b5["narrow_pos_mean_iou"].as_f64();
+        sr.oracle_part_iou = b5["oracle_part_iou"].as_array().map(|a| {
+            a.iter().filter_map(|r| Some((r["phrase"].as_str()?.to_string(), r["best_query_iou"].as_f64()?))).collect()
+        });
     }
     // B4: the base's text encoder on the narrow and broad vocabularies (probe vocab).
     let vocab = read_json(&l.probes().join("vocab/vocab.json"))?;

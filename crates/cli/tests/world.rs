@@ -40,7 +40,15 @@ fn the_shipped_base_grounds_and_refuses_on_the_broad_domain() {
     let (base, cfg) = (root.join("data/world/base.safetensors"), root.join("data/world/config.json"));
     let t = tempfile::tempdir().unwrap();
     let world = t.path().join("world");
-    ok(&["world", "gen", "--out", &s(&world)]);
+    // The world the shipped base was pretrained on, and what was claimed for it: v1's measured
+    // numbers (docs/world.md), v2's base criteria B1 and B3 (issue 26).
+    let preset = std::fs::read_to_string(root.join("data/world/world-preset.txt")).unwrap().trim().to_string();
+    ok(&["world", "gen", "--out", &s(&world), "--preset", &preset]);
+    let (neg_min, det_min, iou_min, narrow) = match preset.as_str() {
+        "v1" => (0.85, 0.70, 0.40, 0.0..0.1),
+        "v2" => (0.90, 0.80, 0.55, 0.10..0.35),
+        p => panic!("data/world/world-preset.txt names an unknown preset {p}"),
+    };
     let score = |split: &str| -> serde_json::Value {
         let pred = t.path().join(format!("{split}.pred.json"));
         let out = t.path().join(format!("{split}.score.json"));
@@ -51,9 +59,10 @@ fn the_shipped_base_grounds_and_refuses_on_the_broad_domain() {
     let b = score("broad-eval");
     let f = |k: &str| b[k].as_f64().unwrap_or_else(|| panic!("{k} missing: {b}"));
     let detected = f("IL_TP") / (f("IL_TP") + f("IL_FN"));
-    assert!(f("neg_correct") >= 0.85, "neg_correct {}", f("neg_correct"));
-    assert!(detected >= 0.70, "positive detection {detected}");
-    assert!(f("pos_mean_IoU") >= 0.40, "pos_mean_IoU {}", f("pos_mean_IoU"));
+    assert!(f("neg_correct") >= neg_min, "neg_correct {}", f("neg_correct"));
+    assert!(detected >= det_min, "positive detection {detected}");
+    assert!(f("pos_mean_IoU") >= iou_min, "pos_mean_IoU {}", f("pos_mean_IoU"));
     let n = score("narrow-eval");
-    assert!(n["pos_mean_IoU"].as_f64().unwrap() < 0.1, "the base already knows the narrow parts: {n}");
+    let ni = n["pos_mean_IoU"].as_f64().unwrap();
+    assert!(narrow.contains(&ni), "narrow-eval pos_mean_IoU {ni} outside {narrow:?} ({preset}): {n}");
 }

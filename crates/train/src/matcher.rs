@@ -1,12 +1,10 @@
-//! Meta's matchers (`sam3/train/matcher.py`): `BinaryHungarianMatcherV2` (one-to-one, the
-//! assignment solved by `pathfinding`'s Kuhn–Munkres) and `BinaryOneToManyMatcher` (DAC's
-//! one-to-many: top-k quantile and threshold on `α·σ(logit) + (1−α)·IoU`).
+//! Meta's matchers (`sam3/train/matcher.py`): `BinaryHungarianMatcherV2` (one-to-one, solved by
+//! the project's one scipy-faithful solver, `sam3lab_eval::assign`) and `BinaryOneToManyMatcher`
+//! (DAC's one-to-many: top-k quantile and threshold on `α·σ(logit) + (1−α)·IoU`).
 //!
 //! Both run on host copies of the predictions (no gradient), in f32 with the reference's formulas,
 //! and return [`Indices`] in the reference's order.
 
-use pathfinding::kuhn_munkres::kuhn_munkres;
-use pathfinding::matrix::Matrix;
 use serde::{Deserialize, Serialize};
 
 use crate::targets::{Targets, cxcywh_to_xyxy};
@@ -102,35 +100,12 @@ impl Default for HungarianMatcher {
     }
 }
 
-/// Scale for turning f32 costs into the integers Kuhn–Munkres needs: 2⁻²⁴ resolution, far below
-/// any cost gap that decides an assignment (and below f32's own spacing at costs ≥ 1).
-const COST_SCALE: f64 = (1u64 << 24) as f64;
-
-/// Solve `min Σ cost` over a `rows × cols` cost matrix; returns (row, col) pairs sorted by row, as
-/// scipy's `linear_sum_assignment`.
+/// Solve `min Σ cost` over a `rows × cols` cost matrix; returns (row, col) pairs sorted by row. The
+/// one solver of the project (`sam3lab_eval::assign`, scipy's `linear_sum_assignment` step by step,
+/// so ties resolve as Meta's matcher resolves them); scipy takes the float32 matrix as float64 too.
 pub fn linear_sum_assignment(cost: &[f32], rows: usize, cols: usize) -> Vec<(usize, usize)> {
-    if rows == 0 || cols == 0 {
-        return vec![];
-    }
-    let to_w = |c: f32| -> i64 { (-(c as f64) * COST_SCALE).round() as i64 };
-    if rows <= cols {
-        let m = Matrix::from_vec(rows, cols, cost.iter().map(|&c| to_w(c)).collect()).expect("shape");
-        let (_, assign) = kuhn_munkres(&m);
-        assign.into_iter().enumerate().collect()
-    } else {
-        // Transpose so that rows ≤ columns.
-        let mut t = Vec::with_capacity(rows * cols);
-        for c in 0..cols {
-            for r in 0..rows {
-                t.push(to_w(cost[r * cols + c]));
-            }
-        }
-        let m = Matrix::from_vec(cols, rows, t).expect("shape");
-        let (_, assign) = kuhn_munkres(&m);
-        let mut pairs: Vec<(usize, usize)> = assign.into_iter().enumerate().map(|(c, r)| (r, c)).collect();
-        pairs.sort();
-        pairs
-    }
+    let c: Vec<f64> = cost.iter().map(|&v| v as f64).collect();
+    sam3lab_eval::assign::linear_sum_assignment(&c, rows, cols)
 }
 
 impl HungarianMatcher {

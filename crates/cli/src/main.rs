@@ -63,6 +63,9 @@ enum Cmd {
     World(cmd::world::Args),
     /// The post's whole story on the embedded world: recipes, evaluation, probes, figures, REPORT.md.
     Reproduce(cmd::reproduce::Args),
+    /// Merge the shards of a split run (`eval predict --shard K/N`) into what the unsharded run
+    /// writes, byte for byte, after checking that they come from one run.
+    Merge(cmd::merge::Args),
 }
 
 /// Whether a panic message is `print!`/`println!` failing on a closed stdout pipe.
@@ -192,6 +195,7 @@ fn run() -> ExitCode {
         Cmd::Bench(a) => sam3lab_bench::run(a),
         Cmd::World(a) => cmd::world::run(a),
         Cmd::Reproduce(a) => cmd::reproduce::run(a),
+        Cmd::Merge(a) => cmd::merge::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -116,6 +116,7 @@ pub mod predict;
 pub mod refusal;
 pub mod rle;
 pub mod score;
+pub mod shard;
 pub mod subsample;
 
 /// Re-exported so callers can build [`Detection`] masks without naming the crate themselves.

@@ -56,6 +56,9 @@ pub struct PredictConfig {
     pub subsample: Option<crate::subsample::Subsample>,
     /// Extra provenance written into `<out>.meta.json` (e.g. the intervention applied).
     pub extra_meta: Vec<(String, serde_json::Value)>,
+    /// Run only this shard's images ([`crate::shard`]; `<out>` is then a shard file for
+    /// [`crate::shard::merge`]).
+    pub shard: Option<crate::shard::Shard>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,6 +80,8 @@ struct PartialHeader {
     threshold: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     subsample: Option<crate::subsample::Subsample>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shard: Option<crate::shard::Shard>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -278,6 +283,17 @@ where
         });
         groups[g].1.push(i);
     }
+    // A shard keeps every N-th image (with all its phrases) and only those images' entries.
+    let all_selected = selected.clone();
+    let (groups, selected) = match cfg.shard {
+        None => (groups, selected),
+        Some(sh) => {
+            let groups: Vec<(String, Vec<usize>)> = groups.into_iter().enumerate().filter(|(g, _)| sh.owns(*g)).map(|(_, x)| x).collect();
+            let mine: std::collections::HashSet<usize> = groups.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+            let selected = selected.into_iter().filter(|i| mine.contains(i)).collect();
+            (groups, selected)
+        }
+    };
 
     let header = PartialHeader {
         sam3lab_partial_predictions: 1,
@@ -285,6 +301,7 @@ where
         model: cfg.model_identity.clone(),
         threshold: cfg.threshold,
         subsample: cfg.subsample,
+        shard: cfg.shard,
     };
     let partial = partial_path(&cfg.out);
     let mut done = if partial.exists() {
@@ -431,12 +448,22 @@ where
             "n": sub.n,
             "seed": sub.seed,
             "candidates": crate::subsample::Subsample::candidates(&gt),
-            "chosen": selected.len(),
-            "image_ids": selected.iter().map(|&i| gt.images[i].id).collect::<Vec<_>>(),
+            "chosen": all_selected.len(),
+            "image_ids": all_selected.iter().map(|&i| gt.images[i].id).collect::<Vec<_>>(),
         });
     }
     for (k, v) in &cfg.extra_meta {
         meta[k.as_str()] = v.clone();
+    }
+    if let Some(sh) = &cfg.shard {
+        // The whole run's entry order and this shard's entries, for `merge`; the whole run's count.
+        meta["num_entries"] = all_selected.len().into();
+        meta["shard"] = serde_json::json!({
+            "k": sh.k,
+            "n": sh.n,
+            "entry_ids": all_selected.iter().map(|&i| gt.images[i].id).collect::<Vec<_>>(),
+            "own_ids": selected.iter().map(|&i| gt.images[i].id).collect::<Vec<_>>(),
+        });
     }
     write_atomic(
         &meta_path(&cfg.out),

@@ -114,6 +114,7 @@ fn config(dir: &Path, gt: &Path) -> PredictConfig {
         progress: false,
         subsample: None,
         extra_meta: vec![],
+        shard: None,
     }
 }
 
@@ -313,4 +314,48 @@ fn only_exhaustive_skips_entries_the_scorer_ignores() {
     .unwrap();
     assert_eq!(s.entries, 4);
     assert!(!phrases_seen.contains(&"bird".to_string()));
+}
+
+/// Three shards + merge write what the unsharded run writes, byte for byte (predictions and meta);
+/// each image is run by exactly one shard; mismatched or missing shards are refused by name.
+#[test]
+fn three_shards_merge_to_the_unsharded_bytes() {
+    use sam3lab_eval::shard::{Shard, merge};
+    let dir = tempfile::tempdir().unwrap();
+    let gt = setup(dir.path());
+    let whole = config(dir.path(), &gt);
+    predict(&whole, fake).unwrap();
+    let mut files = vec![];
+    let mut calls = 0;
+    for k in 0..3 {
+        let out = dir.path().join(format!("pred.shard{k}.json"));
+        let cfg = PredictConfig { out: out.clone(), shard: Some(Shard { k, n: 3 }), ..config(dir.path(), &gt) };
+        let s = predict(&cfg, |img, phrases| {
+            calls += 1;
+            fake(img, phrases)
+        })
+        .unwrap();
+        assert!(s.model_calls <= 1, "shard {k} ran {} images", s.model_calls);
+        files.push(out);
+    }
+    assert_eq!(calls, 3, "each of the 3 images in exactly one shard");
+    let merged = dir.path().join("merged.json");
+    let m = merge(&files, &merged).unwrap();
+    assert_eq!(m.shards, 3);
+    let read = |p: &std::path::Path| std::fs::read(p).unwrap();
+    assert_eq!(read(&merged), read(&whole.out));
+    assert_eq!(read(&sam3lab_eval::predict::meta_path(&merged)), read(&sam3lab_eval::predict::meta_path(&whole.out)));
+    // A missing shard, a shard given twice, and a shard of another run are refused.
+    let e = merge(&files[..2], &dir.path().join("m2.json")).unwrap_err().to_string();
+    assert!(e.contains("shard 2/3 is missing"), "{e}");
+    let e = merge(&[files[0].clone(), files[0].clone(), files[2].clone()], &dir.path().join("m3.json")).unwrap_err().to_string();
+    assert!(e.contains("given twice"), "{e}");
+    let other = dir.path().join("other.shard1.json");
+    let cfg = PredictConfig { out: other.clone(), threshold: 0.5, shard: Some(Shard { k: 1, n: 3 }), ..config(dir.path(), &gt) };
+    predict(&cfg, fake).unwrap();
+    let e = merge(&[files[0].clone(), other, files[2].clone()], &dir.path().join("m4.json")).unwrap_err().to_string();
+    assert!(e.contains("different runs") && e.contains("threshold"), "{e}");
+    // The unsharded file is no shard.
+    let e = merge(&[whole.out.clone()], &dir.path().join("m5.json")).unwrap_err().to_string();
+    assert!(e.contains("not a shard"), "{e}");
 }

@@ -104,6 +104,7 @@ fn predict_runs_and_score_scores_only_the_subsample() {
         progress: false,
         subsample: Some(sub),
         extra_meta: vec![("intervention".into(), serde_json::json!([{"kind": "zero"}]))],
+        shard: None,
     };
     let mut phrases_run = Vec::new();
     let summary = predict(&cfg("a.json"), |img, ph| {

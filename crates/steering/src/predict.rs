@@ -30,11 +30,13 @@ pub struct PredictOptions {
     /// Draw a progress bar on stderr.
     pub progress: bool,
     pub device: Device,
+    /// Run only this shard of the images (`--shard K/N`; merge the shards with `sam3lab merge`).
+    pub shard: Option<sam3lab_eval::shard::Shard>,
 }
 
 impl Default for PredictOptions {
     fn default() -> Self {
-        Self { threshold: 0.3, only_exhaustive: false, hooks: Vec::new(), subsample: None, progress: true, device: Device::flex() }
+        Self { threshold: 0.3, only_exhaustive: false, hooks: Vec::new(), subsample: None, progress: true, device: Device::flex(), shard: None }
     }
 }
 
@@ -93,6 +95,7 @@ pub fn predict_to_file(
         progress: opts.progress,
         subsample: opts.subsample,
         extra_meta,
+        shard: opts.shard,
     };
     let threshold = opts.threshold as f32;
     let summary = sam3lab_eval::predict(&cfg, |img, phrases| {

@@ -120,6 +120,10 @@ struct PredictArgs {
     /// Seed of --subsample.
     #[arg(long, default_value_t = 0, requires = "subsample")]
     seed: u64,
+    /// Run only shard K of N (every N-th image, each with all its phrases): launch the N commands
+    /// anywhere (a Slurm array, `xargs -P`, one per GPU), then `sam3lab merge --out F SHARDS…`.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<sam3lab_eval::shard::Shard>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
@@ -233,6 +237,7 @@ fn predict(a: PredictArgs) -> anyhow::Result<u8> {
         subsample: a.subsample.map(|n| sam3lab_eval::Subsample { n, seed: a.seed }),
         progress: true,
         device: device_from_name(&a.device)?,
+        shard: a.shard,
     };
     let summary = predict_to_file(&a.ckpt, a.config.as_deref(), &a.gt, &a.images, &a.out, &opts)?;
     println!(

@@ -3,6 +3,7 @@
 pub mod eval;
 pub mod figures;
 pub mod hooks;
+pub mod merge;
 pub mod parity;
 pub mod probe;
 pub mod reproduce;

@@ -36,7 +36,7 @@ fn main() {
         let head = PresenceHead::new(d, &device);
         let names: BTreeSet<String> = params::list(&head, HEAD_PREFIX).into_iter().map(|p| p.name).collect();
         let count: usize = params::list(&head, HEAD_PREFIX).iter().map(|p| p.shape.iter().product::<usize>()).sum();
-        let settings = TrainSettings { steps: 1000, lr: 1e-4, pos_weight: 1.0, batch, seed: 0, log_every: 1000, device: device.clone() };
+        let settings = TrainSettings { steps: 1000, save_at: vec![], lr: 1e-4, pos_weight: 1.0, batch, seed: 0, log_every: 1000, device: device.clone() };
         let t = Instant::now();
         let (_, traj) = train_cached(&settings, head, &names, &q0, &labels, &ProgressBar::hidden()).unwrap();
         let secs = t.elapsed().as_secs_f64();

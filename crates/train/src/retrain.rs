@@ -77,6 +77,9 @@ pub struct RetrainRequest {
     /// a temporary directory next to `out` after their one trunk + neck run and read back from it.
     pub max_cached_images: usize,
     pub out: PathBuf,
+    /// Also write the checkpoint after each of these steps (< `steps`), as `step_{N:06}.safetensors`
+    /// beside `out` (a trajectory of checkpoints, e.g. the post's Table 5.1).
+    pub save_at: Vec<usize>,
     pub device: Device,
 }
 
@@ -84,6 +87,8 @@ pub struct RetrainRequest {
 #[derive(Clone, Debug)]
 pub struct TrainSettings {
     pub steps: usize,
+    /// Steps after which the trained values are kept (see [`RetrainRequest::save_at`]).
+    pub save_at: Vec<usize>,
     pub lr: f64,
     pub pos_weight: f64,
     pub batch: usize,
@@ -96,6 +101,7 @@ impl RetrainRequest {
     pub fn settings(&self) -> TrainSettings {
         TrainSettings {
             steps: self.steps,
+            save_at: self.save_at.clone(),
             lr: self.lr,
             pos_weight: self.pos_weight,
             batch: self.batch,
@@ -278,6 +284,12 @@ fn check(req: &RetrainRequest) -> Result<()> {
     if req.log_every == 0 {
         return Err(TrainError::Usage("--log-every must be ≥ 1".into()));
     }
+    if let Some(&s) = req.save_at.iter().find(|&&s| s == 0 || s >= req.steps) {
+        return Err(TrainError::Usage(format!("--save-at {s} must be in 1..{} (the last step is --out itself)", req.steps)));
+    }
+    if req.save_at.iter().any(|&s| intermediate_path(&req.out, s) == req.out) {
+        return Err(TrainError::Usage(format!("--out {} is named like a --save-at checkpoint (step_N.safetensors); give it another name", req.out.display())));
+    }
     for l in [Label::Pos, Label::Neg] {
         if req.pairs.count(l) == 0 {
             return Err(TrainError::input(&req.pairs.path, format!("no `{}` pair: a balanced BCE needs both labels", l.as_str())));
@@ -313,7 +325,7 @@ pub fn run(req: &RetrainRequest, progress: &ProgressBar) -> Result<(RetrainRepor
     let matched: BTreeSet<String> = all_names.iter().filter(|n| globs.matches(n)).cloned().collect();
 
     let mut timing = Timing::default();
-    let (trained, frozen_by_cached, values, trajectory) = if req.cached {
+    let (trained, frozen_by_cached, (values, saved), trajectory) = if req.cached {
         let head = PresenceHead::of(&loaded.predictor.model);
         let head_names: BTreeSet<String> = params::list(&head, HEAD_PREFIX).into_iter().map(|p| p.name).collect();
         let trained: BTreeSet<String> = matched.intersection(&head_names).cloned().collect();
@@ -341,6 +353,9 @@ pub fn run(req: &RetrainRequest, progress: &ProgressBar) -> Result<(RetrainRepor
     let t2 = Instant::now();
     let input_weights = PathBuf::from(&loaded.record.weights);
     let (out_sha, trained_info) = write_checkpoint(&input_weights, &req.out, &trained, &values)?;
+    for (step, v) in &saved {
+        write_checkpoint(&input_weights, &intermediate_path(&req.out, *step), &trained, v)?;
+    }
     let mut manifest = Manifest::new("sam3lab retrain", req.seed);
     model::describe(&mut manifest, &[&loaded], req.config.as_deref())?;
     manifest.points = if req.cached { vec![q0_point(&loaded)] } else { vec!["presence_logit".into()] };
@@ -386,6 +401,11 @@ pub fn run(req: &RetrainRequest, progress: &ProgressBar) -> Result<(RetrainRepor
     Ok((report, timing))
 }
 
+/// Where `--save-at N` writes: `step_{N:06}.safetensors` in `out`'s directory.
+pub fn intermediate_path(out: &Path, step: usize) -> PathBuf {
+    out.with_file_name(format!("step_{step:06}.safetensors"))
+}
+
 fn q0_point(m: &model::Loaded) -> String {
     format!("decoder.layers.{}.q0", m.predictor.model.config.decoder.num_layers - 1)
 }
@@ -412,6 +432,8 @@ pub fn capture_q0(m: &model::Loaded, pairs: &Pairs, progress: &ProgressBar) -> R
 }
 
 type Values = Vec<(String, Vec<usize>, Vec<f32>)>;
+/// The trained values kept after each `save_at` step.
+type Saved = Vec<(usize, Values)>;
 
 /// torch's Adam defaults (burn's default ε is 1e-5).
 fn adam() -> AdamConfig {
@@ -431,7 +453,7 @@ pub fn train_cached(
     q0: &[Vec<f32>],
     labels: &[Label],
     progress: &ProgressBar,
-) -> Result<(Values, Vec<TrajectoryRow>)> {
+) -> Result<((Values, Saved), Vec<TrajectoryRow>)> {
     let n = q0.len();
     let d = q0[0].len();
     let plain = req.device.clone();
@@ -449,6 +471,7 @@ pub fn train_cached(
         trajectory_row(step, &logits, labels, req.pos_weight)
     };
     let mut traj = vec![eval(&head, 0)];
+    let mut saved = vec![];
     progress.set_length(req.steps as u64);
     progress.set_position(0);
     progress.set_message("training (cached q0)");
@@ -471,9 +494,12 @@ pub fn train_cached(
         if log_step(step, req) {
             traj.push(eval(&head, step));
         }
+        if req.save_at.contains(&step) && step < req.steps {
+            saved.push((step, params::values(&head.valid(), HEAD_PREFIX, trained)));
+        }
         progress.inc(1);
     }
-    Ok((params::values(&head.valid(), HEAD_PREFIX, trained), traj))
+    Ok(((params::values(&head.valid(), HEAD_PREFIX, trained), saved), traj))
 }
 
 /// Per-pair inputs of the full mode: which image and which prompt.
@@ -664,7 +690,7 @@ fn train_full(
     labels: &[Label],
     progress: &ProgressBar,
     timing: &mut Timing,
-) -> Result<(Values, Vec<TrajectoryRow>, f64)> {
+) -> Result<((Values, Saved), Vec<TrajectoryRow>, f64)> {
     let t0 = Instant::now();
     let plain_model = &loaded.predictor.model;
     let device = req.device.clone();
@@ -696,6 +722,7 @@ fn train_full(
     };
     progress.set_message("encoding + step 0");
     let mut traj = vec![eval(plain_model, 0, &mut src)?];
+    let mut saved = vec![];
     let prep = t0.elapsed().as_secs_f64();
     let mut ad = params::set_trainable(plain_model.clone(), "", &|name| trained.contains(name)).train();
     let mut optim = adam().init();
@@ -722,12 +749,15 @@ fn train_full(
             let v = ad.valid();
             traj.push(eval(&v, step, &mut src)?);
         }
+        if req.save_at.contains(&step) && step < req.steps {
+            saved.push((step, params::values(&ad.valid(), "", trained)));
+        }
         progress.inc(1);
     }
     timing.image_encodes = src.encodes;
     timing.spilled_images = src.spilled.len();
     timing.spilled_bytes = src.spilled_bytes;
-    Ok((params::values(&ad.valid(), "", trained), traj, prep))
+    Ok(((params::values(&ad.valid(), "", trained), saved), traj, prep))
 }
 
 /// Copy `input` to `out` tensor by tensor, replacing the `trained` ones with `values` (encoded in the

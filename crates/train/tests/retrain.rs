@@ -60,6 +60,7 @@ fn retrain_req(s: &Setup, out: &Path, cached: bool, train: &[&str], steps: usize
         log_every: 5,
         max_cached_images: 64,
         out: out.to_path_buf(),
+        save_at: vec![],
         device: dev(),
     }
 }
@@ -175,4 +176,26 @@ fn full_retrain_encodes_each_image_once_and_spills_the_overflow() {
         .filter(|n| n.contains("spill-"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// `save_at`: the checkpoint written after step k of a longer run equals a run of k steps (same
+/// seed: the sampling and the optimiser's path do not depend on the total), in both modes.
+#[test]
+fn save_at_writes_the_k_step_checkpoint() {
+    let s = setup(2);
+    for cached in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let glob: &[&str] = &["transformer.decoder.presence_token*"];
+        let long = dir.path().join("long/final.safetensors");
+        std::fs::create_dir_all(long.parent().unwrap()).unwrap();
+        let req = RetrainRequest { save_at: vec![3], ..retrain_req(&s, &long, cached, glob, 6) };
+        retrain::run(&req, &ProgressBar::hidden()).unwrap();
+        let short = dir.path().join("short.safetensors");
+        retrain::run(&retrain_req(&s, &short, cached, glob, 3), &ProgressBar::hidden()).unwrap();
+        let mid = retrain::intermediate_path(&long, 3);
+        assert_eq!(tensors(&mid), tensors(&short), "cached {cached}: step 3 of 6 differs from a 3-step run");
+        assert_ne!(tensors(&mid), tensors(&long), "cached {cached}");
+        let bad = RetrainRequest { save_at: vec![6], ..retrain_req(&s, &long, cached, glob, 6) };
+        assert!(retrain::run(&bad, &ProgressBar::hidden()).unwrap_err().to_string().contains("--save-at 6"));
+    }
 }

@@ -57,6 +57,10 @@ pub struct Args {
     /// Output checkpoint (.safetensors); the manifest and trajectory are written next to it.
     #[arg(long, value_name = "FILE.safetensors")]
     out: PathBuf,
+    /// Also write the checkpoint after these steps (comma-separated, each < --steps) as
+    /// step_NNNNNN.safetensors in --out's directory: a trajectory of checkpoints (Table 5.1).
+    #[arg(long, value_delimiter = ',', value_name = "STEP,…")]
+    save_at: Vec<usize>,
 }
 
 pub fn run(a: Args) -> anyhow::Result<u8> {
@@ -75,6 +79,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         log_every: a.log_every.unwrap_or((a.steps / 20).max(1)),
         max_cached_images: a.max_cached_images,
         out: a.out.clone(),
+        save_at: a.save_at.clone(),
         device: sam3lab_model::device::device_from_name(&a.device)?,
     };
     let pb = super::probe::bar("retrain");

@@ -446,8 +446,45 @@ fn train(r: &mut Runner, rp: &RecipePlan, all: &[RecipePlan], quick: bool, retra
         if r.force && dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }
+        if rp.shipped == "presence_only" {
+            return presence_only(r, &recipe, &start, &dir, rp.steps, device, quick);
+        }
         r.sam3lab(&["train".into(), "--recipe".into(), s(&recipe), "--out".into(), s(&dir), "--device".into(), device], true)
     })
+}
+
+/// presence_only as the post ran it (§5): Adam on a balanced BCE of the presence logit, only the
+/// presence token and head trainable — `sam3lab retrain`, not the fine-tuning objective. Its settings
+/// (steps, rate, seed, batch, trained tensors, checkpoints, data) come from the adapted recipe, the
+/// one place they are written down; the pairs are the recipe's narrow positives and negatives.
+fn presence_only(r: &mut Runner, recipe: &Path, start: &Path, dir: &Path, steps: usize, device: String, quick: bool) -> Result<()> {
+    let t: toml::Table = toml::from_str(&std::fs::read_to_string(recipe)?).with_context(|| s(recipe))?;
+    let num = |k: &str| t.get(k).and_then(|v| v.as_integer()).with_context(|| format!("{}: no `{k}`", s(recipe)));
+    let lr = t.get("optim").and_then(|o| o.get("lr")).and_then(|v| v.as_float()).with_context(|| format!("{}: no optim.lr", s(recipe)))?;
+    let globs: Vec<String> = t
+        .get("freeze")
+        .and_then(|f| f.get("train"))
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|g| g.as_str().map(String::from)).collect())
+        .with_context(|| format!("{}: no freeze.train", s(recipe)))?;
+    let save_at: Vec<String> = t
+        .get("checkpoints")
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|c| c.as_integer()).filter(|&c| (c as usize) < steps).map(|c| c.to_string()).collect())
+        .unwrap_or_default();
+    let pairs = report::write_presence_only_pairs(&r.layout, quick)?;
+    std::fs::create_dir_all(dir)?;
+    let mut args: Vec<String> = ["retrain", "--ckpt", &s(start), "--config", &s(&r.layout.config()), "--train", &globs.join(","), "--pairs", &s(&pairs)]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    args.extend(["--steps".into(), steps.to_string(), "--lr".into(), lr.to_string(), "--batch".into(), num("batch_size")?.to_string()]);
+    args.extend(["--seed".into(), num("seed")?.to_string(), "--log-every".into(), steps.to_string(), "--device".into(), device]);
+    if !save_at.is_empty() {
+        args.extend(["--save-at".into(), save_at.join(",")]);
+    }
+    args.extend(["--out".into(), s(&r.layout.step("presence_only", steps))]);
+    r.sam3lab(&args, true)
 }
 
 /// Every probe of the post on the world's checkpoints.

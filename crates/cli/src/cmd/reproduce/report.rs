@@ -73,6 +73,21 @@ pub fn write_inputs(l: &Layout, quick: bool) -> Result<()> {
     Ok(())
 }
 
+/// presence_only's training pairs (`sam3lab retrain --pairs`): narrow-train positives and
+/// narrow-negatives' absent part names, at most 600 of each (the first ones: the splits are already
+/// shuffled by the generator), written to `inputs/presence_only_pairs.jsonl`.
+pub fn write_presence_only_pairs(l: &Layout, quick: bool) -> Result<PathBuf> {
+    let (w, dir) = (l.world(), l.inputs());
+    let n = if quick { 16 } else { 600 };
+    let pos = entries(&w, "narrow-train")?;
+    let neg = entries(&w, "narrow-negatives")?;
+    let text = jsonl(pos.iter().filter(|e| e.positive).take(n)) + &jsonl(neg.iter().filter(|e| !e.positive).take(n));
+    std::fs::create_dir_all(&dir)?;
+    let p = dir.join("presence_only_pairs.jsonl");
+    sam3lab_util::write_atomic(&p, text.as_bytes())?;
+    Ok(p)
+}
+
 /// The `n` heads `probe heads` ranked first, as hook names.
 pub fn top_heads(heads_json: &Path, n: usize) -> Result<Vec<String>> {
     let v = read_json(heads_json)?;
@@ -194,7 +209,8 @@ pub fn figures(r: &mut Runner, ck: &Checkpoints, m: &Measured) -> Result<()> {
         let refs: Vec<&str> = c.iter().map(String::as_str).collect();
         r.cmd(&refs)?;
     }
-    for name in ck.by_label.keys().filter(|l| *l != "base") {
+    // presence_only is `retrain` (no loss.csv); its trajectory is Table 5.1.
+    for name in ck.by_label.keys().filter(|l| *l != "base" && *l != "presence_only") {
         let csv = s(&r.layout.train(name).join("loss.csv"));
         r.cmd(&["figures", "--from", &csv, "--kind", "train-curves", "--name", &format!("train_{name}"), "--out", &w])?;
     }

@@ -275,6 +275,9 @@ impl Decoder {
             );
             let new_ref = boxes.refine(self.bbox_embed.forward(hs.clone()));
             let new_ref = hooks.tap(|| format!("decoder.layers.{i}.pred_boxes"), new_ref);
+            if hooks.is_active() && hooks.edits(&format!("decoder.layers.{i}.pred_boxes")) {
+                boxes.replace_refined(new_ref.clone()); // edited refined boxes are the next layer's reference
+            }
             let pl = self
                 .presence_token_head
                 .forward(self.presence_token_out_norm.forward(pres.clone()))
@@ -365,6 +368,13 @@ impl BoxChain {
     /// A hook replaced the conditioning box: it also feeds the layer's box output.
     pub fn edit(&mut self, boxes: Tensor<3>) {
         self.cond = boxes.clone();
+        self.chain = boxes;
+    }
+
+    /// A hook replaced the layer's refined boxes: they become the next layer's reference (its
+    /// conditioning, detached, and the chain its box output is refined from).
+    pub fn replace_refined(&mut self, boxes: Tensor<3>) {
+        self.cond = boxes.clone().detach();
         self.chain = boxes;
     }
 

@@ -27,7 +27,7 @@ pub fn device_from_name(name: &str) -> Result<Device, ModelError> {
     let (kind, index) = match lower.split_once(':') {
         Some((k, i)) => {
             let n = i.parse::<usize>().map_err(|_| {
-                ModelError::Device(format!("device `{name}`: `{i}` is not a GPU index (e.g. `{k}:0`, `{k}:1`)"))
+                ModelError::Device(format!("`{name}`: `{i}` is not a GPU index (e.g. `{k}:0`, `{k}:1`)"))
             })?;
             (k, Some(n))
         }
@@ -42,14 +42,14 @@ pub fn device_from_name(name: &str) -> Result<Device, ModelError> {
             tune_cpu_allocator();
             Ok(Device::flex())
         }
-        "cpu" | "flex" => Err(ModelError::Device(format!("device `{name}`: the CPU takes no index (use `cpu`)"))),
+        "cpu" | "flex" => Err(ModelError::Device(format!("`{name}`: the CPU takes no index (use `cpu`)"))),
         "wgpu" => wgpu_device(index.unwrap_or(0)).ok_or_else(|| {
-            ModelError::Device(format!("device `{name}` needs a build with `--features wgpu` ({})", has()))
+            ModelError::Device(format!("`{name}` needs a build with `--features wgpu` ({})", has()))
         }),
         "cuda" => cuda_device(index.unwrap_or(0)).ok_or_else(|| {
-            ModelError::Device(format!("device `{name}` needs a build with `--features cuda` ({})", has()))
+            ModelError::Device(format!("`{name}` needs a build with `--features cuda` ({})", has()))
         }),
-        _ => Err(ModelError::Device(format!("unknown device `{name}` (valid: {}; {})", DEVICE_NAMES.join(", "), has()))),
+        _ => Err(ModelError::Device(format!("`{name}` is not a device name (valid: {}; {})", DEVICE_NAMES.join(", "), has()))),
     }
 }
 
@@ -133,7 +133,7 @@ mod tests {
         assert!(device_from_name("cpu").is_ok());
         assert!(device_from_name("FLEX").is_ok());
         let e = device_from_name("tpu").unwrap_err().to_string();
-        assert!(e.contains("tpu") && e.contains("cuda"), "{e}");
+        assert!(e.contains("tpu") && e.contains("cuda") && e.contains("not a device"), "{e}");
         #[cfg(not(feature = "cuda"))]
         for n in ["cuda", "cuda:1", "CUDA:0"] {
             let e = device_from_name(n).unwrap_err().to_string();

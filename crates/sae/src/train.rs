@@ -114,6 +114,10 @@ pub struct TrainConfig {
     /// The AuxK coefficient α (OpenAI: 1/32).
     #[serde(default = "default_aux_coeff")]
     pub aux_coeff: f64,
+    /// Where to train (default: the CPU). Not recorded in `sae.json`: the device changes no result
+    /// beyond float rounding.
+    #[serde(skip)]
+    pub device: Option<Device>,
 }
 
 impl TrainConfig {
@@ -138,6 +142,7 @@ impl TrainConfig {
             resample_encoder_scale: DEFAULT_RESAMPLE_ENCODER_SCALE,
             aux_k: None,
             aux_coeff: DEFAULT_AUX_COEFF,
+            device: None,
         }
     }
 
@@ -366,7 +371,8 @@ fn train_impl(rows: &[f32], d: usize, cfg: &TrainConfig, init: Option<&SaeWeight
     // The resampling draws have their own stream, so turning resampling on or off leaves the
     // minibatch order unchanged.
     let mut rs_rng = Rng::new(cfg.seed ^ 0x7E5A_4D91_0B1C_2F33);
-    let device = Device::flex().autodiff();
+    let base = cfg.device.clone().unwrap_or_else(Device::flex);
+    let device = base.clone().autodiff();
     let mut params = SaeParams::new(&init, &device);
     params.w_dec = params.w_dec.map(|t| Tensor::from_inner(unit_rows(t.inner())).require_grad());
     let adam = AdamConfig::new()
@@ -385,7 +391,7 @@ fn train_impl(rows: &[f32], d: usize, cfg: &TrainConfig, init: Option<&SaeWeight
     let mut win = [0f64; 5]; // loss, recon, l1, l0, aux sums over the window
     let mut win_steps = 0usize;
     let mut win_resampled = 0usize;
-    let mut fired = Tensor::<2>::zeros([1, m], &Device::flex());
+    let mut fired = Tensor::<2>::zeros([1, m], &base);
     // Rows seen since each latent last fired (in whole minibatches).
     let mut since = vec![0u64; m];
 
@@ -488,7 +494,7 @@ fn train_impl(rows: &[f32], d: usize, cfg: &TrainConfig, init: Option<&SaeWeight
             win = [0.0; 5];
             win_steps = 0;
             win_resampled = 0;
-            fired = Tensor::<2>::zeros([1, m], &Device::flex());
+            fired = Tensor::<2>::zeros([1, m], &base);
         }
     }
 

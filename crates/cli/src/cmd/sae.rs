@@ -106,6 +106,9 @@ struct TrainArgs {
     /// Seed of the initialisation and the row sampling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Where to train: cpu (default), wgpu[:N] or cuda[:N] (a build with that feature).
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// Ramp the L1 coefficient from 0 over this many steps.
     #[arg(long, default_value_t = 0)]
     l1_warmup: usize,
@@ -203,6 +206,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
 }
 
 fn train(a: TrainArgs) -> anyhow::Result<u8> {
+    let device = sam3lab_model::device::device_from_name(&a.device)?; // before reading any activation
     let sparsity = match (a.l1, a.topk) {
         (Some(coeff), None) => Sparsity::L1 { coeff },
         (None, Some(k)) => Sparsity::Topk { k },
@@ -223,6 +227,7 @@ fn train(a: TrainArgs) -> anyhow::Result<u8> {
     cfg.lr = a.lr;
     cfg.batch = a.batch;
     cfg.seed = a.seed;
+    cfg.device = Some(device);
     cfg.l1_warmup_steps = a.l1_warmup;
     cfg.normalize = !a.no_normalize;
     cfg.project_decoder_grad = !a.no_project_grad;

@@ -195,6 +195,9 @@ pub fn adapt(text: &str, steps: usize, world: &Path, config: &Path, start: &Path
     if let Some(e) = t.get_mut("eval").and_then(|d| d.as_table_mut()) {
         rebase(e.get_mut("gt").context("eval without gt")?)?;
         e.insert("every".into(), (steps / 4).max(1).into());
+        // The in-run evaluation only lets a run be watched (the report's numbers come from the
+        // eval stage on every pair): its first 300 pairs are enough, and cost a fifth of broad-eval.
+        e.insert("max_pairs".into(), 300.into());
         if quick {
             e.insert("batch".into(), 4.into());
         }

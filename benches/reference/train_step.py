@@ -108,13 +108,26 @@ def no_act_ckpt():
         importlib.import_module(f"sam3.model.{name}").activation_ckpt_wrapper = wrapper
 
 
+def train_forward(model, pixels, texts, find, target):
+    """What Sam3Image.forward(batch) does in train mode (no interactive steps): forward_image +
+    forward_text + forward_grounding with the find targets (the model runs its o2o matching), the
+    geometric prompt taken from the find stage's boxes."""
+    from sam3.model.geometry_encoders import Prompt
+    backbone_out = {"img_batch_all_stages": pixels}
+    backbone_out.update(model.backbone.forward_image(pixels))
+    backbone_out.update(model.backbone.forward_text(texts, device="cpu"))
+    prompt = Prompt(box_embeddings=find.input_boxes, box_mask=find.input_boxes_mask,
+                    box_labels=find.input_boxes_label)
+    return model.forward_grounding(backbone_out=backbone_out, find_input=find, find_target=target,
+                                   geometric_prompt=prompt.clone())
+
+
 def build_step(args):
     """The model, batch, loss and optimizer of the training fixture; returns once(), which runs one
     timed step and returns its stage times, and `last`, where once() leaves the step's loss dict."""
     C.setup(args)
     from safetensors.torch import load_file
     from sam3.model.data_misc import BatchedFindTarget, FindStage
-    from sam3.model.geometry_encoders import Prompt
     from sam3.model.model_misc import SAM3Output
     from sam3.train.loss.sam3_loss import Sam3LossWrapper
 
@@ -151,13 +164,7 @@ def build_step(args):
     def once():
         # forward: what Sam3Image.forward(batch) does in train mode (no interactive steps)
         t = C.timer()
-        backbone_out = {"img_batch_all_stages": pixels}
-        backbone_out.update(model.backbone.forward_image(pixels))
-        backbone_out.update(model.backbone.forward_text(texts, device="cpu"))
-        prompt = Prompt(box_embeddings=find.input_boxes, box_mask=find.input_boxes_mask,
-                        box_labels=find.input_boxes_label)
-        out = model.forward_grounding(backbone_out=backbone_out, find_input=find, find_target=target,
-                                      geometric_prompt=prompt.clone())
+        out = train_forward(model, pixels, texts, find, target)
         stages = SAM3Output(iter_mode=SAM3Output.IterMode.LAST_STEP_PER_STAGE)
         stages.append([out])
         forward_ms = t()

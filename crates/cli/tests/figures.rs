@@ -30,10 +30,16 @@ fn text(o: &Output) -> String {
 #[test]
 fn published_figures_match_the_committed_ones() {
     let out = tempfile::tempdir().unwrap();
+    // Sources are written relative to --root, the repository: the same bytes wherever the
+    // repository and the temporary directory live (without it, the default root is the deepest
+    // directory holding both, which depends on the machine's layout).
+    let repo = root();
     let o = sam3lab(&[
         "figures",
         "--data",
         "data/post02",
+        "--root",
+        repo.to_str().unwrap(),
         "--out",
         out.path().to_str().unwrap(),
     ]);

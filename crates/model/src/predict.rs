@@ -390,6 +390,7 @@ impl Predictor {
                 m.image = image.describe().into();
                 m.prompt = text.prompt.clone();
                 m.hook_spec = spec.describe();
+                m.sam3lab_version = env!("CARGO_PKG_VERSION").to_string();
                 runs.push((out, cache));
             }
         }

@@ -2,37 +2,13 @@
 
 import json
 import os
-import struct
 
 import numpy as np
 import pytest
 
 import sam3lab
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-FIXTURE = os.path.join(ROOT, "data", "fixtures", "sam3-tiny")
-IMAGE = os.path.join(ROOT, "data", "examples", "fixture-a.png")
-
-
-def read_safetensors(path):
-    """A minimal safetensors reader (8-byte header length, JSON header, raw little-endian data)."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
-    dtypes = {"F32": "<f4", "I64": "<i8", "U8": "u1", "BOOL": "?", "F64": "<f8"}
-    out = {}
-    for k, v in header.items():
-        if k == "__metadata__" or v["dtype"] not in dtypes:
-            continue
-        a, b = v["data_offsets"]
-        out[k] = np.frombuffer(raw[8 + n + a:8 + n + b], dtype=dtypes[v["dtype"]]).reshape(v["shape"])
-    return out
-
-
-@pytest.fixture(scope="module")
-def model():
-    return sam3lab.load(FIXTURE)
+from conftest import FIXTURE, IMAGE, ROOT, read_safetensors
 
 
 def test_run_with_cache_equals_the_reference_activations(model):

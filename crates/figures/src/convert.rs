@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::error::{FigureError, Result};
 use crate::names::{group_label, point_label};
+use crate::schema::{DriftTableExt as _, Validate as _};
 use crate::schema::{
     CosinesReport, DiffReport, DriftTable, GateScatter, HeatmapTable, PointRole, Projection, ScatterPoint,
 };

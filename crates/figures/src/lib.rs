@@ -1,7 +1,8 @@
 //! sam3lab-figures owns the research post's figures and tables: loaders for the numbers the post
-//! publishes (`data/post02/*.csv`), typed serde inputs for what the live probes write
+//! publishes (`data/post02/*.csv`), the conversions from what the live probes write
 //! (`weights diff`/`weights cosines` JSON, the activation-drift table of `probe drift`, per-prompt
-//! presence sigmoids), and plotters renderers that draw each figure the same way from either
+//! presence sigmoids; the types are `sam3lab-results`', re-exported in [`schema`]) to figure
+//! inputs, and plotters renderers that draw each figure the same way from either
 //! source, as PNG and SVG with the embedded DejaVu Sans, plus a JSON sidecar holding exactly the
 //! numbers drawn. Figures: Fig 1.1 ([`render::PresenceBarsPlot`]), Fig 6.1
 //! ([`render::DriftSteps`]), Fig 6.2 ([`render::ScatterPlot`]), Fig 8.1

@@ -7,6 +7,7 @@ use std::path::Path;
 use crate::csv::CsvTable;
 use crate::error::{FigureError, Result};
 use crate::geometry::CosineRow;
+use crate::schema::Validate as _;
 use crate::schema::{DriftRow, DriftTable, HeatmapTable};
 
 /// Every file in `data/post02/`, with the table it transcribes.

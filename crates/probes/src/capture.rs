@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::error::{ProbeError, Result};
 use crate::inputs::{LabelFilter, Pairs, by_image, pair_image_records};
-use crate::manifest::{Manifest, PairsRecord, write_atomic, write_json};
+use crate::manifest::{Manifest, pairs_record, write_atomic, write_json};
 use crate::model::{self, CkptSpec, Stages, TextCache};
 
 pub struct CaptureRequest {
@@ -103,7 +103,7 @@ pub fn run(req: &CaptureRequest, out: &Path, progress: &ProgressBar) -> Result<M
     manifest.checkpoints = records;
     manifest.points = points;
     manifest.images = pair_image_records(&selected)?;
-    manifest.pairs = Some(PairsRecord::of(&req.pairs, selected.len()));
+    manifest.pairs = Some(pairs_record(&req.pairs, selected.len()));
     manifest.option("label", req.label.as_str());
     manifest.notes = vec![
         "one cache per (checkpoint, pair): OUT/LABEL/pair_NNNNN.safetensors, batch 1, extra.pair = 0-based pair index, extra.label = pos|neg".into(),

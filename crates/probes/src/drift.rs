@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use indicatif::ProgressBar;
-use sam3lab_figures::schema::{DriftRow, DriftTable};
+use sam3lab_results::{DriftRow, DriftTable};
 use sam3lab_hooks::{ActivationCache, HookSpec, Hooks};
 use serde::Serialize;
 
@@ -305,7 +305,7 @@ fn run_inner(req: &DriftRequest, progress: &ProgressBar) -> Result<DriftResult> 
     ];
     let manifest_json = serde_json::to_value(&manifest).expect("manifest serialises");
     let (table, pair_mean) = tables(&req.base.label, &labels, &points, &groups, &pair_values, manifest_json);
-    table.validate("drift.json").map_err(|e| ProbeError::Usage(format!("internal: drift table invalid: {e}")))?;
+    table.check().map_err(|e| ProbeError::Usage(format!("internal: drift table invalid: drift.json: {e}")))?;
     Ok(DriftResult { table, pair_mean, pairs: pair_values, manifest })
 }
 

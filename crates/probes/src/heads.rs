@@ -19,13 +19,13 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use indicatif::ProgressBar;
-use sam3lab_figures::schema::{HeatmapTable, Scale, ScaleKind};
+use sam3lab_results::{HeatmapTable, Scale, ScaleKind};
 use sam3lab_hooks::{DynTensor, HookError, HookPattern};
 use serde::Serialize;
 
 use crate::error::{ProbeError, Result};
 use crate::inputs::{LabelFilter, Pairs, pair_image_records};
-use crate::manifest::{Csv, Manifest, PairsRecord, num, write_json};
+use crate::manifest::{Csv, Manifest, num, pairs_record, write_json};
 use crate::model::{self, CkptSpec};
 use crate::sweep;
 
@@ -295,7 +295,7 @@ pub fn run(req: &HeadsRequest, progress: &ProgressBar) -> Result<HeadsResult> {
     }
     manifest.points = units;
     manifest.images = pair_image_records(&selected)?;
-    manifest.pairs = Some(PairsRecord::of(&req.pairs, selected.len()));
+    manifest.pairs = Some(pairs_record(&req.pairs, selected.len()));
     manifest.option("module", &req.module);
     manifest.option("slot", req.slot.describe());
     manifest.option("label", req.label.as_str());

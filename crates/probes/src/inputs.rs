@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{ProbeError, Result};
-use crate::manifest::{FileRecord, sha256_file};
+use crate::manifest::{FileRecord, file_record, sha256_file};
 
 const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 
@@ -85,7 +85,7 @@ pub fn read_images(arg: &Path) -> Result<ImageList> {
 impl ImageList {
     /// Path + sha256 of every image, for manifests.
     pub fn records(&self) -> Result<Vec<FileRecord>> {
-        self.paths.iter().map(|p| FileRecord::of(p)).collect()
+        self.paths.iter().map(|p| file_record(p)).collect()
     }
 }
 
@@ -302,7 +302,7 @@ pub fn by_image<'a>(pairs: &[&'a Pair]) -> Vec<(PathBuf, Vec<&'a Pair>)> {
 
 /// Image records (path + sha256) of the distinct images of some pairs, in first-appearance order.
 pub fn pair_image_records(pairs: &[&Pair]) -> Result<Vec<FileRecord>> {
-    by_image(pairs).iter().map(|(p, _)| FileRecord::of(p)).collect()
+    by_image(pairs).iter().map(|(p, _)| file_record(p)).collect()
 }
 
 #[cfg(test)]

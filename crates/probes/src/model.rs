@@ -15,7 +15,7 @@ use sam3lab_model::predict::{EncodedImage, EncodedText, Predictor};
 
 use crate::error::{ProbeError, Result};
 use crate::inputs::is_label;
-use crate::manifest::{CheckpointRecord, FileRecord, Manifest};
+use crate::manifest::{CheckpointRecord, Manifest, file_record};
 
 /// A checkpoint argument with its label or role.
 #[derive(Clone, Debug)]
@@ -89,7 +89,7 @@ pub fn check_same_config(models: &[&Loaded]) -> Result<()> {
 /// Fill a manifest's config, config file and checkpoints from loaded models.
 pub fn describe(manifest: &mut Manifest, models: &[&Loaded], config: Option<&Path>) -> Result<()> {
     manifest.config = models.first().map(|m| m.config.clone()).unwrap_or_default();
-    manifest.config_file = config.map(FileRecord::of).transpose()?;
+    manifest.config_file = config.map(file_record).transpose()?;
     manifest.checkpoints = models.iter().map(|m| m.record.clone()).collect();
     Ok(())
 }

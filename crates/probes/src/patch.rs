@@ -23,13 +23,13 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use indicatif::ProgressBar;
-use sam3lab_figures::schema::HeatmapTable;
+use sam3lab_results::HeatmapTable;
 use sam3lab_hooks::ActivationCache;
 use serde::Serialize;
 
 use crate::error::{ProbeError, Result};
 use crate::inputs::{Label, LabelFilter, Pair, Pairs, pair_image_records};
-use crate::manifest::{Csv, Manifest, PairsRecord, num, write_json};
+use crate::manifest::{Csv, Manifest, num, pairs_record, write_json};
 use crate::model::{self, CkptSpec, Outcome};
 use crate::sweep::{self, Intervention, Sweep};
 
@@ -236,7 +236,7 @@ pub fn run(req: &PatchRequest, progress: &ProgressBar) -> Result<PatchResult> {
     }
     manifest.points = union;
     manifest.images = pair_image_records(&selected)?;
-    manifest.pairs = Some(PairsRecord::of(&req.pairs, selected.len()));
+    manifest.pairs = Some(pairs_record(&req.pairs, selected.len()));
     manifest.option("threshold", sam3lab_eval::SCORE_THRESHOLD);
     manifest.option("label", req.label.as_str());
     manifest.option("conditions", &conds);
@@ -283,7 +283,7 @@ pub fn heatmap(r: &PatchResult) -> HeatmapTable {
                 ]
             })
             .collect(),
-        scale: Some(sam3lab_figures::schema::Scale { kind: sam3lab_figures::schema::ScaleKind::Sequential, min: 0.0, max: 1.0 }),
+        scale: Some(sam3lab_results::Scale { kind: sam3lab_results::ScaleKind::Sequential, min: 0.0, max: 1.0 }),
         decimals: Some(2),
         row_title: Some("patched".into()),
         col_title: None,

@@ -13,13 +13,13 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use indicatif::ProgressBar;
-use sam3lab_figures::schema::{BarSeries, PresenceBars, SeriesRole};
+use sam3lab_results::{BarSeries, PresenceBars, SeriesRole};
 use sam3lab_hooks::Hooks;
 use serde::Serialize;
 
 use crate::error::{ProbeError, Result};
 use crate::inputs::{Label, LabelFilter, Pairs, by_image, pair_image_records};
-use crate::manifest::{Csv, Manifest, PairsRecord, num, write_json};
+use crate::manifest::{Csv, Manifest, num, pairs_record, write_json};
 use crate::model::{self, CkptSpec, TextCache, host, sigmoid};
 
 /// SAM3's image processor keeps a query when σ(logit)·σ(presence) > 0.3 (`confidence_threshold`
@@ -165,10 +165,10 @@ pub fn run(req: &PresenceRequest, progress: &ProgressBar) -> Result<PresenceResu
     }
 
     manifest.config = config_json.unwrap_or_default();
-    manifest.config_file = req.config.as_deref().map(crate::manifest::FileRecord::of).transpose()?;
+    manifest.config_file = req.config.as_deref().map(crate::manifest::file_record).transpose()?;
     manifest.points = vec!["presence_logit".into()];
     manifest.images = pair_image_records(&selected)?;
-    manifest.pairs = Some(PairsRecord::of(&req.pairs, selected.len()));
+    manifest.pairs = Some(pairs_record(&req.pairs, selected.len()));
     manifest.option("label", req.label.as_str());
     manifest.option("threshold", req.threshold);
     manifest.option("base", &base);
@@ -185,7 +185,7 @@ pub fn run(req: &PresenceRequest, progress: &ProgressBar) -> Result<PresenceResu
         threshold: Some(req.threshold),
         manifest: serde_json::to_value(&manifest).expect("manifest serialises"),
     };
-    bars.validate("presence.json").map_err(|e| ProbeError::Usage(format!("presence bars invalid: {e}")))?;
+    bars.check().map_err(|e| ProbeError::Usage(format!("presence bars invalid: presence.json: {e}")))?;
     Ok(PresenceResult { bars, values, manifest })
 }
 

@@ -134,7 +134,7 @@ fn drift_of_self_is_zero_and_of_a_perturbed_copy_matches_captured_caches() {
     }
     // 2 checkpoints × 3 points × (2 + 2) (group, prompt) × 2 images per-input rows.
     assert_eq!(r.pairs.len(), 2 * 3 * 4 * 2);
-    r.table.validate("drift").unwrap();
+    r.table.check().unwrap();
 }
 
 /// Head contributions of `decoder.layers.{i}.ca_text` at row 0, rebuilt from the checkpoint's

@@ -27,10 +27,10 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use indicatif::ProgressBar;
-use sam3lab_figures::schema::{HeatmapTable, Scale, ScaleKind};
+use sam3lab_results::{HeatmapTable, Scale, ScaleKind};
 use sam3lab_hooks::DynTensor;
 use sam3lab_probes::inputs::{Label, LabelFilter, Pairs, pair_image_records};
-use sam3lab_probes::manifest::{CheckpointRecord, Csv, FileRecord, Manifest, PairsRecord, num, write_atomic, write_json};
+use sam3lab_probes::manifest::{CheckpointRecord, Csv, FileRecord, Manifest, file_record, num, pairs_record, write_atomic, write_json};
 use sam3lab_probes::model::{self, CkptSpec, Loaded, Outcome};
 use sam3lab_probes::sweep::{self, Intervention, Sweep};
 use sam3lab_probes::{ProbeError, Result};
@@ -241,7 +241,7 @@ pub fn run(req: &SteerRequest, progress: &ProgressBar) -> Result<SteerResult> {
             let (d, name) = read_direction(path, key.as_deref())?;
             let info = DirectionInfo {
                 kind: "file".into(),
-                file: Some(FileRecord::of(path)?),
+                file: Some(file_record(path)?),
                 key: Some(name),
                 a: None,
                 b: None,
@@ -345,7 +345,7 @@ pub fn run(req: &SteerRequest, progress: &ProgressBar) -> Result<SteerResult> {
     }
     manifest.points = vec![req.point.clone()];
     manifest.images = pair_image_records(&all)?;
-    manifest.pairs = Some(PairsRecord::of(&req.pairs, all.len()));
+    manifest.pairs = Some(pairs_record(&req.pairs, all.len()));
     manifest.option("alphas", &alphas);
     manifest.option("threshold", sam3lab_eval::SCORE_THRESHOLD);
     manifest.option("direction", &info);

@@ -49,7 +49,7 @@ use sam3lab_weights::{Checkpoint, SafetensorsWriter, TensorHeader};
 use serde::Serialize;
 
 use sam3lab_probes::inputs::{Label, Pair, Pairs, by_image, pair_image_records};
-use sam3lab_probes::manifest::{Csv, FileRecord, Manifest, PairsRecord, num, write_json};
+use sam3lab_probes::manifest::{Csv, FileRecord, Manifest, num, pairs_record, write_json};
 use sam3lab_probes::model::{self, CkptSpec, Stages, TextCache};
 
 use crate::error::{Result, TrainError};
@@ -361,7 +361,7 @@ pub fn run(req: &RetrainRequest, progress: &ProgressBar) -> Result<(RetrainRepor
     manifest.points = if req.cached { vec![q0_point(&loaded)] } else { vec!["presence_logit".into()] };
     let all: Vec<&Pair> = req.pairs.pairs.iter().collect();
     manifest.images = pair_image_records(&all)?;
-    manifest.pairs = Some(PairsRecord::of(&req.pairs, all.len()));
+    manifest.pairs = Some(pairs_record(&req.pairs, all.len()));
     manifest.option("train", &globs.text);
     manifest.option("steps", req.steps);
     manifest.option("lr", req.lr);

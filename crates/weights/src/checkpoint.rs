@@ -14,17 +14,13 @@ use std::sync::OnceLock;
 
 use memmap2::Mmap;
 use safetensors::SafeTensors;
-use serde::{Deserialize, Serialize};
 
 use crate::dtype::{self, Dtype, elem_size, is_float};
 use crate::error::{Result, WeightsError, nearest_names};
 
-/// What identifies a checkpoint in every result file: the path as given and the sha256 of its bytes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CheckpointId {
-    pub path: String,
-    pub sha256: String,
-}
+/// What identifies a checkpoint in every result file: the path as given and the sha256 of its
+/// bytes (`sam3lab-results`' one file identity).
+pub use sam3lab_results::FileRecord as CheckpointId;
 
 /// How a raw key maps to the detector's parameter namespace.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,56 +7,15 @@
 use std::path::Path;
 
 use sam3lab_util::csv::Table;
-use serde::{Deserialize, Serialize};
+pub use sam3lab_results::{CosinesReport, Projection, ProjectionPoint, TrajectoryReport};
 
-use crate::checkpoint::{Checkpoint, CheckpointId};
+use crate::checkpoint::Checkpoint;
+use sam3lab_results::FileRecord;
 use crate::diff::short;
 use crate::dtype::decode_f64;
 use crate::error::{Result, WeightsError};
 
 use crate::output::{HeatmapTable, fmt_opt, write_atomic, write_json};
-
-/// One trajectory's row of `cosines.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TrajectoryReport {
-    pub label: String,
-    pub from: CheckpointId,
-    pub to: CheckpointId,
-    /// ‖TO[param] − FROM[param]‖₂.
-    pub delta_norm: f64,
-    /// delta_norm / ‖param in base‖ (`null` if the base value is all zeros).
-    pub rel_base: Option<f64>,
-}
-
-/// One arrow of Fig. 8.1, in units of ‖param in base‖.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ProjectedPoint {
-    pub label: String,
-    pub origin: [f64; 2],
-    pub tip: [f64; 2],
-}
-
-/// The Fig. 8.1 plane: x along Δ_axis, y along the part of Δ_toward orthogonal to it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Projection {
-    pub axis: String,
-    pub toward: String,
-    pub points: Vec<ProjectedPoint>,
-}
-
-/// Everything `cosines.json` holds (schema in `notes/heatmap-schema.md`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CosinesReport {
-    pub param: String,
-    pub numel: u64,
-    pub base: CheckpointId,
-    /// ‖param in base‖₂ (the unit of `rel_base` and of the projection).
-    pub base_norm: f64,
-    pub trajectories: Vec<TrajectoryReport>,
-    /// cos(Δ_s, Δ_t) in trajectory order; `null` where a delta is zero.
-    pub cosine: Vec<Vec<Option<f64>>>,
-    pub projection: Projection,
-}
 
 /// A trajectory over opened checkpoints.
 pub struct Trajectory<'a> {
@@ -318,7 +277,7 @@ pub fn cosines<'a>(
     let points = (0..trajs.len())
         .map(|t| {
             let (origin, tip) = tip_of(t, &origins, &proj);
-            ProjectedPoint {
+            ProjectionPoint {
                 label: trajs[t].label.clone(),
                 origin,
                 tip,
@@ -332,9 +291,9 @@ pub fn cosines<'a>(
         .map(|(t, &dn)| {
             Ok(TrajectoryReport {
                 label: t.label.clone(),
-                from: t.from.id()?,
-                to: t.to.id()?,
-                delta_norm: dn,
+                from: Some(t.from.id()?),
+                to: Some(t.to.id()?),
+                delta_norm: Some(dn),
                 rel_base: (base_norm > 0.0).then(|| dn / base_norm),
             })
         })
@@ -342,53 +301,69 @@ pub fn cosines<'a>(
 
     Ok(CosinesReport {
         param: name,
-        numel: n as u64,
-        base: base.id()?,
-        base_norm,
+        numel: Some(n as u64),
+        base: Some(base.id()?),
+        base_norm: Some(base_norm),
         trajectories,
         cosine,
-        projection: Projection {
+        projection: Some(Projection {
             axis: trajs[a].label.clone(),
             toward: trajs[b].label.clone(),
             points,
-        },
+            base: None,
+        }),
     })
+}
+
+/// Path and sha256 of a recorded checkpoint; empty when the report does not hold it (a report this
+/// crate wrote always does).
+fn id(f: &Option<FileRecord>) -> (&str, &str) {
+    f.as_ref().map_or(("", ""), |f| (f.path.as_str(), f.sha256.as_str()))
 }
 
 /// The cosine matrix as a heatmap (rows = cols = trajectory labels).
 pub fn cosine_table(r: &CosinesReport) -> HeatmapTable {
     let labels: Vec<String> = r.trajectories.iter().map(|t| t.label.clone()).collect();
-    HeatmapTable {
-        title: format!(
+    let (base, base_sha) = id(&r.base);
+    HeatmapTable::plain(
+        format!(
             "Pairwise cosine of weight-delta directions on {} ({}-d)",
-            r.param, r.numel
+            r.param,
+            r.numel.map_or_else(|| "?".to_string(), |n| n.to_string())
         ),
-        source: format!(
+        format!(
             "sam3lab weights cosines: base={} (sha256 {}); {}",
-            r.base.path,
-            short(&r.base.sha256),
+            base,
+            short(base_sha),
             r.trajectories
                 .iter()
-                .map(|t| format!("{} = {} − {}", t.label, t.to.path, t.from.path))
+                .map(|t| format!("{} = {} − {}", t.label, id(&t.to).0, id(&t.from).0))
                 .collect::<Vec<_>>()
                 .join("; ")
         ),
-        rows: labels.clone(),
-        cols: labels,
-        values: r.cosine.clone(),
-    }
+        labels.clone(),
+        labels,
+        r.cosine.clone(),
+    )
 }
 
 /// `cosines.csv`: label, delta_norm, rel_base, then cos to every trajectory.
 pub fn cosines_csv(r: &CosinesReport) -> String {
     let mut header: Vec<String> = ["label", "from", "to", "delta_norm", "rel_base"].map(String::from).to_vec();
     header.extend(r.trajectories.iter().map(|t| format!("cos_{}", t.label)));
+    let (base, base_sha) = id(&r.base);
     let mut table = Table::new(&header).comment(&format!(
         "sam3lab weights cosines; param={}; base={} sha256={}",
-        r.param, r.base.path, r.base.sha256
+        r.param, base, base_sha
     ));
     for (t, row) in r.trajectories.iter().zip(&r.cosine) {
-        let mut cells = vec![t.label.clone(), t.from.path.clone(), t.to.path.clone(), t.delta_norm.to_string(), fmt_opt(t.rel_base)];
+        let mut cells = vec![
+            t.label.clone(),
+            id(&t.from).0.to_string(),
+            id(&t.to).0.to_string(),
+            t.delta_norm.map_or_else(String::new, |d| d.to_string()),
+            fmt_opt(t.rel_base),
+        ];
         cells.extend(row.iter().map(|c| fmt_opt(*c)));
         table.row(cells);
     }

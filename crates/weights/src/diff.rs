@@ -6,62 +6,20 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use indicatif::ProgressBar;
-use serde::{Deserialize, Serialize};
+pub use sam3lab_results::{DiffReport, GroupDiff, TensorDiff};
 use sha2::{Digest, Sha256};
 
-use crate::checkpoint::{Checkpoint, CheckpointId, TensorEntry};
+use crate::checkpoint::{Checkpoint, TensorEntry};
 use crate::error::{Result, WeightsError};
-use crate::groups::{GroupRule, Groups};
+use crate::groups::Groups;
 use crate::kernel::pair_sums;
 use sam3lab_util::csv::Table;
 
-use crate::output::{HeatmapTable, fmt_opt, write_atomic, write_json};
+use crate::output::{HeatmapTable, fmt_opt, heatmap_csv, write_atomic, write_json};
 
 /// Elements per work item when both tensors are memory-mapped (2 MiB of f32): small enough to
 /// balance threads and bound resident memory, large enough that scheduling costs nothing.
 pub const CHUNK_ELEMS: usize = 1 << 19;
-
-/// One tensor's row of `diff.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TensorDiff {
-    pub name: String,
-    pub numel: u64,
-    /// ‖base‖_F.
-    pub base_norm: f64,
-    /// ‖other − base‖_F.
-    pub delta_norm: f64,
-    /// delta_norm / base_norm; 0 when both are 0; `null` when only the base is 0.
-    pub rel_change: Option<f64>,
-}
-
-/// One module group's row of `diff.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct GroupDiff {
-    pub group: String,
-    /// Parameters in the group.
-    pub numel: u64,
-    /// Tensors in the group.
-    pub tensors: usize,
-    /// Σ numel·rel_change / Σ numel over the group's tensors with a defined rel_change.
-    pub rel_change_weighted: Option<f64>,
-    /// √(Σ‖Δ‖²) / √(Σ‖base‖²) over the group: the group as one flat vector.
-    pub rel_change_aggregate: Option<f64>,
-}
-
-/// Everything `diff.json` holds for one BASE → OTHER pair.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DiffReport {
-    pub base: CheckpointId,
-    pub other: CheckpointId,
-    /// The column label of this pair in Table 6.1.
-    pub label: String,
-    /// The group definitions used.
-    pub group_rules: Vec<GroupRule>,
-    /// Sorted by name.
-    pub tensors: Vec<TensorDiff>,
-    /// In `group_rules` order.
-    pub groups: Vec<GroupDiff>,
-}
 
 /// Raw sums for one tensor.
 #[derive(Clone, Debug, PartialEq)]
@@ -376,8 +334,8 @@ pub fn summarize(sums: &[TensorSums], groups: &Groups) -> (Vec<TensorDiff>, Vec<
         .zip(acc)
         .map(|(rule, a)| GroupDiff {
             group: rule.group.clone(),
-            numel: a.numel,
-            tensors: a.tensors,
+            numel: Some(a.numel),
+            tensors: Some(a.tensors),
             rel_change_weighted: (a.weight > 0.0).then(|| a.weighted / a.weight),
             rel_change_aggregate: if a.tensors == 0 {
                 None
@@ -399,7 +357,7 @@ pub fn diff(
 ) -> Result<DiffReport> {
     let sums = tensor_sums(base, other, progress)?;
     let (tensors, group_rows) = summarize(&sums, groups);
-    for g in group_rows.iter().filter(|g| g.tensors == 0) {
+    for g in group_rows.iter().filter(|g| g.tensors == Some(0)) {
         eprintln!(
             "note: group '{}' matches no tensor of {}",
             g.group,
@@ -409,7 +367,7 @@ pub fn diff(
     Ok(DiffReport {
         base: base.id()?,
         other: other.id()?,
-        label: label.to_string(),
+        label: Some(label.to_string()),
         group_rules: groups.rules().to_vec(),
         tensors,
         groups: group_rows,
@@ -420,8 +378,17 @@ pub fn diff(
 fn identity(r: &DiffReport) -> String {
     format!(
         "sam3lab weights diff; label={}; base={} sha256={}; other={} sha256={}",
-        r.label, r.base.path, r.base.sha256, r.other.path, r.other.sha256
+        label(r), r.base.path, r.base.sha256, r.other.path, r.other.sha256
     )
+}
+
+/// The report's column label (empty in a report without one; this crate always writes it).
+fn label(r: &DiffReport) -> &str {
+    r.label.as_deref().unwrap_or("")
+}
+
+fn num<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(String::new, |v| v.to_string())
 }
 
 /// `tensors.csv`: name, numel, base_norm, delta_norm, rel_change (after one `#` identity line).
@@ -439,8 +406,8 @@ pub fn groups_csv(r: &DiffReport) -> String {
     for g in &r.groups {
         t.row([
             g.group.clone(),
-            g.numel.to_string(),
-            g.tensors.to_string(),
+            num(g.numel),
+            num(g.tensors),
             fmt_opt(g.rel_change_weighted),
             fmt_opt(g.rel_change_aggregate),
         ]);
@@ -477,7 +444,7 @@ pub fn table(reports: &[DiffReport]) -> HeatmapTable {
         .map(|r| {
             format!(
                 "{} = {} (sha256 {}) − {} (sha256 {})",
-                r.label,
+                label(r),
                 r.other.path,
                 short(&r.other.sha256),
                 r.base.path,
@@ -486,13 +453,13 @@ pub fn table(reports: &[DiffReport]) -> HeatmapTable {
         })
         .collect::<Vec<_>>()
         .join("; ");
-    HeatmapTable {
-        title: "Weighted mean rel_change per module group (each recipe vs its start)".into(),
-        source: format!("sam3lab weights diff: {source}"),
+    HeatmapTable::plain(
+        "Weighted mean rel_change per module group (each recipe vs its start)".into(),
+        format!("sam3lab weights diff: {source}"),
         rows,
-        cols: reports.iter().map(|r| r.label.clone()).collect(),
+        reports.iter().map(|r| label(r).to_string()).collect(),
         values,
-    }
+    )
 }
 
 pub(crate) fn short(sha: &str) -> &str {
@@ -541,6 +508,6 @@ pub fn run(
     }
     let table = table(&reports);
     write_json(&out.join("table.json"), &table)?;
-    write_atomic(&out.join("table.csv"), table.to_csv("group").as_bytes())?;
+    write_atomic(&out.join("table.csv"), heatmap_csv(&table, "group").as_bytes())?;
     Ok(reports)
 }

@@ -5,16 +5,11 @@ use std::fmt;
 
 use regex::Regex;
 use serde::de::{MapAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
 
 use crate::error::{Result, WeightsError};
 
-/// One group: a name and the regex its tensors' names match.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct GroupRule {
-    pub group: String,
-    pub regex: String,
-}
+pub use sam3lab_results::GroupRule;
 
 /// Design doc §4: the post's Table 6.1 groups plus the extra ones, in this order.
 pub const DEFAULT_GROUPS: &[(&str, &str)] = &[

@@ -6,7 +6,8 @@
 //! checkpoint → one safetensors file, `sam3lab weights convert`), the checkpoint diff (per-tensor ‖base‖, ‖Δ‖,
 //! rel_change; per module group weighted and aggregate rel_change; the post's Table 6.1), the
 //! direction probe on one parameter (pairwise cosines of several trajectories' deltas and the Fig. 8.1
-//! projection), the JSON/CSV they write (including the [`HeatmapTable`] the figures crate renders),
+//! projection), writing their results (the types are `sam3lab-results`': [`DiffReport`],
+//! [`CosinesReport`], the [`HeatmapTable`] the figures crate renders) as JSON and CSV,
 //! a streaming safetensors writer, and synthetic SAM3-shaped checkpoints for the benchmark.
 //! Work is spread over threads per chunk of tensor; resident memory stays at the chunks in flight.
 
@@ -28,10 +29,10 @@ pub use checkpoint::{
     Checkpoint, CheckpointId, Format, KeyClass, TensorEntry, normalize_key, sha256_file,
 };
 pub use convert::{ConvertReport, convert};
-pub use cosines::{CosinesReport, ProjectedPoint, Projection, Trajectory, TrajectoryReport};
+pub use cosines::{CosinesReport, Projection, ProjectionPoint, Trajectory, TrajectoryReport};
 pub use diff::{DiffReport, GroupDiff, TensorDiff, TensorSums};
 pub use error::{Result, WeightsError, edit_distance, nearest_names};
 pub use groups::{DEFAULT_GROUPS, GroupRule, Groups};
-pub use output::{HeatmapTable, write_atomic, write_json};
+pub use output::{HeatmapTable, heatmap_csv, write_atomic, write_json};
 pub use spec::{TrajSpec, parse_traj, parse_trajs};
 pub use writer::{SafetensorsWriter, TensorHeader, header_bytes};

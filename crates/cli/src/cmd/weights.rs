@@ -162,7 +162,9 @@ fn run_cosines(a: CosinesArgs) -> anyhow::Result<u8> {
         a.toward.as_deref(),
         &a.out,
     )?;
-    let p = &r.projection;
+    // `cosines::run` fills every field the report may lack when read from a hand-written file.
+    let p = r.projection.as_ref().expect("weights cosines writes the projection");
+    let (numel, base_norm) = (r.numel.unwrap_or(0), r.base_norm.unwrap_or(f64::NAN));
     let (ai, ti) = (
         r.trajectories
             .iter()
@@ -175,7 +177,7 @@ fn run_cosines(a: CosinesArgs) -> anyhow::Result<u8> {
     );
     println!(
         "{} ({} elements), ‖base‖ = {:.6}",
-        r.param, r.numel, r.base_norm
+        r.param, numel, base_norm
     );
     println!(
         "{:<18} {:>10} {:>12} {:>12}   {:>22} → {:<22}",

@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::common::*;
 use crate::error::{FigureError, Result};
 use crate::names::{checkpoint_step, group_label, point_label};
+use crate::schema::{DriftTableExt as _, Validate as _};
 use crate::schema::DriftTable;
 use crate::style::{self, INK, MUTED};
 

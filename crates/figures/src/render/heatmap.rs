@@ -6,6 +6,7 @@ use plotters::style::text_anchor::{HPos, VPos};
 
 use super::common::*;
 use crate::error::Result;
+use crate::schema::Validate as _;
 use crate::schema::{HeatmapTable, Scale, ScaleKind};
 use crate::style::{self, INK, MUTED};
 

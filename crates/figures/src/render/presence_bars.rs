@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::common::*;
 use crate::error::Result;
+use crate::schema::Validate as _;
 use crate::schema::{BarSeries, PresenceBars, SeriesRole};
 use crate::style::{self, AMBER, INK, MUTED, PARCHMENT, PARCHMENT_EDGE};
 

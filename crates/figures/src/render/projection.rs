@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::common::*;
 use crate::error::Result;
 use crate::geometry::{CosineRow, in_plane_fraction};
+use crate::schema::Validate as _;
 use crate::schema::{Projection, ProjectionPoint};
 use crate::style::{self, INK, MUTED};
 

@@ -383,8 +383,10 @@ struct Sae {
 /// `load_sae(dir)`.
 #[pyfunction]
 fn load_sae(py: Python<'_>, path: PathBuf) -> PyResult<Sae> {
-    let (sae, meta) = py.detach(|| sam3lab_sae::io::load(&path, &Device::flex())).map_err(value_err)?;
-    let meta = serde_json::to_string(&meta).map_err(runtime_err)?;
+    let (sae, _) = py.detach(|| sam3lab_sae::io::load(&path, &Device::flex())).map_err(value_err)?;
+    // `sae.json` as written (re-serialising the parsed struct could change a float's last digit).
+    let mp = path.join(sam3lab_sae::io::META_FILE);
+    let meta = std::fs::read_to_string(&mp).map_err(|e| value_err(format!("{}: {e}", mp.display())))?;
     Ok(Sae { sae, meta, path: path.display().to_string() })
 }
 

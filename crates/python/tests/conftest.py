@@ -32,6 +32,34 @@ def read_safetensors(path):
     return out
 
 
+def write_safetensors(path, tensors):
+    """A minimal safetensors writer for float32 arrays (the format's spec: 8-byte little-endian
+    header length, JSON header with dtype / shape / data_offsets, then the raw data)."""
+    header, blobs, at = {}, [], 0
+    for k in sorted(tensors):
+        b = np.ascontiguousarray(tensors[k], dtype="<f4").tobytes()
+        header[k] = {"dtype": "F32", "shape": list(np.shape(tensors[k])), "data_offsets": [at, at + len(b)]}
+        blobs.append(b)
+        at += len(b)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+@pytest.fixture(scope="session")
+def perturbed_fixture(tmp_path_factory):
+    """A second checkpoint of the fixture's config: every weight plus seeded noise (5 % of its
+    tensor's standard deviation), as a fixture directory."""
+    d = tmp_path_factory.mktemp("perturbed")
+    rng = np.random.default_rng(0)
+    w = read_safetensors(os.path.join(FIXTURE, "weights.safetensors"))
+    write_safetensors(d / "weights.safetensors",
+                      {k: v + 0.05 * (v.std() or 1.0) * rng.standard_normal(v.shape) for k, v in w.items()})
+    (d / "config.json").write_bytes(open(os.path.join(FIXTURE, "config.json"), "rb").read())
+    return d
+
+
 @pytest.fixture(scope="session")
 def model():
     return sam3lab.load(FIXTURE)

@@ -96,6 +96,13 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 }
 
 fn weights_bytes(w: &SaeWeights) -> Result<Vec<u8>> {
+    let mut md = std::collections::HashMap::new();
+    md.insert("format".to_string(), FORMAT.to_string());
+    tensors_bytes(w, Some(md))
+}
+
+/// The four tensors (SAELens names and shapes, f32) as one safetensors file.
+fn tensors_bytes(w: &SaeWeights, md: Option<std::collections::HashMap<String, String>>) -> Result<Vec<u8>> {
     w.check()?;
     let (d, m) = (w.d_in, w.width);
     let le = |v: &[f32]| v.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>();
@@ -110,9 +117,7 @@ fn weights_bytes(w: &SaeWeights) -> Result<Vec<u8>> {
         .map(|(k, b, s)| TensorView::new(Dtype::F32, s.clone(), b).map(|v| (k.to_string(), v)))
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| SaeError::Config(e.to_string()))?;
-    let mut md = std::collections::HashMap::new();
-    md.insert("format".to_string(), FORMAT.to_string());
-    safetensors::serialize(views, Some(md)).map_err(|e| SaeError::Config(e.to_string()))
+    safetensors::serialize(views, md).map_err(|e| SaeError::Config(e.to_string()))
 }
 
 /// Write `dir/sae.safetensors` then `dir/sae.json` (with the weights' sha256 filled in).
@@ -126,6 +131,66 @@ pub fn save(dir: &Path, w: &SaeWeights, meta: &SaeMeta) -> Result<SaeMeta> {
     write_atomic(&dir.join(WEIGHTS_FILE), &bytes)?;
     write_atomic(&dir.join(META_FILE), format!("{json}\n").as_bytes())?;
     Ok(meta)
+}
+
+/// SAELens's file names (`sae_lens.constants`: `SAE_CFG_FILENAME`, `SAE_WEIGHTS_FILENAME`).
+pub const SAELENS_CFG_FILE: &str = "cfg.json";
+pub const SAELENS_WEIGHTS_FILE: &str = "sae_weights.safetensors";
+/// The SAELens version whose on-disk format [`export_saelens`] writes (`metadata.sae_lens_version`;
+/// SAELens converts configs of versions below 6.0.0 from its older layout on load).
+pub const SAELENS_FORMAT_VERSION: &str = "6.0.0";
+
+/// SAELens 6.x's `cfg.json` for an SAE (what `SAE.save_model` writes for a `StandardSAE` /
+/// `TopKSAE`: d_in, d_sae, dtype, device, apply_b_dec_to_input, normalize_activations,
+/// reshape_activations, metadata, architecture, and for TopK `k` and `rescale_acts_by_decoder_norm`),
+/// plus a `sam3lab` object (provenance; SAELens drops keys that are not config fields).
+pub fn saelens_cfg(meta: &SaeMeta) -> serde_json::Value {
+    let mut cfg = serde_json::json!({
+        "d_in": meta.d_in,
+        "d_sae": meta.width,
+        "dtype": "float32",
+        "device": "cpu",
+        // f = act(W_enc·(x − b_dec) + b_enc): SAELens's `process_sae_in` subtracts b_dec.
+        "apply_b_dec_to_input": true,
+        // The saved weights read raw activations (act_scale is folded into the biases).
+        "normalize_activations": "none",
+        "reshape_activations": "none",
+        "metadata": {
+            "sae_lens_version": SAELENS_FORMAT_VERSION,
+            "sae_lens_training_version": SAELENS_FORMAT_VERSION,
+            "model_name": "sam3",
+            "hook_name": meta.point,
+        },
+        "architecture": "standard",
+        "sam3lab": {
+            "format": FORMAT,
+            "sam3lab_version": meta.sam3lab_version,
+            "point": meta.point,
+            "feature_axis": meta.feature_axis,
+            "act_scale": meta.act_scale,
+            "weights_sha256": meta.weights_sha256,
+        },
+    });
+    if let Activation::Topk { k } = meta.activation {
+        cfg["architecture"] = "topk".into();
+        cfg["k"] = k.into();
+        // sam3lab's decoder directions are unit-norm already.
+        cfg["rescale_acts_by_decoder_norm"] = false.into();
+    }
+    cfg
+}
+
+/// Export the SAE directory `dir` (checked as [`load`] checks it) in SAELens 6.x's on-disk format:
+/// `out/cfg.json` ([`saelens_cfg`]) and `out/sae_weights.safetensors` (`W_enc` d × m, `b_enc` m,
+/// `W_dec` m × d, `b_dec` d, float32, no metadata), which `sae_lens.SAE.load_from_disk(out)` loads.
+/// Each file is written to a temporary name and renamed; the same SAE gives the same bytes.
+pub fn export_saelens(dir: &Path, out: &Path) -> Result<()> {
+    let (sae, meta) = load(dir, &Device::flex())?;
+    let bytes = tensors_bytes(&sae.to_weights(), None)?;
+    let cfg = serde_json::to_string_pretty(&saelens_cfg(&meta)).map_err(|e| SaeError::Config(e.to_string()))?;
+    std::fs::create_dir_all(out).map_err(|e| io_err(out, e))?;
+    write_atomic(&out.join(SAELENS_WEIGHTS_FILE), &bytes)?;
+    write_atomic(&out.join(SAELENS_CFG_FILE), format!("{cfg}\n").as_bytes())
 }
 
 /// Load an SAE directory (weights checked against `sae.json`'s sha256 and shapes).

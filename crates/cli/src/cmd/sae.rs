@@ -28,6 +28,28 @@ enum Cmd {
     Synth(SynthArgs),
     /// Best decoder-feature cosine for each known direction (e.g. the planted ones of `sae synth`).
     Match(MatchArgs),
+    /// Write an SAE in another tool's format: `--format saelens` → cfg.json + sae_weights.safetensors
+    /// (SAELens 6.x, `SAE.load_from_disk(OUT)`).
+    Export(ExportArgs),
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    /// SAELens 6.x: cfg.json + sae_weights.safetensors.
+    Saelens,
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    /// SAE directory (sae.safetensors + sae.json, from `sae train`).
+    #[arg(long)]
+    sae: PathBuf,
+    /// Target format.
+    #[arg(long, value_enum)]
+    format: ExportFormat,
+    /// Output directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -195,6 +217,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Cmd::Rank(a) => super::check_out_dir("--out", &a.out)?,
         Cmd::Synth(a) => super::check_out_dir("--out", &a.out)?,
         Cmd::Match(_) => {}
+        Cmd::Export(a) => super::check_out_dir("--out", &a.out)?,
     }
     match args.cmd {
         Cmd::Train(a) => train(a),
@@ -202,7 +225,24 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Cmd::Rank(a) => rank_cmd(a),
         Cmd::Synth(a) => synth(a),
         Cmd::Match(a) => match_cmd(a),
+        Cmd::Export(a) => export(a),
     }
+}
+
+fn export(a: ExportArgs) -> anyhow::Result<u8> {
+    match a.format {
+        ExportFormat::Saelens => {
+            sam3lab_sae::io::export_saelens(&a.sae, &a.out)?;
+            println!(
+                "wrote {}/{} and {} (SAELens 6.x: sae_lens.SAE.load_from_disk(\"{}\"))",
+                a.out.display(),
+                sam3lab_sae::io::SAELENS_CFG_FILE,
+                sam3lab_sae::io::SAELENS_WEIGHTS_FILE,
+                a.out.display()
+            );
+        }
+    }
+    Ok(0)
 }
 
 fn train(a: TrainArgs) -> anyhow::Result<u8> {

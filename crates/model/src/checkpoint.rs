@@ -7,6 +7,8 @@
 //! - HF-transformers SAM3 safetensors (`vision_encoder.*`, `detr_decoder.*`, …; design doc §5):
 //!   renamed back, q/k/v re-concatenated into `in_proj_*` / the ViT `qkv`, the dropped cls row of
 //!   `pos_embed` restored (zeros: SAM3 never reads it) and `text_projection` transposed back;
+//!   transformers' video checkpoints (`Sam3VideoModel`) hold the image model under
+//!   `detector_model.` (only those keys are read; `tracker_model.*` / `tracker_neck.*` are skipped);
 //! - PyTorch zip state dicts (`sam3.pt`), possibly wrapped in `{"model": …}` or
 //!   `{"state_dict": …}`, through burn's pickle-free reader. A file with complex storages (the
 //!   complex64 RoPE tables of the released `sam3.pt`), which that reader refuses, is read in place
@@ -618,9 +620,19 @@ pub fn load_into_with_options<M: ModuleSnapshot>(
 
 fn is_hf(keys: &[String]) -> bool {
     keys.iter().any(|k| {
-        let k = k.strip_prefix("sam3_model.").unwrap_or(k);
+        let k = hf_strip(k);
         k.starts_with("vision_encoder.backbone.") || k.starts_with("detr_decoder.") || k.starts_with("text_encoder.text_model.")
     })
+}
+
+/// The image model's prefix in transformers' video checkpoints (`Sam3VideoModel`:
+/// `convert_sam3_video_to_hf.py` maps the original `sam3_model.` to `detector_model.`, beside
+/// `tracker_model.*` and `tracker_neck.*`).
+const HF_DETECTOR: &str = "detector_model.";
+
+/// An HF key without its model prefix (`detector_model.` or `sam3_model.`).
+fn hf_strip(key: &str) -> &str {
+    key.strip_prefix(HF_DETECTOR).or_else(|| key.strip_prefix("sam3_model.")).unwrap_or(key)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -727,7 +739,7 @@ fn hf_rules() -> &'static [(Regex, &'static str)] {
 /// Rename one HF key. Returns `(reference key, q/k/v part)`; HF's 1-based `layerN` indices come
 /// back 0-based.
 fn hf_rename(key: &str) -> Option<(String, Option<usize>)> {
-    let key = key.strip_prefix("sam3_model.").unwrap_or(key);
+    let key = hf_strip(key);
     let mut name = None;
     for (re, rep) in hf_rules() {
         if re.is_match(key) {
@@ -761,8 +773,7 @@ impl HfPlan {
         let four_x: HashSet<String> = raw
             .keys()
             .filter_map(|k| {
-                let k = k.strip_prefix("sam3_model.").unwrap_or(k);
-                let rest = k.strip_prefix("vision_encoder.neck.fpn_layers.")?;
+                let rest = hf_strip(k).strip_prefix("vision_encoder.neck.fpn_layers.")?;
                 let (lvl, tail) = rest.split_once('.')?;
                 tail.starts_with("scale_layers.2.").then(|| lvl.to_string())
             })
@@ -770,8 +781,10 @@ impl HfPlan {
         let mut parts: BTreeMap<String, [Option<String>; 3]> = BTreeMap::new();
         let mut targets = BTreeMap::new();
         let mut skipped = Vec::new();
+        // A video checkpoint: only `detector_model.*` is the image model (the tracker is skipped).
+        let video = raw.keys().any(|k| k.starts_with(HF_DETECTOR));
         for (k, (shape, dtype)) in raw {
-            if is_skipped_key(k) {
+            if (video && !k.starts_with(HF_DETECTOR)) || is_skipped_key(hf_strip(k)) {
                 skipped.push(k.clone());
                 continue;
             }

@@ -213,8 +213,9 @@ fn to_hf(key: &str) -> String {
     key.to_string()
 }
 
-#[test]
-fn hf_transformers_layout_loads_the_same_parameters() {
+/// The fixture's weights as transformers' conversion writes them: renamed ([`to_hf`]), q/k/v split,
+/// the cls row of `pos_embed` dropped, `text_projection` transposed.
+fn hf_weights() -> BTreeMap<String, (Vec<usize>, Vec<u8>)> {
     let mut hf: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
     for (k, (shape, bytes)) in weights() {
         let name = to_hf(&k);
@@ -247,6 +248,12 @@ fn hf_transformers_layout_loads_the_same_parameters() {
             hf.insert(name, (shape, bytes));
         }
     }
+    hf
+}
+
+#[test]
+fn hf_transformers_layout_loads_the_same_parameters() {
+    let mut hf = hf_weights();
     // spot checks of the renaming itself
     for k in [
         "vision_encoder.backbone.layers.1.attention.k_proj.weight",
@@ -280,6 +287,50 @@ fn hf_transformers_layout_loads_the_same_parameters() {
     write(&p, &hf);
     let msg = load(&p).err().unwrap().to_string();
     assert!(msg.contains("hf.safetensors") && msg.contains("transformer.decoder.layers.0.self_attn.in_proj_weight"), "{msg}");
+}
+
+/// transformers' video checkpoint layout (`convert_sam3_video_to_hf.py`: `sam3_model.` →
+/// `detector_model.`, the tracker under `tracker_model.`, its neck moved to `tracker_neck.`): the
+/// image model loads from `detector_model.*` alone, and its forward equals the fixture's bit for
+/// bit (the zero cls row the loader restores is never read).
+#[test]
+fn hf_video_layout_under_detector_model_runs_like_the_original() {
+    use sam3lab_model::predict::Predictor;
+    let mut hf: BTreeMap<String, (Vec<usize>, Vec<u8>)> =
+        hf_weights().into_iter().map(|(k, v)| (format!("detector_model.{k}"), v)).collect();
+    for k in [
+        "tracker_model.memory_encoder.projection.weight",
+        "tracker_model.mask_decoder.transformer.layers.0.mlp.proj_in.weight",
+        "tracker_neck.fpn_layers.0.proj1.weight",
+        "detector_model.vision_encoder.backbone.layers.0.rotary_emb.rope_embeddings",
+    ] {
+        hf.insert(k.into(), (vec![2], vec![0; 8]));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("hf-video.safetensors");
+    write(&p, &hf);
+    let idx = read_index(&p).unwrap();
+    assert_eq!(idx.format, CheckpointFormat::HfSafetensors);
+    assert_eq!(idx.skipped.len(), 4, "{:?}", idx.skipped);
+
+    let dev = Device::flex();
+    let ours = Predictor::load(&p, Some(&config()), &dev).unwrap();
+    let reference = Predictor::load(&fixture(), None, &dev).unwrap();
+    let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/examples/fixture-a.png");
+    let names = ["trunk.blocks.0", "decoder.layers.*.q0", "presence_logit"];
+    let (a, ca) = ours.run_with_cache(&image, "a red cat", &names).unwrap();
+    let (b, cb) = reference.run_with_cache(&image, "a red cat", &names).unwrap();
+    fn bits<const D: usize>(t: Tensor<D>) -> Vec<u32> {
+        t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap().iter().map(|x| x.to_bits()).collect()
+    }
+    assert_eq!(bits(a.pred_logits), bits(b.pred_logits));
+    assert_eq!(bits(a.pred_boxes), bits(b.pred_boxes));
+    assert_eq!(bits(a.pred_masks), bits(b.pred_masks));
+    assert_eq!(bits(a.presence_logit), bits(b.presence_logit));
+    assert_eq!(ca.len(), cb.len());
+    for (name, t) in cb.iter() {
+        assert_eq!(ca.get(name).unwrap().to_vec(), t.to_vec(), "{name}");
+    }
 }
 
 /// The storage class a crafted `.pt` gives a tensor (shapes count complex elements).

@@ -312,6 +312,17 @@ impl Model {
         batch_results(py, self, &ids, run.map_err(value_err)?)
     }
 
+    /// `m.perturbed(amplitude, seed)`: a copy with uniform noise in ±`amplitude` added to every
+    /// weight from sam3lab's seeded stream (`Predictor::perturbed`: same seed → same weights, the
+    /// same as the Rust call's), a stand-in "fine-tune" for demos and tests. It has no `sha256`.
+    fn perturbed(&self, py: Python<'_>, amplitude: f32, seed: u64) -> PyResult<Model> {
+        if !amplitude.is_finite() || amplitude < 0.0 {
+            return Err(value_err(format!("perturbed: amplitude must be a finite number ≥ 0, got {amplitude}")));
+        }
+        let p = py.detach(|| self.p.perturbed(amplitude, seed));
+        Ok(Model { p, path: format!("{} (perturbed ±{amplitude}, seed {seed})", self.path), device: self.device.clone() })
+    }
+
     /// The checkpoint's path as given to `load`.
     #[getter]
     fn path(&self) -> String {

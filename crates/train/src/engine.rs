@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer, MultiGradientsParams};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use indicatif::ProgressBar;
 use sam3lab_hooks::{HookPattern, Hooks};
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Batch, Cursor, Dataset, ImageCache, Sampler, load_stream, make_batch};
 use crate::error::{Result, TrainError};
-use crate::loss::{LossOutput, compute_loss};
+use crate::loss::{BatchNorm, LossOutput, combine_shards, compute_loss_shard};
 use crate::params;
 use crate::recipe::Recipe;
 
@@ -220,11 +220,18 @@ impl ModuleVisitor for Splitter<'_> {
 
 /// Seed burn's generator for micro-batch `micro` of optimiser step `step` (0-based), so the
 /// dropout masks depend on (seed, step, micro-batch) only: the same on a resumed run as on an
-/// uninterrupted one, and whatever the number of replicas.
+/// uninterrupted one.
 pub fn seed_micro_batch(device: &Device, seed: u64, step: usize, micro: usize) {
+    seed_shard(device, seed, step, micro, 0);
+}
+
+/// [`seed_micro_batch`] for shard `shard` of the micro-batch (data-parallel replica `shard`);
+/// shard 0 is the micro-batch's own seed, so a one-device run draws what it always drew.
+pub fn seed_shard(device: &Device, seed: u64, step: usize, micro: usize, shard: usize) {
     let mix = seed
         ^ (step as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ (micro as u64 + 1).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+        ^ (micro as u64 + 1).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+        ^ (shard as u64).wrapping_mul(0x1656_67B1_9E37_79F9);
     device.seed(mix);
 }
 
@@ -232,65 +239,236 @@ pub fn seed_micro_batch(device: &Device, seed: u64, step: usize, micro: usize) {
 /// process, so replicas running side by side would otherwise interleave their draws.
 static RNG_FORWARD: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Forward, loss and backward of micro-batches `r, r + n, …` on one replica; gradients summed, each
-/// loss divided by the recipe's `grad_accum` (the step's batch slots, as Meta's trainer divides by
-/// its accumulation steps): without extra streams the mean over the micro-batches, with them each
-/// slot's loss is its primary batch's plus its extra batches'. The loss terms are summed the same way.
-fn micro_steps(model: &Sam3, batches: &[Batch], r: usize, n: usize, recipe: &Recipe, step: usize) -> Result<(GradientsParams, BTreeMap<String, f32>)> {
+/// One data-parallel replica: its own copy of the model and of every optimiser group, on its
+/// device, for the whole run. Every replica takes the same optimiser step with the same reduced
+/// gradients, so the copies stay equal (checked at every checkpoint).
+struct Replica {
+    model: Sam3,
+    device: Device,
+    optims: Vec<ModuleOptimizer>,
+}
+
+/// One replica's part of one micro-batch: its shard of the queries and, when the micro-batch is
+/// split, the whole micro-batch's normalisers.
+struct Shard {
+    micro: usize,
+    batch: Batch,
+    norm: Option<BatchNorm>,
+}
+
+/// The loss values of one shard and the counts behind its F1 metrics.
+type ShardValues = (BTreeMap<String, f32>, BTreeMap<String, ([usize; 3], f32)>);
+
+/// How the replicas' gradients are summed.
+enum Reduce {
+    /// One device: nothing to reduce.
+    None,
+    /// burn's collective: `burn::tensor::distributed::all_reduce` (NCCL) under a
+    /// `DistributedContext`, every replica from its own thread. Used when every replica is a CUDA
+    /// device, the only backend burn 0.22.1 implements collectives for.
+    Collective(Vec<Device>),
+    /// The same all-reduce by hand, for backends without burn's collectives (the CPU, wgpu): the
+    /// replicas' gradients summed in replica order on replica 0's device, the sum given to every
+    /// replica. Deterministic, so the copies stay bit-identical.
+    Host,
+}
+
+/// Whether burn 0.22.1 can run its collective ops over these devices: CUDA only. The CPU backends
+/// (flex, ndarray) are not in burn-dispatch's distributed list (`burn-backend-extension-0.22.1/src/
+/// catalog.rs`, `distributed: false`) and keep the trait's `unimplemented!()` `all_reduce`
+/// (`burn-flex-0.22.1/src/ops/transaction.rs:11`), so `DistributedContext::init` panics on them
+/// (`burn-dispatch-0.22.1/src/ops/distributed.rs:182`, "not supported for device Flex(Cpu)"); wgpu reaches cubecl's default
+/// `ComputeServer::all_reduce`, which refuses (`cubecl-runtime-0.11.3/src/server/base.rs:959`).
+fn collective_capable(names: &[String]) -> bool {
+    names.len() > 1 && names.iter().all(|n| n.to_ascii_lowercase().starts_with("cuda"))
+}
+
+/// Forward, loss and backward of one replica's shards; gradients summed, each loss divided by the
+/// recipe's `grad_accum` (the step's batch slots, as Meta's trainer divides by its accumulation
+/// steps): without extra streams the mean over the micro-batches, with them each slot's loss is
+/// its primary batch's plus its extra batches'. A split micro-batch's shards are normalised by the
+/// whole micro-batch ([`BatchNorm`]), so the replicas' gradients sum to the one-device gradient.
+/// Returns the gradients and, per micro-batch, the loss values (not yet divided by `grad_accum`).
+fn micro_steps(model: &Sam3, device: &Device, shards: &[Shard], shard: usize, recipe: &Recipe, step: usize) -> Result<(GradientsParams, Vec<(usize, ShardValues)>)> {
     let mut acc = GradientsAccumulator::<Sam3>::new();
-    let mut sums: BTreeMap<String, f32> = BTreeMap::new();
-    let device = model.devices().into_iter().next().unwrap_or_else(|| Device::flex().autodiff());
+    let mut values = vec![];
     let total = recipe.grad_accum;
     let stochastic = model.config.has_train_dropout();
-    for (micro, batch) in batches.iter().enumerate().skip(r).step_by(n) {
+    for s in shards {
         let local;
-        let batch = if batch.pixels.device() == device {
-            batch
+        let batch = if s.batch.pixels.device() == *device {
+            &s.batch
         } else {
-            local = batch.to_device(&device);
+            local = s.batch.to_device(device);
             &local
         };
         let out_t = if stochastic {
             let _one_at_a_time = RNG_FORWARD.lock().unwrap_or_else(|e| e.into_inner());
-            seed_micro_batch(&device, recipe.seed, step, micro);
+            seed_shard(device, recipe.seed, step, s.micro, shard);
             forward(model, batch, &mut Hooks::none())?
         } else {
             forward(model, batch, &mut Hooks::none())?
         };
-        let loss: LossOutput = compute_loss(&out_t, &batch.targets, &recipe.loss).map_err(TrainError::Usage)?;
-        let values = loss.values();
-        let core = values["core_loss"];
+        let loss: LossOutput = compute_loss_shard(&out_t, &batch.targets, &recipe.loss, s.norm).map_err(TrainError::Usage)?;
+        let v = loss.values();
+        let core = v["core_loss"];
         if !core.is_finite() {
             return Err(TrainError::NonFinite { step: step + 1, value: core, pairs: batch.pair_ids.join(", ") });
         }
-        for (k, v) in values {
-            *sums.entry(k).or_default() += v / total as f32;
-        }
+        values.push((s.micro, (v, loss.f1_counts.clone())));
         let scaled = if total > 1 { loss.core.div_scalar(total as f32) } else { loss.core };
         acc.accumulate(model, GradientsParams::from_grads(scaled.backward(), model));
     }
-    Ok((acc.grads(), sums))
+    Ok((acc.grads(), values))
 }
 
-/// Sum the replicas' gradients (burn's `MultiGradientsParams`) onto `device`.
-fn merge(model: &Sam3, multi: MultiGradientsParams, device: &Device) -> GradientsParams {
-    struct Merge<'a> {
-        multi: MultiGradientsParams,
-        out: GradientsParams,
-        device: &'a Device,
+/// The host all-reduce ([`Reduce::Host`]): every parameter's gradient summed over the replicas in
+/// replica order on replica 0's device, and the sum handed to every replica (moved to its device).
+/// A parameter with a gradient on some replicas only is summed over those.
+fn host_all_reduce(model: &Sam3, grads: Vec<GradientsParams>, devices: &[Device]) -> Vec<GradientsParams> {
+    struct Sum<'a> {
+        grads: Vec<GradientsParams>,
+        out: Vec<GradientsParams>,
+        devices: &'a [Device],
     }
-    impl ModuleVisitor for Merge<'_> {
+    impl ModuleVisitor for Sum<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            if let Some((t, _)) = self.multi.remove::<D>(param.id) {
-                self.out.register(param.id, t.to_device(self.device));
+            let mut sum: Option<Tensor<D>> = None;
+            for g in &mut self.grads {
+                if let Some(t) = g.remove::<D>(param.id) {
+                    sum = Some(match sum {
+                        None => t,
+                        Some(s) => {
+                            let d = s.device();
+                            s + t.to_device(&d)
+                        }
+                    });
+                }
+            }
+            let Some(sum) = sum else { return };
+            for (r, out) in self.out.iter_mut().enumerate().rev() {
+                if r == 0 {
+                    out.register(param.id, sum.clone());
+                } else {
+                    out.register(param.id, sum.clone().to_device(&self.devices[r]));
+                }
             }
         }
     }
-    let mut m = Merge { multi, out: GradientsParams::new(), device };
-    model.visit(&mut m);
-    m.out
+    let n = grads.len();
+    let mut s = Sum { grads, out: (0..n).map(|_| GradientsParams::new()).collect(), devices };
+    model.visit(&mut s);
+    s.out
 }
 
+/// burn's collective all-reduce ([`Reduce::Collective`]) of one replica's gradients, called by
+/// every replica from its own thread (NCCL's contract): first which parameters have a gradient on
+/// any replica (one small all-reduce), then each of those parameters' gradients, summed, in the
+/// model's parameter order — the same order on every replica. A replica without a gradient for
+/// such a parameter (an empty shard) contributes zeros.
+fn collective_all_reduce(model: &Sam3, grads: GradientsParams, devices: &[Device]) -> GradientsParams {
+    use burn::tensor::distributed::{ReduceOperation, all_reduce};
+    struct Has<'a> {
+        grads: &'a GradientsParams,
+        has: Vec<f32>,
+    }
+    impl ModuleVisitor for Has<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.has.push(if self.grads.get::<D>(param.id).is_some() { 1.0 } else { 0.0 });
+        }
+    }
+    struct Reduce<'a> {
+        grads: GradientsParams,
+        any: std::vec::IntoIter<f32>,
+        out: GradientsParams,
+        devices: &'a [Device],
+    }
+    impl ModuleVisitor for Reduce<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if self.any.next().unwrap_or(0.0) == 0.0 {
+                return;
+            }
+            let t = match self.grads.remove::<D>(param.id) {
+                Some(t) => t,
+                None => param.val().inner().zeros_like(),
+            };
+            self.out.register(param.id, all_reduce(t, ReduceOperation::Sum, self.devices.to_vec()).resolve());
+        }
+    }
+    let mut has = Has { grads: &grads, has: vec![] };
+    model.visit(&mut has);
+    let dev = devices[0].clone();
+    let flags = Tensor::<1>::from_data(TensorData::new(has.has.clone(), [has.has.len()]), &grads_device(&model.devices(), &dev));
+    let any: Vec<f32> = all_reduce(flags, ReduceOperation::Sum, devices.to_vec()).resolve().into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+    let mut r = Reduce { grads, any: any.into_iter(), out: GradientsParams::new(), devices };
+    model.visit(&mut r);
+    r.out
+}
+
+/// The device a replica's gradients live on: its model's device without autodiff.
+fn grads_device(model_devices: &[Device], fallback: &Device) -> Device {
+    model_devices.first().unwrap_or(fallback).clone().without_autodiff()
+}
+
+/// The squared global norm of `grads` over the trained tensors (torch's `clip_grad_norm_` norm).
+fn grad_sq_norm(model: &Sam3, group: &BTreeMap<String, usize>, grads: GradientsParams, groups: usize) -> (f64, GradientsParams) {
+    let mut sp = Splitter { names: vec![], containers: vec![], group, src: grads, out: (0..groups).map(|_| GradientsParams::new()).collect(), scale: 1.0, sq: 0.0, measure: true };
+    model.visit(&mut sp);
+    (sp.sq, sp.src)
+}
+
+/// Clip (by `scale`) and split one replica's reduced gradients by group, then take every group's
+/// AdamW step on that replica.
+fn replica_step(rep: &mut Replica, group: &BTreeMap<String, usize>, sel_groups: &[OptimGroup], grads: GradientsParams, scale: f32, lr: f64) {
+    let mut sp = Splitter {
+        names: vec![],
+        containers: vec![],
+        group,
+        src: grads,
+        out: (0..rep.optims.len()).map(|_| GradientsParams::new()).collect(),
+        scale,
+        sq: 0.0,
+        measure: false,
+    };
+    rep.model.visit(&mut sp);
+    let mut model = rep.model.clone();
+    for (g, grads_g) in sp.out.into_iter().enumerate() {
+        if grads_g.is_empty() {
+            continue;
+        }
+        model = rep.optims[g].step(lr * sel_groups[g].lr_scale, model, grads_g);
+    }
+    rep.model = model;
+}
+
+/// The replicas must hold equal weights (every one takes the same step with the same gradients):
+/// checked at every checkpoint, before replica 0 is written, by comparing every parameter.
+fn check_in_sync(replicas: &[Replica], step: usize) -> Result<()> {
+    if replicas.len() < 2 {
+        return Ok(());
+    }
+    let all: BTreeSet<String> = params::list(&replicas[0].model, "").into_iter().map(|p| p.name).collect();
+    let first = params::values(&replicas[0].model.clone().valid(), "", &all);
+    for (r, rep) in replicas.iter().enumerate().skip(1) {
+        let other = params::values(&rep.model.clone().valid(), "", &all);
+        for ((name, _, a), (_, _, b)) in first.iter().zip(&other) {
+            // Bit-equal on one device (the CPU); across GPUs NCCL hands every rank the same sum,
+            // so any difference is a defect, not rounding.
+            if a.len() != b.len() || a.iter().zip(b).any(|(x, y)| x.to_bits() != y.to_bits()) {
+                let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+                return Err(TrainError::Usage(format!(
+                    "replica {r} diverged from replica 0 at step {step}: `{name}` differs by up to {worst:e} (a defect: please report it)"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Split `n` items into `parts` contiguous runs, the first ones one longer: the sizes.
+fn split_sizes(n: usize, parts: usize) -> Vec<usize> {
+    (0..parts).map(|r| n / parts + usize::from(r < n % parts)).collect()
+}
 /// Progress and identity of a run, written beside every checkpoint and read back on resume.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunState {
@@ -401,22 +579,44 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
         None => sam3lab_hooks::sha256_hex(&recipe_text),
         Some((_, objective)) => sam3lab_hooks::sha256_hex(&[recipe_text.as_slice(), b"\n# [loss] from:\n", objective.as_bytes()].concat()),
     };
-    std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
+    let named = |d: &String| {
+        sam3lab_model::device::device_from_name(d).map_err(|e| TrainError::Usage(format!("recipe `devices`: {e}")))
+    };
+    // Data-parallel replicas: one device per entry of `devices`. The CPU is one device, so
+    // `["cpu", "cpu"]` is two replicas on it; a GPU named twice would be two NCCL ranks on one GPU.
+    let mut seen = BTreeSet::new();
+    for d in &recipe.devices {
+        let key = d.to_ascii_lowercase();
+        let key = if key.contains(':') { key } else { format!("{key}:0") };
+        if !key.starts_with("cpu") && !key.starts_with("flex") && !seen.insert(key) {
+            return Err(TrainError::Usage(format!("recipe `devices`: `{d}` is named twice (one replica per GPU)")));
+        }
+    }
     let ad = match recipe.devices.first() {
-        Some(d) => sam3lab_model::device::device_from_name(d)?.autodiff(),
+        Some(d) => named(d)?.autodiff(),
         None => device.clone().autodiff(),
     };
     let ckpt = |d: Device| if recipe.gradient_checkpointing { d.gradient_checkpointing() } else { d };
     let ad = ckpt(ad);
-    let replicas: Vec<Device> = if recipe.devices.len() > 1 {
-        recipe
-            .devices
-            .iter()
-            .map(|d| sam3lab_model::device::device_from_name(d).map(|d| ckpt(d.autodiff())))
-            .collect::<std::result::Result<_, _>>()?
+    let replica_devices: Vec<Device> = if recipe.devices.len() > 1 {
+        recipe.devices.iter().map(|d| named(d).map(|d| ckpt(d.autodiff()))).collect::<Result<_>>()?
     } else {
         vec![ad.clone()]
     };
+    let reduce = match replica_devices.len() {
+        1 => Reduce::None,
+        _ if collective_capable(&recipe.devices) => Reduce::Collective(replica_devices.clone()),
+        _ => Reduce::Host,
+    };
+    // burn's communication server for the collective, alive for the whole run (dropped at the end).
+    let _collective = match &reduce {
+        Reduce::Collective(devs) => Some(burn::tensor::distributed::DistributedContext::init(
+            devs.clone(),
+            burn::tensor::distributed::DistributedConfig { all_reduce_op: burn::tensor::distributed::ReduceOperation::Sum },
+        )),
+        _ => None,
+    };
+    std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
 
     // Resume from the newest complete checkpoint of this recipe, if any.
     let resume = latest_checkpoint(out);
@@ -463,7 +663,7 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
     let cfg = config.clone();
     let sel = select(&recipe, &model)?;
     let trained: BTreeSet<String> = sel.group.keys().cloned().collect();
-    let mut model = params::set_trainable(model, "", &|n| trained.contains(n)).train();
+    let model = params::set_trainable(model, "", &|n| trained.contains(n)).train();
 
     // Data.
     let mut sets: Vec<Dataset> = vec![];
@@ -517,6 +717,19 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
             })
             .collect::<Result<_>>()?;
     }
+    // The replicas, for the whole run: replica 0 is the loaded model, the others copies of it on
+    // their devices, each with its own copy of the optimiser state (fresh, or the checkpoint's).
+    let optim_groups = optims.len();
+    let mut replicas: Vec<Replica> = replica_devices
+        .iter()
+        .enumerate()
+        .map(|(r, d)| Replica {
+            model: if r == 0 { model.clone() } else { model.clone().fork(d) },
+            device: d.clone(),
+            optims: optims.clone(),
+        })
+        .collect();
+    drop((model, optims));
 
     let log_path = out.join("loss.csv");
     let mut log = keep_rows_upto(&log_path, resume.is_some(), state.step)?;
@@ -535,8 +748,33 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
     let first_step = state.step;
     while state.step < recipe.steps {
         let step = state.step;
-        // The step's micro-batches, drawn in order (the data does not depend on the devices).
-        let mut batches = Vec::with_capacity(recipe.grad_accum);
+        // The step's micro-batches, drawn in order (the data does not depend on the devices); each
+        // is split into one contiguous shard per replica.
+        let n = replicas.len();
+        let mut work: Vec<Vec<Shard>> = (0..n).map(|_| vec![]).collect();
+        let mut micros = 0usize;
+        let mut add = |picks: Vec<(&Dataset, usize)>, cache: &mut ImageCache, work: &mut Vec<Vec<Shard>>| -> Result<()> {
+            let micro = micros;
+            micros += 1;
+            if n == 1 {
+                work[0].push(Shard { micro, batch: make_batch(&picks, cache, cfg.image_size, cfg.text.context_length, &ad)?, norm: None });
+                return Ok(());
+            }
+            let mut parts = vec![];
+            let mut at = 0;
+            for size in split_sizes(picks.len(), n) {
+                parts.push((size > 0).then(|| make_batch(&picks[at..at + size], cache, cfg.image_size, cfg.text.context_length, &ad)).transpose()?);
+                at += size;
+            }
+            let boxes: usize = parts.iter().flatten().map(|b| b.targets.total()).sum();
+            let norm = BatchNorm { batch: picks.len(), num_boxes: (boxes as f32).max(1.0) };
+            for (r, part) in parts.into_iter().enumerate() {
+                if let Some(batch) = part {
+                    work[r].push(Shard { micro, batch, norm: Some(norm) });
+                }
+            }
+            Ok(())
+        };
         for _ in 0..recipe.grad_accum {
             // Cadence (counted in batch slots, `grad_accum` per step): the replacing secondary
             // streams due at this slot share it; else the primary fills it. An `extra` stream due
@@ -553,72 +791,87 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
                     picks.push((&sets[src], i));
                 }
             }
-            batches.push(make_batch(&picks, &mut cache, cfg.image_size, cfg.text.context_length, &ad)?);
+            add(picks, &mut cache, &mut work)?;
             for src in extra {
                 let size = recipe.data[&sets[src].name].batch_size.unwrap_or(recipe.batch_size);
                 let picks: Vec<(&Dataset, usize)> = samplers[src].take(size).into_iter().map(|i| (&sets[src], i)).collect();
-                batches.push(make_batch(&picks, &mut cache, cfg.image_size, cfg.text.context_length, &ad)?);
+                add(picks, &mut cache, &mut work)?;
             }
             state.batches += 1;
         }
-        // Data parallel: micro-batch i runs on replica i mod n; burn's MultiGradientsParams sums the
-        // replicas' gradients (each loss is divided by grad_accum, so the sum is the mean over the
-        // step's batch slots; an extra stream's batch adds its loss to its slot's).
-        let n = replicas.len().min(batches.len());
-        let results: Vec<Result<(GradientsParams, BTreeMap<String, f32>)>> = if n == 1 {
-            vec![micro_steps(&model, &batches, 0, 1, &recipe, step)]
+        // Data parallel: replica r runs shard r of every micro-batch (each shard's loss normalised
+        // by its whole micro-batch and divided by grad_accum), then the replicas' gradients are
+        // all-reduced (summed), so every replica holds the one-device gradient of the step.
+        let recipe_ref = &recipe;
+        let results: Vec<Result<(GradientsParams, Vec<(usize, ShardValues)>)>> = if n == 1 {
+            vec![micro_steps(&replicas[0].model, &replicas[0].device, &work[0], 0, recipe_ref, step)]
         } else {
-            let replicas_now: Vec<Sam3> = replicas.iter().take(n).map(|d| model.clone().fork(d)).collect();
-            let batches_ref = &batches;
-            let recipe_ref = &recipe;
             std::thread::scope(|scope| {
-                let hs: Vec<_> = replicas_now
+                let hs: Vec<_> = replicas
                     .iter()
+                    .zip(&work)
                     .enumerate()
-                    .map(|(r, m)| scope.spawn(move || micro_steps(m, batches_ref, r, n, recipe_ref, step)))
+                    .map(|(r, (rep, w))| scope.spawn(move || micro_steps(&rep.model, &rep.device, w, r, recipe_ref, step)))
                     .collect();
-                hs.into_iter().map(|h| h.join().expect("replica thread")).collect()
+                hs.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
             })
         };
-        let mut multi = MultiGradientsParams::default();
-        let mut sums: BTreeMap<String, f32> = BTreeMap::new();
-        for (r, res) in results.into_iter().enumerate() {
-            let (g, s) = res?;
-            multi.grads.push((g, replicas[r].clone()));
-            for (k, v) in s {
-                *sums.entry(k).or_default() += v;
+        let mut per_replica = vec![];
+        let mut by_micro: BTreeMap<usize, Vec<ShardValues>> = BTreeMap::new();
+        for res in results {
+            let (g, vals) = res?;
+            per_replica.push(g);
+            for (micro, v) in vals {
+                by_micro.entry(micro).or_default().push(v);
             }
         }
-        let grads = if multi.grads.len() == 1 { multi.grads.pop().expect("one").0 } else { merge(&model, multi, &ad) };
-        // Global-norm clipping as torch's clip_grad_norm_ (burn's own clipping is per tensor).
-        let mut sp = Splitter {
-            names: vec![],
-            containers: vec![],
-            group: &sel.group,
-            src: grads,
-            out: (0..optims.len()).map(|_| GradientsParams::new()).collect(),
-            scale: 1.0,
-            sq: 0.0,
-            measure: true,
+        // The logged loss terms: each micro-batch's (its shards combined), divided by grad_accum.
+        let mut sums: BTreeMap<String, f32> = BTreeMap::new();
+        for (_, shards) in by_micro {
+            let values = if shards.len() == 1 { shards.into_iter().next().expect("one").0 } else { combine_shards(&shards) };
+            for (k, v) in values {
+                *sums.entry(k).or_default() += v / recipe.grad_accum as f32;
+            }
+        }
+        let reduced: Vec<GradientsParams> = match &reduce {
+            Reduce::None => per_replica,
+            Reduce::Host => host_all_reduce(&replicas[0].model, per_replica, &replica_devices),
+            Reduce::Collective(devs) => std::thread::scope(|scope| {
+                let hs: Vec<_> = replicas
+                    .iter()
+                    .zip(per_replica)
+                    .map(|(rep, g)| scope.spawn(move || collective_all_reduce(&rep.model, g, devs)))
+                    .collect();
+                hs.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+            }),
         };
-        model.visit(&mut sp);
-        let norm = sp.sq.sqrt();
+        // Global-norm clipping as torch's clip_grad_norm_ (burn's own clipping is per tensor): the
+        // norm of replica 0's reduced gradient, which every replica holds.
+        let mut reduced = reduced.into_iter();
+        let (sq, first) = grad_sq_norm(&replicas[0].model, &sel.group, reduced.next().expect("one replica"), optim_groups);
+        let norm = sq.sqrt();
+        let mut scale = 1.0f32;
         if let Some(max) = recipe.optim.clip_grad_norm {
             let coef = max as f64 / (norm + 1e-6);
             if coef < 1.0 {
-                sp.scale = coef as f32;
+                scale = coef as f32;
             }
         }
-        sp.measure = false;
-        model.visit(&mut sp);
         let factor = recipe.schedule.factor(step, recipe.steps);
         let lr = recipe.optim.lr * factor;
-        for (g, grads_g) in sp.out.into_iter().enumerate() {
-            if grads_g.is_empty() {
-                continue;
-            }
-            let scale = sel.groups[g].lr_scale;
-            model = optims[g].step(lr * scale, model, grads_g);
+        // One optimiser step per replica, with the same gradients: the replicas stay equal.
+        let grads_all: Vec<GradientsParams> = std::iter::once(first).chain(reduced).collect();
+        if n == 1 {
+            let g = grads_all.into_iter().next().expect("one");
+            replica_step(&mut replicas[0], &sel.group, &sel.groups, g, scale, lr);
+        } else {
+            let group = &sel.group;
+            let groups = &sel.groups;
+            std::thread::scope(|scope| {
+                for (rep, g) in replicas.iter_mut().zip(grads_all) {
+                    scope.spawn(move || replica_step(rep, group, groups, g, scale, lr));
+                }
+            });
         }
         state.step += 1;
         progress.inc(1);
@@ -642,7 +895,7 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
         }
         last = sums;
         if recipe.eval.as_ref().is_some_and(|e| state.step % e.every == 0 || state.step == recipe.steps) {
-            if let Some(r) = eval_at(&model, state.step, &mut eval_log, &mut cache)? {
+            if let Some(r) = eval_at(&replicas[0].model, state.step, &mut eval_log, &mut cache)? {
                 let line = format!(
                     "step {}: neg_correct {:?} pos_detect {:?} presence_acc {:.3} score_auc {:?} best_iou {:?} ({:.1} steps/s)",
                     r.step, r.neg_correct, r.pos_detect, r.presence_acc, r.score_auc, r.best_iou, rate
@@ -658,8 +911,9 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
                 state.cursors.insert(k.name.clone(), s.cursor);
             }
             let path = ckpt_path(out, state.step);
-            let sha = save_weights(&model, &path, None)?;
-            for (g, o) in optims.iter().enumerate() {
+            check_in_sync(&replicas, state.step)?;
+            let sha = save_weights(&replicas[0].model, &path, None)?;
+            for (g, o) in replicas[0].optims.iter().enumerate() {
                 let p = optim_path(out, state.step, g);
                 o.save(&p).map_err(|e| TrainError::input(&p, format!("cannot save optimiser state: {e:?}")))?;
             }

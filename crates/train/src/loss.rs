@@ -173,6 +173,49 @@ pub struct LossOutput {
     /// `√B · Σ w_k L_k`: what is back-propagated.
     pub core: Tensor<1>,
     pub matching: Vec<OutputMatching>,
+    /// The counts behind every F1 metric (`ce_f1…`): (true positives, false positives, false
+    /// negatives) and the factor the value carries (the o2m weight for `…_o2m`), so the F1 of a
+    /// batch split into shards is computed from the summed counts ([`combine_shards`]).
+    pub f1_counts: BTreeMap<String, ([usize; 3], f32)>,
+}
+
+/// The normalisers of a whole batch, for a loss computed on one shard of it (data-parallel
+/// replicas): the batch's find-query count `B` (classification `/ B` or `/ (B·Q)`, presence `/ B`,
+/// presence accuracy, the `√B` scale) and its `num_boxes` normaliser (boxes and masks), so the
+/// shards' losses — and gradients — sum to the whole batch's.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchNorm {
+    pub batch: usize,
+    pub num_boxes: f32,
+}
+
+/// F1 from (tp, fp, fn), as the loss computes it (0 when undefined).
+pub fn f1_from_counts([tp, fp, fneg]: [usize; 3]) -> f32 {
+    let den = 2 * tp + fp + fneg;
+    if den == 0 { 0.0 } else { 2.0 * tp as f32 / den as f32 }
+}
+
+/// The loss values of a batch from its shards' values (each computed under the batch's
+/// [`BatchNorm`]): every term summed in shard order, every F1 metric recomputed from the summed
+/// counts.
+pub fn combine_shards(shards: &[(BTreeMap<String, f32>, BTreeMap<String, ([usize; 3], f32)>)]) -> BTreeMap<String, f32> {
+    let mut values: BTreeMap<String, f32> = BTreeMap::new();
+    let mut counts: BTreeMap<String, ([usize; 3], f32)> = BTreeMap::new();
+    for (v, c) in shards {
+        for (k, x) in v {
+            *values.entry(k.clone()).or_default() += x;
+        }
+        for (k, (n, f)) in c {
+            let e = counts.entry(k.clone()).or_insert(([0; 3], *f));
+            for i in 0..3 {
+                e.0[i] += n[i];
+            }
+        }
+    }
+    for (k, (n, f)) in counts {
+        values.insert(k, f1_from_counts(n) * f);
+    }
+    values
 }
 
 impl LossOutput {
@@ -279,6 +322,9 @@ struct Terms<'a> {
     cfg: &'a LossConfig,
     targets: &'a Targets,
     num_boxes: f32,
+    /// The whole batch's query count when this is a shard of it (`None`: this batch's own, and
+    /// the reference's expressions as they are).
+    batch: Option<usize>,
     device: Device,
 }
 
@@ -298,10 +344,12 @@ impl Terms<'_> {
         (l1, g)
     }
 
-    /// IABCEMdetr → (loss_ce, ce_f1, presence_loss, presence_dec_acc).
-    fn classification(&self, qs: &QuerySet, presence: Option<&Tensor<2>>, idx: &Indices) -> [Tensor<1>; 4] {
+    /// IABCEMdetr → (loss_ce, ce_f1, presence_loss, presence_dec_acc) and the F1's counts.
+    fn classification(&self, qs: &QuerySet, presence: Option<&Tensor<2>>, idx: &Indices) -> ([Tensor<1>; 4], [usize; 3]) {
         let c = self.cfg;
         let [b, q, _] = qs.pred_logits.dims();
+        // The divisor of the per-query terms: this batch's B, or the whole batch's for a shard.
+        let bn = self.batch.unwrap_or(b);
         let x = qs.pred_logits.clone().reshape([b, q]);
         let prob = sigmoid(x.clone());
         // Targets (no gradient): 1 at matched queries; the soft positive target p^α·IoU^(1−α).
@@ -334,15 +382,16 @@ impl Terms<'_> {
             if let Some(pl) = presence {
                 let kt = consts(keep.clone(), [b, 1], &self.device);
                 presence_loss =
-                    sigmoid_focal(pl.clone(), kt, c.presence_alpha, c.presence_gamma).sum().div_scalar(b as f32).reshape([1]);
+                    sigmoid_focal(pl.clone(), kt, c.presence_alpha, c.presence_gamma).sum().div_scalar(bn as f32).reshape([1]);
                 let ph = host(pl);
                 let acc = ph.iter().zip(&keep).filter(|(p, k)| ((1.0 / (1.0 + (-**p).exp()) > 0.5) as u8 as f32) == **k).count();
-                presence_acc = consts(vec![acc as f32 / b as f32], [1], &self.device);
+                presence_acc = consts(vec![acc as f32 / bn as f32], [1], &self.device);
             }
         }
-        let loss_ce = match c.pad_n_queries {
-            Some(n) if q < n => l.sum().div_scalar((n * b) as f32),
-            _ => l.mean(),
+        let loss_ce = match (c.pad_n_queries, self.batch) {
+            (Some(n), _) if q < n => l.sum().div_scalar((n * bn) as f32),
+            (_, None) => l.mean(),
+            (_, Some(_)) => l.sum().div_scalar((bn * q) as f32),
         };
         // torchmetrics binary F1 at 0.5 over all queries.
         let (mut tp, mut fp, mut fneg) = (0usize, 0usize, 0usize);
@@ -355,9 +404,8 @@ impl Terms<'_> {
                 _ => {}
             }
         }
-        let den = 2 * tp + fp + fneg;
-        let f1 = if den == 0 { 0.0 } else { 2.0 * tp as f32 / den as f32 };
-        [loss_ce.reshape([1]), consts(vec![f1], [1], &self.device), presence_loss, presence_acc]
+        let f1 = f1_from_counts([tp, fp, fneg]);
+        ([loss_ce.reshape([1]), consts(vec![f1], [1], &self.device), presence_loss, presence_acc], [tp, fp, fneg])
     }
 
     /// Masks → (loss_mask, loss_dice).
@@ -397,13 +445,15 @@ impl Terms<'_> {
         presence: Option<&Tensor<2>>,
         idx: &Indices,
         is_aux: bool,
-    ) -> Vec<(&'static str, Tensor<1>)> {
+    ) -> (Vec<(&'static str, Tensor<1>)>, Option<[usize; 3]>) {
         let mut out = vec![];
+        let mut counts = None;
         if !is_aux || self.cfg.aux {
             let (l1, g) = self.boxes(qs, idx);
             out.push(("loss_bbox", l1.reshape([1])));
             out.push(("loss_giou", g.reshape([1])));
-            let [ce, f1, pl, pa] = self.classification(qs, presence, idx);
+            let ([ce, f1, pl, pa], n) = self.classification(qs, presence, idx);
+            counts = Some(n);
             out.extend([("loss_ce", ce), ("ce_f1", f1), ("presence_loss", pl), ("presence_dec_acc", pa)]);
         }
         if !is_aux && let Some(m) = &qs.pred_masks {
@@ -411,7 +461,7 @@ impl Terms<'_> {
             out.push(("loss_mask", lm));
             out.push(("loss_dice", ld));
         }
-        out
+        (out, counts)
     }
 }
 
@@ -439,12 +489,32 @@ fn match_o2m(cfg: &LossConfig, layer: &TrainLayerOutput, targets: &Targets, is_a
 /// Match and compute every loss term of a train-mode output, as `Sam3LossWrapper.compute_loss`
 /// (plus the model's own o2o matching, `Sam3Image._compute_matching`).
 pub fn compute_loss(out: &TrainOutput, targets: &Targets, cfg: &LossConfig) -> Result<LossOutput, String> {
+    compute_loss_shard(out, targets, cfg, None)
+}
+
+/// [`compute_loss`] of one shard of a batch, normalised by the whole batch's [`BatchNorm`] (`None`:
+/// the batch is whole, and this is exactly [`compute_loss`]). The shards' losses and gradients sum
+/// to the whole batch's (up to float rounding); the F1 metrics combine through their counts
+/// ([`combine_shards`]).
+pub fn compute_loss_shard(out: &TrainOutput, targets: &Targets, cfg: &LossConfig, norm: Option<BatchNorm>) -> Result<LossOutput, String> {
     let device = out.last().o2o.pred_logits.device();
     let b = out.last().o2o.pred_logits.dims()[0];
     if targets.batch() != b {
         return Err(format!("targets describe {} find queries but the model ran {b}", targets.batch()));
     }
-    let terms = Terms { cfg, targets, num_boxes: targets.num_boxes_normalizer(), device: device.clone() };
+    if let Some(n) = norm
+        && (n.batch < b || n.num_boxes < targets.total() as f32)
+    {
+        return Err(format!("a shard of {b} queries and {} boxes cannot belong to a batch of {} queries and {} boxes", targets.total(), n.batch, n.num_boxes));
+    }
+    let terms = Terms {
+        cfg,
+        targets,
+        num_boxes: norm.map_or_else(|| targets.num_boxes_normalizer(), |n| n.num_boxes),
+        batch: norm.map(|n| n.batch),
+        device: device.clone(),
+    };
+    let mut f1_counts = BTreeMap::new();
     let n = out.layers.len();
     let mut all = BTreeMap::new();
     let mut total = zero(&device);
@@ -457,14 +527,22 @@ pub fn compute_loss(out: &TrainOutput, targets: &Targets, cfg: &LossConfig) -> R
         let suffix = if is_aux { format!("_aux_{i}") } else { String::new() };
         let o2o = match_o2o(cfg, layer, targets);
         let o2m = match_o2m(cfg, layer, targets, is_aux);
-        for (base, v) in terms.query_set(&layer.o2o, Some(&layer.presence_logit), &o2o, is_aux) {
+        let (o2o_terms, n) = terms.query_set(&layer.o2o, Some(&layer.presence_logit), &o2o, is_aux);
+        if let Some(n) = n {
+            f1_counts.insert(format!("ce_f1{suffix}"), (n, 1.0));
+        }
+        for (base, v) in o2o_terms {
             let w = cfg.weight(base);
             if w != 0.0 {
                 total = total + v.clone().mul_scalar(w);
             }
             all.insert(format!("{base}{suffix}"), if w == 0.0 { v.detach() } else { v });
         }
-        for (base, v) in terms.query_set(&layer.o2m, None, &o2m, is_aux) {
+        let (o2m_terms, n) = terms.query_set(&layer.o2m, None, &o2m, is_aux);
+        if let Some(n) = n {
+            f1_counts.insert(format!("ce_f1{suffix}_o2m"), (n, cfg.o2m_weight));
+        }
+        for (base, v) in o2m_terms {
             let v = v.mul_scalar(cfg.o2m_weight);
             let w = cfg.weight(base);
             if w != 0.0 {
@@ -475,9 +553,9 @@ pub fn compute_loss(out: &TrainOutput, targets: &Targets, cfg: &LossConfig) -> R
         matching.push(OutputMatching { suffix, o2o, o2m });
     }
     if cfg.scale_by_find_batch_size {
-        total = total.mul_scalar((b as f32).sqrt());
+        total = total.mul_scalar((norm.map_or(b, |n| n.batch) as f32).sqrt());
     }
-    Ok(LossOutput { terms: all, core: total, matching })
+    Ok(LossOutput { terms: all, core: total, matching, f1_counts })
 }
 
 #[cfg(test)]

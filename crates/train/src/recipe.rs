@@ -34,8 +34,9 @@ pub struct Recipe {
     /// Write a row of the loss log every this many steps.
     #[serde(default = "one")]
     pub log_every: usize,
-    /// Data-parallel replicas (`cpu`, `wgpu`, `cuda`, …): micro-batch i of a step runs on replica
-    /// i mod n and burn sums their gradients. Empty = the `--device` given to the command.
+    /// Data-parallel replicas (`cpu`, `wgpu[:N]`, `cuda[:N]`), one per entry: every micro-batch is
+    /// split across them and their gradients all-reduced (burn's `all_reduce` on CUDA, by hand
+    /// elsewhere). Empty = the `--device` given to the command.
     #[serde(default)]
     pub devices: Vec<String>,
     /// burn's gradient checkpointing: memory-bound activations are recomputed in the backward

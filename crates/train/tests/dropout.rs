@@ -267,9 +267,10 @@ fn a_recipe_with_dropout_is_seeded_and_resumable() {
     assert!(!std::fs::read_to_string(off.1.join("config.json")).unwrap().contains("dropout"));
 }
 
-/// The masks depend on (seed, step, micro-batch) only: two CPU replicas equal gradient
-/// accumulation on one, and gradient checkpointing reuses the forward's masks (float noise only,
-/// as without dropout in `recipes.rs`).
+/// The masks depend on (seed, step, micro-batch, replica): a micro-batch of one query goes whole to
+/// replica 0, whose shard seed is the micro-batch's own, so two CPU replicas equal one device here;
+/// and gradient checkpointing reuses the forward's masks (float noise only, as without dropout in
+/// `recipes.rs`).
 #[test]
 fn dropout_masks_do_not_depend_on_replicas_or_checkpointing() {
     let _g = lock();

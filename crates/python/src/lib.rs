@@ -47,7 +47,7 @@ fn load(py: Python<'_>, ckpt: PathBuf, config: Option<PathBuf>, device: &str) ->
     Ok(Model { p, path, device: device.to_string() })
 }
 
-/// An image argument: a path (str / os.PathLike) or an `H×W×3` uint8 array, with how a cache
+/// An image argument: a path (str / os.PathLike), a PIL image or an `H×W×3` uint8 array, with how a cache
 /// manifest names it (the path and the sha256 of the file's bytes, as `sam3lab run` records it; for
 /// an array, a description and the sha256 of its raw RGB bytes).
 fn image_of(obj: &Bound<'_, PyAny>) -> PyResult<(RgbImage, ImageIdentity)> {
@@ -56,9 +56,17 @@ fn image_of(obj: &Bound<'_, PyAny>) -> PyResult<(RgbImage, ImageIdentity)> {
         let id = ImageIdentity::from_file(&path).map_err(value_err)?;
         return Ok((img.to_rgb8(), id));
     }
+    // A PIL image (anything with PIL's `mode` and `convert`): as RGB, through numpy.
+    if obj.hasattr("mode")? && obj.hasattr("convert")? && obj.cast::<numpy::PyUntypedArray>().is_err() {
+        let rgb = obj.call_method1("convert", ("RGB",)).map_err(|e| value_err(format!("image: cannot convert to RGB ({e})")))?;
+        let arr = obj.py().import("numpy")?.call_method1("asarray", (rgb,))?;
+        let (img, _) = image_of(&arr)?;
+        let id = ImageIdentity::from_bytes(&format!("<in-memory {}×{} PIL image>", img.width(), img.height()), img.as_raw());
+        return Ok((img, id));
+    }
     let arr: numpy::PyReadonlyArray3<u8> = obj
         .extract()
-        .map_err(|_| value_err("image must be a path or an H×W×3 uint8 numpy array (a PIL image: numpy.asarray(img))"))?;
+        .map_err(|_| value_err("image must be a path, a PIL image or an H×W×3 uint8 numpy array"))?;
     let shape = arr.shape().to_vec();
     if shape[2] != 3 {
         return Err(value_err(format!("image array must be H×W×3 (RGB), got {shape:?}")));

@@ -89,3 +89,14 @@ def test_bad_inputs_are_python_exceptions(model):
         model.run_with_hooks(IMAGE, "a red cat", [("decoder.layers.1.q0", ("explode", 1))])
     with pytest.raises(ValueError):
         sam3lab.load(FIXTURE, device="tpu")
+
+
+def test_a_pil_image_runs_like_its_array(model):
+    Image = pytest.importorskip("PIL.Image")
+    img = Image.open(IMAGE)
+    arr = np.asarray(img.convert("RGB"))
+    for pil in (img, img.convert("RGBA"), img.convert("RGB")):
+        out, cache = model.run_with_cache(pil, "a red cat", ["presence_logit"])
+        ref, rcache = model.run_with_cache(arr, "a red cat", ["presence_logit"])
+        assert out["scores"].tobytes() == ref["scores"].tobytes()
+        assert cache.manifest["image"]["sha256"] == rcache.manifest["image"]["sha256"]

@@ -605,7 +605,10 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
     };
     let reduce = match replica_devices.len() {
         1 => Reduce::None,
-        _ if collective_capable(&recipe.devices) => Reduce::Collective(replica_devices.clone()),
+        // The collective runs on the gradients, which live on the devices without autodiff.
+        _ if collective_capable(&recipe.devices) => {
+            Reduce::Collective(replica_devices.iter().map(|d| d.clone().without_autodiff()).collect())
+        }
         _ => Reduce::Host,
     };
     // burn's communication server for the collective, alive for the whole run (dropped at the end).

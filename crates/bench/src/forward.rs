@@ -23,55 +23,44 @@ use sam3lab_model::hooks::Hooks;
 use sam3lab_model::{Sam3, Sam3Config};
 
 use crate::reference::{RefArgs, compare, recorded_line};
-use crate::util::{FixtureRun, cpu_seconds, gib, load_fixture_inputs, materialize, matmul_gflops, median, memory, random_image, set_threads, spinner, sync};
+use crate::util::{FixtureRun, cpu_seconds, gib, load_fixture_inputs, materialize, matmul_gflops, median, memory, random_image, set_threads, sync};
 
 /// The stages both sides report: image (trunk + neck), text, grounding (the heads).
 pub const STAGES: [&str; 3] = ["image", "text", "grounding"];
 
 /// Where the default recorded numbers come from.
-const FORWARD_RECORD_MS: f64 = 11.2;
+pub const FORWARD_RECORD_MS: f64 = 11.2;
 const FORWARD_RECORD: &str = "PyTorch 2.15 + Meta's sam3 (99d02f28) CPU forward of fixture A, 1 thread, median of 20, on \
     this machine class (2 vCPU AMD EPYC); measured with `bench forward --reference-python` on 2026-12-05 (docs/benchmarks.md)";
-const FULL_RECORD_S: f64 = 36.9;
+pub const FULL_RECORD_S: f64 = 36.9;
 const FULL_RECORD: &str = "PyTorch 2.15 + Meta's sam3 (99d02f28) CPU forward, random weights, 1008², 2 threads, on this \
     machine class (2 vCPU AMD EPYC); measured with `bench full --reference-python` on 2026-12-05 (docs/benchmarks.md)";
-const FULL_RECORD_GIB: f64 = 4.70;
+pub const FULL_RECORD_GIB: f64 = 4.70;
 
 /// The provenance of a recorded reference number: the default's, or "given on the command line".
 fn provenance(value: f64, default: f64, default_provenance: &'static str, flag: &str) -> String {
     if value == default { default_provenance.to_string() } else { format!("given with {flag}") }
 }
 
-#[derive(clap::Args)]
 pub struct ForwardArgs {
-    #[command(flatten)]
-    run: FixtureRun,
+    pub run: FixtureRun,
     /// A recorded PyTorch time for the same forward (ms), used when --reference-python is not given.
-    #[arg(long, default_value_t = FORWARD_RECORD_MS)]
-    reference_ms: f64,
-    #[command(flatten)]
-    reference: RefArgs,
+    pub reference_ms: f64,
+    pub reference: RefArgs,
 }
 
-#[derive(clap::Args)]
 pub struct FullArgs {
     /// CPU threads.
-    #[arg(long, default_value_t = 2)]
-    threads: usize,
+    pub threads: usize,
     /// A recorded PyTorch time for one forward (s), used when --reference-python is not given.
-    #[arg(long, default_value_t = FULL_RECORD_S)]
-    reference_s: f64,
+    pub reference_s: f64,
     /// A recorded PyTorch peak resident memory (GiB).
-    #[arg(long, default_value_t = FULL_RECORD_GIB)]
-    reference_gib: f64,
+    pub reference_gib: f64,
     /// Seed of the random input image.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    pub seed: u64,
     /// Also time each head stage separately (a second heads pass).
-    #[arg(long)]
-    profile_heads: bool,
-    #[command(flatten)]
-    reference: RefArgs,
+    pub profile_heads: bool,
+    pub reference: RefArgs,
 }
 
 /// One forward of `model` on `(pixels, ids)`: (image, text, grounding) ms.
@@ -143,26 +132,26 @@ pub fn run_forward(a: ForwardArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-pub fn run_full(a: FullArgs) -> anyhow::Result<u8> {
+pub fn run_full(a: FullArgs, ui: &dyn crate::Ui) -> anyhow::Result<u8> {
     set_threads(a.threads);
     let device = Device::flex();
     let cfg = Sam3Config::sam3();
     let gflops = matmul_gflops(&device);
     let s = cfg.image_size;
 
-    let pb = spinner("initialising the full-size model (random weights)");
+    let pb = ui.spinner("initialising the full-size model (random weights)");
     let t = Instant::now();
     let model = Sam3::new(&cfg, &device);
     materialize(&model); // else the stages below would time the lazy random initialisation
     let t_init = t.elapsed().as_secs_f64();
-    pb.finish_and_clear();
+    pb.finish();
     let (_, rss_model) = memory();
 
     let pixels = Tensor::<4>::from_data(TensorData::new(random_image(a.seed, s), [1, 3, s, s]), &device);
     let ids = crate::util::prompt_ids("a red cat", cfg.text.context_length, &device)?;
 
     let mut none = Hooks::none();
-    let pb = spinner("trunk + neck (1008×1008)");
+    let pb = ui.spinner("trunk + neck (1008×1008)");
     let cpu0 = cpu_seconds();
     let t0 = Instant::now();
     let img = model.encode_image(pixels.clone(), &mut none);
@@ -177,7 +166,7 @@ pub fn run_full(a: FullArgs) -> anyhow::Result<u8> {
     sync(&out.scores);
     sync(&out.pred_masks);
     let t3 = Instant::now();
-    pb.finish_and_clear();
+    pb.finish();
     let cpu = cpu_seconds().zip(cpu0).map(|(a, b)| a - b);
     let (hwm, _) = memory();
     let profile = if a.profile_heads {

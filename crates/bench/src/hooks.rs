@@ -23,22 +23,17 @@ use sam3lab_model::{Sam3, hook_registry};
 
 use crate::util::{load_fixture_inputs, median, set_threads};
 
-#[derive(clap::Args)]
 pub struct HooksArgs {
     /// Fixture directory whose weights and inputs are run.
-    #[arg(long, default_value = "data/fixtures/sam3-tiny")]
-    fixture: PathBuf,
+    pub fixture: PathBuf,
     /// Timed iterations per case (after warm-up).
-    #[arg(long, default_value_t = 200)]
-    iters: usize,
-    #[arg(long, default_value_t = 10)]
-    warmup: usize,
+    pub iters: usize,
+    pub warmup: usize,
     /// CPU threads.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
+    pub threads: usize,
 }
 
-pub fn run(a: HooksArgs) -> anyhow::Result<u8> {
+pub fn run(a: HooksArgs, ui: &dyn crate::Ui) -> anyhow::Result<u8> {
     set_threads(a.threads);
     if a.iters == 0 {
         anyhow::bail!("--iters must be at least 1");
@@ -62,7 +57,7 @@ pub fn run(a: HooksArgs) -> anyhow::Result<u8> {
     ];
     let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(a.iters); cases.len()];
     let mut captured = vec![(0usize, 0usize); cases.len()];
-    let pb = indicatif::ProgressBar::new((a.warmup + a.iters) as u64);
+    let pb = ui.bar((a.warmup + a.iters) as u64);
     for it in 0..a.warmup + a.iters {
         // Rotate which case goes first, so no case always runs right after the same neighbour.
         for r in 0..cases.len() {
@@ -85,7 +80,7 @@ pub fn run(a: HooksArgs) -> anyhow::Result<u8> {
         }
         pb.inc(1);
     }
-    pb.finish_and_clear();
+    pb.finish();
     let meds: Vec<f64> = times.iter_mut().map(|t| median(t)).collect();
     println!(
         "bench hooks: {} (weights sha256 {}…), whole forward, {} thread(s), {} interleaved iterations per case",

@@ -19,16 +19,13 @@ use sam3lab_model::hooks::Hooks;
 use sam3lab_model::params::param_shapes;
 use sam3lab_model::parity::Fixture;
 
-use crate::util::{FixtureRun, fixture_inputs, gib, matmul_gflops, median, memory, set_threads, spinner, sync};
+use crate::util::{FixtureRun, fixture_inputs, gib, matmul_gflops, median, memory, set_threads, sync};
 
-#[derive(clap::Args)]
 pub struct BackboneArgs {
-    #[command(flatten)]
-    run: FixtureRun,
+    pub run: FixtureRun,
     /// Instead of the fixture: the full-size backbone (`Sam3Config::sam3()`, random weights, a
     /// 1008×1008 input), one timed forward, no capture-all baseline.
-    #[arg(long)]
-    full_size: bool,
+    pub full_size: bool,
 }
 
 /// Multiply-add FLOPs (×2) of the backbone forward: linears, convolutions and attention matmuls.
@@ -64,11 +61,11 @@ pub fn backbone_flops(cfg: &Sam3Config) -> f64 {
     f
 }
 
-pub fn run_backbone(a: BackboneArgs) -> anyhow::Result<u8> {
+pub fn run_backbone(a: BackboneArgs, ui: &dyn crate::Ui) -> anyhow::Result<u8> {
     set_threads(a.run.threads);
     let device = device_from_name("cpu")?;
     if a.full_size {
-        return run_full_size(&a, &device);
+        return run_full_size(&a, &device, ui);
     }
     let fx = Fixture::load(&a.run.fixture)?;
     let cfg = fx.config.clone();
@@ -122,7 +119,7 @@ pub fn run_backbone(a: BackboneArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn run_full_size(a: &BackboneArgs, device: &Device) -> anyhow::Result<u8> {
+fn run_full_size(a: &BackboneArgs, device: &Device, ui: &dyn crate::Ui) -> anyhow::Result<u8> {
     let cfg = Sam3Config::sam3();
     let gflops = matmul_gflops(device);
     let s = cfg.image_size;
@@ -135,7 +132,7 @@ fn run_full_size(a: &BackboneArgs, device: &Device) -> anyhow::Result<u8> {
         TensorData::new(ids.iter().map(|&v| v as i64).collect::<Vec<_>>(), [1, cfg.text.context_length]),
         device,
     );
-    let pb = spinner("full-size backbone forward (1008×1008)");
+    let pb = ui.spinner("full-size backbone forward (1008×1008)");
     let mut none = Hooks::none();
     let s0 = Instant::now();
     let v = model.forward_image(pixels, &mut none);
@@ -144,7 +141,7 @@ fn run_full_size(a: &BackboneArgs, device: &Device) -> anyhow::Result<u8> {
     let tx = model.forward_text(ids, &mut none);
     sync(&tx.features);
     let s2 = Instant::now();
-    pb.finish_and_clear();
+    pb.finish();
     let (hwm, rss) = memory();
     let (hwm, rss) = (gib(hwm), gib(rss));
     let secs = (s2 - s0).as_secs_f64();

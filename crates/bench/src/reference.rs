@@ -22,19 +22,16 @@ use anyhow::{Context, bail};
 use crate::util::{faster_or_slower, median};
 
 /// The flags shared by the benches that compare against PyTorch.
-#[derive(clap::Args, Clone, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct RefArgs {
     /// Python interpreter with `torch` and Meta's `sam3` installed: run the PyTorch reference script
     /// from `benches/reference/` in this invocation, alternating with ours, and print both sides'
     /// min/median per stage and the ratio. Without it the ratio is against a recorded number.
-    #[arg(long, value_name = "PATH")]
     pub reference_python: Option<PathBuf>,
     /// With --reference-python: alternating repetitions per side (default: per bench).
-    #[arg(long, value_name = "N")]
     pub reps: Option<usize>,
     /// Where the reference scripts are (default: `benches/reference` under the current directory,
     /// else under the workspace this binary was built from).
-    #[arg(long, value_name = "DIR")]
     pub reference_dir: Option<PathBuf>,
 }
 

@@ -17,34 +17,25 @@ use sam3lab_model::hooks::Hooks;
 use sam3lab_model::{Sam3, Sam3Config};
 
 use crate::reference::{RefArgs, compare, fmt_ms, min_median};
-use crate::util::{faster_or_slower, load_fixture_inputs, materialize, matmul_gflops, prompt_ids, random_image, set_threads, spinner, sync};
+use crate::util::{faster_or_slower, load_fixture_inputs, materialize, matmul_gflops, prompt_ids, random_image, set_threads, sync};
 
-#[derive(clap::Args)]
 pub struct SweepArgs {
     /// Fixture directory whose weights and image are used.
-    #[arg(long, default_value = "data/fixtures/sam3-tiny", conflicts_with = "full")]
-    fixture: PathBuf,
+    pub fixture: PathBuf,
     /// The full-size SAM3 (random weights, 1008²) instead of a fixture: minutes, ~4 GiB.
-    #[arg(long)]
-    full: bool,
+    pub full: bool,
     /// Noun phrases grounded per repetition.
-    #[arg(long, default_value_t = 12)]
-    prompts: usize,
+    pub prompts: usize,
     /// Timed repetitions without --reference-python (default 5 on a fixture, 1 with --full); with
     /// it, --reps sets the alternating repetitions.
-    #[arg(long)]
-    iters: Option<usize>,
+    pub iters: Option<usize>,
     /// Untimed repetitions first (default 1 on a fixture, 0 with --full).
-    #[arg(long)]
-    warmup: Option<usize>,
+    pub warmup: Option<usize>,
     /// CPU threads (default 1 on a fixture, 2 with --full).
-    #[arg(long)]
-    threads: Option<usize>,
+    pub threads: Option<usize>,
     /// Seed of the random image (--full).
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    #[command(flatten)]
-    reference: RefArgs,
+    pub seed: u64,
+    pub reference: RefArgs,
 }
 
 /// The stages both sides report, summed over the repetition's prompts for text and grounding.
@@ -82,7 +73,7 @@ fn sweep_once(model: &Sam3, pixels: &Tensor<4>, phrases: &[String], ctx: usize, 
     Ok((image_ms, per))
 }
 
-pub fn run(a: SweepArgs) -> anyhow::Result<u8> {
+pub fn run(a: SweepArgs, ui: &dyn crate::Ui) -> anyhow::Result<u8> {
     anyhow::ensure!(a.prompts > 0, "--prompts must be at least 1");
     let threads = a.threads.unwrap_or(if a.full { 2 } else { 1 });
     let iters = a.iters.unwrap_or(if a.full { 1 } else { 5 }).max(1);
@@ -92,10 +83,10 @@ pub fn run(a: SweepArgs) -> anyhow::Result<u8> {
     let gflops = matmul_gflops(&device);
     let (model, pixels, what) = if a.full {
         let cfg = Sam3Config::sam3();
-        let pb = spinner("initialising the full-size model (random weights)");
+        let pb = ui.spinner("initialising the full-size model (random weights)");
         let model = Sam3::new(&cfg, &device);
         materialize(&model);
-        pb.finish_and_clear();
+        pb.finish();
         let s = cfg.image_size;
         let pixels = Tensor::<4>::from_data(TensorData::new(random_image(a.seed, s), [1, 3, s, s]), &device);
         let what = format!("Sam3Config::sam3() ({} params), random weights, 1×3×{s}×{s}", burn::module::Module::num_params(&model));
@@ -109,7 +100,7 @@ pub fn run(a: SweepArgs) -> anyhow::Result<u8> {
     let ctx = model.config.text.context_length;
     let phrases = phrases(a.prompts);
 
-    let pb = spinner("sweep");
+    let pb = ui.spinner("sweep");
     for _ in 0..warmup {
         sweep_once(&model, &pixels, &phrases, ctx, &device)?;
     }
@@ -123,7 +114,7 @@ pub fn run(a: SweepArgs) -> anyhow::Result<u8> {
         total.push(i + t + g);
         per_prompt.extend(per.iter().map(|(a, b)| a + b));
     }
-    pb.finish_and_clear();
+    pb.finish();
     let n = phrases.len();
     println!("bench sweep: {what}, {n} prompts, {threads} thread(s), {iters} repetition(s) after {warmup} warm-up");
     println!("  machine baseline: 256³ f32 matmul {gflops:.1} GFLOP/s");

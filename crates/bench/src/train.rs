@@ -20,7 +20,7 @@ use sam3lab_train::targets::{FindQuery, Instance, Targets};
 use sam3lab_train::{LossConfig, compute_loss, params};
 
 use crate::reference::{RefArgs, compare};
-use crate::util::{gib, materialize, matmul_gflops, median, memory, set_threads, spinner};
+use crate::util::{gib, materialize, matmul_gflops, median, memory, set_threads};
 
 /// PyTorch's step on the shipped training fixture's batch, as `bench train --reference-python` measured it.
 const TRAIN_RECORD_MS: f64 = 85.6;
@@ -31,26 +31,18 @@ const TRAIN_RECORD: &str = "PyTorch 2.15 + Meta's sam3 (99d02f28) training step 
 /// The stages both sides report: train-mode forward, matching + loss, backward + AdamW step.
 pub const STAGES: [&str; 3] = ["forward", "loss", "backward"];
 
-#[derive(clap::Args)]
 pub struct TrainArgs {
     /// Training fixture whose weights and batch are used.
-    #[arg(long, default_value = "data/fixtures/sam3-tiny-train")]
-    fixture: PathBuf,
-    #[arg(long, default_value_t = 20)]
-    iters: usize,
-    #[arg(long, default_value_t = 3)]
-    warmup: usize,
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
+    pub fixture: PathBuf,
+    pub iters: usize,
+    pub warmup: usize,
+    pub threads: usize,
     /// Also run one full-size step (SAM3 config, random weights, 1008², batch 1, trunk frozen):
     /// minutes on a CPU, several GiB.
-    #[arg(long)]
-    full: bool,
+    pub full: bool,
     /// With --full: burn's gradient checkpointing on (recompute memory-bound activations).
-    #[arg(long)]
-    checkpointing: bool,
-    #[command(flatten)]
-    reference: RefArgs,
+    pub checkpointing: bool,
+    pub reference: RefArgs,
 }
 
 /// One step, timed per stage (ms): forward, matching + loss, backward + AdamW.
@@ -74,7 +66,7 @@ fn step(model: Sam3, batch: &Batch, cfg: &LossConfig, optim: &mut burn::optim::M
     Ok(optim.step(1e-4, model, grads))
 }
 
-pub fn run(a: TrainArgs) -> anyhow::Result<u8> {
+pub fn run(a: TrainArgs, ui: &dyn crate::Ui) -> anyhow::Result<u8> {
     set_threads(a.threads);
     let device = Device::flex();
     let ad = device.clone().autodiff();
@@ -141,17 +133,17 @@ pub fn run(a: TrainArgs) -> anyhow::Result<u8> {
         }
     }
     if a.full {
-        full_step(a.checkpointing)?;
+        full_step(a.checkpointing, ui)?;
     }
     Ok(0)
 }
 
 /// One full-size step, batch 1 at 1008², the vision trunk frozen.
-fn full_step(checkpointing: bool) -> anyhow::Result<()> {
+fn full_step(checkpointing: bool, ui: &dyn crate::Ui) -> anyhow::Result<()> {
     let cfg = Sam3Config::sam3();
     let ad = Device::flex().autodiff();
     let ad = if checkpointing { ad.gradient_checkpointing() } else { ad };
-    let pb = spinner("full-size SAM3: init");
+    let pb = ui.spinner("full-size SAM3: init");
     let model = Sam3::new(&cfg, &ad);
     materialize(&model);
     let model = params::set_trainable(model, "", &|n| !n.starts_with("backbone.vision_backbone.trunk.")).train();
@@ -185,7 +177,7 @@ fn full_step(checkpointing: bool) -> anyhow::Result<()> {
     let s = Instant::now();
     let _ = step(model, &batch, &LossConfig::default(), &mut optim)?;
     let t = s.elapsed().as_secs_f64();
-    pb.finish_and_clear();
+    pb.finish();
     let (peak, _) = memory();
     println!("  full-size step (1008², batch 1, trunk frozen, random weights, gradient checkpointing {}): {t:.1} s, peak RSS {:.2} GiB (process, incl. model and AdamW state)", if checkpointing { "on" } else { "off" }, gib(peak));
     Ok(())

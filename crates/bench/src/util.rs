@@ -10,18 +10,13 @@ use sam3lab_model::device::set_cpu_threads;
 use sam3lab_model::parity::Fixture;
 
 /// The flags shared by the fixture benchmarks (`bench forward`, `bench backbone`).
-#[derive(clap::Args)]
 pub struct FixtureRun {
     /// Fixture directory whose weights and inputs are run.
-    #[arg(long, default_value = "data/fixtures/sam3-tiny")]
     pub fixture: PathBuf,
     /// Timed iterations (after warm-up).
-    #[arg(long, default_value_t = 50)]
     pub iters: usize,
-    #[arg(long, default_value_t = 5)]
     pub warmup: usize,
     /// CPU threads.
-    #[arg(long, default_value_t = 1)]
     pub threads: usize,
 }
 
@@ -116,14 +111,6 @@ pub fn cpu_seconds() -> Option<f64> {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
     Some(ticks / 100.0)
-}
-
-/// A steady-ticking spinner showing `msg`.
-pub fn spinner(msg: &str) -> indicatif::ProgressBar {
-    let pb = indicatif::ProgressBar::new_spinner();
-    pb.set_message(msg.to_string());
-    pb.enable_steady_tick(std::time::Duration::from_millis(200));
-    pb
 }
 
 /// Touch every parameter of `module`: burn initialises random parameters lazily, on first use, so

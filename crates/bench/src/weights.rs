@@ -4,28 +4,23 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use indicatif::ProgressBar;
+
 use serde::{Deserialize, Serialize};
 
 use crate::util::cpu_seconds;
 
-#[derive(clap::Args)]
 pub struct WeightsDiffArgs {
     /// Where the two checkpoints are generated (reused when present with the right layout).
-    #[arg(long, default_value = "/tmp/sam3lab-bench-weights")]
-    dir: PathBuf,
+    pub dir: PathBuf,
     /// Parameters per checkpoint (SAM3's tensor shapes, cut to this count).
-    #[arg(long, default_value_t = sam3lab_weights::synth::SAM3_PARAMS)]
-    params: u64,
+    pub params: u64,
     /// Delete the generated checkpoints at the end.
-    #[arg(long)]
-    cleanup: bool,
+    pub cleanup: bool,
     /// Internal: run one method in this process and print its measurements as JSON.
-    #[arg(long, hide = true, value_enum)]
-    child: Option<DiffMethod>,
+    pub child: Option<DiffMethod>,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
 pub enum DiffMethod {
     /// Read both files whole into Vec<f32>, loop tensors on one thread, f64 sums.
@@ -50,7 +45,7 @@ struct ChildReport {
 
 /// Generate (or reuse) the two checkpoints, then run each method in its own child process (so
 /// each peak resident size is its own), twice, reporting the second (page-cache-warm) run.
-pub fn run(a: WeightsDiffArgs) -> anyhow::Result<u8> {
+pub fn run(a: WeightsDiffArgs, ui: &dyn crate::Ui) -> anyhow::Result<u8> {
     use sam3lab_weights::synth;
     let base = a.dir.join("base.safetensors");
     let other = a.dir.join("other.safetensors");
@@ -65,15 +60,15 @@ pub fn run(a: WeightsDiffArgs) -> anyhow::Result<u8> {
     let fresh_base = !synth::matches_layout(&base, &layout)?;
     if fresh_base {
         eprintln!("generating {} ({:.2} GB)", base.display(), size as f64 / 1e9);
-        let pb = ProgressBar::new(0);
-        synth::write_base(&base, &layout, 1, &pb)?;
-        pb.finish_and_clear();
+        let pb = ui.bar(0);
+        synth::write_base(&base, &layout, 1, pb.as_ref())?;
+        pb.finish();
     }
     if fresh_base || !synth::matches_layout(&other, &layout)? {
         eprintln!("generating {} (base + uniform noise ±5e-4, about 1 % of the weights' scale)", other.display());
-        let pb = ProgressBar::new(0);
-        synth::write_perturbed(&other, &base, 5e-4, 2, &pb)?;
-        pb.finish_and_clear();
+        let pb = ui.bar(0);
+        synth::write_perturbed(&other, &base, 5e-4, 2, pb.as_ref())?;
+        pb.finish();
     }
     let bytes = 2 * size;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -152,7 +147,7 @@ fn measure(m: DiffMethod, base: &Path, other: &Path) -> anyhow::Result<ChildRepo
             DiffMethod::Naive => naive_diff(base, other)?,
             DiffMethod::Streaming | DiffMethod::StreamingNoHash => {
                 let (b, o) = (Checkpoint::open(base)?, Checkpoint::open(other)?);
-                let pb = ProgressBar::hidden();
+                let pb = sam3lab_util::progress::NoProgress;
                 if m == DiffMethod::Streaming {
                     let s = tensor_sums(&b, &o, &pb)?;
                     // The identity the result files carry (computed in the same pass).

@@ -1,11 +1,12 @@
 //! The Rust side of the `--reference-python` protocol, against stand-in "interpreters" (shell scripts
 //! that ignore the script path and print JSON lines): alternation, min/median, the printed ratio, and
-//! every error path (missing script, failing script, bad JSON, too few results).
+//! every error path (missing script, failing script, bad JSON, too few results). `bench forward` /
+//! `bench sweep` wired to a stand-in reference end to end are in crates/cli/tests/bench.rs (the
+//! argument parsing is the CLI's).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
 use sam3lab_bench::reference::{RefArgs, Reference, Side, alternate, parse_stages};
 
 const STAGES: [&str; 3] = ["image", "text", "grounding"];
@@ -144,74 +145,4 @@ fn error_paths_name_the_script_and_its_stderr() {
     let py = stand_in(tmp.path(), "py-exit", "echo '{\"image_ms\": 3, \"text_ms\": 1, \"grounding_ms\": 1}'\necho 'crashed at exit' >&2\nexit 3");
     let e = err_text(alternate(1, &STAGES, ours, Reference::spawn(&py, &script, &[]).unwrap()));
     assert!(e.contains("forward.py failed") && e.contains("exit status: 3") && e.contains("crashed at exit"), "{e}");
-}
-
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    args: sam3lab_bench::Args,
-}
-
-fn fixture() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fixtures/sam3-tiny").display().to_string()
-}
-
-fn bench(argv: &[&str]) -> anyhow::Result<u8> {
-    let cli = Cli::try_parse_from(std::iter::once("bench").chain(argv.iter().copied()))?;
-    sam3lab_bench::run(cli.args)
-}
-
-/// The whole wiring of `bench forward` / `bench sweep` with a stand-in reference, on the fixture.
-#[test]
-fn bench_subcommands_run_the_reference() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = script_dir(tmp.path());
-    let args_log = tmp.path().join("args.log");
-    let py = stand_in(
-        tmp.path(),
-        "fake-python",
-        &format!(r#"echo "$@" > "{}"
-while read line; do echo '{{"image_ms": 50, "text_ms": 5, "grounding_ms": 40}}'; done"#, args_log.display()),
-    );
-    let (py, dir, fx) = (py.display().to_string(), dir.display().to_string(), fixture());
-    let common = ["--reference-python", &py, "--reference-dir", &dir, "--reps", "2"];
-    let mut argv = vec!["forward", "--fixture", &fx, "--iters", "2", "--warmup", "1"];
-    argv.extend(common);
-    assert_eq!(bench(&argv).unwrap(), 0);
-    let got = std::fs::read_to_string(&args_log).unwrap();
-    assert!(got.contains("forward.py --fixture") && got.contains("--threads 1") && got.contains("--reps 2"), "{got}");
-
-    let mut argv = vec!["sweep", "--fixture", &fx, "--prompts", "3", "--iters", "1", "--warmup", "0"];
-    argv.extend(common);
-    assert_eq!(bench(&argv).unwrap(), 0);
-    let got = std::fs::read_to_string(&args_log).unwrap();
-    assert!(got.contains("sweep.py --fixture") && got.contains(r#"--prompts-json ["a cat","a dog","a red car"]"#) && got.contains("--reps 2"), "{got}");
-
-    // A failing reference makes the bench fail (the CLI prints the error and exits 2).
-    let bad = stand_in(tmp.path(), "bad-python", "echo 'No module named sam3' >&2; exit 1").display().to_string();
-    let e = err_text(bench(&["sweep", "--fixture", &fx, "--prompts", "1", "--iters", "1", "--reference-python", &bad, "--reference-dir", &dir]));
-    assert!(e.contains("sweep.py") && e.contains("No module named sam3"), "{e}");
-    let e = err_text(bench(&["forward", "--fixture", &fx, "--iters", "1", "--reference-python", &py, "--reference-dir", &tmp.path().join("empty").display().to_string()]));
-    assert!(e.contains("reference script forward.py not found"), "{e}");
-}
-
-/// The real scripts in benches/reference/ under a `python3` without torch (this machine): the bench
-/// fails with the script's name and Python's own error. Skipped where python3 is missing or has torch.
-#[test]
-fn real_scripts_without_torch_fail_clearly() {
-    let has = |code: &str| std::process::Command::new("python3").args(["-c", code]).output().map(|o| o.status.success()).unwrap_or(false);
-    if !has("pass") || has("import torch") {
-        eprintln!("skipped: needs a python3 without torch");
-        return;
-    }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benches/reference").display().to_string();
-    let fx = fixture();
-    for (case, script) in [("forward", "forward.py"), ("sweep", "sweep.py")] {
-        let mut argv = vec![case, "--fixture", &fx, "--iters", "1", "--warmup", "0", "--reference-python", "python3", "--reference-dir", &dir];
-        if case == "sweep" {
-            argv.extend(["--prompts", "2"]);
-        }
-        let e = err_text(bench(&argv));
-        assert!(e.contains(script) && e.contains("No module named 'torch'") && e.contains("ended after 0 result line(s)"), "{e}");
-    }
 }

@@ -18,6 +18,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod progress;
 
 #[derive(Parser)]
 #[command(name = "sam3lab", version, about = "Mechanistic-interpretability workbench for SAM3", long_about = None)]
@@ -57,7 +58,7 @@ enum Cmd {
     /// Fine-tune with a recipe (Meta's matchers and loss; streams, freezing, schedules, checkpoints).
     Train(cmd::train::Args),
     /// Benchmarks (ratios against a baseline measured in the same run).
-    Bench(sam3lab_bench::Args),
+    Bench(cmd::bench::Args),
     /// The concept-grounding world: generate it (broad scenes, the narrow clock task, SA-Co/Gold
     /// splits) and pretrain the mini-SAM3 on it.
     World(cmd::world::Args),
@@ -192,7 +193,7 @@ fn run() -> ExitCode {
         Cmd::Sae(a) => cmd::sae::run(a),
         Cmd::Retrain(a) => cmd::retrain::run(a),
         Cmd::Train(a) => cmd::train::run(a),
-        Cmd::Bench(a) => sam3lab_bench::run(a),
+        Cmd::Bench(a) => cmd::bench::run(a),
         Cmd::World(a) => cmd::world::run(a),
         Cmd::Reproduce(a) => cmd::reproduce::run(a),
         Cmd::Merge(a) => cmd::merge::run(a),

@@ -18,7 +18,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use image::{GrayImage, RgbImage};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use sam3lab_util::progress::Progress;
 use serde::{Deserialize, Serialize};
 
 use crate::coco::{self, GtDataset, Prediction, Segmentation};
@@ -49,8 +49,6 @@ pub struct PredictConfig {
     pub model_identity: String,
     /// Only run entries marked `is_instance_exhaustive` (the only ones the scorer uses).
     pub only_exhaustive: bool,
-    /// Draw a progress bar on stderr (hidden anyway when stderr is not a terminal).
-    pub progress: bool,
     /// Run only this seeded subsample of the entries (recorded in the progress header and the meta
     /// file; a resume must use the same one).
     pub subsample: Option<crate::subsample::Subsample>,
@@ -239,8 +237,8 @@ fn to_predictions(
 }
 
 /// Run `model` over the entries of `cfg.gt_path` and write `cfg.out`. `model(image, phrases)` must
-/// return one list of detections per phrase.
-pub fn predict<F>(cfg: &PredictConfig, mut model: F) -> Result<PredictSummary>
+/// return one list of detections per phrase. Progress is counted in entries.
+pub fn predict<F>(cfg: &PredictConfig, progress: &dyn Progress, mut model: F) -> Result<PredictSummary>
 where
     F: FnMut(&RgbImage, &[String]) -> anyhow::Result<Vec<Vec<Detection>>>,
 {
@@ -328,19 +326,9 @@ where
         file.sync_data().map_err(|e| EvalError::io(&partial, e))?;
     }
 
-    let bar = if cfg.progress {
-        ProgressBar::with_draw_target(Some(selected.len() as u64), ProgressDrawTarget::stderr())
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} entries (eta {eta})",
-        )
-        .expect("valid template"),
-    );
-    bar.set_message("predict");
-    bar.set_position(resumed_entries as u64);
+    progress.set_len(selected.len() as u64);
+    progress.set_message("predict");
+    progress.set_position(resumed_entries as u64);
 
     let mut model_calls = 0usize;
     for (file_name, idxs) in &groups {
@@ -415,9 +403,9 @@ where
         buf.flush().map_err(|e| EvalError::io(&partial, e))?;
         drop(buf);
         file.sync_data().map_err(|e| EvalError::io(&partial, e))?;
-        bar.inc(todo.len() as u64);
+        progress.inc(todo.len() as u64);
     }
-    bar.finish_and_clear();
+    progress.finish();
 
     // Final file: entries in ground-truth order.
     let mut text = String::from("[");

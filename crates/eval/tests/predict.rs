@@ -7,8 +7,16 @@ use image::{GrayImage, RgbImage};
 use sam3lab_eval::predict::{meta_path, partial_path};
 use sam3lab_eval::{
     Category, Detection, GtAnnotation, GtDataset, GtImage, PredictConfig, Prediction, Rle,
-    ScoreOptions, Segmentation, predict, score_files,
+    ScoreOptions, Segmentation, score_files,
 };
+
+/// [`sam3lab_eval::predict`] with no progress display.
+fn predict<F>(cfg: &PredictConfig, model: F) -> sam3lab_eval::Result<sam3lab_eval::PredictSummary>
+where
+    F: FnMut(&RgbImage, &[String]) -> anyhow::Result<Vec<Vec<Detection>>>,
+{
+    sam3lab_eval::predict(cfg, &sam3lab_util::progress::NoProgress, model)
+}
 
 const W: u32 = 12;
 const H: u32 = 8;
@@ -111,7 +119,6 @@ fn config(dir: &Path, gt: &Path) -> PredictConfig {
         threshold: 0.25,
         model_identity: "fake-model".into(),
         only_exhaustive: false,
-        progress: false,
         subsample: None,
         extra_meta: vec![],
         shard: None,

@@ -7,8 +7,16 @@ use std::path::{Path, PathBuf};
 use image::{GrayImage, RgbImage};
 use sam3lab_eval::predict::meta_path;
 use sam3lab_eval::{
-    Category, Detection, GtDataset, GtImage, PredictConfig, Prediction, ScoreOptions, Subsample, predict, subsample,
+    Category, Detection, GtDataset, GtImage, PredictConfig, Prediction, ScoreOptions, Subsample, subsample,
 };
+
+/// [`sam3lab_eval::predict`] with no progress display.
+fn predict<F>(cfg: &PredictConfig, model: F) -> sam3lab_eval::Result<sam3lab_eval::PredictSummary>
+where
+    F: FnMut(&RgbImage, &[String]) -> anyhow::Result<Vec<Vec<Detection>>>,
+{
+    sam3lab_eval::predict(cfg, &sam3lab_util::progress::NoProgress, model)
+}
 
 const W: u32 = 6;
 const H: u32 = 4;
@@ -101,7 +109,6 @@ fn predict_runs_and_score_scores_only_the_subsample() {
         threshold: 0.3,
         model_identity: "fake".into(),
         only_exhaustive: false,
-        progress: false,
         subsample: Some(sub),
         extra_meta: vec![("intervention".into(), serde_json::json!([{"kind": "zero"}]))],
         shard: None,

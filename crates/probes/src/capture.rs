@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use indicatif::ProgressBar;
+use sam3lab_util::progress::Progress;
 use sam3lab_hooks::{HookSpec, Hooks, ImageIdentity};
 use serde::Serialize;
 
@@ -37,12 +37,12 @@ struct ListEntry<'a> {
 }
 
 /// Capture every selected pair under every checkpoint into `out`; returns the manifest written.
-pub fn run(req: &CaptureRequest, out: &Path, progress: &ProgressBar) -> Result<Manifest> {
+pub fn run(req: &CaptureRequest, out: &Path, progress: &dyn Progress) -> Result<Manifest> {
     if req.checkpoints.is_empty() {
         return Err(ProbeError::Usage("give at least one --ckpt LABEL=CKPT".into()));
     }
     let selected = req.pairs.select(req.label)?;
-    progress.set_length((selected.len() * req.checkpoints.len()) as u64);
+    progress.set_len((selected.len() * req.checkpoints.len()) as u64);
     let mut manifest = Manifest::new("sam3lab probe capture", req.seed);
     let mut records = Vec::new();
     let mut points = Vec::new();

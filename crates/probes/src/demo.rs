@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 
 use image::{Rgb, RgbImage};
-use indicatif::ProgressBar;
 use sam3lab_util::rng::Rng;
 
 use crate::error::{ProbeError, Result};
@@ -118,7 +117,7 @@ pub fn write_perturbed(ckpt: &Path, out_dir: &Path, noise: f32, seed: u64) -> Re
     };
     std::fs::create_dir_all(out_dir).map_err(|e| ProbeError::io(out_dir, e))?;
     let out = out_dir.join("weights.safetensors");
-    sam3lab_weights::synth::write_perturbed(&out, &weights, noise, seed, &ProgressBar::hidden())?;
+    sam3lab_weights::synth::write_perturbed(&out, &weights, noise, seed, &sam3lab_util::progress::NoProgress)?;
     if let Some(c) = config {
         let bytes = std::fs::read(&c).map_err(|e| ProbeError::io(&c, e))?;
         write_atomic(&out_dir.join("config.json"), &bytes)?;

@@ -28,7 +28,7 @@ use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use indicatif::ProgressBar;
+use sam3lab_util::progress::Progress;
 use sam3lab_results::{DriftRow, DriftTable};
 use sam3lab_hooks::{ActivationCache, HookSpec, Hooks};
 use serde::Serialize;
@@ -127,7 +127,7 @@ fn sweep(
     images: &ImageList,
     prompts: &[String],
     points: &[String],
-    progress: &ProgressBar,
+    progress: &dyn Progress,
     mut visit: impl FnMut(usize, usize, &ActivationCache) -> Result<()>,
 ) -> Result<()> {
     let stages = Stages::of(points);
@@ -149,7 +149,7 @@ fn sweep(
 }
 
 /// Run the drift probe. The spill directory is removed afterwards (also on error) unless `keep_spill`.
-pub fn run(req: &DriftRequest, progress: &ProgressBar) -> Result<DriftResult> {
+pub fn run(req: &DriftRequest, progress: &dyn Progress) -> Result<DriftResult> {
     let r = run_inner(req, progress);
     if r.is_err() && !req.keep_spill && req.spill_dir.exists() {
         let _ = std::fs::remove_dir_all(&req.spill_dir);
@@ -157,7 +157,7 @@ pub fn run(req: &DriftRequest, progress: &ProgressBar) -> Result<DriftResult> {
     r
 }
 
-fn run_inner(req: &DriftRequest, progress: &ProgressBar) -> Result<DriftResult> {
+fn run_inner(req: &DriftRequest, progress: &dyn Progress) -> Result<DriftResult> {
     if req.checkpoints.is_empty() {
         return Err(ProbeError::Usage("give at least one --ckpt LABEL=CKPT to compare against --base".into()));
     }
@@ -178,7 +178,7 @@ fn run_inner(req: &DriftRequest, progress: &ProgressBar) -> Result<DriftResult> 
         }
     }
     let n_img = req.images.paths.len();
-    progress.set_length(((1 + req.checkpoints.len()) * n_img * prompts.len()) as u64);
+    progress.set_len(((1 + req.checkpoints.len()) * n_img * prompts.len()) as u64);
 
     // ---- reference pass: spill activations per image
     let base = model::load(&req.base, req.config.as_deref(), &req.device)?;

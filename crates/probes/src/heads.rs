@@ -18,7 +18,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use indicatif::ProgressBar;
+use sam3lab_util::progress::Progress;
 use sam3lab_results::{HeatmapTable, Scale, ScaleKind};
 use sam3lab_hooks::{DynTensor, HookError, HookPattern};
 use serde::Serialize;
@@ -201,7 +201,7 @@ struct Acc {
 }
 
 /// Run the head ranking.
-pub fn run(req: &HeadsRequest, progress: &ProgressBar) -> Result<HeadsResult> {
+pub fn run(req: &HeadsRequest, progress: &dyn Progress) -> Result<HeadsResult> {
     let selected = req.pairs.select(req.label)?;
     let cfg = req.config.as_deref();
     let models = [
@@ -213,7 +213,7 @@ pub fn run(req: &HeadsRequest, progress: &ProgressBar) -> Result<HeadsResult> {
     let units = resolve_units(&models[0].registry, &req.module)?;
     let mut accs = vec![Acc::default(); units.len()];
     let mut per_pair = Vec::new();
-    progress.set_length(selected.len() as u64);
+    progress.set_len(selected.len() as u64);
     sweep::for_each_pair(&models.iter().collect::<Vec<_>>(), &selected, &units, progress, |runs| {
         let caches = (0..3).map(|k| runs.capture(k, &units).map(|(_, c)| c)).collect::<Result<Vec<_>>>()?;
         for (u, acc) in units.iter().zip(accs.iter_mut()) {

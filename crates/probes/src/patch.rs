@@ -22,7 +22,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use indicatif::ProgressBar;
+use sam3lab_util::progress::Progress;
 use sam3lab_results::HeatmapTable;
 use sam3lab_hooks::ActivationCache;
 use serde::Serialize;
@@ -148,7 +148,7 @@ pub fn conditions(req: &PatchRequest, registry: &sam3lab_hooks::HookRegistry, nu
 }
 
 /// Run the patching probe: a [`sweep`] of TARGET over the conditions, each patched from SOURCE.
-pub fn run(req: &PatchRequest, progress: &ProgressBar) -> Result<PatchResult> {
+pub fn run(req: &PatchRequest, progress: &dyn Progress) -> Result<PatchResult> {
     let selected = req.pairs.select(req.label)?;
     let cfg = req.config.as_deref();
     let source = model::load(&req.source, cfg, &req.device)?;
@@ -173,7 +173,7 @@ pub fn run(req: &PatchRequest, progress: &ProgressBar) -> Result<PatchResult> {
         }
         Ok(out)
     };
-    progress.set_length(selected.len() as u64);
+    progress.set_len(selected.len() as u64);
     let table = sweep::run_observed(&s, &selected, progress, |out| Ok(model::outcome(out)), rel_diff)?;
     let results: Vec<PairPatch> = table
         .rows

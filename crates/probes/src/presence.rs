@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use indicatif::ProgressBar;
+use sam3lab_util::progress::Progress;
 use sam3lab_results::{BarSeries, PresenceBars, SeriesRole};
 use sam3lab_hooks::Hooks;
 use serde::Serialize;
@@ -83,7 +83,7 @@ fn bar_labels(pairs: &[&crate::inputs::Pair]) -> Vec<String> {
 }
 
 /// Run every checkpoint over the selected pairs.
-pub fn run(req: &PresenceRequest, progress: &ProgressBar) -> Result<PresenceResult> {
+pub fn run(req: &PresenceRequest, progress: &dyn Progress) -> Result<PresenceResult> {
     if req.checkpoints.is_empty() {
         return Err(ProbeError::Usage("give at least one --ckpt LABEL=CKPT".into()));
     }
@@ -103,7 +103,7 @@ pub fn run(req: &PresenceRequest, progress: &ProgressBar) -> Result<PresenceResu
         return Err(ProbeError::Usage(format!("--threshold {} is not in [0, 1]", req.threshold)));
     }
     let selected = req.pairs.select(req.label)?;
-    progress.set_length((req.checkpoints.len() * selected.len()) as u64);
+    progress.set_len((req.checkpoints.len() * selected.len()) as u64);
 
     let mut manifest = Manifest::new("sam3lab probe presence", req.seed);
     let mut values: Vec<PresenceValue> = Vec::new();

@@ -24,7 +24,7 @@
 //!     interventions: points.iter().map(|p| Intervention::patch(p, &[p.clone()], 0)).collect(),
 //! };
 //! let all: Vec<_> = pairs.pairs.iter().collect();
-//! let t = sweep::run(&s, &all, &indicatif::ProgressBar::hidden(), |out| Ok(model::outcome(out)))?;
+//! let t = sweep::run(&s, &all, &sam3lab_util::progress::NoProgress, |out| Ok(model::outcome(out)))?;
 //! // neg_correct (the evaluator's rule) before and under each patch
 //! let (before, after) = t.reduce(|col| model::neg_correct(col.iter().filter(|(r, _)| r.pair.label == inputs::Label::Neg).map(|(_, o)| *o)));
 //! # Ok(()) }
@@ -37,7 +37,7 @@
 //! prompts once per checkpoint.
 
 use image::RgbImage;
-use indicatif::ProgressBar;
+use sam3lab_util::progress::Progress;
 use sam3lab_hooks::{Action, ActivationCache, DynTensor, HookSpec, Hooks};
 use sam3lab_model::GroundingOutput;
 use sam3lab_model::predict::EncodedImage;
@@ -83,7 +83,7 @@ pub fn for_each_pair(
     models: &[&Loaded],
     pairs: &[&Pair],
     points: &[String],
-    progress: &ProgressBar,
+    progress: &dyn Progress,
     mut f: impl FnMut(&mut PairRuns) -> Result<()>,
 ) -> Result<()> {
     let stages = Stages::of(points);
@@ -209,7 +209,7 @@ impl<M, X> Table<M, X> {
 pub fn run<M>(
     s: &Sweep,
     pairs: &[&Pair],
-    progress: &ProgressBar,
+    progress: &dyn Progress,
     metric: impl FnMut(&GroundingOutput) -> Result<M>,
 ) -> Result<Table<M>> {
     run_observed(s, pairs, progress, metric, |_, _, _| Ok(()))
@@ -221,7 +221,7 @@ pub fn run<M>(
 pub fn run_observed<M, X>(
     s: &Sweep,
     pairs: &[&Pair],
-    progress: &ProgressBar,
+    progress: &dyn Progress,
     mut metric: impl FnMut(&GroundingOutput) -> Result<M>,
     mut observe: impl FnMut(&Pair, &[ActivationCache], &ActivationCache) -> Result<X>,
 ) -> Result<Table<M, X>> {

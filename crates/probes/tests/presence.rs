@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::Device;
-use indicatif::ProgressBar;
+use sam3lab_util::progress::NoProgress;
 use sam3lab_results::{PresenceBars, SeriesRole};
 use sam3lab_hooks::Hooks;
 use sam3lab_model::predict::Predictor;
@@ -35,7 +35,7 @@ fn presence_sigmas_match_a_direct_forward_and_render_as_fig_1_1() {
         seed: 0,
         device: Device::flex(),
     };
-    let r = presence::run(&req, &ProgressBar::hidden()).unwrap();
+    let r = presence::run(&req, &NoProgress).unwrap();
     let negs: Vec<&inputs::Pair> = pairs.pairs.iter().filter(|p| p.label == inputs::Label::Neg).collect();
     assert!(negs.len() >= 2);
     assert_eq!(r.bars.prompts.len(), negs.len());
@@ -92,9 +92,9 @@ fn presence_rejects_an_unknown_base_and_repeated_labels() {
         seed: 0,
         device: Device::flex(),
     };
-    let e = presence::run(&mk(vec![CkptSpec::new("a", fixture())], Some("b")), &ProgressBar::hidden()).unwrap_err();
+    let e = presence::run(&mk(vec![CkptSpec::new("a", fixture())], Some("b")), &NoProgress).unwrap_err();
     assert!(e.to_string().contains("`b`"), "{e}");
-    let e = presence::run(&mk(vec![CkptSpec::new("a", fixture()), CkptSpec::new("a", fixture())], None), &ProgressBar::hidden())
+    let e = presence::run(&mk(vec![CkptSpec::new("a", fixture()), CkptSpec::new("a", fixture())], None), &NoProgress)
         .unwrap_err();
     assert!(e.to_string().contains("given twice"), "{e}");
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::Device;
-use indicatif::ProgressBar;
+use sam3lab_util::progress::NoProgress;
 use sam3lab_hooks::Hooks;
 use sam3lab_model::predict::Predictor;
 use sam3lab_probes::demo;
@@ -41,8 +41,8 @@ fn dev() -> Device {
     Device::flex()
 }
 
-fn hidden() -> ProgressBar {
-    ProgressBar::hidden()
+fn hidden() -> NoProgress {
+    NoProgress
 }
 
 fn write(path: &Path, text: &str) -> PathBuf {

@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use indicatif::ProgressBar;
+use sam3lab_util::progress::Progress;
 use sam3lab_results::{HeatmapTable, Scale, ScaleKind};
 use sam3lab_hooks::DynTensor;
 use sam3lab_probes::inputs::{Label, LabelFilter, Pairs, pair_image_records};
@@ -176,7 +176,7 @@ fn mean_diff(
     b: &Loaded,
     point: &str,
     pairs: &[&sam3lab_probes::inputs::Pair],
-    progress: &ProgressBar,
+    progress: &dyn Progress,
 ) -> Result<Direction> {
     let points = [point.to_string()];
     let mut sum: Vec<f64> = Vec::new();
@@ -230,7 +230,7 @@ fn mean(v: impl Iterator<Item = f64>) -> Option<f64> {
 }
 
 /// Run the sweep. Writes nothing; see [`write`].
-pub fn run(req: &SteerRequest, progress: &ProgressBar) -> Result<SteerResult> {
+pub fn run(req: &SteerRequest, progress: &dyn Progress) -> Result<SteerResult> {
     let alphas = alphas_with_baseline(&req.alphas)?;
     let cfg = req.config.as_deref();
     let all: Vec<&sam3lab_probes::inputs::Pair> = req.pairs.pairs.iter().collect();
@@ -259,7 +259,7 @@ pub fn run(req: &SteerRequest, progress: &ProgressBar) -> Result<SteerResult> {
             let mb = model::load(b, cfg, &req.device)?;
             model::check_same_config(&[&ma, &mb])?;
             ma.registry.point(&req.point)?;
-            progress.set_length((sel.len() + all.len()) as u64);
+            progress.set_len((sel.len() + all.len()) as u64);
             progress.set_message("mean difference");
             let d = mean_diff(&ma, &mb, &req.point, &sel, progress)?;
             let info = DirectionInfo {
@@ -294,7 +294,7 @@ pub fn run(req: &SteerRequest, progress: &ProgressBar) -> Result<SteerResult> {
     let value = DynTensor::from_vec(added.values.clone(), added.shape.clone(), &req.device);
 
     if matches!(req.direction, DirectionSource::File { .. }) {
-        progress.set_length(all.len() as u64);
+        progress.set_len(all.len() as u64);
     }
     progress.set_message("α sweep");
     // α = 0 is the sweep's baseline (the plain forward); every other α one intervention.

@@ -12,6 +12,7 @@ use sam3lab_eval::image::GrayImage;
 use sam3lab_eval::{Detection, PredictConfig, PredictSummary, Subsample};
 use sam3lab_model::hooks::Hooks;
 use sam3lab_model::predict::Predictor;
+use sam3lab_util::progress::Progress;
 
 use crate::intervention::Intervention;
 
@@ -27,8 +28,6 @@ pub struct PredictOptions {
     pub hooks: Vec<String>,
     /// Run only this seeded subsample of the instance-exhaustive entries (`n` >= 1).
     pub subsample: Option<Subsample>,
-    /// Draw a progress bar on stderr.
-    pub progress: bool,
     pub device: Device,
     /// Run only this shard of the images (`--shard K/N`; merge the shards with `sam3lab merge`).
     pub shard: Option<sam3lab_eval::shard::Shard>,
@@ -36,7 +35,7 @@ pub struct PredictOptions {
 
 impl Default for PredictOptions {
     fn default() -> Self {
-        Self { threshold: 0.3, only_exhaustive: false, hooks: Vec::new(), subsample: None, progress: true, device: Device::flex(), shard: None }
+        Self { threshold: 0.3, only_exhaustive: false, hooks: Vec::new(), subsample: None, device: Device::flex(), shard: None }
     }
 }
 
@@ -50,6 +49,7 @@ pub fn predict_to_file(
     images: &Path,
     out: &Path,
     opts: &PredictOptions,
+    progress: &dyn Progress,
 ) -> anyhow::Result<PredictSummary> {
     for (flag, p) in [("--ckpt", ckpt), ("--gt", gt), ("--images", images)] {
         if !p.exists() {
@@ -92,13 +92,12 @@ pub fn predict_to_file(
         threshold: opts.threshold,
         model_identity: identity,
         only_exhaustive: opts.only_exhaustive,
-        progress: opts.progress,
         subsample: opts.subsample,
         extra_meta,
         shard: opts.shard,
     };
     let threshold = opts.threshold as f32;
-    let summary = sam3lab_eval::predict(&cfg, |img, phrases| {
+    let summary = sam3lab_eval::predict(&cfg, progress, |img, phrases| {
         // Trunk + neck once per image; text encoder + heads per noun phrase.
         if intervention.is_empty() {
             let encoded = p.encode_image(img, &mut Hooks::none());

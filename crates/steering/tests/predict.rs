@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use sam3lab_eval::image::{Rgb, RgbImage};
 use sam3lab_steering::predict::{PredictOptions, predict_to_file};
+use sam3lab_util::progress::NoProgress;
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fixtures/sam3-tiny")
@@ -33,8 +34,8 @@ fn predicts_in_process_with_and_without_interventions() {
     let images = dir.path().join("images");
     let run = |name: &str, hooks: &[&str]| -> Vec<u8> {
         let out = dir.path().join(name);
-        let opts = PredictOptions { threshold: 0.0, progress: false, hooks: hooks.iter().map(|h| h.to_string()).collect(), ..Default::default() };
-        let s = predict_to_file(&fixture(), None, &gt, &images, &out, &opts).unwrap();
+        let opts = PredictOptions { threshold: 0.0, hooks: hooks.iter().map(|h| h.to_string()).collect(), ..Default::default() };
+        let s = predict_to_file(&fixture(), None, &gt, &images, &out, &opts, &NoProgress).unwrap();
         assert_eq!((s.entries, s.images, s.model_calls, s.predictions), (2, 1, 1, 2 * 8));
         std::fs::read(&out).unwrap()
     };
@@ -45,8 +46,8 @@ fn predicts_in_process_with_and_without_interventions() {
     assert_eq!(meta["intervention"][0]["kind"], "scale", "{meta}");
 
     let bad = |ckpt: &Path, hooks: &[&str], threshold: f64| {
-        let opts = PredictOptions { threshold, progress: false, hooks: hooks.iter().map(|h| h.to_string()).collect(), ..Default::default() };
-        format!("{:#}", predict_to_file(ckpt, None, &gt, &images, &dir.path().join("x.json"), &opts).unwrap_err())
+        let opts = PredictOptions { threshold, hooks: hooks.iter().map(|h| h.to_string()).collect(), ..Default::default() };
+        format!("{:#}", predict_to_file(ckpt, None, &gt, &images, &dir.path().join("x.json"), &opts, &NoProgress).unwrap_err())
     };
     let e = bad(&dir.path().join("missing.pt"), &[], 0.3);
     assert!(e.contains("--ckpt") && e.contains("missing.pt"), "{e}");

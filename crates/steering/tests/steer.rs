@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::Device;
-use indicatif::ProgressBar;
+use sam3lab_util::progress::NoProgress;
 use sam3lab_hooks::Hooks;
 use sam3lab_model::predict::Predictor;
 use sam3lab_probes::demo;
@@ -40,7 +40,7 @@ fn alpha_zero_is_the_plain_forward_and_mean_diff_matches_captures() {
     let d = demo::write_demo_inputs(dir.path(), 2, 11).unwrap();
     let pert = demo::write_perturbed(&fixture(), &dir.path().join("pert"), 0.02, 5).unwrap();
     let mean_diff = DirectionSource::MeanDiff { a: CkptSpec::new("a", fixture()), b: CkptSpec::new("b", &pert) };
-    let r = sam3lab_steering::run(&request(&d.pairs, mean_diff, &[1.0, 3.0]), &ProgressBar::hidden()).unwrap();
+    let r = sam3lab_steering::run(&request(&d.pairs, mean_diff, &[1.0, 3.0]), &NoProgress).unwrap();
     let alphas: Vec<f64> = r.alphas.iter().map(|a| a.alpha).collect();
     assert_eq!(alphas, [0.0, 1.0, 3.0], "α = 0 is added first");
 
@@ -98,7 +98,7 @@ fn alpha_zero_is_the_plain_forward_and_mean_diff_matches_captures() {
     let out = dir.path().join("steer");
     sam3lab_steering::write(&out, &r).unwrap();
     let file = DirectionSource::File { path: out.join("direction.safetensors"), key: None };
-    let r2 = sam3lab_steering::run(&request(&d.pairs, file, &[1.0, 3.0]), &ProgressBar::hidden()).unwrap();
+    let r2 = sam3lab_steering::run(&request(&d.pairs, file, &[1.0, 3.0]), &NoProgress).unwrap();
     for (a, b) in r.pairs.iter().zip(&r2.pairs) {
         for (x, y) in a.outcomes.iter().zip(&b.outcomes) {
             assert_eq!(x.scores, y.scores);
@@ -114,7 +114,7 @@ fn a_direction_of_the_wrong_shape_is_refused() {
     let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![7], &bytes).unwrap();
     let path = dir.path().join("dir.safetensors");
     std::fs::write(&path, safetensors::serialize(vec![("v", view)], None).unwrap()).unwrap();
-    let e = sam3lab_steering::run(&request(&d.pairs, DirectionSource::File { path, key: None }, &[1.0]), &ProgressBar::hidden())
+    let e = sam3lab_steering::run(&request(&d.pairs, DirectionSource::File { path, key: None }, &[1.0]), &NoProgress)
         .unwrap_err()
         .to_string();
     assert!(e.contains("[7]") && e.contains("[32]") && e.contains(POINT), "{e}");

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use indicatif::ProgressBar;
+use sam3lab_util::progress::Progress;
 use sam3lab_weights::dtype::{decode_f64, elem_size, encode_f64};
 use sam3lab_weights::{
     Checkpoint, CheckpointId, SafetensorsWriter, TensorHeader, WeightsError, nearest_names,
@@ -88,7 +88,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// Run the surgery, write the checkpoint (atomically) and return the manifest (not yet written).
-pub fn surgery(req: &SurgeryRequest<'_>, progress: &ProgressBar) -> Result<Manifest> {
+pub fn surgery(req: &SurgeryRequest<'_>, progress: &dyn Progress) -> Result<Manifest> {
     if !req.alpha.is_finite() {
         return Err(SurgeryError::Usage(format!(
             "--alpha must be a finite number, got {}",
@@ -205,7 +205,7 @@ pub fn surgery(req: &SurgeryRequest<'_>, progress: &ProgressBar) -> Result<Manif
     // Stream INTO → OUT.
     let entries = into.all_entries();
     let headers: Vec<TensorHeader> = entries.iter().map(|e| e.header()).collect();
-    progress.set_length(entries.iter().map(|e| e.byte_len() as u64).sum());
+    progress.set_len(entries.iter().map(|e| e.byte_len() as u64).sum());
     let mut w = SafetensorsWriter::create(req.out, &headers, into.metadata().cloned())?;
     // Squared change per (normalised key, range start) → summed into the head slices below.
     let mut delta_sq: BTreeMap<(String, usize), f64> = BTreeMap::new();

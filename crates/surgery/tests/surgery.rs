@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use indicatif::ProgressBar;
+use sam3lab_util::progress::NoProgress;
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use sam3lab_surgery::{F32Tensor, HeadCounts, SurgeryRequest, head_ref, patch_heads, surgery};
@@ -170,7 +170,7 @@ fn run(
             config: None,
             out,
         },
-        &ProgressBar::hidden(),
+        &NoProgress,
     )
 }
 

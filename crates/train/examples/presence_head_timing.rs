@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use burn::prelude::Device;
-use indicatif::ProgressBar;
+use sam3lab_util::progress::NoProgress;
 use sam3lab_probes::inputs::Label;
 use sam3lab_train::params;
 use sam3lab_train::retrain::{HEAD_PREFIX, PresenceHead, TrainSettings, train_cached};
@@ -38,7 +38,7 @@ fn main() {
         let count: usize = params::list(&head, HEAD_PREFIX).iter().map(|p| p.shape.iter().product::<usize>()).sum();
         let settings = TrainSettings { steps: 1000, save_at: vec![], lr: 1e-4, pos_weight: 1.0, batch, seed: 0, log_every: 1000, device: device.clone() };
         let t = Instant::now();
-        let (_, traj) = train_cached(&settings, head, &names, &q0, &labels, &ProgressBar::hidden()).unwrap();
+        let (_, traj) = train_cached(&settings, head, &names, &q0, &labels, &NoProgress).unwrap();
         let secs = t.elapsed().as_secs_f64();
         let (a, b) = (&traj[0], traj.last().unwrap());
         println!(

@@ -38,7 +38,7 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::{Int, TensorData};
-use indicatif::ProgressBar;
+use sam3lab_util::progress::Progress;
 use sam3lab_hooks::{HookSpec, Hooks};
 use sam3lab_model::heads::{ImageFeatures, TextFeatures};
 use sam3lab_model::nn::Mlp;
@@ -306,7 +306,7 @@ fn check(req: &RetrainRequest) -> Result<()> {
 }
 
 /// Run the retrain; writes the checkpoint, `FILE.manifest.json` and `FILE.trajectory.csv`.
-pub fn run(req: &RetrainRequest, progress: &ProgressBar) -> Result<(RetrainReport, Timing)> {
+pub fn run(req: &RetrainRequest, progress: &dyn Progress) -> Result<(RetrainReport, Timing)> {
     check(req)?;
     let t0 = Instant::now();
     let predictor = Predictor::load(&req.ckpt, req.config.as_deref(), &req.device)?;
@@ -411,12 +411,12 @@ fn q0_point(m: &model::Loaded) -> String {
 }
 
 /// `decoder.layers.{last}.q0` for every pair, `(N, d)` row-major, in pair order.
-pub fn capture_q0(m: &model::Loaded, pairs: &Pairs, progress: &ProgressBar) -> Result<Vec<Vec<f32>>> {
+pub fn capture_q0(m: &model::Loaded, pairs: &Pairs, progress: &dyn Progress) -> Result<Vec<Vec<f32>>> {
     let point = q0_point(m);
     let all: Vec<&Pair> = pairs.pairs.iter().collect();
     let mut rows: Vec<Option<Vec<f32>>> = vec![None; all.len()];
     let mut texts = TextCache::default();
-    progress.set_length(all.len() as u64);
+    progress.set_len(all.len() as u64);
     progress.set_message("capturing q0");
     for (image, ps) in by_image(&all) {
         let rgb = model::load_rgb(&image)?;
@@ -452,7 +452,7 @@ pub fn train_cached(
     trained: &BTreeSet<String>,
     q0: &[Vec<f32>],
     labels: &[Label],
-    progress: &ProgressBar,
+    progress: &dyn Progress,
 ) -> Result<((Values, Saved), Vec<TrajectoryRow>)> {
     let n = q0.len();
     let d = q0[0].len();
@@ -472,7 +472,7 @@ pub fn train_cached(
     };
     let mut traj = vec![eval(&head, 0)];
     let mut saved = vec![];
-    progress.set_length(req.steps as u64);
+    progress.set_len(req.steps as u64);
     progress.set_position(0);
     progress.set_message("training (cached q0)");
     for step in 1..=req.steps {
@@ -688,7 +688,7 @@ fn train_full(
     loaded: &model::Loaded,
     trained: &BTreeSet<String>,
     labels: &[Label],
-    progress: &ProgressBar,
+    progress: &dyn Progress,
     timing: &mut Timing,
 ) -> Result<((Values, Saved), Vec<TrajectoryRow>, f64)> {
     let t0 = Instant::now();
@@ -730,7 +730,7 @@ fn train_full(
     let idx = |l: Label| (0..n).filter(|&i| labels[i] == l).collect::<Vec<_>>();
     let (mut sp, mut sn) = (ClassSampler::new(idx(Label::Pos), &mut rng), ClassSampler::new(idx(Label::Neg), &mut rng));
     let (bp, bn) = (req.batch / 2, req.batch - req.batch / 2);
-    progress.set_length(req.steps as u64);
+    progress.set_len(req.steps as u64);
     progress.set_position(0);
     progress.set_message("training");
     for step in 1..=req.steps {

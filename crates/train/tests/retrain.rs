@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use burn::prelude::Device;
-use indicatif::ProgressBar;
+use sam3lab_util::progress::NoProgress;
 use sam3lab_hooks::Hooks;
 use sam3lab_model::predict::Predictor;
 use sam3lab_probes::demo;
@@ -34,8 +34,8 @@ fn dev() -> Device {
     Device::flex()
 }
 
-fn hidden() -> ProgressBar {
-    ProgressBar::hidden()
+fn hidden() -> NoProgress {
+    NoProgress
 }
 
 /// Every tensor of a safetensors file: name → (shape, raw bytes).
@@ -189,13 +189,13 @@ fn save_at_writes_the_k_step_checkpoint() {
         let long = dir.path().join("long/final.safetensors");
         std::fs::create_dir_all(long.parent().unwrap()).unwrap();
         let req = RetrainRequest { save_at: vec![3], ..retrain_req(&s, &long, cached, glob, 6) };
-        retrain::run(&req, &ProgressBar::hidden()).unwrap();
+        retrain::run(&req, &NoProgress).unwrap();
         let short = dir.path().join("short.safetensors");
-        retrain::run(&retrain_req(&s, &short, cached, glob, 3), &ProgressBar::hidden()).unwrap();
+        retrain::run(&retrain_req(&s, &short, cached, glob, 3), &NoProgress).unwrap();
         let mid = retrain::intermediate_path(&long, 3);
         assert_eq!(tensors(&mid), tensors(&short), "cached {cached}: step 3 of 6 differs from a 3-step run");
         assert_ne!(tensors(&mid), tensors(&long), "cached {cached}");
         let bad = RetrainRequest { save_at: vec![6], ..retrain_req(&s, &long, cached, glob, 6) };
-        assert!(retrain::run(&bad, &ProgressBar::hidden()).unwrap_err().to_string().contains("--save-at 6"));
+        assert!(retrain::run(&bad, &NoProgress).unwrap_err().to_string().contains("--save-at 6"));
     }
 }

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use indicatif::ProgressBar;
+use sam3lab_util::progress::Progress;
 use serde::Serialize;
 
 use crate::checkpoint::{Checkpoint, Format};
@@ -36,7 +36,7 @@ pub struct ConvertReport {
 
 /// Convert `input` to the safetensors file `output` (see the module doc). `progress` advances by
 /// the bytes of tensor data written (its length is set here).
-pub fn convert(input: &Path, output: &Path, progress: &ProgressBar) -> Result<ConvertReport> {
+pub fn convert(input: &Path, output: &Path, progress: &dyn Progress) -> Result<ConvertReport> {
     if output.extension().and_then(|e| e.to_str()) != Some("safetensors") {
         return Err(WeightsError::Usage(format!(
             "{}: the output must be a .safetensors file",
@@ -70,7 +70,7 @@ pub fn convert(input: &Path, output: &Path, progress: &ProgressBar) -> Result<Co
         });
     }
     let total: u64 = keep.iter().map(|e| e.byte_len() as u64).sum();
-    progress.set_length(total);
+    progress.set_len(total);
     let mut meta = HashMap::new();
     meta.insert("format".to_string(), "pt".to_string());
     let source = input
@@ -103,7 +103,7 @@ pub fn convert(input: &Path, output: &Path, progress: &ProgressBar) -> Result<Co
         progress.inc(bytes.len() as u64);
     }
     let sha256 = w.finish()?;
-    progress.finish_and_clear();
+    progress.finish();
     Ok(ConvertReport {
         input: input.display().to_string(),
         output: output.display().to_string(),

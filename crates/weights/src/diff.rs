@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use indicatif::ProgressBar;
+use sam3lab_util::progress::Progress;
 pub use sam3lab_results::{DiffReport, GroupDiff, TensorDiff};
 use sha2::{Digest, Sha256};
 
@@ -99,7 +99,7 @@ struct Item {
 pub fn tensor_sums(
     base: &Checkpoint,
     other: &Checkpoint,
-    progress: &ProgressBar,
+    progress: &dyn Progress,
 ) -> Result<Vec<TensorSums>> {
     sums_impl(base, other, progress, true)
 }
@@ -109,7 +109,7 @@ pub fn tensor_sums(
 pub fn tensor_sums_unhashed(
     base: &Checkpoint,
     other: &Checkpoint,
-    progress: &ProgressBar,
+    progress: &dyn Progress,
 ) -> Result<Vec<TensorSums>> {
     sums_impl(base, other, progress, false)
 }
@@ -117,7 +117,7 @@ pub fn tensor_sums_unhashed(
 fn sums_impl(
     base: &Checkpoint,
     other: &Checkpoint,
-    progress: &ProgressBar,
+    progress: &dyn Progress,
     hash: bool,
 ) -> Result<Vec<TensorSums>> {
     let pairs = matched_tensors(base, other)?;
@@ -152,7 +152,7 @@ fn sums_impl(
         });
     }
     let need: Vec<(usize, usize)> = items.iter().map(end_of).collect();
-    progress.set_length(
+    progress.set_len(
         pairs
             .iter()
             .map(|(b, o)| (b.byte_len() + o.byte_len()) as u64)
@@ -353,7 +353,7 @@ pub fn diff(
     other: &Checkpoint,
     groups: &Groups,
     label: &str,
-    progress: &ProgressBar,
+    progress: &dyn Progress,
 ) -> Result<DiffReport> {
     let sums = tensor_sums(base, other, progress)?;
     let (tensors, group_rows) = summarize(&sums, groups);
@@ -474,7 +474,7 @@ pub fn run(
     trajs: &[crate::TrajSpec],
     groups: &Groups,
     out: &Path,
-    progress: &ProgressBar,
+    progress: &dyn Progress,
 ) -> Result<Vec<DiffReport>> {
     if trajs.is_empty() {
         return Err(WeightsError::Usage(
@@ -489,7 +489,7 @@ pub fn run(
     }
     let mut reports = Vec::with_capacity(trajs.len());
     for (t, &(f, o)) in trajs.iter().zip(&pairs) {
-        progress.set_message(t.label.clone());
+        progress.set_message(&t.label);
         progress.set_position(0);
         let r = diff(
             &opened.checkpoints[f],

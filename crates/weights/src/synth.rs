@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use indicatif::ProgressBar;
+use sam3lab_util::progress::Progress;
 use sam3lab_util::rng::Rng;
 
 use crate::checkpoint::Checkpoint;
@@ -250,10 +250,10 @@ pub fn write_base(
     path: &Path,
     layout: &[(String, Vec<usize>)],
     seed: u64,
-    progress: &ProgressBar,
+    progress: &dyn Progress,
 ) -> Result<()> {
     let h = headers(layout);
-    progress.set_length(h.iter().map(|t| t.byte_len() as u64).sum());
+    progress.set_len(h.iter().map(|t| t.byte_len() as u64).sum());
     let mut w = SafetensorsWriter::create(path, &h, None)?;
     let mut rng = Rng::new(seed);
     let mut buf = Vec::with_capacity(PIECE * 4);
@@ -280,7 +280,7 @@ pub fn write_perturbed(
     base: &Path,
     noise: f32,
     seed: u64,
-    progress: &ProgressBar,
+    progress: &dyn Progress,
 ) -> Result<()> {
     let ck = Checkpoint::open(base)?;
     let entries: Vec<_> = ck.all_entries().to_vec();
@@ -288,7 +288,7 @@ pub fn write_perturbed(
         return Err(ck.tensor_err(e, "write_perturbed handles f32 checkpoints only"));
     }
     let h: Vec<TensorHeader> = entries.iter().map(|e| e.header()).collect();
-    progress.set_length(h.iter().map(|t| t.byte_len() as u64).sum());
+    progress.set_len(h.iter().map(|t| t.byte_len() as u64).sum());
     let mut w = SafetensorsWriter::create(path, &h, None)?;
     let mut rng = Rng::new(seed);
     let mut buf = Vec::with_capacity(PIECE * 4);

@@ -11,7 +11,7 @@ use std::path::Path;
 use burn::prelude::*;
 use burn::store::ModuleSnapshot;
 use common::{T, write_pt_with_complex};
-use indicatif::ProgressBar;
+use sam3lab_util::progress::NoProgress;
 use sam3lab_model::{Sam3, Sam3Config, checkpoint, params::param_shapes};
 use sam3lab_weights::{Checkpoint, Format, convert};
 
@@ -55,7 +55,7 @@ fn converted_sam3_layout_holds_the_same_tensors_and_loads_the_same_model() {
     let pt = dir.path().join("sam3.pt");
     let rope = sam3_like_pt(&pt);
     let out = dir.path().join("sam3.safetensors");
-    let r = convert(&pt, &out, &ProgressBar::hidden()).unwrap();
+    let r = convert(&pt, &out, &NoProgress).unwrap();
     assert_eq!(r.dropped, rope.iter().map(|n| n.clone()).collect::<Vec<_>>());
 
     let a = Checkpoint::open(&pt).unwrap();
@@ -107,21 +107,21 @@ fn bad_input_names_the_file_and_tensor_and_leaves_no_output() {
     bytes[at] ^= 0x5a;
     let bad = dir.path().join("flipped.pt");
     std::fs::write(&bad, &bytes).unwrap();
-    let msg = convert(&bad, &out, &ProgressBar::hidden()).err().unwrap().to_string();
+    let msg = convert(&bad, &out, &NoProgress).err().unwrap().to_string();
     assert!(msg.contains("flipped.pt") && msg.contains(&big) && msg.contains("Invalid checksum"), "{msg}");
     assert!(!out.exists());
 
     // not a checkpoint, missing file, wrong output extension, output = input
     std::fs::write(dir.path().join("junk.pt"), b"PK\x03\x04 not really a zip").unwrap();
-    let msg = convert(&dir.path().join("junk.pt"), &out, &ProgressBar::hidden()).err().unwrap().to_string();
+    let msg = convert(&dir.path().join("junk.pt"), &out, &NoProgress).err().unwrap().to_string();
     assert!(msg.contains("junk.pt"), "{msg}");
-    let msg = convert(&dir.path().join("nope.pt"), &out, &ProgressBar::hidden()).err().unwrap().to_string();
+    let msg = convert(&dir.path().join("nope.pt"), &out, &NoProgress).err().unwrap().to_string();
     assert!(msg.contains("nope.pt"), "{msg}");
-    let msg = convert(&pt, &dir.path().join("out.bin"), &ProgressBar::hidden()).err().unwrap().to_string();
+    let msg = convert(&pt, &dir.path().join("out.bin"), &NoProgress).err().unwrap().to_string();
     assert!(msg.contains("out.bin") && msg.contains(".safetensors"), "{msg}");
     let st = dir.path().join("a.safetensors");
-    convert(&pt, &st, &ProgressBar::hidden()).unwrap();
-    let msg = convert(&st, &st, &ProgressBar::hidden()).err().unwrap().to_string();
+    convert(&pt, &st, &NoProgress).unwrap();
+    let msg = convert(&st, &st, &NoProgress).err().unwrap().to_string();
     assert!(msg.contains("same file"), "{msg}");
 
     let mut left: Vec<String> =

@@ -3,14 +3,14 @@
 mod common;
 
 use common::{T, t, values, write_pt, write_st};
-use indicatif::ProgressBar;
+use sam3lab_util::progress::NoProgress;
 use safetensors::Dtype;
 use sam3lab_weights::cosines::{Trajectory, cosines};
 use sam3lab_weights::diff::{diff, summarize, tensor_sums};
 use sam3lab_weights::{Checkpoint, GroupRule, Groups, WeightsError};
 
-fn hidden() -> ProgressBar {
-    ProgressBar::hidden()
+fn hidden() -> NoProgress {
+    NoProgress
 }
 
 fn scaled(ts: &[T], f: impl Fn(usize, f32) -> f32) -> Vec<T> {

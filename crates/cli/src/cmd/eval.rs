@@ -235,11 +235,16 @@ fn predict(a: PredictArgs) -> anyhow::Result<u8> {
         only_exhaustive: a.only_exhaustive,
         hooks: a.hooks,
         subsample: a.subsample.map(|n| sam3lab_eval::Subsample { n, seed: a.seed }),
-        progress: true,
         device: device_from_name(&a.device)?,
         shard: a.shard,
     };
-    let summary = predict_to_file(&a.ckpt, a.config.as_deref(), &a.gt, &a.images, &a.out, &opts)?;
+    // A bar on stderr (drawn only when stderr is a terminal), counted in entries.
+    let bar = crate::progress::Bar(indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr()));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} entries (eta {eta})")
+            .expect("valid template"),
+    );
+    let summary = predict_to_file(&a.ckpt, a.config.as_deref(), &a.gt, &a.images, &a.out, &opts, &bar)?;
     println!(
         "{} entries on {} images ({} resumed, {} images run now): {} predictions above {}; wrote {} and {}",
         summary.entries,

@@ -1,5 +1,6 @@
 //! One module per subcommand. Each exposes `Args` (clap) and `run(Args) -> anyhow::Result<u8>`
 //! returning the exit code (0 ok, 1 a check failed); an `Err` exits 2.
+pub mod bench;
 pub mod eval;
 pub mod figures;
 pub mod hooks;

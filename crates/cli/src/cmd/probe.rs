@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use burn::prelude::Device;
 use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::progress::Bar;
 use sam3lab_probes::model::{CkptSpec, split_list};
 use sam3lab_probes::{capture, demo, drift, heads, inputs, patch, presence};
 
@@ -285,7 +287,7 @@ struct DemoArgs {
 }
 
 /// A progress bar on stderr (indicatif draws nothing when stderr is not a terminal).
-pub fn bar(what: &str) -> ProgressBar {
+pub fn bar(what: &str) -> Bar {
     let pb = ProgressBar::new(0);
     pb.set_style(
         ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len}  {elapsed_precise} (eta {eta})")
@@ -293,7 +295,7 @@ pub fn bar(what: &str) -> ProgressBar {
             .progress_chars("=> "),
     );
     pb.set_message(what.to_string());
-    pb
+    Bar(pb)
 }
 
 fn f(v: Option<f64>) -> String {

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::progress::Bar;
 use sam3lab_surgery::{HeadCounts, SurgeryRequest, manifest_path, surgery};
 
 #[derive(clap::Args)]
@@ -43,7 +45,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         Some(p) => HeadCounts::from_config(p)?,
         None => HeadCounts::default(),
     };
-    let pb = ProgressBar::new(0);
+    let pb = Bar(ProgressBar::new(0));
     pb.set_style(
         ProgressStyle::with_template(
             "writing [{bar:40}] {bytes}/{total_bytes} {binary_bytes_per_sec}",

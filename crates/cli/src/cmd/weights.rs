@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::progress::Bar;
 use sam3lab_weights::{Checkpoint, Groups, cosines, diff, parse_trajs};
 
 #[derive(clap::Args)]
@@ -106,7 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     }
 }
 
-fn progress() -> ProgressBar {
+fn progress() -> Bar {
     let pb = ProgressBar::new(0);
     pb.set_style(
         ProgressStyle::with_template(
@@ -115,7 +117,7 @@ fn progress() -> ProgressBar {
         .expect("static template")
         .progress_chars("=> "),
     );
-    pb
+    Bar(pb)
 }
 
 fn cell(v: Option<f64>) -> String {

@@ -331,6 +331,28 @@ impl Model {
         Ok(Model { p, path: format!("{} (perturbed ±{amplitude}, seed {seed})", self.path), device: self.device.clone() })
     }
 
+    /// `m._rust_forward_seconds(image, prompt, names, n)`: wall seconds of each of `n` calls of
+    /// `Predictor::run_with_hooks` made from Rust (GIL released, nothing converted to numpy), for
+    /// the overhead bench (`crates/python/bench/overhead.py`) to set against the Python call.
+    fn _rust_forward_seconds(&self, py: Python<'_>, image: &Bound<'_, PyAny>, prompt: &str, names: Vec<String>, n: usize) -> PyResult<Vec<f64>> {
+        let (img, _) = image_of(image)?;
+        let spec = capture_spec(&names)?;
+        py.detach(|| {
+            (0..n)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    let run = self.p.run_with_hooks(&img, prompt, spec.clone());
+                    let dt = t.elapsed().as_secs_f64();
+                    run.map(|r| {
+                        std::hint::black_box(r);
+                        dt
+                    })
+                })
+                .collect::<Result<Vec<f64>, _>>()
+        })
+        .map_err(value_err)
+    }
+
     /// The checkpoint's path as given to `load`.
     #[getter]
     fn path(&self) -> String {

@@ -189,6 +189,7 @@ impl ActivationCache {
         let order = serde_json::to_string(&self.order).map_err(|e| io(e.to_string()))?;
         meta.insert("sam3lab_capture_order".to_string(), order);
         let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| io(e.to_string()))?;
+        let bytes = sorted_metadata(bytes).map_err(io)?;
         write_atomic(path, &bytes).map_err(|e| io(e.to_string()))?;
         write_atomic(&manifest_path(path), manifest_json.as_bytes()).map_err(|e| io(e.to_string()))?;
         Ok(())
@@ -228,6 +229,39 @@ impl ActivationCache {
     }
 }
 
+/// A safetensors file with its `__metadata__` entries in sorted key order. `safetensors::serialize`
+/// takes the metadata as a `HashMap` and writes it in that map's (randomly seeded) iteration order,
+/// so a file with two metadata keys came out in either order: the same cache gave different bytes.
+/// The header is re-serialised with sorted keys and padded as safetensors pads it (spaces to a
+/// multiple of 8); the data offsets are relative to the data, so the data is kept as is.
+fn sorted_metadata(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().map_err(|_| "short safetensors file".to_string())?) as usize;
+    let header: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..8 + n]).map_err(|e| format!("safetensors header: {e}"))?;
+    let mut sorted = serde_json::Map::new();
+    for (k, v) in header {
+        let v = match (k.as_str(), v) {
+            ("__metadata__", serde_json::Value::Object(m)) => {
+                let m: BTreeMap<String, serde_json::Value> = m.into_iter().collect();
+                let mut o = serde_json::Map::new();
+                o.extend(m);
+                serde_json::Value::Object(o)
+            }
+            (_, v) => v,
+        };
+        sorted.insert(k, v);
+    }
+    let mut h = serde_json::to_string(&sorted).map_err(|e| e.to_string())?.into_bytes();
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + h.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(h.len() as u64).to_le_bytes());
+    out.extend_from_slice(&h);
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
+}
+
 /// The manifest sidecar of a cache file: `x.safetensors` → `x.json`.
 pub fn manifest_path(path: &Path) -> PathBuf {
     path.with_extension("json")
@@ -256,6 +290,33 @@ mod tests {
         std::fs::write(&p, &big).unwrap();
         assert_eq!(sha256_file(&p).unwrap(), sha256_hex(&big));
         assert!(sha256_file(&dir.join("missing")).is_err());
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn the_same_cache_saves_to_the_same_bytes() {
+        let dev = Device::flex();
+        let dir = std::env::temp_dir().join(format!("sam3lab-cache-bytes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut c = ActivationCache::default();
+        c.insert("b.point", DynTensor::from_vec(vec![1.0, 2.0], vec![1, 2], &dev));
+        c.insert("a.point", DynTensor::from_vec(vec![3.0], vec![1, 1], &dev));
+        c.manifest = CacheManifest::new();
+        c.manifest.prompt = "a red cat".into();
+        // Each save builds a new metadata HashMap (its own random order); two keys, so 20 saves
+        // in one order by chance has probability 2^-19.
+        let first = {
+            c.save(&dir.join("c0.safetensors")).unwrap();
+            std::fs::read(dir.join("c0.safetensors")).unwrap()
+        };
+        for i in 1..20 {
+            let p = dir.join(format!("c{i}.safetensors"));
+            c.save(&p).unwrap();
+            assert_eq!(std::fs::read(&p).unwrap(), first, "save {i}");
+        }
+        let back = ActivationCache::load(&dir.join("c0.safetensors"), &dev).unwrap();
+        assert_eq!(back.names_in_capture_order().collect::<Vec<_>>(), ["b.point", "a.point"]);
+        assert_eq!(back.manifest, c.manifest);
         std::fs::remove_dir_all(dir).ok();
     }
 

@@ -12,7 +12,7 @@ use std::time::Instant;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use indicatif::ProgressBar;
+use sam3lab_util::progress::Progress;
 use sam3lab_hooks::{HookPattern, Hooks};
 use sam3lab_model::{Sam3, TrainOutput};
 use serde::{Deserialize, Serialize};
@@ -570,7 +570,7 @@ fn optimizers(recipe: &Recipe, sel: &Selection) -> Vec<ModuleOptimizer> {
 }
 
 /// Run (or resume) a recipe into `out`.
-pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressBar) -> Result<RunSummary> {
+pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &dyn Progress) -> Result<RunSummary> {
     let t0 = Instant::now();
     let recipe = Recipe::load(recipe_path)?;
     let recipe_text = std::fs::read(recipe_path).map_err(|e| TrainError::io(recipe_path, e))?;
@@ -744,7 +744,7 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
     let ckpts = recipe.checkpoint_steps();
     let mut written = vec![];
     let mut last = BTreeMap::new();
-    progress.set_length(recipe.steps as u64);
+    progress.set_len(recipe.steps as u64);
     progress.set_position(state.step as u64);
     let resumed_from = resume.as_ref().map(|(s, _)| *s);
     let t_loop = Instant::now();
@@ -879,7 +879,7 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
         state.step += 1;
         progress.inc(1);
         let rate = (state.step - first_step) as f64 / t_loop.elapsed().as_secs_f64().max(1e-9);
-        progress.set_message(format!(
+        progress.set_message(&format!(
             "loss {:.4} (ce {:.4}, presence {:.4}, bbox {:.4}) {rate:.2} steps/s",
             sums.get("core_loss").copied().unwrap_or(f32::NAN),
             sums.get("loss_ce").copied().unwrap_or(f32::NAN),
@@ -903,8 +903,8 @@ pub fn run(recipe_path: &Path, out: &Path, device: &Device, progress: &ProgressB
                     "step {}: neg_correct {:?} pos_detect {:?} presence_acc {:.3} score_auc {:?} best_iou {:?} ({:.1} steps/s)",
                     r.step, r.neg_correct, r.pos_detect, r.presence_acc, r.score_auc, r.best_iou, rate
                 );
-                // A hidden bar (not a terminal) swallows println: say it on stderr instead.
-                if progress.is_hidden() { eprintln!("{line}") } else { progress.println(line) }
+                // Through the display, which keeps it above a bar (stderr when there is none).
+                progress.println(&line);
                 // Rows past the last checkpoint are dropped again on resume, so this is safe.
                 write_atomic(&eval_path, eval_log.as_bytes())?;
             }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use burn::prelude::*;
-use indicatif::ProgressBar;
+use sam3lab_util::progress::NoProgress;
 use sam3lab_model::hooks::{HookSpec, Hooks};
 use sam3lab_model::parity::Fixture;
 use sam3lab_model::{GeometryPrompt, Sam3, TrainOutput};
@@ -239,7 +239,7 @@ fn a_recipe_with_dropout_is_seeded_and_resumable() {
         (recipe_with(extra, seed, &d), d.join("out"))
     };
     let on = "dropout = 0.1\ndrop_path = 0.1\n";
-    let go = |(r, out): &(PathBuf, PathBuf)| run(r, out, &Device::flex(), &ProgressBar::hidden()).unwrap();
+    let go = |(r, out): &(PathBuf, PathBuf)| run(r, out, &Device::flex(), &NoProgress).unwrap();
     let a = mk("a", on, 0);
     let b = mk("b", on, 0);
     let c = mk("c", on, 1);
@@ -285,7 +285,7 @@ fn dropout_masks_do_not_depend_on_replicas_or_checkpointing() {
     let go = |name: &str, text: String| {
         let r = dir.path().join(format!("{name}.toml"));
         std::fs::write(&r, text).unwrap();
-        let s = run(&r, &dir.path().join(name), &Device::flex(), &ProgressBar::hidden()).unwrap();
+        let s = run(&r, &dir.path().join(name), &Device::flex(), &NoProgress).unwrap();
         sam3lab_model::parity::read_safetensors(s.checkpoints.last().unwrap()).unwrap()
     };
     let one = go("one", base.clone());
@@ -304,6 +304,6 @@ fn dropout_masks_do_not_depend_on_replicas_or_checkpointing() {
 fn bad_rates_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let r = recipe_with("dropout = 1.0\n", 0, tmp.path());
-    let e = run(&r, &tmp.path().join("out"), &Device::flex(), &ProgressBar::hidden()).unwrap_err().to_string();
+    let e = run(&r, &tmp.path().join("out"), &Device::flex(), &NoProgress).unwrap_err().to_string();
     assert!(e.contains("dropout") && e.contains("[0, 1)"), "{e}");
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::Device;
-use indicatif::ProgressBar;
+use sam3lab_util::progress::NoProgress;
 use sam3lab_model::parity::{HostTensor, read_safetensors};
 use sam3lab_train::engine::run;
 
@@ -23,7 +23,7 @@ fn parent() -> BTreeMap<String, HostTensor> {
 }
 
 fn train(name: &str, out: &Path) -> BTreeMap<String, HostTensor> {
-    let s = run(&recipe(name), out, &Device::flex(), &ProgressBar::hidden()).unwrap();
+    let s = run(&recipe(name), out, &Device::flex(), &NoProgress).unwrap();
     read_safetensors(s.checkpoints.last().unwrap()).unwrap()
 }
 
@@ -71,13 +71,13 @@ fn presence_only_moves_only_the_presence_head() {
 fn runs_are_reproducible_and_resumable() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
-    run(&recipe("frozen_te"), a.path(), &Device::flex(), &ProgressBar::hidden()).unwrap();
+    run(&recipe("frozen_te"), a.path(), &Device::flex(), &NoProgress).unwrap();
     // Interrupted after the step-1 checkpoint: the step-3 files are gone; a rerun resumes.
-    run(&recipe("frozen_te"), b.path(), &Device::flex(), &ProgressBar::hidden()).unwrap();
+    run(&recipe("frozen_te"), b.path(), &Device::flex(), &NoProgress).unwrap();
     for f in ["step_000003.safetensors", "step_000003.json"] {
         std::fs::remove_file(b.path().join(f)).unwrap();
     }
-    let s = run(&recipe("frozen_te"), b.path(), &Device::flex(), &ProgressBar::hidden()).unwrap();
+    let s = run(&recipe("frozen_te"), b.path(), &Device::flex(), &NoProgress).unwrap();
     assert_eq!(s.resumed_from, Some(1));
     let ra = std::fs::read(a.path().join("step_000003.safetensors")).unwrap();
     let rb = std::fs::read(b.path().join("step_000003.safetensors")).unwrap();
@@ -86,7 +86,7 @@ fn runs_are_reproducible_and_resumable() {
     let lb = std::fs::read_to_string(b.path().join("loss.csv")).unwrap();
     assert_eq!(la, lb);
     // A finished run resumes at its end and writes nothing new.
-    let s = run(&recipe("frozen_te"), a.path(), &Device::flex(), &ProgressBar::hidden()).unwrap();
+    let s = run(&recipe("frozen_te"), a.path(), &Device::flex(), &NoProgress).unwrap();
     assert_eq!(s.resumed_from, Some(3));
     assert!(s.checkpoints.is_empty());
 }
@@ -106,7 +106,7 @@ fn the_data_pipeline_reproduces_the_fixture_loss() {
     let r = dir.path().join(r.file_name().unwrap());
     let text = text.replace("../../", &format!("{}/", root().display()));
     std::fs::write(&r, text).unwrap();
-    let s = run(&r, &dir.path().join("out"), &Device::flex(), &ProgressBar::hidden()).unwrap();
+    let s = run(&r, &dir.path().join("out"), &Device::flex(), &NoProgress).unwrap();
     let fx = read_safetensors(&root().join("data/fixtures/sam3-tiny-train/expected.safetensors")).unwrap();
     for k in ["loss_bbox", "loss_giou", "loss_ce", "presence_loss", "loss_bbox_o2m", "loss_ce_aux_0", "presence_loss_aux_0"] {
         let want = fx[&format!("loss.{k}")].data[0];
@@ -120,7 +120,7 @@ fn bad(edit: impl Fn(String) -> String) -> String {
     let text = edit(std::fs::read_to_string(recipe("lvis_replay")).unwrap()).replace("../../", &format!("{}/", root().display()));
     let r = dir.path().join("r.toml");
     std::fs::write(&r, text).unwrap();
-    match run(&r, &dir.path().join("out"), &Device::flex(), &ProgressBar::hidden()) {
+    match run(&r, &dir.path().join("out"), &Device::flex(), &NoProgress) {
         Ok(_) => panic!("a bad recipe ran"),
         Err(e) => e.to_string(),
     }
@@ -182,7 +182,7 @@ fn replica_run(dir: &Path, name: &str, edit: impl Fn(String) -> String) -> (Path
     let r = dir.join(format!("{name}.toml"));
     std::fs::write(&r, text).unwrap();
     let out = dir.join(name);
-    let s = run(&r, &out, &Device::flex(), &ProgressBar::hidden()).unwrap();
+    let s = run(&r, &out, &Device::flex(), &NoProgress).unwrap();
     (out, s)
 }
 
@@ -277,7 +277,7 @@ fn bad_replica_devices_name_the_fault() {
         let text = std::fs::read_to_string(recipe("frozen_te")).unwrap().replace("../../", &format!("{}/", root().display()));
         let r = dir.path().join("r.toml");
         std::fs::write(&r, text.replace("seed = 0", &format!("seed = 0\ndevices = {devices}"))).unwrap();
-        let e = run(&r, &dir.path().join("out"), &Device::flex(), &ProgressBar::hidden()).unwrap_err().to_string();
+        let e = run(&r, &dir.path().join("out"), &Device::flex(), &NoProgress).unwrap_err().to_string();
         assert!(e.contains("devices") && e.contains(want), "{devices}: {e}");
     }
 }
@@ -310,7 +310,7 @@ fn evaluation_during_a_run_matches_a_direct_forward() {
     let text = format!("{text}\n[eval]\ngt = \"{}/data/fixtures/train-set/gt.json\"\nevery = 1\n", root().display());
     let r = dir.path().join("r.toml");
     std::fs::write(&r, text).unwrap();
-    run(&r, &dir.path().join("out"), &Device::flex(), &ProgressBar::hidden()).unwrap();
+    run(&r, &dir.path().join("out"), &Device::flex(), &NoProgress).unwrap();
     let csv = std::fs::read_to_string(dir.path().join("out/eval.csv")).unwrap();
     let rows: Vec<Vec<String>> = csv.lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect();
     assert_eq!(rows.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(), ["0", "1", "2", "3"], "{csv}");
@@ -345,7 +345,7 @@ fn one_step(name: &str, edit: impl Fn(String) -> String) -> BTreeMap<String, Hos
     let text = edit(std::fs::read_to_string(recipe(name)).unwrap().replace("../../", &format!("{}/", root().display())));
     let r = dir.path().join("r.toml");
     std::fs::write(&r, text).unwrap();
-    let s = run(&r, &dir.path().join("out"), &Device::flex(), &ProgressBar::hidden()).unwrap();
+    let s = run(&r, &dir.path().join("out"), &Device::flex(), &NoProgress).unwrap();
     read_safetensors(s.checkpoints.last().unwrap()).unwrap()
 }
 
@@ -391,7 +391,7 @@ fn weight_decay_exclusions_follow_adamw_by_hand() {
     let text = std::fs::read_to_string(recipe("presence_only")).unwrap().replace("../../", &format!("{}/", root().display())).replace("weight_decay = 0.0", "weight_decay = 0.0\nno_weight_decay = [\"**.*biass*\"]");
     let r = dir.path().join("r.toml");
     std::fs::write(&r, text).unwrap();
-    let e = run(&r, &dir.path().join("out"), &Device::flex(), &ProgressBar::hidden()).err().expect("a pattern matching nothing ran").to_string();
+    let e = run(&r, &dir.path().join("out"), &Device::flex(), &NoProgress).err().expect("a pattern matching nothing ran").to_string();
     assert!(e.contains("optim.no_weight_decay") && e.contains("biass"), "{e}");
 }
 
@@ -463,7 +463,7 @@ fn frozen_te_variant(dir: &Path, name: &str, edit: impl Fn(String) -> String) ->
     let text = edit(text.replace("lr = 1e-4", "lr = 0.0").replace("checkpoints = [1, 3]", "checkpoints = []"));
     let r = dir.join(format!("{name}.toml"));
     std::fs::write(&r, text).unwrap();
-    run(&r, &dir.join(name), &Device::flex(), &ProgressBar::hidden()).unwrap();
+    run(&r, &dir.join(name), &Device::flex(), &NoProgress).unwrap();
     loss_rows(&dir.join(name))
 }
 
@@ -521,12 +521,12 @@ fn a_run_with_an_extra_stream_resumes_to_the_same_bytes() {
     let r = dir.path().join("r.toml");
     std::fs::write(&r, text).unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    run(&r, &a, &Device::flex(), &ProgressBar::hidden()).unwrap();
-    run(&r, &b, &Device::flex(), &ProgressBar::hidden()).unwrap();
+    run(&r, &a, &Device::flex(), &NoProgress).unwrap();
+    run(&r, &b, &Device::flex(), &NoProgress).unwrap();
     for f in ["step_000004.safetensors", "step_000004.json"] {
         std::fs::remove_file(b.join(f)).unwrap();
     }
-    let s = run(&r, &b, &Device::flex(), &ProgressBar::hidden()).unwrap();
+    let s = run(&r, &b, &Device::flex(), &NoProgress).unwrap();
     assert_eq!(s.resumed_from, Some(1));
     for f in ["step_000004.safetensors", "loss.csv"] {
         assert!(std::fs::read(a.join(f)).unwrap() == std::fs::read(b.join(f)).unwrap(), "{f}: the resumed run differs");
@@ -573,11 +573,11 @@ fn a_shared_objective_sets_the_loss_and_refuses_local_keys() {
     // The same run as the inline block (same bytes); a changed objective is another run (no resume).
     let shared = d.join("shared.toml");
     let (a, b) = (d.join("a"), d.join("b"));
-    run(&shared, &a, &Device::flex(), &ProgressBar::hidden()).unwrap();
-    run(&d.join("inline.toml"), &b, &Device::flex(), &ProgressBar::hidden()).unwrap();
+    run(&shared, &a, &Device::flex(), &NoProgress).unwrap();
+    run(&d.join("inline.toml"), &b, &Device::flex(), &NoProgress).unwrap();
     assert!(std::fs::read(a.join("step_000003.safetensors")).unwrap() == std::fs::read(b.join("step_000003.safetensors")).unwrap());
     std::fs::write(d.join("objective.toml"), "loss_ce = 20.0\npresence_loss = 100.0\n").unwrap();
-    let e = run(&shared, &a, &Device::flex(), &ProgressBar::hidden()).unwrap_err().to_string();
+    let e = run(&shared, &a, &Device::flex(), &NoProgress).unwrap_err().to_string();
     assert!(e.contains("another recipe"), "{e}");
 }
 

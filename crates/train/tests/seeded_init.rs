@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use burn::prelude::Device;
-use indicatif::ProgressBar;
+use sam3lab_util::progress::NoProgress;
 use sam3lab_train::engine::run;
 
 fn root() -> PathBuf {
@@ -27,7 +27,7 @@ fn pretraining_from_random_init_is_seeded() {
     let go = |seed: u64, name: &str| {
         let r = dir.path().join(format!("{name}.toml"));
         std::fs::write(&r, text.replace("seed = 0", &format!("seed = {seed}"))).unwrap();
-        let s = run(&r, &dir.path().join(name), &Device::flex(), &ProgressBar::hidden()).unwrap();
+        let s = run(&r, &dir.path().join(name), &Device::flex(), &NoProgress).unwrap();
         std::fs::read(s.checkpoints.last().unwrap()).unwrap()
     };
     let (a, b, c) = (go(7, "a"), go(7, "b"), go(8, "c"));

@@ -23,11 +23,11 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<u8> {
     super::check_out_dir("--out", &a.out)?;
     let device = device_from_name(&a.device)?;
-    let pb = indicatif::ProgressBar::new(0).with_style(
+    let pb = crate::progress::Bar(indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps {msg}")
             .expect("template")
             .progress_chars("=> "),
-    );
+    ));
     let s = sam3lab_train::engine::run(&a.recipe, &a.out, &device, &pb)?;
     pb.finish_and_clear();
     if let Some(step) = s.resumed_from {

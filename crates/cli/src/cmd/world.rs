@@ -85,11 +85,11 @@ fn pretrain(a: PretrainArgs) -> anyhow::Result<u8> {
     for (name, text) in [("stage1", s1), ("stage2", s2)] {
         let recipe = out.join(format!("recipes/{name}.toml"));
         sam3lab_weights::write_atomic(&recipe, text.as_bytes())?;
-        let pb = indicatif::ProgressBar::new(0).with_style(
+        let pb = crate::progress::Bar(indicatif::ProgressBar::new(0).with_style(
             indicatif::ProgressStyle::with_template(&format!("{name} {{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} steps {{msg}}"))
                 .expect("template")
                 .progress_chars("=> "),
-        );
+        ));
         let s = sam3lab_train::engine::run(&recipe, &out.join(name), &device, &pb)?;
         pb.finish_and_clear();
         eprintln!("{name}: {} steps{} in {:.0} s", s.steps, s.resumed_from.map(|r| format!(" (resumed at {r})")).unwrap_or_default(), s.seconds);

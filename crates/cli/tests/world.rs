@@ -16,14 +16,17 @@ fn gen_then_pretrain_quick_leaves_a_base_checkpoint() {
     let out = t.path().join("pre");
     let printed = ok(&["world", "pretrain", "--quick", "--world", &s(&world), "--out", &s(&out)]);
     assert!(printed.contains("neg_correct") && printed.contains("base.safetensors"), "{printed}");
-    for f in ["base.safetensors", "config.json", "stage1/step_000002.safetensors", "stage2/eval.csv", "recipes/stage2.toml"] {
+    for f in ["base.safetensors", "config.json", "stage1/step_000002.safetensors", "stage3/eval.csv", "recipes/stage3.toml"] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
-    // Stage 2 started from stage 1's last checkpoint, and the base is stage 2's last.
-    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("stage2/step_000002.json")).unwrap()).unwrap();
-    let s1 = sam3lab_hooks::sha256_file(&out.join("stage1/step_000002.safetensors")).unwrap();
-    assert_eq!(m["parent_sha256"], s1.as_str());
-    assert_eq!(std::fs::read(out.join("base.safetensors")).unwrap(), std::fs::read(out.join("stage2/step_000002.safetensors")).unwrap());
+    // Each stage started from the previous one's last checkpoint, and the base is stage 3's last.
+    for (stage, prev) in [("stage2", "stage1"), ("stage3", "stage2")] {
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join(stage).join("step_000002.json")).unwrap()).unwrap();
+        let p = sam3lab_hooks::sha256_file(&out.join(prev).join("step_000002.safetensors")).unwrap();
+        assert_eq!(m["parent_sha256"], p.as_str(), "{stage}");
+    }
+    assert_eq!(std::fs::read(out.join("base.safetensors")).unwrap(), std::fs::read(out.join("stage3/step_000002.safetensors")).unwrap());
     // The base segments through the ordinary commands.
     ok(&["eval", "predict", "--ckpt", &s(&out.join("base.safetensors")), "--config", &s(&out.join("config.json")), "--gt", &s(&world.join("broad-eval.json")), "--images", &s(&world), "--out", &s(&t.path().join("pred.json"))]);
     // Not a world: a clear error.

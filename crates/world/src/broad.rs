@@ -262,7 +262,7 @@ fn place_parts(cfg: &WorldConfig, rng: &mut Rng, canvas: &mut Canvas, first_labe
                 continue;
             }
             let label = first_label + placed.len() as u16;
-            let colour = part_colour(part, rng);
+            let colour = part_colour(part, nc.palette, rng);
             canvas.paint([cx - e, cy - e, cx + e, cy + e], inside, label, colour, 4.0, rng);
             placed.push(PartInstance { part, label });
             break;

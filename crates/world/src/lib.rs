@@ -19,7 +19,7 @@ pub mod rng;
 pub mod vocab;
 pub mod writer;
 
-pub use config::{BroadConfig, NarrowConfig, SplitSizes, WorldConfig};
+pub use config::{BroadConfig, NarrowConfig, Palette, SplitSizes, WorldConfig};
 pub use error::{Result, WorldError};
 pub use rng::Rng;
 pub use writer::{

@@ -5,7 +5,7 @@
 //! lugs occlude the straps and the case occludes the lugs — every mask is the set of pixels where
 //! that part is on top.
 
-use crate::config::WorldConfig;
+use crate::config::{Palette, WorldConfig};
 use crate::raster::{Canvas, background, in_polygon};
 use crate::rng::Rng;
 use crate::vocab::PARTS;
@@ -44,6 +44,17 @@ const PART_COLOURS: [[f32; 3]; 15] = [
     [78.0, 90.0, 128.0],   // small subdial: slate
     [52.0, 34.0, 20.0],    // keeper loop: dark leather
 ];
+
+/// The `v2` palette: [`PART_COLOURS`] with the three parts that sat on a neighbour of nearly their
+/// own colour moved apart (see `NarrowConfig::palette`).
+fn palette_colour(part: usize, palette: Palette) -> [f32; 3] {
+    match (palette, part) {
+        (Palette::V2, SMALL_SUBDIAL) => [196.0, 160.0, 232.0], // lilac (was slate on the navy dial)
+        (Palette::V2, KEEPER_LOOP) => [18.0, 18.0, 22.0],      // black (was dark leather on leather)
+        (Palette::V2, STRAP_LUG) => [60.0, 70.0, 140.0],       // cobalt (was dark steel by the steel bezel)
+        _ => PART_COLOURS[part],
+    }
+}
 
 /// Which part of the clock an image shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -220,8 +231,8 @@ pub(crate) fn isolated_part(part: usize, min_w: f64) -> Option<Prim> {
 }
 
 /// A part's colour with the per-image jitter the clock uses.
-pub(crate) fn part_colour(part: usize, rng: &mut Rng) -> [f32; 3] {
-    let c = PART_COLOURS[part];
+pub(crate) fn part_colour(part: usize, palette: Palette, rng: &mut Rng) -> [f32; 3] {
+    let c = palette_colour(part, palette);
     let d = rng.range(-14.0, 14.0) as f32;
     std::array::from_fn(|ch| c[ch] + d + rng.range(-6.0, 6.0) as f32)
 }
@@ -253,7 +264,7 @@ pub fn render_view(cfg: &WorldConfig, rng: &mut Rng, view: View) -> NarrowView {
         *o = rng.chance(n.optional_part_prob);
     }
     let [has_second, has_date, has_logo, has_subdial, has_keeper] = optional;
-    let jitter: Vec<[f32; 3]> = (0..PARTS.len()).map(|p| part_colour(p, rng)).collect();
+    let jitter: Vec<[f32; 3]> = (0..PARTS.len()).map(|p| part_colour(p, n.palette, rng)).collect();
     // Every part at least `min_thickness_px` thick (v1: 2 px; v2: two cells of the 32² mask grid).
     let min_w = n.min_thickness_px / r;
     let min_hw = min_w / 2.0;
@@ -375,5 +386,34 @@ pub fn render_view(cfg: &WorldConfig, rng: &mut Rng, view: View) -> NarrowView {
         rgb: canvas.to_rgb8(),
         label: canvas.label,
         instances,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Distance between two colours, the largest channel difference.
+    fn apart(a: [f32; 3], b: [f32; 3]) -> f32 {
+        (0..3).map(|c| (a[c] - b[c]).abs()).fold(0.0, f32::max)
+    }
+
+    /// Each part against the neighbours it is painted on or beside on the clock.
+    const NEIGHBOURS: [(usize, usize); 4] =
+        [(SMALL_SUBDIAL, DIAL_FACE), (KEEPER_LOOP, LOWER_STRAP), (STRAP_LUG, OUTER_BEZEL), (STRAP_LUG, UPPER_STRAP)];
+
+    #[test]
+    fn the_v2_palette_sets_each_part_apart_from_its_neighbours() {
+        // The per-image jitter moves a channel by at most 14 + 6, so two colours 40 apart stay 0 apart at worst;
+        // v2 asks for 80, v1 had pairs under 60 (the parts v2-a's oracle could not segment).
+        for (a, b) in NEIGHBOURS {
+            let d = apart(palette_colour(a, Palette::V2), palette_colour(b, Palette::V2));
+            assert!(d >= 80.0, "{} on {}: {d}", PARTS[a], PARTS[b]);
+        }
+        let v1_min = NEIGHBOURS.iter().map(|&(a, b)| apart(palette_colour(a, Palette::V1), palette_colour(b, Palette::V1))).fold(f32::MAX, f32::min);
+        assert!(v1_min < 60.0, "the v1 palette is kept as it was: {v1_min}");
+        // Only the three named parts change.
+        let changed: Vec<usize> = (0..PARTS.len()).filter(|&p| palette_colour(p, Palette::V1) != palette_colour(p, Palette::V2)).collect();
+        assert_eq!(changed, vec![STRAP_LUG, SMALL_SUBDIAL, KEEPER_LOOP]);
     }
 }

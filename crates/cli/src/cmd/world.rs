@@ -1,7 +1,7 @@
 //! `sam3lab world gen`: generate the concept-grounding world (broad colour × shape scenes, the
 //! narrow clock-part task, SA-Co/Gold splits, the probe set, `world.json`). Logic lives in
-//! `sam3lab-world`. `sam3lab world pretrain`: the mini-SAM3's two pretraining stages
-//! (`recipes/world/pretrain_stage{1,2}.toml`, embedded) on a generated world, through the training
+//! `sam3lab-world`. `sam3lab world pretrain`: the mini-SAM3's three pretraining stages
+//! (`recipes/world/pretrain_stage{1,2,3}.toml`, embedded) on a generated world, through the training
 //! engine; resumable.
 
 use std::path::PathBuf;
@@ -19,7 +19,7 @@ pub struct Args {
 enum WorldCmd {
     /// Generate a world into a new (or empty) directory; the same --seed gives byte-identical files.
     Gen(GenArgs),
-    /// Pretrain the mini-SAM3 on a generated world (both stages; rerun to resume).
+    /// Pretrain the mini-SAM3 on a generated world (three stages; rerun to resume).
     Pretrain(PretrainArgs),
 }
 
@@ -28,7 +28,7 @@ struct PretrainArgs {
     /// A world made by `sam3lab world gen`.
     #[arg(long, value_name = "DIR")]
     world: PathBuf,
-    /// Output: stage1/, stage2/ (checkpoints, loss.csv, eval.csv), recipes/, base.safetensors.
+    /// Output: stage1/, stage2/, stage3/ (checkpoints, loss.csv, eval.csv), recipes/, base.safetensors.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// Device: cpu (flex), wgpu, cuda.
@@ -45,9 +45,12 @@ fn quick(text: &str) -> String {
     for (a, b) in [
         ("steps = 8000", "steps = 2"),
         ("steps = 6000", "steps = 2"),
+        ("steps = 4000", "steps = 2"),
         ("checkpoints = [2000, 4000, 6000, 8000]", "checkpoints = []"),
         ("checkpoints = [2000, 4000, 6000]", "checkpoints = []"),
+        ("checkpoints = [2000, 4000]", "checkpoints = []"),
         ("step_008000", "step_000002"),
+        ("step_006000", "step_000002"),
         ("every = 500", "every = 1"),
         ("every = 1000", "every = 1"),
     ] {
@@ -58,6 +61,7 @@ fn quick(text: &str) -> String {
 
 const STAGE1: &str = include_str!("../../../../recipes/world/pretrain_stage1.toml");
 const STAGE2: &str = include_str!("../../../../recipes/world/pretrain_stage2.toml");
+const STAGE3: &str = include_str!("../../../../recipes/world/pretrain_stage3.toml");
 const MINI_CONFIG: &str = include_str!("../../../../data/world/config.json");
 /// The world's one objective, named by both stages' `[loss] from`.
 const OBJECTIVE: &str = include_str!("../../../../data/world/objective.toml");
@@ -79,10 +83,16 @@ fn pretrain(a: PretrainArgs) -> anyhow::Result<u8> {
     sam3lab_weights::write_atomic(&obj, OBJECTIVE.as_bytes())?;
     let obj = obj.display().to_string();
     let s1 = STAGE1.replace("../../runs/world/", &w).replace("../../data/world/config.json", &cfg.display().to_string()).replace("../../data/world/objective.toml", &obj);
-    let s2 = STAGE2.replace("../../runs/world/", &w).replace("../../runs/world-pretrain/stage1/", &format!("{}/", out.join("stage1").display())).replace("../../data/world/objective.toml", &obj);
+    // Stage k > 1 starts from stage k−1's last checkpoint.
+    let continued = |text: &str, prev: &str| {
+        text.replace("../../runs/world/", &w)
+            .replace(&format!("../../runs/world-pretrain/{prev}/"), &format!("{}/", out.join(prev).display()))
+            .replace("../../data/world/objective.toml", &obj)
+    };
+    let (s2, s3) = (continued(STAGE2, "stage1"), continued(STAGE3, "stage2"));
     let mut last = None;
-    let (s1, s2) = if a.quick { (quick(&s1), quick(&s2)) } else { (s1, s2) };
-    for (name, text) in [("stage1", s1), ("stage2", s2)] {
+    let stages = [("stage1", s1), ("stage2", s2), ("stage3", s3)];
+    for (name, text) in stages.map(|(n, t)| (n, if a.quick { quick(&t) } else { t })) {
         let recipe = out.join(format!("recipes/{name}.toml"));
         sam3lab_weights::write_atomic(&recipe, text.as_bytes())?;
         let pb = crate::progress::Bar(indicatif::ProgressBar::new(0).with_style(
@@ -95,7 +105,7 @@ fn pretrain(a: PretrainArgs) -> anyhow::Result<u8> {
         eprintln!("{name}: {} steps{} in {:.0} s", s.steps, s.resumed_from.map(|r| format!(" (resumed at {r})")).unwrap_or_default(), s.seconds);
         last = Some((name, s.steps));
     }
-    let (name, steps) = last.expect("two stages");
+    let (name, steps) = last.expect("three stages");
     let ckpt = out.join(name).join(format!("step_{steps:06}.safetensors"));
     let base = out.join("base.safetensors");
     sam3lab_weights::write_atomic(&base, &std::fs::read(&ckpt)?)?;

@@ -153,7 +153,7 @@ fn the_world_recipes_parse() {
         names.push(p.file_stem().unwrap().to_string_lossy().into_owned());
     }
     names.sort();
-    assert_eq!(names, ["b5_long_unfrozen", "frozen_te", "lvis_replay", "lvis_replay_n100", "lvis_replay_neg", "presence_only", "pretrain_stage1", "pretrain_stage2", "recovery"]);
+    assert_eq!(names, ["b5_long_unfrozen", "frozen_te", "lvis_replay", "lvis_replay_n100", "lvis_replay_neg", "presence_only", "pretrain_stage1", "pretrain_stage2", "pretrain_stage3", "recovery"]);
 }
 
 #[test]

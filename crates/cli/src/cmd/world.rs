@@ -132,8 +132,9 @@ struct GenArgs {
     /// A WorldConfig as JSON or TOML (by extension); missing fields take their defaults.
     #[arg(long, value_name = "FILE", conflicts_with = "preset")]
     config: Option<PathBuf>,
-    /// A named world: v2 (the default) or v1 (the first world, kept as an ablation: the narrow
-    /// words never occur in pretraining, thin parts, 12 hour markers, a 100 + 100 broad-eval).
+    /// A named world: v2 (the default), v2a (the first v2 candidate's world) or v1 (the first world,
+    /// kept as an ablation: the narrow words never occur in pretraining, thin parts, 12 hour
+    /// markers, a 100 + 100 broad-eval).
     #[arg(long, value_name = "NAME", conflicts_with = "quick")]
     preset: Option<String>,
     /// Image side in pixels (overrides the config; default 112, the tiny model's).

@@ -222,7 +222,7 @@ fn render(cfg: &WorldConfig, rng: &mut Rng, objects: (usize, usize), max_parts: 
 fn place_parts(cfg: &WorldConfig, rng: &mut Rng, canvas: &mut Canvas, first_label: u16, max_parts: usize) -> Vec<PartInstance> {
     let nc = &cfg.narrow;
     let side = canvas.width as f64;
-    let mut pool: Vec<usize> = (0..PARTS.len()).filter(|&p| isolated_part(p, 0.0).is_some()).collect();
+    let mut pool: Vec<usize> = (0..PARTS.len()).filter(|&p| isolated_part(p, 0.0, false).is_some()).collect();
     let k = rng.int(1, max_parts);
     let mut placed = vec![];
     for _ in 0..k {
@@ -231,10 +231,10 @@ fn place_parts(cfg: &WorldConfig, rng: &mut Rng, canvas: &mut Canvas, first_labe
             // The clock radius this part is drawn at: close-up scale, large parts (bezel, dial,
             // keeper loop) somewhat smaller so they fit beside other objects, small ones up to the
             // quadrant crops' 2x.
-            let big = isolated_part(part, 0.0).is_some_and(|p| p.extent() > 0.45);
+            let big = isolated_part(part, 0.0, false).is_some_and(|p| p.extent() > 0.45);
             let scale = if big { rng.range(0.55, 1.0) } else { rng.range(0.8, 2.0) };
             let r = rng.range(nc.min_radius, nc.max_radius) * side * scale;
-            let Some(prim) = isolated_part(part, nc.min_thickness_px / r) else { break };
+            let Some(prim) = isolated_part(part, nc.min_thickness_px / r, nc.thicken_all) else { break };
             let rot = rng.range(0.0, std::f64::consts::TAU);
             let e = prim.extent() * r + 1.0;
             if 2.0 * e >= side - 2.0 {

@@ -61,8 +61,10 @@ pub struct NarrowConfig {
     /// Least visible pixels for a part to be used as a positive (parts with fewer but some pixels are
     /// used as neither positive nor negative).
     pub min_positive_area: u64,
-    /// Least thickness of every part in a close-up, in pixels (v2: two cells of the model's 32²
-    /// mask grid at 112 px, 7 px, so no part is thinner than what a mask can represent; v1: 2 px).
+    /// Least thickness of every part in a close-up, in pixels. v2: 14, one 14-px token of the
+    /// model's 8 × 8 grid at 112 px (v2-b's 11 px, three cells of the 32² mask grid, left the hub,
+    /// the hour hand, the markers and the logo undetected after the fine-tune); v2-a: 7 (two mask
+    /// cells); v1: 2.
     pub min_thickness_px: f64,
     /// Hour markers drawn (12 in v1; v2 keeps 4, at 12, 3, 6 and 9, so that no part has more
     /// instances than a few of the model's 8 queries).
@@ -72,6 +74,14 @@ pub struct NarrowConfig {
     /// dark leather on the strap, strap lug dark steel beside the steel bezel) get colours that
     /// stand apart, so every part's edge is in the pixels (v2-a's oracle IoU for them: 0.00–0.07).
     pub palette: Palette,
+    /// Top edge of the keeper loop below the case centre, in case radii. v1–v2-b: 1.3, which at
+    /// v2-b's larger case put the loop at or past the close-ups' lower edge (its oracle IoU 0.00);
+    /// v2: 1.04, just below the case, inside the frame.
+    pub keeper_loop_y: f64,
+    /// Whether the logo badge and the small subdial obey `min_thickness_px` too (v2). v1–v2-b
+    /// thickened only bars and rectangles, so the logo stayed 6 px tall in a close-up and was
+    /// never detected (v2-b: 0 of 11 after the fine-tune).
+    pub thicken_all: bool,
 }
 
 /// The narrow parts' colour table (see [`NarrowConfig::palette`]).
@@ -140,14 +150,16 @@ impl Default for NarrowConfig {
     fn default() -> Self {
         NarrowConfig {
             min_radius: 0.34,
-            max_radius: 0.40,
+            max_radius: 0.38,
             max_offset: 0.03,
             max_rotation_deg: 12.0,
             optional_part_prob: 0.75,
             min_positive_area: 6,
-            min_thickness_px: 11.0,
+            min_thickness_px: 14.0,
             hour_markers: 4,
             palette: Palette::V2,
+            keeper_loop_y: 1.04,
+            thicken_all: true,
         }
     }
 }
@@ -177,24 +189,37 @@ impl Default for SplitSizes {
 
 impl WorldConfig {
     /// A named world: `v2` (the default: part scenes in 15 % of pretraining, 3 negatives per
-    /// pretraining image, close-ups with the case at 0.34–0.40 of the side and every part ≥ 3
-    /// mask cells thick (11 px), 4 hour markers, the `v2` palette, broad-eval with 500 positives
-    /// and 1,000 negatives); `v2a` (the first v2 candidate's world: 12 % part scenes, 2 negatives
-    /// per image, case 0.27–0.34, parts ≥ 7 px, the `v1` palette); or `v1` (the first world, kept
-    /// as an ablation: the narrow words never occur in pretraining, thin parts, 12 markers,
-    /// broad-eval 100 + 100). docs/world.md logs what each measured.
+    /// pretraining image, close-ups with the case at 0.34–0.38 of the side and every part — logo
+    /// and subdial included — at least one token thick (14 px), the keeper loop just below the
+    /// case, 4 hour markers, the `v2` palette, broad-eval with 500 positives and 1,000 negatives);
+    /// `v2b` (the second v2 candidate's world: case 0.34–0.40, parts ≥ 11 px, logo and subdial
+    /// unthickened, the keeper loop at 1.3 case radii); `v2a` (the first: 12 % part scenes, 2
+    /// negatives per image, case 0.27–0.34, parts ≥ 7 px, the `v1` palette); or `v1` (the first
+    /// world, kept as an ablation: the narrow words never occur in pretraining, thin parts, 12
+    /// markers, broad-eval 100 + 100). docs/world.md logs what each measured.
     pub fn preset(name: &str) -> Result<Self> {
         match name {
             "v2" => Ok(WorldConfig::default()),
+            "v2b" => Ok(WorldConfig::v2b()),
             "v2a" => Ok(WorldConfig::v2a()),
             "v1" => Ok(WorldConfig::v1()),
-            _ => Err(WorldError::Config(format!("unknown world preset `{name}` (known: v2, v2a, v1)"))),
+            _ => Err(WorldError::Config(format!("unknown world preset `{name}` (known: v2, v2b, v2a, v1)"))),
         }
+    }
+
+    /// The second v2 candidate's world (see [`WorldConfig::preset`]).
+    pub fn v2b() -> Self {
+        let mut c = WorldConfig::default();
+        c.narrow.max_radius = 0.40;
+        c.narrow.min_thickness_px = 11.0;
+        c.narrow.keeper_loop_y = 1.3;
+        c.narrow.thicken_all = false;
+        c
     }
 
     /// The first v2 candidate's world (see [`WorldConfig::preset`]).
     pub fn v2a() -> Self {
-        let mut c = WorldConfig::default();
+        let mut c = WorldConfig::v2b();
         c.broad.part_scene_share = 0.12;
         c.splits.broad_pretrain_negatives_per_image = 2;
         c.narrow.min_radius = 0.27;
@@ -331,6 +356,9 @@ impl WorldConfig {
         }
         if !(1.0..=16.0).contains(&n.min_thickness_px) {
             return bad(format!("narrow.min_thickness_px must be in [1, 16], got {}", n.min_thickness_px));
+        }
+        if !(0.8..=2.0).contains(&n.keeper_loop_y) {
+            return bad(format!("narrow.keeper_loop_y must be in [0.8, 2], got {}", n.keeper_loop_y));
         }
         if ![4, 12].contains(&n.hour_markers) {
             return bad(format!("narrow.hour_markers must be 4 or 12, got {}", n.hour_markers));

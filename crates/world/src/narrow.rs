@@ -206,10 +206,34 @@ fn fatten(p: Prim, min: f64) -> Prim {
     }
 }
 
+/// The logo badge's outline, a shield 0.26 × 0.15 case radii: on the clock (centred 0.375 above
+/// the centre) or on its own (centred on the origin). With `thicken` (v2) it is scaled about its
+/// centre so that its height is at least `min_w`; without, the points are v1's literals, so the
+/// earlier presets' images keep their bytes.
+fn logo_badge(on_clock: bool, min_w: f64, thicken: bool) -> Prim {
+    let (cy, shape) = if on_clock {
+        (-0.375, vec![(-0.13, -0.45), (0.13, -0.45), (0.13, -0.36), (0.0, -0.3), (-0.13, -0.36)])
+    } else {
+        (0.0, vec![(-0.13, -0.075), (0.13, -0.075), (0.13, 0.015), (0.0, 0.075), (-0.13, 0.015)])
+    };
+    let s = min_w / 0.15;
+    if !thicken || s <= 1.0 {
+        return Prim::Poly(shape);
+    }
+    Prim::Poly(shape.into_iter().map(|(x, y)| (x * s, cy + (y - cy) * s)).collect())
+}
+
+/// The small subdial's radius: 0.15 case radii, at least half the least thickness when `thicken`.
+fn subdial_radius(min_w: f64, thicken: bool) -> f64 {
+    if thicken { 0.15f64.max(min_w / 2.0) } else { 0.15 }
+}
+
 /// One part on its own, centred on the origin, in clock units (as large and as thick as on the
-/// clock, `min_w` = the least thickness in clock units); `None` for the straps, which are a strap
-/// only by where they attach to the case (above or below it).
-pub(crate) fn isolated_part(part: usize, min_w: f64) -> Option<Prim> {
+/// clock, `min_w` = the least thickness in clock units, `thicken` = [`NarrowConfig::thicken_all`]);
+/// `None` for the straps, which are a strap only by where they attach to the case (above or below it).
+///
+/// [`NarrowConfig::thicken_all`]: crate::config::NarrowConfig::thicken_all
+pub(crate) fn isolated_part(part: usize, min_w: f64, thicken: bool) -> Option<Prim> {
     let hw = |h: f64| h.max(min_w / 2.0);
     let bar = |half_len: f64, h: f64| Prim::Bar { a: 0.0, along0: -half_len.max(min_w / 2.0), along1: half_len.max(min_w / 2.0), hw: hw(h) };
     Some(match part {
@@ -223,8 +247,8 @@ pub(crate) fn isolated_part(part: usize, min_w: f64) -> Option<Prim> {
         CROWN_KNOB => fatten(Prim::Rect(-0.1, 0.1, -0.13, 0.13), min_w),
         STRAP_LUG => fatten(Prim::Rect(-0.09, 0.09, -0.17, 0.17), min_w),
         DATE_WINDOW => fatten(Prim::Rect(-0.09, 0.09, -0.065, 0.065), min_w),
-        LOGO_BADGE => Prim::Poly(vec![(-0.13, -0.075), (0.13, -0.075), (0.13, 0.015), (0.0, 0.075), (-0.13, 0.015)]),
-        SMALL_SUBDIAL => Prim::Disc(0.0, 0.0, 0.15),
+        LOGO_BADGE => logo_badge(false, min_w, thicken),
+        SMALL_SUBDIAL => Prim::Disc(0.0, 0.0, subdial_radius(min_w, thicken)),
         KEEPER_LOOP => fatten(Prim::Rect(-0.5, 0.5, -0.08, 0.08), min_w),
         _ => return None,
     })
@@ -274,7 +298,7 @@ pub fn render_view(cfg: &WorldConfig, rng: &mut Rng, view: View) -> NarrowView {
     order.push((UPPER_STRAP, Prim::Rect(-0.44, 0.44, -9.0, -0.8)));
     order.push((LOWER_STRAP, Prim::Rect(-0.44, 0.44, 0.8, 9.0)));
     if has_keeper {
-        order.push((KEEPER_LOOP, rect(-0.5, 0.5, 1.3, 1.46)));
+        order.push((KEEPER_LOOP, rect(-0.5, 0.5, n.keeper_loop_y, n.keeper_loop_y + 0.16)));
     }
     for (sx, sy) in [(-1.0, -1.0), (1.0, -1.0), (-1.0, 1.0), (1.0, 1.0)] {
         let (xa, xb) = if sx < 0.0 { (-0.6, -0.42) } else { (0.42, 0.6) };
@@ -289,19 +313,10 @@ pub fn render_view(cfg: &WorldConfig, rng: &mut Rng, view: View) -> NarrowView {
     order.push((OUTER_BEZEL, Prim::Annulus(0.8, 1.0)));
     order.push((DIAL_FACE, Prim::Disc(0.0, 0.0, 0.8)));
     if has_subdial {
-        order.push((SMALL_SUBDIAL, Prim::Disc(0.0, 0.36, 0.15)));
+        order.push((SMALL_SUBDIAL, Prim::Disc(0.0, 0.36, subdial_radius(min_w, n.thicken_all))));
     }
     if has_logo {
-        order.push((
-            LOGO_BADGE,
-            Prim::Poly(vec![
-                (-0.13, -0.45),
-                (0.13, -0.45),
-                (0.13, -0.36),
-                (0.0, -0.3),
-                (-0.13, -0.36),
-            ]),
-        ));
+        order.push((LOGO_BADGE, logo_badge(true, min_w, n.thicken_all)));
     }
     if has_date {
         order.push((DATE_WINDOW, rect(0.33, 0.51, -0.065, 0.065)));

@@ -760,10 +760,41 @@ fn v2_parts_survive_the_mask_grid() {
         per_part
     };
     let v2 = thickest(&WorldConfig::default());
+    println!("largest square inside each part, v2: {v2:?}");
     for (p, t) in v2.iter().enumerate() {
-        assert!(*t >= 5, "v2: {} is at most {t} px thick", PARTS[p]);
+        // 14 px bars at any rotation still hold a 9 px axis-aligned square. The bezel is a ring of
+        // 0.2 case radii (7–8 px), never thickened (the largest part; its ring is 2 mask cells).
+        let least = if p == sam3lab_world::narrow::OUTER_BEZEL { 5 } else { 9 };
+        assert!(*t >= least, "v2: {} is at most {t} px thick", PARTS[p]);
     }
+    // v2-b left the logo badge 6 px tall (not thickened); v2 thickens it.
+    let v2b = thickest(&WorldConfig::v2b());
+    let logo = sam3lab_world::narrow::LOGO_BADGE;
+    assert!(v2b[logo] < 9 && v2[logo] > v2b[logo], "logo: v2-b {} v2 {}", v2b[logo], v2[logo]);
     let v1 = thickest(&WorldConfig::v1());
     let hands = [sam3lab_world::narrow::MINUTE_HAND, sam3lab_world::narrow::SECOND_HAND];
     assert!(hands.iter().all(|&h| v1[h] < v2[h]), "v1 {v1:?} v2 {v2:?}");
+}
+
+/// v2-b's mistake, fixed in v2: with the case at 0.34–0.40 of the side, a keeper loop 1.3 case radii
+/// below the centre fell at or past the close-ups' lower edge.
+#[test]
+fn the_keeper_loop_is_inside_the_closeup_frame() {
+    let keeper = sam3lab_world::narrow::KEEPER_LOOP;
+    let seen = |cfg: &WorldConfig| -> (usize, usize) {
+        let (mut drawn, mut visible) = (0, 0);
+        for i in 0..40u64 {
+            let v = render_view(cfg, &mut Rng::for_item(5, stream("narrow-train"), i), View::Closeup);
+            if v.instances.iter().any(|p| p.part == keeper) {
+                drawn += 1;
+                // Visible as a part the model could ground: at least one 14 px token's worth of pixels.
+                visible += usize::from(v.part_area(keeper) >= 14 * 14);
+            }
+        }
+        (drawn, visible)
+    };
+    let (drawn, visible) = seen(&WorldConfig::default());
+    assert!(drawn >= 20 && visible == drawn, "v2: keeper loop visible in {visible} of {drawn} close-ups");
+    let (drawn_b, visible_b) = seen(&WorldConfig::v2b());
+    assert!(visible_b < drawn_b, "v2-b: keeper loop visible in {visible_b} of {drawn_b} close-ups (the mistake this fixes)");
 }

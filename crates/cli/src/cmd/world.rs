@@ -132,7 +132,7 @@ struct GenArgs {
     /// A WorldConfig as JSON or TOML (by extension); missing fields take their defaults.
     #[arg(long, value_name = "FILE", conflicts_with = "preset")]
     config: Option<PathBuf>,
-    /// A named world: v2 (the default), v2a (the first v2 candidate's world) or v1 (the first world,
+    /// A named world: v2 (the default), v2b or v2a (the second and first v2 candidates' worlds) or v1 (the first world,
     /// kept as an ablation: the narrow words never occur in pretraining, thin parts, 12 hour
     /// markers, a 100 + 100 broad-eval).
     #[arg(long, value_name = "NAME", conflicts_with = "quick")]

@@ -129,3 +129,60 @@ fn bad_inputs_exit_2_naming_the_fault() {
     assert!(e.contains("nothing.matches*"), "{e}");
     assert!(!d.join("r.safetensors").exists() && !d.join("o").exists(), "no partial output");
 }
+
+/// `probe drift --shard K/N` on three machines' worth of shards + `merge` writes what the unsharded
+/// run writes, byte for byte (every file), whatever order the shards are given in and with a shard
+/// that got no image; a missing, repeated or foreign shard is refused by name.
+#[test]
+fn drift_in_shards_merges_to_the_unsharded_bytes() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let fx = s(&fixture());
+    ok(&["probe", "demo-inputs", "--out", &s(d), "--images", "3", "--perturb", &format!("pert={fx}"), "--perturb", &format!("pert2={fx}")]);
+    let drift = |images: &str, extra: &[&str], out: &Path| {
+        let mut args = vec![
+            "probe".to_string(), "drift".into(), "--base".into(), fx.clone(), "--ckpt".into(), format!("pert={}", s(&d.join("pert"))),
+            "--ckpt".into(), format!("recovery@100={}", s(&d.join("pert2"))), "--images".into(), images.to_string(),
+            "--prompts".into(), format!("shapes={}", s(&d.join("shapes.txt"))), "--points".into(),
+            "fusion.layers.1,decoder.layers.1.q0,decoder.layers.1.mean".into(), "--out".into(), s(out),
+        ];
+        args.extend(extra.iter().map(|x| x.to_string()));
+        ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let images = s(&d.join("images.txt"));
+    drift(&images, &[], &d.join("whole"));
+    for k in 0..3 {
+        let printed = drift(&images, &["--shard", &format!("{k}/3")], &d.join(format!("s{k}")));
+        assert!(printed.contains(&format!("shard {k}/3: 1 of 3 images")), "{printed}");
+        assert!(!d.join(format!("s{k}/drift.json")).exists(), "a shard writes no partial table");
+    }
+    let (s0, s1, s2) = (s(&d.join("s0")), s(&d.join("s1")), s(&d.join("s2")));
+    ok(&["merge", "--out", &s(&d.join("merged")), &s2, &s0, &s1]);
+    let (whole, merged) = (files(&d.join("whole")), files(&d.join("merged")));
+    assert_eq!(whole.len(), 6);
+    assert!(whole == merged, "merged shards must equal the unsharded run byte for byte");
+
+    // Five shards of three images: two run no image at all, and still merge.
+    for k in 0..5 {
+        drift(&images, &["--shard", &format!("{k}/5")], &d.join(format!("f{k}")));
+    }
+    let five: Vec<String> = (0..5).map(|k| s(&d.join(format!("f{k}")))).collect();
+    let mut args = vec!["merge", "--out"];
+    let out5 = s(&d.join("merged5"));
+    args.push(&out5);
+    args.extend(five.iter().map(String::as_str));
+    ok(&args);
+    assert!(files(&d.join("merged5")) == whole);
+
+    // A missing shard, a repeated one, and one from another run (other images) are refused.
+    let e = fails(&["merge", "--out", &s(&d.join("m1")), &s0, &s1]);
+    assert!(e.contains("need each of 0..3 once"), "{e}");
+    let e = fails(&["merge", "--out", &s(&d.join("m2")), &s0, &s1, &s1]);
+    assert!(e.contains("need each of 0..3 once"), "{e}");
+    std::fs::write(d.join("two.txt"), std::fs::read_to_string(d.join("images.txt")).unwrap().lines().take(2).collect::<Vec<_>>().join("\n")).unwrap();
+    drift(&s(&d.join("two.txt")), &["--shard", "2/3"], &d.join("other"));
+    let e = fails(&["merge", "--out", &s(&d.join("m3")), &s0, &s1, &s(&d.join("other"))]);
+    assert!(e.contains("not from the same run"), "{e}");
+    let e = fails(&["merge", "--out", &s(&d.join("m4")), &s0, &s(&d.join("images.txt"))]);
+    assert!(e.contains("not a drift shard"), "{e}");
+}

@@ -31,7 +31,8 @@ use burn::prelude::*;
 use sam3lab_util::progress::Progress;
 use sam3lab_results::{DriftRow, DriftTable};
 use sam3lab_hooks::{ActivationCache, HookSpec, Hooks};
-use serde::Serialize;
+use sam3lab_eval::shard::Shard;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{ProbeError, Result};
 use crate::inputs::{ImageList, PromptGroup};
@@ -121,10 +122,12 @@ fn spill_path(dir: &Path, image: usize) -> PathBuf {
     dir.join(format!("ref_image{image:05}.f32"))
 }
 
-/// Run one checkpoint over every (image, prompt), calling `visit(image, prompt, cache)`.
+/// Run one checkpoint over every (image, prompt) of the images `owned` (indices into `images`),
+/// calling `visit(image, prompt, cache)`.
 fn sweep(
     model: &Loaded,
     images: &ImageList,
+    owned: &[usize],
     prompts: &[String],
     points: &[String],
     progress: &dyn Progress,
@@ -132,8 +135,8 @@ fn sweep(
 ) -> Result<()> {
     let stages = Stages::of(points);
     let mut texts = TextCache::default();
-    for (i, path) in images.paths.iter().enumerate() {
-        let rgb = model::load_rgb(path)?;
+    for &i in owned {
+        let rgb = model::load_rgb(&images.paths[i])?;
         let encoded = model.predictor.encode_image(&rgb, &mut Hooks::none());
         for (j, prompt) in prompts.iter().enumerate() {
             let mut spec = HookSpec::new();
@@ -150,14 +153,165 @@ fn sweep(
 
 /// Run the drift probe. The spill directory is removed afterwards (also on error) unless `keep_spill`.
 pub fn run(req: &DriftRequest, progress: &dyn Progress) -> Result<DriftResult> {
-    let r = run_inner(req, progress);
+    let all: Vec<usize> = (0..req.images.paths.len()).collect();
+    assemble(measure_cleaning_up(req, &all, progress)?)
+}
+
+/// Run shard `shard` of the drift probe: the images whose index in `req.images` is K modulo N, each
+/// against the reference and every checkpoint. The result holds the per-input measurements exactly
+/// (the squared norms' bits) and the whole run's identity; [`merge`] of all N shards gives what
+/// [`run`] gives, byte for byte once written.
+pub fn run_shard(req: &DriftRequest, shard: Shard, progress: &dyn Progress) -> Result<DriftShard> {
+    let owned: Vec<usize> = (0..req.images.paths.len()).filter(|&i| shard.owns(i)).collect();
+    let m = measure_cleaning_up(req, &owned, progress)?;
+    Ok(DriftShard {
+        format: DRIFT_SHARD_FORMAT.into(),
+        shard,
+        reference: m.reference,
+        checkpoints: m.labels,
+        points: m.points,
+        groups: m.groups,
+        images: req.images.paths.iter().map(|p| p.display().to_string()).collect(),
+        owned,
+        manifest: m.manifest,
+        pairs: m
+            .pairs
+            .iter()
+            .map(|(i, v)| ShardPair {
+                image_index: *i,
+                checkpoint: v.checkpoint.clone(),
+                point: v.point.clone(),
+                group: v.group.clone(),
+                prompt: v.prompt.clone(),
+                ref_sq_bits: v.ref_sq.to_bits(),
+                delta_sq_bits: v.delta_sq.to_bits(),
+            })
+            .collect(),
+    })
+}
+
+/// The `format` of a drift shard file.
+pub const DRIFT_SHARD_FORMAT: &str = "sam3lab drift shard 1";
+
+/// One shard of a drift run (`probe drift --shard K/N` writes it as `drift_shard.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DriftShard {
+    pub format: String,
+    pub shard: Shard,
+    pub reference: String,
+    pub checkpoints: Vec<String>,
+    pub points: Vec<String>,
+    pub groups: Vec<(String, Vec<String>)>,
+    /// The whole run's images, as given.
+    pub images: Vec<String>,
+    /// Which of them this shard ran (indices into `images`).
+    pub owned: Vec<usize>,
+    /// The whole run's provenance (the same in every shard).
+    pub manifest: Manifest,
+    /// Every measurement, in the order the unsharded run makes them within each (checkpoint, image).
+    pub pairs: Vec<ShardPair>,
+}
+
+/// One measurement of a shard: the squared norms as `f64::to_bits`, so a merge recomputes every
+/// number from exactly the values the unsharded run sums (JSON's decimal floats need not round-trip).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShardPair {
+    pub image_index: usize,
+    pub checkpoint: String,
+    pub point: String,
+    pub group: String,
+    pub prompt: String,
+    pub ref_sq_bits: u64,
+    pub delta_sq_bits: u64,
+}
+
+/// Put the N shards of one drift run (any order) back together: they must agree on everything that
+/// identifies the run, hold every K once and every image once. The result is what [`run`] returns.
+pub fn merge(mut shards: Vec<DriftShard>) -> Result<DriftResult> {
+    let bad = |m: String| Err(ProbeError::Usage(m));
+    let Some(first) = shards.first() else { return bad("no drift shards given".into()) };
+    let n = first.shard.n;
+    for s in &shards {
+        if s.format != DRIFT_SHARD_FORMAT {
+            return bad(format!("shard {}/{}: format `{}`, expected `{DRIFT_SHARD_FORMAT}`", s.shard.k, s.shard.n, s.format));
+        }
+        let same = s.shard.n == n
+            && s.reference == first.reference
+            && s.checkpoints == first.checkpoints
+            && s.points == first.points
+            && s.groups == first.groups
+            && s.images == first.images
+            && s.manifest == first.manifest;
+        if !same {
+            return bad(format!(
+                "shard {}/{} is not from the same run as shard {}/{} (shard count, checkpoints, points, prompts, images or manifest differ)",
+                s.shard.k, s.shard.n, first.shard.k, first.shard.n
+            ));
+        }
+        let expect: Vec<usize> = (0..s.images.len()).filter(|&i| s.shard.owns(i)).collect();
+        if s.owned != expect || s.pairs.iter().any(|p| !s.owned.contains(&p.image_index)) {
+            return bad(format!("shard {}/{} holds images other than its own", s.shard.k, s.shard.n));
+        }
+    }
+    shards.sort_by_key(|s| s.shard.k);
+    let ks: Vec<usize> = shards.iter().map(|s| s.shard.k).collect();
+    if ks != (0..n).collect::<Vec<_>>() {
+        return bad(format!("drift shards of N = {n}: have K = {ks:?}, need each of 0..{n} once"));
+    }
+    let first = &shards[0];
+    let ckpt_index = |c: &str| first.checkpoints.iter().position(|x| x == c);
+    let mut pairs: Vec<(usize, usize, DriftPairValue)> = Vec::new();
+    for s in &shards {
+        for p in &s.pairs {
+            let Some(c) = ckpt_index(&p.checkpoint) else {
+                return bad(format!("shard {}/{}: measurement of unknown checkpoint `{}`", s.shard.k, s.shard.n, p.checkpoint));
+            };
+            let image = &s.images[p.image_index];
+            let v = DriftPairValue::new(&p.checkpoint, &p.point, &p.group, image, &p.prompt, f64::from_bits(p.ref_sq_bits), f64::from_bits(p.delta_sq_bits));
+            pairs.push((c, p.image_index, v));
+        }
+    }
+    // The unsharded order: checkpoint, then image; within one (checkpoint, image) the shard kept it.
+    pairs.sort_by_key(|(c, i, _)| (*c, *i));
+    assemble(Measured {
+        reference: first.reference.clone(),
+        labels: first.checkpoints.clone(),
+        points: first.points.clone(),
+        groups: first.groups.clone(),
+        pairs: pairs.into_iter().map(|(_, i, v)| (i, v)).collect(),
+        manifest: first.manifest.clone(),
+    })
+}
+
+/// What a drift run measured, before the tables: every input's squared norms (with its image index)
+/// and the run's provenance.
+struct Measured {
+    reference: String,
+    labels: Vec<String>,
+    points: Vec<String>,
+    groups: Vec<(String, Vec<String>)>,
+    pairs: Vec<(usize, DriftPairValue)>,
+    manifest: Manifest,
+}
+
+/// The tables from the measurements: the one path by which [`run`] and [`merge`] make their result.
+fn assemble(m: Measured) -> Result<DriftResult> {
+    let manifest_json = serde_json::to_value(&m.manifest).expect("manifest serialises");
+    let pairs: Vec<DriftPairValue> = m.pairs.into_iter().map(|(_, v)| v).collect();
+    let (table, pair_mean) = tables(&m.reference, &m.labels, &m.points, &m.groups, &pairs, manifest_json);
+    table.check().map_err(|e| ProbeError::Usage(format!("internal: drift table invalid: drift.json: {e}")))?;
+    Ok(DriftResult { table, pair_mean, pairs, manifest: m.manifest })
+}
+
+fn measure_cleaning_up(req: &DriftRequest, owned: &[usize], progress: &dyn Progress) -> Result<Measured> {
+    let r = run_inner(req, owned, progress);
     if r.is_err() && !req.keep_spill && req.spill_dir.exists() {
         let _ = std::fs::remove_dir_all(&req.spill_dir);
     }
     r
 }
 
-fn run_inner(req: &DriftRequest, progress: &dyn Progress) -> Result<DriftResult> {
+fn run_inner(req: &DriftRequest, owned: &[usize], progress: &dyn Progress) -> Result<Measured> {
     if req.checkpoints.is_empty() {
         return Err(ProbeError::Usage("give at least one --ckpt LABEL=CKPT to compare against --base".into()));
     }
@@ -178,7 +332,7 @@ fn run_inner(req: &DriftRequest, progress: &dyn Progress) -> Result<DriftResult>
         }
     }
     let n_img = req.images.paths.len();
-    progress.set_len(((1 + req.checkpoints.len()) * n_img * prompts.len()) as u64);
+    progress.set_len(((1 + req.checkpoints.len()) * owned.len() * prompts.len()) as u64);
 
     // ---- reference pass: spill activations per image
     let base = model::load(&req.base, req.config.as_deref(), &req.device)?;
@@ -193,7 +347,7 @@ fn run_inner(req: &DriftRequest, progress: &dyn Progress) -> Result<DriftResult>
     let mut slots: Vec<Vec<Vec<Slot>>> = vec![Vec::with_capacity(prompts.len()); n_img];
     {
         let mut writer: Option<(usize, BufWriter<File>, u64)> = None;
-        sweep(&base, &req.images, &prompts, &points, progress, |i, _j, cache| {
+        sweep(&base, &req.images, owned, &prompts, &points, progress, |i, _j, cache| {
             if writer.as_ref().is_none_or(|(wi, _, _)| *wi != i) {
                 if let Some((_, mut w, _)) = writer.take() {
                     w.flush().map_err(|e| ProbeError::io(&req.spill_dir, e))?;
@@ -224,7 +378,7 @@ fn run_inner(req: &DriftRequest, progress: &dyn Progress) -> Result<DriftResult>
     drop(base);
 
     // ---- each checkpoint against the spill
-    let mut pair_values: Vec<DriftPairValue> = Vec::new();
+    let mut pair_values: Vec<(usize, DriftPairValue)> = Vec::new();
     for spec in &req.checkpoints {
         let m = model::load(spec, req.config.as_deref(), &req.device)?;
         if m.config != config_json {
@@ -238,7 +392,7 @@ fn run_inner(req: &DriftRequest, progress: &dyn Progress) -> Result<DriftResult>
         records.push(m.record.clone());
         let mut file: Option<(usize, File)> = None;
         let mut rows: Vec<(usize, usize, usize, f64, f64)> = Vec::new(); // image, prompt, point, ref², Δ²
-        sweep(&m, &req.images, &prompts, &points, progress, |i, j, cache| {
+        sweep(&m, &req.images, owned, &prompts, &points, progress, |i, j, cache| {
             if file.as_ref().is_none_or(|(fi, _)| *fi != i) {
                 let p = spill_path(&req.spill_dir, i);
                 file = Some((i, File::open(&p).map_err(|e| ProbeError::io(&p, e))?));
@@ -275,7 +429,7 @@ fn run_inner(req: &DriftRequest, progress: &dyn Progress) -> Result<DriftResult>
         for (i, j, k, r2, d2) in rows {
             let image = req.images.paths[i].display().to_string();
             for g in req.groups.iter().filter(|g| g.prompts.contains(&prompts[j])) {
-                pair_values.push(DriftPairValue::new(&spec.label, &points[k], &g.name, &image, &prompts[j], r2, d2));
+                pair_values.push((i, DriftPairValue::new(&spec.label, &points[k], &g.name, &image, &prompts[j], r2, d2)));
             }
         }
     }
@@ -303,10 +457,7 @@ fn run_inner(req: &DriftRequest, progress: &dyn Progress) -> Result<DriftResult>
         "a prompt whose reference activations are all zero, and an input with ‖a_ref‖ = 0, are left out of the respective means (rel_delta is null for such inputs in drift_pairs.csv)".into(),
         "memory: the reference's activations are spilled to disk per image; one model is loaded at a time".into(),
     ];
-    let manifest_json = serde_json::to_value(&manifest).expect("manifest serialises");
-    let (table, pair_mean) = tables(&req.base.label, &labels, &points, &groups, &pair_values, manifest_json);
-    table.check().map_err(|e| ProbeError::Usage(format!("internal: drift table invalid: drift.json: {e}")))?;
-    Ok(DriftResult { table, pair_mean, pairs: pair_values, manifest })
+    Ok(Measured { reference: req.base.label.clone(), labels, points, groups, pairs: pair_values, manifest })
 }
 
 fn mean(v: &[f64]) -> Option<f64> {
@@ -377,6 +528,17 @@ pub fn tables(
 fn step_label(label: &str) -> Option<String> {
     let (run, step) = label.split_once('@')?;
     step.parse::<u64>().ok().map(|s| format!("{run} @ step {s}"))
+}
+
+/// Write a shard (`probe drift --shard K/N`'s `drift_shard.json`), atomically.
+pub fn write_shard(path: &Path, s: &DriftShard) -> Result<()> {
+    write_json(path, s)
+}
+
+/// Read a shard written by [`write_shard`]; the error names the file.
+pub fn read_shard(path: &Path) -> Result<DriftShard> {
+    let text = std::fs::read_to_string(path).map_err(|e| ProbeError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| ProbeError::Usage(format!("{}: not a drift shard: {e}", path.display())))
 }
 
 /// Write `drift.json` (per concept), `drift_pair_mean.json`, `drift.csv`, `drift_prompts.csv`,

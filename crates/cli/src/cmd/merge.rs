@@ -1,20 +1,51 @@
-//! `sam3lab merge`: put the shards of a split run back together (`eval predict --shard K/N` today),
-//! checking that they come from one run, into exactly what the unsharded run writes.
+//! `sam3lab merge`: put the shards of a split run back together, checking that they come from one
+//! run, into exactly what the unsharded run writes: `eval predict --shard K/N` (shard files) and
+//! `probe drift --shard K/N` (shard directories, or their `drift_shard.json`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use sam3lab_probes::drift;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The merged output (for `eval predict` shards: the COCO results file; its `.meta.json` is
-    /// written beside it).
-    #[arg(long, value_name = "FILE")]
+    /// The merged output: for `eval predict` shards the COCO results file (its `.meta.json` is
+    /// written beside it); for `probe drift` shards the output directory.
+    #[arg(long, value_name = "FILE|DIR")]
     out: PathBuf,
-    /// The shard files, in any order (each with its `.meta.json`).
+    /// The shards, in any order: `eval predict` shard files (each with its `.meta.json`), or
+    /// `probe drift --shard` output directories (or their drift_shard.json).
     #[arg(required = true, value_name = "SHARD")]
     shards: Vec<PathBuf>,
 }
 
+/// A drift shard's file, when `p` is one or a directory holding one.
+fn drift_shard_file(p: &Path) -> Option<PathBuf> {
+    if p.is_dir() {
+        let f = p.join("drift_shard.json");
+        return f.is_file().then_some(f);
+    }
+    (p.file_name().is_some_and(|n| n == "drift_shard.json")).then(|| p.to_path_buf())
+}
+
 pub fn run(a: Args) -> anyhow::Result<u8> {
+    let drift_files: Vec<Option<PathBuf>> = a.shards.iter().map(|p| drift_shard_file(p)).collect();
+    if drift_files.iter().any(Option::is_some) {
+        if let Some(i) = drift_files.iter().position(Option::is_none) {
+            anyhow::bail!("{}: not a drift shard (no drift_shard.json), but other shards given are", a.shards[i].display());
+        }
+        super::check_out_dir("--out", &a.out)?;
+        let shards = drift_files.iter().flatten().map(|f| drift::read_shard(f)).collect::<Result<Vec<_>, _>>()?;
+        let n = shards.len();
+        let r = drift::merge(shards)?;
+        std::fs::create_dir_all(&a.out).map_err(|e| anyhow::anyhow!("--out {}: {e}", a.out.display()))?;
+        drift::write(&a.out, &r)?;
+        println!(
+            "merged {n} drift shards: {} measurements → {}/drift.json (+ drift_pair_mean.json, drift.csv, drift_prompts.csv, drift_pairs.csv, manifest.json)",
+            r.pairs.len(),
+            a.out.display()
+        );
+        return Ok(0);
+    }
     super::check_out_file("--out", &a.out)?;
     let m = sam3lab_eval::shard::merge(&a.shards, &a.out)?;
     println!(

@@ -119,6 +119,10 @@ struct DriftArgs {
     /// Keep the spill directory.
     #[arg(long)]
     keep_spill: bool,
+    /// Run only images K, K+N, K+2N, … (0-based, in --images order) and write OUT/drift_shard.json;
+    /// `sam3lab merge --out DIR SHARD_DIR…` then writes what the unsharded run writes, byte for byte.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<sam3lab_eval::shard::Shard>,
     #[command(flatten)]
     common: Common,
 }
@@ -345,6 +349,23 @@ fn run_drift(a: DriftArgs) -> anyhow::Result<u8> {
         device: a.common.device()?,
     };
     let pb = bar("drift");
+    if let Some(shard) = a.shard {
+        let r = drift::run_shard(&req, shard, &pb)?;
+        pb.finish_and_clear();
+        let path = a.common.out.join("drift_shard.json");
+        drift::write_shard(&path, &r)?;
+        println!(
+            "shard {}/{}: {} of {} images, {} measurements → {} (merge the {} shards with `sam3lab merge --out DIR SHARD_DIR…`)",
+            shard.k,
+            shard.n,
+            r.owned.len(),
+            r.images.len(),
+            r.pairs.len(),
+            path.display(),
+            shard.n
+        );
+        return Ok(0);
+    }
     let r = drift::run(&req, &pb)?;
     pb.finish_and_clear();
     drift::write(&a.common.out, &r)?;

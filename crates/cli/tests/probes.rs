@@ -186,3 +186,49 @@ fn drift_in_shards_merges_to_the_unsharded_bytes() {
     let e = fails(&["merge", "--out", &s(&d.join("m4")), &s0, &s(&d.join("images.txt"))]);
     assert!(e.contains("not a drift shard"), "{e}");
 }
+
+/// `probe attrib` on the fixture: its causal "actual" is what `probe patch` measures for the same
+/// point (σ of target logit + actual = patch's after-presence, pair by pair), the estimate ranks the
+/// points as the causal patch does (Spearman ρ of the point means, measured), a checkpoint against
+/// itself attributes exactly nothing, and a read-only point is refused by name.
+#[test]
+fn attribution_patching_agrees_with_the_causal_patch() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let fx = s(&fixture());
+    ok(&["probe", "demo-inputs", "--out", &s(d), "--images", "2", "--perturb", &format!("pert={fx}")]);
+    let (pairs, pert) = (s(&d.join("pairs.jsonl")), s(&d.join("pert")));
+    let points = "decoder.layers.*.q0,fusion.layers.*.ffn.out,fusion.layers.*.self_attn.out,decoder.layers.*.ca_image.out,decoder.layers.*.ca_text.out";
+    let printed = ok(&["probe", "attrib", "--source", &fx, "--target", &pert, "--pairs", &pairs, "--points", points, "--verify", "--out", &s(&d.join("a"))]);
+    assert!(printed.contains("agreement with the causal patch"), "{printed}");
+    let a = json(&d.join("a/attrib.json"));
+    let rho = a["agreement"]["spearman_point_means"].as_f64().unwrap();
+    println!("Spearman ρ (point means) {rho}, over pairs {}, signs {}", a["agreement"]["spearman_pairs"], a["agreement"]["sign_agreement"]);
+    assert!(rho > 0.8, "the screen should rank points as the causal patch does: ρ = {rho}");
+    let ranks: Vec<u64> = a["points"].as_array().unwrap().iter().map(|p| p["rank_estimate"].as_u64().unwrap()).collect();
+    assert_eq!(ranks, (1..=ranks.len() as u64).collect::<Vec<_>>(), "attrib.json lists points in the screen's order");
+
+    // The causal side equals `probe patch` on the same point, pair by pair.
+    ok(&["probe", "patch", "--source", &fx, "--target", &pert, "--pairs", &pairs, "--points", "decoder.layers.1.q0", "--no-lockstep", "--out", &s(&d.join("p"))]);
+    let p = json(&d.join("p/patch.json"));
+    let sigma = |x: f64| 1.0 / (1.0 + (-x).exp());
+    let rows = a["pairs"].as_array().unwrap();
+    let mut checked = 0;
+    for pp in p["pairs"].as_array().unwrap() {
+        let r = rows.iter().find(|r| r["pair"] == pp["pair"] && r["point"] == "decoder.layers.1.q0").unwrap();
+        let mine = sigma(r["target_logit"].as_f64().unwrap() + r["actual"].as_f64().unwrap());
+        let theirs = pp["after"][0]["presence_sigma"].as_f64().unwrap();
+        assert!((mine - theirs).abs() < 1e-5, "pair {}: attrib {mine} vs patch {theirs}", pp["pair"]);
+        assert!((sigma(r["target_logit"].as_f64().unwrap()) - pp["before"]["presence_sigma"].as_f64().unwrap()).abs() < 1e-5);
+        checked += 1;
+    }
+    assert!(checked >= 4, "{checked}");
+
+    // A checkpoint against itself: nothing to patch, exactly.
+    ok(&["probe", "attrib", "--source", &pert, "--target", &pert, "--pairs", &pairs, "--points", "decoder.layers.*.q0", "--verify", "--out", &s(&d.join("self"))]);
+    for r in json(&d.join("self/attrib.json"))["pairs"].as_array().unwrap() {
+        assert_eq!((r["estimate"].as_f64().unwrap(), r["actual"].as_f64().unwrap()), (0.0, 0.0), "{r}");
+    }
+    let e = fails(&["probe", "attrib", "--source", &fx, "--target", &pert, "--pairs", &pairs, "--points", "decoder.layers.1.mean", "--out", &s(&d.join("ro"))]);
+    assert!(e.contains("decoder.layers.1.mean") && e.contains("read-only"), "{e}");
+}

@@ -109,6 +109,9 @@ pub struct ActivationCache {
     /// Names in first-capture order.
     order: Vec<String>,
     pub manifest: CacheManifest,
+    /// The zero leaves that `grad` entries added at their points (live with the forward's graph;
+    /// never saved): [`ActivationCache::gradients`] reads their gradients.
+    grad_leaves: BTreeMap<String, DynTensor>,
 }
 
 impl ActivationCache {
@@ -118,6 +121,27 @@ impl ActivationCache {
         if self.tensors.insert(name.to_string(), t).is_none() {
             self.order.push(name.to_string());
         }
+    }
+
+    pub(crate) fn insert_grad_leaf(&mut self, name: &str, leaf: DynTensor) {
+        self.grad_leaves.insert(name.to_string(), leaf);
+    }
+
+    /// The points where this forward recorded gradients (`grad` entries), sorted.
+    pub fn grad_points(&self) -> impl Iterator<Item = &str> {
+        self.grad_leaves.keys().map(String::as_str)
+    }
+
+    /// The gradients at every `grad` point, as a cache keyed by the point names (same shapes as
+    /// the activations), from the `Gradients` of `metric.backward()` on a scalar computed from
+    /// this forward's outputs. A point the metric does not depend on is an error naming it.
+    pub fn gradients(&self, grads: &burn::tensor::Gradients) -> Result<ActivationCache, HookError> {
+        let mut out = ActivationCache { manifest: self.manifest.clone(), ..ActivationCache::default() };
+        for (name, leaf) in &self.grad_leaves {
+            let g = leaf.grad(grads).ok_or_else(|| HookError::NoGradient { point: name.clone() })?;
+            out.insert(name, g);
+        }
+        Ok(out)
     }
 
     /// Names in the order the forward first captured them (forward order).

@@ -190,6 +190,15 @@ impl Hooks {
             }
             Action::Scale(s) => x.mul_scalar(*s),
             Action::Zero => x.zeros_like(),
+            Action::Grad => {
+                let device = x.device();
+                if !device.is_autodiff() {
+                    return Err(HookError::NotAutodiff { point: name.to_string(), device: format!("{device:?}") });
+                }
+                let leaf = DynTensor::zero_leaf(&shape, &device);
+                self.cache.insert_grad_leaf(name, leaf.clone());
+                x + leaf.to_rank::<D>(name)?
+            }
             Action::Map(f) => {
                 let point: HookPoint = name.parse()?;
                 let y = f(&point, DynTensor::new(x));

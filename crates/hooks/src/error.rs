@@ -15,6 +15,10 @@ pub enum HookError {
     Shape { name: String, what: String, expected: Vec<usize>, found: Vec<usize> },
     #[error("`{name}` is not in the activation cache{}", suggest(.nearest))]
     NotCaptured { name: String, nearest: Vec<String> },
+    #[error("cannot take the gradient at hook point `{point}`: the forward runs on `{device}`, which records no graph (load the model on an autodiff device, e.g. `Device::flex().autodiff()`)")]
+    NotAutodiff { point: String, device: String },
+    #[error("no gradient reached hook point `{point}`: it is not on the path from the value `backward` was called on (or that backward ran before this forward)")]
+    NoGradient { point: String },
     #[error("activation cache {path}: {why}")]
     CacheIo { path: String, why: String },
 }

@@ -23,6 +23,12 @@ pub enum Action {
     Zero,
     /// Any function of the tensor.
     Map(MapFn),
+    /// Record the gradient at this point (an autodiff device only). The value is unchanged: a
+    /// zero leaf `z` that requires grad is added, `x + z`, so after `metric.backward()` the
+    /// gradient of the metric with respect to the point is `∂metric/∂z`
+    /// ([`crate::ActivationCache::gradients`]). Like an edit, it needs a point whose value the model
+    /// uses (a read-only point is refused), since a gradient only reaches values on the path.
+    Grad,
 }
 
 impl Action {
@@ -34,6 +40,7 @@ impl Action {
             Action::Scale(_) => "scale",
             Action::Zero => "zero",
             Action::Map(_) => "map",
+            Action::Grad => "grad",
         }
     }
 
@@ -51,6 +58,7 @@ impl fmt::Debug for Action {
             Action::Scale(s) => write!(f, "Scale({s})"),
             Action::Zero => write!(f, "Zero"),
             Action::Map(_) => write!(f, "Map(<fn>)"),
+            Action::Grad => write!(f, "Grad"),
         }
     }
 }
@@ -106,6 +114,10 @@ impl HookSpec {
     }
     pub fn zero(self, pattern: &str) -> Result<Self, crate::HookError> {
         self.push(pattern, Action::Zero)
+    }
+    /// Record the gradient at every point `pattern` matches ([`Action::Grad`]).
+    pub fn grad(self, pattern: &str) -> Result<Self, crate::HookError> {
+        self.push(pattern, Action::Grad)
     }
     pub fn map(
         self,

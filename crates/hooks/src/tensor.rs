@@ -75,6 +75,19 @@ impl DynTensor {
         self.flat.device()
     }
 
+    /// A zero tensor of `shape` on `device` whose flat storage is an autodiff leaf that requires
+    /// grad (so [`DynTensor::flat`] is the leaf itself); `device` must be an autodiff device.
+    pub(crate) fn zero_leaf(shape: &[usize], device: &Device) -> Self {
+        let n = shape.iter().product::<usize>();
+        Self { flat: Tensor::<1>::zeros([n], device).require_grad(), shape: shape.to_vec() }
+    }
+
+    /// The gradient `grads` holds for this tensor's flat storage (a leaf from
+    /// [`DynTensor::zero_leaf`]), with this tensor's shape.
+    pub(crate) fn grad(&self, grads: &burn::tensor::Gradients) -> Option<Self> {
+        self.flat.grad(grads).map(|flat| Self { flat, shape: self.shape.clone() })
+    }
+
     pub fn detach(self) -> Self {
         Self { flat: self.flat.detach(), shape: self.shape }
     }

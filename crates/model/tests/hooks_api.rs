@@ -493,3 +493,66 @@ fn unknown_names_and_empty_patterns_are_errors_naming_the_nearest_points() {
     let un: Vec<String> = h.unmatched().iter().map(|p| p.to_string()).collect();
     assert_eq!(un, ["decoder.layers.1.qo"]);
 }
+
+// ---- gradients as hook points ------------------------------------------------------------------
+
+/// The presence logit of the plain (no-autodiff) forward under `spec`.
+fn presence_under(m: &Sam3, inp: &Inputs, spec: HookSpec) -> f64 {
+    let mut h = Hooks::new(spec);
+    let o = m.forward(inp.pixels.clone(), inp.ids.clone(), &[], &mut h).unwrap();
+    h.finish().unwrap();
+    vals(o.presence_logit)[0] as f64
+}
+
+/// On an autodiff device a `grad` entry records ∂(presence logit)/∂(point). Checked against an
+/// independent computation: the central finite difference of the plain forward along a random
+/// direction, applied with the `add` hook (a first-order Taylor check at three depths: fusion
+/// encoder, decoder layer 0's presence token, the last layer's text cross-attention). A point the
+/// metric does not depend on, and a device with no graph, are errors naming the point.
+#[test]
+fn gradients_at_hook_points_match_finite_differences() {
+    let points = ["fusion.layers.0.ffn.out", "decoder.layers.0.q0", "decoder.layers.1.ca_text.out"];
+    let ad = Device::flex().autodiff();
+    let (m, inp) = (model(&ad), inputs(&ad));
+    let mut spec = HookSpec::new();
+    for p in points {
+        spec = spec.grad(p).unwrap();
+    }
+    let mut h = Hooks::new(spec);
+    let out = m.forward(inp.pixels.clone(), inp.ids.clone(), &[], &mut h).unwrap();
+    let cache = h.finish().unwrap();
+    assert_eq!(cache.grad_points().collect::<Vec<_>>(), { let mut v = points.to_vec(); v.sort(); v });
+    let grads = out.presence_logit.clone().sum().backward();
+    let g = cache.gradients(&grads).unwrap();
+
+    let dev = Device::flex();
+    let (m0, inp0) = (model(&dev), inputs(&dev));
+    let plain = presence_under(&m0, &inp0, HookSpec::new());
+    // The grad entry leaves the value alone: the autodiff forward's output equals the plain one.
+    assert!((vals(out.presence_logit.clone())[0] as f64 - plain).abs() < 1e-5);
+    for (k, p) in points.iter().enumerate() {
+        let grad = g.get(p).unwrap();
+        let dir = noise(grad.numel(), 900 + k as u64);
+        let analytic: f64 = grad.to_vec().iter().zip(&dir).map(|(a, b)| *a as f64 * *b as f64).sum();
+        let eps = 1e-2f32;
+        let step = |alpha: f32| presence_under(&m0, &inp0, HookSpec::new().add(p, DynTensor::from_vec(dir.clone(), grad.shape().to_vec(), &dev), alpha).unwrap());
+        let fd = (step(eps) - step(-eps)) / (2.0 * eps as f64);
+        println!("{p}: analytic {analytic:.6}, finite difference {fd:.6}");
+        assert!(analytic.abs() > 1e-3, "{p}: the presence logit should depend on this point ({analytic})");
+        assert!((analytic - fd).abs() <= 0.03 * fd.abs().max(analytic.abs()) + 1e-4, "{p}: analytic {analytic} vs finite difference {fd}");
+    }
+
+    // The segmentation head does not feed the presence logit: no gradient reaches it.
+    let mut h = Hooks::new(HookSpec::new().grad("seg.pixel_embed").unwrap());
+    let out = m.forward(inp.pixels.clone(), inp.ids.clone(), &[], &mut h).unwrap();
+    let cache = h.finish().unwrap();
+    let e = cache.gradients(&out.presence_logit.sum().backward()).unwrap_err().to_string();
+    assert!(e.contains("seg.pixel_embed") && e.contains("no gradient"), "{e}");
+    // A device with no graph is refused, naming the point.
+    let mut h = Hooks::new(HookSpec::new().grad("decoder.layers.0.q0").unwrap());
+    let e = m0.forward(inp0.pixels.clone(), inp0.ids.clone(), &[], &mut h).unwrap_err().to_string();
+    assert!(e.contains("decoder.layers.0.q0") && e.contains("autodiff"), "{e}");
+    // A read-only point is refused by validation, like an edit.
+    let e = Hooks::validated(HookSpec::new().grad("decoder.layers.0.mean").unwrap(), &hook_registry(&m0.config)).err().unwrap().to_string();
+    assert!(e.contains("read-only") && e.contains("grad"), "{e}");
+}

@@ -7,7 +7,8 @@
 //! and atomic JSON/CSV writing ([`manifest`]); checkpoint loading and the hooked forward the probes
 //! share ([`model`]); and the probes themselves — activation drift vs a reference (§6, [`drift`]),
 //! per-head contribution ranking and the layer-level cosine probe (§9, [`heads`]), causal patching
-//! with the q0-vs-whole-layer lockstep comparison (§9, [`patch`]), the generic activation patch /
+//! with the q0-vs-whole-layer lockstep comparison (§9, [`patch`]), attribution patching — the
+//! gradient × (source − target) screen, with its agreement with the causal patch ([`attrib`]), the generic activation patch /
 //! sweep behind `probe patch` and `probe steer` ([`sweep`]: a target under a list of interventions,
 //! a metric per run, the unpatched baseline), the per-prompt presence gate (§1 Fig 1.1,
 //! [`presence`]), whether the text encoder knows a vocabulary (token-row norms and feature cosines,
@@ -17,6 +18,7 @@
 //! this crate's inputs, model and manifest), steering directions and α sweeps in `sam3lab-steering`
 //! (on [`sweep`]), SAEs in `sam3lab-sae`.
 
+pub mod attrib;
 pub mod capture;
 pub mod demo;
 pub mod drift;

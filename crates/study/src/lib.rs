@@ -27,7 +27,8 @@ pub mod criteria;
 pub mod report;
 pub mod results;
 pub mod rules;
-pub mod stats;
+/// The statistics live in `sam3lab-util` (the probes use them too); re-exported under the name the rules use.
+pub use sam3lab_util::stats;
 
 pub use criteria::{Clause, Finding, Kind, Noise, Observation, Study, Verdict, base_criteria, evaluate, findings, observations};
 pub use results::{GroupMovement, Measures, Runs, StudyResults, TextEncoderCheck};

@@ -2,13 +2,15 @@
 //! it appears only when complete (temp file in the same directory, then rename), the sha256 of a
 //! file or of bytes (the identity recorded in every manifest), the nearest valid names for a
 //! misspelt one (Levenshtein distance from `strsim`), the one seeded random stream ([`rng`]) and CSV
-//! tables with `# key: value` lines above the header ([`csv`], records by the `csv` crate), and the
+//! tables with `# key: value` lines above the header ([`csv`], records by the `csv` crate), small
+//! statistics ([`stats`]: mean, sample SD, Spearman's ρ with ties), and the
 //! [`progress::Progress`] trait through which library code reports progress without a UI type.
 //! No burn, no model: any crate can depend on it.
 
 pub mod csv;
 pub mod progress;
 pub mod rng;
+pub mod stats;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::progress::Bar;
 use sam3lab_probes::model::{CkptSpec, split_list};
-use sam3lab_probes::{capture, demo, drift, heads, inputs, patch, presence};
+use sam3lab_probes::{attrib, capture, demo, drift, heads, inputs, patch, presence};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -46,6 +46,13 @@ enum Cmd {
     ///
     /// Writes patch.json, patch_summary.csv, patch_pairs.csv, patch_heatmap.json, manifest.json.
     Patch(PatchArgs),
+    /// Attribution patching: rank hook points by gradient × (SOURCE − TARGET) activation, the
+    /// first-order change of TARGET's presence logit if the point were patched from SOURCE (one
+    /// forward and backward per pair for every point); --verify also patches each point for real and
+    /// reports the agreement (Spearman ρ, sign agreement).
+    ///
+    /// Writes attrib.json, attrib.csv (per point, ranked), attrib_pairs.csv and manifest.json.
+    Attrib(AttribArgs),
     /// Add α·direction at a hook point and report neg_correct and positive recall per α (α = 0, the
     /// plain forward, is always included).
     ///
@@ -183,6 +190,30 @@ struct PatchArgs {
 }
 
 #[derive(clap::Args)]
+struct AttribArgs {
+    /// Checkpoint the activations would come from (e.g. the base).
+    #[arg(long)]
+    source: PathBuf,
+    /// Checkpoint whose presence logit is explained (e.g. the fine-tune); runs with autodiff.
+    #[arg(long)]
+    target: PathBuf,
+    /// Hook points scored one by one (comma-separated or repeated; patterns allowed; editable points only).
+    #[arg(long, value_delimiter = ',', required = true)]
+    points: Vec<String>,
+    /// Pair file (JSONL).
+    #[arg(long)]
+    pairs: PathBuf,
+    /// Which pairs: neg, pos or all.
+    #[arg(long, default_value = "all")]
+    label: String,
+    /// Also patch every point for real (one more forward per point and pair) and report the agreement.
+    #[arg(long)]
+    verify: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(clap::Args)]
 struct SteerArgs {
     /// Checkpoint steered.
     #[arg(long)]
@@ -312,6 +343,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Cmd::Drift(a) => &a.common.out,
         Cmd::Heads(a) => &a.common.out,
         Cmd::Patch(a) => &a.common.out,
+        Cmd::Attrib(a) => &a.common.out,
         Cmd::Steer(a) => &a.common.out,
         Cmd::Presence(a) => &a.common.out,
         Cmd::Vocab(a) => &a.common.out,
@@ -323,6 +355,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Cmd::Drift(a) => run_drift(a),
         Cmd::Heads(a) => run_heads(a),
         Cmd::Patch(a) => run_patch(a),
+        Cmd::Attrib(a) => run_attrib(a),
         Cmd::Steer(a) => run_steer(a),
         Cmd::Presence(a) => run_presence(a),
         Cmd::Vocab(a) => run_vocab(a),
@@ -419,6 +452,43 @@ fn run_heads(a: HeadsArgs) -> anyhow::Result<u8> {
         );
     }
     println!("{} pairs ({}), slot {}; wrote {}/heads.json", r.units.first().map(|u| u.pairs).unwrap_or(0), r.label, r.slot, a.common.out.display());
+    Ok(0)
+}
+
+fn run_attrib(a: AttribArgs) -> anyhow::Result<u8> {
+    let req = attrib::AttribRequest {
+        source: CkptSpec::new("source", &a.source),
+        target: CkptSpec::new("target", &a.target),
+        config: a.common.config.clone(),
+        pairs: inputs::read_pairs(&a.pairs)?,
+        points: split_list(&a.points),
+        label: inputs::LabelFilter::parse(&a.label).context("--label")?,
+        verify: a.verify,
+        seed: a.common.seed,
+        device: a.common.device()?,
+    };
+    let pb = bar("attrib");
+    let r = attrib::run(&req, &pb)?;
+    pb.finish_and_clear();
+    attrib::write(&a.common.out, &r)?;
+    println!("Δ presence logit of target if a point were patched from source (mean over {} pairs):", r.pairs.len() / r.points.len().max(1));
+    for p in r.points.iter().take(20) {
+        let actual = p.mean_actual.map(|v| format!("   actual {v:+.4} (rank {})", p.rank_actual.unwrap_or(0))).unwrap_or_default();
+        println!("  {:>3}. {:<40} estimate {:+.4}{actual}", p.rank_estimate, p.point, p.mean_estimate);
+    }
+    if r.points.len() > 20 {
+        println!("  … {} more in attrib.csv", r.points.len() - 20);
+    }
+    if let Some(g) = &r.agreement {
+        println!(
+            "agreement with the causal patch: Spearman ρ {} over point means, {} over every (pair, point); signs agree {}; Σ|est − act|/Σ|act| {}",
+            f(g.spearman_point_means),
+            f(g.spearman_pairs),
+            f(g.sign_agreement),
+            f(g.relative_l1_error)
+        );
+    }
+    println!("wrote {}/attrib.json (+ attrib.csv, attrib_pairs.csv, manifest.json)", a.common.out.display());
     Ok(0)
 }
 

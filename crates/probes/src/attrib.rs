@@ -28,7 +28,7 @@ use sam3lab_util::progress::Progress;
 use sam3lab_util::stats;
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::Result;
 use crate::inputs::{Label, LabelFilter, Pairs, pair_image_records};
 use crate::manifest::{Csv, Manifest, num, pairs_record, write_json};
 use crate::model::{self, CkptSpec};

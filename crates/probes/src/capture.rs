@@ -14,7 +14,7 @@ use sam3lab_util::progress::Progress;
 use sam3lab_hooks::{HookSpec, Hooks, ImageIdentity};
 use serde::Serialize;
 
-use crate::error::{ProbeError, Result};
+use crate::{ProbeError, Result};
 use crate::inputs::{LabelFilter, Pairs, by_image, pair_image_records};
 use crate::manifest::{Manifest, pairs_record, write_atomic, write_json};
 use crate::model::{self, CkptSpec, Stages, TextCache};

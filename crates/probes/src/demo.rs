@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use image::{Rgb, RgbImage};
 use sam3lab_util::rng::Rng;
 
-use crate::error::{ProbeError, Result};
+use crate::{ProbeError, Result};
 use crate::manifest::write_atomic;
 
 /// The shapes drawn, with the phrase that names each.
@@ -117,7 +117,9 @@ pub fn write_perturbed(ckpt: &Path, out_dir: &Path, noise: f32, seed: u64) -> Re
     };
     std::fs::create_dir_all(out_dir).map_err(|e| ProbeError::io(out_dir, e))?;
     let out = out_dir.join("weights.safetensors");
-    sam3lab_weights::synth::write_perturbed(&out, &weights, noise, seed, &sam3lab_util::progress::NoProgress)?;
+    // The weights error names the file at fault already.
+    sam3lab_weights::synth::write_perturbed(&out, &weights, noise, seed, &sam3lab_util::progress::NoProgress)
+        .map_err(|e| ProbeError::Usage(e.to_string()))?;
     if let Some(c) = config {
         let bytes = std::fs::read(&c).map_err(|e| ProbeError::io(&c, e))?;
         write_atomic(&out_dir.join("config.json"), &bytes)?;

@@ -34,7 +34,7 @@ use sam3lab_hooks::{ActivationCache, HookSpec, Hooks};
 use sam3lab_eval::shard::Shard;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ProbeError, Result};
+use crate::{ProbeError, Result};
 use crate::inputs::{ImageList, PromptGroup};
 use crate::manifest::{Csv, Manifest, num, write_json};
 use crate::model::{self, CkptSpec, Loaded, Stages, TextCache};

@@ -23,7 +23,7 @@ use sam3lab_results::{HeatmapTable, Scale, ScaleKind};
 use sam3lab_hooks::{DynTensor, HookError, HookPattern};
 use serde::Serialize;
 
-use crate::error::{ProbeError, Result};
+use crate::{ProbeError, Result};
 use crate::inputs::{LabelFilter, Pairs, pair_image_records};
 use crate::manifest::{Csv, Manifest, num, pairs_record, write_json};
 use crate::model::{self, CkptSpec};

@@ -27,7 +27,7 @@ use sam3lab_results::HeatmapTable;
 use sam3lab_hooks::ActivationCache;
 use serde::Serialize;
 
-use crate::error::{ProbeError, Result};
+use crate::{ProbeError, Result};
 use crate::inputs::{Label, LabelFilter, Pair, Pairs, pair_image_records};
 use crate::manifest::{Csv, Manifest, num, pairs_record, write_json};
 use crate::model::{self, CkptSpec, Outcome};

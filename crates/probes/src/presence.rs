@@ -17,7 +17,7 @@ use sam3lab_results::{BarSeries, PresenceBars, SeriesRole};
 use sam3lab_hooks::Hooks;
 use serde::Serialize;
 
-use crate::error::{ProbeError, Result};
+use crate::{ProbeError, Result};
 use crate::inputs::{Label, LabelFilter, Pairs, by_image, pair_image_records};
 use crate::manifest::{Csv, Manifest, num, pairs_record, write_json};
 use crate::model::{self, CkptSpec, TextCache, host, sigmoid};

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use sam3lab_hooks::Hooks;
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::Result;
 use crate::model::{Loaded, host};
 
 /// One vocabulary's readings.

@@ -150,9 +150,14 @@ pub struct SteerResult {
     pub added: Direction,
 }
 
+/// A direction file's reader error (it names the file and tensor) as the runner's error.
+fn weights_error(e: sam3lab_weights::WeightsError) -> ProbeError {
+    ProbeError::Usage(e.to_string())
+}
+
 /// Read a direction tensor from a safetensors file (any float dtype).
 pub fn read_direction(path: &Path, key: Option<&str>) -> Result<(Direction, String)> {
-    let ck = sam3lab_weights::Checkpoint::open(path)?;
+    let ck = sam3lab_weights::Checkpoint::open(path).map_err(weights_error)?;
     let names: Vec<String> = ck.tensors().map(|e| e.name.clone()).collect();
     let name = match key {
         Some(k) => k.to_string(),
@@ -165,9 +170,9 @@ pub fn read_direction(path: &Path, key: Option<&str>) -> Result<(Direction, Stri
             ));
         }
     };
-    let e = ck.require(&name)?;
+    let e = ck.require(&name).map_err(weights_error)?;
     let shape = e.shape.clone();
-    Ok((Direction { shape, values: ck.read_f32(&name)? }, name))
+    Ok((Direction { shape, values: ck.read_f32(&name).map_err(weights_error)? }, name))
 }
 
 /// mean over `pairs` of (B's activation − A's activation) at `point` (batch 1).

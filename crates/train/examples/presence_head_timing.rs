@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use burn::prelude::Device;
 use sam3lab_util::progress::NoProgress;
-use sam3lab_probes::inputs::Label;
+use sam3lab_runner::inputs::Label;
 use sam3lab_train::params;
 use sam3lab_train::retrain::{HEAD_PREFIX, PresenceHead, TrainSettings, train_cached};
 use sam3lab_util::rng::Rng;

@@ -16,9 +16,9 @@ pub enum TrainError {
     Hook(#[from] sam3lab_hooks::HookError),
     #[error(transparent)]
     Weights(#[from] sam3lab_weights::WeightsError),
-    /// The probes' input, manifest and forward plumbing that [`crate::retrain`] runs on.
+    /// The runner's input, manifest and forward plumbing that [`crate::retrain`] runs on.
     #[error(transparent)]
-    Probe(#[from] sam3lab_probes::ProbeError),
+    Run(#[from] sam3lab_runner::RunError),
     #[error("{}: {source}", .path.display())]
     Io { path: PathBuf, source: std::io::Error },
     /// The loss became non-finite: the step and the find queries of the batch.

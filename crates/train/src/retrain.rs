@@ -9,7 +9,7 @@
 //! ORIGINAL checkpoint names ([`crate::params::Globs`]), and [`crate::params::set_trainable`] gives
 //! every parameter its name-derived id and sets `require_grad` on exactly the selected ones; every
 //! other tensor is frozen. The trained values come back in torch layout ([`crate::params::values`]).
-//! Pairs, the manifest and the hooked forward are the probes' (`sam3lab_probes::{inputs, manifest,
+//! Pairs, the manifest and the hooked forward are the runner's (`sam3lab_runner::{inputs, manifest,
 //! model}`).
 //!
 //! Two modes:
@@ -48,9 +48,9 @@ use sam3lab_util::rng::Rng;
 use sam3lab_weights::{Checkpoint, SafetensorsWriter, TensorHeader};
 use serde::Serialize;
 
-use sam3lab_probes::inputs::{Label, Pair, Pairs, by_image, pair_image_records};
-use sam3lab_probes::manifest::{Csv, FileRecord, Manifest, num, pairs_record, write_json};
-use sam3lab_probes::model::{self, CkptSpec, Stages, TextCache};
+use sam3lab_runner::inputs::{Label, Pair, Pairs, by_image, pair_image_records};
+use sam3lab_runner::manifest::{Csv, FileRecord, Manifest, num, pairs_record, write_json};
+use sam3lab_runner::model::{self, CkptSpec, Stages, TextCache};
 
 use crate::error::{Result, TrainError};
 use crate::params::{self, Globs};

@@ -11,8 +11,8 @@ use sam3lab_util::progress::NoProgress;
 use sam3lab_hooks::Hooks;
 use sam3lab_model::predict::Predictor;
 use sam3lab_probes::demo;
-use sam3lab_probes::inputs::{self, Label};
-use sam3lab_probes::model::sigmoid;
+use sam3lab_runner::inputs::{self, Label};
+use sam3lab_runner::model::sigmoid;
 use sam3lab_train::retrain::{self, RetrainRequest};
 
 fn fixture() -> PathBuf {

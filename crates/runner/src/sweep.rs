@@ -4,13 +4,13 @@
 //! source's activations, add α·direction, scale, zero, any hook action), and read one metric per run
 //! off the output — a table with the unpatched baseline, the sources and every intervention.
 //!
-//! `probe patch` ([`crate::patch`]) is a sweep over point sets patched from one source, `probe steer`
+//! `probe patch` (`sam3lab_probes::patch`) is a sweep over point sets patched from one source, `probe steer`
 //! (`sam3lab-steering`) a sweep over α, and [`for_each_pair`], the loop underneath, is what `probe
 //! heads` and the steering mean difference use to run several checkpoints over the same pairs.
 //!
 //! ```no_run
-//! # use sam3lab_probes::{model, inputs, sweep::{self, Intervention, Sweep}};
-//! # fn main() -> sam3lab_probes::Result<()> {
+//! # use sam3lab_runner::{model, inputs, sweep::{self, Intervention, Sweep}};
+//! # fn main() -> sam3lab_runner::Result<()> {
 //! # let dev = burn::prelude::Device::flex();
 //! let target = model::load(&model::CkptSpec::new("target", "data/fixtures/sam3-tiny"), None, &dev)?;
 //! let source = model::load(&model::CkptSpec::new("source", "ft.safetensors"), None, &dev)?;
@@ -42,7 +42,7 @@ use sam3lab_hooks::{Action, ActivationCache, DynTensor, HookSpec, Hooks};
 use sam3lab_model::GroundingOutput;
 use sam3lab_model::predict::EncodedImage;
 
-use crate::error::{ProbeError, Result};
+use crate::{RunError, Result};
 use crate::inputs::{Pair, by_image};
 use crate::model::{self, Loaded, Stages, TextCache};
 
@@ -231,7 +231,7 @@ pub fn run_observed<M, X>(
             if let Edit::Patch { source, .. } = e
                 && *source >= s.sources.len()
             {
-                return Err(ProbeError::Usage(format!(
+                return Err(RunError::Usage(format!(
                     "intervention `{}` patches from source {source}; the sweep has {} source(s)",
                     i.name,
                     s.sources.len()

@@ -13,7 +13,7 @@ use sam3lab_hooks::{ActivationCache, HookPattern, HookRegistry, HookSpec, Hooks}
 use sam3lab_model::GroundingOutput;
 use sam3lab_model::predict::{EncodedImage, EncodedText, Predictor};
 
-use crate::error::{ProbeError, Result};
+use crate::{RunError, Result};
 use crate::inputs::is_label;
 use crate::manifest::{CheckpointRecord, Manifest, file_record};
 
@@ -35,9 +35,9 @@ impl CkptSpec {
         match arg.split_once('=') {
             Some((l, p)) if is_label(l) && !p.is_empty() => Ok(Self::new(l, p)),
             Some((l, _)) if !is_label(l) => {
-                Err(ProbeError::Usage(format!("checkpoint label `{l}` in `{arg}` must match [A-Za-z0-9_.@+-]+")))
+                Err(RunError::Usage(format!("checkpoint label `{l}` in `{arg}` must match [A-Za-z0-9_.@+-]+")))
             }
-            _ => Err(ProbeError::Usage(format!("`{arg}` must be LABEL=CKPT (e.g. recovery@1200=ckpts/step1200.safetensors)"))),
+            _ => Err(RunError::Usage(format!("`{arg}` must be LABEL=CKPT (e.g. recovery@1200=ckpts/step1200.safetensors)"))),
         }
     }
 }
@@ -76,7 +76,7 @@ pub fn check_same_config(models: &[&Loaded]) -> Result<()> {
     if let Some(first) = models.first() {
         for m in &models[1..] {
             if m.config != first.config {
-                return Err(ProbeError::Usage(format!(
+                return Err(RunError::Usage(format!(
                     "checkpoints `{}` ({}) and `{}` ({}) have different model configs; a probe compares checkpoints of one architecture",
                     first.label, first.record.path, m.label, m.record.path
                 )));
@@ -97,7 +97,7 @@ pub fn describe(manifest: &mut Manifest, models: &[&Loaded], config: Option<&Pat
 /// Expand hook names / patterns against a registry (in forward order per pattern, duplicates dropped).
 pub fn resolve_points(registry: &HookRegistry, patterns: &[String]) -> Result<Vec<String>> {
     if patterns.is_empty() {
-        return Err(ProbeError::Usage("no hook points given".into()));
+        return Err(RunError::Usage("no hook points given".into()));
     }
     let mut out: Vec<String> = Vec::new();
     for p in patterns {

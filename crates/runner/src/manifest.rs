@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::error::{ProbeError, Result};
+use crate::{RunError, Result};
 
 pub use sam3lab_results::{CheckpointRecord, FileRecord, Manifest, PairsRecord, SAM3LAB_VERSION};
 
@@ -32,19 +32,19 @@ pub fn pairs_record(p: &crate::inputs::Pairs, used: usize) -> PairsRecord {
 
 /// sha256 (hex) of a file's bytes, streamed.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    sam3lab_hooks::sha256_file(path).map_err(|e| ProbeError::io(path, e))
+    sam3lab_hooks::sha256_file(path).map_err(|e| RunError::io(path, e))
 }
 
 /// Write `bytes` to `path` through a temporary file in the same directory and a rename, so a reader
 /// never sees a partial file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    sam3lab_util::write_atomic(path, bytes).map_err(|e| ProbeError::io(path, e))
+    sam3lab_util::write_atomic(path, bytes).map_err(|e| RunError::io(path, e))
 }
 
 /// Pretty JSON with a trailing newline, written atomically.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let mut s = serde_json::to_string_pretty(value)
-        .map_err(|e| ProbeError::Usage(format!("cannot serialise {}: {e}", path.display())))?;
+        .map_err(|e| RunError::Usage(format!("cannot serialise {}: {e}", path.display())))?;
     s.push('\n');
     write_atomic(path, s.as_bytes())
 }

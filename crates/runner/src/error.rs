@@ -2,9 +2,9 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-/// Everything a probe can refuse or fail on; every variant names the input at fault.
+/// Everything a run over checkpoints and inputs can refuse or fail on (the probes, retrain and steering share it: `sam3lab_probes::ProbeError` is this type); every variant names the input at fault.
 #[derive(Debug, Error)]
-pub enum ProbeError {
+pub enum RunError {
     /// A bad input file: the file, the 1-based line when there is one, and what is wrong.
     #[error("{}{}: {why}", .path.display(), .line.map(|l| format!(":{l}")).unwrap_or_default())]
     Input { path: PathBuf, line: Option<usize>, why: String },
@@ -15,20 +15,18 @@ pub enum ProbeError {
     Model(#[from] sam3lab_model::ModelError),
     #[error(transparent)]
     Hook(#[from] sam3lab_hooks::HookError),
-    #[error(transparent)]
-    Weights(#[from] sam3lab_weights::WeightsError),
     #[error("{}: {source}", .path.display())]
     Io { path: PathBuf, source: std::io::Error },
 }
 
-impl ProbeError {
+impl RunError {
     pub fn input(path: &Path, line: Option<usize>, why: impl Into<String>) -> Self {
-        ProbeError::Input { path: path.to_path_buf(), line, why: why.into() }
+        RunError::Input { path: path.to_path_buf(), line, why: why.into() }
     }
 
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        ProbeError::Io { path: path.to_path_buf(), source }
+        RunError::Io { path: path.to_path_buf(), source }
     }
 }
 
-pub type Result<T, E = ProbeError> = std::result::Result<T, E>;
+pub type Result<T, E = RunError> = std::result::Result<T, E>;

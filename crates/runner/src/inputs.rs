@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::error::{ProbeError, Result};
+use crate::{RunError, Result};
 use crate::manifest::{FileRecord, file_record, sha256_file};
 
 const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
@@ -36,7 +36,7 @@ fn is_image_name(p: &Path) -> bool {
 
 /// Non-comment lines of a text file with their 1-based numbers (trimmed; blank and `#` lines skipped).
 fn content_lines(path: &Path) -> Result<Vec<(usize, String)>> {
-    let text = std::fs::read_to_string(path).map_err(|e| ProbeError::io(path, e))?;
+    let text = std::fs::read_to_string(path).map_err(|e| RunError::io(path, e))?;
     Ok(text
         .lines()
         .enumerate()
@@ -53,13 +53,13 @@ fn base_dir(file: &Path) -> PathBuf {
 pub fn read_images(arg: &Path) -> Result<ImageList> {
     let paths = if arg.is_dir() {
         let mut v: Vec<PathBuf> = std::fs::read_dir(arg)
-            .map_err(|e| ProbeError::io(arg, e))?
+            .map_err(|e| RunError::io(arg, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.is_file() && is_image_name(p))
             .collect();
         v.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
         if v.is_empty() {
-            return Err(ProbeError::input(arg, None, "directory holds no .png/.jpg/.jpeg file"));
+            return Err(RunError::input(arg, None, "directory holds no .png/.jpg/.jpeg file"));
         }
         v
     } else if arg.is_file() {
@@ -68,16 +68,16 @@ pub fn read_images(arg: &Path) -> Result<ImageList> {
         for (line, l) in content_lines(arg)? {
             let p = dir.join(&l);
             if !p.is_file() {
-                return Err(ProbeError::input(arg, Some(line), format!("image `{l}` not found (looked at {})", p.display())));
+                return Err(RunError::input(arg, Some(line), format!("image `{l}` not found (looked at {})", p.display())));
             }
             v.push(p);
         }
         if v.is_empty() {
-            return Err(ProbeError::input(arg, None, "list file names no image"));
+            return Err(RunError::input(arg, None, "list file names no image"));
         }
         v
     } else {
-        return Err(ProbeError::input(arg, None, "no such directory or list file"));
+        return Err(RunError::input(arg, None, "no such directory or list file"));
     };
     Ok(ImageList { source: arg.to_path_buf(), paths })
 }
@@ -105,25 +105,25 @@ pub struct PromptGroup {
 /// Parse one `GROUP=FILE` argument and read the file.
 pub fn read_prompt_group(arg: &str) -> Result<PromptGroup> {
     let Some((name, file)) = arg.split_once('=') else {
-        return Err(ProbeError::Usage(format!("--prompts `{arg}` must be GROUP=FILE (e.g. lvis=data/prompts/lvis.txt)")));
+        return Err(RunError::Usage(format!("--prompts `{arg}` must be GROUP=FILE (e.g. lvis=data/prompts/lvis.txt)")));
     };
     if !is_label(name) {
-        return Err(ProbeError::Usage(format!("--prompts `{arg}`: group name `{name}` must match [A-Za-z0-9_.@+-]+")));
+        return Err(RunError::Usage(format!("--prompts `{arg}`: group name `{name}` must match [A-Za-z0-9_.@+-]+")));
     }
     let file = PathBuf::from(file);
     if !file.is_file() {
-        return Err(ProbeError::input(&file, None, format!("prompt file of group `{name}` not found")));
+        return Err(RunError::input(&file, None, format!("prompt file of group `{name}` not found")));
     }
     let mut prompts: Vec<String> = Vec::new();
     let mut first_line: BTreeMap<String, usize> = BTreeMap::new();
     for (line, l) in content_lines(&file)? {
         if let Some(prev) = first_line.insert(l.clone(), line) {
-            return Err(ProbeError::input(&file, Some(line), format!("prompt `{l}` repeats line {prev}")));
+            return Err(RunError::input(&file, Some(line), format!("prompt `{l}` repeats line {prev}")));
         }
         prompts.push(l);
     }
     if prompts.is_empty() {
-        return Err(ProbeError::input(&file, None, format!("group `{name}` has no prompts (only blank or # lines)")));
+        return Err(RunError::input(&file, None, format!("group `{name}` has no prompts (only blank or # lines)")));
     }
     Ok(PromptGroup { name: name.to_string(), file, prompts })
 }
@@ -131,13 +131,13 @@ pub fn read_prompt_group(arg: &str) -> Result<PromptGroup> {
 /// Parse every `GROUP=FILE`; group names must be unique.
 pub fn read_prompt_groups(args: &[String]) -> Result<Vec<PromptGroup>> {
     if args.is_empty() {
-        return Err(ProbeError::Usage("give at least one --prompts GROUP=FILE".into()));
+        return Err(RunError::Usage("give at least one --prompts GROUP=FILE".into()));
     }
     let mut out: Vec<PromptGroup> = Vec::new();
     for a in args {
         let g = read_prompt_group(a)?;
         if out.iter().any(|o| o.name == g.name) {
-            return Err(ProbeError::Usage(format!("prompt group `{}` is given twice", g.name)));
+            return Err(RunError::Usage(format!("prompt group `{}` is given twice", g.name)));
         }
         out.push(g);
     }
@@ -176,7 +176,7 @@ impl LabelFilter {
             "pos" => Ok(Self::Pos),
             "neg" => Ok(Self::Neg),
             "all" => Ok(Self::All),
-            _ => Err(ProbeError::Usage(format!("label filter `{s}` must be pos, neg or all"))),
+            _ => Err(RunError::Usage(format!("label filter `{s}` must be pos, neg or all"))),
         }
     }
 
@@ -230,9 +230,9 @@ struct RawPair {
 /// Read a JSONL pair file.
 pub fn read_pairs(path: &Path) -> Result<Pairs> {
     if !path.is_file() {
-        return Err(ProbeError::input(path, None, "pair file not found"));
+        return Err(RunError::input(path, None, "pair file not found"));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| ProbeError::io(path, e))?;
+    let text = std::fs::read_to_string(path).map_err(|e| RunError::io(path, e))?;
     let dir = base_dir(path);
     let mut pairs = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -241,7 +241,7 @@ pub fn read_pairs(path: &Path) -> Result<Pairs> {
         if l.is_empty() {
             continue;
         }
-        let bad = |why: String| ProbeError::input(path, Some(line), why);
+        let bad = |why: String| RunError::input(path, Some(line), why);
         let r: RawPair = serde_json::from_str(l).map_err(|e| {
             bad(format!("not a JSON object {{\"image\": …, \"prompt\": …, \"label\": \"pos\"|\"neg\"}}: {e}"))
         })?;
@@ -267,7 +267,7 @@ pub fn read_pairs(path: &Path) -> Result<Pairs> {
         pairs.push(Pair { index: pairs.len(), line, image_raw, image, prompt: prompt.trim().to_string(), label });
     }
     if pairs.is_empty() {
-        return Err(ProbeError::input(path, None, "pair file holds no pairs"));
+        return Err(RunError::input(path, None, "pair file holds no pairs"));
     }
     let sha256 = sha256_file(path)?;
     Ok(Pairs { path: path.to_path_buf(), sha256, pairs })
@@ -278,7 +278,7 @@ impl Pairs {
     pub fn select(&self, filter: LabelFilter) -> Result<Vec<&Pair>> {
         let v: Vec<&Pair> = self.pairs.iter().filter(|p| filter.keeps(p.label)).collect();
         if v.is_empty() {
-            return Err(ProbeError::input(&self.path, None, format!("no pair has label `{}`", filter.as_str())));
+            return Err(RunError::input(&self.path, None, format!("no pair has label `{}`", filter.as_str())));
         }
         Ok(v)
     }

@@ -11,13 +11,14 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use sam3lab_util::progress::Progress;
-use sam3lab_hooks::{HookSpec, Hooks, ImageIdentity};
+use sam3lab_hooks::{HookSpec, ImageIdentity};
 use serde::Serialize;
 
 use crate::{ProbeError, Result};
-use crate::inputs::{LabelFilter, Pairs, by_image, pair_image_records};
+use crate::inputs::{LabelFilter, Pairs, pair_image_records};
 use crate::manifest::{Manifest, pairs_record, write_atomic, write_json};
-use crate::model::{self, CkptSpec, Stages, TextCache};
+use crate::model::{self, CkptSpec};
+use crate::sweep;
 
 pub struct CaptureRequest {
     pub checkpoints: Vec<CkptSpec>,
@@ -59,40 +60,44 @@ pub fn run(req: &CaptureRequest, out: &Path, progress: &dyn Progress) -> Result<
         }
         records.push(m.record.clone());
         let dir = out.join(&spec.label);
-        let stages = Stages::of(&points);
-        let mut texts = TextCache::default();
         let mut list = String::new();
         let mut entries = Vec::new();
-        for (image, pairs) in by_image(&selected) {
-            let rgb = model::load_rgb(&image)?;
-            let enc = m.predictor.encode_image(&rgb, &mut Hooks::none());
-            let identity = ImageIdentity::from_file(&image)?;
-            for pair in pairs {
-                let mut hs = HookSpec::new();
-                for p in &points {
-                    hs = hs.capture(p)?;
+        // Each image is hashed once for the caches' identity.
+        let mut identities: std::collections::HashMap<std::path::PathBuf, ImageIdentity> = std::collections::HashMap::new();
+        sweep::for_each_pair(&[&m], &selected, &points, progress, |runs| {
+            let pair = runs.pair;
+            let identity = match identities.get(&pair.image) {
+                Some(i) => i.clone(),
+                None => {
+                    let i = ImageIdentity::from_file(&pair.image)?;
+                    identities.insert(pair.image.clone(), i.clone());
+                    i
                 }
-                let described = hs.describe();
-                let (_, mut cache) = model::forward(&m, &rgb, &enc, &mut texts, &pair.prompt, hs, stages)?;
-                cache.manifest.checkpoint_sha256 = m.record.sha256.clone();
-                cache.manifest.config = m.config.clone();
-                cache.manifest.image = identity.clone();
-                cache.manifest.prompt = pair.prompt.clone();
-                cache.manifest.hook_spec = described;
-                cache.manifest.sam3lab_version = crate::manifest::SAM3LAB_VERSION.into();
-                cache.manifest.seed = None;
-                let extra = &mut cache.manifest.extra;
-                extra.insert("probe".into(), "capture".into());
-                extra.insert("checkpoint_label".into(), spec.label.clone().into());
-                extra.insert("label".into(), pair.label.as_str().into());
-                extra.insert("pair".into(), pair.index.into());
-                extra.insert("pairs_file".into(), req.pairs.path.display().to_string().into());
-                let name = format!("pair_{:05}.safetensors", pair.index);
-                cache.save(&dir.join(&name))?;
-                entries.push((pair.index, ListEntry { path: name, label: pair.label.as_str(), pair: pair.index }));
-                progress.inc(1);
+            };
+            let mut hs = HookSpec::new();
+            for p in &points {
+                hs = hs.capture(p)?;
             }
-        }
+            let described = hs.describe();
+            let (_, mut cache) = runs.run(0, hs)?;
+            cache.manifest.checkpoint_sha256 = m.record.sha256.clone();
+            cache.manifest.config = m.config.clone();
+            cache.manifest.image = identity;
+            cache.manifest.prompt = pair.prompt.clone();
+            cache.manifest.hook_spec = described;
+            cache.manifest.sam3lab_version = crate::manifest::SAM3LAB_VERSION.into();
+            cache.manifest.seed = None;
+            let extra = &mut cache.manifest.extra;
+            extra.insert("probe".into(), "capture".into());
+            extra.insert("checkpoint_label".into(), spec.label.clone().into());
+            extra.insert("label".into(), pair.label.as_str().into());
+            extra.insert("pair".into(), pair.index.into());
+            extra.insert("pairs_file".into(), req.pairs.path.display().to_string().into());
+            let name = format!("pair_{:05}.safetensors", pair.index);
+            cache.save(&dir.join(&name))?;
+            entries.push((pair.index, ListEntry { path: name, label: pair.label.as_str(), pair: pair.index }));
+            Ok(())
+        })?;
         entries.sort_by_key(|(i, _)| *i);
         for (_, e) in entries {
             list += &serde_json::to_string(&e).expect("list entry serialises");

@@ -14,13 +14,14 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use sam3lab_util::progress::Progress;
 use sam3lab_results::{BarSeries, PresenceBars, SeriesRole};
-use sam3lab_hooks::Hooks;
+use sam3lab_hooks::HookSpec;
 use serde::Serialize;
 
 use crate::{ProbeError, Result};
-use crate::inputs::{Label, LabelFilter, Pairs, by_image, pair_image_records};
+use crate::inputs::{Label, LabelFilter, Pairs, pair_image_records};
 use crate::manifest::{Csv, Manifest, num, pairs_record, write_json};
-use crate::model::{self, CkptSpec, TextCache, host, sigmoid};
+use crate::model::{self, CkptSpec, host, sigmoid};
+use crate::sweep;
 
 /// SAM3's image processor keeps a query when σ(logit)·σ(presence) > 0.3 (`confidence_threshold`
 /// in its eval config): the dotted line of Fig 1.1.
@@ -124,28 +125,23 @@ pub fn run(req: &PresenceRequest, progress: &dyn Progress) -> Result<PresenceRes
             Some(_) => {}
         }
         manifest.checkpoints.push(m.record.clone());
-        let mut texts = TextCache::default();
         let mut by_pair: Vec<Option<PresenceValue>> = vec![None; selected.len()];
-        for (image, pairs) in by_image(&selected) {
-            let rgb = model::load_rgb(&image)?;
-            let encoded = m.predictor.encode_image(&rgb, &mut Hooks::none());
-            for pair in pairs {
-                let text = texts.get(&m, &pair.prompt)?;
-                let out = m.predictor.ground(&encoded, &text, &[], &mut Hooks::none())?;
-                let logit = host(out.presence_logit)[0];
-                let slot = selected.iter().position(|p| p.index == pair.index).expect("selected pair");
-                by_pair[slot] = Some(PresenceValue {
-                    checkpoint: spec.label.clone(),
-                    pair: pair.index,
-                    image: pair.image_raw.clone(),
-                    prompt: pair.prompt.clone(),
-                    label: pair.label,
-                    presence_logit: logit,
-                    presence_sigma: sigmoid(logit as f64),
-                });
-                progress.inc(1);
-            }
-        }
+        sweep::for_each_pair(&[&m], &selected, &[], progress, |runs| {
+            let (out, _) = runs.run(0, HookSpec::new())?;
+            let logit = host(out.presence_logit)[0];
+            let pair = runs.pair;
+            let slot = selected.iter().position(|p| p.index == pair.index).expect("selected pair");
+            by_pair[slot] = Some(PresenceValue {
+                checkpoint: spec.label.clone(),
+                pair: pair.index,
+                image: pair.image_raw.clone(),
+                prompt: pair.prompt.clone(),
+                label: pair.label,
+                presence_logit: logit,
+                presence_sigma: sigmoid(logit as f64),
+            });
+            Ok(())
+        })?;
         let row: Vec<PresenceValue> = by_pair.into_iter().map(|v| v.expect("every pair run")).collect();
         series.push(BarSeries { label: spec.label.clone(), role: None, values: row.iter().map(|v| v.presence_sigma).collect() });
         values.extend(row);

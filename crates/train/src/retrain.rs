@@ -48,9 +48,10 @@ use sam3lab_util::rng::Rng;
 use sam3lab_weights::{Checkpoint, SafetensorsWriter, TensorHeader};
 use serde::Serialize;
 
-use sam3lab_runner::inputs::{Label, Pair, Pairs, by_image, pair_image_records};
+use sam3lab_runner::inputs::{Label, Pair, Pairs, pair_image_records};
 use sam3lab_runner::manifest::{Csv, FileRecord, Manifest, num, pairs_record, write_json};
-use sam3lab_runner::model::{self, CkptSpec, Stages, TextCache};
+use sam3lab_runner::model::{self, CkptSpec};
+use sam3lab_runner::sweep;
 
 use crate::error::{Result, TrainError};
 use crate::params::{self, Globs};
@@ -415,19 +416,13 @@ pub fn capture_q0(m: &model::Loaded, pairs: &Pairs, progress: &dyn Progress) -> 
     let point = q0_point(m);
     let all: Vec<&Pair> = pairs.pairs.iter().collect();
     let mut rows: Vec<Option<Vec<f32>>> = vec![None; all.len()];
-    let mut texts = TextCache::default();
     progress.set_len(all.len() as u64);
     progress.set_message("capturing q0");
-    for (image, ps) in by_image(&all) {
-        let rgb = model::load_rgb(&image)?;
-        let enc = m.predictor.encode_image(&rgb, &mut Hooks::none());
-        for p in ps {
-            let (_, cache) =
-                model::forward(m, &rgb, &enc, &mut texts, &p.prompt, HookSpec::new().capture(&point)?, Stages::default())?;
-            rows[p.index] = Some(cache.get(&point)?.to_vec());
-            progress.inc(1);
-        }
-    }
+    sweep::for_each_pair(&[m], &all, std::slice::from_ref(&point), progress, |runs| {
+        let (_, cache) = runs.run(0, HookSpec::new().capture(&point)?)?;
+        rows[runs.pair.index] = Some(cache.get(&point)?.to_vec());
+        Ok(())
+    })?;
     Ok(rows.into_iter().map(|r| r.expect("every pair captured")).collect())
 }
 

@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use sam3lab_util::progress::Progress;
 use sam3lab_hooks::{HookSpec, ImageIdentity};
-use serde::Serialize;
+use sam3lab_eval::shard::Shard;
+use serde::{Deserialize, Serialize};
 
 use crate::{ProbeError, Result};
-use crate::inputs::{LabelFilter, Pairs, pair_image_records};
+use crate::inputs::{LabelFilter, Pairs, pair_image_records, shard_pairs};
 use crate::manifest::{Manifest, pairs_record, write_atomic, write_json};
 use crate::model::{self, CkptSpec};
 use crate::sweep;
@@ -26,16 +27,31 @@ pub struct CaptureRequest {
     pub pairs: Pairs,
     pub points: Vec<String>,
     pub label: LabelFilter,
+    /// Run only this shard's images (see [`crate::inputs::shard_pairs`]); `OUT/shard.json` records it
+    /// and [`merge`] puts N shards back together.
+    pub shard: Option<Shard>,
     pub seed: u64,
     pub device: Device,
 }
 
-#[derive(Serialize)]
-struct ListEntry<'a> {
+#[derive(Serialize, Deserialize)]
+struct ListEntry {
     path: String,
-    label: &'a str,
+    label: String,
     pair: usize,
 }
+
+/// What a shard of a capture run holds (`OUT/shard.json`); its `manifest.json` is the whole run's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CaptureShard {
+    pub format: String,
+    pub shard: Shard,
+    /// The pair indices this shard captured.
+    pub pairs: Vec<usize>,
+}
+
+/// The `format` of `OUT/shard.json`.
+pub const CAPTURE_SHARD_FORMAT: &str = "sam3lab capture shard 1";
 
 /// Capture every selected pair under every checkpoint into `out`; returns the manifest written.
 pub fn run(req: &CaptureRequest, out: &Path, progress: &dyn Progress) -> Result<Manifest> {
@@ -43,7 +59,11 @@ pub fn run(req: &CaptureRequest, out: &Path, progress: &dyn Progress) -> Result<
         return Err(ProbeError::Usage("give at least one --ckpt LABEL=CKPT".into()));
     }
     let selected = req.pairs.select(req.label)?;
-    progress.set_len((selected.len() * req.checkpoints.len()) as u64);
+    let mine = match req.shard {
+        Some(s) => shard_pairs(&selected, s),
+        None => selected.clone(),
+    };
+    progress.set_len((mine.len() * req.checkpoints.len()) as u64);
     let mut manifest = Manifest::new("sam3lab probe capture", req.seed);
     let mut records = Vec::new();
     let mut points = Vec::new();
@@ -60,11 +80,10 @@ pub fn run(req: &CaptureRequest, out: &Path, progress: &dyn Progress) -> Result<
         }
         records.push(m.record.clone());
         let dir = out.join(&spec.label);
-        let mut list = String::new();
         let mut entries = Vec::new();
         // Each image is hashed once for the caches' identity.
         let mut identities: std::collections::HashMap<std::path::PathBuf, ImageIdentity> = std::collections::HashMap::new();
-        sweep::for_each_pair(&[&m], &selected, &points, progress, |runs| {
+        sweep::for_each_pair(&[&m], &mine, &points, progress, |runs| {
             let pair = runs.pair;
             let identity = match identities.get(&pair.image) {
                 Some(i) => i.clone(),
@@ -95,14 +114,11 @@ pub fn run(req: &CaptureRequest, out: &Path, progress: &dyn Progress) -> Result<
             extra.insert("pairs_file".into(), req.pairs.path.display().to_string().into());
             let name = format!("pair_{:05}.safetensors", pair.index);
             cache.save(&dir.join(&name))?;
-            entries.push((pair.index, ListEntry { path: name, label: pair.label.as_str(), pair: pair.index }));
+            entries.push((pair.index, ListEntry { path: name, label: pair.label.as_str().into(), pair: pair.index }));
             Ok(())
         })?;
         entries.sort_by_key(|(i, _)| *i);
-        for (_, e) in entries {
-            list += &serde_json::to_string(&e).expect("list entry serialises");
-            list.push('\n');
-        }
+        let list = list_jsonl(entries.into_iter().map(|(_, e)| e));
         write_atomic(&dir.join("list.jsonl"), list.as_bytes())?;
     }
     manifest.checkpoints = records;
@@ -114,5 +130,83 @@ pub fn run(req: &CaptureRequest, out: &Path, progress: &dyn Progress) -> Result<
         "one cache per (checkpoint, pair): OUT/LABEL/pair_NNNNN.safetensors, batch 1, extra.pair = 0-based pair index, extra.label = pos|neg".into(),
     ];
     write_json(&out.join("manifest.json"), &manifest)?;
+    if let Some(shard) = req.shard {
+        let s = CaptureShard { format: CAPTURE_SHARD_FORMAT.into(), shard, pairs: mine.iter().map(|p| p.index).collect() };
+        write_json(&out.join("shard.json"), &s)?;
+    }
     Ok(manifest)
+}
+
+fn list_jsonl(entries: impl Iterator<Item = ListEntry>) -> String {
+    let mut list = String::new();
+    for e in entries {
+        list += &serde_json::to_string(&e).expect("list entry serialises");
+        list.push('\n');
+    }
+    list
+}
+
+/// Put the N shard directories of one capture run (any order) back together in `out`: the shards
+/// must carry the same manifest (checkpoints, points, pair file, images, options) and every K once.
+/// Every cache file is copied, and each label's `list.jsonl` and `manifest.json` are written as the
+/// unsharded run writes them, byte for byte. Returns the number of caches.
+pub fn merge(shards: &[PathBuf], out: &Path) -> Result<usize> {
+    let read = |p: &Path| -> Result<String> { std::fs::read_to_string(p).map_err(|e| ProbeError::io(p, e)) };
+    let mut parts: Vec<(CaptureShard, String, &PathBuf)> = Vec::new();
+    for d in shards {
+        let f = d.join("shard.json");
+        let s: CaptureShard = serde_json::from_str(&read(&f)?)
+            .map_err(|e| ProbeError::input(&f, None, format!("not a capture shard: {e}")))?;
+        if s.format != CAPTURE_SHARD_FORMAT {
+            return Err(ProbeError::input(&f, None, format!("format `{}`, expected `{CAPTURE_SHARD_FORMAT}`", s.format)));
+        }
+        parts.push((s, read(&d.join("manifest.json"))?, d));
+    }
+    let Some((first, manifest_text, _)) = parts.first().cloned() else {
+        return Err(ProbeError::Usage("no capture shards given".into()));
+    };
+    let n = first.shard.n;
+    for (s, m, d) in &parts {
+        if s.shard.n != n || *m != manifest_text {
+            return Err(ProbeError::Usage(format!(
+                "{}: shard {}/{} is not from the same run as shard {}/{} (shard count or manifest differ)",
+                d.display(),
+                s.shard.k,
+                s.shard.n,
+                first.shard.k,
+                first.shard.n
+            )));
+        }
+    }
+    parts.sort_by_key(|(s, _, _)| s.shard.k);
+    let ks: Vec<usize> = parts.iter().map(|(s, _, _)| s.shard.k).collect();
+    if ks != (0..n).collect::<Vec<_>>() {
+        return Err(ProbeError::Usage(format!("capture shards of N = {n}: have K = {ks:?}, need each of 0..{n} once")));
+    }
+    let manifest: Manifest = serde_json::from_str(&manifest_text)
+        .map_err(|e| ProbeError::input(&parts[0].2.join("manifest.json"), None, e.to_string()))?;
+    let mut count = 0;
+    for c in &manifest.checkpoints {
+        let mut entries: Vec<ListEntry> = Vec::new();
+        for (_, _, d) in &parts {
+            let dir = d.join(&c.label);
+            let list = dir.join("list.jsonl");
+            for (i, line) in read(&list)?.lines().enumerate() {
+                let e: ListEntry = serde_json::from_str(line).map_err(|e| ProbeError::input(&list, Some(i + 1), e.to_string()))?;
+                for f in [e.path.clone(), e.path.replace(".safetensors", ".json")] {
+                    let src = dir.join(&f);
+                    if src.exists() || f == e.path {
+                        let bytes = std::fs::read(&src).map_err(|e| ProbeError::io(&src, e))?;
+                        write_atomic(&out.join(&c.label).join(&f), &bytes)?;
+                    }
+                }
+                entries.push(e);
+                count += 1;
+            }
+        }
+        entries.sort_by_key(|e| e.pair);
+        write_atomic(&out.join(&c.label).join("list.jsonl"), list_jsonl(entries.into_iter()).as_bytes())?;
+    }
+    write_atomic(&out.join("manifest.json"), manifest_text.as_bytes())?;
+    Ok(count)
 }

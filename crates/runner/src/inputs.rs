@@ -300,6 +300,18 @@ pub fn by_image<'a>(pairs: &[&'a Pair]) -> Vec<(PathBuf, Vec<&'a Pair>)> {
     out
 }
 
+/// The pairs of shard `shard`: those whose image is the g-th distinct image (in order of first
+/// appearance, as [`by_image`] groups them) with g ≡ K (mod N), in their original order. Each
+/// image goes to exactly one shard with all its pairs, so it is still encoded once per checkpoint.
+pub fn shard_pairs<'a>(pairs: &[&'a Pair], shard: sam3lab_eval::shard::Shard) -> Vec<&'a Pair> {
+    let groups = by_image(pairs);
+    pairs
+        .iter()
+        .copied()
+        .filter(|p| groups.iter().position(|(img, _)| *img == p.image).is_some_and(|g| shard.owns(g)))
+        .collect()
+}
+
 /// Image records (path + sha256) of the distinct images of some pairs, in first-appearance order.
 pub fn pair_image_records(pairs: &[&Pair]) -> Result<Vec<FileRecord>> {
     by_image(pairs).iter().map(|(p, _)| file_record(p)).collect()

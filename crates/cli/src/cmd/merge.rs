@@ -1,19 +1,20 @@
 //! `sam3lab merge`: put the shards of a split run back together, checking that they come from one
-//! run, into exactly what the unsharded run writes: `eval predict --shard K/N` (shard files) and
-//! `probe drift --shard K/N` (shard directories, or their `drift_shard.json`).
+//! run, into exactly what the unsharded run writes: `eval predict --shard K/N` (shard files),
+//! `probe drift --shard K/N` (shard directories, or their `drift_shard.json`) and `probe capture
+//! --shard K/N` (shard directories with `shard.json`).
 
 use std::path::{Path, PathBuf};
 
-use sam3lab_probes::drift;
+use sam3lab_probes::{capture, drift};
 
 #[derive(clap::Args)]
 pub struct Args {
     /// The merged output: for `eval predict` shards the COCO results file (its `.meta.json` is
-    /// written beside it); for `probe drift` shards the output directory.
+    /// written beside it); for `probe drift` and `probe capture` shards the output directory.
     #[arg(long, value_name = "FILE|DIR")]
     out: PathBuf,
     /// The shards, in any order: `eval predict` shard files (each with its `.meta.json`), or
-    /// `probe drift --shard` output directories (or their drift_shard.json).
+    /// `probe drift --shard` / `probe capture --shard` output directories.
     #[arg(required = true, value_name = "SHARD")]
     shards: Vec<PathBuf>,
 }
@@ -28,6 +29,16 @@ fn drift_shard_file(p: &Path) -> Option<PathBuf> {
 }
 
 pub fn run(a: Args) -> anyhow::Result<u8> {
+    let capture_dirs = a.shards.iter().filter(|p| p.join("shard.json").is_file()).count();
+    if capture_dirs > 0 {
+        if let Some(p) = a.shards.iter().find(|p| !p.join("shard.json").is_file()) {
+            anyhow::bail!("{}: not a capture shard (no shard.json), but other shards given are", p.display());
+        }
+        super::check_out_dir("--out", &a.out)?;
+        let n = capture::merge(&a.shards, &a.out)?;
+        println!("merged {} capture shards: {n} caches → {} (+ manifest.json, LABEL/list.jsonl)", a.shards.len(), a.out.display());
+        return Ok(0);
+    }
     let drift_files: Vec<Option<PathBuf>> = a.shards.iter().map(|p| drift_shard_file(p)).collect();
     if drift_files.iter().any(Option::is_some) {
         if let Some(i) = drift_files.iter().position(Option::is_none) {

@@ -298,6 +298,11 @@ struct CaptureArgs {
     /// Which pairs: neg, pos or all.
     #[arg(long, default_value = "all")]
     label: String,
+    /// Capture only the pairs of images K, K+N, K+2N, … (0-based, in order of first appearance) and
+    /// write OUT/shard.json; `sam3lab merge --out DIR SHARD_DIR…` then writes what the unsharded run
+    /// writes, byte for byte.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<sam3lab_eval::shard::Shard>,
     #[command(flatten)]
     common: Common,
 }
@@ -642,12 +647,24 @@ fn run_capture(a: CaptureArgs) -> anyhow::Result<u8> {
         pairs: inputs::read_pairs(&a.pairs)?,
         points: split_list(&a.points),
         label: inputs::LabelFilter::parse(&a.label).context("--label")?,
+        shard: a.shard,
         seed: a.common.seed,
         device: a.common.device()?,
     };
     let pb = bar("capture");
     let m = capture::run(&req, &a.common.out, &pb)?;
     pb.finish_and_clear();
+    if let Some(sh) = a.shard {
+        println!(
+            "shard {}/{} of {} pairs → {} (merge the {} shards with `sam3lab merge --out DIR SHARD_DIR…`)",
+            sh.k,
+            sh.n,
+            m.pairs.as_ref().map(|p| p.used).unwrap_or(0),
+            a.common.out.display(),
+            sh.n
+        );
+        return Ok(0);
+    }
     for c in &m.checkpoints {
         println!("{}: {} caches in {}/{}", c.label, m.pairs.as_ref().map(|p| p.used).unwrap_or(0), a.common.out.display(), c.label);
     }

@@ -286,13 +286,18 @@ fn profile_heads(
     lap("geometry", &mut out);
     let prompt = Tensor::cat(vec![txt.feats.clone(), geo], 1);
     let pm = Tensor::cat(vec![txt.padding_mask.clone(), gm], 1);
-    let memory = model.transformer.encoder.forward(x, &pos, &prompt, &pm, &mut h);
+    let off = sam3lab_model::nn::DropRate::OFF;
+    let fusion = sam3lab_model::fusion::FusionInput { pos: &pos, prompt: &prompt, prompt_mask: &pm, dropout: off };
+    let memory = model.transformer.encoder.forward(x, &fusion, &mut h);
     sync(&memory);
     lap("fusion", &mut out);
     let dec = model
         .transformer
         .decoder
-        .forward(&memory, &pos, (hh, ww), &prompt, &pm, false, sam3lab_model::nn::DropRate::OFF, &mut h);
+        .forward(
+            &sam3lab_model::decoder::DecoderInput { memory: &memory, pos: &pos, hw: (hh, ww), prompt: &prompt, prompt_mask: &pm, dac: false, dropout: off },
+            &mut h,
+        );
     sync(dec.hs.last().unwrap());
     lap("decoder", &mut out);
     let g = model.dot_prod_scoring.prompt_vector(&prompt, &pm, &mut h);
@@ -301,12 +306,8 @@ fn profile_heads(
     let seg = &model.segmentation_head;
     let ca = seg.cross_attend_prompt.forward(
         "p",
-        seg.cross_attn_norm.forward(memory.clone()),
-        prompt.clone(),
-        prompt.clone(),
-        Some(pm.clone()),
-        None,
-        false,
+        sam3lab_model::nn::AttnInput::new(seg.cross_attn_norm.forward(memory.clone()), prompt.clone(), prompt.clone())
+            .key_padding_mask(Some(pm.clone())),
         &mut h,
     );
     let mut prev = (memory + ca).swap_dims(1, 2).reshape([b, d, hh, ww]);

@@ -37,7 +37,7 @@ use sam3lab_hooks::Hooks;
 
 use crate::Sam3Config;
 use crate::nn::box_embed::gen_sineembed_for_position;
-use crate::nn::{DropRate, Mlp, MultiheadAttention, layer_norm, linear};
+use crate::nn::{AttnInput, DropRate, Mlp, MultiheadAttention, layer_norm, linear};
 
 /// One post-norm decoder layer under torch names.
 #[derive(Module, Debug)]
@@ -69,22 +69,9 @@ impl DecoderLayer {
         }
     }
 
-    /// `x` `(B, 1+Q, d)` (row 0 = presence), `qp` `(B, 1+Q, d)` (row 0 zero), `bias` `(B, H, 1+Q, HW)`.
-    #[allow(clippy::too_many_arguments)]
-    fn forward(
-        &self,
-        i: usize,
-        x: Tensor<3>,
-        qp: &Tensor<3>,
-        prompt: &Tensor<3>,
-        prompt_mask: &Tensor<2, Bool>,
-        memory: &Tensor<3>,
-        memory_k: &Tensor<3>,
-        bias: Tensor<4>,
-        dac: bool,
-        drop: DropRate,
-        hooks: &mut Hooks,
-    ) -> Tensor<3> {
+    /// `x` `(B, 1+Q, d)` (row 0 = presence) through layer `i` with `inp` (see [`LayerInputs`]).
+    fn forward(&self, i: usize, x: Tensor<3>, inp: LayerInputs<'_>, hooks: &mut Hooks) -> Tensor<3> {
+        let LayerInputs { qp, prompt, prompt_mask, memory, memory_k, bias, dac, drop } = inp;
         // DAC: self-attention over [presence; o2o] only; the o2m half rejoins before norm2.
         let [b, n, d] = x.dims();
         let n_sa = if dac { 1 + (n - 1) / 2 } else { n };
@@ -94,15 +81,9 @@ impl DecoderLayer {
             (x.clone(), qp.clone())
         };
         let q = xs.clone() + qps;
-        let sa = self.self_attn.forward_drop(
+        let sa = self.self_attn.forward(
             &crate::nn::hook_name(hooks, || format!("decoder.layers.{i}.self_attn")),
-            q.clone(),
-            q,
-            xs.clone(),
-            None,
-            None,
-            false,
-            drop,
+            AttnInput::new(q.clone(), q, xs.clone()).dropout(drop),
             hooks,
         );
         let sa = drop.apply(sa);
@@ -113,27 +94,17 @@ impl DecoderLayer {
         };
         debug_assert_eq!(x.dims()[2], d);
         let x = self.norm2.forward(x);
-        let ct = self.ca_text.forward_drop(
+        let ct = self.ca_text.forward(
             &crate::nn::hook_name(hooks, || format!("decoder.layers.{i}.ca_text")),
-            x.clone() + qp.clone(),
-            prompt.clone(),
-            prompt.clone(),
-            Some(prompt_mask.clone()),
-            None,
-            false,
-            drop,
+            AttnInput::new(x.clone() + qp.clone(), prompt.clone(), prompt.clone())
+                .key_padding_mask(Some(prompt_mask.clone()))
+                .dropout(drop),
             hooks,
         );
         let x = self.catext_norm.forward(x + drop.apply(ct));
-        let ci = self.cross_attn.forward_drop(
+        let ci = self.cross_attn.forward(
             &crate::nn::hook_name(hooks, || format!("decoder.layers.{i}.ca_image")),
-            x.clone() + qp.clone(),
-            memory_k.clone(),
-            memory.clone(),
-            None,
-            Some(bias),
-            false,
-            drop,
+            AttnInput::new(x.clone() + qp.clone(), memory_k.clone(), memory.clone()).bias(Some(bias)).dropout(drop),
             hooks,
         );
         let x = self.norm1.forward(x + drop.apply(ci));
@@ -141,6 +112,36 @@ impl DecoderLayer {
         let f = hooks.tap(|| format!("decoder.layers.{i}.ffn.out"), f);
         self.norm3.forward(x + drop.apply(f))
     }
+}
+
+/// What one decoder layer reads besides its tokens.
+struct LayerInputs<'a> {
+    /// Query position `(B, 1+Q, d)`, row 0 (the presence token) zero.
+    qp: &'a Tensor<3>,
+    /// The prompt `(B, P, d)` and its mask (true = padding).
+    prompt: &'a Tensor<3>,
+    prompt_mask: &'a Tensor<2, Bool>,
+    /// The fusion memory `(B, HW, d)` (values) and memory + position (keys).
+    memory: &'a Tensor<3>,
+    memory_k: &'a Tensor<3>,
+    /// boxRPB `(B, H, 1+Q, HW)`, row 0 zero.
+    bias: Tensor<4>,
+    /// Train mode's one-to-many half (see the module docs).
+    dac: bool,
+    drop: DropRate,
+}
+
+/// The decoder's inputs: `memory`/`pos` `(B, HW, d)` over an `hw` grid, `prompt` `(B, P, d)` with its
+/// mask (true = padding); `dac` = train mode's one-to-many half (2Q queries, see the module docs);
+/// `dropout` the train-mode dropout of every layer ([`DropRate::OFF`] in eval mode).
+pub struct DecoderInput<'a> {
+    pub memory: &'a Tensor<3>,
+    pub pos: &'a Tensor<3>,
+    pub hw: (usize, usize),
+    pub prompt: &'a Tensor<3>,
+    pub prompt_mask: &'a Tensor<2, Bool>,
+    pub dac: bool,
+    pub dropout: DropRate,
 }
 
 /// `transformer.decoder.*` under torch names.
@@ -191,21 +192,9 @@ impl Decoder {
         }
     }
 
-    /// Run all layers. `memory`/`pos` `(B, HW, d)` over an `hw` grid; `prompt` `(B, P, d)` with its
-    /// mask. `dac` = train mode's one-to-many half (2Q queries, see the module docs); `drop` the
-    /// train-mode dropout of every layer ([`DropRate::OFF`] in eval mode).
-    #[allow(clippy::too_many_arguments)]
-    pub fn forward(
-        &self,
-        memory: &Tensor<3>,
-        pos: &Tensor<3>,
-        hw: (usize, usize),
-        prompt: &Tensor<3>,
-        prompt_mask: &Tensor<2, Bool>,
-        dac: bool,
-        drop: DropRate,
-        hooks: &mut Hooks,
-    ) -> DecoderOutput {
+    /// Run all layers over `input` ([`DecoderInput`]).
+    pub fn forward(&self, input: &DecoderInput<'_>, hooks: &mut Hooks) -> DecoderOutput {
+        let &DecoderInput { memory, pos, hw, prompt, prompt_mask, dac, dropout: drop } = input;
         let [b, _, d] = memory.dims();
         let q0 = self.query_embed.weight.dims()[0];
         let reps = if dac { 2 } else { 1 };
@@ -247,7 +236,8 @@ impl Decoder {
             let qpf = Tensor::cat(vec![zeros_qp.clone(), qp], 1);
             let x = Tensor::cat(vec![pres, tgt], 1);
 
-            let x = layer.forward(i, x, &qpf, prompt, prompt_mask, memory, &memory_k, bias, dac, drop, hooks);
+            let inp = LayerInputs { qp: &qpf, prompt, prompt_mask, memory, memory_k: &memory_k, bias, dac, drop };
+            let x = layer.forward(i, x, inp, hooks);
             let x = hooks.tap(|| format!("decoder.layers.{i}.out"), x);
             let q0 = x.clone().slice([0..b, 0..1]).reshape([b, d]);
             let q0 = hooks.tap(|| format!("decoder.layers.{i}.q0"), q0);

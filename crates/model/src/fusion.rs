@@ -15,7 +15,7 @@ use burn::tensor::activation::relu;
 use sam3lab_hooks::Hooks;
 
 use crate::Sam3Config;
-use crate::nn::{DropRate, MultiheadAttention, layer_norm, linear};
+use crate::nn::{AttnInput, DropRate, MultiheadAttention, layer_norm, linear};
 
 /// Reference `TransformerEncoderLayer` (pre-norm path) under its torch field names.
 #[derive(Module, Debug)]
@@ -69,15 +69,9 @@ impl EncoderLayer {
             Some(p) => a.clone() + p.clone(),
             None => a.clone(),
         };
-        let sa = self.self_attn.forward_drop(
+        let sa = self.self_attn.forward(
             &crate::nn::hook_name(hooks, || format!("{name}.self_attn")),
-            qk.clone(),
-            qk,
-            a,
-            inp.self_kpm.cloned(),
-            None,
-            false,
-            drop,
+            AttnInput::new(qk.clone(), qk, a).key_padding_mask(inp.self_kpm.cloned()).dropout(drop),
             hooks,
         );
         let x = x + drop.apply(sa);
@@ -86,15 +80,9 @@ impl EncoderLayer {
             Some(p) => inp.memory.clone() + p.clone(),
             None => inp.memory.clone(),
         };
-        let ca = self.cross_attn_image.forward_drop(
+        let ca = self.cross_attn_image.forward(
             &crate::nn::hook_name(hooks, || format!("{name}.cross_attn")),
-            b,
-            k,
-            inp.memory.clone(),
-            inp.memory_kpm.cloned(),
-            None,
-            false,
-            drop,
+            AttnInput::new(b, k, inp.memory.clone()).key_padding_mask(inp.memory_kpm.cloned()).dropout(drop),
             hooks,
         );
         let x = x + drop.apply(ca);
@@ -103,6 +91,16 @@ impl EncoderLayer {
         let f = hooks.tap(|| format!("{name}.ffn.out"), f);
         x + drop.apply(f)
     }
+}
+
+/// What the fusion encoder reads besides the image tokens: `pos` their sine map `(B, HW, d)`,
+/// `prompt` `(B, P, d)` with `prompt_mask` `(B, P)` (true = padding), and the train-mode dropout of
+/// every layer (see [`EncoderLayer::forward`]; [`DropRate::OFF`] in eval mode).
+pub struct FusionInput<'a> {
+    pub pos: &'a Tensor<3>,
+    pub prompt: &'a Tensor<3>,
+    pub prompt_mask: &'a Tensor<2, Bool>,
+    pub dropout: DropRate,
 }
 
 /// `transformer.encoder`: image tokens attend to themselves (with position) and to the prompt.
@@ -121,29 +119,10 @@ impl FusionEncoder {
         }
     }
 
-    /// `img` `(B, HW, d)` (the 1× level, row-major), `pos` its sine map `(B, HW, d)`, `prompt` `(B, P, d)`
-    /// with `prompt_mask` `(B, P)` (true = padding) → memory `(B, HW, d)`.
-    pub fn forward(
-        &self,
-        img: Tensor<3>,
-        pos: &Tensor<3>,
-        prompt: &Tensor<3>,
-        prompt_mask: &Tensor<2, Bool>,
-        hooks: &mut Hooks,
-    ) -> Tensor<3> {
-        self.forward_drop(img, pos, prompt, prompt_mask, DropRate::OFF, hooks)
-    }
-
-    /// [`Self::forward`] with train-mode dropout `drop` in every layer (see [`EncoderLayer::forward`]).
-    pub fn forward_drop(
-        &self,
-        img: Tensor<3>,
-        pos: &Tensor<3>,
-        prompt: &Tensor<3>,
-        prompt_mask: &Tensor<2, Bool>,
-        drop: DropRate,
-        hooks: &mut Hooks,
-    ) -> Tensor<3> {
+    /// `img` `(B, HW, d)` (the 1× level, row-major) through every layer with `input`
+    /// ([`FusionInput`]) → memory `(B, HW, d)`.
+    pub fn forward(&self, img: Tensor<3>, input: &FusionInput<'_>, hooks: &mut Hooks) -> Tensor<3> {
+        let &FusionInput { pos, prompt, prompt_mask, dropout: drop } = input;
         let inp = LayerInputs {
             self_pos: Some(pos),
             self_kpm: None,

@@ -12,8 +12,8 @@ use burn::tensor::{Bool, Int, TensorData};
 use burn::tensor::activation::sigmoid;
 use sam3lab_hooks::Hooks;
 
-use crate::decoder::{Decoder, DecoderOutput, cxcywh_to_xyxy};
-use crate::fusion::FusionEncoder;
+use crate::decoder::{Decoder, DecoderInput, DecoderOutput, cxcywh_to_xyxy};
+use crate::fusion::{FusionEncoder, FusionInput};
 use crate::geometry::GeometryPrompt;
 use crate::nn::DropRate;
 use crate::sam3::Sam3;
@@ -214,14 +214,18 @@ impl Sam3 {
             Tensor::cat(vec![text.padding_mask.clone(), geo_mask], 1),
         );
 
-        let memory = self
-            .transformer
-            .encoder
-            .forward_drop(img, &pos, &prompt, &prompt_mask, rate(cfg.fusion.dropout), hooks);
-        let dec = self
-            .transformer
-            .decoder
-            .forward(&memory, &pos, (h, w), &prompt, &prompt_mask, dac, rate(cfg.decoder.dropout), hooks);
+        let fusion = FusionInput { pos: &pos, prompt: &prompt, prompt_mask: &prompt_mask, dropout: rate(cfg.fusion.dropout) };
+        let memory = self.transformer.encoder.forward(img, &fusion, hooks);
+        let decoder = DecoderInput {
+            memory: &memory,
+            pos: &pos,
+            hw: (h, w),
+            prompt: &prompt,
+            prompt_mask: &prompt_mask,
+            dac,
+            dropout: rate(cfg.decoder.dropout),
+        };
+        let dec = self.transformer.decoder.forward(&decoder, hooks);
         let g = self
             .dot_prod_scoring
             .prompt_vector_drop(&prompt, &prompt_mask, rate(cfg.scoring.dropout), hooks);

@@ -20,7 +20,7 @@ use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use sam3lab_hooks::Hooks;
 
 use crate::Sam3Config;
-use crate::nn::{Mlp, MultiheadAttention, layer_norm};
+use crate::nn::{AttnInput, Mlp, MultiheadAttention, layer_norm};
 
 #[derive(Module, Debug)]
 pub struct PixelDecoder {
@@ -98,12 +98,8 @@ impl SegmentationHead {
         debug_assert_eq!(h * w, hw);
         let ca = self.cross_attend_prompt.forward(
             "seg.prompt_cross_attn",
-            self.cross_attn_norm.forward(memory.clone()),
-            prompt.clone(),
-            prompt.clone(),
-            Some(prompt_mask.clone()),
-            None,
-            false,
+            AttnInput::new(self.cross_attn_norm.forward(memory.clone()), prompt.clone(), prompt.clone())
+                .key_padding_mask(Some(prompt_mask.clone())),
             hooks,
         );
         let e = (memory.clone() + ca).swap_dims(1, 2).reshape([b, d, h, w]);

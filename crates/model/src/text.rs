@@ -19,7 +19,7 @@ use burn::tensor::{Bool, Int};
 use sam3lab_hooks::Hooks;
 
 use crate::config::{TEXT_PROJECTION_DIM, TextConfig};
-use crate::nn::{MultiheadAttention, layer_norm, linear};
+use crate::nn::{AttnInput, MultiheadAttention, layer_norm, linear};
 
 #[derive(Module, Debug)]
 pub struct TextMlp {
@@ -116,7 +116,7 @@ impl LanguageBackbone {
         for (i, blk) in e.transformer.resblocks.iter().enumerate() {
             let name = if hooks.is_active() { format!("text.blocks.{i}.attn") } else { String::new() };
             let y = blk.ln_1.forward(x.clone());
-            let a = blk.attn.forward(&name, y.clone(), y.clone(), y, None, None, e.causal, hooks);
+            let a = blk.attn.forward(&name, AttnInput::new(y.clone(), y.clone(), y).causal(e.causal), hooks);
             x = x + a;
             let m = blk.mlp.c_proj.forward(gelu(blk.mlp.c_fc.forward(blk.ln_2.forward(x.clone()))));
             let m = hooks.tap(|| format!("text.blocks.{i}.mlp.out"), m);

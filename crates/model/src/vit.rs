@@ -23,7 +23,7 @@ use burn::tensor::activation::gelu;
 use sam3lab_hooks::Hooks;
 
 use crate::config::VitConfig;
-use crate::nn::{DropRate, attention_core, drop_path_schedule};
+use crate::nn::{DropRate, HeadsInput, OutProjection, attention_core, drop_path_schedule};
 
 #[derive(Module, Debug)]
 pub struct PatchEmbed {
@@ -271,7 +271,8 @@ impl VitAttention {
         let q = qk.clone().slice([0..1]).reshape([bw, h, n, hd]);
         let k = qk.slice([1..2]).reshape([bw, h, n, hd]);
         let v = qkv.slice([2..3]).reshape([bw, h, n, hd]);
-        attention_core(name, q, k, v, None, None, false, &self.proj.weight.val(), self.proj.bias.as_ref().map(|b| b.val()), DropRate::OFF, hooks)
+        let out = OutProjection { weight: self.proj.weight.val(), bias: self.proj.bias.as_ref().map(|b| b.val()) };
+        attention_core(name, HeadsInput::new(q, k, v), &out, hooks)
     }
 }
 

@@ -60,41 +60,11 @@ impl MultiheadAttention {
         burn::tensor::module::linear(x, w.transpose(), Some(b))
     }
 
-    /// Batch-first attention: `query` `(B, Lq, E)`, `key`/`value` `(B, Lk, E)`;
-    /// `key_padding_mask` `(B, Lk)` true = padding (ignored key); `attn_bias` `(B, H, Lq, Lk)` added to
-    /// the logits (the decoder's boxRPB). Taps `{name}.attn_weights`, `{name}.head.{h}` (on demand)
-    /// and `{name}.out`. Returns `(B, Lq, E)`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn forward(
-        &self,
-        name: &str,
-        query: Tensor<3>,
-        key: Tensor<3>,
-        value: Tensor<3>,
-        key_padding_mask: Option<Tensor<2, Bool>>,
-        attn_bias: Option<Tensor<4>>,
-        causal: bool,
-        hooks: &mut Hooks,
-    ) -> Tensor<3> {
-        self.forward_drop(name, query, key, value, key_padding_mask, attn_bias, causal, DropRate::OFF, hooks)
-    }
-
-    /// [`Self::forward`] with train-mode dropout `drop` on the attention weights (torch
-    /// `nn.MultiheadAttention(dropout=p)`: after the softmax, before the weighted sum of values).
-    #[allow(clippy::too_many_arguments)]
-    pub fn forward_drop(
-        &self,
-        name: &str,
-        query: Tensor<3>,
-        key: Tensor<3>,
-        value: Tensor<3>,
-        key_padding_mask: Option<Tensor<2, Bool>>,
-        attn_bias: Option<Tensor<4>>,
-        causal: bool,
-        drop: DropRate,
-        hooks: &mut Hooks,
-    ) -> Tensor<3> {
+    /// Batch-first attention over `input` ([`AttnInput`]). Taps `{name}.attn_weights`,
+    /// `{name}.head.{h}` (on demand) and `{name}.out`. Returns `(B, Lq, E)`.
+    pub fn forward(&self, name: &str, input: AttnInput, hooks: &mut Hooks) -> Tensor<3> {
         let h = self.num_heads;
+        let AttnInput { query, key, value, key_padding_mask, bias, causal, dropout } = input;
         let q = split_heads(self.project(query, 0), h);
         let k = split_heads(self.project(key, 1), h);
         let v = split_heads(self.project(value, 2), h);
@@ -103,20 +73,77 @@ impl MultiheadAttention {
             let lq = q.dims()[2];
             m.reshape([b, 1, 1, lk]).expand([b, h, lq, lk])
         });
-        attention_core(
-            name,
-            q,
-            k,
-            v,
-            mask,
-            attn_bias,
-            causal,
-            &self.out_proj.weight.val(),
-            self.out_proj.bias.as_ref().map(|b| b.val()),
-            drop,
-            hooks,
-        )
+        let out = OutProjection { weight: self.out_proj.weight.val(), bias: self.out_proj.bias.as_ref().map(|b| b.val()) };
+        attention_core(name, HeadsInput { q, k, v, mask, bias, causal, dropout }, &out, hooks)
     }
+}
+
+/// One attention call's inputs, in burn's `MhaInput` style: batch-first `query` `(B, Lq, E)` and
+/// `key`/`value` `(B, Lk, E)`, with the optional parts set by the builder methods.
+pub struct AttnInput {
+    pub query: Tensor<3>,
+    pub key: Tensor<3>,
+    pub value: Tensor<3>,
+    /// `(B, Lk)`, true = padding (an ignored key).
+    pub key_padding_mask: Option<Tensor<2, Bool>>,
+    /// `(B, H, Lq, Lk)` added to the logits (the decoder's boxRPB).
+    pub bias: Option<Tensor<4>>,
+    /// Mask keys after the query (the text encoder).
+    pub causal: bool,
+    /// Train-mode dropout on the attention weights (torch `nn.MultiheadAttention(dropout=p)`: after
+    /// the softmax, before the weighted sum of values); [`DropRate::OFF`] in every eval forward.
+    pub dropout: DropRate,
+}
+
+impl AttnInput {
+    pub fn new(query: Tensor<3>, key: Tensor<3>, value: Tensor<3>) -> Self {
+        Self { query, key, value, key_padding_mask: None, bias: None, causal: false, dropout: DropRate::OFF }
+    }
+
+    pub fn key_padding_mask(mut self, mask: Option<Tensor<2, Bool>>) -> Self {
+        self.key_padding_mask = mask;
+        self
+    }
+
+    pub fn bias(mut self, bias: Option<Tensor<4>>) -> Self {
+        self.bias = bias;
+        self
+    }
+
+    pub fn causal(mut self, causal: bool) -> Self {
+        self.causal = causal;
+        self
+    }
+
+    pub fn dropout(mut self, dropout: DropRate) -> Self {
+        self.dropout = dropout;
+        self
+    }
+}
+
+/// Already-projected heads for [`attention_core`]: `q` `(B,H,Lq,d)`, `k`/`v` `(B,H,Lk,d)`; `mask`
+/// `(B,H,Lq,Lk)` true = masked; `bias` additive; `dropout` as in [`AttnInput`].
+pub struct HeadsInput {
+    pub q: Tensor<4>,
+    pub k: Tensor<4>,
+    pub v: Tensor<4>,
+    pub mask: Option<Tensor<4, Bool>>,
+    pub bias: Option<Tensor<4>>,
+    pub causal: bool,
+    pub dropout: DropRate,
+}
+
+impl HeadsInput {
+    /// Plain heads: no mask, no bias, not causal, no dropout (the ViT's attention).
+    pub fn new(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Self {
+        Self { q, k, v, mask: None, bias: None, causal: false, dropout: DropRate::OFF }
+    }
+}
+
+/// An attention's output projection in burn layout: `weight` `[H·d, E]` (`Linear::weight`), `bias`.
+pub struct OutProjection {
+    pub weight: Tensor<2>,
+    pub bias: Option<Tensor<1>>,
 }
 
 /// `(B, L, H·d)` → `(B, H, L, d)`.
@@ -133,24 +160,11 @@ pub fn merge_heads(x: Tensor<4>) -> Tensor<3> {
 
 /// Scaled dot-product attention over already-projected heads plus the output projection, with hooks.
 ///
-/// `q` `(B,H,Lq,d)`, `k`/`v` `(B,H,Lk,d)`; `mask` `(B,H,Lq,Lk)` true = masked; `bias` additive;
-/// `out_w` is the output projection in burn layout `[H·d, E]` (`Linear::weight`), `out_b` its bias.
-/// `drop` is train-mode dropout on the attention weights (after the `attn_weights` tap); when it is
-/// active the explicit path runs (burn's fused kernel has no dropout).
-#[allow(clippy::too_many_arguments)]
-pub fn attention_core(
-    name: &str,
-    q: Tensor<4>,
-    k: Tensor<4>,
-    v: Tensor<4>,
-    mask: Option<Tensor<4, Bool>>,
-    bias: Option<Tensor<4>>,
-    causal: bool,
-    out_w: &Tensor<2>,
-    out_b: Option<Tensor<1>>,
-    drop: DropRate,
-    hooks: &mut Hooks,
-) -> Tensor<3> {
+/// When `dropout` is active the explicit path runs (burn's fused kernel has no dropout); the weights
+/// are tapped before it.
+pub fn attention_core(name: &str, input: HeadsInput, out: &OutProjection, hooks: &mut Hooks) -> Tensor<3> {
+    let HeadsInput { q, k, v, mask, bias, causal, dropout: drop } = input;
+    let (out_w, out_b) = (&out.weight, out.bias.clone());
     let [_, heads, _, d] = q.dims();
     let explicit = drop.active(&q.device())
         || (hooks.is_active()

@@ -13,7 +13,7 @@ use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-pub use attention::{MultiheadAttention, attention_core};
+pub use attention::{AttnInput, HeadsInput, MultiheadAttention, OutProjection, attention_core};
 pub use dropout::{DropRate, drop_path_schedule};
 
 /// A hook-point name (or prefix) built only when a hook is active: with no hooks it is the empty

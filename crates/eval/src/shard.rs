@@ -46,6 +46,26 @@ impl Shard {
     }
 }
 
+/// Check that `shards` (each with a label for the messages, e.g. its path) are the N shards of one
+/// split: the same N, every K once. The one check every `sam3lab merge` makes, whatever it merges.
+pub fn check_complete(shards: &[(Shard, String)]) -> std::result::Result<(), String> {
+    let Some((s0, first)) = shards.first() else { return Err("no shards given".into()) };
+    let mut seen: Vec<Option<&str>> = vec![None; s0.n];
+    for (s, label) in shards {
+        if s.n != s0.n {
+            return Err(format!("{label} is a shard of {} but {first} of {}", s.n, s0.n));
+        }
+        if let Some(other) = seen[s.k] {
+            return Err(format!("shard {}/{} given twice ({other} and {label})", s.k, s.n));
+        }
+        seen[s.k] = Some(label);
+    }
+    match seen.iter().position(Option::is_none) {
+        Some(k) => Err(format!("shard {k}/{} is missing", s0.n)),
+        None => Ok(()),
+    }
+}
+
 /// What a merge wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MergeSummary {
@@ -71,8 +91,8 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<MergeSummary> {
             .map_err(|_| EvalError::invalid(format!("{}: not a shard (no \"shard\": {{k, n}}); was it written by `eval predict --shard K/N`?", mp.display())))?;
         metas.push((p.clone(), m, shard));
     }
-    let (first_path, first, s0) = &metas[0];
-    for (p, m, s) in &metas[1..] {
+    let (first_path, first, _) = &metas[0];
+    for (p, m, _) in &metas[1..] {
         for k in SAME {
             if m[k] != first[k] {
                 return Err(EvalError::invalid(format!(
@@ -84,20 +104,9 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<MergeSummary> {
                 )));
             }
         }
-        if s.n != s0.n {
-            return Err(EvalError::invalid(format!("merge: {} is a shard of {} but {} of {}", p.display(), s.n, first_path.display(), s0.n)));
-        }
     }
-    let mut seen = vec![None; s0.n];
-    for (p, _, s) in &metas {
-        if let Some(other) = &seen[s.k] {
-            return Err(EvalError::invalid(format!("merge: shard {}/{} given twice ({} and {})", s.k, s.n, other, p.display())));
-        }
-        seen[s.k] = Some(p.display().to_string());
-    }
-    if let Some(k) = seen.iter().position(Option::is_none) {
-        return Err(EvalError::invalid(format!("merge: shard {k}/{} is missing", s0.n)));
-    }
+    let labelled: Vec<(Shard, String)> = metas.iter().map(|(p, _, s)| (*s, p.display().to_string())).collect();
+    check_complete(&labelled).map_err(|e| EvalError::invalid(format!("merge: {e}")))?;
     // The entries in ground-truth order: the whole run's selection, which every shard recorded.
     let gt_path = PathBuf::from(first["gt_file"].as_str().unwrap_or_default());
     let gt_bytes = coco::read_bytes(&gt_path)?;

@@ -178,11 +178,9 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<usize> {
             )));
         }
     }
+    let labelled: Vec<(Shard, String)> = parts.iter().map(|(s, _, d)| (s.shard, d.display().to_string())).collect();
+    sam3lab_eval::shard::check_complete(&labelled).map_err(|e| ProbeError::Usage(format!("capture shards: {e}")))?;
     parts.sort_by_key(|(s, _, _)| s.shard.k);
-    let ks: Vec<usize> = parts.iter().map(|(s, _, _)| s.shard.k).collect();
-    if ks != (0..n).collect::<Vec<_>>() {
-        return Err(ProbeError::Usage(format!("capture shards of N = {n}: have K = {ks:?}, need each of 0..{n} once")));
-    }
     let manifest: Manifest = serde_json::from_str(&manifest_text)
         .map_err(|e| ProbeError::input(&parts[0].2.join("manifest.json"), None, e.to_string()))?;
     let mut count = 0;

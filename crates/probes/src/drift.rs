@@ -253,11 +253,9 @@ pub fn merge(mut shards: Vec<DriftShard>) -> Result<DriftResult> {
             return bad(format!("shard {}/{} holds images other than its own", s.shard.k, s.shard.n));
         }
     }
+    let labelled: Vec<(Shard, String)> = shards.iter().map(|s| (s.shard, format!("shard {}/{}", s.shard.k, s.shard.n))).collect();
+    sam3lab_eval::shard::check_complete(&labelled).map_err(|e| ProbeError::Usage(format!("drift shards: {e}")))?;
     shards.sort_by_key(|s| s.shard.k);
-    let ks: Vec<usize> = shards.iter().map(|s| s.shard.k).collect();
-    if ks != (0..n).collect::<Vec<_>>() {
-        return bad(format!("drift shards of N = {n}: have K = {ks:?}, need each of 0..{n} once"));
-    }
     let first = &shards[0];
     let ckpt_index = |c: &str| first.checkpoints.iter().position(|x| x == c);
     let mut pairs: Vec<(usize, usize, DriftPairValue)> = Vec::new();

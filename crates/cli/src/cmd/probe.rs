@@ -161,51 +161,46 @@ struct HeadsArgs {
     common: Common,
 }
 
+/// SOURCE → TARGET over a pair file: what `probe patch` and `probe attrib` share.
 #[derive(clap::Args)]
-struct PatchArgs {
-    /// Checkpoint the activations come from.
+struct SourceTarget {
+    /// Checkpoint the activations come from (e.g. the base).
     #[arg(long)]
     source: PathBuf,
-    /// Checkpoint patched.
+    /// Checkpoint patched (e.g. the fine-tune).
     #[arg(long)]
     target: PathBuf,
-    /// Hook points transplanted together (comma-separated or repeated; patterns allowed).
+    /// Hook points (comma-separated or repeated; patterns allowed): `patch` transplants them
+    /// together, `attrib` scores each on its own (editable points only).
     #[arg(long, value_delimiter = ',', required = true)]
     points: Vec<String>,
     /// Pair file (JSONL). A query is kept when σ(logit)·σ(presence) ≥ 0.5, the evaluator's rule
     /// (sam3lab_eval::SCORE_THRESHOLD): neg_correct means what `eval score` reports.
     #[arg(long)]
     pairs: PathBuf,
+    /// Which pairs: neg, pos or all.
+    #[arg(long, default_value = "all")]
+    label: String,
+}
+
+#[derive(clap::Args)]
+struct PatchArgs {
+    #[command(flatten)]
+    st: SourceTarget,
     /// Decoder layer of the q0-alone vs whole-output comparison (default: the last).
     #[arg(long)]
     lockstep_layer: Option<usize>,
     /// Skip the q0-alone vs whole-output comparison.
     #[arg(long, conflicts_with = "lockstep_layer")]
     no_lockstep: bool,
-    /// Which pairs: neg, pos or all.
-    #[arg(long, default_value = "all")]
-    label: String,
     #[command(flatten)]
     common: Common,
 }
 
 #[derive(clap::Args)]
 struct AttribArgs {
-    /// Checkpoint the activations would come from (e.g. the base).
-    #[arg(long)]
-    source: PathBuf,
-    /// Checkpoint whose presence logit is explained (e.g. the fine-tune); runs with autodiff.
-    #[arg(long)]
-    target: PathBuf,
-    /// Hook points scored one by one (comma-separated or repeated; patterns allowed; editable points only).
-    #[arg(long, value_delimiter = ',', required = true)]
-    points: Vec<String>,
-    /// Pair file (JSONL).
-    #[arg(long)]
-    pairs: PathBuf,
-    /// Which pairs: neg, pos or all.
-    #[arg(long, default_value = "all")]
-    label: String,
+    #[command(flatten)]
+    st: SourceTarget,
     /// Also patch every point for real (one more forward per point and pair) and report the agreement.
     #[arg(long)]
     verify: bool,
@@ -462,12 +457,12 @@ fn run_heads(a: HeadsArgs) -> anyhow::Result<u8> {
 
 fn run_attrib(a: AttribArgs) -> anyhow::Result<u8> {
     let req = attrib::AttribRequest {
-        source: CkptSpec::new("source", &a.source),
-        target: CkptSpec::new("target", &a.target),
+        source: CkptSpec::new("source", &a.st.source),
+        target: CkptSpec::new("target", &a.st.target),
         config: a.common.config.clone(),
-        pairs: inputs::read_pairs(&a.pairs)?,
-        points: split_list(&a.points),
-        label: inputs::LabelFilter::parse(&a.label).context("--label")?,
+        pairs: inputs::read_pairs(&a.st.pairs)?,
+        points: split_list(&a.st.points),
+        label: inputs::LabelFilter::parse(&a.st.label).context("--label")?,
         verify: a.verify,
         seed: a.common.seed,
         device: a.common.device()?,
@@ -504,13 +499,13 @@ fn run_patch(a: PatchArgs) -> anyhow::Result<u8> {
         (false, None) => patch::Lockstep::Last,
     };
     let req = patch::PatchRequest {
-        source: CkptSpec::new("source", &a.source),
-        target: CkptSpec::new("target", &a.target),
+        source: CkptSpec::new("source", &a.st.source),
+        target: CkptSpec::new("target", &a.st.target),
         config: a.common.config.clone(),
-        pairs: inputs::read_pairs(&a.pairs)?,
-        points: split_list(&a.points),
+        pairs: inputs::read_pairs(&a.st.pairs)?,
+        points: split_list(&a.st.points),
         lockstep,
-        label: inputs::LabelFilter::parse(&a.label).context("--label")?,
+        label: inputs::LabelFilter::parse(&a.st.label).context("--label")?,
         seed: a.common.seed,
         device: a.common.device()?,
     };

@@ -97,7 +97,7 @@ impl VisionBackbone {
     /// [`Self::forward`] with the trunk's train-mode stochastic depth (see [`Vit::forward_drop_path`]).
     pub fn forward_drop_path(&self, pixel_values: Tensor<4>, drop_path_rate: f64, hooks: &mut Hooks) -> VisionOutput {
         let device = pixel_values.device();
-        let pixel_values = hooks.tap(|| "image".into(), pixel_values);
+        let pixel_values = hooks.tap(|| point!("image"), pixel_values);
         let x = self.trunk.forward_drop_path(pixel_values, drop_path_rate, hooks);
         let kept = self.convs.len() - self.scalp;
         let mut fpn = Vec::with_capacity(kept);
@@ -105,12 +105,12 @@ impl VisionBackbone {
         for (i, level) in self.convs.iter().enumerate() {
             if i >= kept {
                 // Dropped by `scalp`: computed only for a hook.
-                if hooks.is_active() && hooks.wants(&format!("neck.fpn.{i}")) {
-                    hooks.tap(|| format!("neck.fpn.{i}"), level.forward(x.clone()));
+                if hooks.is_active() && hooks.wants(&point!("neck.fpn.{i}", i)) {
+                    hooks.tap(|| point!("neck.fpn.{i}", i), level.forward(x.clone()));
                 }
                 continue;
             }
-            let y = hooks.tap(|| format!("neck.fpn.{i}"), level.forward(x.clone()));
+            let y = hooks.tap(|| point!("neck.fpn.{i}", i), level.forward(x.clone()));
             let [_, _, h, w] = y.dims();
             pos.push(sine_pos_2d(h, w, &self.position_encoding, &device));
             fpn.push(y);

@@ -82,7 +82,7 @@ impl DecoderLayer {
         };
         let q = xs.clone() + qps;
         let sa = self.self_attn.forward(
-            &crate::nn::hook_name(hooks, || format!("decoder.layers.{i}.self_attn")),
+            &crate::nn::hook_name(hooks, || point!(prefix "decoder.layers.{i}.self_attn", i)),
             AttnInput::new(q.clone(), q, xs.clone()).dropout(drop),
             hooks,
         );
@@ -95,7 +95,7 @@ impl DecoderLayer {
         debug_assert_eq!(x.dims()[2], d);
         let x = self.norm2.forward(x);
         let ct = self.ca_text.forward(
-            &crate::nn::hook_name(hooks, || format!("decoder.layers.{i}.ca_text")),
+            &crate::nn::hook_name(hooks, || point!(prefix "decoder.layers.{i}.ca_text", i)),
             AttnInput::new(x.clone() + qp.clone(), prompt.clone(), prompt.clone())
                 .key_padding_mask(Some(prompt_mask.clone()))
                 .dropout(drop),
@@ -103,13 +103,13 @@ impl DecoderLayer {
         );
         let x = self.catext_norm.forward(x + drop.apply(ct));
         let ci = self.cross_attn.forward(
-            &crate::nn::hook_name(hooks, || format!("decoder.layers.{i}.ca_image")),
+            &crate::nn::hook_name(hooks, || point!(prefix "decoder.layers.{i}.ca_image", i)),
             AttnInput::new(x.clone() + qp.clone(), memory_k.clone(), memory.clone()).bias(Some(bias)).dropout(drop),
             hooks,
         );
         let x = self.norm1.forward(x + drop.apply(ci));
         let f = self.linear2.forward(drop.apply(relu(self.linear1.forward(x.clone()))));
-        let f = hooks.tap(|| format!("decoder.layers.{i}.ffn.out"), f);
+        let f = hooks.tap(|| point!("decoder.layers.{i}.ffn.out", i), f);
         self.norm3.forward(x + drop.apply(f))
     }
 }
@@ -218,19 +218,19 @@ impl Decoder {
         let mut refs_in = Vec::new();
         let mut means = Vec::new();
         for (i, layer) in self.layers.iter().enumerate() {
-            tgt = hooks.tap(|| format!("decoder.layers.{i}.in"), tgt);
-            pres = hooks.tap(|| format!("decoder.layers.{i}.presence_in"), pres);
-            let refb = hooks.tap(|| format!("decoder.layers.{i}.ref_boxes"), boxes.conditioning().clone());
-            if hooks.is_active() && hooks.edits(&format!("decoder.layers.{i}.ref_boxes")) {
+            tgt = hooks.tap(|| point!("decoder.layers.{i}.in", i), tgt);
+            pres = hooks.tap(|| point!("decoder.layers.{i}.presence_in", i), pres);
+            let refb = hooks.tap(|| point!("decoder.layers.{i}.ref_boxes", i), boxes.conditioning().clone());
+            if hooks.is_active() && hooks.edits(&point!("decoder.layers.{i}.ref_boxes", i)) {
                 boxes.edit(refb.clone()); // an edited reference box also feeds the box output
             }
-            if hooks.wants("decoder.ref_boxes_all") {
+            if hooks.wants(&point!("decoder.ref_boxes_all")) {
                 refs_in.push(refb.clone());
             }
             let qp = self.ref_point_head.forward(gen_sineembed_for_position(refb.clone(), d));
-            let qp = hooks.tap(|| format!("decoder.layers.{i}.query_pos"), qp);
+            let qp = hooks.tap(|| point!("decoder.layers.{i}.query_pos", i), qp);
             let rpb = self.rpb_matrix(&refb, hw);
-            let rpb = hooks.tap(|| format!("decoder.layers.{i}.rpb_bias"), rpb);
+            let rpb = hooks.tap(|| point!("decoder.layers.{i}.rpb_bias", i), rpb);
             let [_, nh, _, l] = rpb.dims();
             let bias = Tensor::cat(vec![Tensor::zeros([b, nh, 1, l], &rpb.device()), rpb], 2);
             let qpf = Tensor::cat(vec![zeros_qp.clone(), qp], 1);
@@ -238,17 +238,17 @@ impl Decoder {
 
             let inp = LayerInputs { qp: &qpf, prompt, prompt_mask, memory, memory_k: &memory_k, bias, dac, drop };
             let x = layer.forward(i, x, inp, hooks);
-            let x = hooks.tap(|| format!("decoder.layers.{i}.out"), x);
+            let x = hooks.tap(|| point!("decoder.layers.{i}.out", i), x);
             let q0 = x.clone().slice([0..b, 0..1]).reshape([b, d]);
-            let q0 = hooks.tap(|| format!("decoder.layers.{i}.q0"), q0);
+            let q0 = hooks.tap(|| point!("decoder.layers.{i}.q0", i), q0);
             let queries = hooks.tap(
-                || format!("decoder.layers.{i}.queries"),
+                || point!("decoder.layers.{i}.queries", i),
                 x.clone().slice([0..b, 1..1 + q]),
             );
             // Read-only readout of the (possibly edited) layer output, tapped after the loop.
-            if hooks.is_active() && hooks.wants(&format!("decoder.layers.{i}.mean")) {
-                let edited = hooks.edits(&format!("decoder.layers.{i}.q0"))
-                    || hooks.edits(&format!("decoder.layers.{i}.queries"));
+            if hooks.is_active() && hooks.wants(&point!("decoder.layers.{i}.mean", i)) {
+                let edited = hooks.edits(&point!("decoder.layers.{i}.q0", i))
+                    || hooks.edits(&point!("decoder.layers.{i}.queries", i));
                 let full = if edited {
                     Tensor::cat(vec![q0.clone().unsqueeze_dim(1), queries.clone()], 1)
                 } else {
@@ -260,19 +260,19 @@ impl Decoder {
             tgt = queries;
 
             let hs = hooks.tap(
-                || format!("decoder.layers.{i}.hs_normed"),
+                || point!("decoder.layers.{i}.hs_normed", i),
                 self.norm.forward(tgt.clone()),
             );
             let new_ref = boxes.refine(self.bbox_embed.forward(hs.clone()));
-            let new_ref = hooks.tap(|| format!("decoder.layers.{i}.pred_boxes"), new_ref);
-            if hooks.is_active() && hooks.edits(&format!("decoder.layers.{i}.pred_boxes")) {
+            let new_ref = hooks.tap(|| point!("decoder.layers.{i}.pred_boxes", i), new_ref);
+            if hooks.is_active() && hooks.edits(&point!("decoder.layers.{i}.pred_boxes", i)) {
                 boxes.replace_refined(new_ref.clone()); // edited refined boxes are the next layer's reference
             }
             let pl = self
                 .presence_token_head
                 .forward(self.presence_token_out_norm.forward(pres.clone()))
                 .reshape([b, 1]);
-            let pl = hooks.tap(|| format!("decoder.layers.{i}.presence_logit"), pl);
+            let pl = hooks.tap(|| point!("decoder.layers.{i}.presence_logit", i), pl);
 
             out.hs.push(hs);
             out.pred_boxes.push(new_ref);
@@ -292,15 +292,15 @@ impl Decoder {
         }
         for (i, full) in means {
             let [b, _, d] = full.dims();
-            let _ = hooks.tap(|| format!("decoder.layers.{i}.mean"), full.mean_dim(1).reshape([b, d]));
+            let _ = hooks.tap(|| point!("decoder.layers.{i}.mean", i), full.mean_dim(1).reshape([b, d]));
         }
         for (i, boxes) in out.pred_boxes.iter().enumerate() {
-            if hooks.wants(&format!("decoder.layers.{i}.pred_boxes_xyxy")) {
-                let _ = hooks.tap(|| format!("decoder.layers.{i}.pred_boxes_xyxy"), cxcywh_to_xyxy(boxes.clone()));
+            if hooks.wants(&point!("decoder.layers.{i}.pred_boxes_xyxy", i)) {
+                let _ = hooks.tap(|| point!("decoder.layers.{i}.pred_boxes_xyxy", i), cxcywh_to_xyxy(boxes.clone()));
             }
         }
         if !refs_in.is_empty() {
-            let _ = hooks.tap(|| "decoder.ref_boxes_all".into(), Tensor::stack::<4>(refs_in, 1));
+            let _ = hooks.tap(|| point!("decoder.ref_boxes_all"), Tensor::stack::<4>(refs_in, 1));
         }
     }
 

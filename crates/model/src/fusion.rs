@@ -70,7 +70,7 @@ impl EncoderLayer {
             None => a.clone(),
         };
         let sa = self.self_attn.forward(
-            &crate::nn::hook_name(hooks, || format!("{name}.self_attn")),
+            &crate::nn::hook_name(hooks, || point!(segment name, ".self_attn")),
             AttnInput::new(qk.clone(), qk, a).key_padding_mask(inp.self_kpm.cloned()).dropout(drop),
             hooks,
         );
@@ -81,14 +81,14 @@ impl EncoderLayer {
             None => inp.memory.clone(),
         };
         let ca = self.cross_attn_image.forward(
-            &crate::nn::hook_name(hooks, || format!("{name}.cross_attn")),
+            &crate::nn::hook_name(hooks, || point!(segment name, ".cross_attn")),
             AttnInput::new(b, k, inp.memory.clone()).key_padding_mask(inp.memory_kpm.cloned()).dropout(drop),
             hooks,
         );
         let x = x + drop.apply(ca);
         let c = self.norm3.forward(x.clone());
         let f = self.linear2.forward(drop.apply(relu(self.linear1.forward(c))));
-        let f = hooks.tap(|| format!("{name}.ffn.out"), f);
+        let f = hooks.tap(|| point!(suffix name, ".ffn.out"), f);
         x + drop.apply(f)
     }
 }
@@ -132,9 +132,9 @@ impl FusionEncoder {
         };
         let mut x = img;
         for (i, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(&crate::nn::hook_name(hooks, || format!("fusion.layers.{i}")), x, &inp, drop, hooks);
-            x = hooks.tap(|| format!("fusion.layers.{i}"), x);
+            x = layer.forward(&crate::nn::hook_name(hooks, || point!(prefix "fusion.layers.{i}", i)), x, &inp, drop, hooks);
+            x = hooks.tap(|| point!("fusion.layers.{i}", i), x);
         }
-        hooks.tap(|| "fusion.memory".to_string(), x)
+        hooks.tap(|| point!("fusion.memory"), x)
     }
 }

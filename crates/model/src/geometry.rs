@@ -162,7 +162,7 @@ impl GeometryEncoder {
         let mask = Tensor::<2, Bool>::from_data(TensorData::new(vec![false; b * s], [b, s]), &device);
 
         let x = self.norm.forward(self.final_proj.forward(embeds));
-        let mut x = hooks.tap(|| "geometry.tokens_in".into(), x);
+        let mut x = hooks.tap(|| point!("geometry.tokens_in"), x);
         // No padding anywhere (same prompt for every image): the masks would not change a value.
         let inp = LayerInputs {
             self_pos: None,
@@ -172,11 +172,11 @@ impl GeometryEncoder {
             memory_kpm: None,
         };
         for (i, layer) in self.encode.iter().enumerate() {
-            x = layer.forward(&crate::nn::hook_name(hooks, || format!("geometry.layers.{i}")), x, &inp, drop, hooks);
-            x = hooks.tap(|| format!("geometry.layers.{i}"), x);
+            x = layer.forward(&crate::nn::hook_name(hooks, || point!(prefix "geometry.layers.{i}", i)), x, &inp, drop, hooks);
+            x = hooks.tap(|| point!("geometry.layers.{i}", i), x);
         }
-        let x = hooks.tap(|| "geometry.out".into(), self.encode_norm.forward(x));
-        let mask = crate::heads::tap_mask(hooks, "geometry.padding_mask", mask);
+        let x = hooks.tap(|| point!("geometry.out"), self.encode_norm.forward(x));
+        let mask = crate::heads::tap_mask(hooks, &point!("geometry.padding_mask"), mask);
         Ok((x, mask))
     }
 

@@ -199,7 +199,7 @@ impl Sam3 {
             .expand([b, d, h, w])
             .reshape([b, d, h * w])
             .swap_dims(1, 2);
-        let pos = hooks.tap(|| "fusion.pos_embed".into(), pos);
+        let pos = hooks.tap(|| point!("fusion.pos_embed"), pos);
         // Train mode's dropout (acting only on an autodiff device); eval mode has none.
         let rate = |p: f64| if dac { DropRate::new(p) } else { DropRate::OFF };
 
@@ -207,10 +207,10 @@ impl Sam3 {
         let (geo, geo_mask) = self
             .geometry_encoder
             .forward(geometry, &img, &pos, (h, w), cfg, rate(cfg.geometry.dropout), hooks)?;
-        let prompt = hooks.tap(|| "prompt.feats".into(), Tensor::cat(vec![text.feats.clone(), geo], 1));
+        let prompt = hooks.tap(|| point!("prompt.feats"), Tensor::cat(vec![text.feats.clone(), geo], 1));
         let prompt_mask = tap_mask(
             hooks,
-            "prompt.padding_mask",
+            &point!("prompt.padding_mask"),
             Tensor::cat(vec![text.padding_mask.clone(), geo_mask], 1),
         );
 
@@ -260,33 +260,33 @@ impl Sam3 {
         let mut pred_logits = None;
         for (i, hs) in dec.hs.iter().enumerate() {
             // Only the last layer's logits feed the outputs; earlier ones only when a hook wants them.
-            if i + 1 == n || (hooks.is_active() && hooks.wants(&format!("decoder.layers.{i}.pred_logits"))) {
+            if i + 1 == n || (hooks.is_active() && hooks.wants(&point!("decoder.layers.{i}.pred_logits", i))) {
                 let l = self.dot_prod_scoring.logits(hs.clone(), &g);
-                let l = hooks.tap(|| format!("decoder.layers.{i}.pred_logits"), l);
+                let l = hooks.tap(|| point!("decoder.layers.{i}.pred_logits", i), l);
                 if i + 1 == n {
                     pred_logits = Some(l);
                 }
             }
         }
         let pred_logits = hooks.tap(
-            || "pred_logits".into(),
+            || point!("pred_logits"),
             pred_logits.expect("at least one decoder layer"),
         );
-        let pred_boxes = hooks.tap(|| "pred_boxes".into(), dec.pred_boxes[n - 1].clone());
-        let pred_boxes_xyxy = hooks.tap(|| "pred_boxes_xyxy".into(), cxcywh_to_xyxy(pred_boxes.clone()));
-        let presence_logit = hooks.tap(|| "presence_logit".into(), dec.presence_logits[n - 1].clone());
+        let pred_boxes = hooks.tap(|| point!("pred_boxes"), dec.pred_boxes[n - 1].clone());
+        let pred_boxes_xyxy = hooks.tap(|| point!("pred_boxes_xyxy"), cxcywh_to_xyxy(pred_boxes.clone()));
+        let presence_logit = hooks.tap(|| point!("presence_logit"), dec.presence_logits[n - 1].clone());
 
         let hs_last = dec.hs[n - 1].clone();
         drop(dec);
         let seg = self
             .segmentation_head
             .forward(&image.fpn, &memory, &prompt, &prompt_mask, hs_last, hooks);
-        let pred_masks = hooks.tap(|| "pred_masks".into(), seg.pred_masks);
-        let semantic_seg = hooks.tap(|| "semantic_seg".into(), seg.semantic_seg);
+        let pred_masks = hooks.tap(|| point!("pred_masks"), seg.pred_masks);
+        let semantic_seg = hooks.tap(|| point!("semantic_seg"), seg.semantic_seg);
 
         let [_, q, _] = pred_logits.dims();
         let scores = sigmoid(pred_logits.clone().reshape([b, q])) * sigmoid(presence_logit.clone());
-        let scores = hooks.tap(|| "scores".into(), scores);
+        let scores = hooks.tap(|| point!("scores"), scores);
         if let Some(e) = hooks.take_error() {
             return Err(e.into());
         }

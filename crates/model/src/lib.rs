@@ -14,6 +14,9 @@
 //! `ground_geometry`, `forward`, and train mode's `encode_image_train` / `ground_train`), each taking
 //! a [`hooks::Hooks`] context; [`hook_registry`] lists every hook point of a config, expanded from the one table in [`points`].
 
+// First: its `point!` macro names every tap of the modules below.
+#[macro_use]
+pub mod points;
 pub mod config;
 pub mod error;
 pub mod nn;
@@ -24,7 +27,6 @@ pub mod device;
 pub mod neck;
 pub mod params;
 pub mod parity;
-pub mod points;
 pub mod preprocess;
 pub mod text;
 pub mod tokenizer;

@@ -3,8 +3,9 @@
 //! editable/read-only flag the spec validation checks, the ViT's "is a block after the last global
 //! one wanted" test, parity's reference-key map ([`hook_name`]), surgery's head → checkpoint-tensor
 //! map ([`checkpoint_module`]) and the table in docs/hooks.md ([`markdown_table`]; a test keeps it
-//! in sync). The taps in the forward spell the same names; the registry test (capture-all forward
-//! == registry) keeps them equal.
+//! in sync). The taps in the forward name their points with [`point!`], which checks the template
+//! against this table at compile time: a misspelt tap does not build. The registry test (capture-all
+//! forward == registry) is left to check that every row has a tap.
 //!
 //! A row is a name template with `{i}` (layer / block / level index) and `{h}` (head index),
 //! expanded per config in table order; consecutive rows with the same text before `{i}` form one
@@ -160,6 +161,116 @@ pub static TABLE: &[&[PointDef]] = &[
         aka(p("scores", "B,Q", Edit, "", "σ(pred_logits)·σ(presence_logit) (B,Q)"), "post.scores"),
     ],
 ];
+
+/// Whether `a` and `b` hold the same bytes (a `const fn`, for the compile-time name checks).
+const fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut k = 0;
+    while k < a.len() {
+        if a[k] != b[k] {
+            return false;
+        }
+        k += 1;
+    }
+    true
+}
+
+/// Whether some row of [`TABLE`] satisfies `test(name)`, evaluated at compile time by [`point!`].
+const fn any_row(template: &[u8], how: u8) -> bool {
+    let mut g = 0;
+    while g < TABLE.len() {
+        let rows = TABLE[g];
+        let mut r = 0;
+        while r < rows.len() {
+            let n = rows[r].name.as_bytes();
+            let hit = match how {
+                // the whole name
+                0 => same(n, template),
+                // a prefix ending before a '.'
+                1 => n.len() > template.len() && n[template.len()] == b'.' && same(n.split_at(template.len()).0, template),
+                // a suffix
+                2 => n.len() >= template.len() && same(n.split_at(n.len() - template.len()).1, template),
+                // a whole segment run inside: `.x.y` followed by a dot
+                _ => {
+                    let mut at = 0;
+                    let mut found = false;
+                    while !found && at + template.len() < n.len() {
+                        found = n[at + template.len()] == b'.' && same(n.split_at(at).1.split_at(template.len()).0, template);
+                        at += 1;
+                    }
+                    found
+                }
+            };
+            if hit {
+                return true;
+            }
+            r += 1;
+        }
+        g += 1;
+    }
+    false
+}
+
+/// Is `template` (e.g. `decoder.layers.{i}.q0`) a row of [`TABLE`]?
+pub const fn is_template(template: &str) -> bool {
+    any_row(template.as_bytes(), 0)
+}
+
+/// Is `prefix` (e.g. `decoder.layers.{i}.ca_text`, a module whose points a sub-module names) the
+/// start of a row of [`TABLE`], up to a dot?
+pub const fn is_prefix(prefix: &str) -> bool {
+    any_row(prefix.as_bytes(), 1)
+}
+
+/// Is `suffix` (e.g. `.ffn.out`, appended by a module shared by several stages) the end of a row?
+pub const fn is_suffix(suffix: &str) -> bool {
+    any_row(suffix.as_bytes(), 2)
+}
+
+/// Does some row of [`TABLE`] contain `segment` (e.g. `.self_attn`, the name a shared layer gives its
+/// attention) followed by a dot?
+pub const fn is_segment(segment: &str) -> bool {
+    any_row(segment.as_bytes(), 3)
+}
+
+/// A hook name for a tap, from a template of [`TABLE`], checked at compile time: a template that is
+/// not a row (a misspelt tap) does not compile. `point!("trunk.out")`, `point!("decoder.layers.{i}.q0", i)`;
+/// `point!(prefix "decoder.layers.{i}.ca_text", i)` for a module's name prefix and
+/// `point!(suffix name, ".ffn.out")` for a point a shared module appends to a runtime prefix
+/// (`point!(suffix name, ".head.{h}", h)` for a head), `point!(segment name, ".self_attn")` for the
+/// name a shared layer passes on to its attention.
+macro_rules! point {
+    ($t:literal) => {{
+        const _: () = assert!($crate::points::is_template($t), "not a hook point template of points::TABLE (the invocation below names it)");
+        String::from($t)
+    }};
+    ($t:literal, $i:expr) => {{
+        const _: () = assert!($crate::points::is_template($t), "not a hook point template of points::TABLE (the invocation below names it)");
+        $t.replace("{i}", &($i).to_string())
+    }};
+    (prefix $t:literal, $i:expr) => {{
+        const _: () = assert!($crate::points::is_prefix($t), "not a module prefix of points::TABLE (the invocation below names it)");
+        $t.replace("{i}", &($i).to_string())
+    }};
+    (prefix $t:literal) => {{
+        const _: () = assert!($crate::points::is_prefix($t), "not a module prefix of points::TABLE (the invocation below names it)");
+        String::from($t)
+    }};
+    (segment $name:expr, $s:literal) => {{
+        const _: () = assert!($crate::points::is_segment($s), "no hook point of points::TABLE has this segment (the invocation below names it)");
+        format!("{}{}", $name, $s)
+    }};
+    (suffix $name:expr, $s:literal, $h:expr) => {{
+        const _: () = assert!($crate::points::is_suffix($s), "no hook point of points::TABLE ends so (the invocation below names it)");
+        format!("{}{}", $name, $s).replace("{h}", &($h).to_string())
+    }};
+    (suffix $name:expr, $s:literal) => {{
+        const _: () = assert!($crate::points::is_suffix($s), "no hook point of points::TABLE ends so (the invocation below names it)");
+        format!("{}{}", $name, $s)
+    }};
+}
 
 /// Every row, in table order.
 pub fn rows() -> impl Iterator<Item = &'static PointDef> {
@@ -398,6 +509,20 @@ pub fn markdown_table() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_compile_time_name_checks_accept_the_table_and_refuse_misspellings() {
+        // What `point!` asserts at compile time (a misspelt tap does not build).
+        assert!(is_template("decoder.layers.{i}.q0") && is_template("trunk.out") && is_template("scores"));
+        assert!(!is_template("decoder.layers.{i}.qo") && !is_template("decoder.layers.{i}") && !is_template("decoder.layers.3.q0"));
+        assert!(is_prefix("decoder.layers.{i}.ca_text") && is_prefix("fusion.layers.{i}") && is_prefix("seg.prompt_cross_attn"));
+        assert!(!is_prefix("decoder.layers.{i}.ca_txt") && !is_prefix("decoder.layers.{i}.q"));
+        assert!(is_suffix(".ffn.out") && is_suffix(".head.{h}") && is_suffix(".attn_weights"));
+        assert!(!is_suffix(".ffn.outs") && !is_suffix(".head.{i}"));
+        assert!(is_segment(".self_attn") && is_segment(".cross_attn") && !is_segment(".self_atn"));
+        // Every row is found, at every position of the table.
+        assert!(rows().all(|r| is_template(r.name)));
+    }
 
     #[test]
     fn reference_keys_map_to_hook_names() {

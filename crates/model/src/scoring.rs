@@ -61,12 +61,12 @@ impl DotProductScoring {
 
     /// [`Self::prompt_vector`] with train-mode dropout `drop` in the prompt MLP.
     pub fn prompt_vector_drop(&self, prompt: &Tensor<3>, prompt_mask: &Tensor<2, Bool>, drop: DropRate, hooks: &mut Hooks) -> Tensor<2> {
-        let p = hooks.tap(|| "scoring.prompt_mlp".into(), self.prompt_mlp.forward(prompt.clone(), drop));
+        let p = hooks.tap(|| point!("scoring.prompt_mlp"), self.prompt_mlp.forward(prompt.clone(), drop));
         let [b, l, d] = p.dims();
         let valid = prompt_mask.clone().bool_not().float().reshape([b, l, 1]);
         let n = valid.clone().sum_dim(1).clamp_min(1.0).reshape([b, 1]);
         let pooled = (p * valid).sum_dim(1).reshape([b, d]) / n;
-        let pooled = hooks.tap(|| "scoring.pooled_prompt".into(), pooled);
+        let pooled = hooks.tap(|| point!("scoring.pooled_prompt"), pooled);
         self.prompt_proj.forward(pooled)
     }
 

@@ -97,13 +97,13 @@ impl SegmentationHead {
         let [_, _, h, w] = top.dims();
         debug_assert_eq!(h * w, hw);
         let ca = self.cross_attend_prompt.forward(
-            "seg.prompt_cross_attn",
+            &point!(prefix "seg.prompt_cross_attn"),
             AttnInput::new(self.cross_attn_norm.forward(memory.clone()), prompt.clone(), prompt.clone())
                 .key_padding_mask(Some(prompt_mask.clone())),
             hooks,
         );
         let e = (memory.clone() + ca).swap_dims(1, 2).reshape([b, d, h, w]);
-        let mut prev = hooks.tap(|| "seg.encoder_visual".into(), e);
+        let mut prev = hooks.tap(|| point!("seg.encoder_visual"), e);
 
         for (k, feat) in fpn[..fpn.len() - 1].iter().rev().enumerate() {
             let [_, _, fh, fw] = feat.dims();
@@ -114,13 +114,13 @@ impl SegmentationHead {
             let x = self.pixel_decoder.conv_layers[k].forward(feat.clone() + up);
             prev = relu(self.pixel_decoder.norms[k].forward(x));
         }
-        let pixel = hooks.tap(|| "seg.pixel_embed".into(), prev);
+        let pixel = hooks.tap(|| point!("seg.pixel_embed"), prev);
         let inst = hooks.tap(
-            || "seg.instance_embeds".into(),
+            || point!("seg.instance_embeds"),
             self.instance_seg_head.forward(pixel.clone()),
         );
         let me = hooks.tap(
-            || "seg.mask_embed".into(),
+            || point!("seg.mask_embed"),
             self.mask_predictor.mask_embed.forward(hs_last),
         );
         let [_, _, h4, w4] = inst.dims();

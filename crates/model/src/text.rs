@@ -106,30 +106,30 @@ impl LanguageBackbone {
         let ctx = e.positional_embedding.dims()[0];
         assert!(l <= ctx, "text: {l} token ids exceed the context length {ctx} (tokenize with truncation)");
         if hooks.is_active() {
-            hooks.tap(|| "text.input_ids".into(), input_ids.clone().float());
+            hooks.tap(|| point!("text.input_ids"), input_ids.clone().float());
         }
         let padding_mask = input_ids.clone().equal_elem(0);
-        let embeds = hooks.tap(|| "text.token_embedding".into(), e.token_embedding.forward(input_ids));
+        let embeds = hooks.tap(|| point!("text.token_embedding"), e.token_embedding.forward(input_ids));
         let w = embeds.dims()[2];
         let pos = e.positional_embedding.val().slice([0..l]).reshape([1, l, w]);
         let mut x = embeds.clone() + pos;
         for (i, blk) in e.transformer.resblocks.iter().enumerate() {
-            let name = if hooks.is_active() { format!("text.blocks.{i}.attn") } else { String::new() };
+            let name = if hooks.is_active() { point!(prefix "text.blocks.{i}.attn", i) } else { String::new() };
             let y = blk.ln_1.forward(x.clone());
             let a = blk.attn.forward(&name, AttnInput::new(y.clone(), y.clone(), y).causal(e.causal), hooks);
             x = x + a;
             let m = blk.mlp.c_proj.forward(gelu(blk.mlp.c_fc.forward(blk.ln_2.forward(x.clone()))));
-            let m = hooks.tap(|| format!("text.blocks.{i}.mlp.out"), m);
-            x = hooks.tap(|| format!("text.blocks.{i}"), x + m);
+            let m = hooks.tap(|| point!("text.blocks.{i}.mlp.out", i), m);
+            x = hooks.tap(|| point!("text.blocks.{i}", i), x + m);
         }
         let x = match &e.ln_final {
             Some(n) => n.forward(x),
             None => x,
         };
-        let x = hooks.tap(|| "text.ln_final".into(), x);
-        let features = hooks.tap(|| "text.out".into(), self.resizer.forward(x));
+        let x = hooks.tap(|| point!("text.ln_final"), x);
+        let features = hooks.tap(|| point!("text.out"), self.resizer.forward(x));
         if hooks.is_active() {
-            hooks.tap(|| "text.padding_mask".into(), padding_mask.clone().float());
+            hooks.tap(|| point!("text.padding_mask"), padding_mask.clone().float());
         }
         debug_assert_eq!(features.dims()[0], b);
         TextOutput { features, padding_mask, embeds }

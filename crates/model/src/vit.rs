@@ -145,17 +145,17 @@ impl Vit {
         let device = pixels.device();
         let x = self.patch_embed.proj.forward(pixels); // (B, C, gh, gw)
         let [b, c, gh, gw] = x.dims();
-        let x = hooks.tap(|| "trunk.patch_embed".into(), x.permute([0, 2, 3, 1]));
+        let x = hooks.tap(|| point!("trunk.patch_embed"), x.permute([0, 2, 3, 1]));
         let x = match &self.pos_embed {
             Some(p) => x + self.abs_pos(p.val(), gh, gw),
             None => x,
         };
-        let x = hooks.tap(|| "trunk.embed".into(), x);
+        let x = hooks.tap(|| point!("trunk.embed"), x);
         let x = match &self.ln_pre {
             Some(n) => n.forward(x),
             None => x,
         };
-        let mut x = hooks.tap(|| "trunk.ln_pre".into(), x);
+        let mut x = hooks.tap(|| point!("trunk.ln_pre"), x);
 
         let hd = c / self.cfg.num_heads;
         let ws = self.cfg.window_size;
@@ -180,7 +180,7 @@ impl Vit {
                 out = Some(y.permute([0, 3, 1, 2]));
             }
         }
-        hooks.tap(|| "trunk.out".into(), out.expect("last global block ran"))
+        hooks.tap(|| point!("trunk.out"), out.expect("last global block ran"))
     }
 
     /// Tiled absolute position embedding `(1, gh, gw, C)` (cls slot dropped, `P×P` tiled then cropped).
@@ -208,8 +208,8 @@ impl VitBlock {
     /// `x = shortcut + drop_path(attn)`, `x = x + drop_path(mlp)`), after their `.out` taps.
     pub fn forward(&self, i: usize, x: Tensor<4>, rope: Tensor<3>, b: usize, drop_path: DropRate, hooks: &mut Hooks) -> Tensor<4> {
         let [_, h, w, c] = x.dims();
-        let name = if hooks.is_active() { format!("trunk.blocks.{i}.attn") } else { String::new() };
-        let rope = hooks.tap(|| format!("trunk.blocks.{i}.attn.freqs_cis"), rope);
+        let name = if hooks.is_active() { point!(prefix "trunk.blocks.{i}.attn", i) } else { String::new() };
+        let rope = hooks.tap(|| point!("trunk.blocks.{i}.attn.freqs_cis", i), rope);
         let y = self.norm1.forward(x.clone());
         let y = if self.window_size > 0 {
             let ws = self.window_size;
@@ -221,8 +221,8 @@ impl VitBlock {
         };
         let x = x + drop_path.path(y);
         let m = self.mlp.fc2.forward(gelu_rows_parallel(self.mlp.fc1.forward(self.norm2.forward(x.clone()))));
-        let m = hooks.tap(|| format!("trunk.blocks.{i}.mlp.out"), m);
-        hooks.tap(|| format!("trunk.blocks.{i}"), x + drop_path.path(m))
+        let m = hooks.tap(|| point!("trunk.blocks.{i}.mlp.out", i), m);
+        hooks.tap(|| point!("trunk.blocks.{i}", i), x + drop_path.path(m))
     }
 }
 

@@ -168,8 +168,8 @@ pub fn attention_core(name: &str, input: HeadsInput, out: &OutProjection, hooks:
     let [_, heads, _, d] = q.dims();
     let explicit = drop.active(&q.device())
         || (hooks.is_active()
-            && (hooks.wants(&format!("{name}.attn_weights"))
-                || (0..heads).any(|i| hooks.wants(&format!("{name}.head.{i}")))));
+            && (hooks.wants(&point!(suffix name, ".attn_weights"))
+                || (0..heads).any(|i| hooks.wants(&point!(suffix name, ".head.{h}", i)))));
     let out = if !explicit {
         let o = if mask.is_none() && bias.is_none() && !causal && super::long_attention::applies(&q, &k) {
             super::long_attention::attention(q, k, v)
@@ -190,14 +190,14 @@ pub fn attention_core(name: &str, input: HeadsInput, out: &OutProjection, hooks:
         if let Some(m) = mask {
             scores = scores.mask_fill(m, f32::NEG_INFINITY);
         }
-        let weights = hooks.tap_named(&format!("{name}.attn_weights"), softmax(scores, 3));
+        let weights = hooks.tap_named(&point!(suffix name, ".attn_weights"), softmax(scores, 3));
         let o = drop.apply(weights).matmul(v); // (B,H,Lq,d)
         let [b, _, lq, _] = o.dims();
         let mut sum: Option<Tensor<3>> = None;
         for i in 0..heads {
             let o_h = o.clone().slice([0..b, i..i + 1]).reshape([b, lq, d]);
             let w_h = out_w.clone().slice([i * d..(i + 1) * d]).unsqueeze::<3>();
-            let contrib = hooks.tap_named(&format!("{name}.head.{i}"), o_h.matmul(w_h));
+            let contrib = hooks.tap_named(&point!(suffix name, ".head.{h}", i), o_h.matmul(w_h));
             sum = Some(match sum {
                 None => contrib,
                 Some(s) => s + contrib,
@@ -209,5 +209,5 @@ pub fn attention_core(name: &str, input: HeadsInput, out: &OutProjection, hooks:
             None => sum,
         }
     };
-    hooks.tap(|| format!("{name}.out"), out)
+    hooks.tap(|| point!(suffix name, ".out"), out)
 }

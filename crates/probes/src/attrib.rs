@@ -177,7 +177,8 @@ pub fn run(req: &AttribRequest, progress: &dyn Progress) -> Result<AttribResult>
         }
         Ok(())
     })?;
-    rows.sort_by_key(|r| (r.pair, points.iter().position(|p| *p == r.point)));
+    // Pair-file order; a pair's rows are already in point order and the sort is stable.
+    rows.sort_by_key(|r| r.pair);
 
     let per_point = |f: &dyn Fn(&AttribPair) -> Option<f64>| -> Vec<Option<f64>> {
         points
@@ -191,7 +192,8 @@ pub fn run(req: &AttribRequest, progress: &dyn Progress) -> Result<AttribResult>
     let est_means: Vec<f64> = per_point(&|r| Some(r.estimate)).into_iter().map(|m| m.unwrap_or(0.0)).collect();
     let act_means: Vec<Option<f64>> = per_point(&|r| r.actual);
     let rank_est = rank_by_magnitude(&est_means);
-    let rank_act = req.verify.then(|| rank_by_magnitude(&act_means.iter().map(|m| m.unwrap_or(0.0)).collect::<Vec<_>>()));
+    let acts: Vec<f64> = act_means.iter().map(|m| m.unwrap_or(0.0)).collect();
+    let rank_act = req.verify.then(|| rank_by_magnitude(&acts));
     let mut summary: Vec<AttribPoint> = points
         .iter()
         .enumerate()
@@ -206,7 +208,6 @@ pub fn run(req: &AttribRequest, progress: &dyn Progress) -> Result<AttribResult>
     summary.sort_by_key(|s| s.rank_estimate);
 
     let agreement = req.verify.then(|| {
-        let acts: Vec<f64> = act_means.iter().map(|m| m.unwrap_or(0.0)).collect();
         let (e, a): (Vec<f64>, Vec<f64>) = rows.iter().filter_map(|r| r.actual.map(|a| (r.estimate, a))).unzip();
         let same_sign = e.iter().zip(&a).filter(|(x, y)| x.signum() == y.signum() || (**x == 0.0 && **y == 0.0)).count();
         let abs_act: f64 = a.iter().map(|x| x.abs()).sum();

@@ -191,9 +191,11 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<usize> {
             let list = dir.join("list.jsonl");
             for (i, line) in read(&list)?.lines().enumerate() {
                 let e: ListEntry = serde_json::from_str(line).map_err(|e| ProbeError::input(&list, Some(i + 1), e.to_string()))?;
-                for f in [e.path.clone(), e.path.replace(".safetensors", ".json")] {
+                // The cache and the manifest sidecar `ActivationCache::save` writes beside it.
+                let cache = PathBuf::from(&e.path);
+                for f in [cache.clone(), sam3lab_hooks::manifest_path(&cache)] {
                     let src = dir.join(&f);
-                    if src.exists() || f == e.path {
+                    if src.exists() || f == cache {
                         let bytes = std::fs::read(&src).map_err(|e| ProbeError::io(&src, e))?;
                         write_atomic(&out.join(&c.label).join(&f), &bytes)?;
                     }

@@ -28,24 +28,30 @@ fn drift_shard_file(p: &Path) -> Option<PathBuf> {
     (p.file_name().is_some_and(|n| n == "drift_shard.json")).then(|| p.to_path_buf())
 }
 
+/// The shards' files of one kind (`find` gives a shard's file, if it is of that kind): `None` when
+/// no shard is of it, an error naming the first that is not when only some are.
+fn all_of_kind(shards: &[PathBuf], kind: &str, marker: &str, find: impl Fn(&Path) -> Option<PathBuf>) -> anyhow::Result<Option<Vec<PathBuf>>> {
+    let files: Vec<Option<PathBuf>> = shards.iter().map(|p| find(p)).collect();
+    if files.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    if let Some(i) = files.iter().position(Option::is_none) {
+        anyhow::bail!("{}: not a {kind} shard (no {marker}), but other shards given are", shards[i].display());
+    }
+    Ok(Some(files.into_iter().flatten().collect()))
+}
+
 pub fn run(a: Args) -> anyhow::Result<u8> {
-    let capture_dirs = a.shards.iter().filter(|p| p.join("shard.json").is_file()).count();
-    if capture_dirs > 0 {
-        if let Some(p) = a.shards.iter().find(|p| !p.join("shard.json").is_file()) {
-            anyhow::bail!("{}: not a capture shard (no shard.json), but other shards given are", p.display());
-        }
+    let capture_shard = |p: &Path| p.join("shard.json").is_file().then(|| p.to_path_buf());
+    if all_of_kind(&a.shards, "capture", "shard.json", capture_shard)?.is_some() {
         super::check_out_dir("--out", &a.out)?;
         let n = capture::merge(&a.shards, &a.out)?;
         println!("merged {} capture shards: {n} caches → {} (+ manifest.json, LABEL/list.jsonl)", a.shards.len(), a.out.display());
         return Ok(0);
     }
-    let drift_files: Vec<Option<PathBuf>> = a.shards.iter().map(|p| drift_shard_file(p)).collect();
-    if drift_files.iter().any(Option::is_some) {
-        if let Some(i) = drift_files.iter().position(Option::is_none) {
-            anyhow::bail!("{}: not a drift shard (no drift_shard.json), but other shards given are", a.shards[i].display());
-        }
+    if let Some(drift_files) = all_of_kind(&a.shards, "drift", "drift_shard.json", drift_shard_file)? {
         super::check_out_dir("--out", &a.out)?;
-        let shards = drift_files.iter().flatten().map(|f| drift::read_shard(f)).collect::<Result<Vec<_>, _>>()?;
+        let shards = drift_files.iter().map(|f| drift::read_shard(f)).collect::<Result<Vec<_>, _>>()?;
         let n = shards.len();
         let r = drift::merge(shards)?;
         std::fs::create_dir_all(&a.out).map_err(|e| anyhow::anyhow!("--out {}: {e}", a.out.display()))?;

@@ -141,7 +141,8 @@ pub fn run(a: WeightsDiffArgs, ui: &dyn crate::Ui) -> anyhow::Result<u8> {
 
 fn measure(m: DiffMethod, base: &Path, other: &Path) -> anyhow::Result<ChildReport> {
     use sam3lab_weights::diff::{rel_change, tensor_sums, tensor_sums_unhashed};
-    use sam3lab_weights::{Checkpoint, TensorSums, bench::naive_diff};
+    use sam3lab_checkpoint::Checkpoint;
+    use sam3lab_weights::{TensorSums, bench::naive_diff};
     let once = || -> anyhow::Result<Vec<TensorSums>> {
         Ok(match m {
             DiffMethod::Naive => naive_diff(base, other)?,
@@ -151,7 +152,7 @@ fn measure(m: DiffMethod, base: &Path, other: &Path) -> anyhow::Result<ChildRepo
                 if m == DiffMethod::Streaming {
                     let s = tensor_sums(&b, &o, &pb)?;
                     // The identity the result files carry (computed in the same pass).
-                    std::hint::black_box((b.id()?, o.id()?));
+                    std::hint::black_box((sam3lab_weights::checkpoint_id(&b)?, sam3lab_weights::checkpoint_id(&o)?));
                     s
                 } else {
                     tensor_sums_unhashed(&b, &o, &pb)?

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sam3lab_weights::dtype::Dtype;
-use sam3lab_weights::{Checkpoint, SafetensorsWriter, TensorHeader};
+use sam3lab_checkpoint::dtype::Dtype;
+use sam3lab_checkpoint::{Checkpoint, SafetensorsWriter, TensorHeader};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sam3lab");
@@ -122,7 +122,7 @@ fn diff_on_the_fixture_finds_exactly_the_changed_group() {
     assert_eq!(keys(&d["base"]), set(&["path", "sha256"]));
     assert_eq!(
         d["other"]["sha256"].as_str().unwrap(),
-        sam3lab_weights::sha256_file(&moved).unwrap()
+        sam3lab_checkpoint::sha256_file(&moved).unwrap()
     );
     assert_eq!(d["label"], "moved");
     let tensors = d["tensors"].as_array().unwrap();
@@ -369,7 +369,7 @@ fn surgery_on_the_fixture_writes_a_checkpoint_and_manifest() {
     assert_eq!(m["heads"].as_array().unwrap().len(), 3);
     assert_eq!(
         m["output"]["sha256"].as_str().unwrap(),
-        sam3lab_weights::sha256_file(&out).unwrap()
+        sam3lab_checkpoint::sha256_file(&out).unwrap()
     );
     assert_eq!(m["config"]["path"].as_str().unwrap(), s(&cfg));
     assert_eq!(m["head_counts"]["decoder"], 4);
@@ -442,7 +442,7 @@ fn weights_ls_lists_normalised_names() {
     );
     assert!(out.contains(&format!(
         "sha256\t{}",
-        sam3lab_weights::sha256_file(&fixture().join("weights.safetensors")).unwrap()
+        sam3lab_checkpoint::sha256_file(&fixture().join("weights.safetensors")).unwrap()
     )));
 }
 

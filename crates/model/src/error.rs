@@ -33,6 +33,9 @@ pub enum ModelError {
     Hook(#[from] sam3lab_hooks::HookError),
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
+    /// The file could not be read as a checkpoint (names the file, and the tensor where one is at fault).
+    #[error(transparent)]
+    Read(#[from] sam3lab_checkpoint::CheckpointError),
 }
 
 fn list_problems(missing: &[String], unexpected: &[String], mismatched: &[(String, Vec<usize>, Vec<usize>)]) -> String {

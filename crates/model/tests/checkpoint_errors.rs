@@ -565,7 +565,7 @@ fn complex_pytorch_zip_is_read_in_place_without_writing_anything() {
     assert_eq!(names, vec![p.clone()], "only the checkpoint is in its directory");
 
     // the shared opener (the weight tools' reader) sees the RoPE tables as their real views
-    let pt = sam3lab_model::checkpoint::open_pytorch(&p).unwrap();
+    let pt = sam3lab_checkpoint::open_pytorch(&p).unwrap();
     let rope: Vec<_> = pt.iter().filter(|t| t.complex).collect();
     assert_eq!(rope.len(), 2);
     for t in rope {

@@ -151,13 +151,13 @@ pub struct SteerResult {
 }
 
 /// A direction file's reader error (it names the file and tensor) as the runner's error.
-fn weights_error(e: sam3lab_weights::WeightsError) -> ProbeError {
+fn weights_error(e: sam3lab_checkpoint::CheckpointError) -> ProbeError {
     ProbeError::Usage(e.to_string())
 }
 
 /// Read a direction tensor from a safetensors file (any float dtype).
 pub fn read_direction(path: &Path, key: Option<&str>) -> Result<(Direction, String)> {
-    let ck = sam3lab_weights::Checkpoint::open(path).map_err(weights_error)?;
+    let ck = sam3lab_checkpoint::Checkpoint::open(path).map_err(weights_error)?;
     let names: Vec<String> = ck.tensors().map(|e| e.name.clone()).collect();
     let name = match key {
         Some(k) => k.to_string(),

@@ -4,6 +4,8 @@
 pub enum SurgeryError {
     #[error(transparent)]
     Weights(#[from] sam3lab_weights::WeightsError),
+    #[error(transparent)]
+    Checkpoint(#[from] sam3lab_checkpoint::CheckpointError),
     #[error(
         "unknown head '{name}'{}; head names look like: {}",
         nearest.as_ref().map(|n| format!(" (did you mean {n}?)")).unwrap_or_default(),

@@ -185,7 +185,7 @@ fn unknown(name: &str) -> SurgeryError {
     let candidates: Vec<String> = points::head_modules()
         .map(|m| format!("{}.head.{h}", m.replace("{i}", i)))
         .collect();
-    let nearest = sam3lab_weights::nearest_names(name, candidates.iter().map(String::as_str), 1);
+    let nearest = sam3lab_util::nearest_names(name, candidates.iter().map(String::as_str), 1);
     SurgeryError::UnknownHead {
         name: name.to_string(),
         nearest: nearest.into_iter().next(),

@@ -6,11 +6,10 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use sam3lab_util::progress::Progress;
-use sam3lab_weights::dtype::{decode_f64, elem_size, encode_f64};
-use sam3lab_weights::{
-    Checkpoint, CheckpointId, SafetensorsWriter, TensorHeader, WeightsError, nearest_names,
-    sha256_file,
-};
+use sam3lab_checkpoint::dtype::{decode_f64, elem_size, encode_f64};
+use sam3lab_checkpoint::{Checkpoint, SafetensorsWriter, TensorHeader, sha256_file};
+use sam3lab_util::nearest_names;
+use sam3lab_weights::{CheckpointId, WeightsError, checkpoint_id};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SurgeryError};
@@ -136,7 +135,7 @@ pub fn surgery(req: &SurgeryRequest<'_>, progress: &dyn Progress) -> Result<Mani
                 c: &'c Checkpoint,
                 key: &str,
                 head: &str,
-            ) -> Result<&'c sam3lab_weights::TensorEntry> {
+            ) -> Result<&'c sam3lab_checkpoint::TensorEntry> {
                 c.get(key).ok_or_else(|| SurgeryError::MissingModule {
                     name: head.to_string(),
                     path: c.path().display().to_string(),
@@ -306,8 +305,8 @@ pub fn surgery(req: &SurgeryRequest<'_>, progress: &dyn Progress) -> Result<Mani
         .sum();
     Ok(Manifest {
         tool: format!("sam3lab surgery {}", env!("CARGO_PKG_VERSION")),
-        into: into.id()?,
-        donor: donor.id()?,
+        into: checkpoint_id(&into)?,
+        donor: checkpoint_id(&donor)?,
         output: CheckpointId {
             path: req.out.display().to_string(),
             sha256: out_sha,

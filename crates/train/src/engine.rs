@@ -68,7 +68,7 @@ fn check_matches(pats: &[HookPattern], names: &[String], what: &str) -> Result<(
     for p in pats {
         if !names.iter().any(|n| covers(p, n)) {
             let stem: String = p.as_str().chars().filter(|c| *c != '*').collect();
-            let near = sam3lab_weights::nearest_names(&stem, names.iter().map(String::as_str), 4);
+            let near = sam3lab_util::nearest_names(&stem, names.iter().map(String::as_str), 4);
             return Err(TrainError::Usage(format!("{what}: pattern `{p}` matches no tensor; nearest names: {}", near.join(", "))));
         }
     }
@@ -517,12 +517,12 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn save_weights(model: &Sam3, path: &Path, metadata: Option<std::collections::HashMap<String, String>>) -> Result<String> {
     let all: BTreeSet<String> = params::list(model, "").into_iter().map(|p| p.name).collect();
     let vals = params::values(&model.clone().valid(), "", &all);
-    let headers: Vec<sam3lab_weights::TensorHeader> = vals
+    let headers: Vec<sam3lab_checkpoint::TensorHeader> = vals
         .iter()
-        .map(|(n, s, _)| sam3lab_weights::TensorHeader { name: n.clone(), dtype: sam3lab_weights::dtype::Dtype::F32, shape: s.clone() })
+        .map(|(n, s, _)| sam3lab_checkpoint::TensorHeader { name: n.clone(), dtype: sam3lab_checkpoint::dtype::Dtype::F32, shape: s.clone() })
         .collect();
-    let wrap = |e: sam3lab_weights::WeightsError| TrainError::input(path, e.to_string());
-    let mut w = sam3lab_weights::SafetensorsWriter::create(path, &headers, metadata).map_err(wrap)?;
+    let wrap = |e: sam3lab_checkpoint::CheckpointError| TrainError::input(path, e.to_string());
+    let mut w = sam3lab_checkpoint::SafetensorsWriter::create(path, &headers, metadata).map_err(wrap)?;
     for (n, _, v) in &vals {
         let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
         w.write(n, &bytes).map_err(wrap)?;

@@ -15,7 +15,7 @@ pub enum TrainError {
     #[error(transparent)]
     Hook(#[from] sam3lab_hooks::HookError),
     #[error(transparent)]
-    Weights(#[from] sam3lab_weights::WeightsError),
+    Checkpoint(#[from] sam3lab_checkpoint::CheckpointError),
     /// The runner's input, manifest and forward plumbing that [`crate::retrain`] runs on.
     #[error(transparent)]
     Run(#[from] sam3lab_runner::RunError),

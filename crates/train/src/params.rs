@@ -241,7 +241,7 @@ impl Globs {
         for (g, r) in self.text.iter().zip(&self.res) {
             if !names.iter().any(|n| r.is_match(n)) {
                 let stem: String = g.chars().filter(|c| *c != '*' && *c != '?').collect();
-                let nearest = sam3lab_weights::nearest_names(&stem, names.iter().map(String::as_str), 4);
+                let nearest = sam3lab_util::nearest_names(&stem, names.iter().map(String::as_str), 4);
                 return Err(TrainError::Usage(format!(
                     "parameter glob `{g}` matches no parameter; nearest names: {}",
                     nearest.join(", ")

@@ -45,7 +45,7 @@ use sam3lab_model::nn::Mlp;
 use sam3lab_model::predict::{Predictor, tokenize};
 use sam3lab_model::{Sam3, preprocess};
 use sam3lab_util::rng::Rng;
-use sam3lab_weights::{Checkpoint, SafetensorsWriter, TensorHeader};
+use sam3lab_checkpoint::{Checkpoint, SafetensorsWriter, TensorHeader};
 use serde::Serialize;
 
 use sam3lab_runner::inputs::{Label, Pair, Pairs, pair_image_records};
@@ -788,10 +788,10 @@ pub fn write_checkpoint(
             let (_, shape, vals) = by_name[e.name.as_str()];
             let v64: Vec<f64> = vals.iter().map(|&x| x as f64).collect();
             let mut bytes = Vec::with_capacity(e.byte_len());
-            sam3lab_weights::dtype::encode_f64(&v64, e.dtype, &mut bytes);
+            sam3lab_checkpoint::dtype::encode_f64(&v64, e.dtype, &mut bytes);
             let before = ck.read_f64(&e.name)?;
             let mut after = vec![0f64; v64.len()];
-            sam3lab_weights::dtype::decode_f64(&bytes, e.dtype, &mut after);
+            sam3lab_checkpoint::dtype::decode_f64(&bytes, e.dtype, &mut after);
             let d2: f64 = after.iter().zip(&before).map(|(a, b)| (a - b).powi(2)).sum();
             let b2: f64 = before.iter().map(|b| b * b).sum();
             info.push(TrainedTensor {

@@ -8,7 +8,7 @@ use std::path::Path;
 use safetensors::SafeTensors;
 
 use crate::diff::TensorSums;
-use crate::dtype::Dtype;
+use sam3lab_checkpoint::dtype::Dtype;
 use crate::error::{Result, WeightsError};
 
 /// A whole safetensors file read into an f32-aligned buffer (the "load both" step).
@@ -41,7 +41,7 @@ impl Loaded {
 pub fn naive_diff(base: &Path, other: &Path) -> Result<Vec<TensorSums>> {
     let (b, o) = (Loaded::read(base)?, Loaded::read(other)?);
     let parse = |l: &Loaded, p: &Path| {
-        SafeTensors::read_metadata(l.bytes()).map_err(|e| WeightsError::Format {
+        SafeTensors::read_metadata(l.bytes()).map_err(|e| sam3lab_checkpoint::CheckpointError::Format {
             path: p.to_path_buf(),
             reason: e.to_string(),
         })

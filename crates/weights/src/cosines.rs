@@ -9,10 +9,10 @@ use std::path::Path;
 use sam3lab_util::csv::Table;
 pub use sam3lab_results::{CosinesReport, Projection, ProjectionPoint, TrajectoryReport};
 
-use crate::checkpoint::Checkpoint;
+use sam3lab_checkpoint::Checkpoint;
 use sam3lab_results::FileRecord;
 use crate::diff::short;
-use crate::dtype::decode_f64;
+use sam3lab_checkpoint::dtype::decode_f64;
 use crate::error::{Result, WeightsError};
 
 use crate::output::{HeatmapTable, fmt_opt, write_atomic, write_json};
@@ -98,7 +98,7 @@ pub fn cosines<'a>(
             });
         }
         if !e.is_float() {
-            return Err(c.tensor_err(e, &format!("dtype {:?} is not a float type", e.dtype)));
+            return Err(c.tensor_err(e, &format!("dtype {:?} is not a float type", e.dtype)).into());
         }
         entries.push(e);
     }
@@ -107,7 +107,7 @@ pub fn cosines<'a>(
     std::thread::scope(|s| -> Result<()> {
         let hs: Vec<_> = ckpts
             .iter()
-            .map(|c| s.spawn(move || c.sha256().map(|_| ())))
+            .map(|c| s.spawn(move || c.sha256().map(|_| ()).map_err(WeightsError::from)))
             .collect();
         hs.into_iter()
             .try_for_each(|h| h.join().expect("hash thread panicked"))
@@ -157,7 +157,7 @@ pub fn cosines<'a>(
         .iter()
         .zip(&entries)
         .map(|(c, e)| c.bytes(e, 0..n))
-        .collect::<Result<_>>()?;
+        .collect::<sam3lab_checkpoint::Result<_>>()?;
     let nv = trajs.len() + extra.len();
     let mut gram = vec![vec![0f64; nv]; nv];
     let mut base_sq = 0f64;
@@ -168,7 +168,7 @@ pub fn cosines<'a>(
     while start < n {
         let len = B.min(n - start);
         for (k, (e, by)) in entries.iter().zip(&bytes).enumerate() {
-            let size = crate::dtype::elem_size(e.dtype).expect("float");
+            let size = sam3lab_checkpoint::dtype::elem_size(e.dtype).expect("float");
             decode_f64(
                 &by[start * size..(start + len) * size],
                 e.dtype,
@@ -291,8 +291,8 @@ pub fn cosines<'a>(
         .map(|(t, &dn)| {
             Ok(TrajectoryReport {
                 label: t.label.clone(),
-                from: Some(t.from.id()?),
-                to: Some(t.to.id()?),
+                from: Some(crate::checkpoint_id(t.from)?),
+                to: Some(crate::checkpoint_id(t.to)?),
                 delta_norm: Some(dn),
                 rel_base: (base_norm > 0.0).then(|| dn / base_norm),
             })
@@ -302,7 +302,7 @@ pub fn cosines<'a>(
     Ok(CosinesReport {
         param: name,
         numel: Some(n as u64),
-        base: Some(base.id()?),
+        base: Some(crate::checkpoint_id(base)?),
         base_norm: Some(base_norm),
         trajectories,
         cosine,

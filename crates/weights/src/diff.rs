@@ -9,7 +9,7 @@ use sam3lab_util::progress::Progress;
 pub use sam3lab_results::{DiffReport, GroupDiff, TensorDiff};
 use sha2::{Digest, Sha256};
 
-use crate::checkpoint::{Checkpoint, TensorEntry};
+use sam3lab_checkpoint::{Checkpoint, TensorEntry};
 use crate::error::{Result, WeightsError};
 use crate::groups::Groups;
 use crate::kernel::pair_sums;
@@ -71,7 +71,7 @@ pub fn matched_tensors<'a>(
                 b.name, b.dtype
             ),
             _ => {
-                return Err(WeightsError::Tensor {
+                return Err(sam3lab_checkpoint::CheckpointError::Tensor {
                     path: other.path().to_path_buf(),
                     name: b.name.clone(),
                     reason: format!(
@@ -80,7 +80,8 @@ pub fn matched_tensors<'a>(
                         b.dtype,
                         base.path().display()
                     ),
-                });
+                }
+                .into());
             }
         }
     }
@@ -249,8 +250,8 @@ fn sums_impl(
             }
         } else {
             if hash {
-                handles.push(s.spawn(|| base.sha256().map(|_| ())));
-                handles.push(s.spawn(|| other.sha256().map(|_| ())));
+                handles.push(s.spawn(|| base.sha256().map(|_| ()).map_err(WeightsError::from)));
+                handles.push(s.spawn(|| other.sha256().map(|_| ()).map_err(WeightsError::from)));
             }
             for _ in 0..threads.min(items.len()).max(1) {
                 handles.push(s.spawn(worker));
@@ -365,8 +366,8 @@ pub fn diff(
         );
     }
     Ok(DiffReport {
-        base: base.id()?,
-        other: other.id()?,
+        base: crate::checkpoint_id(base)?,
+        other: crate::checkpoint_id(other)?,
         label: Some(label.to_string()),
         group_rules: groups.rules().to_vec(),
         tensors,

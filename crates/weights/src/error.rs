@@ -10,32 +10,9 @@ pub enum WeightsError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: not a readable checkpoint: {reason}")]
-    Format { path: PathBuf, reason: String },
-    #[error("{path}: truncated safetensors file: {reason}")]
-    Truncated { path: PathBuf, reason: String },
-    #[error("{path}: tensor '{name}': {reason}")]
-    Tensor {
-        path: PathBuf,
-        name: String,
-        reason: String,
-    },
-    #[error(
-        "{path}: two keys normalise to the same name '{name}' ('{first}' and '{second}'); \
-         a checkpoint must hold either the `detector.`-prefixed keys or the plain ones"
-    )]
-    DuplicateKey {
-        path: PathBuf,
-        name: String,
-        first: String,
-        second: String,
-    },
-    #[error("{path}: no parameter named '{name}'{}", suggest(.nearest))]
-    MissingParam {
-        path: PathBuf,
-        name: String,
-        nearest: Vec<String>,
-    },
+    /// The file could not be read as a checkpoint, or a tensor of it (names the file and tensor).
+    #[error(transparent)]
+    Checkpoint(#[from] sam3lab_checkpoint::CheckpointError),
     #[error("shape mismatch for '{name}': {a_path} has {a_shape:?}, {b_path} has {b_shape:?}")]
     ShapeMismatch {
         name: String,
@@ -61,14 +38,6 @@ pub enum WeightsError {
 }
 
 pub type Result<T> = std::result::Result<T, WeightsError>;
-
-fn suggest(nearest: &[String]) -> String {
-    if nearest.is_empty() {
-        String::new()
-    } else {
-        format!("; nearest: {}", nearest.join(", "))
-    }
-}
 
 fn list(names: &[String]) -> String {
     const SHOWN: usize = 8;

@@ -4,7 +4,7 @@
 //! each f32 partial sum covers 64 terms, so its relative rounding error stays near 1e-6 while the
 //! inner loop vectorises; the f64 total is exact to ~1e-16 relative to that.
 
-use crate::dtype::{Dtype, decode_f32};
+use sam3lab_checkpoint::dtype::{Dtype, decode_f32};
 
 /// Elements per f32 accumulation block.
 pub const BLOCK: usize = 1024;
@@ -16,8 +16,8 @@ pub fn pair_sums(base: &[u8], bt: Dtype, other: &[u8], ot: Dtype) -> (f64, f64) 
     if bt == Dtype::F32 && ot == Dtype::F32 {
         return f32_pair(base, other);
     }
-    let bs = crate::dtype::elem_size(bt).expect("float");
-    let os = crate::dtype::elem_size(ot).expect("float");
+    let bs = sam3lab_checkpoint::dtype::elem_size(bt).expect("float");
+    let os = sam3lab_checkpoint::dtype::elem_size(ot).expect("float");
     let n = base.len() / bs;
     debug_assert_eq!(n, other.len() / os);
     let (mut sb, mut sd) = (0f64, 0f64);

@@ -39,4 +39,12 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, s.as_bytes())
 }
 
-pub(crate) use sam3lab_util::tmp_path;
+
+/// What identifies a checkpoint in every result file: the path as given and the sha256 of its
+/// bytes (`sam3lab-results`' one file identity).
+pub use sam3lab_results::FileRecord as CheckpointId;
+
+/// A checkpoint's identity (its sha256 is streamed once per opened file).
+pub fn checkpoint_id(c: &sam3lab_checkpoint::Checkpoint) -> Result<CheckpointId> {
+    Ok(CheckpointId { path: c.path().display().to_string(), sha256: c.sha256()?.to_string() })
+}

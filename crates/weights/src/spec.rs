@@ -165,7 +165,7 @@ mod tests {
 
 /// Opened checkpoints, each distinct file once (by canonical path).
 pub struct Opened {
-    pub checkpoints: Vec<crate::Checkpoint>,
+    pub checkpoints: Vec<sam3lab_checkpoint::Checkpoint>,
     keys: Vec<PathBuf>,
 }
 
@@ -183,7 +183,7 @@ impl Opened {
         if let Some(i) = self.keys.iter().position(|k| *k == key) {
             return Ok(i);
         }
-        self.checkpoints.push(crate::Checkpoint::open(path)?);
+        self.checkpoints.push(sam3lab_checkpoint::Checkpoint::open(path)?);
         self.keys.push(key);
         Ok(self.keys.len() - 1)
     }

@@ -6,10 +6,10 @@ use std::path::Path;
 use sam3lab_util::progress::Progress;
 use sam3lab_util::rng::Rng;
 
-use crate::checkpoint::Checkpoint;
-use crate::dtype::Dtype;
+use sam3lab_checkpoint::Checkpoint;
+use sam3lab_checkpoint::dtype::Dtype;
 use crate::error::{Result, WeightsError};
-use crate::writer::{SafetensorsWriter, TensorHeader};
+use sam3lab_checkpoint::{SafetensorsWriter, TensorHeader};
 
 /// Parameters of the SAM3 image detector without the tracker neck.
 pub const SAM3_PARAMS: u64 = 840_509_750;
@@ -240,7 +240,7 @@ fn headers(layout: &[(String, Vec<usize>)]) -> Vec<TensorHeader> {
 pub fn file_size(layout: &[(String, Vec<usize>)]) -> Result<u64> {
     let h = headers(layout);
     let data: usize = h.iter().map(TensorHeader::byte_len).sum();
-    Ok((crate::writer::header_bytes(&h, None)?.len() + data) as u64)
+    Ok((sam3lab_checkpoint::header_bytes(&h, None)?.len() + data) as u64)
 }
 
 const PIECE: usize = 1 << 20;
@@ -271,7 +271,8 @@ pub fn write_base(
             left -= n;
         }
     }
-    w.finish().map(|_| ())
+    w.finish()?;
+    Ok(())
 }
 
 /// Write `base` + uniform noise of amplitude `noise` to `path` (same names, shapes, f32).
@@ -285,7 +286,7 @@ pub fn write_perturbed(
     let ck = Checkpoint::open(base)?;
     let entries: Vec<_> = ck.all_entries().to_vec();
     if let Some(e) = entries.iter().find(|e| e.dtype != Dtype::F32) {
-        return Err(ck.tensor_err(e, "write_perturbed handles f32 checkpoints only"));
+        return Err(ck.tensor_err(e, "write_perturbed handles f32 checkpoints only").into());
     }
     let h: Vec<TensorHeader> = entries.iter().map(|e| e.header()).collect();
     progress.set_len(h.iter().map(|t| t.byte_len() as u64).sum());
@@ -311,7 +312,8 @@ pub fn write_perturbed(
             s += m;
         }
     }
-    w.finish().map(|_| ())
+    w.finish()?;
+    Ok(())
 }
 
 /// Is `path` a file of exactly `size` bytes whose header equals the one `layout` produces?
@@ -322,7 +324,7 @@ pub fn matches_layout(path: &Path, layout: &[(String, Vec<usize>)]) -> Result<bo
     if meta.len() != file_size(layout)? {
         return Ok(false);
     }
-    let want = crate::writer::header_bytes(&headers(layout), None)?;
+    let want = sam3lab_checkpoint::header_bytes(&headers(layout), None)?;
     let mut got = vec![0u8; want.len()];
     use std::io::Read;
     let mut f = std::fs::File::open(path).map_err(|e| WeightsError::io(path, e))?;

@@ -13,7 +13,7 @@ use burn::store::ModuleSnapshot;
 use common::{T, write_pt_with_complex};
 use sam3lab_util::progress::NoProgress;
 use sam3lab_model::{Sam3, Sam3Config, checkpoint, params::param_shapes};
-use sam3lab_weights::{Checkpoint, Format, convert};
+use sam3lab_checkpoint::{Checkpoint, Format, convert};
 
 fn fixture() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fixtures/sam3-tiny")
@@ -76,7 +76,7 @@ fn converted_sam3_layout_holds_the_same_tensors_and_loads_the_same_model() {
     let meta = b.metadata().unwrap();
     assert_eq!(meta["sam3lab.dropped"], rope.join(","));
     assert_eq!(meta["sam3lab.source_format"], "pytorch");
-    assert_eq!(r.sha256, sam3lab_weights::sha256_file(&out).unwrap());
+    assert_eq!(r.sha256, sam3lab_checkpoint::sha256_file(&out).unwrap());
 
     // the model loads the .pt (read in place) and the converted file to identical parameters,
     // and both equal the fixture's own weights

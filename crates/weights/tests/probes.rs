@@ -7,7 +7,8 @@ use sam3lab_util::progress::NoProgress;
 use safetensors::Dtype;
 use sam3lab_weights::cosines::{Trajectory, cosines};
 use sam3lab_weights::diff::{diff, summarize, tensor_sums};
-use sam3lab_weights::{Checkpoint, GroupRule, Groups, WeightsError};
+use sam3lab_checkpoint::{Checkpoint, CheckpointError};
+use sam3lab_weights::{GroupRule, Groups, WeightsError};
 
 fn hidden() -> NoProgress {
     NoProgress
@@ -534,7 +535,7 @@ fn pytorch_checkpoint_reads_like_safetensors() {
     );
     for name in ["m.pt", "plain.pt"] {
         let pt = Checkpoint::open(dir.path().join(name)).unwrap();
-        assert_eq!(pt.format(), sam3lab_weights::Format::Pytorch);
+        assert_eq!(pt.format(), sam3lab_checkpoint::Format::Pytorch);
         assert_eq!(
             pt.read_f32("dot_prod_scoring.hs_proj.weight").unwrap(),
             ts[1].values,
@@ -582,7 +583,7 @@ fn missing_parameter_names_the_file_and_nearest_names() {
     )
     .unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, WeightsError::MissingParam { .. }));
+    assert!(matches!(err, WeightsError::Checkpoint(CheckpointError::MissingParam { .. })));
     assert!(
         msg.contains("presence_token_out_norm.bais") && msg.contains("base.safetensors"),
         "{msg}"
@@ -653,7 +654,7 @@ fn truncated_and_foreign_files_are_named() {
     std::fs::write(&cut, &bytes[..bytes.len() - 10]).unwrap();
     let err = Checkpoint::open(&cut).err().unwrap();
     let msg = err.to_string();
-    assert!(matches!(err, WeightsError::Truncated { .. }), "{msg}");
+    assert!(matches!(err, CheckpointError::Truncated { .. }), "{msg}");
     assert!(
         msg.contains("cut.safetensors") && msg.contains("z.weight"),
         "{msg}"
@@ -702,7 +703,7 @@ fn truncated_and_foreign_files_are_named() {
 /// The streaming writer produces files the safetensors crate reads back identically.
 #[test]
 fn writer_round_trips_through_the_safetensors_crate() {
-    use sam3lab_weights::{SafetensorsWriter, TensorHeader};
+    use sam3lab_checkpoint::{SafetensorsWriter, TensorHeader};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("w.safetensors");
     let hs = vec![

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::progress::Bar;
-use sam3lab_weights::{Checkpoint, Groups, cosines, diff, parse_trajs};
+use sam3lab_checkpoint::Checkpoint;
+use sam3lab_weights::{Groups, cosines, diff, parse_trajs};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -209,7 +210,7 @@ fn run_convert(a: ConvertArgs) -> anyhow::Result<u8> {
     let pb = progress();
     pb.set_message("convert");
     let t0 = std::time::Instant::now();
-    let r = sam3lab_weights::convert(&a.input, &a.output, &pb)?;
+    let r = sam3lab_checkpoint::convert(&a.input, &a.output, &pb)?;
     pb.finish_and_clear();
     println!(
         "wrote {} ({} tensors, {:.1} MB, sha256 {}) in {:.1} s",

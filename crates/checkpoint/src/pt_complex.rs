@@ -29,8 +29,12 @@ use std::sync::{Arc, Mutex};
 use burn::store::pytorch_reader::{DType, MAX_PICKLE_SIZE};
 use zip::ZipArchive;
 
-use super::{PtTensor, ckpt_err};
-use crate::ModelError;
+use crate::error::CheckpointError;
+use crate::pt::PtTensor;
+
+fn ckpt_err(path: &Path, why: impl Into<String>) -> CheckpointError {
+    CheckpointError::format(path, why)
+}
 
 /// The class names `torch.save` writes for complex storages.
 const C64: &str = "ComplexFloatStorage";
@@ -41,7 +45,7 @@ type Archive = ZipArchive<BufReader<File>>;
 /// The archive, the directory holding `data.pkl` (found as burn's reader finds it: the shortest
 /// such directory) and the `data.pkl` bytes. `None` when the file is not a zip this can open (the
 /// caller's reader then reports the problem as before).
-pub(super) fn open_pickle(path: &Path) -> Option<(Archive, String, Vec<u8>)> {
+pub(crate) fn open_pickle(path: &Path) -> Option<(Archive, String, Vec<u8>)> {
     let file = File::open(path).ok()?;
     let mut archive = ZipArchive::new(BufReader::new(file)).ok()?;
     let root = archive
@@ -61,7 +65,7 @@ pub(super) fn open_pickle(path: &Path) -> Option<(Archive, String, Vec<u8>)> {
 }
 
 /// Whether a `data.pkl` names a complex storage class (then burn's reader cannot parse it).
-pub(super) fn has_complex(pickle: &[u8]) -> bool {
+pub(crate) fn has_complex(pickle: &[u8]) -> bool {
     contains(pickle, C64.as_bytes()) || contains(pickle, C128.as_bytes())
 }
 
@@ -70,7 +74,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 /// Every tensor of the archive, read lazily in place.
-pub(super) fn read_in_place(path: &Path, archive: Archive, root: &str, pickle: &[u8]) -> Result<Vec<PtTensor>, ModelError> {
+pub(crate) fn read_in_place(path: &Path, archive: Archive, root: &str, pickle: &[u8]) -> Result<Vec<PtTensor>, CheckpointError> {
     let root_value = Unpickler::new(pickle).run().map_err(|e| ckpt_err(path, format!("data.pkl: {e}")))?;
     let mut found = Vec::new();
     flatten(&root_value, &mut Vec::new(), &mut found, 0);

@@ -1,13 +1,12 @@
-//! Opening a checkpoint without loading it: a memory-mapped safetensors file (zero copy) or a
-//! `.pt`/`.pth` file read in place through the model crate's pickle-free opener
-//! (`sam3lab_model::checkpoint::open_pytorch`: burn's `PytorchReader`, or for the complex RoPE
-//! storages of `sam3.pt` sam3lab's own data-only reader; tensors read one at a time, nothing copied).
-//! Keys are normalised to the image detector's names (see [`normalize_key`]).
+//! The one checkpoint reader: a file opened without loading it — a memory-mapped safetensors file
+//! (tensor bytes borrowed from the page cache, zero copy) or a `.pt`/`.pth` read in place
+//! ([`crate::pt::open_pytorch`]; tensors read one at a time, nothing copied). Keys are named by the
+//! file's [`Naming`]. The model's loader draws its tensors from here, and so do the weight-space
+//! probes, the converter and the surgery writer.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -16,51 +15,24 @@ use memmap2::Mmap;
 use safetensors::SafeTensors;
 
 use crate::dtype::{self, Dtype, elem_size, is_float};
-use crate::error::{Result, WeightsError, nearest_names};
-
-/// What identifies a checkpoint in every result file: the path as given and the sha256 of its
-/// bytes (`sam3lab-results`' one file identity).
-pub use sam3lab_results::FileRecord as CheckpointId;
-
-/// How a raw key maps to the detector's parameter namespace.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KeyClass {
-    /// An image-detector tensor, under this name (no `detector.` prefix).
-    Keep(String),
-    /// A tensor the image path does not use (the reason is shown by `weights ls`).
-    Skip(&'static str),
-}
-
-/// Normalise a state-dict key: strip `detector.`; skip the video tracker (`tracker.*`), the tracker's
-/// neck copy (`backbone.vision_backbone.sam2_convs.*`) and the RoPE buffers (`*.attn.freqs_cis`,
-/// complex64, recomputed by the model).
-/// The skip rule is the model loader's ([`sam3lab_model::checkpoint::skip_reason`]), so the weight
-/// probes and the model agree on which tensors make up the image detector.
-pub fn normalize_key(raw: &str) -> KeyClass {
-    let name = raw.strip_prefix("detector.").unwrap_or(raw);
-    match sam3lab_model::checkpoint::skip_reason(name) {
-        Some(why) => KeyClass::Skip(why),
-        None => KeyClass::Keep(name.to_string()),
-    }
-}
-
-/// On-disk container.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    Safetensors,
-    Pytorch,
-}
+use crate::error::{CheckpointError, Result};
+use sam3lab_util::nearest_names;
+use crate::keys::{KeyClass, Naming};
+use crate::pt::PtTensor;
+use crate::sniff::{Format, sniff};
 
 /// One tensor of a checkpoint: metadata plus where its bytes are.
 #[derive(Clone)]
 pub struct TensorEntry {
     /// Normalised name (no `detector.` prefix); for a skipped entry, the stored name.
     pub name: String,
-    /// Key as stored (for `.pt`, after removing a `{"model": …}` wrapper's `model.` prefix).
+    /// The key exactly as in the file.
+    pub key: String,
+    /// Key as stored, without a state-dict wrapper (`model.` / `state_dict.`, see [`Naming`]).
     pub stored_name: String,
     pub dtype: Dtype,
     pub shape: Vec<usize>,
-    /// `Some(reason)` when [`normalize_key`] skips it.
+    /// `Some(reason)` when the file's [`Naming`] skips it.
     pub skipped: Option<&'static str>,
     loc: Loc,
 }
@@ -69,7 +41,7 @@ pub struct TensorEntry {
 enum Loc {
     /// Absolute byte range in the mapped file.
     Mapped(Range<usize>),
-    Pickled(sam3lab_model::checkpoint::PtTensor),
+    Pickled(PtTensor),
 }
 
 impl TensorEntry {
@@ -129,139 +101,74 @@ pub struct Checkpoint {
 const PAGE: usize = 4096;
 
 impl Checkpoint {
-    /// Open a checkpoint, sniffing the container from its first bytes (a `{` at byte 8 → safetensors;
-    /// else ZIP, pickle or TAR → PyTorch; else safetensors, which then explains what is wrong).
-    /// Parses only the header.
+    /// Open a checkpoint, sniffing the container from its first bytes ([`sniff`]). Parses only the
+    /// header (safetensors) or `data.pkl` (PyTorch).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let mut file = File::open(&path).map_err(|e| WeightsError::io(&path, e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| WeightsError::io(&path, e))?
-            .len();
-        let mut head = [0u8; 512];
-        let mut got = 0;
-        while got < head.len() {
-            match file.read(&mut head[got..]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) => return Err(WeightsError::io(&path, e)),
-            }
-        }
-        let head = &head[..got];
-        // A safetensors file has its JSON header at byte 8 (its length prefix may itself start with
-        // 0x80, the pickle PROTO opcode, so that one is checked first).
-        let is_safetensors = head.get(8) == Some(&b'{');
-        let is_zip = head.starts_with(b"PK\x03\x04");
-        let is_pickle = head.first() == Some(&0x80);
-        let is_tar = head.len() >= 262 && &head[257..262] == b"ustar";
-        if !is_safetensors && (is_zip || is_pickle || is_tar) {
-            Self::open_pytorch(path)
-        } else {
-            Self::open_safetensors(path, file, len)
+        match sniff(&path)? {
+            Format::Pytorch => Self::open_pytorch(path),
+            Format::Safetensors => Self::open_safetensors(path),
         }
     }
 
-    fn open_safetensors(path: PathBuf, file: File, len: u64) -> Result<Self> {
-        if len < 8 {
-            return Err(WeightsError::Format {
-                path,
-                reason: format!("{len} bytes is too short for a safetensors header"),
-            });
-        }
+    fn open_safetensors(path: PathBuf) -> Result<Self> {
+        let file = File::open(&path).map_err(|e| CheckpointError::io(&path, e))?;
         // SAFETY: the file is opened read-only; a concurrent writer would be a user error, as with
         // every mmap-based reader (torch, safetensors). We never hand out references past `self`.
-        let mmap = unsafe { Mmap::map(&file) }.map_err(|e| WeightsError::io(&path, e))?;
+        let mmap = unsafe { Mmap::map(&file) }.map_err(|e| CheckpointError::io(&path, e))?;
         let (n, meta) = match SafeTensors::read_metadata(&mmap) {
             Ok(x) => x,
             Err(e) => return Err(explain_safetensors_error(&path, &mmap, e)),
         };
         let data_start = 8 + n;
-        let mut infos: Vec<(String, safetensors::tensor::TensorInfo)> = meta
-            .tensors()
-            .into_iter()
-            .map(|(k, v)| (k, v.clone()))
-            .collect();
+        let mut infos: Vec<(String, safetensors::tensor::TensorInfo)> = meta.tensors().into_iter().map(|(k, v)| (k, v.clone())).collect();
         infos.sort_by_key(|(_, i)| i.data_offsets);
+        let naming = Naming::of(infos.iter().map(|(k, _)| k.as_str()));
         let entries = infos
             .into_iter()
             .map(|(raw, info)| {
                 let (s, e) = info.data_offsets;
-                make_entry(
-                    raw.clone(),
-                    raw,
-                    info.dtype,
-                    info.shape,
-                    Loc::Mapped(data_start + s..data_start + e),
-                )
+                make_entry(&naming, &raw, info.dtype, info.shape, Loc::Mapped(data_start + s..data_start + e))
             })
             .collect();
         let metadata = meta.metadata().clone();
-        Self::build(path, Format::Safetensors, Some(mmap), entries, metadata)
+        Ok(Self::build(path, Format::Safetensors, Some(mmap), entries, metadata))
     }
 
     fn open_pytorch(path: PathBuf) -> Result<Self> {
-        // Through the model crate's opener: it reads the released `sam3.pt` in place, complex64
-        // RoPE storages included (their real views; skipped below), without copying the file.
-        let tensors = sam3lab_model::checkpoint::open_pytorch(&path)
-            .map_err(|e| WeightsError::Format { path: path.clone(), reason: e.to_string() })?;
-        // A `{"model": state_dict}` wrapper flattens to `model.`-prefixed keys: strip it when every
-        // key has it (SAM3's own keys never start with `model.`).
-        let wrapped = !tensors.is_empty() && tensors.iter().all(|t| t.name.starts_with("model."));
+        // Read in place, the complex64 RoPE storages of the released `sam3.pt` included (their
+        // real views; skipped by the naming), without copying the file.
+        let tensors = crate::pt::open_pytorch(&path)?;
+        if tensors.is_empty() {
+            return Err(CheckpointError::format(&path, "PyTorch file holds no tensors"));
+        }
+        let naming = Naming::of(tensors.iter().map(|t| t.name.as_str()));
         let mut entries: Vec<TensorEntry> = tensors
             .into_iter()
             .map(|t| {
                 let key = t.name.clone();
-                let stored = if wrapped {
-                    key["model.".len()..].to_string()
-                } else {
-                    key
-                };
                 let dtype = dtype::from_pytorch(t.dtype);
                 let shape = t.shape.clone();
-                make_entry(stored.clone(), stored, dtype, shape, Loc::Pickled(t))
+                make_entry(&naming, &key, dtype, shape, Loc::Pickled(t))
             })
             .collect();
         // No file order for pickled tensors: use name order (what the surgery writer emits).
         entries.sort_by(|a, b| a.stored_name.cmp(&b.stored_name));
-        Self::build(path, Format::Pytorch, None, entries, None)
+        // Complex tensors (only the RoPE tables are let through by the opener) must be skipped ones.
+        let loaded: Vec<&str> = entries.iter().filter(|e| e.is_complex() && e.skipped.is_none()).map(|e| e.stored_name.as_str()).collect();
+        if !loaded.is_empty() {
+            return Err(CheckpointError::format(&path, format!("complex tensors where real ones are loaded: {}", loaded.join(", "))));
+        }
+        Ok(Self::build(path, Format::Pytorch, None, entries, None))
     }
 
-    fn build(
-        path: PathBuf,
-        format: Format,
-        mmap: Option<Mmap>,
-        entries: Vec<TensorEntry>,
-        metadata: Option<HashMap<String, String>>,
-    ) -> Result<Self> {
-        let mut index = HashMap::with_capacity(entries.len());
-        for (i, e) in entries.iter().enumerate() {
-            if e.skipped.is_some() {
-                continue;
-            }
-            if let Some(&j) = index.get(&e.name) {
-                let first: &TensorEntry = &entries[j];
-                return Err(WeightsError::DuplicateKey {
-                    path,
-                    name: e.name.clone(),
-                    first: first.stored_name.clone(),
-                    second: e.stored_name.clone(),
-                });
-            }
-            index.insert(e.name.clone(), i);
-        }
+    fn build(path: PathBuf, format: Format, mmap: Option<Mmap>, entries: Vec<TensorEntry>, metadata: Option<HashMap<String, String>>) -> Self {
+        // Names are the stored keys less one fixed prefix, so kept names are unique.
+        let index: HashMap<String, usize> =
+            entries.iter().enumerate().filter(|(_, e)| e.skipped.is_none()).map(|(i, e)| (e.name.clone(), i)).collect();
         let mut sorted: Vec<usize> = index.values().copied().collect();
         sorted.sort_by(|&a, &b| entries[a].name.cmp(&entries[b].name));
-        Ok(Self {
-            path,
-            format,
-            mmap,
-            entries,
-            index,
-            sorted,
-            metadata,
-            sha256: OnceLock::new(),
-        })
+        Self { path, format, mmap, entries, index, sorted, metadata, sha256: OnceLock::new() }
     }
 
     pub fn path(&self) -> &Path {
@@ -296,7 +203,7 @@ impl Checkpoint {
     }
     /// Like [`get`](Self::get), but a missing name is an error listing the nearest names.
     pub fn require(&self, name: &str) -> Result<&TensorEntry> {
-        self.get(name).ok_or_else(|| WeightsError::MissingParam {
+        self.get(name).ok_or_else(|| CheckpointError::MissingParam {
             path: self.path.clone(),
             name: name.to_string(),
             nearest: nearest_names(name, self.tensors().map(|e| e.name.as_str()), 3),
@@ -375,12 +282,12 @@ impl Checkpoint {
     }
 
     /// The whole mapped file (safetensors only).
-    pub(crate) fn mapped(&self) -> Option<&[u8]> {
+    pub fn mapped(&self) -> Option<&[u8]> {
         self.mmap.as_deref()
     }
 
     /// Byte range of elements `elems` of a mapped tensor, in file offsets.
-    pub(crate) fn byte_range(
+    pub fn byte_range(
         &self,
         entry: &TensorEntry,
         elems: Range<usize>,
@@ -389,7 +296,7 @@ impl Checkpoint {
     }
 
     /// Prefault file bytes `r` of the mapping.
-    pub(crate) fn populate_bytes(&self, r: Range<usize>) {
+    pub fn populate_bytes(&self, r: Range<usize>) {
         #[cfg(target_os = "linux")]
         if let Some(m) = &self.mmap {
             let _ = m.advise_range(memmap2::Advice::PopulateRead, r.start, r.len());
@@ -403,7 +310,7 @@ impl Checkpoint {
     /// The mapping is MAP_SHARED and read-only, so MADV_DONTNEED discards nothing but our page-table
     /// entries; any later access (by us or another thread) refaults the same file bytes from the page
     /// cache, and no reference into the range becomes dangling.
-    pub(crate) fn release_bytes(&self, r: Range<usize>) {
+    pub fn release_bytes(&self, r: Range<usize>) {
         if let Some(m) = &self.mmap {
             let start = r.start.div_ceil(PAGE) * PAGE;
             let end = r.end / PAGE * PAGE;
@@ -416,17 +323,17 @@ impl Checkpoint {
         }
     }
 
-    pub(crate) fn has_sha256(&self) -> bool {
+    pub fn has_sha256(&self) -> bool {
         self.sha256.get().is_some()
     }
 
     /// Record a sha256 computed elsewhere (by the diff's pipelined hashing of the mapping).
-    pub(crate) fn set_sha256(&self, s: String) {
+    pub fn set_sha256(&self, s: String) {
         let _ = self.sha256.set(s);
     }
 
     /// Prefault a mapped range before reading it (one syscall instead of one fault per 64 KiB).
-    pub(crate) fn populate(&self, entry: &TensorEntry, elems: Range<usize>) {
+    pub fn populate(&self, entry: &TensorEntry, elems: Range<usize>) {
         #[cfg(target_os = "linux")]
         if let (Some(r), Some(m)) = (self.mapped_range(entry, &elems), &self.mmap) {
             let _ = m.advise_range(memmap2::Advice::PopulateRead, r.start, r.len());
@@ -438,7 +345,7 @@ impl Checkpoint {
     /// Drop the pages of a processed range from this process's resident set (they stay in the page
     /// cache). This is what keeps resident memory at the size of the tensors in flight instead of the
     /// whole file: a read-only shared mapping refaults identical data if the range is read again.
-    pub(crate) fn release(&self, entry: &TensorEntry, elems: Range<usize>) {
+    pub fn release(&self, entry: &TensorEntry, elems: Range<usize>) {
         if let Some(r) = self.mapped_range(entry, &elems) {
             self.release_bytes(r);
         }
@@ -460,12 +367,12 @@ impl Checkpoint {
         }
     }
 
-    pub(crate) fn is_mapped(&self, entry: &TensorEntry) -> bool {
+    pub fn is_mapped(&self, entry: &TensorEntry) -> bool {
         matches!(entry.loc, Loc::Mapped(_))
     }
 
-    pub(crate) fn tensor_err(&self, entry: &TensorEntry, reason: &str) -> WeightsError {
-        WeightsError::Tensor {
+    pub fn tensor_err(&self, entry: &TensorEntry, reason: &str) -> CheckpointError {
+        CheckpointError::Tensor {
             path: self.path.clone(),
             name: entry.name.clone(),
             reason: reason.to_string(),
@@ -480,41 +387,21 @@ impl Checkpoint {
         let s = sha256_file(&self.path)?;
         Ok(self.sha256.get_or_init(|| s))
     }
-
-    /// Path (as given) and sha256.
-    pub fn id(&self) -> Result<CheckpointId> {
-        Ok(CheckpointId {
-            path: self.path.display().to_string(),
-            sha256: self.sha256()?.to_string(),
-        })
-    }
 }
 
 /// Stream a file through sha256 with a 1 MiB buffer (reads from the page cache; no mapping, so the
 /// hash does not add to resident memory).
 pub fn sha256_file(path: &Path) -> Result<String> {
-    sam3lab_model::hooks::sha256_file(path).map_err(|e| WeightsError::io(path, e))
+    sam3lab_util::sha256_file(path).map_err(|e| CheckpointError::io(path, e))
 }
 
-fn make_entry(
-    name: String,
-    stored: String,
-    dtype: Dtype,
-    shape: Vec<usize>,
-    loc: Loc,
-) -> TensorEntry {
-    let (name, skipped) = match normalize_key(&name) {
+fn make_entry(naming: &Naming, raw: &str, dtype: Dtype, shape: Vec<usize>, loc: Loc) -> TensorEntry {
+    let stored = naming.unwrapped(raw).to_string();
+    let (name, skipped) = match naming.classify(raw) {
         KeyClass::Keep(n) => (n, None),
         KeyClass::Skip(why) => (stored.clone(), Some(why)),
     };
-    TensorEntry {
-        name,
-        stored_name: stored,
-        dtype,
-        shape,
-        skipped,
-        loc,
-    }
+    TensorEntry { name, key: raw.to_string(), stored_name: stored, dtype, shape, skipped, loc }
 }
 
 /// Turn safetensors' terse errors into ones that name the file and, for truncation, the tensor.
@@ -522,7 +409,7 @@ fn explain_safetensors_error(
     path: &Path,
     buf: &[u8],
     err: safetensors::SafeTensorError,
-) -> WeightsError {
+) -> CheckpointError {
     use safetensors::SafeTensorError as E;
     let path = path.to_path_buf();
     let n = u64::from_le_bytes(buf[..8].try_into().expect("len checked")) as usize;
@@ -547,10 +434,10 @@ fn explain_safetensors_error(
                     "the header declares {declared} data bytes but the file holds {data_len} (trailing bytes)"
                 ),
             };
-            WeightsError::Truncated { path, reason }
+            CheckpointError::Truncated { path, reason }
         }
         E::InvalidHeaderLength | E::HeaderTooLarge if 8 + n > buf.len() || n > 100_000_000 => {
-            WeightsError::Format {
+            CheckpointError::Format {
                 path,
                 reason: format!(
                     "not a safetensors file (its first 8 bytes give a header length of {n} bytes, the file has {}) \
@@ -559,7 +446,7 @@ fn explain_safetensors_error(
                 ),
             }
         }
-        other => WeightsError::Format {
+        other => CheckpointError::Format {
             path,
             reason: format!("invalid safetensors header: {other}"),
         },

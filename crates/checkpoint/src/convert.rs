@@ -15,8 +15,9 @@ use std::path::Path;
 use sam3lab_util::progress::Progress;
 use serde::Serialize;
 
-use crate::checkpoint::{Checkpoint, Format};
-use crate::error::{Result, WeightsError};
+use crate::error::{CheckpointError, Result};
+use crate::reader::Checkpoint;
+use crate::sniff::Format;
 use crate::writer::SafetensorsWriter;
 
 /// What a conversion wrote.
@@ -38,7 +39,7 @@ pub struct ConvertReport {
 /// the bytes of tensor data written (its length is set here).
 pub fn convert(input: &Path, output: &Path, progress: &dyn Progress) -> Result<ConvertReport> {
     if output.extension().and_then(|e| e.to_str()) != Some("safetensors") {
-        return Err(WeightsError::Usage(format!(
+        return Err(CheckpointError::Usage(format!(
             "{}: the output must be a .safetensors file",
             output.display()
         )));
@@ -46,7 +47,7 @@ pub fn convert(input: &Path, output: &Path, progress: &dyn Progress) -> Result<C
     if let (Ok(a), Ok(b)) = (input.canonicalize(), output.canonicalize())
         && a == b
     {
-        return Err(WeightsError::Usage(format!(
+        return Err(CheckpointError::Usage(format!(
             "{}: input and output are the same file",
             output.display()
         )));
@@ -64,7 +65,7 @@ pub fn convert(input: &Path, output: &Path, progress: &dyn Progress) -> Result<C
         }
     }
     if keep.is_empty() {
-        return Err(WeightsError::Format {
+        return Err(CheckpointError::Format {
             path: input.to_path_buf(),
             reason: "holds no real tensors to convert".into(),
         });
@@ -93,7 +94,7 @@ pub fn convert(input: &Path, output: &Path, progress: &dyn Progress) -> Result<C
     for e in &keep {
         let bytes = ckpt.bytes(e, 0..e.numel())?;
         if bytes.len() != e.byte_len() {
-            return Err(WeightsError::Tensor {
+            return Err(CheckpointError::Tensor {
                 path: input.to_path_buf(),
                 name: e.stored_name.clone(),
                 reason: format!("read {} bytes, expected {}", bytes.len(), e.byte_len()),

@@ -113,3 +113,25 @@ pub(crate) fn from_pytorch(dtype: burn::store::pytorch_reader::DType) -> Dtype {
         P::Bool => Dtype::BOOL,
     }
 }
+
+/// burn's element type for a stored one (what a loader declares to burn's store); `None` for the
+/// sub-byte and exotic float types no SAM3 checkpoint holds.
+pub fn to_burn(dtype: Dtype) -> Option<burn::tensor::DType> {
+    use burn::tensor::DType as B;
+    Some(match dtype {
+        Dtype::F64 => B::F64,
+        Dtype::F32 => B::F32,
+        Dtype::F16 => B::F16,
+        Dtype::BF16 => B::BF16,
+        Dtype::I64 => B::I64,
+        Dtype::I32 => B::I32,
+        Dtype::I16 => B::I16,
+        Dtype::I8 => B::I8,
+        Dtype::U64 => B::U64,
+        Dtype::U32 => B::U32,
+        Dtype::U16 => B::U16,
+        Dtype::U8 => B::U8,
+        Dtype::BOOL => B::Bool(burn::tensor::BoolStore::Native),
+        _ => return None,
+    })
+}

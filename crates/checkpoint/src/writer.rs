@@ -11,8 +11,8 @@ use safetensors::tensor::{Metadata, TensorInfo};
 use sha2::{Digest, Sha256};
 
 use crate::dtype::Dtype;
-use crate::error::{Result, WeightsError};
-use crate::output::tmp_path;
+use crate::error::{CheckpointError, Result};
+use sam3lab_util::tmp_path;
 
 /// Name, dtype and shape of one tensor to write.
 #[derive(Clone, Debug)]
@@ -58,7 +58,7 @@ pub fn header_bytes(
         offset += len;
     }
     let meta = Metadata::new(metadata, infos)
-        .map_err(|e| WeightsError::Usage(format!("cannot build a safetensors header: {e}")))?;
+        .map_err(|e| CheckpointError::Usage(format!("cannot build a safetensors header: {e}")))?;
     let mut json = serde_json::to_vec(&meta).expect("metadata serialises");
     // Pad to 8 bytes with spaces, as the safetensors crate does, so data stays aligned.
     while json.len() % 8 != 0 {
@@ -77,10 +77,10 @@ impl SafetensorsWriter {
     ) -> Result<Self> {
         let header = header_bytes(tensors, metadata)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| WeightsError::io(dir, e))?;
+            std::fs::create_dir_all(dir).map_err(|e| CheckpointError::io(dir, e))?;
         }
         let tmp = tmp_path(path);
-        let file = File::create(&tmp).map_err(|e| WeightsError::io(&tmp, e))?;
+        let file = File::create(&tmp).map_err(|e| CheckpointError::io(&tmp, e))?;
         let mut w = Self {
             path: path.to_path_buf(),
             tmp,
@@ -101,7 +101,7 @@ impl SafetensorsWriter {
         self.hasher.update(bytes);
         let f = self.file.as_mut().expect("open until finish");
         f.write_all(bytes)
-            .map_err(|e| WeightsError::io(&self.tmp, e))
+            .map_err(|e| CheckpointError::io(&self.tmp, e))
     }
 
     /// Append bytes of tensor `name` (which must be the next one, or the current one unfinished).
@@ -113,19 +113,19 @@ impl SafetensorsWriter {
             self.next += 1; // empty tensors need no bytes
         }
         let Some((expect, len)) = self.plan.get(self.next).cloned() else {
-            return Err(WeightsError::Usage(format!(
+            return Err(CheckpointError::Usage(format!(
                 "{}: '{name}' written past the last tensor",
                 self.path.display()
             )));
         };
         if expect != name {
-            return Err(WeightsError::Usage(format!(
+            return Err(CheckpointError::Usage(format!(
                 "{}: expected bytes of '{expect}', got '{name}'",
                 self.path.display()
             )));
         }
         if self.filled + bytes.len() > len {
-            return Err(WeightsError::Usage(format!(
+            return Err(CheckpointError::Usage(format!(
                 "{}: '{name}' takes {len} bytes, got {}",
                 self.path.display(),
                 self.filled + bytes.len()
@@ -146,7 +146,7 @@ impl SafetensorsWriter {
             self.next += 1;
         }
         if self.next < self.plan.len() {
-            return Err(WeightsError::Usage(format!(
+            return Err(CheckpointError::Usage(format!(
                 "{}: tensor '{}' was not written",
                 self.path.display(),
                 self.plan[self.next].0
@@ -155,11 +155,11 @@ impl SafetensorsWriter {
         let f = self.file.take().expect("open until finish");
         let file = f
             .into_inner()
-            .map_err(|e| WeightsError::io(&self.tmp, e.into_error()))?;
+            .map_err(|e| CheckpointError::io(&self.tmp, e.into_error()))?;
         file.sync_all()
-            .map_err(|e| WeightsError::io(&self.tmp, e))?;
+            .map_err(|e| CheckpointError::io(&self.tmp, e))?;
         drop(file);
-        std::fs::rename(&self.tmp, &self.path).map_err(|e| WeightsError::io(&self.path, e))?;
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| CheckpointError::io(&self.path, e))?;
         Ok(hex::encode(std::mem::take(&mut self.hasher).finalize()))
     }
 }

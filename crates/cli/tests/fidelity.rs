@@ -120,6 +120,17 @@ fn eval_predict_scores_hook_interventions_on_a_fixed_subsample() {
     assert_ne!(std::fs::read(&patched).unwrap(), a, "patching q0 from a perturbed copy moves the scores");
     let meta = json(&d.join("patch.json.meta.json"));
     assert_eq!(meta["intervention"][0]["source"]["sha256"].as_str().unwrap().len(), 64);
+    // Image-encoder points are patched once per image (the source's image encoded under its
+    // captures, the target's under the edits), text-encoder points per noun phrase: a self-patch of
+    // both is the plain forward, a patch from the perturbed copy is not.
+    let own = format!("patch:neck.fpn.{{0,1,2}}={fx}");
+    let own_text = format!("patch:text.blocks.1={fx}");
+    let selfpatch2 = predict("self2.json", &["--hook", &own, "--hook", &own_text]);
+    assert_eq!(std::fs::read(&selfpatch2).unwrap(), a, "image- and text-point self-patch = plain forward");
+    let trunk = predict("trunk.json", &["--hook", &format!("patch:trunk.blocks.0={pert}")]);
+    assert_ne!(std::fs::read(&trunk).unwrap(), a, "patching a trunk block from a perturbed copy moves the scores");
+    let text = predict("text.json", &["--hook", &format!("patch:text.blocks.1={pert}")]);
+    assert_ne!(std::fs::read(&text).unwrap(), a, "patching a text block from a perturbed copy moves the scores");
     // Steering: a [d] direction at q0 (d = 32 on the fixture); α = 0 is the plain forward, α = 4 is not.
     let dir_file = d.join("direction.safetensors");
     let values: Vec<u8> = (0..32).flat_map(|i| ((i as f32 - 15.5) / 8.0).to_le_bytes()).collect();

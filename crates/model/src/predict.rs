@@ -229,6 +229,11 @@ impl Stages {
         };
         Self { image: hit(is_image_point), text: hit(is_text_point) }
     }
+
+    /// The stages of exact hook names (a probe's resolved points).
+    pub fn of_points(points: &[String]) -> Self {
+        Self { image: points.iter().any(|p| is_image_point(p)), text: points.iter().any(|p| is_text_point(p)) }
+    }
 }
 
 impl Predictor {

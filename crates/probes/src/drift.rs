@@ -30,14 +30,15 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use sam3lab_util::progress::Progress;
 use sam3lab_results::{DriftRow, DriftTable};
-use sam3lab_hooks::{ActivationCache, HookSpec, Hooks};
+use sam3lab_hooks::ActivationCache;
 use sam3lab_eval::shard::Shard;
 use serde::{Deserialize, Serialize};
 
 use crate::{ProbeError, Result};
-use crate::inputs::{ImageList, PromptGroup};
+use crate::inputs::{ImageList, Item, PromptGroup};
 use crate::manifest::{Csv, Manifest, num, write_json};
-use crate::model::{self, CkptSpec, Loaded, Stages, TextCache};
+use crate::model::{self, CkptSpec, Loaded};
+use crate::sweep;
 
 /// What to compare.
 pub struct DriftRequest {
@@ -122,8 +123,25 @@ fn spill_path(dir: &Path, image: usize) -> PathBuf {
     dir.join(format!("ref_image{image:05}.f32"))
 }
 
+/// One input of drift's product: image `image` (an index into the image list) with prompt `prompt`.
+struct Input<'a> {
+    image: usize,
+    prompt: usize,
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Item for Input<'_> {
+    fn image(&self) -> &Path {
+        self.path
+    }
+    fn prompt(&self) -> &str {
+        self.text
+    }
+}
+
 /// Run one checkpoint over every (image, prompt) of the images `owned` (indices into `images`),
-/// calling `visit(image, prompt, cache)`.
+/// through the runner's loop, calling `visit(image, prompt, cache)`.
 fn sweep(
     model: &Loaded,
     images: &ImageList,
@@ -133,22 +151,16 @@ fn sweep(
     progress: &dyn Progress,
     mut visit: impl FnMut(usize, usize, &ActivationCache) -> Result<()>,
 ) -> Result<()> {
-    let stages = Stages::of(points);
-    let mut texts = TextCache::default();
-    for &i in owned {
-        let rgb = model::load_rgb(&images.paths[i])?;
-        let encoded = model.predictor.encode_image(&rgb, &mut Hooks::none());
-        for (j, prompt) in prompts.iter().enumerate() {
-            let mut spec = HookSpec::new();
-            for p in points {
-                spec = spec.capture(p)?;
-            }
-            let (_, cache) = model::forward(model, &rgb, &encoded, &mut texts, prompt, spec, stages)?;
-            visit(i, j, &cache)?;
-            progress.inc(1);
-        }
-    }
-    Ok(())
+    let inputs: Vec<Input> = owned
+        .iter()
+        .flat_map(|&i| prompts.iter().enumerate().map(move |(j, p)| (i, j, p)))
+        .map(|(i, j, p)| Input { image: i, prompt: j, path: &images.paths[i], text: p })
+        .collect();
+    let items: Vec<&Input> = inputs.iter().collect();
+    sweep::for_each_pair(&[model], &items, points, progress, |runs| {
+        let (_, cache) = runs.capture(0, points)?;
+        visit(runs.pair.image, runs.pair.prompt, &cache)
+    })
 }
 
 /// Run the drift probe. The spill directory is removed afterwards (also on error) unless `keep_spill`.

@@ -288,13 +288,29 @@ impl Pairs {
     }
 }
 
-/// Group pairs by image, in order of first appearance (so each image is encoded once per checkpoint).
-pub fn by_image<'a>(pairs: &[&'a Pair]) -> Vec<(PathBuf, Vec<&'a Pair>)> {
-    let mut out: Vec<(PathBuf, Vec<&Pair>)> = Vec::new();
+/// What the runner runs: one (image, prompt) input. A pair file's [`Pair`] is one; a probe with its
+/// own product of inputs (drift: images × prompts) brings its own.
+pub trait Item {
+    fn image(&self) -> &Path;
+    fn prompt(&self) -> &str;
+}
+
+impl Item for Pair {
+    fn image(&self) -> &Path {
+        &self.image
+    }
+    fn prompt(&self) -> &str {
+        &self.prompt
+    }
+}
+
+/// Items grouped by image, in order of first appearance (each group in item order).
+pub fn by_image<'a, I: Item>(pairs: &[&'a I]) -> Vec<(PathBuf, Vec<&'a I>)> {
+    let mut out: Vec<(PathBuf, Vec<&I>)> = Vec::new();
     for p in pairs {
-        match out.iter_mut().find(|(img, _)| *img == p.image) {
+        match out.iter_mut().find(|(img, _)| img == p.image()) {
             Some((_, v)) => v.push(p),
-            None => out.push((p.image.clone(), vec![p])),
+            None => out.push((p.image().to_path_buf(), vec![p])),
         }
     }
     out

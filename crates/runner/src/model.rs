@@ -127,18 +127,8 @@ pub fn is_text_point(p: &str) -> bool {
     sam3lab_model::predict::is_text_point(p)
 }
 
-/// Which encoders a hook spec must run through.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Stages {
-    pub image: bool,
-    pub text: bool,
-}
-
-impl Stages {
-    pub fn of(points: &[String]) -> Self {
-        Self { image: points.iter().any(|p| is_image_point(p)), text: points.iter().any(|p| is_text_point(p)) }
-    }
-}
+/// Which encoders a hook spec must run through (the model's one definition).
+pub use sam3lab_model::predict::Stages;
 
 /// Per-checkpoint cache of encoded prompts (text features are small; prompts repeat across images).
 #[derive(Default)]

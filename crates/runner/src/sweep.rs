@@ -40,26 +40,59 @@ use image::RgbImage;
 use sam3lab_util::progress::Progress;
 use sam3lab_hooks::{Action, ActivationCache, DynTensor, HookSpec, Hooks};
 use sam3lab_model::GroundingOutput;
-use sam3lab_model::predict::EncodedImage;
+use sam3lab_model::predict::{EncodedImage, Stages};
 
 use crate::{RunError, Result};
-use crate::inputs::{Pair, by_image};
-use crate::model::{self, Loaded, Stages, TextCache};
+use crate::inputs::{Item, Pair, by_image};
+use crate::model::{self, Loaded, TextCache};
 
-/// One pair run under several checkpoints (see [`for_each_pair`]).
-pub struct PairRuns<'a> {
-    pub pair: &'a Pair,
+/// One image under several checkpoints: the image is encoded once per checkpoint (when a run of
+/// that checkpoint first needs it, or by [`ImageRuns::encode`] under hooks), each prompt once per
+/// checkpoint (through the caller's [`TextCache`]s).
+pub struct ImageRuns<'a> {
     models: &'a [&'a Loaded],
     rgb: &'a RgbImage,
-    encoded: &'a [EncodedImage],
+    encoded: Vec<Option<EncodedImage>>,
     texts: &'a mut [TextCache],
+}
+
+impl<'a> ImageRuns<'a> {
+    /// `texts` holds one prompt cache per model (kept across images by the caller).
+    pub fn new(models: &'a [&'a Loaded], rgb: &'a RgbImage, texts: &'a mut [TextCache]) -> Self {
+        assert_eq!(models.len(), texts.len(), "one text cache per model");
+        Self { models, rgb, encoded: models.iter().map(|_| None).collect(), texts }
+    }
+
+    /// Encode the image for checkpoint `k` under `spec` (the image encoder's edits and captures);
+    /// every later run of `k` on this image grounds on this encoding. Returns the image encoder's
+    /// captures.
+    pub fn encode(&mut self, k: usize, spec: HookSpec) -> Result<ActivationCache> {
+        let mut hooks = Hooks::new(spec);
+        self.encoded[k] = Some(self.models[k].predictor.encode_image(self.rgb, &mut hooks));
+        Ok(hooks.finish()?)
+    }
+
+    /// Forward checkpoint `k` on `prompt` under `spec`; `stages` are the encoders the spec reaches,
+    /// re-run under the hooks for this call (the others' features are reused).
+    pub fn run(&mut self, k: usize, prompt: &str, spec: HookSpec, stages: Stages) -> Result<(GroundingOutput, ActivationCache)> {
+        let model = self.models[k];
+        let rgb = self.rgb;
+        let encoded = self.encoded[k].get_or_insert_with(|| model.predictor.encode_image(rgb, &mut Hooks::none()));
+        model::forward(model, rgb, encoded, &mut self.texts[k], prompt, spec, stages)
+    }
+}
+
+/// One item run under several checkpoints (see [`for_each_pair`]).
+pub struct PairRuns<'r, 'a, I = Pair> {
+    pub pair: &'a I,
+    image: &'r mut ImageRuns<'a>,
     stages: Stages,
 }
 
-impl PairRuns<'_> {
-    /// Forward checkpoint `k` (its index in [`for_each_pair`]'s `models`) on this pair under `spec`.
+impl<I: Item> PairRuns<'_, '_, I> {
+    /// Forward checkpoint `k` (its index in [`for_each_pair`]'s `models`) on this item under `spec`.
     pub fn run(&mut self, k: usize, spec: HookSpec) -> Result<(GroundingOutput, ActivationCache)> {
-        model::forward(self.models[k], self.rgb, &self.encoded[k], &mut self.texts[k], &self.pair.prompt, spec, self.stages)
+        self.image.run(k, self.pair.prompt(), spec, self.stages)
     }
 
     /// Forward checkpoint `k` capturing `points`.
@@ -76,23 +109,24 @@ pub fn capture(mut spec: HookSpec, points: &[String]) -> Result<HookSpec> {
     Ok(spec)
 }
 
-/// Call `f` on every pair, grouped by image (each image loaded once and encoded once per checkpoint,
-/// each prompt encoded once per checkpoint); `points` are the hook points the runs will touch (an
-/// image- or text-encoder point makes those encoders run under the hooks). One progress tick per pair.
-pub fn for_each_pair(
+/// Call `f` on every item, grouped by image (each image loaded once and encoded once per
+/// checkpoint, each prompt encoded once per checkpoint); `points` are the hook points the runs will
+/// touch (an image- or text-encoder point makes those encoders run under the hooks). One progress
+/// tick per item.
+pub fn for_each_pair<I: Item>(
     models: &[&Loaded],
-    pairs: &[&Pair],
+    pairs: &[&I],
     points: &[String],
     progress: &dyn Progress,
-    mut f: impl FnMut(&mut PairRuns) -> Result<()>,
+    mut f: impl FnMut(&mut PairRuns<'_, '_, I>) -> Result<()>,
 ) -> Result<()> {
-    let stages = Stages::of(points);
+    let stages = Stages::of_points(points);
     let mut texts: Vec<TextCache> = models.iter().map(|_| TextCache::default()).collect();
     for (image, ps) in by_image(pairs) {
         let rgb = model::load_rgb(&image)?;
-        let encoded: Vec<EncodedImage> = models.iter().map(|m| m.predictor.encode_image(&rgb, &mut Hooks::none())).collect();
+        let mut runs = ImageRuns::new(models, &rgb, &mut texts);
         for pair in ps {
-            f(&mut PairRuns { pair, models, rgb: &rgb, encoded: &encoded, texts: &mut texts, stages })?;
+            f(&mut PairRuns { pair, image: &mut runs, stages })?;
             progress.inc(1);
         }
     }

@@ -21,8 +21,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use burn::prelude::Device;
-use sam3lab_model::hooks::{Action, ActivationCache, DynTensor, HookPattern, HookRegistry, HookSpec, Hooks};
-use sam3lab_model::predict::{EncodedImage, Predictor};
+use sam3lab_model::hooks::{Action, ActivationCache, DynTensor, HookPattern, HookRegistry, HookSpec};
+use sam3lab_model::predict::Stages;
+use sam3lab_probes::model::{self as runner_model, CkptSpec, Loaded};
+use sam3lab_probes::sweep::{ImageRuns, capture};
 use serde_json::json;
 
 /// One parsed `--hook` argument.
@@ -103,12 +105,15 @@ enum Entry {
     Patch { source: usize, points: Vec<String> },
 }
 
-/// Interventions ready to apply to one target model.
+/// Interventions ready to apply to one target model. Run through the runner's [`ImageRuns`] over
+/// the models `[sources…, target]` ([`Intervention::sources`], then the target last).
 pub struct Intervention {
     entries: Vec<Entry>,
-    sources: Vec<Predictor>,
+    sources: Vec<Loaded>,
     /// Per source: the points captured from it.
     source_points: Vec<Vec<String>>,
+    /// The encoders the target's edits reach.
+    pub stages: Stages,
     /// What was applied, for the meta file (and the resume identity).
     pub description: serde_json::Value,
 }
@@ -131,7 +136,8 @@ impl Intervention {
         device: &Device,
     ) -> anyhow::Result<Self> {
         let mut entries = Vec::new();
-        let mut sources: Vec<Predictor> = Vec::new();
+        let mut sources: Vec<Loaded> = Vec::new();
+        let mut edited: Vec<String> = Vec::new();
         let mut source_paths: Vec<PathBuf> = Vec::new();
         let mut source_points: Vec<Vec<String>> = Vec::new();
         let mut described = Vec::new();
@@ -150,6 +156,7 @@ impl Intervention {
                 .iter()
                 .map(|p| p.as_str().to_string())
                 .collect();
+            edited.extend(points.iter().cloned());
             match h {
                 HookArg::Zero { pattern } => {
                     described.push(json!({"spec": arg, "kind": "zero", "pattern": pattern, "points": points}));
@@ -187,9 +194,9 @@ impl Intervention {
                     let k = match source_paths.iter().position(|s| *s == source) {
                         Some(k) => k,
                         None => {
-                            let p = Predictor::load(&source, config_override, device).with_context(|| format!("--hook `{arg}`"))?;
-                            let cfg = serde_json::to_value(&p.info.as_ref().expect("loaded from a checkpoint").config)?;
-                            if &cfg != target_config {
+                            let label = format!("source{}", sources.len());
+                            let p = runner_model::load(&CkptSpec::new(&label, &source), config_override, device).with_context(|| format!("--hook `{arg}`"))?;
+                            if &p.config != target_config {
                                 bail!("--hook `{arg}`: {} has a different model config than --ckpt; patching needs one architecture", source.display());
                             }
                             sources.push(p);
@@ -203,53 +210,56 @@ impl Intervention {
                             source_points[k].push(p.clone());
                         }
                     }
-                    let info = sources[k].info.as_ref().expect("loaded from a checkpoint");
                     described.push(json!({
                         "spec": arg, "kind": "patch", "pattern": pattern, "points": points,
-                        "source": {"path": source.display().to_string(), "sha256": info.sha256},
+                        "source": {"path": source.display().to_string(), "sha256": sources[k].record.sha256},
                     }));
                     entries.push(Entry::Patch { source: k, points });
                 }
             }
         }
-        Ok(Self { entries, sources, source_points, description: serde_json::Value::Array(described) })
+        let stages = Stages::of_points(&edited);
+        Ok(Self { entries, sources, source_points, stages, description: serde_json::Value::Array(described) })
     }
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
-    /// The sources' caches for one image: the image-encoder points, and each source's encoded image.
-    pub fn encode_sources(&self, img: &sam3lab_eval::image::RgbImage) -> anyhow::Result<Vec<(EncodedImage, ActivationCache)>> {
+    /// The patch sources, in the order [`Intervention::spec`] indexes them.
+    pub fn sources(&self) -> &[Loaded] {
+        &self.sources
+    }
+
+    /// The sources' image-encoder captures for the image of `runs` (whose models are the sources,
+    /// then the target): each source's image is encoded under its captures, once.
+    pub fn encode_sources(&self, runs: &mut ImageRuns) -> anyhow::Result<Vec<ActivationCache>> {
         let mut out = Vec::with_capacity(self.sources.len());
-        for (s, pts) in self.sources.iter().zip(&self.source_points) {
-            let mut hooks = Hooks::new(capture_spec(pts.iter().filter(|p| is_image_point(p)))?);
-            let enc = s.encode_image(img, &mut hooks);
-            out.push((enc, hooks.finish()?));
+        for (k, pts) in self.source_points.iter().enumerate() {
+            let image: Vec<String> = pts.iter().filter(|p| is_image_point(p)).cloned().collect();
+            out.push(if image.is_empty() { ActivationCache::default() } else { runs.encode(k, capture(HookSpec::new(), &image)?)? });
         }
         Ok(out)
     }
 
-    /// The sources' caches for one noun phrase (non-image points) on their encoded images.
-    pub fn run_sources(&self, encoded: &[(EncodedImage, ActivationCache)], phrase: &str) -> anyhow::Result<Vec<ActivationCache>> {
+    /// The sources' captures for one noun phrase (the points after the image encoder).
+    pub fn run_sources(&self, runs: &mut ImageRuns, phrase: &str) -> anyhow::Result<Vec<ActivationCache>> {
         let mut out = Vec::with_capacity(self.sources.len());
-        for ((s, pts), (enc, _)) in self.sources.iter().zip(&self.source_points).zip(encoded) {
-            let spec = capture_spec(pts.iter().filter(|p| !is_image_point(p)))?;
-            if spec.is_empty() {
+        for (k, pts) in self.source_points.iter().enumerate() {
+            let rest: Vec<String> = pts.iter().filter(|p| !is_image_point(p)).cloned().collect();
+            if rest.is_empty() {
                 out.push(ActivationCache::default());
                 continue;
             }
-            let mut hooks = Hooks::new(spec);
-            let text = s.encode_prompt(phrase, &mut hooks)?;
-            s.ground(enc, &text, &[], &mut hooks)?;
-            out.push(hooks.finish()?);
+            let stages = Stages { image: false, text: Stages::of_points(&rest).text };
+            out.push(runs.run(k, phrase, capture(HookSpec::new(), &rest)?, stages)?.1);
         }
         Ok(out)
     }
 
     /// The target's hook spec for the image encoder (`phrase = None`, patch values from the
     /// sources' image caches) or for one noun phrase (patch values from `phrase`'s caches).
-    pub fn spec(&self, images: &[(EncodedImage, ActivationCache)], phrase: Option<&[ActivationCache]>) -> anyhow::Result<HookSpec> {
+    pub fn spec(&self, images: &[ActivationCache], phrase: Option<&[ActivationCache]>) -> anyhow::Result<HookSpec> {
         let mut spec = HookSpec::new();
         for e in &self.entries {
             match e {
@@ -257,7 +267,7 @@ impl Intervention {
                 Entry::Patch { source, points } => {
                     for p in points {
                         let cache = match (is_image_point(p), phrase) {
-                            (true, None) => &images[*source].1,
+                            (true, None) => &images[*source],
                             (false, Some(c)) => &c[*source],
                             _ => continue, // that stage does not run in this call
                         };
@@ -268,14 +278,6 @@ impl Intervention {
         }
         Ok(spec)
     }
-}
-
-fn capture_spec<'a>(points: impl Iterator<Item = &'a String>) -> anyhow::Result<HookSpec> {
-    let mut spec = HookSpec::new();
-    for p in points {
-        spec = spec.capture(p)?;
-    }
-    Ok(spec)
 }
 
 #[cfg(test)]

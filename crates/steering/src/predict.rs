@@ -10,8 +10,11 @@ use anyhow::{Context, bail};
 use burn::prelude::Device;
 use sam3lab_eval::image::GrayImage;
 use sam3lab_eval::{Detection, PredictConfig, PredictSummary, Subsample};
-use sam3lab_model::hooks::Hooks;
-use sam3lab_model::predict::Predictor;
+use sam3lab_model::hooks::HookSpec;
+use sam3lab_model::postprocess;
+use sam3lab_model::predict::Stages;
+use sam3lab_probes::model::{self as runner_model, CkptSpec, Loaded, TextCache};
+use sam3lab_probes::sweep::ImageRuns;
 use sam3lab_util::progress::Progress;
 
 use crate::intervention::Intervention;
@@ -63,16 +66,10 @@ pub fn predict_to_file(
         bail!("--subsample must be at least 1");
     }
     let device = &opts.device;
-    let p = Predictor::load(ckpt, config, device)?;
-    let info = p.info.as_ref().expect("loaded from a checkpoint");
+    let target = runner_model::load(&CkptSpec::new("target", ckpt), config, device)?;
+    let info = target.predictor.info.as_ref().expect("loaded from a checkpoint");
     let config_json = serde_json::to_string(&info.config)?;
-    let intervention = Intervention::build(
-        &opts.hooks,
-        &sam3lab_model::hook_registry(&p.model.config),
-        &serde_json::to_value(&info.config)?,
-        config,
-        device,
-    )?;
+    let intervention = Intervention::build(&opts.hooks, &target.registry, &target.config, config, device)?;
     // What must stay the same for a resume to be valid: weights, model config and interventions.
     let mut identity = format!(
         "{} sha256:{} config_sha256:{}",
@@ -97,30 +94,30 @@ pub fn predict_to_file(
         shard: opts.shard,
     };
     let threshold = opts.threshold as f32;
+    // The runner's loop over [sources…, target]: each image encoded once per model (under the
+    // image-encoder edits and captures where there are any), each noun phrase once per model.
+    let mut models: Vec<&Loaded> = intervention.sources().iter().collect();
+    models.push(&target);
+    let t = models.len() - 1;
+    let mut texts: Vec<TextCache> = models.iter().map(|_| TextCache::default()).collect();
     let summary = sam3lab_eval::predict(&cfg, progress, |img, phrases| {
-        // Trunk + neck once per image; text encoder + heads per noun phrase.
-        if intervention.is_empty() {
-            let encoded = p.encode_image(img, &mut Hooks::none());
-            let (h, w) = encoded.image_hw;
-            let mut out = Vec::with_capacity(phrases.len());
-            for phrase in phrases {
-                let dets = p.segment(&encoded, phrase, &[], threshold, &mut Hooks::none())?;
-                out.push(dets.detections.into_iter().map(|d| to_detection(d, h, w)).collect::<anyhow::Result<Vec<_>>>()?);
-            }
-            return Ok(out);
+        let mut runs = ImageRuns::new(&models, img, &mut texts);
+        let image_caches = intervention.encode_sources(&mut runs)?;
+        if intervention.stages.image {
+            runs.encode(t, intervention.spec(&image_caches, None)?)?;
         }
-        // With interventions: image-encoder edits once per image, the rest per noun phrase.
-        let sources = intervention.encode_sources(img)?;
-        let mut hooks = Hooks::new(intervention.spec(&sources, None)?);
-        let encoded = p.encode_image(img, &mut hooks);
-        hooks.finish()?;
-        let (h, w) = encoded.image_hw;
+        let (h, w) = (img.height() as usize, img.width() as usize);
         let mut out = Vec::with_capacity(phrases.len());
         for phrase in phrases {
-            let caches = intervention.run_sources(&sources, phrase)?;
-            let mut hooks = Hooks::new(intervention.spec(&sources, Some(caches.as_slice()))?);
-            let dets = p.segment(&encoded, phrase, &[], threshold, &mut hooks)?;
-            hooks.finish()?;
+            let spec = if intervention.is_empty() {
+                HookSpec::new()
+            } else {
+                let caches = intervention.run_sources(&mut runs, phrase)?;
+                intervention.spec(&image_caches, Some(&caches))?
+            };
+            let stages = Stages { image: false, text: intervention.stages.text };
+            let (grounded, _) = runs.run(t, phrase, spec, stages)?;
+            let dets = postprocess(&grounded, (h, w), threshold)?;
             out.push(dets.detections.into_iter().map(|d| to_detection(d, h, w)).collect::<anyhow::Result<Vec<_>>>()?);
         }
         Ok(out)

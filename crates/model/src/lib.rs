@@ -38,6 +38,7 @@ pub mod geometry;
 pub mod heads;
 pub mod postprocess;
 pub mod predict;
+pub mod runs;
 pub mod sam3;
 pub mod scoring;
 pub mod seg;

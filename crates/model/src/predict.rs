@@ -63,6 +63,7 @@ use crate::geometry::BoxPrompt;
 use crate::heads::{GroundingOutput, ImageFeatures, TextFeatures};
 use crate::postprocess::{Detections, postprocess};
 use crate::preprocess::{load_image, preprocess};
+use crate::runs::{ImageRuns, TextCache};
 use crate::sam3::{LoadInfo, Sam3};
 use crate::tokenizer::Tokenizer;
 
@@ -367,19 +368,21 @@ impl Predictor {
             spec.validate(registry)?;
         }
         let stages = Stages::of(&spec, registry);
-        let stage = |on: bool| if on { Hooks::new(spec.clone()) } else { Hooks::none() };
+        // The text encoder under the hooks once per prompt (its captures go into every run of it).
         let mut texts = Vec::with_capacity(prompts.len());
         for prompt in prompts {
-            let mut hooks = stage(stages.text);
+            let mut hooks = if stages.text { Hooks::new(spec.clone()) } else { Hooks::none() };
             let text = self.encode_prompt(prompt.as_ref(), &mut hooks)?;
             texts.push((text, hooks.finish()?));
         }
+        let models = [self];
+        let mut plain = [TextCache::default()];
         let mut runs = Vec::with_capacity(images.len() * prompts.len());
         for image in images {
             let rgb = image.rgb()?;
-            let mut hooks = stage(stages.image);
-            let encoded = self.encode_image(&rgb, &mut hooks);
-            let image_cache = hooks.finish()?;
+            let mut on_image = ImageRuns::new(&models, &rgb, &mut plain);
+            // The image encoder under the hooks once per image (its captures go into every run of it).
+            let image_cache = if stages.image { on_image.encode(0, spec.clone())? } else { ActivationCache::default() };
             for (text, text_cache) in &texts {
                 let mut hooks = Hooks::new(spec.clone());
                 for cache in [&image_cache, text_cache] {
@@ -387,8 +390,7 @@ impl Predictor {
                         hooks.cache_mut().insert(name, cache.get(name)?.clone());
                     }
                 }
-                let out = self.ground(&encoded, text, &[], &mut hooks)?;
-                let mut cache = hooks.finish()?;
+                let (out, mut cache) = on_image.ground(0, text, hooks)?;
                 let m = &mut cache.manifest;
                 m.checkpoint_sha256 = self.info.as_ref().map(|i| i.sha256.clone()).unwrap_or_default();
                 m.config = serde_json::to_value(&self.model.config).unwrap_or_default();

@@ -4,14 +4,13 @@
 //! checkpoint); a hooked forward re-encodes the image (or the prompt) only when one of its hook
 //! points lives in the image (or text) encoder.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use image::RgbImage;
-use sam3lab_hooks::{ActivationCache, HookPattern, HookRegistry, HookSpec, Hooks};
+use sam3lab_hooks::{HookPattern, HookRegistry};
 use sam3lab_model::GroundingOutput;
-use sam3lab_model::predict::{EncodedImage, EncodedText, Predictor};
+use sam3lab_model::predict::Predictor;
 
 use crate::{RunError, Result};
 use crate::inputs::is_label;
@@ -130,48 +129,8 @@ pub fn is_text_point(p: &str) -> bool {
 /// Which encoders a hook spec must run through (the model's one definition).
 pub use sam3lab_model::predict::Stages;
 
-/// Per-checkpoint cache of encoded prompts (text features are small; prompts repeat across images).
-#[derive(Default)]
-pub struct TextCache {
-    map: HashMap<String, EncodedText>,
-}
-
-impl TextCache {
-    pub fn get(&mut self, model: &Loaded, prompt: &str) -> Result<EncodedText> {
-        if let Some(t) = self.map.get(prompt) {
-            return Ok(t.clone());
-        }
-        let t = model.predictor.encode_prompt(prompt, &mut Hooks::none())?;
-        self.map.insert(prompt.to_string(), t.clone());
-        Ok(t)
-    }
-}
-
-/// One forward of (image, prompt) with a hook spec. `encoded` is the image encoded without hooks
-/// (re-encoded with the hooks when `stages.image`); the prompt comes from `texts` unless
-/// `stages.text`. Returns the outputs and the captured activations (or the first hook error).
-pub fn forward(
-    model: &Loaded,
-    rgb: &RgbImage,
-    encoded: &EncodedImage,
-    texts: &mut TextCache,
-    prompt: &str,
-    spec: HookSpec,
-    stages: Stages,
-) -> Result<(GroundingOutput, ActivationCache)> {
-    let mut hooks = Hooks::new(spec);
-    let hooked_image;
-    let image = if stages.image {
-        hooked_image = model.predictor.encode_image(rgb, &mut hooks);
-        &hooked_image
-    } else {
-        encoded
-    };
-    let text = if stages.text { model.predictor.encode_prompt(prompt, &mut hooks)? } else { texts.get(model, prompt)? };
-    let out = model.predictor.ground(image, &text, &[], &mut hooks)?;
-    let cache = hooks.finish()?;
-    Ok((out, cache))
-}
+/// Per-checkpoint cache of encoded prompts (the model's, `sam3lab_model::runs`).
+pub use sam3lab_model::runs::TextCache;
 
 /// What a forward decided, as the post reads it.
 #[derive(Clone, Debug, serde::Serialize)]

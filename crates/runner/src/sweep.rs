@@ -36,51 +36,17 @@
 //! into itself gives the baseline bit for bit. Images are encoded once per checkpoint and image,
 //! prompts once per checkpoint.
 
-use image::RgbImage;
 use sam3lab_util::progress::Progress;
-use sam3lab_hooks::{Action, ActivationCache, DynTensor, HookSpec, Hooks};
+use sam3lab_hooks::{Action, ActivationCache, DynTensor, HookSpec};
 use sam3lab_model::GroundingOutput;
-use sam3lab_model::predict::{EncodedImage, Stages};
+use sam3lab_model::predict::{Predictor, Stages};
 
 use crate::{RunError, Result};
 use crate::inputs::{Item, Pair, by_image};
 use crate::model::{self, Loaded, TextCache};
 
-/// One image under several checkpoints: the image is encoded once per checkpoint (when a run of
-/// that checkpoint first needs it, or by [`ImageRuns::encode`] under hooks), each prompt once per
-/// checkpoint (through the caller's [`TextCache`]s).
-pub struct ImageRuns<'a> {
-    models: &'a [&'a Loaded],
-    rgb: &'a RgbImage,
-    encoded: Vec<Option<EncodedImage>>,
-    texts: &'a mut [TextCache],
-}
-
-impl<'a> ImageRuns<'a> {
-    /// `texts` holds one prompt cache per model (kept across images by the caller).
-    pub fn new(models: &'a [&'a Loaded], rgb: &'a RgbImage, texts: &'a mut [TextCache]) -> Self {
-        assert_eq!(models.len(), texts.len(), "one text cache per model");
-        Self { models, rgb, encoded: models.iter().map(|_| None).collect(), texts }
-    }
-
-    /// Encode the image for checkpoint `k` under `spec` (the image encoder's edits and captures);
-    /// every later run of `k` on this image grounds on this encoding. Returns the image encoder's
-    /// captures.
-    pub fn encode(&mut self, k: usize, spec: HookSpec) -> Result<ActivationCache> {
-        let mut hooks = Hooks::new(spec);
-        self.encoded[k] = Some(self.models[k].predictor.encode_image(self.rgb, &mut hooks));
-        Ok(hooks.finish()?)
-    }
-
-    /// Forward checkpoint `k` on `prompt` under `spec`; `stages` are the encoders the spec reaches,
-    /// re-run under the hooks for this call (the others' features are reused).
-    pub fn run(&mut self, k: usize, prompt: &str, spec: HookSpec, stages: Stages) -> Result<(GroundingOutput, ActivationCache)> {
-        let model = self.models[k];
-        let rgb = self.rgb;
-        let encoded = self.encoded[k].get_or_insert_with(|| model.predictor.encode_image(rgb, &mut Hooks::none()));
-        model::forward(model, rgb, encoded, &mut self.texts[k], prompt, spec, stages)
-    }
-}
+/// One image under several checkpoints (the model's one loop, `sam3lab_model::runs`).
+pub use sam3lab_model::runs::ImageRuns;
 
 /// One item run under several checkpoints (see [`for_each_pair`]).
 pub struct PairRuns<'r, 'a, I = Pair> {
@@ -92,7 +58,7 @@ pub struct PairRuns<'r, 'a, I = Pair> {
 impl<I: Item> PairRuns<'_, '_, I> {
     /// Forward checkpoint `k` (its index in [`for_each_pair`]'s `models`) on this item under `spec`.
     pub fn run(&mut self, k: usize, spec: HookSpec) -> Result<(GroundingOutput, ActivationCache)> {
-        self.image.run(k, self.pair.prompt(), spec, self.stages)
+        Ok(self.image.run(k, self.pair.prompt(), spec, self.stages)?)
     }
 
     /// Forward checkpoint `k` capturing `points`.
@@ -121,10 +87,11 @@ pub fn for_each_pair<I: Item>(
     mut f: impl FnMut(&mut PairRuns<'_, '_, I>) -> Result<()>,
 ) -> Result<()> {
     let stages = Stages::of_points(points);
+    let predictors: Vec<&Predictor> = models.iter().map(|m| &m.predictor).collect();
     let mut texts: Vec<TextCache> = models.iter().map(|_| TextCache::default()).collect();
     for (image, ps) in by_image(pairs) {
         let rgb = model::load_rgb(&image)?;
-        let mut runs = ImageRuns::new(models, &rgb, &mut texts);
+        let mut runs = ImageRuns::new(&predictors, &rgb, &mut texts);
         for pair in ps {
             f(&mut PairRuns { pair, image: &mut runs, stages })?;
             progress.inc(1);

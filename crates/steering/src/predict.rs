@@ -12,7 +12,7 @@ use sam3lab_eval::image::GrayImage;
 use sam3lab_eval::{Detection, PredictConfig, PredictSummary, Subsample};
 use sam3lab_model::hooks::HookSpec;
 use sam3lab_model::postprocess;
-use sam3lab_model::predict::Stages;
+use sam3lab_model::predict::{Predictor, Stages};
 use sam3lab_probes::model::{self as runner_model, CkptSpec, Loaded, TextCache};
 use sam3lab_probes::sweep::ImageRuns;
 use sam3lab_util::progress::Progress;
@@ -99,9 +99,10 @@ pub fn predict_to_file(
     let mut models: Vec<&Loaded> = intervention.sources().iter().collect();
     models.push(&target);
     let t = models.len() - 1;
+    let predictors: Vec<&Predictor> = models.iter().map(|m| &m.predictor).collect();
     let mut texts: Vec<TextCache> = models.iter().map(|_| TextCache::default()).collect();
     let summary = sam3lab_eval::predict(&cfg, progress, |img, phrases| {
-        let mut runs = ImageRuns::new(&models, img, &mut texts);
+        let mut runs = ImageRuns::new(&predictors, img, &mut texts);
         let image_caches = intervention.encode_sources(&mut runs)?;
         if intervention.stages.image {
             runs.encode(t, intervention.spec(&image_caches, None)?)?;

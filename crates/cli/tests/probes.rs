@@ -279,3 +279,87 @@ fn capture_in_shards_merges_to_the_unsharded_bytes() {
     let e = fails(&["merge", "--out", &s(&d.join("m1")), &s0]);
     assert!(e.contains("shard 1/2 is missing"), "{e}");
 }
+
+/// Demo inputs for the sharding tests: 3 images, a perturbed checkpoint, and `mixed.jsonl`, the
+/// pair file with its lines interleaved across images (so the order a run measures pairs in, by
+/// image, differs from the pair file's order, and a merge that confuses the two shows).
+fn shard_inputs(d: &Path) -> (String, String, String) {
+    let fx = s(&fixture());
+    ok(&["probe", "demo-inputs", "--out", &s(d), "--images", "3", "--perturb", &format!("pert={fx}")]);
+    let text = std::fs::read_to_string(d.join("pairs.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let per_image = lines.len() / 3;
+    let mut order: Vec<usize> = (0..lines.len()).collect();
+    order.sort_by_key(|&i| (i % per_image, i));
+    let mixed: String = order.iter().map(|&i| format!("{}\n", lines[i])).collect();
+    std::fs::write(d.join("mixed.jsonl"), mixed).unwrap();
+    (fx, s(&d.join("pert")), s(&d.join("mixed.jsonl")))
+}
+
+/// Run `args` (a `probe …` command line without `--out`) unsharded and in `n` shards, merge the
+/// shards (given in reverse order) and require the merged directory to equal the unsharded one,
+/// every file byte for byte; each shard directory holds only `PROBE_shard.json`. Returns the
+/// shard directories.
+fn sharded_run_merges_to_the_whole(d: &Path, probe: &str, args: &[String], n: usize) -> Vec<String> {
+    let run = |extra: &[String], out: &Path| {
+        let mut v: Vec<String> = ["probe".to_string(), probe.to_string()].into_iter().chain(args.iter().cloned()).collect();
+        v.extend(extra.iter().cloned());
+        v.extend(["--out".to_string(), s(out)]);
+        ok(&v.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let whole_dir = d.join(format!("{probe}_whole"));
+    run(&[], &whole_dir);
+    let mut dirs = Vec::new();
+    for k in 0..n {
+        let dir = d.join(format!("{probe}_s{k}"));
+        let printed = run(&["--shard".into(), format!("{k}/{n}")], &dir);
+        assert!(printed.contains(&format!("shard {k}/{n}: ")), "{printed}");
+        let names: Vec<String> = tree(&dir).into_iter().map(|f| f.0).collect();
+        assert_eq!(names, [format!("{probe}_shard.json")], "a shard writes only its shard file");
+        dirs.push(s(&dir));
+    }
+    let merged_dir = d.join(format!("{probe}_merged"));
+    let mut m = vec!["merge".to_string(), "--out".into(), s(&merged_dir)];
+    m.extend(dirs.iter().rev().cloned());
+    let printed = ok(&m.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(printed.contains(&format!("merged {n} {probe} shards")), "{printed}");
+    let (whole, merged) = (tree(&whole_dir), tree(&merged_dir));
+    assert!(whole.len() >= 3, "{}", whole.len());
+    assert_eq!(whole.iter().map(|f| &f.0).collect::<Vec<_>>(), merged.iter().map(|f| &f.0).collect::<Vec<_>>());
+    for ((name, a), (_, b)) in whole.iter().zip(&merged) {
+        assert!(a == b, "{probe}: merged {name} differs from the unsharded run's");
+    }
+    dirs
+}
+
+/// `probe presence --shard K/N` + `merge` = the unsharded run, byte for byte (3 shards of an
+/// interleaved pair file, two checkpoints); a missing shard, a shard of another run and a shard of
+/// another probe are refused by name.
+#[test]
+fn presence_in_shards_merges_to_the_unsharded_bytes() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let (fx, pert, mixed) = shard_inputs(d);
+    let args = |pairs: &str| -> Vec<String> {
+        ["--ckpt", &format!("base={fx}"), "--ckpt", &format!("pert={pert}"), "--pairs", pairs, "--title", "gate"].map(String::from).to_vec()
+    };
+    let dirs = sharded_run_merges_to_the_whole(d, "presence", &args(&mixed), 3);
+    let e = fails(&["merge", "--out", &s(&d.join("m1")), &dirs[0], &dirs[2]]);
+    assert!(e.contains("shard 1/3 is missing"), "{e}");
+    // Another run: the same command on the pair file in its original order.
+    let mut other = vec!["probe".to_string(), "presence".into()];
+    other.extend(args(&s(&d.join("pairs.jsonl"))));
+    other.extend(["--shard", "1/3", "--out", &s(&d.join("other"))].map(String::from));
+    ok(&other.iter().map(String::as_str).collect::<Vec<_>>());
+    let e = fails(&["merge", "--out", &s(&d.join("m2")), &dirs[0], &s(&d.join("other")), &dirs[2]]);
+    assert!(e.contains("other") && e.contains("not from the same run"), "{e}");
+    let e = fails(&["merge", "--out", &s(&d.join("m3")), &dirs[0], &dirs[1], &s(&d.join("images.txt"))]);
+    assert!(e.contains("images.txt") && e.contains("not a presence shard"), "{e}");
+    // A truncated shard file is an error naming it, not a panic.
+    let f = d.join("presence_s1/presence_shard.json");
+    let text = std::fs::read_to_string(&f).unwrap();
+    std::fs::write(&f, &text[..text.len() / 2]).unwrap();
+    let e = fails(&["merge", "--out", &s(&d.join("m4")), &dirs[0], &dirs[1], &dirs[2]]);
+    assert!(e.contains("presence_shard.json"), "{e}");
+    assert!(!d.join("m1").exists() && !d.join("m2").exists() && !d.join("m4").exists(), "a refused merge writes nothing");
+}

@@ -5,7 +5,7 @@
 //! `sam3lab-probes` and `sam3lab-steering`; every subcommand writes JSON/CSV with a manifest into
 //! `--out`, atomically.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use burn::prelude::Device;
@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::progress::Bar;
 use sam3lab_probes::model::{CkptSpec, split_list};
-use sam3lab_probes::{attrib, capture, demo, drift, heads, inputs, patch, presence};
+use sam3lab_probes::{attrib, capture, demo, drift, heads, inputs, patch, presence, shard};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -260,6 +260,11 @@ struct PresenceArgs {
     /// Figure title stored in presence.json.
     #[arg(long)]
     title: Option<String>,
+    /// Run only the pairs of images K, K+N, K+2N, … (0-based, in order of first appearance, each
+    /// image with all its pairs) and write OUT/presence_shard.json; `sam3lab merge --out DIR
+    /// SHARD_DIR…` then writes what the unsharded run writes, byte for byte.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<sam3lab_eval::shard::Shard>,
     #[command(flatten)]
     common: Common,
 }
@@ -331,6 +336,22 @@ pub fn bar(what: &str) -> Bar {
     );
     pb.set_message(what.to_string());
     Bar(pb)
+}
+
+/// Write a probe's shard file into `out` and say what it holds.
+fn wrote_shard<C: serde::Serialize, R: serde::Serialize>(out: &Path, s: &shard::ShardFile<C, R>) -> anyhow::Result<u8> {
+    let path = shard::write(out, s)?;
+    println!(
+        "shard {}/{}: {} of {} pairs, {} measurements → {} (merge the {} shards with `sam3lab merge --out DIR SHARD_DIR…`)",
+        s.shard.k,
+        s.shard.n,
+        s.owned.len(),
+        s.plan.pairs.len(),
+        s.rows.len(),
+        path.display(),
+        s.shard.n
+    );
+    Ok(0)
 }
 
 fn f(v: Option<f64>) -> String {
@@ -617,6 +638,11 @@ fn run_presence(a: PresenceArgs) -> anyhow::Result<u8> {
         device: a.common.device()?,
     };
     let pb = bar("presence");
+    if let Some(shard) = a.shard {
+        let r = presence::run_shard(&req, shard, &pb)?;
+        pb.finish_and_clear();
+        return wrote_shard(&a.common.out, &r);
+    }
     let r = presence::run(&req, &pb)?;
     pb.finish_and_clear();
     presence::write(&a.common.out, &r)?;

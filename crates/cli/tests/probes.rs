@@ -363,3 +363,20 @@ fn presence_in_shards_merges_to_the_unsharded_bytes() {
     assert!(e.contains("presence_shard.json"), "{e}");
     assert!(!d.join("m1").exists() && !d.join("m2").exists() && !d.join("m4").exists(), "a refused merge writes nothing");
 }
+
+/// `probe patch --shard K/N` (with the lockstep conditions) and `probe attrib --shard K/N --verify`
+/// + `merge` = the unsharded runs, byte for byte (2 and 3 shards of an interleaved pair file); a
+/// patch shard and an attrib shard do not merge together.
+#[test]
+fn patch_and_attrib_in_shards_merge_to_the_unsharded_bytes() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let (fx, pert, mixed) = shard_inputs(d);
+    let st = |points: &str| -> Vec<String> { ["--source", &fx, "--target", &pert, "--pairs", &mixed, "--points", points].map(String::from).to_vec() };
+    let patch = sharded_run_merges_to_the_whole(d, "patch", &st("decoder.layers.1.out"), 2);
+    let mut a = st("decoder.layers.*.q0,fusion.layers.0.ffn.out");
+    a.push("--verify".into());
+    let attrib = sharded_run_merges_to_the_whole(d, "attrib", &a, 3);
+    let e = fails(&["merge", "--out", &s(&d.join("m")), &patch[0], &attrib[1]]);
+    assert!(e.contains("attrib shard, but other shards given are patch shards"), "{e}");
+}

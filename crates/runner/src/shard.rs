@@ -319,6 +319,19 @@ pub mod opt_bits {
     }
 }
 
+/// `Vec<Option<f64>>`, each as its bits or `null`.
+pub mod opt_bits_vec {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[Option<f64>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|x| x.map(f64::to_bits)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Option<f64>>, D::Error> {
+        Ok(Vec::<Option<u64>>::deserialize(d)?.into_iter().map(|o| o.map(f64::from_bits)).collect())
+    }
+}
+
 /// `f32` as its bits.
 pub mod bits32 {
     use serde::{Deserialize, Deserializer, Serializer};

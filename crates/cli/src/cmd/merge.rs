@@ -139,6 +139,14 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
                 presence::write(out, &presence::merge(&files)?)?;
                 wrote("presence.json (+ presence.csv, manifest.json)");
             }
+            patch::PROBE => {
+                patch::write(out, &patch::merge(&files)?)?;
+                wrote("patch.json (+ patch_summary.csv, patch_pairs.csv, patch_heatmap.json, manifest.json)");
+            }
+            attrib::PROBE => {
+                attrib::write(out, &attrib::merge(&files)?)?;
+                wrote("attrib.json (+ attrib.csv, attrib_pairs.csv, manifest.json)");
+            }
             other => anyhow::bail!("{}: shards of `probe {other}`, which this build cannot merge", files[0].display()),
         },
     }

@@ -181,6 +181,11 @@ struct SourceTarget {
     /// Which pairs: neg, pos or all.
     #[arg(long, default_value = "all")]
     label: String,
+    /// Run only the pairs of images K, K+N, K+2N, … (0-based, in order of first appearance, each
+    /// image with all its pairs) and write OUT/patch_shard.json (OUT/attrib_shard.json); `sam3lab
+    /// merge --out DIR SHARD_DIR…` then writes what the unsharded run writes, byte for byte.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<sam3lab_eval::shard::Shard>,
 }
 
 #[derive(clap::Args)]
@@ -489,6 +494,11 @@ fn run_attrib(a: AttribArgs) -> anyhow::Result<u8> {
         device: a.common.device()?,
     };
     let pb = bar("attrib");
+    if let Some(shard) = a.st.shard {
+        let r = attrib::run_shard(&req, shard, &pb)?;
+        pb.finish_and_clear();
+        return wrote_shard(&a.common.out, &r);
+    }
     let r = attrib::run(&req, &pb)?;
     pb.finish_and_clear();
     attrib::write(&a.common.out, &r)?;
@@ -531,6 +541,11 @@ fn run_patch(a: PatchArgs) -> anyhow::Result<u8> {
         device: a.common.device()?,
     };
     let pb = bar("patch");
+    if let Some(shard) = a.st.shard {
+        let r = patch::run_shard(&req, shard, &pb)?;
+        pb.finish_and_clear();
+        return wrote_shard(&a.common.out, &r);
+    }
     let r = patch::run(&req, &pb)?;
     pb.finish_and_clear();
     patch::write(&a.common.out, &r)?;

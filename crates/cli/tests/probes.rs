@@ -380,3 +380,20 @@ fn patch_and_attrib_in_shards_merge_to_the_unsharded_bytes() {
     let e = fails(&["merge", "--out", &s(&d.join("m")), &patch[0], &attrib[1]]);
     assert!(e.contains("attrib shard, but other shards given are patch shards"), "{e}");
 }
+
+/// `probe heads --shard K/N` + `merge` = the unsharded run, byte for byte: per-head contributions
+/// (3 shards) and the layer-level probe on whole points (2 shards), over an interleaved pair file.
+#[test]
+fn heads_in_shards_merge_to_the_unsharded_bytes() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let (fx, pert, mixed) = shard_inputs(d);
+    let args = |module: &str, extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["--a", &fx, "--b", &pert, "--ref", &fx, "--pairs", &mixed, "--module", module].map(String::from).to_vec();
+        v.extend(extra.iter().map(|x| x.to_string()));
+        v
+    };
+    sharded_run_merges_to_the_whole(d, "heads", &args("decoder.layers.0..1.ca_text", &["--label", "all"]), 3);
+    std::fs::create_dir(d.join("layers")).unwrap();
+    sharded_run_merges_to_the_whole(&d.join("layers"), "heads", &args("decoder.layers.*.q0", &["--slot", "all"]), 2);
+}

@@ -191,8 +191,7 @@ pub fn run_shard(req: &PatchRequest, shard: Shard, progress: &dyn Progress) -> R
 /// Put the shards (files or their directories, any order) of one run back together: what [`run`]
 /// returns.
 pub fn merge(shards: &[PathBuf]) -> Result<PatchResult> {
-    let files = shards.iter().map(|p| Ok((p.display().to_string(), shard::read(p, PROBE)?))).collect::<Result<Vec<_>>>()?;
-    assemble(shard::merge(PROBE, files)?)
+    assemble(shard::merge_files(PROBE, shards)?)
 }
 
 fn measure(req: &PatchRequest, shard: Option<Shard>, progress: &dyn Progress) -> Result<Measured<Vec<Condition>, Row>> {

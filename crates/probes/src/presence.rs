@@ -133,8 +133,7 @@ pub fn run_shard(req: &PresenceRequest, shard: Shard, progress: &dyn Progress) -
 /// Put the shards (files or their directories, any order) of one run back together: what [`run`]
 /// returns.
 pub fn merge(shards: &[PathBuf]) -> Result<PresenceResult> {
-    let files = shards.iter().map(|p| Ok((p.display().to_string(), shard::read(p, PROBE)?))).collect::<Result<Vec<_>>>()?;
-    assemble(shard::merge(PROBE, files)?)
+    assemble(shard::merge_files(PROBE, shards)?)
 }
 
 fn measure(req: &PresenceRequest, shard: Option<Shard>, progress: &dyn Progress) -> Result<Measured<Context, Row>> {

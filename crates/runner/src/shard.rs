@@ -91,9 +91,9 @@ impl Plan {
         v
     }
 
-    /// The pair with this index.
+    /// The pair with this index (the plan is in pair-file order, so sorted by index).
     pub fn pair(&self, index: usize) -> Option<&PlanPair> {
-        self.pairs.iter().find(|p| p.index == index)
+        self.pairs.binary_search_by_key(&index, |p| p.index).ok().map(|i| &self.pairs[i])
     }
 
     /// `rows` in the order the unsharded run measures them: by the run position of their pair,
@@ -290,6 +290,12 @@ pub fn merge<C: PartialEq, R: PairRow>(probe: &str, mut shards: Vec<(String, Sha
     Ok(Measured::new(head.manifest, head.context, head.plan, rows))
 }
 
+/// [`read`] the shard files (or their directories) at `paths` and [`merge`] them, each named by its path.
+pub fn merge_files<C: DeserializeOwned + PartialEq, R: DeserializeOwned + PairRow>(probe: &str, paths: &[PathBuf]) -> Result<Measured<C, R>> {
+    let files = paths.iter().map(|p| Ok((p.display().to_string(), read(p, probe)?))).collect::<Result<Vec<_>>>()?;
+    merge(probe, files)
+}
+
 /// `f64` as its bits (`#[serde(with = "…::shard::bits")]`): exact, NaN and ±∞ included.
 pub mod bits {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -465,6 +471,38 @@ mod tests {
             pairs: (0..5)
                 .map(|i| PlanPair { index: i, image: imgs[i].into(), prompt: format!("p{i}"), label: Label::Pos, group: groups[i] })
                 .collect(),
+        }
+    }
+
+    #[test]
+    fn run_order_is_the_loops_order() {
+        // The loop ([`crate::sweep::for_each_pair`]) measures pairs grouped by image
+        // ([`by_image`]); the plan's run order must be the same.
+        let dir = tempfile::tempdir().unwrap();
+        let mk = |index: usize, img: &str| Pair {
+            index,
+            line: index + 1,
+            image_raw: img.into(),
+            image: dir.path().join(img),
+            prompt: format!("p{index}"),
+            label: Label::Neg,
+        };
+        let pairs: Vec<Pair> = ["c", "a", "c", "b", "a", "c"].iter().enumerate().map(|(i, img)| mk(i, img)).collect();
+        let selected: Vec<&Pair> = pairs.iter().filter(|p| p.index != 3).collect();
+        let looped: Vec<usize> = by_image(&selected).into_iter().flat_map(|(_, ps)| ps.into_iter().map(|p| p.index)).collect();
+        let plan = Plan::of(&selected);
+        assert_eq!(plan.owned(Shard { k: 0, n: 1 }), looped);
+        assert_eq!(looped, vec![0, 2, 5, 1, 4]);
+        assert_eq!(plan.pair(4).map(|p| p.group), Some(1));
+        assert!(plan.pair(3).is_none());
+        for n in 1..4 {
+            for k in 0..n {
+                let s = Shard { k, n };
+                let mine: Vec<usize> = crate::inputs::shard_pairs(&selected, s).iter().map(|p| p.index).collect();
+                let mut owned = plan.owned(s);
+                owned.sort();
+                assert_eq!(owned, mine, "shard {k}/{n} measures what shard_pairs gives it");
+            }
         }
     }
 

@@ -147,6 +147,11 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
                 attrib::write(out, &attrib::merge(&files)?)?;
                 wrote("attrib.json (+ attrib.csv, attrib_pairs.csv, manifest.json)");
             }
+            heads::PROBE => {
+                let r = heads::merge(&files)?;
+                heads::write(out, &r)?;
+                wrote("heads.json (+ heads.csv, heads_pairs.csv, the heatmaps, manifest.json)");
+            }
             other => anyhow::bail!("{}: shards of `probe {other}`, which this build cannot merge", files[0].display()),
         },
     }

@@ -157,6 +157,11 @@ struct HeadsArgs {
     /// Row of the (B, L, d) contribution: q0 (row 0, the presence token), a row index, or all.
     #[arg(long, default_value = "q0")]
     slot: String,
+    /// Run only the pairs of images K, K+N, K+2N, … (0-based, in order of first appearance, each
+    /// image with all its pairs) and write OUT/heads_shard.json; `sam3lab merge --out DIR
+    /// SHARD_DIR…` then writes what the unsharded run writes, byte for byte.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<sam3lab_eval::shard::Shard>,
     #[command(flatten)]
     common: Common,
 }
@@ -461,6 +466,11 @@ fn run_heads(a: HeadsArgs) -> anyhow::Result<u8> {
         device: a.common.device()?,
     };
     let pb = bar("heads");
+    if let Some(shard) = a.shard {
+        let r = heads::run_shard(&req, shard, &pb)?;
+        pb.finish_and_clear();
+        return wrote_shard(&a.common.out, &r);
+    }
     let r = heads::run(&req, &pb)?;
     pb.finish_and_clear();
     heads::write(&a.common.out, &r)?;

@@ -397,3 +397,23 @@ fn heads_in_shards_merge_to_the_unsharded_bytes() {
     std::fs::create_dir(d.join("layers")).unwrap();
     sharded_run_merges_to_the_whole(&d.join("layers"), "heads", &args("decoder.layers.*.q0", &["--slot", "all"]), 2);
 }
+
+/// `probe steer --shard K/N` + `merge` = the unsharded run, byte for byte (direction.safetensors
+/// included): from a mean difference (each shard averages it over every pair) in 3 shards, and
+/// from a direction file with --unit in 2.
+#[test]
+fn steer_in_shards_merges_to_the_unsharded_bytes() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let (fx, pert, mixed) = shard_inputs(d);
+    let common = ["--ckpt", &fx, "--point", "decoder.layers.1.q0", "--alphas", "-1,1,2.5", "--pairs", &mixed].map(String::from);
+    let mut a = common.to_vec();
+    a.extend(["--direction".into(), format!("mean-diff:{fx},{pert}")]);
+    let dirs = sharded_run_merges_to_the_whole(d, "steer", &a, 3);
+    let mut b = common.to_vec();
+    b.extend(["--direction".into(), s(&d.join("steer_whole/direction.safetensors")), "--unit".into()]);
+    std::fs::create_dir(d.join("file")).unwrap();
+    sharded_run_merges_to_the_whole(&d.join("file"), "steer", &b, 2);
+    let e = fails(&["merge", "--out", &s(&d.join("m")), &dirs[0], &dirs[1], &s(&d.join("file/steer_s1"))]);
+    assert!(e.contains("not from the same run") || e.contains("a shard of 2"), "{e}");
+}

@@ -325,6 +325,19 @@ pub mod opt_bits {
     }
 }
 
+/// `Vec<f64>`, each as its bits.
+pub mod bits_vec {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|x| x.to_bits()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        Ok(Vec::<u64>::deserialize(d)?.into_iter().map(f64::from_bits).collect())
+    }
+}
+
 /// `Vec<Option<f64>>`, each as its bits or `null`.
 pub mod opt_bits_vec {
     use serde::{Deserialize, Deserializer, Serializer};

@@ -152,6 +152,10 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
                 heads::write(out, &r)?;
                 wrote("heads.json (+ heads.csv, heads_pairs.csv, the heatmaps, manifest.json)");
             }
+            sam3lab_steering::PROBE => {
+                sam3lab_steering::write(out, &sam3lab_steering::merge(&files)?)?;
+                wrote("steer.json (+ steer.csv, steer_pairs.csv, steer_heatmap.json, direction.safetensors, manifest.json)");
+            }
             other => anyhow::bail!("{}: shards of `probe {other}`, which this build cannot merge", files[0].display()),
         },
     }

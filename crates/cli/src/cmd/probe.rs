@@ -246,6 +246,12 @@ struct SteerArgs {
     /// (sam3lab_eval::SCORE_THRESHOLD): neg_correct means what `eval score` reports.
     #[arg(long)]
     pairs: PathBuf,
+    /// Sweep only the pairs of images K, K+N, K+2N, … (0-based, in order of first appearance, each
+    /// image with all its pairs; a mean-difference direction still averages over every pair) and
+    /// write OUT/steer_shard.json; `sam3lab merge --out DIR SHARD_DIR…` then writes what the
+    /// unsharded run writes, byte for byte.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<sam3lab_eval::shard::Shard>,
     #[command(flatten)]
     common: Common,
 }
@@ -600,6 +606,11 @@ fn run_steer(a: SteerArgs) -> anyhow::Result<u8> {
         device: a.common.device()?,
     };
     let pb = bar("steer");
+    if let Some(shard) = a.shard {
+        let r = sam3lab_steering::run_shard(&req, shard, &pb)?;
+        pb.finish_and_clear();
+        return wrote_shard(&a.common.out, &r);
+    }
     let r = sam3lab_steering::run(&req, &pb)?;
     pb.finish_and_clear();
     sam3lab_steering::write(&a.common.out, &r)?;

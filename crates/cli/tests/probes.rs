@@ -361,11 +361,18 @@ fn presence_in_shards_merges_to_the_unsharded_bytes() {
     std::fs::write(&f, &text[..text.len() / 2]).unwrap();
     let e = fails(&["merge", "--out", &s(&d.join("m4")), &dirs[0], &dirs[1], &dirs[2]]);
     assert!(e.contains("presence_shard.json"), "{e}");
-    assert!(!d.join("m1").exists() && !d.join("m2").exists() && !d.join("m4").exists(), "a refused merge writes nothing");
+    // An unsharded output directory is not a shard; a bad --shard is refused before any work.
+    let e = fails(&["merge", "--out", &s(&d.join("m5")), &s(&d.join("presence_whole"))]);
+    assert!(e.contains("presence_whole") && e.contains("holding no shard"), "{e}");
+    let e = fails(&["probe", "presence", "--ckpt", &format!("base={fx}"), "--pairs", &mixed, "--shard", "3/3", "--out", &s(&d.join("m6"))]);
+    assert!(e.contains("3/3") && e.contains("0 ≤ K < N"), "{e}");
+    for m in ["m1", "m2", "m4", "m5", "m6"] {
+        assert!(!d.join(m).exists(), "a refused merge or run writes nothing ({m})");
+    }
 }
 
-/// `probe patch --shard K/N` (with the lockstep conditions) and `probe attrib --shard K/N --verify`
-/// + `merge` = the unsharded runs, byte for byte (2 and 3 shards of an interleaved pair file); a
+/// `probe patch --shard K/N` (with the lockstep conditions) and `probe attrib --shard K/N --verify`,
+/// then `merge`, give the unsharded runs' bytes (2 and 3 shards of an interleaved pair file); a
 /// patch shard and an attrib shard do not merge together.
 #[test]
 fn patch_and_attrib_in_shards_merge_to_the_unsharded_bytes() {

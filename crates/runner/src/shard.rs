@@ -378,7 +378,7 @@ pub mod hex32 {
     }
 
     pub fn decode(s: &str) -> Result<Vec<f32>, String> {
-        if s.len() % 8 != 0 || !s.is_ascii() {
+        if !s.len().is_multiple_of(8) || !s.is_ascii() {
             return Err(format!("a hex f32 vector has 8 ASCII digits per value; found {} characters", s.len()));
         }
         (0..s.len() / 8)

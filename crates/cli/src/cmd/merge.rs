@@ -95,6 +95,12 @@ fn one_kind(shards: &[PathBuf]) -> anyhow::Result<Option<Vec<Kind>>> {
 
 pub fn run(a: Args) -> anyhow::Result<u8> {
     let Some(kinds) = one_kind(&a.shards)? else {
+        if let Some(d) = a.shards.iter().find(|p| p.is_dir()) {
+            anyhow::bail!(
+                "{}: a directory holding no shard (drift_shard.json, shard.json or PROBE_shard.json); was it written with --shard K/N?",
+                d.display()
+            );
+        }
         super::check_out_file("--out", &a.out)?;
         let m = sam3lab_eval::shard::merge(&a.shards, &a.out)?;
         println!(

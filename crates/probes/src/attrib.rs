@@ -18,6 +18,10 @@
 //! Every run of a pair (SOURCE, TARGET with the gradients, TARGET patched) captures the same points,
 //! so they share one computation path; the gradient entry adds an exact zero, so TARGET's baseline
 //! logit is the plain forward's.
+//!
+//! Sharded: [`run_shard`] measures the pairs of one shard's images and [`merge`] puts N shards back
+//! together; both [`run`] and [`merge`] make their result through one `assemble` step from the
+//! per-pair rows (the shard format: [`crate::shard`]), so merged shards give [`run`]'s bytes.
 
 use std::path::{Path, PathBuf};
 

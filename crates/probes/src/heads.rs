@@ -14,6 +14,10 @@
 //! The three models run in lockstep over the pairs ([`sweep::for_each_pair`]: all loaded, each image
 //! encoded once per model), so memory is three models plus one pair's activations. This probe ranks
 //! differences between checkpoints and patches nothing; [`crate::sweep`] patches.
+//!
+//! Sharded: [`run_shard`] measures the pairs of one shard's images and [`merge`] puts N shards back
+//! together; both [`run`] and [`merge`] make their result through one assembler fed the per-(pair,
+//! unit) rows in run order (the shard format: [`crate::shard`]), so merged shards give [`run`]'s bytes.
 
 use std::path::{Path, PathBuf};
 

@@ -18,6 +18,10 @@
 //! metric [`model::outcome`]. Every run of a pair (source, before, after) captures the same set of
 //! points, so all of them take the same computation path (per-head attention is computed explicitly
 //! when a head point is involved): patching a checkpoint into itself changes nothing, bit for bit.
+//!
+//! Sharded: [`run_shard`] measures the pairs of one shard's images and [`merge`] puts N shards back
+//! together; both [`run`] and [`merge`] make their result through one `assemble` step from the
+//! per-pair rows (the shard format: [`crate::shard`]), so merged shards give [`run`]'s bytes.
 
 use std::path::{Path, PathBuf};
 

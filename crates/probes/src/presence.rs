@@ -8,6 +8,10 @@
 //! threshold line is the processor's confidence threshold ([`PROCESSOR_THRESHOLD`] unless given).
 //! Each image is encoded once per checkpoint and each prompt once per checkpoint; one model is
 //! loaded at a time.
+//!
+//! Sharded: [`run_shard`] measures the pairs of one shard's images and [`merge`] puts N shards back
+//! together; both [`run`] and [`merge`] make their result through one `assemble` step from the
+//! per-pair rows (the shard format: [`crate::shard`]), so merged shards give [`run`]'s bytes.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

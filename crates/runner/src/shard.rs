@@ -97,8 +97,8 @@ impl Plan {
     }
 
     /// `rows` in the order the unsharded run measures them: by the run position of their pair,
-    /// each pair's rows in the order they were made (a stable sort). [`run`](Measured) and
-    /// [`merge`] both go through it, so a probe's assembly sees the same sequence either way.
+    /// each pair's rows in the order they were made (a stable sort). A probe's unsharded run
+    /// ([`Measured::new`]) and [`merge`] both go through it, so a probe's assembly sees the same sequence either way.
     pub fn canonical<R: PairRow>(&self, mut rows: Vec<R>) -> Vec<R> {
         let pos = self.run_positions();
         rows.sort_by_key(|r| pos.get(&r.pair()).copied().unwrap_or(usize::MAX));

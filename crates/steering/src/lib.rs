@@ -18,6 +18,10 @@
 //! - **scoring them with the evaluator** ([`predict`]): the model-to-evaluator adapter that runs a
 //!   checkpoint, with or without `--hook` interventions, over a SA-Co/Gold ground truth and writes
 //!   COCO results ([`predict::predict_to_file`], behind `sam3lab eval predict`).
+//!
+//! `probe steer --shard K/N`: [`run_shard`] sweeps one shard's pairs (a mean-difference direction
+//! is still averaged over every pair) and [`merge`] puts N shards back together; [`run`] and
+//! [`merge`] make their result through one `assemble` step, so merged shards give [`run`]'s bytes.
 
 pub mod intervention;
 pub mod predict;

@@ -64,8 +64,8 @@ enum Cmd {
     World(cmd::world::Args),
     /// The post's whole story on the embedded world: recipes, evaluation, probes, figures, REPORT.md.
     Reproduce(cmd::reproduce::Args),
-    /// Merge the shards of a split run (`eval predict`, `probe drift`, `probe capture` with `--shard K/N`) into what the unsharded run
-    /// writes, byte for byte, after checking that they come from one run.
+    /// Merge the shards of a split run (`eval predict`, `probe drift|capture|presence|patch|attrib|heads|steer` with `--shard K/N`)
+    /// into what the unsharded run writes, byte for byte, after checking that they come from one run.
     Merge(cmd::merge::Args),
 }
 

@@ -279,3 +279,148 @@ fn capture_in_shards_merges_to_the_unsharded_bytes() {
     let e = fails(&["merge", "--out", &s(&d.join("m1")), &s0]);
     assert!(e.contains("shard 1/2 is missing"), "{e}");
 }
+
+/// Demo inputs for the sharding tests: 3 images, a perturbed checkpoint, and `mixed.jsonl`, the
+/// pair file with its lines interleaved across images (so the order a run measures pairs in, by
+/// image, differs from the pair file's order, and a merge that confuses the two shows).
+fn shard_inputs(d: &Path) -> (String, String, String) {
+    let fx = s(&fixture());
+    ok(&["probe", "demo-inputs", "--out", &s(d), "--images", "3", "--perturb", &format!("pert={fx}")]);
+    let text = std::fs::read_to_string(d.join("pairs.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let per_image = lines.len() / 3;
+    let mut order: Vec<usize> = (0..lines.len()).collect();
+    order.sort_by_key(|&i| (i % per_image, i));
+    let mixed: String = order.iter().map(|&i| format!("{}\n", lines[i])).collect();
+    std::fs::write(d.join("mixed.jsonl"), mixed).unwrap();
+    (fx, s(&d.join("pert")), s(&d.join("mixed.jsonl")))
+}
+
+/// Run `args` (a `probe …` command line without `--out`) unsharded and in `n` shards, merge the
+/// shards (given in reverse order) and require the merged directory to equal the unsharded one,
+/// every file byte for byte; each shard directory holds only `PROBE_shard.json`. Returns the
+/// shard directories.
+fn sharded_run_merges_to_the_whole(d: &Path, probe: &str, args: &[String], n: usize) -> Vec<String> {
+    let run = |extra: &[String], out: &Path| {
+        let mut v: Vec<String> = ["probe".to_string(), probe.to_string()].into_iter().chain(args.iter().cloned()).collect();
+        v.extend(extra.iter().cloned());
+        v.extend(["--out".to_string(), s(out)]);
+        ok(&v.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let whole_dir = d.join(format!("{probe}_whole"));
+    run(&[], &whole_dir);
+    let mut dirs = Vec::new();
+    for k in 0..n {
+        let dir = d.join(format!("{probe}_s{k}"));
+        let printed = run(&["--shard".into(), format!("{k}/{n}")], &dir);
+        assert!(printed.contains(&format!("shard {k}/{n}: ")), "{printed}");
+        let names: Vec<String> = tree(&dir).into_iter().map(|f| f.0).collect();
+        assert_eq!(names, [format!("{probe}_shard.json")], "a shard writes only its shard file");
+        dirs.push(s(&dir));
+    }
+    let merged_dir = d.join(format!("{probe}_merged"));
+    let mut m = vec!["merge".to_string(), "--out".into(), s(&merged_dir)];
+    m.extend(dirs.iter().rev().cloned());
+    let printed = ok(&m.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(printed.contains(&format!("merged {n} {probe} shards")), "{printed}");
+    let (whole, merged) = (tree(&whole_dir), tree(&merged_dir));
+    assert!(whole.len() >= 3, "{}", whole.len());
+    assert_eq!(whole.iter().map(|f| &f.0).collect::<Vec<_>>(), merged.iter().map(|f| &f.0).collect::<Vec<_>>());
+    for ((name, a), (_, b)) in whole.iter().zip(&merged) {
+        assert!(a == b, "{probe}: merged {name} differs from the unsharded run's");
+    }
+    dirs
+}
+
+/// `probe presence --shard K/N` + `merge` = the unsharded run, byte for byte (3 shards of an
+/// interleaved pair file, two checkpoints); a missing shard, a shard of another run and a shard of
+/// another probe are refused by name.
+#[test]
+fn presence_in_shards_merges_to_the_unsharded_bytes() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let (fx, pert, mixed) = shard_inputs(d);
+    let args = |pairs: &str| -> Vec<String> {
+        ["--ckpt", &format!("base={fx}"), "--ckpt", &format!("pert={pert}"), "--pairs", pairs, "--title", "gate"].map(String::from).to_vec()
+    };
+    let dirs = sharded_run_merges_to_the_whole(d, "presence", &args(&mixed), 3);
+    let e = fails(&["merge", "--out", &s(&d.join("m1")), &dirs[0], &dirs[2]]);
+    assert!(e.contains("shard 1/3 is missing"), "{e}");
+    // Another run: the same command on the pair file in its original order.
+    let mut other = vec!["probe".to_string(), "presence".into()];
+    other.extend(args(&s(&d.join("pairs.jsonl"))));
+    other.extend(["--shard", "1/3", "--out", &s(&d.join("other"))].map(String::from));
+    ok(&other.iter().map(String::as_str).collect::<Vec<_>>());
+    let e = fails(&["merge", "--out", &s(&d.join("m2")), &dirs[0], &s(&d.join("other")), &dirs[2]]);
+    assert!(e.contains("other") && e.contains("not from the same run"), "{e}");
+    let e = fails(&["merge", "--out", &s(&d.join("m3")), &dirs[0], &dirs[1], &s(&d.join("images.txt"))]);
+    assert!(e.contains("images.txt") && e.contains("not a presence shard"), "{e}");
+    // A truncated shard file is an error naming it, not a panic.
+    let f = d.join("presence_s1/presence_shard.json");
+    let text = std::fs::read_to_string(&f).unwrap();
+    std::fs::write(&f, &text[..text.len() / 2]).unwrap();
+    let e = fails(&["merge", "--out", &s(&d.join("m4")), &dirs[0], &dirs[1], &dirs[2]]);
+    assert!(e.contains("presence_shard.json"), "{e}");
+    // An unsharded output directory is not a shard; a bad --shard is refused before any work.
+    let e = fails(&["merge", "--out", &s(&d.join("m5")), &s(&d.join("presence_whole"))]);
+    assert!(e.contains("presence_whole") && e.contains("holding no shard"), "{e}");
+    let e = fails(&["probe", "presence", "--ckpt", &format!("base={fx}"), "--pairs", &mixed, "--shard", "3/3", "--out", &s(&d.join("m6"))]);
+    assert!(e.contains("3/3") && e.contains("0 ≤ K < N"), "{e}");
+    for m in ["m1", "m2", "m4", "m5", "m6"] {
+        assert!(!d.join(m).exists(), "a refused merge or run writes nothing ({m})");
+    }
+}
+
+/// `probe patch --shard K/N` (with the lockstep conditions) and `probe attrib --shard K/N --verify`,
+/// then `merge`, give the unsharded runs' bytes (2 and 3 shards of an interleaved pair file); a
+/// patch shard and an attrib shard do not merge together.
+#[test]
+fn patch_and_attrib_in_shards_merge_to_the_unsharded_bytes() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let (fx, pert, mixed) = shard_inputs(d);
+    let st = |points: &str| -> Vec<String> { ["--source", &fx, "--target", &pert, "--pairs", &mixed, "--points", points].map(String::from).to_vec() };
+    let patch = sharded_run_merges_to_the_whole(d, "patch", &st("decoder.layers.1.out"), 2);
+    let mut a = st("decoder.layers.*.q0,fusion.layers.0.ffn.out");
+    a.push("--verify".into());
+    let attrib = sharded_run_merges_to_the_whole(d, "attrib", &a, 3);
+    let e = fails(&["merge", "--out", &s(&d.join("m")), &patch[0], &attrib[1]]);
+    assert!(e.contains("attrib shard, but other shards given are patch shards"), "{e}");
+}
+
+/// `probe heads --shard K/N` + `merge` = the unsharded run, byte for byte: per-head contributions
+/// (3 shards) and the layer-level probe on whole points (2 shards), over an interleaved pair file.
+#[test]
+fn heads_in_shards_merge_to_the_unsharded_bytes() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let (fx, pert, mixed) = shard_inputs(d);
+    let args = |module: &str, extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["--a", &fx, "--b", &pert, "--ref", &fx, "--pairs", &mixed, "--module", module].map(String::from).to_vec();
+        v.extend(extra.iter().map(|x| x.to_string()));
+        v
+    };
+    sharded_run_merges_to_the_whole(d, "heads", &args("decoder.layers.0..1.ca_text", &["--label", "all"]), 3);
+    std::fs::create_dir(d.join("layers")).unwrap();
+    sharded_run_merges_to_the_whole(&d.join("layers"), "heads", &args("decoder.layers.*.q0", &["--slot", "all"]), 2);
+}
+
+/// `probe steer --shard K/N` + `merge` = the unsharded run, byte for byte (direction.safetensors
+/// included): from a mean difference (each shard averages it over every pair) in 3 shards, and
+/// from a direction file with --unit in 2.
+#[test]
+fn steer_in_shards_merges_to_the_unsharded_bytes() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let (fx, pert, mixed) = shard_inputs(d);
+    let common = ["--ckpt", &fx, "--point", "decoder.layers.1.q0", "--alphas", "-1,1,2.5", "--pairs", &mixed].map(String::from);
+    let mut a = common.to_vec();
+    a.extend(["--direction".into(), format!("mean-diff:{fx},{pert}")]);
+    let dirs = sharded_run_merges_to_the_whole(d, "steer", &a, 3);
+    let mut b = common.to_vec();
+    b.extend(["--direction".into(), s(&d.join("steer_whole/direction.safetensors")), "--unit".into()]);
+    std::fs::create_dir(d.join("file")).unwrap();
+    sharded_run_merges_to_the_whole(&d.join("file"), "steer", &b, 2);
+    let e = fails(&["merge", "--out", &s(&d.join("m")), &dirs[0], &dirs[1], &s(&d.join("file/steer_s1"))]);
+    assert!(e.contains("not from the same run") || e.contains("a shard of 2"), "{e}");
+}

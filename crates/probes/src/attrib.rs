@@ -18,6 +18,10 @@
 //! Every run of a pair (SOURCE, TARGET with the gradients, TARGET patched) captures the same points,
 //! so they share one computation path; the gradient entry adds an exact zero, so TARGET's baseline
 //! logit is the plain forward's.
+//!
+//! Sharded: [`run_shard`] measures the pairs of one shard's images and [`merge`] puts N shards back
+//! together; both [`run`] and [`merge`] make their result through one `assemble` step from the
+//! per-pair rows (the shard format: [`crate::shard`]), so merged shards give [`run`]'s bytes.
 
 use std::path::{Path, PathBuf};
 
@@ -26,12 +30,13 @@ use burn::prelude::*;
 use sam3lab_hooks::HookSpec;
 use sam3lab_util::progress::Progress;
 use sam3lab_util::stats;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::Result;
-use crate::inputs::{Label, LabelFilter, Pairs, pair_image_records};
+use crate::{ProbeError, Result};
+use crate::inputs::{Label, LabelFilter, Pairs, pair_image_records, shard_pairs};
 use crate::manifest::{Csv, Manifest, num, pairs_record, write_json};
 use crate::model::{self, CkptSpec};
+use crate::shard::{self, Measured, PairRow, Plan, Shard, ShardFile};
 use crate::sweep::{self, capture};
 
 pub struct AttribRequest {
@@ -121,9 +126,63 @@ fn rank_by_magnitude(v: &[f64]) -> Vec<usize> {
     rank
 }
 
+/// The `probe` of an attrib shard file.
+pub const PROBE: &str = "attrib";
+
+/// One (pair, point) measurement, its numbers as their bits.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Row {
+    pub pair: usize,
+    /// The point's position in the manifest's `points`.
+    pub point: usize,
+    #[serde(with = "crate::shard::bits")]
+    pub target_logit: f64,
+    #[serde(with = "crate::shard::bits")]
+    pub source_logit: f64,
+    #[serde(with = "crate::shard::bits")]
+    pub estimate: f64,
+    #[serde(with = "crate::shard::opt_bits")]
+    pub actual: Option<f64>,
+}
+
+impl PairRow for Row {
+    fn pair(&self) -> usize {
+        self.pair
+    }
+}
+
+/// What the tables need besides the rows and the manifest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Context {
+    pub verify: bool,
+}
+
+/// An attrib shard (`probe attrib --shard K/N`'s `attrib_shard.json`).
+pub type AttribShard = ShardFile<Context, Row>;
+
 /// Run the attribution probe.
 pub fn run(req: &AttribRequest, progress: &dyn Progress) -> Result<AttribResult> {
+    assemble(measure(req, None, progress)?)
+}
+
+/// Run shard `shard`: the pairs of the images g ≡ K (mod N); [`merge`] of all N shards gives what
+/// [`run`] gives.
+pub fn run_shard(req: &AttribRequest, shard: Shard, progress: &dyn Progress) -> Result<AttribShard> {
+    Ok(measure(req, Some(shard), progress)?.into_shard(PROBE, shard))
+}
+
+/// Put the shards (files or their directories, any order) of one run back together: what [`run`]
+/// returns.
+pub fn merge(shards: &[PathBuf]) -> Result<AttribResult> {
+    assemble(shard::merge_files(PROBE, shards)?)
+}
+
+fn measure(req: &AttribRequest, shard: Option<Shard>, progress: &dyn Progress) -> Result<Measured<Context, Row>> {
     let selected = req.pairs.select(req.label)?;
+    let mine = match shard {
+        Some(s) => shard_pairs(&selected, s),
+        None => selected.clone(),
+    };
     let cfg = req.config.as_deref();
     // Both on the autodiff twin of the device, so SOURCE and TARGET take the same kernels (a
     // checkpoint against itself then attributes exactly 0). Only the gradient leaves are tracked:
@@ -144,16 +203,16 @@ pub fn run(req: &AttribRequest, progress: &dyn Progress) -> Result<AttribResult>
     grad_spec.validate(&target.registry)?;
     let grad_spec = capture(grad_spec, &points)?;
 
-    progress.set_len(selected.len() as u64);
-    let mut rows: Vec<AttribPair> = Vec::new();
-    sweep::for_each_pair(&[&source, &target], &selected, &points, progress, |runs| {
+    progress.set_len(mine.len() as u64);
+    let mut rows: Vec<Row> = Vec::new();
+    sweep::for_each_pair(&[&source, &target], &mine, &points, progress, |runs| {
         let (src_out, src) = runs.capture(0, &points)?;
         let (out, tgt) = runs.run(1, grad_spec.clone())?;
         let target_logit = model::outcome(&out).presence_logit as f64;
         let grads = out.presence_logit.clone().sum().backward();
         let g = tgt.gradients(&grads)?;
         let source_logit = model::outcome(&src_out).presence_logit as f64;
-        for p in &points {
+        for (k, p) in points.iter().enumerate() {
             let estimate = dot_diff(&g.get(p)?.to_vec(), &src.get(p)?.to_vec(), &tgt.get(p)?.to_vec());
             let actual = if req.verify {
                 let spec = capture(HookSpec::new().replace(p, src.get(p)?.clone())?, &points)?;
@@ -162,63 +221,10 @@ pub fn run(req: &AttribRequest, progress: &dyn Progress) -> Result<AttribResult>
             } else {
                 None
             };
-            let pair = runs.pair;
-            rows.push(AttribPair {
-                pair: pair.index,
-                image: pair.image_raw.clone(),
-                prompt: pair.prompt.clone(),
-                label: pair.label,
-                point: p.clone(),
-                target_logit,
-                source_logit,
-                estimate,
-                actual,
-            });
+            rows.push(Row { pair: runs.pair.index, point: k, target_logit, source_logit, estimate, actual });
         }
         Ok(())
     })?;
-    // Pair-file order; a pair's rows are already in point order and the sort is stable.
-    rows.sort_by_key(|r| r.pair);
-
-    let per_point = |f: &dyn Fn(&AttribPair) -> Option<f64>| -> Vec<Option<f64>> {
-        points
-            .iter()
-            .map(|p| {
-                let v: Vec<f64> = rows.iter().filter(|r| &r.point == p).filter_map(f).collect();
-                (!v.is_empty()).then(|| stats::mean(&v))
-            })
-            .collect()
-    };
-    let est_means: Vec<f64> = per_point(&|r| Some(r.estimate)).into_iter().map(|m| m.unwrap_or(0.0)).collect();
-    let act_means: Vec<Option<f64>> = per_point(&|r| r.actual);
-    let rank_est = rank_by_magnitude(&est_means);
-    let acts: Vec<f64> = act_means.iter().map(|m| m.unwrap_or(0.0)).collect();
-    let rank_act = req.verify.then(|| rank_by_magnitude(&acts));
-    let mut summary: Vec<AttribPoint> = points
-        .iter()
-        .enumerate()
-        .map(|(k, p)| AttribPoint {
-            point: p.clone(),
-            mean_estimate: est_means[k],
-            mean_actual: act_means[k],
-            rank_estimate: rank_est[k],
-            rank_actual: rank_act.as_ref().map(|r| r[k]),
-        })
-        .collect();
-    summary.sort_by_key(|s| s.rank_estimate);
-
-    let agreement = req.verify.then(|| {
-        let (e, a): (Vec<f64>, Vec<f64>) = rows.iter().filter_map(|r| r.actual.map(|a| (r.estimate, a))).unzip();
-        let same_sign = e.iter().zip(&a).filter(|(x, y)| x.signum() == y.signum() || (**x == 0.0 && **y == 0.0)).count();
-        let abs_act: f64 = a.iter().map(|x| x.abs()).sum();
-        Agreement {
-            spearman_point_means: stats::spearman(&est_means, &acts),
-            spearman_pairs: stats::spearman(&e, &a),
-            sign_agreement: (!e.is_empty()).then(|| same_sign as f64 / e.len() as f64),
-            relative_l1_error: (abs_act > 0.0).then(|| e.iter().zip(&a).map(|(x, y)| (x - y).abs()).sum::<f64>() / abs_act),
-        }
-    });
-
     let mut manifest = Manifest::new("sam3lab probe attrib", req.seed);
     model::describe(&mut manifest, &[&source, &target], cfg)?;
     for (rec, role) in manifest.checkpoints.iter_mut().zip(["source", "target"]) {
@@ -235,6 +241,73 @@ pub fn run(req: &AttribRequest, progress: &dyn Progress) -> Result<AttribResult>
         "actual(p) = ℓ(target with p replaced by the source's activation on the same pair) − ℓ(target), with --verify".into(),
         "points are ranked by |mean estimate| over the pairs; agreement: Spearman ρ (ties averaged) of point means and of every (pair, point), sign agreement, Σ|est − act| / Σ|act|".into(),
     ];
+    Ok(Measured::new(manifest, Context { verify: req.verify }, Plan::of(&selected), rows))
+}
+
+/// The tables from the measurements: the one path by which [`run`] and [`merge`] make their result.
+fn assemble(m: Measured<Context, Row>) -> Result<AttribResult> {
+    let Measured { manifest, context, plan, rows: mut measured } = m;
+    let verify = context.verify;
+    let points = &manifest.points;
+    // Pair-file order; a pair's rows are already in point order and the sort is stable.
+    measured.sort_by_key(|r| r.pair);
+    let mut rows: Vec<AttribPair> = Vec::with_capacity(measured.len());
+    for r in measured {
+        let (Some(pair), Some(point)) = (plan.pair(r.pair), points.get(r.point)) else {
+            return Err(ProbeError::Usage(format!("attrib: a measurement of pair {} at point {} outside the run", r.pair, r.point)));
+        };
+        rows.push(AttribPair {
+            pair: r.pair,
+            image: pair.image.clone(),
+            prompt: pair.prompt.clone(),
+            label: pair.label,
+            point: point.clone(),
+            target_logit: r.target_logit,
+            source_logit: r.source_logit,
+            estimate: r.estimate,
+            actual: r.actual,
+        });
+    }
+
+    let per_point = |f: &dyn Fn(&AttribPair) -> Option<f64>| -> Vec<Option<f64>> {
+        points
+            .iter()
+            .map(|p| {
+                let v: Vec<f64> = rows.iter().filter(|r| &r.point == p).filter_map(f).collect();
+                (!v.is_empty()).then(|| stats::mean(&v))
+            })
+            .collect()
+    };
+    let est_means: Vec<f64> = per_point(&|r| Some(r.estimate)).into_iter().map(|m| m.unwrap_or(0.0)).collect();
+    let act_means: Vec<Option<f64>> = per_point(&|r| r.actual);
+    let rank_est = rank_by_magnitude(&est_means);
+    let acts: Vec<f64> = act_means.iter().map(|m| m.unwrap_or(0.0)).collect();
+    let rank_act = verify.then(|| rank_by_magnitude(&acts));
+    let mut summary: Vec<AttribPoint> = points
+        .iter()
+        .enumerate()
+        .map(|(k, p)| AttribPoint {
+            point: p.clone(),
+            mean_estimate: est_means[k],
+            mean_actual: act_means[k],
+            rank_estimate: rank_est[k],
+            rank_actual: rank_act.as_ref().map(|r| r[k]),
+        })
+        .collect();
+    summary.sort_by_key(|s| s.rank_estimate);
+
+    let agreement = verify.then(|| {
+        let (e, a): (Vec<f64>, Vec<f64>) = rows.iter().filter_map(|r| r.actual.map(|a| (r.estimate, a))).unzip();
+        let same_sign = e.iter().zip(&a).filter(|(x, y)| x.signum() == y.signum() || (**x == 0.0 && **y == 0.0)).count();
+        let abs_act: f64 = a.iter().map(|x| x.abs()).sum();
+        Agreement {
+            spearman_point_means: stats::spearman(&est_means, &acts),
+            spearman_pairs: stats::spearman(&e, &a),
+            sign_agreement: (!e.is_empty()).then(|| same_sign as f64 / e.len() as f64),
+            relative_l1_error: (abs_act > 0.0).then(|| e.iter().zip(&a).map(|(x, y)| (x - y).abs()).sum::<f64>() / abs_act),
+        }
+    });
+
     Ok(AttribResult { metric: "presence_logit".into(), points: summary, agreement, pairs: rows, manifest })
 }
 

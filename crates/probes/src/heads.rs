@@ -14,6 +14,10 @@
 //! The three models run in lockstep over the pairs ([`sweep::for_each_pair`]: all loaded, each image
 //! encoded once per model), so memory is three models plus one pair's activations. This probe ranks
 //! differences between checkpoints and patches nothing; [`crate::sweep`] patches.
+//!
+//! Sharded: [`run_shard`] measures the pairs of one shard's images and [`merge`] puts N shards back
+//! together; both [`run`] and [`merge`] make their result through one assembler fed the per-(pair,
+//! unit) rows in run order (the shard format: [`crate::shard`]), so merged shards give [`run`]'s bytes.
 
 use std::path::{Path, PathBuf};
 
@@ -21,12 +25,13 @@ use burn::prelude::*;
 use sam3lab_util::progress::Progress;
 use sam3lab_results::{HeatmapTable, Scale, ScaleKind};
 use sam3lab_hooks::{DynTensor, HookError, HookPattern};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{ProbeError, Result};
-use crate::inputs::{LabelFilter, Pairs, pair_image_records};
+use crate::inputs::{LabelFilter, Pairs, pair_image_records, shard_pairs};
 use crate::manifest::{Csv, Manifest, num, pairs_record, write_json};
 use crate::model::{self, CkptSpec};
+use crate::shard::{self, Measured, PairRow, Plan, PlanPair, Shard, ShardFile};
 use crate::sweep;
 
 /// Which part of a `(B, L, d)` point a unit is read at.
@@ -63,6 +68,11 @@ impl Slot {
 
     /// The slot's values (f64) of a batch-1 activation. A `(1, d)` point is read whole.
     pub fn extract(&self, name: &str, t: &DynTensor) -> Result<Vec<f64>> {
+        Ok(self.extract_f32(name, t)?.into_iter().map(f64::from).collect())
+    }
+
+    /// [`Slot::extract`] as the activation's own f32 values.
+    pub fn extract_f32(&self, name: &str, t: &DynTensor) -> Result<Vec<f32>> {
         let shape = t.shape();
         if shape.first() != Some(&1) {
             return Err(ProbeError::Usage(format!("`{name}` has shape {shape:?}; the probe reads batch 1")));
@@ -94,7 +104,7 @@ impl Slot {
                 )));
             }
         };
-        Ok(out.into_iter().map(f64::from).collect())
+        Ok(out)
     }
 }
 
@@ -200,9 +210,184 @@ struct Acc {
     n: usize,
 }
 
+/// The `probe` of a heads shard file.
+pub const PROBE: &str = "heads";
+
+/// One (pair, unit) measurement: the slot's values under A, B and REF (f32, exactly).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Row {
+    pub pair: usize,
+    /// The unit's position in the manifest's `points`.
+    pub unit: usize,
+    #[serde(with = "crate::shard::hex32")]
+    pub a: Vec<f32>,
+    #[serde(with = "crate::shard::hex32")]
+    pub b: Vec<f32>,
+    #[serde(with = "crate::shard::hex32")]
+    pub r: Vec<f32>,
+}
+
+impl PairRow for Row {
+    fn pair(&self) -> usize {
+        self.pair
+    }
+}
+
+/// What the ranking records besides the rows and the manifest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Context {
+    pub module: String,
+    pub slot: String,
+    pub label: String,
+}
+
+/// A heads shard (`probe heads --shard K/N`'s `heads_shard.json`).
+pub type HeadsShard = ShardFile<Context, Row>;
+
+/// The ranking from the measurements, fed in run order one row at a time (so an unsharded run keeps
+/// one pair's activations, not every pair's): the one path by which [`run`] and [`merge`] make
+/// their result.
+struct Assembler {
+    units: Vec<String>,
+    accs: Vec<Acc>,
+    per_pair: Vec<PairUnit>,
+}
+
+impl Assembler {
+    fn new(units: &[String]) -> Self {
+        Assembler { units: units.to_vec(), accs: vec![Acc::default(); units.len()], per_pair: Vec::new() }
+    }
+
+    fn push(&mut self, pair: &PlanPair, row: &Row) -> Result<()> {
+        let (Some(unit), Some(acc)) = (self.units.get(row.unit), self.accs.get_mut(row.unit)) else {
+            return Err(ProbeError::Usage(format!("heads: a measurement of unit {} outside the run", row.unit)));
+        };
+        if row.b.len() != row.a.len() || row.r.len() != row.a.len() {
+            return Err(ProbeError::Usage(format!("heads: pair {} unit `{unit}` has slot vectors of different lengths", row.pair)));
+        }
+        let f = |v: &[f32]| -> Vec<f64> { v.iter().map(|&x| f64::from(x)).collect() };
+        let (a, b, r) = (f(&row.a), f(&row.b), f(&row.r));
+        let ba: Vec<f64> = b.iter().zip(&a).map(|(x, y)| x - y).collect();
+        let ra: Vec<f64> = r.iter().zip(&a).map(|(x, y)| x - y).collect();
+        if acc.sum_ba.is_empty() {
+            acc.sum_ba = vec![0.0; ba.len()];
+            acc.sum_ra = vec![0.0; ra.len()];
+        }
+        for (s, x) in acc.sum_ba.iter_mut().zip(&ba) {
+            *s += x;
+        }
+        for (s, x) in acc.sum_ra.iter_mut().zip(&ra) {
+            *s += x;
+        }
+        let dn = norm(&ba);
+        let cos = cosine(&ba, &ra);
+        acc.delta += dn;
+        if let Some(c) = cos {
+            acc.cos += c;
+            acc.cos_n += 1;
+        }
+        let mags = [norm(&a), norm(&b), norm(&r)];
+        for (m, x) in acc.mag.iter_mut().zip(mags) {
+            *m += x;
+        }
+        acc.n += 1;
+        self.per_pair.push(PairUnit {
+            pair: pair.index,
+            label: pair.label.as_str().into(),
+            unit: unit.clone(),
+            norm_a: mags[0],
+            norm_b: mags[1],
+            norm_ref: mags[2],
+            delta_norm: dn,
+            cos_toward_ref: cos,
+        });
+        Ok(())
+    }
+
+    fn finish(self, manifest: Manifest, cx: Context) -> HeadsResult {
+        let mut stats: Vec<UnitStats> = self
+            .units
+            .iter()
+            .zip(&self.accs)
+            .map(|(u, a)| {
+                let n = a.n as f64;
+                let (module, head) = match split_head(u) {
+                    Some((m, h)) => (m, Some(h)),
+                    None => (u.clone(), None),
+                };
+                UnitStats {
+                    rank: 0,
+                    unit: u.clone(),
+                    module,
+                    head,
+                    delta_norm: a.delta / n,
+                    cos_toward_ref: (a.cos_n > 0).then(|| a.cos / a.cos_n as f64),
+                    cos_toward_ref_pooled: cosine(&a.sum_ba, &a.sum_ra),
+                    mag_a: a.mag[0] / n,
+                    mag_b: a.mag[1] / n,
+                    mag_ref: a.mag[2] / n,
+                    pairs: a.n,
+                    cos_pairs: a.cos_n,
+                }
+            })
+            .collect();
+        // Stable: ties keep forward order.
+        stats.sort_by(|x, y| y.delta_norm.total_cmp(&x.delta_norm));
+        for (i, s) in stats.iter_mut().enumerate() {
+            s.rank = i + 1;
+        }
+        HeadsResult { module: cx.module, slot: cx.slot, label: cx.label, units: stats, per_pair: self.per_pair, manifest }
+    }
+}
+
 /// Run the head ranking.
 pub fn run(req: &HeadsRequest, progress: &dyn Progress) -> Result<HeadsResult> {
+    // The loop measures the pairs in run order, so each row goes straight into the ranking.
+    let mut asm: Option<Assembler> = None;
+    let (manifest, cx, _) = measure(req, None, progress, |units, pair, row| asm.get_or_insert_with(|| Assembler::new(units)).push(pair, &row))?;
+    let asm = asm.unwrap_or_else(|| Assembler::new(&manifest.points));
+    Ok(asm.finish(manifest, cx))
+}
+
+/// Run shard `shard`: the pairs of the images g ≡ K (mod N); [`merge`] of all N shards gives what
+/// [`run`] gives.
+pub fn run_shard(req: &HeadsRequest, shard: Shard, progress: &dyn Progress) -> Result<HeadsShard> {
+    let mut rows = Vec::new();
+    let (manifest, cx, plan) = measure(req, Some(shard), progress, |_, _, row| {
+        rows.push(row);
+        Ok(())
+    })?;
+    Ok(Measured::new(manifest, cx, plan, rows).into_shard(PROBE, shard))
+}
+
+/// Put the shards (files or their directories, any order) of one run back together: what [`run`]
+/// returns.
+pub fn merge(shards: &[PathBuf]) -> Result<HeadsResult> {
+    let m: Measured<Context, Row> = shard::merge_files(PROBE, shards)?;
+    let mut asm = Assembler::new(&m.manifest.points);
+    for row in &m.rows {
+        let Some(pair) = m.plan.pair(row.pair) else {
+            return Err(ProbeError::Usage(format!("heads: a measurement of pair {}, which the run did not select", row.pair)));
+        };
+        asm.push(pair, row)?;
+    }
+    Ok(asm.finish(m.manifest, m.context))
+}
+
+/// Measure the pairs (all, or one shard's), handing `sink(units, pair, row)` every (pair, unit) in
+/// run order; returns the whole run's manifest, context and plan.
+fn measure(
+    req: &HeadsRequest,
+    shard: Option<Shard>,
+    progress: &dyn Progress,
+    mut sink: impl FnMut(&[String], &PlanPair, Row) -> Result<()>,
+) -> Result<(Manifest, Context, Plan)> {
     let selected = req.pairs.select(req.label)?;
+    let mine = match shard {
+        Some(s) => shard_pairs(&selected, s),
+        None => selected.clone(),
+    };
+    let plan = Plan::of(&selected);
     let cfg = req.config.as_deref();
     let models = [
         model::load(&req.a, cfg, &req.device)?,
@@ -211,82 +396,16 @@ pub fn run(req: &HeadsRequest, progress: &dyn Progress) -> Result<HeadsResult> {
     ];
     model::check_same_config(&models.iter().collect::<Vec<_>>())?;
     let units = resolve_units(&models[0].registry, &req.module)?;
-    let mut accs = vec![Acc::default(); units.len()];
-    let mut per_pair = Vec::new();
-    progress.set_len(selected.len() as u64);
-    sweep::for_each_pair(&models.iter().collect::<Vec<_>>(), &selected, &units, progress, |runs| {
+    progress.set_len(mine.len() as u64);
+    sweep::for_each_pair(&models.iter().collect::<Vec<_>>(), &mine, &units, progress, |runs| {
         let caches = (0..3).map(|k| runs.capture(k, &units).map(|(_, c)| c)).collect::<Result<Vec<_>>>()?;
-        for (u, acc) in units.iter().zip(accs.iter_mut()) {
-            let [a, b, r] = [0, 1, 2].map(|k| caches[k].get(u).map_err(ProbeError::from).and_then(|t| req.slot.extract(u, t)));
-            let (a, b, r) = (a?, b?, r?);
-            let ba: Vec<f64> = b.iter().zip(&a).map(|(x, y)| x - y).collect();
-            let ra: Vec<f64> = r.iter().zip(&a).map(|(x, y)| x - y).collect();
-            if acc.sum_ba.is_empty() {
-                acc.sum_ba = vec![0.0; ba.len()];
-                acc.sum_ra = vec![0.0; ra.len()];
-            }
-            for (s, x) in acc.sum_ba.iter_mut().zip(&ba) {
-                *s += x;
-            }
-            for (s, x) in acc.sum_ra.iter_mut().zip(&ra) {
-                *s += x;
-            }
-            let dn = norm(&ba);
-            let cos = cosine(&ba, &ra);
-            acc.delta += dn;
-            if let Some(c) = cos {
-                acc.cos += c;
-                acc.cos_n += 1;
-            }
-            let mags = [norm(&a), norm(&b), norm(&r)];
-            for (m, x) in acc.mag.iter_mut().zip(mags) {
-                *m += x;
-            }
-            acc.n += 1;
-            per_pair.push(PairUnit {
-                pair: runs.pair.index,
-                label: runs.pair.label.as_str().into(),
-                unit: u.clone(),
-                norm_a: mags[0],
-                norm_b: mags[1],
-                norm_ref: mags[2],
-                delta_norm: dn,
-                cos_toward_ref: cos,
-            });
+        for (k, u) in units.iter().enumerate() {
+            let [a, b, r] = [0, 1, 2].map(|m| caches[m].get(u).map_err(ProbeError::from).and_then(|t| req.slot.extract_f32(u, t)));
+            let pair = plan.pair(runs.pair.index).expect("a selected pair");
+            sink(&units, pair, Row { pair: runs.pair.index, unit: k, a: a?, b: b?, r: r? })?;
         }
         Ok(())
     })?;
-
-    let mut stats: Vec<UnitStats> = units
-        .iter()
-        .zip(&accs)
-        .map(|(u, a)| {
-            let n = a.n as f64;
-            let (module, head) = match split_head(u) {
-                Some((m, h)) => (m, Some(h)),
-                None => (u.clone(), None),
-            };
-            UnitStats {
-                rank: 0,
-                unit: u.clone(),
-                module,
-                head,
-                delta_norm: a.delta / n,
-                cos_toward_ref: (a.cos_n > 0).then(|| a.cos / a.cos_n as f64),
-                cos_toward_ref_pooled: cosine(&a.sum_ba, &a.sum_ra),
-                mag_a: a.mag[0] / n,
-                mag_b: a.mag[1] / n,
-                mag_ref: a.mag[2] / n,
-                pairs: a.n,
-                cos_pairs: a.cos_n,
-            }
-        })
-        .collect();
-    // Stable: ties keep forward order.
-    stats.sort_by(|x, y| y.delta_norm.total_cmp(&x.delta_norm));
-    for (i, s) in stats.iter_mut().enumerate() {
-        s.rank = i + 1;
-    }
 
     let mut manifest = Manifest::new("sam3lab probe heads", req.seed);
     model::describe(&mut manifest, &models.iter().collect::<Vec<_>>(), cfg)?;
@@ -305,14 +424,8 @@ pub fn run(req: &HeadsRequest, progress: &dyn Progress) -> Result<HeadsResult> {
         "cos_toward_ref = mean over pairs of cos(c_b − c_a, c_ref − c_a) (pairs with a zero difference left out); cos_toward_ref_pooled = cos(Σ(c_b − c_a), Σ(c_ref − c_a))".into(),
         "mag_a / mag_b / mag_ref = mean ‖c‖₂ under each checkpoint".into(),
     ];
-    Ok(HeadsResult {
-        module: req.module.clone(),
-        slot: req.slot.describe(),
-        label: req.label.as_str().into(),
-        units: stats,
-        per_pair,
-        manifest,
-    })
+    let cx = Context { module: req.module.clone(), slot: req.slot.describe(), label: req.label.as_str().into() };
+    Ok((manifest, cx, plan))
 }
 
 /// Heatmaps: for heads, modules × head index of `delta_norm` and of `cos_toward_ref`; for other

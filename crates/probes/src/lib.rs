@@ -8,8 +8,8 @@
 //! norms and feature cosines, [`vocab`]), per-forward activation caches for the SAE ([`capture`]),
 //! and small generated inputs to try them on ([`demo`]).
 //!
-//! They run on `sam3lab-runner` (re-exported here as [`inputs`], [`manifest`], [`model`] and
-//! [`sweep`]): its loop encodes an image once per checkpoint and a prompt once per checkpoint. This
+//! They run on `sam3lab-runner` (re-exported here as [`inputs`], [`manifest`], [`model`], [`shard`]
+//! and [`sweep`]): its loop encodes an image once per checkpoint and a prompt once per checkpoint. This
 //! crate trains nothing: retraining a sub-module (§5, `sam3lab retrain`) lives with the training
 //! engine (`sam3lab_train::retrain`, on the runner), steering directions and α sweeps in
 //! `sam3lab-steering` (on [`sweep`]), SAEs in `sam3lab-sae`.
@@ -24,6 +24,6 @@ pub mod presence;
 pub mod vocab;
 
 /// The runner's plumbing, under the paths the probes have always used.
-pub use sam3lab_runner::{inputs, manifest, model, sweep};
+pub use sam3lab_runner::{inputs, manifest, model, shard, sweep};
 /// The probes' error is the runner's (one type from input reading to the hooked forward).
 pub use sam3lab_runner::{Result, RunError as ProbeError};

@@ -18,6 +18,10 @@
 //! metric [`model::outcome`]. Every run of a pair (source, before, after) captures the same set of
 //! points, so all of them take the same computation path (per-head attention is computed explicitly
 //! when a head point is involved): patching a checkpoint into itself changes nothing, bit for bit.
+//!
+//! Sharded: [`run_shard`] measures the pairs of one shard's images and [`merge`] puts N shards back
+//! together; both [`run`] and [`merge`] make their result through one `assemble` step from the
+//! per-pair rows (the shard format: [`crate::shard`]), so merged shards give [`run`]'s bytes.
 
 use std::path::{Path, PathBuf};
 
@@ -25,12 +29,13 @@ use burn::prelude::*;
 use sam3lab_util::progress::Progress;
 use sam3lab_results::HeatmapTable;
 use sam3lab_hooks::ActivationCache;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{ProbeError, Result};
-use crate::inputs::{Label, LabelFilter, Pair, Pairs, pair_image_records};
+use crate::inputs::{Label, LabelFilter, Pair, Pairs, pair_image_records, shard_pairs};
 use crate::manifest::{Csv, Manifest, num, pairs_record, write_json};
 use crate::model::{self, CkptSpec, Outcome};
+use crate::shard::{self, Measured, PairRow, Plan, Shard, ShardFile};
 use crate::sweep::{self, Intervention, Sweep};
 
 /// Which layer the q0-vs-whole-output comparison uses.
@@ -56,7 +61,7 @@ pub struct PatchRequest {
 }
 
 /// One set of points patched together.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Condition {
     pub name: String,
     pub points: Vec<String>,
@@ -147,9 +152,58 @@ pub fn conditions(req: &PatchRequest, registry: &sam3lab_hooks::HookRegistry, nu
     Ok(out)
 }
 
+/// The `probe` of a patch shard file.
+pub const PROBE: &str = "patch";
+
+/// One pair's measurement: its outcomes exactly (presence logit and scores) and the relative
+/// differences at the patched points.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Row {
+    pub pair: usize,
+    #[serde(with = "crate::shard::outcome")]
+    pub source: Outcome,
+    #[serde(with = "crate::shard::outcome")]
+    pub before: Outcome,
+    /// One per condition.
+    #[serde(with = "crate::shard::outcome::vec")]
+    pub after: Vec<Outcome>,
+    /// One per point of the manifest's `points` (every patched point).
+    #[serde(with = "crate::shard::opt_bits_vec")]
+    pub rel_diff: Vec<Option<f64>>,
+}
+
+impl PairRow for Row {
+    fn pair(&self) -> usize {
+        self.pair
+    }
+}
+
+/// A patch shard (`probe patch --shard K/N`'s `patch_shard.json`); its context is the conditions.
+pub type PatchShard = ShardFile<Vec<Condition>, Row>;
+
 /// Run the patching probe: a [`sweep`] of TARGET over the conditions, each patched from SOURCE.
 pub fn run(req: &PatchRequest, progress: &dyn Progress) -> Result<PatchResult> {
+    assemble(measure(req, None, progress)?)
+}
+
+/// Run shard `shard`: the pairs of the images g ≡ K (mod N); [`merge`] of all N shards gives what
+/// [`run`] gives.
+pub fn run_shard(req: &PatchRequest, shard: Shard, progress: &dyn Progress) -> Result<PatchShard> {
+    Ok(measure(req, Some(shard), progress)?.into_shard(PROBE, shard))
+}
+
+/// Put the shards (files or their directories, any order) of one run back together: what [`run`]
+/// returns.
+pub fn merge(shards: &[PathBuf]) -> Result<PatchResult> {
+    assemble(shard::merge_files(PROBE, shards)?)
+}
+
+fn measure(req: &PatchRequest, shard: Option<Shard>, progress: &dyn Progress) -> Result<Measured<Vec<Condition>, Row>> {
     let selected = req.pairs.select(req.label)?;
+    let mine = match shard {
+        Some(s) => shard_pairs(&selected, s),
+        None => selected.clone(),
+    };
     let cfg = req.config.as_deref();
     let source = model::load(&req.source, cfg, &req.device)?;
     let target = model::load(&req.target, cfg, &req.device)?;
@@ -163,32 +217,80 @@ pub fn run(req: &PatchRequest, progress: &dyn Progress) -> Result<PatchResult> {
     };
     let union = s.points();
     // ‖a_target − a_source‖ / ‖a_source‖ at every patched point, from the plain runs.
-    let rel_diff = |_: &Pair, src: &[ActivationCache], base: &ActivationCache| -> Result<Vec<(String, Option<f64>)>> {
+    let rel_diff = |_: &Pair, src: &[ActivationCache], base: &ActivationCache| -> Result<Vec<Option<f64>>> {
         let mut out = Vec::new();
         for p in &union {
             let (s, t) = (src[0].get(p)?.to_vec(), base.get(p)?.to_vec());
             let s2: f64 = s.iter().map(|&x| (x as f64).powi(2)).sum();
             let d2: f64 = s.iter().zip(&t).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum();
-            out.push((p.clone(), (s2 > 0.0).then(|| (d2 / s2).sqrt())));
+            out.push((s2 > 0.0).then(|| (d2 / s2).sqrt()));
         }
         Ok(out)
     };
-    progress.set_len(selected.len() as u64);
-    let table = sweep::run_observed(&s, &selected, progress, |out| Ok(model::outcome(out)), rel_diff)?;
-    let results: Vec<PairPatch> = table
+    progress.set_len(mine.len() as u64);
+    let table = sweep::run_observed(&s, &mine, progress, |out| Ok(model::outcome(out)), rel_diff)?;
+    let rows: Vec<Row> = table
         .rows
         .into_iter()
-        .map(|r| PairPatch {
+        .map(|r| Row {
             pair: r.pair.index,
-            image: r.pair.image_raw,
-            prompt: r.pair.prompt,
-            label: r.pair.label,
             source: r.sources.into_iter().next().expect("one source"),
             before: r.baseline,
             after: r.patched,
-            point_rel_diff: r.extra,
+            rel_diff: r.extra,
         })
         .collect();
+
+    let mut manifest = Manifest::new("sam3lab probe patch", req.seed);
+    model::describe(&mut manifest, &[&source, &target], cfg)?;
+    for (rec, role) in manifest.checkpoints.iter_mut().zip(["source", "target"]) {
+        rec.label = role.into();
+    }
+    manifest.points = union;
+    manifest.images = pair_image_records(&selected)?;
+    manifest.pairs = Some(pairs_record(&req.pairs, selected.len()));
+    manifest.option("threshold", sam3lab_eval::SCORE_THRESHOLD);
+    manifest.option("label", req.label.as_str());
+    manifest.option("conditions", &conds);
+    manifest.notes = vec![
+        model::keep_rule(),
+        "a false positive is a negative pair with ≥ 1 kept detection; silenced_fraction = FPs with 0 kept after the patch / FPs before".into(),
+        "disagreeing = target FPs on negatives where the source keeps nothing".into(),
+        "source, before and after runs capture the same points so they share one computation path".into(),
+    ];
+    Ok(Measured::new(manifest, conds, Plan::of(&selected), rows))
+}
+
+/// The tables from the measurements: the one path by which [`run`] and [`merge`] make their result.
+fn assemble(m: Measured<Vec<Condition>, Row>) -> Result<PatchResult> {
+    let Measured { manifest, context: conds, plan, mut rows } = m;
+    rows.sort_by_key(|r| r.pair);
+    let mut results: Vec<PairPatch> = Vec::with_capacity(rows.len());
+    for r in rows {
+        let Some(p) = plan.pair(r.pair) else {
+            return Err(ProbeError::Usage(format!("patch: a measurement of pair {}, which the run did not select", r.pair)));
+        };
+        if r.after.len() != conds.len() || r.rel_diff.len() != manifest.points.len() {
+            return Err(ProbeError::Usage(format!(
+                "patch: pair {} has {} outcomes and {} point differences for {} conditions and {} points",
+                r.pair,
+                r.after.len(),
+                r.rel_diff.len(),
+                conds.len(),
+                manifest.points.len()
+            )));
+        }
+        results.push(PairPatch {
+            pair: r.pair,
+            image: p.image.clone(),
+            prompt: p.prompt.clone(),
+            label: p.label,
+            source: r.source,
+            before: r.before,
+            after: r.after,
+            point_rel_diff: manifest.points.iter().cloned().zip(r.rel_diff).collect(),
+        });
+    }
 
     let neg: Vec<&PairPatch> = results.iter().filter(|r| r.label == Label::Neg).collect();
     let pos: Vec<&PairPatch> = results.iter().filter(|r| r.label == Label::Pos).collect();
@@ -229,23 +331,6 @@ pub fn run(req: &PatchRequest, progress: &dyn Progress) -> Result<PatchResult> {
         })
         .collect();
 
-    let mut manifest = Manifest::new("sam3lab probe patch", req.seed);
-    model::describe(&mut manifest, &[&source, &target], cfg)?;
-    for (rec, role) in manifest.checkpoints.iter_mut().zip(["source", "target"]) {
-        rec.label = role.into();
-    }
-    manifest.points = union;
-    manifest.images = pair_image_records(&selected)?;
-    manifest.pairs = Some(pairs_record(&req.pairs, selected.len()));
-    manifest.option("threshold", sam3lab_eval::SCORE_THRESHOLD);
-    manifest.option("label", req.label.as_str());
-    manifest.option("conditions", &conds);
-    manifest.notes = vec![
-        model::keep_rule(),
-        "a false positive is a negative pair with ≥ 1 kept detection; silenced_fraction = FPs with 0 kept after the patch / FPs before".into(),
-        "disagreeing = target FPs on negatives where the source keeps nothing".into(),
-        "source, before and after runs capture the same points so they share one computation path".into(),
-    ];
     Ok(PatchResult {
         threshold: sam3lab_eval::SCORE_THRESHOLD,
         conditions: summaries,

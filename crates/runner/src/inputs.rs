@@ -145,7 +145,7 @@ pub fn read_prompt_groups(args: &[String]) -> Result<Vec<PromptGroup>> {
 }
 
 /// Whether a pair's prompt names something present in its image.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Label {
     Pos,

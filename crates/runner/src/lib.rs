@@ -15,6 +15,7 @@ mod error;
 pub mod inputs;
 pub mod manifest;
 pub mod model;
+pub mod shard;
 pub mod sweep;
 
 pub use error::{Result, RunError};

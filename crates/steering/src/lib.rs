@@ -18,6 +18,10 @@
 //! - **scoring them with the evaluator** ([`predict`]): the model-to-evaluator adapter that runs a
 //!   checkpoint, with or without `--hook` interventions, over a SA-Co/Gold ground truth and writes
 //!   COCO results ([`predict::predict_to_file`], behind `sam3lab eval predict`).
+//!
+//! `probe steer --shard K/N`: [`run_shard`] sweeps one shard's pairs (a mean-difference direction
+//! is still averaged over every pair) and [`merge`] puts N shards back together; [`run`] and
+//! [`merge`] make their result through one `assemble` step, so merged shards give [`run`]'s bytes.
 
 pub mod intervention;
 pub mod predict;
@@ -29,12 +33,13 @@ use burn::prelude::*;
 use sam3lab_util::progress::Progress;
 use sam3lab_results::{HeatmapTable, Scale, ScaleKind};
 use sam3lab_hooks::DynTensor;
-use sam3lab_probes::inputs::{Label, LabelFilter, Pairs, pair_image_records};
+use sam3lab_probes::inputs::{Label, LabelFilter, Pairs, pair_image_records, shard_pairs};
 use sam3lab_probes::manifest::{CheckpointRecord, Csv, FileRecord, Manifest, file_record, num, pairs_record, write_atomic, write_json};
 use sam3lab_probes::model::{self, CkptSpec, Loaded, Outcome};
+use sam3lab_probes::shard::{self, Measured, PairRow, Plan, Shard, ShardFile};
 use sam3lab_probes::sweep::{self, Intervention, Sweep};
 use sam3lab_probes::{ProbeError, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Where the steering direction comes from.
 #[derive(Clone, Debug)]
@@ -76,7 +81,7 @@ impl Direction {
 }
 
 /// Provenance of a direction.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DirectionInfo {
     /// `file` or `mean-diff`.
     pub kind: String,
@@ -234,12 +239,65 @@ fn mean(v: impl Iterator<Item = f64>) -> Option<f64> {
     (n > 0).then(|| s / n as f64)
 }
 
+/// The `probe` of a steer shard file.
+pub const PROBE: &str = "steer";
+
+/// One pair's measurement: its outcome under every α (in `alphas` order), exactly.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Row {
+    pub pair: usize,
+    #[serde(with = "sam3lab_probes::shard::outcome::vec")]
+    pub outcomes: Vec<Outcome>,
+}
+
+impl PairRow for Row {
+    fn pair(&self) -> usize {
+        self.pair
+    }
+}
+
+/// What the tables need besides the rows and the manifest: the point, the α values and the
+/// direction added (exactly).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Context {
+    pub point: String,
+    #[serde(with = "sam3lab_probes::shard::bits_vec")]
+    pub alphas: Vec<f64>,
+    pub direction: DirectionInfo,
+    pub added_shape: Vec<usize>,
+    #[serde(with = "sam3lab_probes::shard::hex32")]
+    pub added: Vec<f32>,
+}
+
+/// A steer shard (`probe steer --shard K/N`'s `steer_shard.json`).
+pub type SteerShard = ShardFile<Context, Row>;
+
 /// Run the sweep. Writes nothing; see [`write`].
 pub fn run(req: &SteerRequest, progress: &dyn Progress) -> Result<SteerResult> {
+    assemble(measure(req, None, progress)?)
+}
+
+/// Run shard `shard`: the α sweep over the pairs of the images g ≡ K (mod N). A mean-difference
+/// direction is still averaged over all its pairs (every shard computes the same one); [`merge`] of
+/// all N shards gives what [`run`] gives.
+pub fn run_shard(req: &SteerRequest, shard: Shard, progress: &dyn Progress) -> Result<SteerShard> {
+    Ok(measure(req, Some(shard), progress)?.into_shard(PROBE, shard))
+}
+
+/// Put the shards (files or their directories, any order) of one run back together: what [`run`]
+/// returns.
+pub fn merge(shards: &[PathBuf]) -> Result<SteerResult> {
+    assemble(shard::merge_files(PROBE, shards)?)
+}
+
+fn measure(req: &SteerRequest, shard: Option<Shard>, progress: &dyn Progress) -> Result<Measured<Context, Row>> {
     let alphas = alphas_with_baseline(&req.alphas)?;
     let cfg = req.config.as_deref();
     let all: Vec<&sam3lab_probes::inputs::Pair> = req.pairs.pairs.iter().collect();
-
+    let mine = match shard {
+        Some(s) => shard_pairs(&all, s),
+        None => all.clone(),
+    };
     // The direction first (its models are dropped before the swept one is loaded).
     let (direction, mut info) = match &req.direction {
         DirectionSource::File { path, key } => {
@@ -264,7 +322,7 @@ pub fn run(req: &SteerRequest, progress: &dyn Progress) -> Result<SteerResult> {
             let mb = model::load(b, cfg, &req.device)?;
             model::check_same_config(&[&ma, &mb])?;
             ma.registry.point(&req.point)?;
-            progress.set_len((sel.len() + all.len()) as u64);
+            progress.set_len((sel.len() + mine.len()) as u64);
             progress.set_message("mean difference");
             let d = mean_diff(&ma, &mb, &req.point, &sel, progress)?;
             let info = DirectionInfo {
@@ -299,7 +357,7 @@ pub fn run(req: &SteerRequest, progress: &dyn Progress) -> Result<SteerResult> {
     let value = DynTensor::from_vec(added.values.clone(), added.shape.clone(), &req.device);
 
     if matches!(req.direction, DirectionSource::File { .. }) {
-        progress.set_len(all.len() as u64);
+        progress.set_len(mine.len() as u64);
     }
     progress.set_message("α sweep");
     // α = 0 is the sweep's baseline (the plain forward); every other α one intervention.
@@ -309,18 +367,46 @@ pub fn run(req: &SteerRequest, progress: &dyn Progress) -> Result<SteerResult> {
         capture: vec![req.point.clone()],
         interventions: alphas[1..].iter().map(|&a| Intervention::add(format!("α={a}"), &req.point, value.clone(), a as f32)).collect(),
     };
-    let table = sweep::run(&s, &all, progress, |out| Ok(model::outcome(out)))?;
-    let pairs: Vec<PairSteer> = table
-        .rows
-        .into_iter()
-        .map(|r| PairSteer {
-            pair: r.pair.index,
-            image: r.pair.image_raw,
-            prompt: r.pair.prompt,
-            label: r.pair.label,
-            outcomes: std::iter::once(r.baseline).chain(r.patched).collect(),
-        })
-        .collect();
+    let table = sweep::run(&s, &mine, progress, |out| Ok(model::outcome(out)))?;
+    let rows: Vec<Row> =
+        table.rows.into_iter().map(|r| Row { pair: r.pair.index, outcomes: std::iter::once(r.baseline).chain(r.patched).collect() }).collect();
+
+    let mut manifest = Manifest::new("sam3lab probe steer", req.seed);
+    model::describe(&mut manifest, &[&m], cfg)?;
+    manifest.checkpoints[0].label = "ckpt".into();
+    if let (Some(a), Some(b)) = (&info.a, &info.b) {
+        manifest.checkpoints.push(CheckpointRecord { label: "direction_a".into(), ..a.clone() });
+        manifest.checkpoints.push(CheckpointRecord { label: "direction_b".into(), ..b.clone() });
+    }
+    manifest.points = vec![req.point.clone()];
+    manifest.images = pair_image_records(&all)?;
+    manifest.pairs = Some(pairs_record(&req.pairs, all.len()));
+    manifest.option("alphas", &alphas);
+    manifest.option("threshold", sam3lab_eval::SCORE_THRESHOLD);
+    manifest.option("direction", &info);
+    manifest.notes = vec![
+        "each forward adds α·direction at the point (a [d] direction broadcasts over the point's other axes); α = 0 is the plain forward".into(),
+        model::keep_rule(),
+    ];
+    let context = Context { point: req.point.clone(), alphas, direction: info, added_shape: added.shape, added: added.values };
+    Ok(Measured::new(manifest, context, Plan::of(&all), rows))
+}
+
+/// The tables from the measurements: the one path by which [`run`] and [`merge`] make their result.
+fn assemble(m: Measured<Context, Row>) -> Result<SteerResult> {
+    let Measured { manifest, context: cx, plan, mut rows } = m;
+    rows.sort_by_key(|r| r.pair);
+    let mut pairs: Vec<PairSteer> = Vec::with_capacity(rows.len());
+    for r in rows {
+        let Some(p) = plan.pair(r.pair) else {
+            return Err(ProbeError::Usage(format!("steer: a measurement of pair {}, which the run did not select", r.pair)));
+        };
+        if r.outcomes.len() != cx.alphas.len() {
+            return Err(ProbeError::Usage(format!("steer: pair {} has {} outcomes for {} α values", r.pair, r.outcomes.len(), cx.alphas.len())));
+        }
+        pairs.push(PairSteer { pair: r.pair, image: p.image.clone(), prompt: p.prompt.clone(), label: p.label, outcomes: r.outcomes });
+    }
+    let alphas = &cx.alphas;
     let summaries = alphas
         .iter()
         .enumerate()
@@ -341,24 +427,15 @@ pub fn run(req: &SteerRequest, progress: &dyn Progress) -> Result<SteerResult> {
         })
         .collect();
 
-    let mut manifest = Manifest::new("sam3lab probe steer", req.seed);
-    model::describe(&mut manifest, &[&m], cfg)?;
-    manifest.checkpoints[0].label = "ckpt".into();
-    if let (Some(a), Some(b)) = (&info.a, &info.b) {
-        manifest.checkpoints.push(CheckpointRecord { label: "direction_a".into(), ..a.clone() });
-        manifest.checkpoints.push(CheckpointRecord { label: "direction_b".into(), ..b.clone() });
-    }
-    manifest.points = vec![req.point.clone()];
-    manifest.images = pair_image_records(&all)?;
-    manifest.pairs = Some(pairs_record(&req.pairs, all.len()));
-    manifest.option("alphas", &alphas);
-    manifest.option("threshold", sam3lab_eval::SCORE_THRESHOLD);
-    manifest.option("direction", &info);
-    manifest.notes = vec![
-        "each forward adds α·direction at the point (a [d] direction broadcasts over the point's other axes); α = 0 is the plain forward".into(),
-        model::keep_rule(),
-    ];
-    Ok(SteerResult { point: req.point.clone(), threshold: sam3lab_eval::SCORE_THRESHOLD, direction: info, alphas: summaries, pairs, manifest, added })
+    Ok(SteerResult {
+        point: cx.point,
+        threshold: sam3lab_eval::SCORE_THRESHOLD,
+        direction: cx.direction,
+        alphas: summaries,
+        pairs,
+        manifest,
+        added: Direction { shape: cx.added_shape, values: cx.added },
+    })
 }
 
 /// Metrics × α, for `sam3lab figures --kind heatmap`.

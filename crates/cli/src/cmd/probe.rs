@@ -5,7 +5,7 @@
 //! `sam3lab-probes` and `sam3lab-steering`; every subcommand writes JSON/CSV with a manifest into
 //! `--out`, atomically.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use burn::prelude::Device;
@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::progress::Bar;
 use sam3lab_probes::model::{CkptSpec, split_list};
-use sam3lab_probes::{attrib, capture, demo, drift, heads, inputs, patch, presence};
+use sam3lab_probes::{attrib, capture, demo, drift, heads, inputs, patch, presence, shard};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -157,6 +157,11 @@ struct HeadsArgs {
     /// Row of the (B, L, d) contribution: q0 (row 0, the presence token), a row index, or all.
     #[arg(long, default_value = "q0")]
     slot: String,
+    /// Run only the pairs of images K, K+N, K+2N, … (0-based, in order of first appearance, each
+    /// image with all its pairs) and write OUT/heads_shard.json; `sam3lab merge --out DIR
+    /// SHARD_DIR…` then writes what the unsharded run writes, byte for byte.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<sam3lab_eval::shard::Shard>,
     #[command(flatten)]
     common: Common,
 }
@@ -181,6 +186,11 @@ struct SourceTarget {
     /// Which pairs: neg, pos or all.
     #[arg(long, default_value = "all")]
     label: String,
+    /// Run only the pairs of images K, K+N, K+2N, … (0-based, in order of first appearance, each
+    /// image with all its pairs) and write OUT/patch_shard.json (OUT/attrib_shard.json); `sam3lab
+    /// merge --out DIR SHARD_DIR…` then writes what the unsharded run writes, byte for byte.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<sam3lab_eval::shard::Shard>,
 }
 
 #[derive(clap::Args)]
@@ -236,6 +246,12 @@ struct SteerArgs {
     /// (sam3lab_eval::SCORE_THRESHOLD): neg_correct means what `eval score` reports.
     #[arg(long)]
     pairs: PathBuf,
+    /// Sweep only the pairs of images K, K+N, K+2N, … (0-based, in order of first appearance, each
+    /// image with all its pairs; a mean-difference direction still averages over every pair) and
+    /// write OUT/steer_shard.json; `sam3lab merge --out DIR SHARD_DIR…` then writes what the
+    /// unsharded run writes, byte for byte.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<sam3lab_eval::shard::Shard>,
     #[command(flatten)]
     common: Common,
 }
@@ -260,6 +276,11 @@ struct PresenceArgs {
     /// Figure title stored in presence.json.
     #[arg(long)]
     title: Option<String>,
+    /// Run only the pairs of images K, K+N, K+2N, … (0-based, in order of first appearance, each
+    /// image with all its pairs) and write OUT/presence_shard.json; `sam3lab merge --out DIR
+    /// SHARD_DIR…` then writes what the unsharded run writes, byte for byte.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<sam3lab_eval::shard::Shard>,
     #[command(flatten)]
     common: Common,
 }
@@ -331,6 +352,22 @@ pub fn bar(what: &str) -> Bar {
     );
     pb.set_message(what.to_string());
     Bar(pb)
+}
+
+/// Write a probe's shard file into `out` and say what it holds.
+fn wrote_shard<C: serde::Serialize, R: serde::Serialize>(out: &Path, s: &shard::ShardFile<C, R>) -> anyhow::Result<u8> {
+    let path = shard::write(out, s)?;
+    println!(
+        "shard {}/{}: {} of {} pairs, {} measurements → {} (merge the {} shards with `sam3lab merge --out DIR SHARD_DIR…`)",
+        s.shard.k,
+        s.shard.n,
+        s.owned.len(),
+        s.plan.pairs.len(),
+        s.rows.len(),
+        path.display(),
+        s.shard.n
+    );
+    Ok(0)
 }
 
 fn f(v: Option<f64>) -> String {
@@ -435,6 +472,11 @@ fn run_heads(a: HeadsArgs) -> anyhow::Result<u8> {
         device: a.common.device()?,
     };
     let pb = bar("heads");
+    if let Some(shard) = a.shard {
+        let r = heads::run_shard(&req, shard, &pb)?;
+        pb.finish_and_clear();
+        return wrote_shard(&a.common.out, &r);
+    }
     let r = heads::run(&req, &pb)?;
     pb.finish_and_clear();
     heads::write(&a.common.out, &r)?;
@@ -468,6 +510,11 @@ fn run_attrib(a: AttribArgs) -> anyhow::Result<u8> {
         device: a.common.device()?,
     };
     let pb = bar("attrib");
+    if let Some(shard) = a.st.shard {
+        let r = attrib::run_shard(&req, shard, &pb)?;
+        pb.finish_and_clear();
+        return wrote_shard(&a.common.out, &r);
+    }
     let r = attrib::run(&req, &pb)?;
     pb.finish_and_clear();
     attrib::write(&a.common.out, &r)?;
@@ -510,6 +557,11 @@ fn run_patch(a: PatchArgs) -> anyhow::Result<u8> {
         device: a.common.device()?,
     };
     let pb = bar("patch");
+    if let Some(shard) = a.st.shard {
+        let r = patch::run_shard(&req, shard, &pb)?;
+        pb.finish_and_clear();
+        return wrote_shard(&a.common.out, &r);
+    }
     let r = patch::run(&req, &pb)?;
     pb.finish_and_clear();
     patch::write(&a.common.out, &r)?;
@@ -554,6 +606,11 @@ fn run_steer(a: SteerArgs) -> anyhow::Result<u8> {
         device: a.common.device()?,
     };
     let pb = bar("steer");
+    if let Some(shard) = a.shard {
+        let r = sam3lab_steering::run_shard(&req, shard, &pb)?;
+        pb.finish_and_clear();
+        return wrote_shard(&a.common.out, &r);
+    }
     let r = sam3lab_steering::run(&req, &pb)?;
     pb.finish_and_clear();
     sam3lab_steering::write(&a.common.out, &r)?;
@@ -617,6 +674,11 @@ fn run_presence(a: PresenceArgs) -> anyhow::Result<u8> {
         device: a.common.device()?,
     };
     let pb = bar("presence");
+    if let Some(shard) = a.shard {
+        let r = presence::run_shard(&req, shard, &pb)?;
+        pb.finish_and_clear();
+        return wrote_shard(&a.common.out, &r);
+    }
     let r = presence::run(&req, &pb)?;
     pb.finish_and_clear();
     presence::write(&a.common.out, &r)?;

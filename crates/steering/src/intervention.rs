@@ -24,7 +24,7 @@ use burn::prelude::Device;
 use sam3lab_model::hooks::{Action, ActivationCache, DynTensor, HookPattern, HookRegistry, HookSpec};
 use sam3lab_model::predict::Stages;
 use sam3lab_probes::model::{self as runner_model, CkptSpec, Loaded};
-use sam3lab_probes::sweep::{ImageRuns, capture};
+use sam3lab_probes::sweep::{Edit, ImageRuns, capture};
 use serde_json::json;
 
 /// One parsed `--hook` argument.
@@ -99,16 +99,12 @@ impl HookArg {
     }
 }
 
-enum Entry {
-    Fixed { pattern: String, action: Action },
-    /// Points of source `source` replaced by its values.
-    Patch { source: usize, points: Vec<String> },
-}
 
 /// Interventions ready to apply to one target model. Run through the runner's [`ImageRuns`] over
 /// the models `[sources…, target]` ([`Intervention::sources`], then the target last).
 pub struct Intervention {
-    entries: Vec<Entry>,
+    /// The runner's edits, in `--hook` order (a `patch:` entry is one [`Edit::Patch`] per point).
+    edits: Vec<Edit>,
     sources: Vec<Loaded>,
     /// Per source: the points captured from it.
     source_points: Vec<Vec<String>>,
@@ -135,7 +131,7 @@ impl Intervention {
         config_override: Option<&Path>,
         device: &Device,
     ) -> anyhow::Result<Self> {
-        let mut entries = Vec::new();
+        let mut edits = Vec::new();
         let mut sources: Vec<Loaded> = Vec::new();
         let mut edited: Vec<String> = Vec::new();
         let mut source_paths: Vec<PathBuf> = Vec::new();
@@ -160,11 +156,11 @@ impl Intervention {
             match h {
                 HookArg::Zero { pattern } => {
                     described.push(json!({"spec": arg, "kind": "zero", "pattern": pattern, "points": points}));
-                    entries.push(Entry::Fixed { pattern, action: Action::Zero });
+                    edits.push(Edit::Hook { point: pattern, action: Action::Zero });
                 }
                 HookArg::Scale { pattern, factor } => {
                     described.push(json!({"spec": arg, "kind": "scale", "pattern": pattern, "points": points, "factor": factor}));
-                    entries.push(Entry::Fixed { pattern, action: Action::Scale(factor) });
+                    edits.push(Edit::Hook { point: pattern, action: Action::Scale(factor) });
                 }
                 HookArg::Add { pattern, file, key, alpha } => {
                     if !file.is_file() {
@@ -185,7 +181,7 @@ impl Intervention {
                         "shape": dir.shape, "norm": norm,
                     }));
                     let value = DynTensor::from_vec(dir.values, dir.shape, device);
-                    entries.push(Entry::Fixed { pattern, action: Action::Add { value, alpha } });
+                    edits.push(Edit::Hook { point: pattern, action: Action::Add { value, alpha } });
                 }
                 HookArg::Patch { pattern, source } => {
                     if !source.exists() {
@@ -214,16 +210,16 @@ impl Intervention {
                         "spec": arg, "kind": "patch", "pattern": pattern, "points": points,
                         "source": {"path": source.display().to_string(), "sha256": sources[k].record.sha256},
                     }));
-                    entries.push(Entry::Patch { source: k, points });
+                    edits.extend(points.into_iter().map(|point| Edit::Patch { point, source: k }));
                 }
             }
         }
         let stages = Stages::of_points(&edited);
-        Ok(Self { entries, sources, source_points, stages, description: serde_json::Value::Array(described) })
+        Ok(Self { edits, sources, source_points, stages, description: serde_json::Value::Array(described) })
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.edits.is_empty()
     }
 
     /// The patch sources, in the order [`Intervention::spec`] indexes them.
@@ -261,18 +257,16 @@ impl Intervention {
     /// sources' image caches) or for one noun phrase (patch values from `phrase`'s caches).
     pub fn spec(&self, images: &[ActivationCache], phrase: Option<&[ActivationCache]>) -> anyhow::Result<HookSpec> {
         let mut spec = HookSpec::new();
-        for e in &self.entries {
+        for e in &self.edits {
             match e {
-                Entry::Fixed { pattern, action } => spec = spec.push(pattern, action.clone())?,
-                Entry::Patch { source, points } => {
-                    for p in points {
-                        let cache = match (is_image_point(p), phrase) {
-                            (true, None) => &images[*source],
-                            (false, Some(c)) => &c[*source],
-                            _ => continue, // that stage does not run in this call
-                        };
-                        spec = spec.replace(p, cache.get(p)?.clone())?;
-                    }
+                Edit::Hook { point, action } => spec = spec.push(point, action.clone())?,
+                Edit::Patch { point, source } => {
+                    let cache = match (is_image_point(point), phrase) {
+                        (true, None) => &images[*source],
+                        (false, Some(c)) => &c[*source],
+                        _ => continue, // that stage does not run in this call
+                    };
+                    spec = spec.replace(point, cache.get(point)?.clone())?;
                 }
             }
         }

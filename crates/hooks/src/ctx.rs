@@ -58,11 +58,7 @@ impl Hooks {
 
     /// Capture every point matching each pattern, nothing else.
     pub fn capture(patterns: &[&str]) -> Result<Self, HookError> {
-        let mut spec = HookSpec::new();
-        for p in patterns {
-            spec = spec.capture(p)?;
-        }
-        Ok(Self::new(spec))
+        Ok(Self::new(HookSpec::new().capture_all(patterns)?))
     }
 
     pub fn spec(&self) -> &HookSpec {

@@ -103,6 +103,13 @@ impl HookSpec {
     pub fn capture(self, pattern: &str) -> Result<Self, crate::HookError> {
         self.push(pattern, Action::Capture)
     }
+    /// A capture of every one of `patterns`, in order (what a probe's list of points becomes).
+    pub fn capture_all<P: AsRef<str>>(mut self, patterns: impl IntoIterator<Item = P>) -> Result<Self, crate::HookError> {
+        for p in patterns {
+            self = self.capture(p.as_ref())?;
+        }
+        Ok(self)
+    }
     pub fn replace(self, pattern: &str, value: DynTensor) -> Result<Self, crate::HookError> {
         self.push(pattern, Action::Replace(value))
     }

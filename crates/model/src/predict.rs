@@ -342,7 +342,7 @@ impl Predictor {
     /// Run `image` with `prompt` and capture every point matching `names` (exact names or patterns
     /// such as `decoder.layers.*.q0`, `trunk.blocks.0`, `text.**`): `(outputs, cache)`.
     pub fn run_with_cache(&self, image: &(impl ImageInput + ?Sized), prompt: &str, names: &[&str]) -> Result<Run, ModelError> {
-        self.run_with_hooks(image, prompt, capture_spec(names)?)
+        self.run_with_hooks(image, prompt, HookSpec::new().capture_all(names)?)
     }
 
     /// Run `image` with `prompt` under `spec` (captures and edits): `(outputs, cache)`.
@@ -354,7 +354,7 @@ impl Predictor {
     /// [`Predictor::run_with_cache`] for every (image, prompt) pair; each image is encoded once and
     /// each prompt once.
     pub fn run_with_cache_batch<I: ImageInput, P: AsRef<str>>(&self, images: &[I], prompts: &[P], names: &[&str]) -> Result<Runs, ModelError> {
-        self.run_with_hooks_batch(images, prompts, capture_spec(names)?)
+        self.run_with_hooks_batch(images, prompts, HookSpec::new().capture_all(names)?)
     }
 
     /// [`Predictor::run_with_hooks`] for every (image, prompt) pair, image-major. Image features
@@ -411,15 +411,6 @@ impl Predictor {
         let mut noise = Noise { amplitude, rng: sam3lab_util::rng::Rng::new(seed) };
         Predictor::from_model(self.model.clone().map(&mut noise), &self.device)
     }
-}
-
-/// Capture every point matching one of `names`.
-fn capture_spec(names: &[&str]) -> Result<HookSpec, ModelError> {
-    let mut spec = HookSpec::new();
-    for n in names {
-        spec = spec.capture(n)?;
-    }
-    Ok(spec)
 }
 
 /// Adds uniform noise in ±amplitude to every float parameter (sam3lab's seeded stream, independent

@@ -37,7 +37,7 @@ use crate::inputs::{Label, LabelFilter, Pairs, pair_image_records, shard_pairs};
 use crate::manifest::{Csv, Manifest, num, pairs_record, write_json};
 use crate::model::{self, CkptSpec};
 use crate::shard::{self, Measured, PairRow, Plan, Shard, ShardFile};
-use crate::sweep::{self, capture};
+use crate::sweep;
 
 pub struct AttribRequest {
     /// The checkpoint whose activations would be patched in (e.g. the base).
@@ -201,7 +201,7 @@ fn measure(req: &AttribRequest, shard: Option<Shard>, progress: &dyn Progress) -
         grad_spec = grad_spec.grad(p)?;
     }
     grad_spec.validate(&target.registry)?;
-    let grad_spec = capture(grad_spec, &points)?;
+    let grad_spec = grad_spec.capture_all(&points)?;
 
     progress.set_len(mine.len() as u64);
     let mut rows: Vec<Row> = Vec::new();
@@ -215,7 +215,7 @@ fn measure(req: &AttribRequest, shard: Option<Shard>, progress: &dyn Progress) -
         for (k, p) in points.iter().enumerate() {
             let estimate = dot_diff(&g.get(p)?.to_vec(), &src.get(p)?.to_vec(), &tgt.get(p)?.to_vec());
             let actual = if req.verify {
-                let spec = capture(HookSpec::new().replace(p, src.get(p)?.clone())?, &points)?;
+                let spec = HookSpec::new().replace(p, src.get(p)?.clone())?.capture_all(&points)?;
                 let (patched, _) = runs.run(1, spec)?;
                 Some(model::outcome(&patched).presence_logit as f64 - target_logit)
             } else {

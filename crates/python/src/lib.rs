@@ -226,11 +226,7 @@ fn hook_spec(hooks: &[(String, Bound<'_, PyAny>)], capture: &[String], dev: &Dev
 }
 
 fn capture_spec(names: &[String]) -> PyResult<HookSpec> {
-    let mut spec = HookSpec::new();
-    for n in names {
-        spec = spec.capture(n).map_err(value_err)?;
-    }
-    Ok(spec)
+    HookSpec::new().capture_all(names).map_err(value_err)
 }
 
 #[pymethods]

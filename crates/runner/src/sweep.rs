@@ -63,16 +63,8 @@ impl<I: Item> PairRuns<'_, '_, I> {
 
     /// Forward checkpoint `k` capturing `points`.
     pub fn capture(&mut self, k: usize, points: &[String]) -> Result<(GroundingOutput, ActivationCache)> {
-        self.run(k, capture(HookSpec::new(), points)?)
+        self.run(k, HookSpec::new().capture_all(points)?)
     }
-}
-
-/// `spec` followed by a capture of every point.
-pub fn capture(mut spec: HookSpec, points: &[String]) -> Result<HookSpec> {
-    for p in points {
-        spec = spec.capture(p)?;
-    }
-    Ok(spec)
 }
 
 /// Call `f` on every item, grouped by image (each image loaded once and encoded once per
@@ -263,7 +255,7 @@ pub fn run_observed<M, X>(
                     Edit::Hook { point, action } => spec.push(point, action.clone())?,
                 };
             }
-            let (out, _) = runs.run(t, capture(spec, &points)?)?;
+            let (out, _) = runs.run(t, spec.capture_all(&points)?)?;
             patched.push(metric(&out)?);
         }
         let extra = observe(runs.pair, &source_caches, &base_cache)?;

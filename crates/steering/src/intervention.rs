@@ -24,7 +24,7 @@ use burn::prelude::Device;
 use sam3lab_model::hooks::{Action, ActivationCache, DynTensor, HookPattern, HookRegistry, HookSpec};
 use sam3lab_model::predict::Stages;
 use sam3lab_probes::model::{self as runner_model, CkptSpec, Loaded};
-use sam3lab_probes::sweep::{Edit, ImageRuns, capture};
+use sam3lab_probes::sweep::{Edit, ImageRuns};
 use serde_json::json;
 
 /// One parsed `--hook` argument.
@@ -233,7 +233,7 @@ impl Intervention {
         let mut out = Vec::with_capacity(self.sources.len());
         for (k, pts) in self.source_points.iter().enumerate() {
             let image: Vec<String> = pts.iter().filter(|p| is_image_point(p)).cloned().collect();
-            out.push(if image.is_empty() { ActivationCache::default() } else { runs.encode(k, capture(HookSpec::new(), &image)?)? });
+            out.push(if image.is_empty() { ActivationCache::default() } else { runs.encode(k, HookSpec::new().capture_all(&image)?)? });
         }
         Ok(out)
     }
@@ -248,7 +248,7 @@ impl Intervention {
                 continue;
             }
             let stages = Stages { image: false, text: Stages::of_points(&rest).text };
-            out.push(runs.run(k, phrase, capture(HookSpec::new(), &rest)?, stages)?.1);
+            out.push(runs.run(k, phrase, HookSpec::new().capture_all(&rest)?, stages)?.1);
         }
         Ok(out)
     }

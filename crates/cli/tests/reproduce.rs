@@ -1,6 +1,7 @@
 //! `sam3lab reproduce --quick`: the whole pipeline (world, recipes, evaluation, every probe, figures,
 //! REPORT.md) end to end on a tiny world; a rerun resumes; the report's numbers and the study's
-//! verdicts are read from the run's own files (an edited score file changes both).
+//! verdicts are read from the run's own files (an edited score file changes both); the
+//! per-checkpoint stages run in shards write what the unsharded run writes.
 
 mod common;
 use common::{ok, path_string as s};
@@ -36,7 +37,10 @@ const STAGES: &[&str] = &[
     "train-lvis_replay_seed1",
     "train-lvis_replay_neg_seed1",
     "inputs",
-    "eval",
+    "eval-base",
+    "eval-lvis_replay_neg",
+    "eval-null_ft",
+    "eval-frozen_te_seed1",
     "control-gate-open",
     "probes",
     "figures",
@@ -124,7 +128,7 @@ fn quick_reproduce_writes_every_section_and_figure_from_its_own_run() {
     let o = common::run(&["reproduce", "--quick", "--seeds", "2", "--out", &s(&out)]);
     assert!(o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    for st in ["world", "train-frozen_te", "train-null_ft", "train-lvis_replay_neg_seed1", "eval", "control-gate-open", "probes"] {
+    for st in ["world", "train-frozen_te", "train-null_ft", "train-lvis_replay_neg_seed1", "eval-base", "eval-presence_only", "control-gate-open", "probes"] {
         assert!(err.contains(&format!("· {st}: finished in an earlier run")), "{st} was not skipped:\n{err}");
     }
     let again = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
@@ -137,4 +141,52 @@ fn quick_reproduce_writes_every_section_and_figure_from_its_own_run() {
     // A default-length run into the quick run's directory is refused, naming both kinds.
     let e = common::fails(&["reproduce", "--out", &s(&out)]);
     assert!(e.contains("\"quick\":true") && e.contains("--out"), "{e}");
+}
+
+/// `--stop-after train`, then the per-checkpoint stages in 2 shards, then the rest: every
+/// prediction and score file is byte-identical to an unsharded run's, and so is the study's input
+/// (report.json's results); a shard refuses to start on an untrained run.
+#[test]
+fn quick_reproduce_with_sharded_evaluations_writes_what_the_unsharded_run_writes() {
+    let t = tempfile::tempdir().unwrap();
+    let (one, split) = (t.path().join("one"), t.path().join("split"));
+    ok(&["reproduce", "--quick", "--out", &s(&one)]);
+    let e = common::fails(&["reproduce", "--quick", "--shard", "0/2", "--out", &s(&split)]);
+    assert!(e.contains("--stop-after train"), "{e}");
+    ok(&["reproduce", "--quick", "--stop-after", "train", "--out", &s(&split)]);
+    assert!(!split.join("eval").exists(), "--stop-after train evaluated");
+    let e = common::fails(&["reproduce", "--quick", "--shard", "0/2", "--force", "--out", &s(&split)]);
+    assert!(e.contains("--force"), "{e}");
+    for k in ["1/2", "0/2"] {
+        ok(&["reproduce", "--quick", "--shard", k, "--out", &s(&split)]);
+    }
+    assert!(!split.join("REPORT.md").exists(), "a shard wrote the report");
+    // Between them the shards ran every per-checkpoint stage, and nothing after them.
+    for dir in std::fs::read_dir(one.join("eval")).unwrap() {
+        let label = dir.unwrap().file_name().to_string_lossy().into_owned();
+        let stage = if label == "base_gate_open" { "control-gate-open".to_string() } else { format!("eval-{label}") };
+        assert!(split.join("stages").join(format!("{stage}.json")).is_file(), "no shard ran {stage}");
+    }
+    assert!(!split.join("stages/probes.json").exists(), "a shard ran the probes");
+    let o = common::run(&["reproduce", "--quick", "--out", &s(&split)]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("· eval-base: finished in an earlier run") && err.contains("· control-gate-open: finished in an earlier run"), "{err}");
+    let mut compared = 0;
+    for dir in std::fs::read_dir(one.join("eval")).unwrap() {
+        let dir = dir.unwrap().path();
+        for f in std::fs::read_dir(&dir).unwrap() {
+            let f = f.unwrap().path();
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            if !(name.ends_with(".pred.json") || name.ends_with(".safetensors")) {
+                continue; // score and meta files name their paths, which differ between the runs
+            }
+            let other = split.join("eval").join(dir.file_name().unwrap()).join(&name);
+            assert_eq!(std::fs::read(&f).unwrap(), std::fs::read(&other).unwrap(), "{}", other.display());
+            compared += 1;
+        }
+    }
+    assert!(compared >= 3 * 8, "only {compared} files compared");
+    let results = |d: &std::path::Path| json(&d.join("report.json"))["results"].clone();
+    assert_eq!(results(&one), results(&split));
 }

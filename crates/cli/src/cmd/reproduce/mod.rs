@@ -45,6 +45,23 @@ pub struct Args {
     /// directories) and judge the refusal margins against the seed spread.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     seeds: u64,
+    /// Stop after this stage: `train` (world, base and every recipe), or `eval` (also every
+    /// checkpoint's evaluation). A later run into the same OUT goes on from there.
+    #[arg(long, value_name = "STAGE")]
+    stop_after: Option<StopAfter>,
+    /// Run only shard K of N of the per-checkpoint stages (one `eval-LABEL` per checkpoint, and
+    /// `control-gate-open`) of a run whose training is finished (`--stop-after train` first); when
+    /// all N have run (in parallel, on machines sharing OUT), `sam3lab reproduce --out OUT` does
+    /// the probes, figures and report. What they write is what the unsharded run writes.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<sam3lab_eval::shard::Shard>,
+}
+
+/// Where `--stop-after` stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StopAfter {
+    Train,
+    Eval,
 }
 
 /// The shipped base and its config (data/world), written into the run so it is self-contained.
@@ -274,6 +291,22 @@ pub fn run(a: Args) -> Result<u8> {
         lengths.presence_only
     );
 
+    if a.shard.is_some() && (a.stop_after.is_some() || a.force || a.from_scratch) {
+        bail!(
+            "--shard runs only the per-checkpoint evaluations of a trained run: it takes none of --stop-after, --force, --from-scratch (to redo one evaluation, delete its OUT/stages/eval-LABEL.json)"
+        );
+    }
+    if let Some(sh) = a.shard
+        && !r.layout.marker("base").is_file()
+    {
+        bail!(
+            "--shard {}/{}: {} has no finished base; run `sam3lab reproduce --out {} --stop-after train` first, with the same --quick/--seeds",
+            sh.k,
+            sh.n,
+            out.display(),
+            out.display()
+        );
+    }
     // 1. The world.
     let world = r.layout.world();
     r.stage("world", |r| {
@@ -328,9 +361,33 @@ pub fn run(a: Args) -> Result<u8> {
         sam3lab_util::write_atomic(&objective, plan::OBJECTIVE.as_bytes())?;
     }
     let recipes = plan::recipes(&lengths, a.seeds as usize);
-    let mut retrained = std::collections::BTreeSet::new();
-    for rp in &recipes {
-        train(&mut r, rp, &recipes, a.quick, &mut retrained)?;
+    if let Some(sh) = a.shard {
+        // A shard only evaluates: the world, base and checkpoints must be there already (several
+        // shards training into one OUT at once would race).
+        let unfinished: Vec<String> = ["world".to_string(), "base".to_string()]
+            .into_iter()
+            .chain(recipes.iter().map(|rp| format!("train-{}", rp.name)))
+            .filter(|st| !r.layout.marker(st).is_file())
+            .collect();
+        if !unfinished.is_empty() {
+            bail!(
+                "--shard {}/{}: {} has not finished {} (a shard runs only the per-checkpoint evaluations); run `sam3lab reproduce --out {} --stop-after train` first, with the same --quick/--seeds",
+                sh.k,
+                sh.n,
+                out.display(),
+                unfinished.join(", "),
+                out.display()
+            );
+        }
+    } else {
+        let mut retrained = std::collections::BTreeSet::new();
+        for rp in &recipes {
+            train(&mut r, rp, &recipes, a.quick, &mut retrained)?;
+        }
+    }
+    if a.stop_after == Some(StopAfter::Train) {
+        eprintln!("stopped after training (--stop-after train); `sam3lab reproduce --out {}` (or its --shard K/N runs) goes on from here", out.display());
+        return Ok(0);
     }
     let mut ck = Checkpoints {
         by_label: BTreeMap::new(),
@@ -348,37 +405,35 @@ pub fn run(a: Args) -> Result<u8> {
     // 4. Inputs of the probes: pair files drawn from the world's splits.
     r.stage("inputs", |r| report::write_inputs(&r.layout, a.quick))?;
 
-    // 5. Evaluation: every checkpoint on every split, through `eval predict` + `eval score`.
-    r.stage("eval", |r| {
-        let cfg = s(&r.layout.config());
-        for (label, path) in &ck.by_label {
-            let dir = r.layout.eval().join(label);
-            std::fs::create_dir_all(&dir)?;
-            for split in SPLITS {
-                let gt = s(&world.join(format!("{split}.json")));
-                let pred = s(&dir.join(format!("{split}.pred.json")));
-                r.cmd(&["eval", "predict", "--ckpt", &s(path), "--config", &cfg, "--gt", &gt, "--images", &s(&world), "--out", &pred])?;
-                r.cmd(&["eval", "score", "--gt", &gt, "--pred", &pred, "--out", &s(&dir.join(format!("{split}.score.json")))])?;
-            }
+    // 5. Evaluation: every checkpoint on every split, through `eval predict` + `eval score`, one
+    // stage per checkpoint; 5b. the gate-open control on the base. These are the per-checkpoint
+    // stages a `--shard K/N` run splits.
+    let mut evals: Vec<(String, PathBuf)> = ck.by_label.iter().map(|(l, p)| (format!("eval-{l}"), p.clone())).collect();
+    evals.push(("control-gate-open".into(), r.layout.base()));
+    let owned: Vec<&(String, PathBuf)> = evals.iter().enumerate().filter(|(i, _)| a.shard.is_none_or(|sh| sh.owns(*i))).map(|(_, e)| e).collect();
+    for (stage, ckpt) in owned {
+        match stage.strip_prefix("eval-") {
+            Some(label) => r.stage(stage, |r| eval_checkpoint(r, label, ckpt))?,
+            None => r.stage(stage, control_gate_open)?,
         }
-        Ok(())
-    })?;
-
-    // 5b. Control: the presence gate forced open on the base (B2's second clause). The final
-    // presence logit is replaced by a large constant (zeroed, then +50: σ = 1 in f32), so every
-    // score is σ(pred_logit) alone; broad-eval scored as any checkpoint.
-    r.stage("control-gate-open", |r| {
-        let dir = r.layout.eval().join("base_gate_open");
-        std::fs::create_dir_all(&dir)?;
-        let open = dir.join("presence_logit_50.safetensors");
-        sam3lab_util::write_atomic(&open, &one_value_safetensors("presence_logit", GATE_OPEN_LOGIT))?;
-        let gt = s(&world.join("broad-eval.json"));
-        let pred = s(&dir.join("broad-eval.pred.json"));
-        let cfg = s(&r.layout.config());
-        let add = format!("add:presence_logit={}", s(&open));
-        r.cmd(&["eval", "predict", "--ckpt", &s(&r.layout.base()), "--config", &cfg, "--gt", &gt, "--images", &s(&world), "--hook", "zero:presence_logit", "--hook", &add, "--out", &pred])?;
-        r.cmd(&["eval", "score", "--gt", &gt, "--pred", &pred, "--out", &s(&dir.join("broad-eval.score.json"))])
-    })?;
+    }
+    if let Some(sh) = a.shard {
+        let mine: Vec<&str> = evals.iter().enumerate().filter(|(i, _)| sh.owns(*i)).map(|(_, (st, _))| st.as_str()).collect();
+        eprintln!(
+            "shard {}/{}: {} of {} per-checkpoint stages ({}); when every shard has run, `sam3lab reproduce --out {}` does the probes, figures and report",
+            sh.k,
+            sh.n,
+            mine.len(),
+            evals.len(),
+            mine.join(", "),
+            out.display()
+        );
+        return Ok(0);
+    }
+    if a.stop_after == Some(StopAfter::Eval) {
+        eprintln!("stopped after the evaluations (--stop-after eval); `sam3lab reproduce --out {}` goes on from here", out.display());
+        return Ok(0);
+    }
 
     // 6. The probes.
     r.stage("probes", |r| probes(r, &ck))?;
@@ -394,9 +449,40 @@ pub fn run(a: Args) -> Result<u8> {
     Ok(0)
 }
 
+/// One checkpoint on every split: `eval predict` + `eval score` into eval/LABEL.
+fn eval_checkpoint(r: &mut Runner, label: &str, ckpt: &Path) -> Result<()> {
+    let (cfg, world) = (s(&r.layout.config()), r.layout.world());
+    let dir = r.layout.eval().join(label);
+    std::fs::create_dir_all(&dir)?;
+    for split in SPLITS {
+        let gt = s(&world.join(format!("{split}.json")));
+        let pred = s(&dir.join(format!("{split}.pred.json")));
+        r.cmd(&["eval", "predict", "--ckpt", &s(ckpt), "--config", &cfg, "--gt", &gt, "--images", &s(&world), "--out", &pred])?;
+        r.cmd(&["eval", "score", "--gt", &gt, "--pred", &pred, "--out", &s(&dir.join(format!("{split}.score.json")))])?;
+    }
+    Ok(())
+}
+
+/// Control: the presence gate forced open on the base (B2's second clause). The final presence
+/// logit is replaced by a large constant (zeroed, then +50: σ = 1 in f32), so every score is
+/// σ(pred_logit) alone; broad-eval scored as any checkpoint.
+fn control_gate_open(r: &mut Runner) -> Result<()> {
+    let world = r.layout.world();
+    let dir = r.layout.eval().join("base_gate_open");
+    std::fs::create_dir_all(&dir)?;
+    let open = dir.join("presence_logit_50.safetensors");
+    sam3lab_util::write_atomic(&open, &one_value_safetensors("presence_logit", GATE_OPEN_LOGIT))?;
+    let gt = s(&world.join("broad-eval.json"));
+    let pred = s(&dir.join("broad-eval.pred.json"));
+    let cfg = s(&r.layout.config());
+    let add = format!("add:presence_logit={}", s(&open));
+    r.cmd(&["eval", "predict", "--ckpt", &s(&r.layout.base()), "--config", &cfg, "--gt", &gt, "--images", &s(&world), "--hook", "zero:presence_logit", "--hook", &add, "--out", &pred])?;
+    r.cmd(&["eval", "score", "--gt", &gt, "--pred", &pred, "--out", &s(&dir.join("broad-eval.score.json"))])
+}
+
 /// Train one recipe. A recipe whose text differs from the one this run used before (a newer
 /// sam3lab's shipped recipe), or whose parent was just retrained, starts over in a clean directory,
-/// and the stages that read checkpoints (eval, probes) are redone.
+/// and the stages that read its checkpoints (its eval, the probes) are redone.
 fn train(r: &mut Runner, rp: &RecipePlan, all: &[RecipePlan], quick: bool, retrained: &mut std::collections::BTreeSet<String>) -> Result<()> {
     let start = match rp.parent {
         None => r.layout.base(),
@@ -436,7 +522,8 @@ fn train(r: &mut Runner, rp: &RecipePlan, all: &[RecipePlan], quick: bool, retra
     // This recipe trains now: what reads its checkpoints is redone after it.
     if r.force || !marker.is_file() {
         retrained.insert(rp.name.clone());
-        let redone: Vec<&str> = ["eval", "probes"].into_iter().filter(|m| std::fs::remove_file(r.layout.marker(m)).is_ok()).collect();
+        let eval = format!("eval-{}", rp.name);
+        let redone: Vec<&str> = [eval.as_str(), "probes"].into_iter().filter(|m| std::fs::remove_file(r.layout.marker(m)).is_ok()).collect();
         if !redone.is_empty() && !r.force {
             eprintln!("· {}: finished in an earlier run, redone after train-{} (they read its checkpoints)", redone.join(", "), rp.name);
         }

@@ -200,6 +200,17 @@ pub fn run_full(a: FullArgs, ui: &dyn crate::Ui) -> anyhow::Result<u8> {
         (t3 - t2).as_secs_f64()
     );
     println!("  forward {secs:.1} s");
+    let flops = crate::flops::reference("full")?;
+    let gemm = crate::flops::large_gemm_gflops(&device);
+    let ms = |x: Instant, y: Instant| (y - x).as_secs_f64() * 1e3;
+    let our_ms = [ms(t0, t1), ms(t1, t2), ms(t2, t3)];
+    println!(
+        "  arithmetic (PyTorch's FlopCounterMode count of this forward, data/fixtures/flops-reference.json): image {:.0} GFLOP, text {:.1}, grounding {:.0}; this machine's large-GEMM rate (1024³ f32 matmul, this run) {gemm:.1} GFLOP/s",
+        flops.image / 1e9,
+        flops.text / 1e9,
+        flops.grounding / 1e9
+    );
+    println!("{}", crate::flops::achieved_line("ours", &flops.stages(), &our_ms, gemm));
     if a.reference.reference_python.is_none() {
         let prov = provenance(a.reference_s, FULL_RECORD_S, FULL_RECORD, "--reference-s");
         println!("{}", recorded_line(secs, a.reference_s, "s", &prov));
@@ -236,13 +247,15 @@ pub fn run_full(a: FullArgs, ui: &dyn crate::Ui) -> anyhow::Result<u8> {
     }
     let script_args = vec!["--full".to_string(), "--threads".to_string(), a.threads.to_string(), "--seed".to_string(), a.seed.to_string()];
     // The forward timed above is our first repetition; later ones run afresh.
-    let ms = |x: Instant, y: Instant| (y - x).as_secs_f64() * 1e3;
-    let mut first = Some(vec![ms(t0, t1), ms(t1, t2), ms(t2, t3)]);
+    let mut first = Some(our_ms.to_vec());
     let ours = || match first.take() {
         Some(f) => Ok(f),
         None => forward_stages(&model, &pixels, &ids).map(|s| s.to_vec()),
     };
-    compare(&a.reference, "full.py", &script_args, 1, &STAGES, ours)?;
+    if let Some(c) = compare(&a.reference, "full.py", &script_args, 1, &STAGES, ours)? {
+        let medians: Vec<f64> = (0..STAGES.len()).map(|k| c.stat(Some(k)).1.1).collect();
+        println!("{}", crate::flops::achieved_line("PyTorch (median of this run)", &flops.stages(), &medians, gemm));
+    }
     Ok(if finite { 0 } else { 1 })
 }
 

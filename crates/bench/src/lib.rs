@@ -3,11 +3,13 @@
 //!
 //! One variant of [`Bench`] per case, each self-contained in its module (`forward`: fixture and
 //! full-size forwards; `model`: backbone; `hooks`: hook cost; `weights`: streaming checkpoint diff;
-//! `train`: a training step; `sweep`: one image, many prompts); `reference` runs the PyTorch reference
+//! `train`: a training step; `sweep`: one image, many prompts); `flops` the per-stage arithmetic and the
+//! fraction of the machine's large-GEMM rate; `reference` runs the PyTorch reference
 //! scripts of `benches/reference/` alternating with ours (`--reference-python`); `util` holds the shared plumbing (threads, medians, the in-run
 //! matmul baseline, memory and CPU counters). The settings are plain structs and progress goes
 //! through [`Ui`]: the CLI owns the argument parsing (clap) and the spinners (indicatif).
 
+pub mod flops;
 pub mod forward;
 pub mod hooks;
 pub mod model;

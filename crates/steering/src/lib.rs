@@ -171,7 +171,12 @@ pub fn read_direction(path: &Path, key: Option<&str>) -> Result<(Direction, Stri
             return Err(ProbeError::input(
                 path,
                 None,
-                format!("holds {} tensors ({}); pick one with --direction-key", names.len(), names.join(", ")),
+                format!(
+                    "holds {} tensors ({}{}); name one (`FILE#KEY` in `--hook add:`, `--direction-key` in `probe steer`)",
+                    names.len(),
+                    names.iter().take(8).cloned().collect::<Vec<_>>().join(", "),
+                    if names.len() > 8 { format!(", … {} more", names.len() - 8) } else { String::new() }
+                ),
             ));
         }
     };
@@ -514,4 +519,26 @@ pub fn write(out: &Path, r: &SteerResult) -> Result<()> {
         .map_err(|e| ProbeError::Usage(format!("internal: direction file: {e}")))?;
     write_atomic(&out.join("direction.safetensors"), &st)?;
     write_json(&out.join("manifest.json"), &r.manifest)
+}
+
+#[cfg(test)]
+mod direction_file_tests {
+    use super::*;
+
+    /// A file of many tensors without a key is refused with a short list and how to name one.
+    #[test]
+    fn a_file_of_many_tensors_needs_a_key_and_the_error_stays_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("many.safetensors");
+        let bytes: Vec<u8> = (0..4).flat_map(|i| (i as f32).to_le_bytes()).collect();
+        let names: Vec<String> = (0..10).map(|i| format!("t{i:02}")).collect();
+        let views: Vec<(String, safetensors::tensor::TensorView)> =
+            names.iter().map(|n| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![4], &bytes).unwrap())).collect();
+        safetensors::serialize_to_file(views, None, &path).unwrap();
+        let e = read_direction(&path, None).unwrap_err().to_string();
+        assert!(e.contains("many.safetensors") && e.contains("10 tensors") && e.contains("… 2 more") && e.contains("FILE#KEY"), "{e}");
+        assert!(!e.contains("t09"), "the list is cut after 8 names: {e}");
+        let (d, name) = read_direction(&path, Some("t03")).unwrap();
+        assert_eq!((name.as_str(), d.values), ("t03", vec![0.0, 1.0, 2.0, 3.0]));
+    }
 }

@@ -268,9 +268,16 @@ fn capture_in_shards_merges_to_the_unsharded_bytes() {
         ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
     };
     capture(&[], &d.join("whole"));
+    let mut counts = Vec::new();
     for k in 0..2 {
-        capture(&["--shard", &format!("{k}/2")], &d.join(format!("s{k}")));
+        let said = capture(&["--shard", &format!("{k}/2")], &d.join(format!("s{k}")));
+        // "shard K/2: OWN of ALL pairs → …": the shard's own count, the whole run's after it.
+        let line = said.lines().find(|l| l.starts_with(&format!("shard {k}/2: "))).unwrap_or_else(|| panic!("{said}"));
+        let nums: Vec<usize> = line.split(' ').filter_map(|w| w.parse().ok()).collect();
+        counts.push((nums[0], nums[1]));
     }
+    let total = counts[0].1;
+    assert!(counts[0].0 > 0 && counts[1].0 > 0 && counts[0].0 + counts[1].0 == total && counts[1].1 == total, "{counts:?}");
     let (s0, s1) = (s(&d.join("s0")), s(&d.join("s1")));
     ok(&["merge", "--out", &s(&d.join("merged")), &s1, &s0]);
     let (whole, merged) = (tree(&d.join("whole")), tree(&d.join("merged")));

@@ -712,10 +712,15 @@ fn run_capture(a: CaptureArgs) -> anyhow::Result<u8> {
     let m = capture::run(&req, &a.common.out, &pb)?;
     pb.finish_and_clear();
     if let Some(sh) = a.shard {
+        // The manifest is the whole run's; the shard's own pairs are in OUT/shard.json.
+        let path = a.common.out.join("shard.json");
+        let own: capture::CaptureShard = serde_json::from_str(&std::fs::read_to_string(&path).with_context(|| path.display().to_string())?)
+            .with_context(|| path.display().to_string())?;
         println!(
-            "shard {}/{} of {} pairs → {} (merge the {} shards with `sam3lab merge --out DIR SHARD_DIR…`)",
+            "shard {}/{}: {} of {} pairs → {} (merge the {} shards with `sam3lab merge --out DIR SHARD_DIR…`)",
             sh.k,
             sh.n,
+            own.pairs.len(),
             m.pairs.as_ref().map(|p| p.used).unwrap_or(0),
             a.common.out.display(),
             sh.n

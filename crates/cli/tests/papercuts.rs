@@ -230,7 +230,7 @@ fn reproduce_says_again_only_when_a_stage_reruns() {
     assert!(o.status.success(), "{err}");
     assert!(err.contains("presence_only: its recipe changed since this directory's run; training it again"), "{err}");
     assert_eq!(err.matches("again").count(), 1, "{err}");
-    assert!(err.contains("eval, probes: finished in an earlier run, redone after train-presence_only"), "{err}");
+    assert!(err.contains("eval-presence_only, probes: finished in an earlier run, redone after train-presence_only"), "{err}");
     assert!(err.contains("· train-recovery: finished in an earlier run"), "{err}");
 }
 

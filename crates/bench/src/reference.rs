@@ -101,14 +101,22 @@ impl Reference {
         if !script.is_file() {
             bail!("reference script {} not found", script.display());
         }
-        let mut child = Command::new(python)
-            .arg(script)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot start the reference {} with --reference-python {}", script.display(), python.display()))?;
+        let start = || Command::new(python).arg(script).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+        // ETXTBSY: an interpreter file written a moment ago (a wrapper script) can still be open for
+        // writing in a child another thread forked before its exec closed the descriptor; that
+        // clears within milliseconds, so retry a few times before giving up.
+        const TEXT_FILE_BUSY: i32 = 26;
+        let mut spawned = start();
+        for _ in 0..10 {
+            match &spawned {
+                Err(e) if e.raw_os_error() == Some(TEXT_FILE_BUSY) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    spawned = start();
+                }
+                _ => break,
+            }
+        }
+        let mut child = spawned.with_context(|| format!("cannot start the reference {} with --reference-python {}", script.display(), python.display()))?;
         let stderr = Tail::default();
         let err = child.stderr.take().expect("piped stderr");
         let tail = stderr.clone();

@@ -242,16 +242,11 @@ impl HfPlan {
             name: name.into(),
             reason: "not a tensor of this HF checkpoint's plan".into(),
         })?;
-        let parts: Vec<std::borrow::Cow<'_, [u8]>> = t
-            .sources
-            .iter()
-            .map(|s| {
-                let e = ckpt.all_entries().iter().find(|e| e.stored_name == *s).expect("the plan names the file's keys");
-                ckpt.raw_bytes(e)
-            })
-            .collect::<Result<_>>()?;
+        let entries: Vec<&TensorEntry> =
+            t.sources.iter().map(|s| ckpt.all_entries().iter().find(|e| e.stored_name == *s).expect("the plan names the file's keys")).collect();
+        let parts: Vec<std::borrow::Cow<'_, [u8]>> = entries.iter().map(|e| ckpt.raw_bytes(e)).collect::<Result<_>>()?;
         let esize = t.dtype.bitsize() / 8;
-        Ok(match t.fix {
+        let built = match t.fix {
             HfFix::None => parts.iter().flat_map(|v| v.iter().copied()).collect(),
             HfFix::PrependClsRow => {
                 let c = t.shape[2];
@@ -272,7 +267,13 @@ impl HfPlan {
                 }
                 d
             }
-        })
+        };
+        // The built copy is the caller's; the mapped source pages leave the resident set.
+        drop(parts);
+        for e in entries {
+            ckpt.release_entry(e);
+        }
+        Ok(built)
     }
 }
 

@@ -317,7 +317,19 @@ pub fn load_into_with_options<M: ModuleSnapshot>(
         None => {
             for e in ckpt.tensors() {
                 let (reader, entry) = (ckpt.clone(), e.clone());
-                declare(&e.name, &e.shape, e.dtype, Box::new(move || Ok(reader.raw_bytes(&entry)?.into_owned())))?;
+                // The copy is the module's; the mapped pages are dropped from this process's
+                // resident set at once (they stay in the page cache), so loading a file does not
+                // hold it twice.
+                declare(
+                    &e.name,
+                    &e.shape,
+                    e.dtype,
+                    Box::new(move || {
+                        let bytes = reader.raw_bytes(&entry)?.into_owned();
+                        reader.release_entry(&entry);
+                        Ok(bytes)
+                    }),
+                )?;
             }
         }
     }

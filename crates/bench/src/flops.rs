@@ -12,12 +12,9 @@
 //! derivation from the fixture's config.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use burn::prelude::*;
 use serde::Deserialize;
-
-use crate::util::sync;
 
 /// `data/fixtures/flops-reference.json`, embedded.
 pub const REFERENCE_JSON: &str = include_str!("../../../data/fixtures/flops-reference.json");
@@ -58,16 +55,7 @@ pub fn reference(name: &str) -> anyhow::Result<StageFlops> {
 /// GFLOP/s: what the trunk's big products can reach at most.
 pub fn large_gemm_gflops(device: &Device) -> f64 {
     let n = 1024;
-    let a = Tensor::<2>::ones([n, n], device).mul_scalar(0.5);
-    let b = Tensor::<2>::ones([n, n], device).mul_scalar(0.25);
-    sync(&a.clone().matmul(b.clone()));
-    let best = (0..5)
-        .map(|_| {
-            let s = Instant::now();
-            sync(&a.clone().matmul(b.clone()));
-            s.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min);
+    let best = crate::util::matmul_seconds(device, n, 5).into_iter().fold(f64::INFINITY, f64::min);
     2.0 * (n * n * n) as f64 / best / 1e9
 }
 

@@ -62,17 +62,21 @@ pub fn sync<const D: usize>(t: &Tensor<D>) {
 /// GFLOP/s of a 256³ f32 matmul on `device` (median of 20): the in-run machine baseline.
 pub fn matmul_gflops(device: &Device) -> f64 {
     let n = 256;
+    2.0 * (n * n * n) as f64 / median(&mut matmul_seconds(device, n, 20)) / 1e9
+}
+
+/// Seconds of `reps` n×n f32 matmuls on `device`, after one untimed warm-up.
+pub fn matmul_seconds(device: &Device, n: usize, reps: usize) -> Vec<f64> {
     let a = Tensor::<2>::ones([n, n], device).mul_scalar(0.5);
     let b = Tensor::<2>::ones([n, n], device).mul_scalar(0.25);
     sync(&a.clone().matmul(b.clone()));
-    let mut t: Vec<f64> = (0..20)
+    (0..reps)
         .map(|_| {
             let s = Instant::now();
             sync(&a.clone().matmul(b.clone()));
             s.elapsed().as_secs_f64()
         })
-        .collect();
-    2.0 * (n * n * n) as f64 / median(&mut t) / 1e9
+        .collect()
 }
 
 /// `(VmHWM, VmRSS)` of this process in bytes (Linux `/proc/self/status`).

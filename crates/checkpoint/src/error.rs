@@ -46,18 +46,4 @@ impl CheckpointError {
     pub fn format(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         CheckpointError::Format { path: path.into(), reason: reason.into() }
     }
-
-    /// The file the error is about, when it names one.
-    pub fn path(&self) -> Option<&std::path::Path> {
-        match self {
-            CheckpointError::Io { path, .. }
-            | CheckpointError::NotFound { path, .. }
-            | CheckpointError::Format { path, .. }
-            | CheckpointError::Truncated { path, .. }
-            | CheckpointError::Tensor { path, .. }
-            | CheckpointError::DuplicateKey { path, .. }
-            | CheckpointError::MissingParam { path, .. } => Some(path),
-            CheckpointError::Usage(_) => None,
-        }
-    }
 }

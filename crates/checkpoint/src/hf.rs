@@ -41,8 +41,8 @@ enum HfFix {
 }
 
 struct HfTarget {
-    /// Raw HF keys of the parts (one, or q/k/v in order).
-    sources: Vec<String>,
+    /// The parts (one, or q/k/v in order), as indices into the file's entries.
+    sources: Vec<usize>,
     fix: HfFix,
     shape: Vec<usize>,
     dtype: Dtype,
@@ -171,7 +171,7 @@ impl HfPlan {
     /// The plan for an opened HF checkpoint.
     pub fn new(ckpt: &Checkpoint) -> Result<Self> {
         let path = ckpt.path();
-        let raw: BTreeMap<&str, &TensorEntry> = ckpt.all_entries().iter().map(|e| (e.stored_name.as_str(), e)).collect();
+        let raw: BTreeMap<&str, (usize, &TensorEntry)> = ckpt.all_entries().iter().enumerate().map(|(i, e)| (e.stored_name.as_str(), (i, e))).collect();
         let four_x: HashSet<String> = raw
             .keys()
             .filter_map(|k| {
@@ -180,12 +180,12 @@ impl HfPlan {
                 tail.starts_with("scale_layers.2.").then(|| lvl.to_string())
             })
             .collect();
-        let mut parts: BTreeMap<String, [Option<String>; 3]> = BTreeMap::new();
+        let mut parts: BTreeMap<String, [Option<usize>; 3]> = BTreeMap::new();
         let mut targets = BTreeMap::new();
         let mut skipped = Vec::new();
         // A video checkpoint: only `detector_model.*` is the image model (the tracker is skipped).
         let video = raw.keys().any(|k| k.starts_with(HF_DETECTOR));
-        for (&k, e) in &raw {
+        for (&k, &(i, e)) in &raw {
             let shape = &e.shape;
             if (video && !k.starts_with(HF_DETECTOR)) || is_skipped_key(hf_strip(k)) {
                 skipped.push(k.to_string());
@@ -200,7 +200,7 @@ impl HfPlan {
                 name = name.replace(&format!("convs.{lvl}.dconv_2x2."), &format!("convs.{lvl}.dconv_2x2_0."));
             }
             match part {
-                Some(p) => parts.entry(name).or_default()[p] = Some(k.to_string()),
+                Some(p) => parts.entry(name).or_default()[p] = Some(i),
                 None => {
                     let (fix, shape) = if name == "backbone.vision_backbone.trunk.pos_embed" {
                         let (n, c) = (shape[shape.len() - 2], shape[shape.len() - 1]);
@@ -210,7 +210,7 @@ impl HfPlan {
                     } else {
                         (HfFix::None, shape.clone())
                     };
-                    targets.insert(name, HfTarget { sources: vec![k.to_string()], fix, shape, dtype: e.dtype });
+                    targets.insert(name, HfTarget { sources: vec![i], fix, shape, dtype: e.dtype });
                 }
             }
         }
@@ -218,8 +218,9 @@ impl HfPlan {
             let (Some(q), Some(k), Some(v)) = (q, k, v) else {
                 return Err(CheckpointError::format(path, format!("HF checkpoint lacks one of the q/k/v projections of `{name}`")));
             };
-            let (sq, dq) = (&raw[q.as_str()].shape, raw[q.as_str()].dtype);
-            if raw[k.as_str()].shape != *sq || raw[v.as_str()].shape != *sq {
+            let entries = ckpt.all_entries();
+            let (sq, dq) = (&entries[q].shape, entries[q].dtype);
+            if entries[k].shape != *sq || entries[v].shape != *sq {
                 return Err(CheckpointError::format(path, format!("q/k/v projections of `{name}` differ in shape")));
             }
             let mut shape = sq.clone();
@@ -242,8 +243,7 @@ impl HfPlan {
             name: name.into(),
             reason: "not a tensor of this HF checkpoint's plan".into(),
         })?;
-        let entries: Vec<&TensorEntry> =
-            t.sources.iter().map(|s| ckpt.all_entries().iter().find(|e| e.stored_name == *s).expect("the plan names the file's keys")).collect();
+        let entries: Vec<&TensorEntry> = t.sources.iter().map(|&i| &ckpt.all_entries()[i]).collect();
         let parts: Vec<std::borrow::Cow<'_, [u8]>> = entries.iter().map(|e| ckpt.raw_bytes(e)).collect::<Result<_>>()?;
         let esize = t.dtype.bitsize() / 8;
         let built = match t.fix {

@@ -53,8 +53,17 @@ pub struct CaptureShard {
 /// The `format` of `OUT/shard.json`.
 pub const CAPTURE_SHARD_FORMAT: &str = "sam3lab capture shard 1";
 
-/// Capture every selected pair under every checkpoint into `out`; returns the manifest written.
-pub fn run(req: &CaptureRequest, out: &Path, progress: &dyn Progress) -> Result<Manifest> {
+/// What a capture run wrote.
+#[derive(Clone, Debug)]
+pub struct Captured {
+    /// The manifest written (a shard's is the whole run's).
+    pub manifest: Manifest,
+    /// Pairs captured by this run (a shard: its own).
+    pub pairs: usize,
+}
+
+/// Capture every selected pair under every checkpoint into `out`.
+pub fn run(req: &CaptureRequest, out: &Path, progress: &dyn Progress) -> Result<Captured> {
     if req.checkpoints.is_empty() {
         return Err(ProbeError::Usage("give at least one --ckpt LABEL=CKPT".into()));
     }
@@ -134,7 +143,7 @@ pub fn run(req: &CaptureRequest, out: &Path, progress: &dyn Progress) -> Result<
         let s = CaptureShard { format: CAPTURE_SHARD_FORMAT.into(), shard, pairs: mine.iter().map(|p| p.index).collect() };
         write_json(&out.join("shard.json"), &s)?;
     }
-    Ok(manifest)
+    Ok(Captured { manifest, pairs: mine.len() })
 }
 
 fn list_jsonl(entries: impl Iterator<Item = ListEntry>) -> String {

@@ -10,7 +10,6 @@ use anyhow::{Context, bail};
 use burn::prelude::Device;
 use sam3lab_eval::image::GrayImage;
 use sam3lab_eval::{Detection, PredictConfig, PredictSummary, Subsample};
-use sam3lab_model::hooks::HookSpec;
 use sam3lab_model::postprocess;
 use sam3lab_model::predict::{Predictor, Stages};
 use sam3lab_probes::model::{self as runner_model, CkptSpec, Loaded, TextCache};
@@ -110,12 +109,8 @@ pub fn predict_to_file(
         let (h, w) = (img.height() as usize, img.width() as usize);
         let mut out = Vec::with_capacity(phrases.len());
         for phrase in phrases {
-            let spec = if intervention.is_empty() {
-                HookSpec::new()
-            } else {
-                let caches = intervention.run_sources(&mut runs, phrase)?;
-                intervention.spec(&image_caches, Some(&caches))?
-            };
+            let caches = intervention.run_sources(&mut runs, phrase)?;
+            let spec = intervention.spec(&image_caches, Some(&caches))?;
             let stages = Stages { image: false, text: intervention.stages.text };
             let (grounded, _) = runs.run(t, phrase, spec, stages)?;
             let dets = postprocess(&grounded, (h, w), threshold)?;

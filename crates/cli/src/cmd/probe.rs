@@ -709,26 +709,23 @@ fn run_capture(a: CaptureArgs) -> anyhow::Result<u8> {
         device: a.common.device()?,
     };
     let pb = bar("capture");
-    let m = capture::run(&req, &a.common.out, &pb)?;
+    let c = capture::run(&req, &a.common.out, &pb)?;
     pb.finish_and_clear();
+    let m = c.manifest;
     if let Some(sh) = a.shard {
-        // The manifest is the whole run's; the shard's own pairs are in OUT/shard.json.
-        let path = a.common.out.join("shard.json");
-        let own: capture::CaptureShard = serde_json::from_str(&std::fs::read_to_string(&path).with_context(|| path.display().to_string())?)
-            .with_context(|| path.display().to_string())?;
         println!(
             "shard {}/{}: {} of {} pairs → {} (merge the {} shards with `sam3lab merge --out DIR SHARD_DIR…`)",
             sh.k,
             sh.n,
-            own.pairs.len(),
+            c.pairs,
             m.pairs.as_ref().map(|p| p.used).unwrap_or(0),
             a.common.out.display(),
             sh.n
         );
         return Ok(0);
     }
-    for c in &m.checkpoints {
-        println!("{}: {} caches in {}/{}", c.label, m.pairs.as_ref().map(|p| p.used).unwrap_or(0), a.common.out.display(), c.label);
+    for ck in &m.checkpoints {
+        println!("{}: {} caches in {}/{}", ck.label, c.pairs, a.common.out.display(), ck.label);
     }
     Ok(0)
 }

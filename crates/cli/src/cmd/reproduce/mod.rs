@@ -296,16 +296,25 @@ pub fn run(a: Args) -> Result<u8> {
             "--shard runs only the per-checkpoint evaluations of a trained run: it takes none of --stop-after, --force, --from-scratch (to redo one evaluation, delete its OUT/stages/eval-LABEL.json)"
         );
     }
-    if let Some(sh) = a.shard
-        && !r.layout.marker("base").is_file()
-    {
-        bail!(
-            "--shard {}/{}: {} has no finished base; run `sam3lab reproduce --out {} --stop-after train` first, with the same --quick/--seeds",
-            sh.k,
-            sh.n,
-            out.display(),
-            out.display()
-        );
+    let recipes = plan::recipes(&lengths, a.seeds as usize);
+    if let Some(sh) = a.shard {
+        // A shard only evaluates: the world, base and checkpoints must be there already (several
+        // shards generating or training into one OUT at once would race).
+        let unfinished: Vec<String> = ["world".to_string(), "base".to_string()]
+            .into_iter()
+            .chain(recipes.iter().map(|rp| format!("train-{}", rp.name)))
+            .filter(|st| !r.layout.marker(st).is_file())
+            .collect();
+        if !unfinished.is_empty() {
+            bail!(
+                "--shard {}/{}: {} has not finished {} (a shard runs only the per-checkpoint evaluations); run `sam3lab reproduce --out {} --stop-after train` first, with the same --quick/--seeds",
+                sh.k,
+                sh.n,
+                out.display(),
+                unfinished.join(", "),
+                out.display()
+            );
+        }
     }
     // 1. The world.
     let world = r.layout.world();
@@ -360,26 +369,7 @@ pub fn run(a: Args) -> Result<u8> {
         std::fs::create_dir_all(objective.parent().unwrap())?;
         sam3lab_util::write_atomic(&objective, plan::OBJECTIVE.as_bytes())?;
     }
-    let recipes = plan::recipes(&lengths, a.seeds as usize);
-    if let Some(sh) = a.shard {
-        // A shard only evaluates: the world, base and checkpoints must be there already (several
-        // shards training into one OUT at once would race).
-        let unfinished: Vec<String> = ["world".to_string(), "base".to_string()]
-            .into_iter()
-            .chain(recipes.iter().map(|rp| format!("train-{}", rp.name)))
-            .filter(|st| !r.layout.marker(st).is_file())
-            .collect();
-        if !unfinished.is_empty() {
-            bail!(
-                "--shard {}/{}: {} has not finished {} (a shard runs only the per-checkpoint evaluations); run `sam3lab reproduce --out {} --stop-after train` first, with the same --quick/--seeds",
-                sh.k,
-                sh.n,
-                out.display(),
-                unfinished.join(", "),
-                out.display()
-            );
-        }
-    } else {
+    if a.shard.is_none() {
         let mut retrained = std::collections::BTreeSet::new();
         for rp in &recipes {
             train(&mut r, rp, &recipes, a.quick, &mut retrained)?;
@@ -402,23 +392,20 @@ pub fn run(a: Args) -> Result<u8> {
     }
     ck.seeds = a.seeds;
 
-    // 4. Inputs of the probes: pair files drawn from the world's splits.
-    r.stage("inputs", |r| report::write_inputs(&r.layout, a.quick))?;
-
-    // 5. Evaluation: every checkpoint on every split, through `eval predict` + `eval score`, one
-    // stage per checkpoint; 5b. the gate-open control on the base. These are the per-checkpoint
+    // 4. Evaluation: every checkpoint on every split, through `eval predict` + `eval score`, one
+    // stage per checkpoint, and the gate-open control on the base. These are the per-checkpoint
     // stages a `--shard K/N` run splits.
     let mut evals: Vec<(String, PathBuf)> = ck.by_label.iter().map(|(l, p)| (format!("eval-{l}"), p.clone())).collect();
     evals.push(("control-gate-open".into(), r.layout.base()));
     let owned: Vec<&(String, PathBuf)> = evals.iter().enumerate().filter(|(i, _)| a.shard.is_none_or(|sh| sh.owns(*i))).map(|(_, e)| e).collect();
-    for (stage, ckpt) in owned {
+    for (stage, ckpt) in &owned {
         match stage.strip_prefix("eval-") {
             Some(label) => r.stage(stage, |r| eval_checkpoint(r, label, ckpt))?,
             None => r.stage(stage, control_gate_open)?,
         }
     }
     if let Some(sh) = a.shard {
-        let mine: Vec<&str> = evals.iter().enumerate().filter(|(i, _)| sh.owns(*i)).map(|(_, (st, _))| st.as_str()).collect();
+        let mine: Vec<&str> = owned.iter().map(|(st, _)| st.as_str()).collect();
         eprintln!(
             "shard {}/{}: {} of {} per-checkpoint stages ({}); when every shard has run, `sam3lab reproduce --out {}` does the probes, figures and report",
             sh.k,
@@ -434,6 +421,10 @@ pub fn run(a: Args) -> Result<u8> {
         eprintln!("stopped after the evaluations (--stop-after eval); `sam3lab reproduce --out {}` goes on from here", out.display());
         return Ok(0);
     }
+
+    // 5. Inputs of the probes: pair files drawn from the world's splits (not a per-checkpoint stage,
+    // so after the shards' part).
+    r.stage("inputs", |r| report::write_inputs(&r.layout, a.quick))?;
 
     // 6. The probes.
     r.stage("probes", |r| probes(r, &ck))?;
